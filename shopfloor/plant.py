@@ -1,0 +1,271 @@
+"""The plant model: one YAML file describes one site of one SME (tenant).
+
+It is the single description every component reads: the simulator builds machines from it, the
+edge agent knows which OPC UA nodes and sensor topics to read, the gateway validates messages
+against it and the dashboard lays out the shop floor from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+from shopfloor.config import LocatedValueError, load_yaml_model
+from shopfloor.messages import AssetPath
+
+_IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+DEFAULT_OPCUA_NAMESPACE = "urn:shopfloor:machines"
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use lower-case letters, digits, '-' or '_' "
+            "(ids become MQTT topic levels and database tags)"
+        )
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    if value not in available_timezones():
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Minsk)")
+    return value
+
+
+def _check_endpoint(value: str) -> str:
+    if not re.match(r"^opc\.tcp://[^/:]+:\d+(/.*)?$", value):
+        raise ValueError(f"{value!r} is not an OPC UA endpoint like opc.tcp://host:4840")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_identifier)]
+
+
+class _Part(BaseModel):
+    """Base of every plant element: unknown keys are typos and are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _unique_ids(items: Sequence[_Part], field: str) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        item_id = getattr(item, "id")  # noqa: B009 - every element with an id list has one
+        if item_id in seen:
+            raise LocatedValueError((field, index, "id"), f"duplicate id {item_id!r}")
+        seen.add(item_id)
+
+
+class Tenant(_Part):
+    """The SME the site belongs to; its id is the first level of every topic."""
+
+    id: Identifier
+    name: str
+
+
+class Product(_Part):
+    id: Identifier
+    name: str = ""
+
+
+class Signal(_Part):
+    """One measured value of an asset, e.g. spindle load in %."""
+
+    id: Identifier
+    unit: str = ""
+    description: str = ""
+    node: str | None = Field(default=None, description="OPC UA node id; default derives from ids")
+
+
+class EnergyMeter(_Part):
+    """Which of the machine's signals carry instantaneous power and the cumulative meter."""
+
+    id: Identifier
+    power_signal: Identifier
+    energy_signal: Identifier
+
+
+class OpcUaEndpoint(_Part):
+    endpoint: Annotated[str, AfterValidator(_check_endpoint)]
+    namespace: str = DEFAULT_OPCUA_NAMESPACE
+
+
+class MachineType(StrEnum):
+    CNC = "cnc"
+    INJECTION_MOULDING = "injection_moulding"
+    PACKAGING = "packaging"
+    COMPRESSOR = "compressor"
+    ASSEMBLY = "assembly"
+    OTHER = "other"
+
+
+class Machine(_Part):
+    id: Identifier
+    name: str
+    type: MachineType
+    ideal_cycle_time: dict[Identifier, PositiveFloat] = Field(
+        min_length=1, description="seconds per part, by product id"
+    )
+    energy_meter: EnergyMeter | None = None
+    opcua: OpcUaEndpoint | None = None
+    signals: list[Signal] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _signals_consistent(self) -> Machine:
+        _unique_ids(self.signals, "signals")
+        if self.energy_meter:
+            ids = {s.id for s in self.signals}
+            for field in ("power_signal", "energy_signal"):
+                if getattr(self.energy_meter, field) not in ids:
+                    raise LocatedValueError(
+                        ("energy_meter", field), "names no signal of this machine"
+                    )
+        return self
+
+    def node_id(self, signal: Signal, namespace_index: int) -> str:
+        """The OPC UA node of a signal: its explicit `node`, else `ns=<i>;s=<machine>.<signal>`."""
+        return signal.node or f"ns={namespace_index};s={self.id}.{signal.id}"
+
+
+class SensorDevice(_Part):
+    """An environmental sensor box publishing plain values on `<mqtt_topic>/<signal>`."""
+
+    id: Identifier
+    name: str = ""
+    mqtt_topic: str = Field(pattern=r"^[^#+]+$", description="raw topic prefix of the device")
+    signals: list[Signal] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _signals_unique(self) -> SensorDevice:
+        _unique_ids(self.signals, "signals")
+        return self
+
+
+class Line(_Part):
+    id: Identifier
+    name: str = ""
+    machines: list[Machine] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _machines_unique(self) -> Line:
+        _unique_ids(self.machines, "machines")
+        return self
+
+
+class Zone(_Part):
+    """A part of an area watched by environmental sensors (temperature, humidity, noise...)."""
+
+    id: Identifier
+    name: str = ""
+    sensors: list[SensorDevice] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sensors_unique(self) -> Zone:
+        _unique_ids(self.sensors, "sensors")
+        return self
+
+
+class Area(_Part):
+    id: Identifier
+    name: str = ""
+    lines: list[Line] = []
+    zones: list[Zone] = []
+
+    @model_validator(mode="after")
+    def _cells_unique(self) -> Area:
+        _unique_ids(self.lines, "lines")
+        _unique_ids(self.zones, "zones")
+        line_ids = {line.id for line in self.lines}
+        for index, zone in enumerate(self.zones):
+            if zone.id in line_ids:
+                raise LocatedValueError(
+                    ("zones", index, "id"), f"{zone.id!r} is already a line id in this area"
+                )
+        return self
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Shift(_Part):
+    """A recurring shift; `end` before `start` means it runs past midnight."""
+
+    name: str
+    start: time
+    end: time
+    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+
+
+class Site(_Part):
+    id: Identifier
+    name: str
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    areas: list[Area] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _areas_unique(self) -> Site:
+        _unique_ids(self.areas, "areas")
+        return self
+
+
+class Plant(_Part):
+    """One site of one SME, as described by a plant file."""
+
+    version: Literal[1] = 1
+    tenant: Tenant
+    site: Site
+    products: list[Product] = Field(min_length=1)
+    shifts: list[Shift] = []
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Plant:
+        _unique_ids(self.products, "products")
+        products = {p.id for p in self.products}
+        for (a, l, m), machine in self._indexed_machines():
+            for product in machine.ideal_cycle_time:
+                if product not in products:
+                    loc = ("site", "areas", a, "lines", l, "machines", m, "ideal_cycle_time")
+                    raise LocatedValueError(loc, f"unknown product {product!r}")
+        return self
+
+    def _indexed_machines(self) -> Iterator[tuple[tuple[int, int, int], Machine]]:
+        for a, area in enumerate(self.site.areas):
+            for l, line in enumerate(area.lines):  # noqa: E741 - a, l, m mirror the YAML path
+                for m, machine in enumerate(line.machines):
+                    yield (a, l, m), machine
+
+    def _path(self, area: Area, cell: Line | Zone, asset: Machine | SensorDevice) -> AssetPath:
+        return AssetPath(self.tenant.id, self.site.id, area.id, cell.id, asset.id)
+
+    def machines(self) -> Iterator[tuple[AssetPath, Machine]]:
+        """Every machine with its topic path, in file order."""
+        for area in self.site.areas:
+            for line in area.lines:
+                for machine in line.machines:
+                    yield self._path(area, line, machine), machine
+
+    def sensors(self) -> Iterator[tuple[AssetPath, SensorDevice]]:
+        """Every environmental sensor device with its topic path, in file order."""
+        for area in self.site.areas:
+            for zone in area.zones:
+                for sensor in zone.sensors:
+                    yield self._path(area, zone, sensor), sensor
+
+    def signals(self, path: AssetPath) -> dict[str, Signal] | None:
+        """The signals of the asset at `path`, or None when the plant has no such asset."""
+        for asset_path, asset in [*self.machines(), *self.sensors()]:
+            if asset_path == path:
+                return {s.id: s for s in asset.signals}
+        return None
+
+
+def load_plant(path: str | Path) -> Plant:
+    """Load a plant file; raises ConfigError naming file, line and field."""
+    return load_yaml_model(path, Plant)

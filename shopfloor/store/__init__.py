@@ -1,0 +1,134 @@
+"""The time-series store: one small interface, an embedded and an InfluxDB backend.
+
+The gateway writes points, analytics and the dashboard read them; none of them knows which
+backend is behind `open_store`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from pydantic import BaseModel, SecretStr
+
+from shopfloor.messages import AssetPath, Quality, Reading
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_ns(ts: datetime) -> int:
+    """Nanoseconds since the epoch, exact (a float round trip would lose microseconds)."""
+    return (ts - _EPOCH) // _MICROSECOND * 1000
+
+
+def from_ns(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A reading placed in the namespace: the unit of storage.
+
+    Numbers (and booleans) are stored as floats, text (such as a machine state) as text. A point
+    with the same asset, signal and timestamp as a stored one replaces it, so re-delivered
+    messages never double the data.
+    """
+
+    asset: AssetPath
+    signal: str
+    ts: datetime
+    value: float | str
+    quality: Quality = Quality.GOOD
+    unit: str = ""
+
+    @classmethod
+    def from_reading(cls, asset: AssetPath, reading: Reading) -> Point:
+        value = reading.value if isinstance(reading.value, str) else float(reading.value)
+        return cls(asset, reading.signal, reading.ts, value, reading.quality, reading.unit)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Selects assets: a tenant, optionally narrowed down the namespace levels."""
+
+    tenant: str
+    site: str | None = None
+    area: str | None = None
+    cell: str | None = None
+    asset: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        """The levels that are set, by tag name."""
+        levels = {
+            "tenant": self.tenant,
+            "site": self.site,
+            "area": self.area,
+            "cell": self.cell,
+            "asset": self.asset,
+        }
+        return {name: value for name, value in levels.items() if value is not None}
+
+    @classmethod
+    def of(cls, path: AssetPath) -> Scope:
+        return cls(*path)
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (unreachable, rejected a write, bad query)."""
+
+
+class Store(Protocol):
+    """What every backend offers. Timestamps in and out are timezone-aware UTC."""
+
+    def write(self, points: list[Point]) -> None:
+        """Store points atomically enough that a retry after an error is safe."""
+
+    def latest(self, scope: Scope) -> list[Point]:
+        """The newest point of every signal of every asset in `scope`."""
+
+    def history(
+        self,
+        asset: AssetPath,
+        signal: str,
+        start: datetime,
+        end: datetime,
+        every: timedelta | None = None,
+    ) -> list[Point]:
+        """Points of one signal in [start, end); with `every`, numeric means per interval."""
+
+    def close(self) -> None: ...
+
+
+class StoreSettings(BaseModel):
+    """Where the store lives. `url` is `sqlite:PATH` (embedded) or the InfluxDB HTTP URL.
+
+    For InfluxDB, `database` is the 1.x database or the 2.x/3.x bucket; 2.x and 3.x also
+    need `token` (and `org` for 2.x writes); 1.x with auth uses `username`/`password`.
+    """
+
+    url: str = "sqlite:.shopfloor/store.db"
+    database: str = "shopfloor"
+    token: SecretStr | None = None
+    org: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.url.startswith("sqlite:")
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """Open the backend named by `settings.url`."""
+    if settings.is_embedded:
+        from shopfloor.store.embedded import EmbeddedStore
+
+        return EmbeddedStore(settings.url.removeprefix("sqlite:"))
+    if settings.url.startswith(("http://", "https://")):
+        from shopfloor.store.influx import InfluxStore
+
+        return InfluxStore(settings)
+    raise StoreError(f"store URL {settings.url!r} is neither sqlite:PATH nor http(s)://HOST:PORT")

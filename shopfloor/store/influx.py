@@ -1,0 +1,195 @@
+"""The InfluxDB backend: line protocol in, InfluxQL on the v1 `/query` endpoint out.
+
+InfluxDB 1.x, 2.x and 3.x all answer InfluxQL on `/query`, so one read path serves every
+version. Writes go through influxdb-client's write API on 2.x and 3.x, and through `/write` on
+1.x, which has no v2 write API. The version is read from the server's `/ping`.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from shopfloor.messages import AssetPath, Quality
+from shopfloor.store import Point, Scope, StoreError, StoreSettings, from_ns, to_ns
+
+MEASUREMENT = "reading"
+TAGS = ("tenant", "site", "area", "cell", "asset", "signal")
+
+
+def _escape_tag(text: str) -> str:
+    return text.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def _escape_string_field(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_line_protocol(points: Iterable[Point]) -> str:
+    """Serialise points as InfluxDB line protocol with nanosecond timestamps."""
+    lines = []
+    for p in points:
+        tags = ",".join(
+            f"{name}={_escape_tag(value)}" for name, value in zip(TAGS, (*p.asset, p.signal))
+        )
+        value = (
+            f"text={_escape_string_field(p.value)}"
+            if isinstance(p.value, str)
+            else f"value={float(p.value)!r}"
+        )
+        fields = (
+            f"{value},quality={_escape_string_field(p.quality.value)},"
+            f"unit={_escape_string_field(p.unit)}"
+        )
+        lines.append(f"{MEASUREMENT},{tags} {fields} {to_ns(p.ts)}")
+    return "\n".join(lines)
+
+
+def _literal(text: str) -> str:
+    """An InfluxQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _where(tags: dict[str, str]) -> str:
+    return " AND ".join(f'"{name}" = {_literal(value)}' for name, value in tags.items())
+
+
+def _points(result: dict[str, Any]) -> list[Point]:
+    points = []
+    for series in result.get("series", []):
+        tags = series.get("tags", {})
+        for row in series["values"]:
+            record = dict(zip(series["columns"], row))
+            value = record.get("text") if record.get("text") is not None else record.get("value")
+            if value is None:
+                value = record.get("mean")
+            if value is None:
+                continue
+            points.append(
+                Point(
+                    asset=AssetPath(*(tags[name] for name in TAGS[:5])),
+                    signal=tags["signal"],
+                    ts=from_ns(int(record["time"])),
+                    value=value if isinstance(value, str) else float(value),
+                    quality=Quality(record.get("quality") or Quality.GOOD),
+                    unit=record.get("unit") or "",
+                )
+            )
+    return points
+
+
+class InfluxStore:
+    """Store on an InfluxDB server of major version 1, 2 or 3."""
+
+    def __init__(self, settings: StoreSettings):
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        headers = {}
+        if settings.token:
+            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        self.version = self._ping()
+        self._client: Any = None
+        self._writer: Any = None
+        if self.version.startswith("1"):
+            self._query(f'CREATE DATABASE "{settings.database.replace(chr(34), "")}"', "POST")
+        else:
+            self._open_v2_writer()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self.settings.username and self.settings.password:
+            kwargs.setdefault("params", {}).update(
+                u=self.settings.username, p=self.settings.password.get_secret_value()
+            )
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+        if response.status_code >= 300:
+            raise StoreError(
+                f"InfluxDB at {self.url} answered {response.status_code} to {path}: "
+                f"{response.text.strip()[:300]}"
+            )
+        return response
+
+    def _ping(self) -> str:
+        response = self._request("GET", "/ping")
+        return response.headers.get("X-Influxdb-Version", "1").lstrip("v")
+
+    def _open_v2_writer(self) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        token = self.settings.token.get_secret_value() if self.settings.token else None
+        self._client = InfluxDBClient(
+            url=self.url, token=token, org=self.settings.org, enable_gzip=True
+        )
+        self._writer = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, points: list[Point]) -> None:
+        if not points:
+            return
+        body = to_line_protocol(points)
+        if self._writer is None:
+            self._request(
+                "POST",
+                "/write",
+                params={"db": self.settings.database, "precision": "ns"},
+                content=gzip.compress(body.encode(), compresslevel=1),
+                headers={"Content-Encoding": "gzip"},
+            )
+            return
+        try:
+            self._writer.write(bucket=self.settings.database, org=self.settings.org, record=body)
+        except Exception as exc:  # influxdb-client raises urllib3 and ApiException types
+            raise StoreError(f"InfluxDB at {self.url}: write failed: {exc}") from exc
+
+    def _query(self, statement: str, method: str = "GET") -> list[dict[str, Any]]:
+        params = {"db": self.settings.database, "q": statement, "epoch": "ns"}
+        response = self._request(method, "/query", params=params)
+        results: list[dict[str, Any]] = response.json().get("results", [])
+        for result in results:
+            if "error" in result:
+                raise StoreError(f"InfluxDB at {self.url}: {result['error']}")
+        return results
+
+    def latest(self, scope: Scope) -> list[Point]:
+        statement = (
+            f'SELECT * FROM "{MEASUREMENT}" WHERE {_where(scope.tags())} '
+            "GROUP BY * ORDER BY time DESC LIMIT 1"
+        )
+        points = _points(self._query(statement)[0])
+        return sorted(points, key=lambda p: (p.asset.asset, p.signal))
+
+    def history(
+        self,
+        asset: AssetPath,
+        signal: str,
+        start: datetime,
+        end: datetime,
+        every: timedelta | None = None,
+    ) -> list[Point]:
+        tags = dict(zip(TAGS, (*asset, signal)))
+        span = f"time >= {to_ns(start)} AND time < {to_ns(end)}"
+        where = f"{_where(tags)} AND {span}"
+        if every is None:
+            statement = (
+                f'SELECT value, text, quality, unit FROM "{MEASUREMENT}" WHERE {where} '
+                "GROUP BY * ORDER BY time"
+            )
+        else:
+            micros = every // timedelta(microseconds=1)
+            statement = (
+                f'SELECT mean(value), last(unit) AS unit FROM "{MEASUREMENT}" WHERE {where} '
+                f"GROUP BY *, time({micros}u) fill(none)"
+            )
+        return _points(self._query(statement)[0])
+
+    def close(self) -> None:
+        self._http.close()
+        if self._client is not None:
+            self._client.close()

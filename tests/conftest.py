@@ -1,0 +1,53 @@
+"""Shared fixtures: real servers, stores on both backends, the example plant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shopfloor.plant import Plant, load_plant
+from shopfloor.store import Store, StoreSettings, open_store
+from tests.servers import InfluxDB, Mosquitto
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PLANT = ROOT / "examples" / "plant.yaml"
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "influxdb"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    """Settings for a fresh, empty store on each backend."""
+    if request.param == "embedded":
+        return StoreSettings(url=f"sqlite:{tmp_path / 'store.db'}")
+    server: InfluxDB = request.getfixturevalue("influxdb")
+    return StoreSettings(url=server.url, database=f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def store(store_settings: StoreSettings) -> Iterator[Store]:
+    opened = open_store(store_settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def example_plant() -> Plant:
+    return load_plant(EXAMPLE_PLANT)

@@ -1,0 +1,129 @@
+"""Real Mosquitto and InfluxDB servers for the tests, on free ports in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+INSTALL_HINT = "install it with: apt-get install -y mosquitto influxdb chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_binary(name: str) -> str:
+    """The path of a server binary; a failure in CI, a skip on a developer's laptop."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        message = f"{name} is not installed; {INSTALL_HINT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class ServerProcess:
+    """A server binary run with a config file; can be stopped and started again (fault tests)."""
+
+    def __init__(self, name: str, argv: list[str], port: int, workdir: Path):
+        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        log = (self.workdir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(self.argv, stdout=log, stderr=log, cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = (self.workdir / f"{self.name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} did not start on port {self.port}:\n{tail}")
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        return _port_open(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class Mosquitto(ServerProcess):
+    def __init__(self, workdir: Path):
+        port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "mosquitto.conf"
+        config.write_text(
+            f"listener {port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "max_queued_messages 0\n"
+            "log_type error\nlog_type warning\n"
+        )
+        super().__init__("mosquitto", [require_binary("mosquitto"), "-c", str(config)], port, workdir)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+class InfluxDB(ServerProcess):
+    def __init__(self, workdir: Path):
+        port, rpc_port = free_port(), free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "influxdb.conf"
+        config.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{workdir}/meta"
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "warn"
+"""
+        )
+        super().__init__("influxd", [require_binary("influxd"), "-config", str(config)], port, workdir)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+        except httpx.HTTPError:
+            return False
