@@ -258,12 +258,10 @@ class Plant(_Part):
                 for sensor in zone.sensors:
                     yield self._path(area, zone, sensor), sensor
 
-    def signals(self, path: AssetPath) -> dict[str, Signal] | None:
-        """The signals of the asset at `path`, or None when the plant has no such asset."""
-        for asset_path, asset in [*self.machines(), *self.sensors()]:
-            if asset_path == path:
-                return {s.id: s for s in asset.signals}
-        return None
+    def catalogue(self) -> dict[AssetPath, dict[str, Signal]]:
+        """Every asset's signals by id, keyed by topic path: what a message may carry."""
+        assets = [*self.machines(), *self.sensors()]
+        return {path: {s.id: s for s in asset.signals} for path, asset in assets}
 
 
 def load_plant(path: str | Path) -> Plant:

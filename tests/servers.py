@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -79,6 +80,7 @@ class Mosquitto(ServerProcess):
         config.write_text(
             f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 0\n"

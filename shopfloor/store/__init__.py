@@ -6,6 +6,7 @@ backend is behind `open_store`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -116,9 +117,26 @@ class StoreSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
 
+    @classmethod
+    def from_env(cls) -> StoreSettings:
+        """Settings from the SHOPFLOOR_STORE_* variables (see `ENV_VARS`)."""
+        given = {field: os.environ[name] for field, name in ENV_VARS.items() if name in os.environ}
+        return cls.model_validate(given)
+
+    def to_env(self) -> dict[str, str]:
+        """The SHOPFLOOR_STORE_* variables that reproduce these settings in a child process."""
+        values = {
+            field: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for field, value in self
+        }
+        return {ENV_VARS[f]: str(v) for f, v in values.items() if v is not None}
+
     @property
     def is_embedded(self) -> bool:
         return self.url.startswith("sqlite:")
+
+
+ENV_VARS = {field: f"SHOPFLOOR_STORE_{field.upper()}" for field in StoreSettings.model_fields}
 
 
 def open_store(settings: StoreSettings) -> Store:

@@ -1,0 +1,54 @@
+"""What the live shop-floor page shows, computed from the store without any Streamlit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shopfloor.messages import AssetPath
+from shopfloor.plant import Plant
+from shopfloor.store import Point, Scope, Store
+
+STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
+
+
+@dataclass(frozen=True)
+class AssetView:
+    """The latest values of one machine or sensor kit, by signal id."""
+
+    path: AssetPath
+    name: str
+    values: dict[str, Point]
+
+    def value(self, signal: str) -> float | str | None:
+        point = self.values.get(signal)
+        return point.value if point else None
+
+    def age_s(self, now: datetime) -> float | None:
+        """Seconds since the newest reading, or None before the first one."""
+        if not self.values:
+            return None
+        return (now - max(p.ts for p in self.values.values())).total_seconds()
+
+
+@dataclass(frozen=True)
+class ShopFloor:
+    machines: list[AssetView]
+    sensors: list[AssetView]
+    read_at: datetime
+
+
+def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
+    """The latest value of every machine and sensor signal of the plant's site."""
+    latest: dict[AssetPath, dict[str, Point]] = {}
+    for point in store.latest(Scope(plant.tenant.id, plant.site.id)):
+        latest.setdefault(point.asset, {})[point.signal] = point
+
+    def view(path: AssetPath, name: str) -> AssetView:
+        return AssetView(path, name, latest.get(path, {}))
+
+    return ShopFloor(
+        machines=[view(path, m.name) for path, m in plant.machines()],
+        sensors=[view(path, s.name or s.id) for path, s in plant.sensors()],
+        read_at=datetime.now(UTC),
+    )

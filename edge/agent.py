@@ -1,0 +1,106 @@
+"""The edge agent: machines and sensors in, contract messages out to the broker.
+
+Sources (one OPC UA subscription per machine, raw MQTT sensor topics) push readings onto one
+queue; the publisher drains it every batch interval and publishes one `data` message per asset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import defaultdict
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.opcua_source import OpcUaSource
+from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_topics
+from shopfloor.messages import AssetPath, Reading, encode_readings
+from shopfloor.mqtt import make_client
+from shopfloor.plant import Plant
+
+log = logging.getLogger(__name__)
+
+MAX_READINGS_PER_MESSAGE = 500
+
+
+class EdgeAgent:
+    def __init__(
+        self,
+        plant: Plant,
+        broker_url: str,
+        opcua_host: str | None = None,
+        batch_interval_s: float = 0.2,
+    ):
+        self.plant = plant
+        self.batch_interval_s = batch_interval_s
+        self.sensor_topics = sensor_topics(plant)
+        self.queue: asyncio.Queue[tuple[AssetPath, Reading]] = asyncio.Queue()
+        self.sources = [
+            OpcUaSource(path, machine, self._emit, host=opcua_host)
+            for path, machine in plant.machines()
+            if machine.opcua
+        ]
+        client_id = f"shopfloor-edge-{plant.tenant.id}-{plant.site.id}-{socket.gethostname()}"
+        self.mqtt = make_client(broker_url, client_id=client_id[:128])
+        self.mqtt.on_connect = self._on_connect
+        self.mqtt.on_message = self._on_sensor_message
+        self.published = 0
+        self.rejected_sensor_payloads = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _emit(self, path: AssetPath, reading: Reading) -> None:
+        self.queue.put_nowait((path, reading))
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        # Subscribed again on every connect: a broker restart must not silence the sensors.
+        if self.sensor_topics:
+            client.subscribe([(topic, 0) for topic in self.sensor_topics])
+        log.info("connected to the broker; listening to %d sensor topics", len(self.sensor_topics))
+
+    def _on_sensor_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        path, signal = self.sensor_topics[msg.topic]
+        try:
+            reading = parse_sensor_payload(msg.payload, signal)
+        except SensorPayloadError as exc:
+            self.rejected_sensor_payloads += 1
+            log.warning("sensor topic %s: %s", msg.topic, exc)
+            return
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._emit, path, reading)
+
+    async def run(self) -> None:
+        """Run every source and the publisher until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self.mqtt.loop_start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for source in self.sources:
+                    group.create_task(source.run())
+                group.create_task(self._publish_forever())
+        finally:
+            self.mqtt.disconnect()
+            self.mqtt.loop_stop()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.batch_interval_s)
+            self.publish_pending()
+
+    def publish_pending(self) -> None:
+        """Publish everything queued, one message per asset (split when very large)."""
+        by_asset: dict[AssetPath, list[Reading]] = defaultdict(list)
+        while not self.queue.empty():
+            path, reading = self.queue.get_nowait()
+            by_asset[path].append(reading)
+        for path, readings in by_asset.items():
+            for start in range(0, len(readings), MAX_READINGS_PER_MESSAGE):
+                batch = readings[start : start + MAX_READINGS_PER_MESSAGE]
+                self.mqtt.publish(path.topic(), encode_readings(batch), qos=1)
+                self.published += len(batch)

@@ -1,0 +1,5 @@
+"""`python -m shopfloor` runs the `shopfloor` command."""
+
+from shopfloor.cli import app
+
+app()

@@ -1,0 +1,185 @@
+"""`shopfloor demo`: the whole platform on one laptop, with nothing to install but Python.
+
+The supervisor starts a broker (Mosquitto when it is installed, otherwise an embedded amqtt
+broker in this process), then the simulator, edge agent, gateway and dashboard as child
+processes. Ctrl-C (or SIGTERM) stops every child; children also ask the kernel to stop them
+if the supervisor dies, so a demo never leaves orphans behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import getpass
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from shopfloor.store import StoreSettings
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+BROKER_PORT = 1883
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port(preferred: int) -> int:
+    if _port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 15) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _die_with_parent() -> None:
+    """Runs in each child before exec: the kernel sends it SIGTERM when the supervisor dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(argv: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+    output = log_file.open("ab")
+    return subprocess.Popen(argv, stdout=output, stderr=output, preexec_fn=_die_with_parent)
+
+
+@contextlib.contextmanager
+def mosquitto_broker(binary: str, port: int, data_dir: Path) -> Iterator[None]:
+    config = data_dir / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+        f"persistence true\npersistence_location {data_dir.resolve()}/\n"
+    )
+    process = _spawn([binary, "-c", str(config)], data_dir / "mosquitto.log")
+    try:
+        yield
+    finally:
+        _stop([process])
+
+
+@contextlib.contextmanager
+def embedded_broker(port: int) -> Iterator[None]:
+    """An amqtt broker on its own event loop in a thread of this process."""
+    from amqtt.broker import Broker
+
+    loop = asyncio.new_event_loop()
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+    async def start() -> Broker:
+        broker = Broker(config)
+        await broker.start()
+        return broker
+
+    thread = threading.Thread(target=loop.run_forever, name="embedded-broker", daemon=True)
+    thread.start()
+    broker = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    try:
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]], timeout_s: float = 10) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_demo(
+    plant_file: Path, data_dir: Path, influx_url: str | None, dashboard_port: int,
+    announce: Callable[[str], None] = print,
+) -> None:  # fmt: skip
+    """Run the demo until Ctrl-C or SIGTERM, or until one of its processes fails."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port(BROKER_PORT)
+    broker_url = f"mqtt://127.0.0.1:{port}"
+    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    broker = (
+        mosquitto_broker(mosquitto, port, data_dir) if mosquitto else embedded_broker(port)
+    )
+    store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
+    shopfloor = [sys.executable, "-m", "shopfloor"]
+    common = ["--plant", str(plant_file)]
+    store_args = ["--store-url", store.url]
+    commands = {
+        "simulate": [*shopfloor, "simulate", *common, "--broker", broker_url],
+        "edge": [*shopfloor, "edge", *common, "--broker", broker_url],
+        "gateway": [*shopfloor, "gateway", *common, "--broker", broker_url, *store_args],
+        "dashboard": [
+            *shopfloor, "dashboard", *common, *store_args, "--port", str(dashboard_port),
+        ],
+    }  # fmt: skip
+    with broker:
+        if not wait_for_port(port):
+            raise RuntimeError(f"the MQTT broker did not start on port {port}")
+        kind = "Mosquitto" if mosquitto else "embedded amqtt broker"
+        announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
+        children = {name: _spawn(argv, data_dir / f"{name}.log") for name, argv in commands.items()}
+        try:
+            _watch(children, data_dir, dashboard_port, announce)
+        except KeyboardInterrupt:
+            announce("stopping the demo...")
+        finally:
+            _stop(list(children.values()))
+    announce("demo stopped")
+
+
+def _watch(
+    children: dict[str, subprocess.Popen[bytes]],
+    data_dir: Path,
+    dashboard_port: int,
+    announce: Callable[[str], None],
+) -> None:
+    """Announce the dashboard once it listens; return when any child exits, naming its log."""
+    dashboard_up = False
+    while True:
+        if not dashboard_up and wait_for_port(dashboard_port, timeout_s=0.5):
+            dashboard_up = True
+            announce(f"dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops the demo)")
+        for name, process in children.items():
+            if process.poll() is not None:
+                announce(
+                    f"{name} exited with code {process.returncode}; see {data_dir / name}.log"
+                )
+                return
+        time.sleep(0.5)
