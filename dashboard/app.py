@@ -26,7 +26,7 @@ def _store() -> Store:
 
 def _format(value: float | str | None, unit: str = "", digits: int = 1) -> str:
     if value is None:
-        return "–"
+        return "no data"
     if isinstance(value, str):
         return value
     return f"{value:,.{digits}f} {unit}".strip()
@@ -50,8 +50,11 @@ def _machine_card(machine: AssetView, shop_floor: ShopFloor) -> None:
 def _sensor_card(sensor: AssetView) -> None:
     with st.container(border=True):
         st.markdown(f"**{sensor.name}**  \n`{sensor.path.cell}/{sensor.path.asset}`")
-        columns = st.columns(max(len(sensor.values), 1))
-        for column, (signal, point) in zip(columns, sorted(sensor.values.items())):
+        if not sensor.values:
+            st.caption("no data yet")
+            return
+        columns = st.columns(len(sensor.values))
+        for column, (signal, point) in zip(columns, sorted(sensor.values.items()), strict=True):
             column.metric(signal.replace("_", " "), _format(point.value, point.unit))
 
 

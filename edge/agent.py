@@ -54,7 +54,12 @@ class EdgeAgent:
         self.queue.put_nowait((path, reading))
 
     def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: ReasonCode,
+        props: object,
     ) -> None:
         if reason.is_failure:
             log.warning("broker refused the connection: %s", reason)
@@ -64,7 +69,9 @@ class EdgeAgent:
             client.subscribe([(topic, 0) for topic in self.sensor_topics])
         log.info("connected to the broker; listening to %d sensor topics", len(self.sensor_topics))
 
-    def _on_sensor_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_sensor_message(
+        self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage
+    ) -> None:
         path, signal = self.sensor_topics[msg.topic]
         try:
             reading = parse_sensor_payload(msg.payload, signal)

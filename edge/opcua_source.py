@@ -48,7 +48,9 @@ class _DataChangeHandler:
     def datachange_notification(self, node: Node, value: Any, data: Any) -> None:
         signal = self.signals.get(node.nodeid.to_string())
         if signal is None or not isinstance(value, int | float | str | bool):
-            log.warning("ignoring %s = %r from %s: not a scalar of a known signal", node, value, self.path)
+            log.warning(
+                "ignoring %s = %r from %s: not a scalar of a known signal", node, value, self.path
+            )
             return
         data_value = data.monitored_item.Value
         ts = data_value.SourceTimestamp or data_value.ServerTimestamp or datetime.now(UTC)
@@ -90,7 +92,13 @@ class OpcUaSource:
                 await self._subscribe_and_watch()
             except Exception as exc:  # any failure of one server must not stop the agent
                 self.connected.clear()
-                log.warning("%s at %s: %s; retrying in %.0f s", self.machine.id, self.url, exc or type(exc).__name__, backoff)
+                log.warning(
+                    "%s at %s: %s; retrying in %.0f s",
+                    self.machine.id,
+                    self.url,
+                    exc or type(exc).__name__,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 self.reconnects += 1

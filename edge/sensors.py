@@ -23,7 +23,7 @@ def sensor_topics(plant: Plant) -> dict[str, tuple[AssetPath, Signal]]:
     }
 
 
-def parse_sensor_payload(payload: bytes, signal: Signal) -> Reading:
+def parse_sensor_payload(payload: bytes | bytearray, signal: Signal) -> Reading:
     """Accept `21.5`, `"21.5"` or `{"value": 21.5}`; stamp the reading on arrival."""
     try:
         data = json.loads(payload)

@@ -50,7 +50,12 @@ class Gateway:
         self._writer = threading.Thread(target=self._write_forever, name="store-writer")
 
     def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: ReasonCode,
+        props: object,
     ) -> None:
         if reason.is_failure:
             log.warning("broker refused the connection: %s", reason)
@@ -69,7 +74,7 @@ class Gateway:
         for point in points:
             self.pending.put(point)
 
-    def accept(self, topic: str, payload: bytes) -> list[Point]:
+    def accept(self, topic: str, payload: bytes | bytearray) -> list[Point]:
         """Decode a message and check it against the plant; raises with the reason if bad."""
         path, _ = parse_topic(topic)
         signals = self.catalogue.get(path)
@@ -105,7 +110,12 @@ class Gateway:
                 self.written += len(batch)
                 return
             except StoreError as exc:
-                log.warning("store write of %d points failed: %s; retrying in %.1f s", len(batch), exc, backoff)
+                log.warning(
+                    "store write of %d points failed: %s; retrying in %.1f s",
+                    len(batch),
+                    exc,
+                    backoff,
+                )
                 if self.stopping.wait(backoff) and backoff >= MAX_BACKOFF_S:
                     log.error("giving up on %d points at shutdown: %s", len(batch), exc)
                     return

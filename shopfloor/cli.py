@@ -8,13 +8,15 @@ their commands so that an edge device never imports what it has not installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,7 +40,9 @@ PlantOption = Annotated[
 BrokerOption = Annotated[
     str,
     typer.Option(
-        "--broker", envvar="SHOPFLOOR_BROKER_URL", help="MQTT broker, mqtt[s]://[user:pw@]host:port."
+        "--broker",
+        envvar="SHOPFLOOR_BROKER_URL",
+        help="MQTT broker, mqtt[s]://[user:pw@]host:port.",
     ),
 ]
 StoreUrlOption = Annotated[
@@ -56,10 +60,12 @@ DatabaseOption = Annotated[
     ),
 ]
 TokenOption = Annotated[
-    str | None, typer.Option("--store-token", envvar=ENV_VARS["token"], help="InfluxDB 2.x/3.x token.")
+    str | None,
+    typer.Option("--store-token", envvar=ENV_VARS["token"], help="InfluxDB 2.x/3.x token."),
 ]
 OrgOption = Annotated[
-    str | None, typer.Option("--store-org", envvar=ENV_VARS["org"], help="InfluxDB 2.x organisation.")
+    str | None,
+    typer.Option("--store-org", envvar=ENV_VARS["org"], help="InfluxDB 2.x organisation."),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
 
@@ -96,11 +102,9 @@ def _load(plant_file: Path) -> Plant:
         raise _fail(str(exc)) from None
 
 
-def _run_until_interrupted(coroutine: asyncio.Future[None] | object) -> None:
-    try:
-        asyncio.run(coroutine)  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        pass
+def _run_until_interrupted(coroutine: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coroutine)
 
 
 @plant_app.command("check")
@@ -123,7 +127,9 @@ def simulate(
     bind_host: Annotated[
         str, typer.Option(envvar="SHOPFLOOR_BIND_HOST", help="Address the OPC UA servers bind.")
     ] = "127.0.0.1",
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed replays the same floor.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed replays the same floor.")
+    ] = 0,
     period: Annotated[float, typer.Option(help="Seconds between updates of every signal.")] = 1.0,
     verbose: VerboseOption = False,
 ) -> None:
@@ -156,13 +162,15 @@ def edge(
 
 
 def _store_settings(url: str, database: str, token: str | None, org: str | None) -> StoreSettings:
-    return StoreSettings(
-        url=url,
-        database=database,
-        token=token,
-        org=org,
-        username=os.environ.get(ENV_VARS["username"]),
-        password=os.environ.get(ENV_VARS["password"]),
+    return StoreSettings.model_validate(
+        {
+            "url": url,
+            "database": database,
+            "token": token,
+            "org": org,
+            "username": os.environ.get(ENV_VARS["username"]),
+            "password": os.environ.get(ENV_VARS["password"]),
+        }
     )
 
 
@@ -189,9 +197,8 @@ def gateway(
     service = Gateway(plant, broker, store)
     service.start()
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
     finally:
         service.stop()
         store.close()

@@ -76,7 +76,9 @@ def parse_yaml(path: Path) -> tuple[object, yaml.Node | None]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError(path, f"invalid YAML: {_one_line(exc.problem or str(exc))}", line) from None
+        raise ConfigError(
+            path, f"invalid YAML: {_one_line(exc.problem or str(exc))}", line
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, f"invalid YAML: {_one_line(str(exc))}") from None
 

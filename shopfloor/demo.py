@@ -134,9 +134,7 @@ def run_demo(
     port = _free_port(BROKER_PORT)
     broker_url = f"mqtt://127.0.0.1:{port}"
     mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    broker = (
-        mosquitto_broker(mosquitto, port, data_dir) if mosquitto else embedded_broker(port)
-    )
+    broker = mosquitto_broker(mosquitto, port, data_dir) if mosquitto else embedded_broker(port)
     store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
     shopfloor = [sys.executable, "-m", "shopfloor"]
     common = ["--plant", str(plant_file)]
@@ -178,8 +176,6 @@ def _watch(
             announce(f"dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops the demo)")
         for name, process in children.items():
             if process.poll() is not None:
-                announce(
-                    f"{name} exited with code {process.returncode}; see {data_dir / name}.log"
-                )
+                announce(f"{name} exited with code {process.returncode}; see {data_dir / name}.log")
                 return
         time.sleep(0.5)

@@ -24,7 +24,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 
@@ -132,7 +132,7 @@ def encode_readings(readings: Sequence[Reading]) -> bytes:
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
-def decode_readings(payload: bytes) -> list[Reading]:
+def decode_readings(payload: bytes | bytearray) -> list[Reading]:
     """Decode a `data` payload; raises MessageError naming the offending field."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")

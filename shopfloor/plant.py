@@ -228,18 +228,21 @@ class Plant(_Part):
     def _references_resolve(self) -> Plant:
         _unique_ids(self.products, "products")
         products = {p.id for p in self.products}
-        for (a, l, m), machine in self._indexed_machines():
+        for (area, line, machine_index), machine in self._indexed_machines():
             for product in machine.ideal_cycle_time:
                 if product not in products:
-                    loc = ("site", "areas", a, "lines", l, "machines", m, "ideal_cycle_time")
+                    loc = (
+                        *("site", "areas", area, "lines", line),
+                        *("machines", machine_index, "ideal_cycle_time"),
+                    )
                     raise LocatedValueError(loc, f"unknown product {product!r}")
         return self
 
     def _indexed_machines(self) -> Iterator[tuple[tuple[int, int, int], Machine]]:
-        for a, area in enumerate(self.site.areas):
-            for l, line in enumerate(area.lines):  # noqa: E741 - a, l, m mirror the YAML path
-                for m, machine in enumerate(line.machines):
-                    yield (a, l, m), machine
+        for area_index, area in enumerate(self.site.areas):
+            for line_index, line in enumerate(area.lines):
+                for machine_index, machine in enumerate(line.machines):
+                    yield (area_index, line_index, machine_index), machine
 
     def _path(self, area: Area, cell: Line | Zone, asset: Machine | SensorDevice) -> AssetPath:
         return AssetPath(self.tenant.id, self.site.id, area.id, cell.id, asset.id)
@@ -260,7 +263,10 @@ class Plant(_Part):
 
     def catalogue(self) -> dict[AssetPath, dict[str, Signal]]:
         """Every asset's signals by id, keyed by topic path: what a message may carry."""
-        assets = [*self.machines(), *self.sensors()]
+        assets: list[tuple[AssetPath, Machine | SensorDevice]] = [
+            *self.machines(),
+            *self.sensors(),
+        ]
         return {path: {s.id: s for s in asset.signals} for path, asset in assets}
 
 

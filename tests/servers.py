@@ -86,7 +86,9 @@ class Mosquitto(ServerProcess):
             "max_queued_messages 0\n"
             "log_type error\nlog_type warning\n"
         )
-        super().__init__("mosquitto", [require_binary("mosquitto"), "-c", str(config)], port, workdir)
+        super().__init__(
+            "mosquitto", [require_binary("mosquitto"), "-c", str(config)], port, workdir
+        )
 
     @property
     def url(self) -> str:
@@ -118,7 +120,9 @@ bind-address = "127.0.0.1:{rpc_port}"
   level = "warn"
 """
         )
-        super().__init__("influxd", [require_binary("influxd"), "-config", str(config)], port, workdir)
+        super().__init__(
+            "influxd", [require_binary("influxd"), "-config", str(config)], port, workdir
+        )
 
     @property
     def url(self) -> str:

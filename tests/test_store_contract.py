@@ -91,9 +91,7 @@ def test_awkward_characters_survive(store: Store) -> None:
 
 def test_downsampling_averages_per_epoch_aligned_interval(store: Store) -> None:
     store.write(series(PRESS, "power", [float(i) for i in range(120)]))
-    got = store.history(
-        PRESS, "power", T0, T0 + timedelta(minutes=2), every=timedelta(minutes=1)
-    )
+    got = store.history(PRESS, "power", T0, T0 + timedelta(minutes=2), every=timedelta(minutes=1))
     assert [p.ts for p in got] == [T0, T0 + timedelta(minutes=1)]
     assert [p.value for p in got] == [pytest.approx(29.5), pytest.approx(89.5)]
 

@@ -15,7 +15,6 @@ from pydantic import BaseModel, SecretStr
 
 from shopfloor.messages import AssetPath, Quality, Reading
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 

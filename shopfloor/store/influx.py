@@ -34,7 +34,8 @@ def to_line_protocol(points: Iterable[Point]) -> str:
     lines = []
     for p in points:
         tags = ",".join(
-            f"{name}={_escape_tag(value)}" for name, value in zip(TAGS, (*p.asset, p.signal))
+            f"{name}={_escape_tag(value)}"
+            for name, value in zip(TAGS, (*p.asset, p.signal), strict=True)
         )
         value = (
             f"text={_escape_string_field(p.value)}"
@@ -63,7 +64,7 @@ def _points(result: dict[str, Any]) -> list[Point]:
     for series in result.get("series", []):
         tags = series.get("tags", {})
         for row in series["values"]:
-            record = dict(zip(series["columns"], row))
+            record = dict(zip(series["columns"], row, strict=True))
             value = record.get("text") if record.get("text") is not None else record.get("value")
             if value is None:
                 value = record.get("mean")
@@ -118,7 +119,7 @@ class InfluxStore:
 
     def _ping(self) -> str:
         response = self._request("GET", "/ping")
-        return response.headers.get("X-Influxdb-Version", "1").lstrip("v")
+        return str(response.headers.get("X-Influxdb-Version", "1")).lstrip("v")
 
     def _open_v2_writer(self) -> None:
         from influxdb_client import InfluxDBClient
@@ -173,7 +174,7 @@ class InfluxStore:
         end: datetime,
         every: timedelta | None = None,
     ) -> list[Point]:
-        tags = dict(zip(TAGS, (*asset, signal)))
+        tags = dict(zip(TAGS, (*asset, signal), strict=True))
         span = f"time >= {to_ns(start)} AND time < {to_ns(end)}"
         where = f"{_where(tags)} AND {span}"
         if every is None:

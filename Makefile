@@ -1,0 +1,50 @@
+# shopfloor: `make demo` runs the live demo, `make test` the whole suite on real servers.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the tests need: real servers, the browser, and the compose checker.
+SERVER_PACKAGES := mosquitto influxdb chromium docker-compose
+
+.PHONY: demo test lint typecheck bench servers clean
+
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$*]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/shopfloor demo
+
+test: $(VENV)/.installed-test servers lint typecheck
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-test servers
+	$(BIN)/python -m pytest bench -q
+
+# Installs the servers from Debian's packages when missing (as root), or says what to install.
+servers:
+	@missing=""; \
+	for pair in mosquitto:mosquitto influxd:influxdb chromium:chromium docker-compose:docker-compose; do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing:$$missing"; \
+	    echo "install them with: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) .shopfloor test-artifacts .pytest_cache .mypy_cache .ruff_cache
