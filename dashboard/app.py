@@ -43,6 +43,12 @@ def _machine_card(machine: AssetView, shop_floor: ShopFloor) -> None:
         rejects.metric("Rejects", _format(machine.value("reject_count"), digits=0))
         power = machine.values.get("power")
         st.metric("Power", _format(power.value if power else None, power.unit if power else ""))
+        good, per_part = machine.value("kpi.good_parts"), machine.value("kpi.energy_per_good_part")
+        if good is not None:
+            energy = (
+                f", {_format(per_part, 'kWh per good part', 3)}" if per_part is not None else ""
+            )
+            st.caption(f"last hour: {_format(good, digits=0)} good parts{energy}")
         age = machine.age_s(shop_floor.read_at)
         st.caption("no data yet" if age is None else f"updated {max(age, 0):.0f} s ago")
 

@@ -22,7 +22,7 @@ from shopfloor.plant import Machine, Signal
 log = logging.getLogger(__name__)
 
 Emit = Callable[[AssetPath, Reading], None]
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 5.0  # a machine switched back on is read again within seconds
 
 
 def endpoint_on_host(endpoint: str, host: str | None) -> str:

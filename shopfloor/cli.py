@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +24,7 @@ import typer
 from shopfloor.config import ConfigError
 from shopfloor.mqtt import DEFAULT_BROKER_URL
 from shopfloor.plant import Plant, load_plant
-from shopfloor.store import ENV_VARS, StoreError, StoreSettings
+from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
 
 app = typer.Typer(
     help="shopfloor: a smart-manufacturing demonstration platform "
@@ -115,8 +116,8 @@ def plant_check(file: Annotated[Path, typer.Argument(help="Plant file to validat
     sensors = list(plant.sensors())
     signals = sum(len(s) for s in plant.catalogue().values())
     typer.echo(
-        f"{file}: ok: {plant.tenant.name} / {plant.site.name}: {len(plant.site.areas)} areas, "
-        f"{len(machines)} machines, {len(sensors)} sensor kits, {signals} signals"
+        f"{file}: ok: {plant.tenant.name} / {plant.site.name}: areas {len(plant.site.areas)}, "
+        f"machines {len(machines)}, sensor kits {len(sensors)}, signals {signals}"
     )
 
 
@@ -174,6 +175,13 @@ def _store_settings(url: str, database: str, token: str | None, org: str | None)
     )
 
 
+def _open_store(settings: StoreSettings) -> Store:
+    try:
+        return open_store(settings)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def gateway(
     plant_file: PlantOption = DEFAULT_PLANT,
@@ -186,14 +194,10 @@ def gateway(
 ) -> None:
     """Subscribe to the plant's messages and write them to the time-series store."""
     from gateway.service import Gateway
-    from shopfloor.store import open_store
 
     _setup_logging(verbose)
     plant = _load(plant_file)
-    try:
-        store = open_store(_store_settings(store_url, store_database, store_token, store_org))
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+    store = _open_store(_store_settings(store_url, store_database, store_token, store_org))
     service = Gateway(plant, broker, store)
     service.start()
     try:
@@ -201,6 +205,32 @@ def gateway(
             threading.Event().wait()
     finally:
         service.stop()
+        store.close()
+
+
+@app.command()
+def analytics(
+    plant_file: PlantOption = DEFAULT_PLANT,
+    store_url: StoreUrlOption = DEFAULT_STORE,
+    store_database: DatabaseOption = "shopfloor",
+    store_token: TokenOption = None,
+    store_org: OrgOption = None,
+    window: Annotated[
+        int, typer.Option(min=1, help="Minutes of history each KPI covers (rolling window).")
+    ] = 60,
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between recomputations.")] = 10,
+    verbose: VerboseOption = False,
+) -> None:
+    """Recompute every machine's KPIs (parts, rejects, energy per good part) into the store."""
+    from analytics.live import LiveKpis
+
+    _setup_logging(verbose)
+    plant = _load(plant_file)
+    store = _open_store(_store_settings(store_url, store_database, store_token, store_org))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            LiveKpis(plant, store, timedelta(minutes=window), interval).run()
+    finally:
         store.close()
 
 
@@ -227,6 +257,7 @@ def dashboard(
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.port", str(port), "--server.address", address,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     os.execvpe(sys.executable, argv, env)
 

@@ -84,11 +84,18 @@ def parse_yaml(path: Path) -> tuple[object, yaml.Node | None]:
 
 
 def validation_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> ConfigError:
-    """Turn the first pydantic error into a located one-line ConfigError."""
-    first = exc.errors(include_url=False)[0]
+    """Turn the most telling pydantic error into a located one-line ConfigError.
+
+    An unknown key is reported before a missing one: a misspelt field causes both, and the
+    misspelling is what the user has to fix.
+    """
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] == "missing")
+    first = errors[0]
     loc = [part for part in first["loc"] if part not in ("function-after", "function-before")]
     cause = first.get("ctx", {}).get("error")
-    message = first["msg"]
+    message = (
+        "unknown field (check its spelling)" if first["type"] == "extra_forbidden" else first["msg"]
+    )
     if isinstance(cause, LocatedValueError):
         loc, message = [*loc, *cause.loc], str(cause)
     line = _node_at(root, loc).start_mark.line + 1 if root is not None else None

@@ -143,6 +143,7 @@ def run_demo(
         "simulate": [*shopfloor, "simulate", *common, "--broker", broker_url],
         "edge": [*shopfloor, "edge", *common, "--broker", broker_url],
         "gateway": [*shopfloor, "gateway", *common, "--broker", broker_url, *store_args],
+        "analytics": [*shopfloor, "analytics", *common, *store_args],
         "dashboard": [
             *shopfloor, "dashboard", *common, *store_args, "--port", str(dashboard_port),
         ],

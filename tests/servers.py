@@ -35,7 +35,7 @@ def require_binary(name: str) -> str:
     return path
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -59,7 +59,7 @@ class ServerProcess:
             time.sleep(0.05)
 
     def ready(self) -> bool:
-        return _port_open(self.port)
+        return port_open(self.port)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -21,7 +21,7 @@ from asyncua import Client, ua
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT, ROOT
-from tests.servers import InfluxDB, Mosquitto, free_port, require_binary
+from tests.servers import InfluxDB, Mosquitto, free_port, port_open, require_binary
 
 
 @dataclass
@@ -165,6 +165,12 @@ def test_dashboard_shows_the_three_machines(pipeline: Pipeline, tmp_path: Path) 
     )  # fmt: skip
     try:
         wait_until(lambda: signals_of(pipeline.store, "pack-01") != set(), 60, "data")
+
+        def dashboard_listening() -> bool:
+            assert dashboard.poll() is None, (pipeline.workdir / "dashboard.log").read_text()
+            return port_open(port)
+
+        wait_until(dashboard_listening, 90, "the dashboard to listen")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=chromium,

@@ -1,0 +1,98 @@
+"""The `shopfloor` command as a user runs it: a real process, its output and exit code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_PLANT, ROOT
+
+SUBCOMMANDS = ["demo", "simulate", "edge", "gateway", "analytics", "dashboard", "plant"]
+
+
+def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shopfloor", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_top_level_help_lists_every_component() -> None:
+    result = shopfloor("--help")
+    assert result.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["demo"], "--dashboard-port"),
+        (["simulate"], "SHOPFLOOR_BROKER_URL"),
+        (["edge"], "SHOPFLOOR_OPCUA_HOST"),
+        (["gateway"], "SHOPFLOOR_STORE_URL"),
+        (["analytics"], "--window"),
+        (["dashboard"], "SHOPFLOOR_DASHBOARD_PORT"),
+        (["plant", "check"], "Plant file to validate"),
+    ],
+)
+def test_every_subcommand_has_help(args: list[str], expected: str) -> None:
+    result = shopfloor(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+
+
+def test_plant_check_accepts_the_example() -> None:
+    result = shopfloor("plant", "check", str(EXAMPLE_PLANT))
+    assert result.returncode == 0, result.stderr
+    assert "ok: Polimer Moulding (demo SME) / Brest demonstration centre" in result.stdout
+    assert "areas 1, machines 3, sensor kits 1, signals 24" in result.stdout
+
+
+def test_plant_check_reports_a_malformed_file_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "plant.yaml"
+    bad.write_text(EXAMPLE_PLANT.read_text().replace("type: packaging", "type: boxing"))
+    result = shopfloor("plant", "check", str(bad))
+    assert result.returncode != 0
+    assert result.stdout == ""
+    line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "type: boxing" in t)
+    assert result.stderr.startswith(
+        f"error: {bad}:{line}: site.areas[0].lines[0].machines[2].type: Input should be"
+    )
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_plant_file_is_one_line(tmp_path: Path) -> None:
+    result = shopfloor("plant", "check", str(tmp_path / "nowhere.yaml"))
+    assert result.returncode != 0
+    assert result.stderr == f"error: {tmp_path / 'nowhere.yaml'}: cannot read file: " + (
+        "No such file or directory\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["simulate", "edge", "gateway", "analytics", "dashboard"])
+def test_components_refuse_a_bad_plant_file_without_a_traceback(
+    tmp_path: Path, command: str
+) -> None:
+    bad = tmp_path / "plant.yaml"
+    bad.write_text("tenant: {id: Bad Id, name: x}\n")
+    result = shopfloor(command, "--plant", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {bad}:1: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_gateway_refuses_an_unreachable_store_in_one_line() -> None:
+    result = shopfloor(
+        "gateway", "--plant", str(EXAMPLE_PLANT), "--store-url", "http://127.0.0.1:9"
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: InfluxDB at http://127.0.0.1:9 unreachable")
+    assert "Traceback" not in result.stderr

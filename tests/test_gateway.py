@@ -1,0 +1,135 @@
+"""The gateway against real Mosquitto and real stores, including its fault paths."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from gateway.service import Gateway
+from shopfloor.messages import AssetPath, Reading, encode_readings
+from shopfloor.mqtt import make_client
+from shopfloor.plant import Plant
+from shopfloor.store import Store, StoreSettings, open_store
+from tests.servers import InfluxDB, Mosquitto
+
+PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
+    client = make_client(mosquitto.url, client_id=f"test-publisher-{uuid.uuid4().hex[:8]}")
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def start_gateway(plant: Plant, broker_url: str, store: Store) -> Gateway:
+    gateway = Gateway(plant, broker_url, store, client_id=f"gw-{uuid.uuid4().hex[:8]}")
+    gateway.start()
+    wait_until(gateway.mqtt.is_connected, 10, "the gateway to connect")
+    time.sleep(0.2)  # let the subscription settle at the broker
+    return gateway
+
+
+def powers(count: int, start: int = 0) -> list[Reading]:
+    return [
+        Reading(signal="power", value=float(i), ts=T0 + timedelta(seconds=i), unit="kW")
+        for i in range(start, start + count)
+    ]
+
+
+def stored_powers(store: Store) -> list[float]:
+    history = store.history(PRESS, "power", T0, T0 + timedelta(days=1))
+    return [float(p.value) for p in history]
+
+
+def test_malformed_messages_are_rejected_and_valid_ones_all_stored(
+    example_plant: Plant, mosquitto: Mosquitto, publisher: mqtt.Client, store: Store
+) -> None:
+    gateway = start_gateway(example_plant, mosquitto.url, store)
+    bad = [
+        (PRESS.topic(), b"not json"),
+        (PRESS.topic(), b'{"v": 1, "readings": []}'),
+        (PRESS.topic(), encode_readings([Reading(signal="colour", value=1, ts=T0)])),
+        (AssetPath("polimer", "brest", "moulding", "line-1", "ghost").topic(), b"{}"),
+        (PRESS.topic(), b'{"v":1,"readings":[{"signal":"power","value":NaN,"ts":"2026-11-02"}]}'),
+        (PRESS.topic(), json.dumps({"v": 1, "readings": [{"signal": "power"}]}).encode()),
+    ]
+    try:
+        for index, reading in enumerate(powers(300)):
+            publisher.publish(PRESS.topic(), encode_readings([reading]), qos=1)
+            if index % 50 == 0:
+                topic, payload = bad[index // 50]
+                publisher.publish(topic, payload, qos=1)
+        wait_until(lambda: len(stored_powers(store)) == 300, 20, "300 valid points")
+        wait_until(lambda: gateway.rejected == len(bad), 5, "every bad message counted")
+    finally:
+        gateway.stop()
+    assert stored_powers(store) == [float(i) for i in range(300)]
+    assert gateway.written == 300
+    assert gateway.received == 300 + len(bad)
+
+
+def test_points_accepted_while_influxdb_is_down_are_written_when_it_returns(
+    example_plant: Plant, mosquitto: Mosquitto, publisher: mqtt.Client, tmp_path: Path
+) -> None:
+    influxdb = InfluxDB(tmp_path / "influxdb")
+    influxdb.start()
+    store = open_store(StoreSettings(url=influxdb.url, database="outage"))
+    gateway = start_gateway(example_plant, mosquitto.url, store)
+    try:
+        publisher.publish(PRESS.topic(), encode_readings(powers(10)), qos=1)
+        wait_until(lambda: len(stored_powers(store)) == 10, 10, "points before the outage")
+        influxdb.stop()
+        for reading in powers(100, start=10):
+            publisher.publish(PRESS.topic(), encode_readings([reading]), qos=1)
+        wait_until(lambda: gateway.received == 101, 10, "messages during the outage")
+        time.sleep(1.5)  # several failed writes and retries
+        assert gateway.written == 10
+        influxdb.start()
+        wait_until(lambda: gateway.written == 110, 60, "the retried batch")
+        assert stored_powers(store) == [float(i) for i in range(110)]
+    finally:
+        gateway.stop()
+        store.close()
+        influxdb.stop()
+
+
+def test_gateway_started_before_the_broker_connects_when_it_comes_up(
+    example_plant: Plant, tmp_path: Path
+) -> None:
+    broker = Mosquitto(tmp_path / "late-broker")
+    store = open_store(StoreSettings(url=f"sqlite:{tmp_path / 'store.db'}"))
+    gateway = Gateway(example_plant, broker.url, store, client_id="gw-late")
+    gateway.start()
+    try:
+        time.sleep(1)
+        broker.start()
+        wait_until(gateway.mqtt.is_connected, 20, "the gateway to connect")
+        client = make_client(broker.url, client_id="late-publisher")
+        client.loop_start()
+        time.sleep(0.3)
+        client.publish(PRESS.topic(), encode_readings(powers(5)), qos=1).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        wait_until(lambda: len(stored_powers(store)) == 5, 10, "points through the late broker")
+    finally:
+        gateway.stop()
+        store.close()
+        broker.stop()

@@ -1,0 +1,148 @@
+"""The plant model: the example validates; every kind of mistake gets one located line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shopfloor.config import ConfigError
+from shopfloor.messages import AssetPath
+from shopfloor.plant import MachineType, Plant, load_plant
+from tests.conftest import EXAMPLE_PLANT
+
+
+def test_example_plant_describes_a_line_of_three_machines_and_a_sensor_kit(
+    example_plant: Plant,
+) -> None:
+    machines = dict(example_plant.machines())
+    assert list(machines) == [
+        AssetPath("polimer", "brest", "moulding", "line-1", asset)
+        for asset in ("imm-01", "cnc-01", "pack-01")
+    ]
+    press = machines[AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")]
+    assert press.type is MachineType.INJECTION_MOULDING
+    assert press.ideal_cycle_time == {"cap-28mm": 12.0, "cap-38mm": 15.0}
+    assert press.energy_meter is not None and press.energy_meter.energy_signal == "energy"
+    units = {s.id: s.unit for s in press.signals}
+    assert units["power"] == "kW" and units["part_count"] == "pcs"
+    sensors = dict(example_plant.sensors())
+    kit = sensors[AssetPath("polimer", "brest", "moulding", "hall-a", "env-01")]
+    assert [s.id for s in kit.signals] == ["temperature", "humidity", "noise", "pm2_5"]
+    assert [s.name for s in example_plant.shifts] == ["early", "late"]
+    assert example_plant.site.timezone == "Europe/Minsk"
+
+
+def test_catalogue_lists_every_asset_with_its_signals(example_plant: Plant) -> None:
+    catalogue = example_plant.catalogue()
+    assert len(catalogue) == 4
+    assert "vibration" in catalogue[AssetPath("polimer", "brest", "moulding", "line-1", "cnc-01")]
+
+
+def broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE_PLANT.read_text()
+    assert old in text, old
+    path = tmp_path / "plant.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def line_of(path: Path, fragment: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if fragment in line)
+
+
+CASES = [
+    # (what is changed, into what, field named in the error, message fragment, line holding)
+    ("type: cnc", "type: lathe", "site.areas[0].lines[0].machines[1].type", "Input should be",
+     "type: lathe"),
+    ("{cap-28mm: 10.0,", "{cap-99mm: 10.0,",
+     "site.areas[0].lines[0].machines[1].ideal_cycle_time", "unknown product 'cap-99mm'",
+     "cap-99mm: 10.0"),
+    ("{cap-28mm: 6.0,", "{cap-28mm: -6.0,",
+     "site.areas[0].lines[0].machines[2].ideal_cycle_time.cap-28mm", "greater than 0",
+     "cap-28mm: -6.0"),
+    ("- id: cnc-01", "- id: CNC 01", "site.areas[0].lines[0].machines[1].id", "not a valid id",
+     "id: CNC 01"),
+    ("- id: pack-01", "- id: cnc-01", "site.areas[0].lines[0].machines[2].id",
+     "duplicate id 'cnc-01'", "- id: cnc-01\n              name: Packaging"),
+    ("mqtt_topic: sensors", "mqtt_topik: sensors",
+     "site.areas[0].zones[0].sensors[0].mqtt_topik", "unknown field (check its spelling)",
+     "mqtt_topik"),
+    ("timezone: Europe/Minsk", "timezone: Europe/Brest", "site.timezone", "unknown time zone",
+     "Europe/Brest"),
+    ("power_signal: power, energy_signal: energy}\n              opcua: {endpoint: \"opc.tcp://127.0.0.1:4842",
+     "power_signal: watts, energy_signal: energy}\n              opcua: {endpoint: \"opc.tcp://127.0.0.1:4842",
+     "site.areas[0].lines[0].machines[1].energy_meter.power_signal", "names no signal",
+     "power_signal: watts"),
+    ('"opc.tcp://127.0.0.1:4843"', '"http://127.0.0.1:4843"',
+     "site.areas[0].lines[0].machines[2].opcua.endpoint", "not an OPC UA endpoint",
+     "http://127.0.0.1:4843"),
+    ('start: "06:00"', 'start: "25:00"', "shifts[0].start", "time", 'start: "25:00"'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "field", "message", "line_text"), CASES)
+def test_mistake_is_one_line_naming_file_line_and_field(
+    tmp_path: Path, old: str, new: str, field: str, message: str, line_text: str
+) -> None:
+    path = broken(tmp_path, old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_plant(path)
+    error = caught.value
+    text = str(error)
+    assert "\n" not in text
+    assert error.field == field
+    assert message in error.message
+    first_line = line_text.split("\n")[0]
+    if "\n" in line_text:  # the duplicate: the second occurrence, after the first machine's
+        expected = line_of(path, "name: Packaging") - 1
+    else:
+        expected = line_of(path, first_line)
+    assert error.line == expected
+    assert text.startswith(f"{path}:{expected}: {field}: ")
+
+
+def test_missing_field_points_at_its_parent(tmp_path: Path) -> None:
+    path = broken(tmp_path, "  name: Polimer Moulding (demo SME)\n", "")
+    with pytest.raises(ConfigError) as caught:
+        load_plant(path)
+    assert caught.value.field == "tenant.name"
+    assert caught.value.message == "Field required"
+    assert caught.value.line == line_of(path, "id: polimer")
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = broken(tmp_path, "      name: Moulding hall", "      name: [Moulding hall")
+    with pytest.raises(ConfigError, match=r"invalid YAML") as caught:
+        load_plant(path)
+    assert caught.value.line is not None and caught.value.line >= line_of(path, "[Moulding")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read file"), ("", "file is empty"), (b"\xff\xfe\x00", "not UTF-8")],
+)
+def test_unreadable_files(tmp_path: Path, content: str | bytes | None, message: str) -> None:
+    path = tmp_path / "plant.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_plant(path)
+
+
+def test_a_list_instead_of_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "plant.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError) as caught:
+        load_plant(path)
+    assert caught.value.field == "(top level)"
+    assert caught.value.line == 1
+
+
+def test_several_problems_are_counted_in_the_one_line(tmp_path: Path) -> None:
+    path = broken(tmp_path, "type: cnc", "type: lathe")
+    path.write_text(path.read_text().replace("type: packaging", "type: boxer"))
+    with pytest.raises(ConfigError, match=r"\(and 1 more problem\)"):
+        load_plant(path)
