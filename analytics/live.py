@@ -27,11 +27,11 @@ KPI_UNITS = {"parts": "pcs", "rejects": "pcs", "good_parts": "pcs", "energy": "k
 
 @dataclass(frozen=True)
 class MachineKpis:
-    """What one machine made and used over a window."""
+    """What one machine made and used over a window; None where the window holds no data."""
 
-    parts: float
-    rejects: float
-    good_parts: float
+    parts: float | None
+    rejects: float | None
+    good_parts: float | None
     energy: float | None
     energy_per_good_part: float | None
 
@@ -43,10 +43,14 @@ class MachineKpis:
         ]
 
 
-def _increase(store: Store, path: AssetPath, signal: str, start: datetime, end: datetime) -> float:
-    values = [
-        p.value for p in store.history(path, signal, start, end) if not isinstance(p.value, str)
-    ]
+def _increase(
+    store: Store, path: AssetPath, signal: str, start: datetime, end: datetime
+) -> float | None:
+    """How much a cumulative signal grew in [start, end); None when it has no samples there."""
+    history = store.history(path, signal, start, end)
+    values = [p.value for p in history if not isinstance(p.value, str)]
+    if not values:
+        return None
     return float(counter_increase(np.asarray(values, dtype=np.float64)))
 
 
@@ -56,11 +60,10 @@ def machine_kpis(
     """Parts, rejects and energy of one machine in [start, end) from its cumulative counters."""
     parts = _increase(store, path, "part_count", start, end)
     rejects = _increase(store, path, "reject_count", start, end)
-    good = max(parts - rejects, 0.0)
-    energy = None
-    if machine.energy_meter:
-        energy = _increase(store, path, machine.energy_meter.energy_signal, start, end)
-    per_part = energy / good if energy is not None and good > 0 else None
+    good = max(parts - (rejects or 0.0), 0.0) if parts is not None else None
+    meter = machine.energy_meter
+    energy = _increase(store, path, meter.energy_signal, start, end) if meter else None
+    per_part = energy / good if energy is not None and good else None
     return MachineKpis(parts, rejects, good, energy, per_part)
 
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from shopfloor.config import ConfigError
+from shopfloor.demo import BrokerChoice, run_demo
 from shopfloor.mqtt import DEFAULT_BROKER_URL
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
@@ -276,10 +277,15 @@ def demo(
         ),
     ] = None,
     dashboard_port: Annotated[int, typer.Option(help="Dashboard HTTP port.")] = 8501,
+    broker_server: Annotated[
+        BrokerChoice,
+        typer.Option(help="Broker to run: Mosquitto when installed (auto), or the embedded one."),
+    ] = BrokerChoice.AUTO,
 ) -> None:
-    """Start broker, simulator, edge, gateway and dashboard on one machine; Ctrl-C stops all."""
-    from shopfloor.demo import run_demo
-
+    """Start broker, simulator, edge, gateway, analytics and dashboard; Ctrl-C stops them all."""
     _setup_logging(False)
     _load(plant_file)
-    run_demo(plant_file, data_dir, store_url, dashboard_port)
+    try:
+        run_demo(plant_file, data_dir, store_url, dashboard_port, broker_server)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from None

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 
 from shopfloor.store import StoreSettings
@@ -125,16 +126,33 @@ def _stop(processes: list[subprocess.Popen[bytes]], timeout_s: float = 10) -> No
             process.wait()
 
 
+class BrokerChoice(StrEnum):
+    AUTO = "auto"
+    MOSQUITTO = "mosquitto"
+    EMBEDDED = "embedded"
+
+
+def _broker(
+    choice: BrokerChoice, port: int, data_dir: Path
+) -> tuple[str, contextlib.AbstractContextManager[None]]:
+    """The broker to run, by name, as a context manager that runs it."""
+    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    if choice is BrokerChoice.MOSQUITTO and not mosquitto:
+        raise RuntimeError("mosquitto is not installed (apt-get install -y mosquitto)")
+    if mosquitto and choice is not BrokerChoice.EMBEDDED:
+        return "Mosquitto", mosquitto_broker(mosquitto, port, data_dir)
+    return "embedded amqtt broker", embedded_broker(port)
+
+
 def run_demo(
     plant_file: Path, data_dir: Path, influx_url: str | None, dashboard_port: int,
-    announce: Callable[[str], None] = print,
+    broker_choice: BrokerChoice = BrokerChoice.AUTO, announce: Callable[[str], None] = print,
 ) -> None:  # fmt: skip
     """Run the demo until Ctrl-C or SIGTERM, or until one of its processes fails."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port(BROKER_PORT)
     broker_url = f"mqtt://127.0.0.1:{port}"
-    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    broker = mosquitto_broker(mosquitto, port, data_dir) if mosquitto else embedded_broker(port)
+    kind, broker = _broker(broker_choice, port, data_dir)
     store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
     shopfloor = [sys.executable, "-m", "shopfloor"]
     common = ["--plant", str(plant_file)]
@@ -151,7 +169,6 @@ def run_demo(
     with broker:
         if not wait_for_port(port):
             raise RuntimeError(f"the MQTT broker did not start on port {port}")
-        kind = "Mosquitto" if mosquitto else "embedded amqtt broker"
         announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
         children = {name: _spawn(argv, data_dir / f"{name}.log") for name, argv in commands.items()}
         try:
