@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: real servers, the browser, and the compose checker.
-SERVER_PACKAGES := mosquitto influxdb chromium docker-compose
+# Debian packages the tests need (binary:package): real servers, the browser, the compose checker.
+SERVER_BINARIES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics \
+	chromium:chromium docker-compose:docker-compose
 
 .PHONY: demo test lint typecheck bench servers clean
 
@@ -32,7 +33,7 @@ bench: $(VENV)/.installed-test servers
 # Installs the servers from Debian's packages when missing (as root), or says what to install.
 servers:
 	@missing=""; \
-	for pair in mosquitto:mosquitto influxd:influxdb chromium:chromium docker-compose:docker-compose; do \
+	for pair in $(SERVER_BINARIES); do \
 	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \

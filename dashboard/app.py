@@ -41,8 +41,9 @@ def _machine_card(machine: AssetView, shop_floor: ShopFloor) -> None:
         parts, rejects = st.columns(2)
         parts.metric("Parts", _format(machine.value("part_count"), digits=0))
         rejects.metric("Rejects", _format(machine.value("reject_count"), digits=0))
-        power = machine.values.get("power")
-        st.metric("Power", _format(power.value if power else None, power.unit if power else ""))
+        if machine.power_signal:
+            power = machine.values.get(machine.power_signal)
+            st.metric("Power", _format(power.value, power.unit) if power else _format(None))
         good, per_part = machine.value("kpi.good_parts"), machine.value("kpi.energy_per_good_part")
         if good is not None:
             energy = (

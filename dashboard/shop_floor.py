@@ -19,6 +19,7 @@ class AssetView:
     path: AssetPath
     name: str
     values: dict[str, Point]
+    power_signal: str | None = None
 
     def value(self, signal: str) -> float | str | None:
         point = self.values.get(signal)
@@ -44,11 +45,18 @@ def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
     for point in store.latest(Scope(plant.tenant.id, plant.site.id)):
         latest.setdefault(point.asset, {})[point.signal] = point
 
-    def view(path: AssetPath, name: str) -> AssetView:
-        return AssetView(path, name, latest.get(path, {}))
-
+    machines = [
+        AssetView(
+            path,
+            machine.name,
+            latest.get(path, {}),
+            machine.energy_meter.power_signal if machine.energy_meter else None,
+        )
+        for path, machine in plant.machines()
+    ]
+    sensors = [AssetView(p, s.name or s.id, latest.get(p, {})) for p, s in plant.sensors()]
     return ShopFloor(
-        machines=[view(path, m.name) for path, m in plant.machines()],
-        sensors=[view(path, s.name or s.id) for path, s in plant.sensors()],
+        machines=machines,
+        sensors=sensors,
         read_at=datetime.now(UTC),
     )

@@ -12,7 +12,6 @@ import socket
 from collections import defaultdict
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.opcua_source import OpcUaSource
 from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_topics
@@ -43,8 +42,8 @@ class EdgeAgent:
             if machine.opcua
         ]
         client_id = f"shopfloor-edge-{plant.tenant.id}-{plant.site.id}-{socket.gethostname()}"
-        self.mqtt = make_client(broker_url, client_id=client_id[:128])
-        self.mqtt.on_connect = self._on_connect
+        sensor_subscriptions = [(topic, 0) for topic in self.sensor_topics]
+        self.mqtt = make_client(broker_url, client_id[:128], sensor_subscriptions)
         self.mqtt.on_message = self._on_sensor_message
         self.published = 0
         self.rejected_sensor_payloads = 0
@@ -52,22 +51,6 @@ class EdgeAgent:
 
     def _emit(self, path: AssetPath, reading: Reading) -> None:
         self.queue.put_nowait((path, reading))
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: object,
-        reason: ReasonCode,
-        props: object,
-    ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
-            return
-        # Subscribed again on every connect: a broker restart must not silence the sensors.
-        if self.sensor_topics:
-            client.subscribe([(topic, 0) for topic in self.sensor_topics])
-        log.info("connected to the broker; listening to %d sensor topics", len(self.sensor_topics))
 
     def _on_sensor_message(
         self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage

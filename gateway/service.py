@@ -13,7 +13,6 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.messages import MessageError, TopicError, decode_readings, parse_topic, subscription
 from shopfloor.mqtt import make_client
@@ -41,27 +40,12 @@ class Gateway:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.topic_filter = subscription(plant.tenant.id)
-        self.mqtt = make_client(broker_url, client_id=client_id)
-        self.mqtt.on_connect = self._on_connect
+        self.mqtt = make_client(broker_url, client_id, [(self.topic_filter, 1)])
         self.mqtt.on_message = self._on_message
         self.pending: queue.Queue[Point] = queue.Queue()
         self.stopping = threading.Event()
         self.received = self.rejected = self.written = 0
         self._writer = threading.Thread(target=self._write_forever, name="store-writer")
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: object,
-        reason: ReasonCode,
-        props: object,
-    ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
-            return
-        client.subscribe(self.topic_filter, qos=1)
-        log.info("connected to the broker; subscribed to %s", self.topic_filter)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self.received += 1

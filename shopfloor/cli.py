@@ -172,6 +172,7 @@ def _store_settings(url: str, database: str, token: str | None, org: str | None)
             "org": org,
             "username": os.environ.get(ENV_VARS["username"]),
             "password": os.environ.get(ENV_VARS["password"]),
+            "write_api": os.environ.get(ENV_VARS["write_api"], "auto"),
         }
     )
 

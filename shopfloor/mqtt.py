@@ -6,10 +6,16 @@ so the same setting works on the command line, in environment variables and in c
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 
@@ -18,11 +24,17 @@ class BrokerUrlError(ValueError):
     """A broker URL that cannot be used."""
 
 
-def make_client(url: str, client_id: str, clean_session: bool = True) -> mqtt.Client:
+def make_client(
+    url: str,
+    client_id: str,
+    subscriptions: Sequence[tuple[str, int]] = (),
+    clean_session: bool = True,
+) -> mqtt.Client:
     """A paho client configured (not yet connected) for the broker at `url`.
 
-    MQTT 3.1.1 is used so that every broker the platform runs on, including the embedded demo
-    broker, accepts it.
+    `subscriptions` (topic filter, QoS) are made again on every connect, so a broker restart
+    never silently leaves a component deaf. MQTT 3.1.1 is used so that every broker the
+    platform runs on, including the embedded demo broker, accepts it.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
@@ -38,11 +50,22 @@ def make_client(url: str, client_id: str, clean_session: bool = True) -> mqtt.Cl
     if parts.scheme == "mqtts":
         client.tls_set()
     client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.on_connect = functools.partial(_on_connect, subscriptions=list(subscriptions))
     client.connect_async(parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883))
     return client
 
 
-def broker_address(url: str) -> tuple[str, int]:
-    """Host and port of a broker URL, for logs and readiness checks."""
-    parts = urlsplit(url)
-    return parts.hostname or "", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+def _on_connect(
+    client: mqtt.Client,
+    userdata: object,
+    flags: object,
+    reason: ReasonCode,
+    properties: object,
+    subscriptions: list[tuple[str, int]],
+) -> None:
+    if reason.is_failure:
+        log.warning("broker refused the connection: %s", reason)
+        return
+    if subscriptions:
+        client.subscribe(subscriptions)
+    log.info("connected to the broker; subscribed to %d topic filters", len(subscriptions))

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-INSTALL_HINT = "install it with: apt-get install -y mosquitto influxdb chromium"
+INSTALL_HINT = "install it with: apt-get install -y mosquitto influxdb victoria-metrics chromium"
 
 
 def free_port() -> int:
@@ -131,5 +131,32 @@ bind-address = "127.0.0.1:{rpc_port}"
     def ready(self) -> bool:
         try:
             return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+
+class VictoriaMetrics(ServerProcess):
+    """Serves InfluxDB's v2 write API (`/api/v2/write`): a real peer for influxdb-client."""
+
+    def __init__(self, workdir: Path):
+        port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            require_binary("victoria-metrics"),
+            f"-storageDataPath={workdir / 'data'}",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+            "-search.disableCache",
+            "-loggerLevel=ERROR",
+        ]
+        super().__init__("victoria-metrics", argv, port, workdir)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200
         except httpx.HTTPError:
             return False

@@ -79,9 +79,10 @@ class Floor:
 @pytest.fixture
 def floor(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Floor]:
     received = Received()
-    listener = make_client(mosquitto.url, client_id=f"listener-{uuid.uuid4().hex[:8]}")
+    listener = make_client(
+        mosquitto.url, f"listener-{uuid.uuid4().hex[:8]}", [(subscription("polimer"), 1)]
+    )
     listener.on_message = received.on_message
-    listener.on_connect = lambda client, *_: client.subscribe(subscription("polimer"), qos=1)
     listener.loop_start()
     wait_until(listener.is_connected, 10, "the listener")
     setup = Floor(plant_on_free_ports(tmp_path), mosquitto, received, tmp_path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
@@ -107,6 +107,8 @@ class StoreSettings(BaseModel):
 
     For InfluxDB, `database` is the 1.x database or the 2.x/3.x bucket; 2.x and 3.x also
     need `token` (and `org` for 2.x writes); 1.x with auth uses `username`/`password`.
+    `write_api` picks the write path: `v1` (`/write`), `v2` (influxdb-client), or `auto` from
+    the version the server reports on `/ping`.
     """
 
     url: str = "sqlite:.shopfloor/store.db"
@@ -115,6 +117,7 @@ class StoreSettings(BaseModel):
     org: str | None = None
     username: str | None = None
     password: SecretStr | None = None
+    write_api: Literal["auto", "v1", "v2"] = "auto"
 
     @classmethod
     def from_env(cls) -> StoreSettings:

@@ -96,10 +96,12 @@ class InfluxStore:
         self.version = self._ping()
         self._client: Any = None
         self._writer: Any = None
-        if self.version.startswith("1"):
-            self._query(f'CREATE DATABASE "{settings.database.replace(chr(34), "")}"', "POST")
-        else:
+        if settings.write_api == "v2" or (
+            settings.write_api == "auto" and not self.version.startswith("1")
+        ):
             self._open_v2_writer()
+        elif self.version.startswith("1"):
+            self._query(f'CREATE DATABASE "{settings.database.replace(chr(34), "")}"', "POST")
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self.settings.username and self.settings.password:
