@@ -28,7 +28,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-test servers
-	$(BIN)/python -m pytest bench -q
+	$(BIN)/python -m bench
 
 # Installs the servers from Debian's packages when missing (as root), or says what to install.
 servers:

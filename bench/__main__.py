@@ -1,0 +1,165 @@
+"""`make bench`: throughput of the shared contract, as ratios to a baseline in the same run.
+
+Figures are ratios because the machines that run them are shared and noisy: the baseline runs
+next to the measured code, on the same data, in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
+from shopfloor.store import Point, StoreSettings, open_store
+from shopfloor.store.influx import to_line_protocol
+from tests.servers import InfluxDB
+
+PATH = AssetPath("polimer", "brest", "moulding", "line-1", "cnc-01")
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+BATCH = 100
+
+
+def rate(work: Callable[[], int], seconds: float = 2.0) -> float:
+    """Items per second of `work` (which returns how many items it handled), best of 3 runs."""
+    best = 0.0
+    for _ in range(3):
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            done += work()
+        best = max(best, done / (time.perf_counter() - start))
+    return best
+
+
+def readings(count: int) -> list[Reading]:
+    return [
+        Reading(signal="spindle_load", value=50 + i % 7, ts=T0 + timedelta(seconds=i), unit="%")
+        for i in range(count)
+    ]
+
+
+def codec() -> tuple[float, float]:
+    """Readings/s through encode+decode, and through bare json.dumps+loads of the same data."""
+    batch = readings(BATCH)
+    payload = encode_readings(batch)
+    plain = json.loads(payload)
+
+    def contract() -> int:
+        return len(decode_readings(encode_readings(batch)))
+
+    def bare_json() -> int:
+        return len(json.loads(json.dumps(plain))["readings"])
+
+    return rate(contract), rate(bare_json)
+
+
+def points(start: int, count: int) -> list[Point]:
+    return [Point(PATH, "power", T0 + timedelta(seconds=start + i), float(i)) for i in range(count)]
+
+
+def store_writes(settings: StoreSettings, batch: int = 5000) -> float:
+    store = open_store(settings)
+    written = 0
+
+    def write() -> int:
+        nonlocal written
+        store.write(points(written, batch))
+        written += batch
+        return batch
+
+    try:
+        return rate(write, seconds=4.0)
+    finally:
+        store.close()
+
+
+def raw_influx_posts(server: InfluxDB, batch: int = 5000) -> float:
+    """The server's own limit: pre-serialised line protocol posted straight to /write."""
+    client = httpx.Client(base_url=server.url)
+    client.post("/query", params={"q": "CREATE DATABASE raw"})
+    sent = 0
+
+    def post() -> int:
+        nonlocal sent
+        body = to_line_protocol(points(sent, batch))
+        sent += batch
+        client.post("/write", params={"db": "raw", "precision": "ns"}, content=body)
+        return batch
+
+    try:
+        return rate(post, seconds=4.0)
+    finally:
+        client.close()
+
+
+def raw_sqlite_inserts(path: Path, batch: int = 5000) -> float:
+    """The disk's and SQLite's own limit: prebuilt rows inserted with executemany, WAL mode."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE points (series INTEGER, ts INTEGER, value REAL, text TEXT, quality TEXT, "
+        "unit TEXT, PRIMARY KEY (series, ts)) WITHOUT ROWID"
+    )
+    sent = 0
+
+    def insert() -> int:
+        nonlocal sent
+        rows = [(1, sent + i, float(i), None, "good", "") for i in range(batch)]
+        with db:
+            db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)", rows)
+        sent += batch
+        return batch
+
+    try:
+        return rate(insert, seconds=4.0)
+    finally:
+        db.close()
+
+
+def main() -> None:
+    table = Table(title="shopfloor contract benchmarks")
+    for column in ("what", "rate", "baseline", "ratio"):
+        table.add_column(column, justify="right" if column != "what" else "left")
+    measured, baseline = codec()
+    table.add_row(
+        f"codec: encode+decode, {BATCH} readings a message",
+        f"{measured:,.0f} readings/s",
+        f"{baseline:,.0f} (bare json)",
+        f"{measured / baseline:.2f}",
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        embedded = store_writes(StoreSettings(url=f"sqlite:{Path(folder) / 'bench.db'}"))
+        sqlite_limit = raw_sqlite_inserts(Path(folder) / "raw.db")
+        server = InfluxDB(Path(folder) / "influxdb")
+        server.start()
+        try:
+            influx = store_writes(StoreSettings(url=server.url, database="bench"))
+            raw = raw_influx_posts(server)
+        finally:
+            server.stop()
+    table.add_row(
+        "embedded store: write, 5,000-point batches",
+        f"{embedded:,.0f} points/s",
+        f"{sqlite_limit:,.0f} (raw SQLite)",
+        f"{embedded / sqlite_limit:.2f}",
+    )
+    table.add_row(
+        "InfluxDB 1.x store: write, 5,000-point batches",
+        f"{influx:,.0f} points/s",
+        f"{raw:,.0f} (raw InfluxDB)",
+        f"{influx / raw:.2f}",
+    )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
