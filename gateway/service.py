@@ -14,7 +14,15 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from shopfloor.messages import MessageError, TopicError, decode_readings, parse_topic, subscription
+from shopfloor.messages import (
+    MessageError,
+    MessageKind,
+    TopicError,
+    decode_events,
+    decode_readings,
+    parse_topic,
+    subscription,
+)
 from shopfloor.mqtt import make_client
 from shopfloor.plant import Plant
 from shopfloor.store import Point, Store, StoreError
@@ -39,8 +47,8 @@ class Gateway:
         self.catalogue = plant.catalogue()
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
-        self.topic_filter = subscription(plant.tenant.id)
-        self.mqtt = make_client(broker_url, client_id, [(self.topic_filter, 1)])
+        filters = [(subscription(plant.tenant.id, kind), 1) for kind in MessageKind]
+        self.mqtt = make_client(broker_url, client_id, filters)
         self.mqtt.on_message = self._on_message
         self.pending: queue.Queue[Point] = queue.Queue()
         self.stopping = threading.Event()
@@ -60,10 +68,12 @@ class Gateway:
 
     def accept(self, topic: str, payload: bytes | bytearray) -> list[Point]:
         """Decode a message and check it against the plant; raises with the reason if bad."""
-        path, _ = parse_topic(topic)
+        path, kind = parse_topic(topic)
         signals = self.catalogue.get(path)
         if signals is None:
             raise TopicError(f"no asset {path} in the plant model")
+        if kind is MessageKind.EVENT:
+            return [Point.from_event(path, event) for event in decode_events(payload)]
         readings = decode_readings(payload)
         for reading in readings:
             if reading.signal not in signals:

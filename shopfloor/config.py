@@ -105,6 +105,12 @@ def validation_error(path: Path, root: yaml.Node | None, exc: ValidationError) -
     return ConfigError(path, _one_line(message) + suffix, line, field)
 
 
+def locate(path: Path, loc: Sequence[int | str]) -> int | None:
+    """The line of the YAML node at `loc` (or its nearest parent), for checks made after loading."""
+    _, root = parse_yaml(path)
+    return _node_at(root, loc).start_mark.line + 1 if root is not None else None
+
+
 def load_yaml_model(path: str | Path, model: type[ModelT]) -> ModelT:
     """Load and validate a YAML file, raising ConfigError with file, line and field."""
     path = Path(path)

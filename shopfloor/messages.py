@@ -5,13 +5,19 @@ Topics follow an ISA-95 style unified namespace::
     <tenant>/<site>/<area>/<cell>/<asset>/<kind>
 
 where `cell` is a production line (for machines) or a zone (for environmental sensors) and
-`kind` says what the payload is (`data`: a batch of readings). Payloads are JSON::
+`kind` says what the payload is: `data`, a batch of readings; `event`, labelled events such as
+injected faults with their ground truth. Payloads are JSON::
 
     {"v": 1, "readings": [{"signal": "spindle_load", "value": 42.5,
       "ts": "2026-11-22T08:00:00.250Z", "quality": "good", "unit": "%"}]}
+    {"v": 1, "events": [{"type": "fault", "name": "bearing_wear",
+      "start": "2026-11-22T08:00:00Z", "end": null, "note": ""}]}
 
-Every component encodes and decodes through `encode_readings` / `decode_readings`, so a message
-has exactly one definition.
+Demo controls (inject a fault, set the simulation speed, reset the shift) travel outside the
+asset namespace, on `<tenant>/<site>/_control`, so no data subscriber ever sees them.
+
+Every component encodes and decodes through the functions here, so a message has exactly one
+definition.
 """
 
 from __future__ import annotations
@@ -20,9 +26,17 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -30,6 +44,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 
 class MessageKind(StrEnum):
     DATA = "data"
+    EVENT = "event"
 
 
 class Quality(StrEnum):
@@ -132,18 +147,114 @@ def encode_readings(readings: Sequence[Reading]) -> bytes:
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
-def decode_readings(payload: bytes | bytearray) -> list[Reading]:
-    """Decode a `data` payload; raises MessageError naming the offending field."""
+_Payload = TypeVar("_Payload", bound=BaseModel)
+
+
+def _decode(model: type[_Payload], payload: bytes | bytearray) -> _Payload:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        return DataMessage.model_validate_json(payload).readings
+        return model.model_validate_json(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"
         raise MessageError(f"{where}: {first['msg']}") from None
 
 
+def decode_readings(payload: bytes | bytearray) -> list[Reading]:
+    """Decode a `data` payload; raises MessageError naming the offending field."""
+    return _decode(DataMessage, payload).readings
+
+
 def reading(signal: str, value: Value, unit: str = "", ts: datetime | None = None) -> Reading:
     """A good-quality reading stamped now (UTC) unless `ts` is given."""
     return Reading(signal=signal, value=value, unit=unit, ts=ts or datetime.now(UTC))
+
+
+class EventType(StrEnum):
+    FAULT = "fault"
+
+
+class Event(BaseModel):
+    """A labelled interval of an asset's life, e.g. an injected fault (ground truth).
+
+    `end` is None while the event lasts; the same event sent again with its end overwrites the
+    open one, since both have the same asset, name and start.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: EventType = EventType.FAULT
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)
+    start: AwareDatetime
+    end: AwareDatetime | None = None
+    note: str = Field(default="", max_length=500)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _to_utc(cls, ts: datetime | None) -> datetime | None:
+        return ts.astimezone(UTC) if ts else None
+
+
+class EventMessage(BaseModel):
+    """Payload of an `event` topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    events: list[Event] = Field(min_length=1)
+
+
+def encode_events(events: Sequence[Event]) -> bytes:
+    return EventMessage(events=list(events)).model_dump_json().encode()
+
+
+def decode_events(payload: bytes | bytearray) -> list[Event]:
+    """Decode an `event` payload; raises MessageError naming the offending field."""
+    return _decode(EventMessage, payload).events
+
+
+def control_topic(tenant: str, site: str) -> str:
+    """Where demo controls for one site's simulator are published."""
+    return f"{tenant}/{site}/_control"
+
+
+class InjectFault(BaseModel):
+    """Start a fault on an asset now, for `duration_s` seconds of simulated time."""
+
+    command: Literal["inject_fault"] = "inject_fault"
+    asset: str
+    fault: str
+    duration_s: PositiveFloat = 600.0
+
+
+class SetSpeed(BaseModel):
+    """Run the simulated clock at `speed` times real time."""
+
+    command: Literal["set_speed"] = "set_speed"
+    speed: PositiveFloat
+
+
+class ResetShift(BaseModel):
+    """Start the shift again: counters, energy meters and faults back to their start."""
+
+    command: Literal["reset_shift"] = "reset_shift"
+
+
+Command = Annotated[InjectFault | SetSpeed | ResetShift, Field(discriminator="command")]
+
+
+class ControlMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    action: Command
+
+
+def encode_command(action: InjectFault | SetSpeed | ResetShift) -> bytes:
+    return ControlMessage(action=action).model_dump_json().encode()
+
+
+def decode_command(payload: bytes | bytearray) -> InjectFault | SetSpeed | ResetShift:
+    """Decode a control payload; raises MessageError naming the offending field."""
+    return _decode(ControlMessage, payload).action

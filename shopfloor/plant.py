@@ -111,7 +111,7 @@ class Machine(_Part):
     name: str
     type: MachineType
     ideal_cycle_time: dict[Identifier, PositiveFloat] = Field(
-        min_length=1, description="seconds per part, by product id"
+        default={}, description="seconds per part, by product id (not for compressors)"
     )
     energy_meter: EnergyMeter | None = None
     opcua: OpcUaEndpoint | None = None
@@ -120,6 +120,10 @@ class Machine(_Part):
     @model_validator(mode="after")
     def _signals_consistent(self) -> Machine:
         _unique_ids(self.signals, "signals")
+        if not self.ideal_cycle_time and self.type is not MachineType.COMPRESSOR:
+            raise LocatedValueError(
+                ("ideal_cycle_time",), "a machine that makes parts needs an ideal cycle time"
+            )
         if self.energy_meter:
             ids = {s.id for s in self.signals}
             for field in ("power_signal", "energy_signal"):

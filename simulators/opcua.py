@@ -1,25 +1,48 @@
 """One asyncua server per simulated machine.
 
-Address space: an object named after the machine under Objects, holding one variable per
-signal of the plant file, with node ids `ns=<i>;s=<machine>.<signal>` in the namespace the
-plant file names (or the node id the plant file gives). Variables are writable so that a demo
-conductor or a test can change a value from any OPC UA client.
+Address space, after OPC UA for Machinery (OPC 40001-1) where it fits::
+
+    Objects/
+      <machine id>/                       the machine
+        Identification/                   Manufacturer, Model, ProductInstanceUri, MachineType
+        <signal>  ns=<i>;s=<machine>.<signal>   one variable per signal of the plant file
+                                          (state, part_count, reject_count, power, energy, ...)
+        Start()                           release an operator stop
+        Stop()                            operator stop (a planned stop until Start)
+        InjectFault(fault: String, durationSeconds: Double) -> String   the fault's event start
+
+The namespace is the one the plant file names (`opcua.namespace`). Values carry the simulated
+clock's time as their source timestamp. Signal variables are writable, so any OPC UA client can
+change a value during a demo.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from asyncua import Server, ua
+from asyncua import Server, ua, uamethod
 
 from shopfloor.plant import Machine, OpcUaEndpoint
 
 log = logging.getLogger(__name__)
 
+Value = float | int | str
 
-def _variant_type(value: float | int | str) -> ua.VariantType:
+
+class MachineControls(Protocol):
+    """What the methods of a machine's object do; the live simulator provides it."""
+
+    def start_machine(self, machine_id: str) -> None: ...
+
+    def stop_machine(self, machine_id: str) -> None: ...
+
+    def inject_fault(self, machine_id: str, fault: str, duration_s: float) -> str: ...
+
+
+def _variant_type(value: Value) -> ua.VariantType:
     if isinstance(value, str):
         return ua.VariantType.String
     if isinstance(value, int):
@@ -28,17 +51,18 @@ def _variant_type(value: float | int | str) -> ua.VariantType:
 
 
 class MachineServer:
-    """An OPC UA server exposing one machine's signals."""
+    """An OPC UA server exposing one machine's signals and controls."""
 
-    def __init__(self, machine: Machine, endpoint: OpcUaEndpoint, bind_host: str):
-        self.machine = machine
-        self.endpoint = endpoint
+    def __init__(
+        self, machine: Machine, endpoint: OpcUaEndpoint, bind_host: str, controls: MachineControls
+    ):
+        self.machine, self.endpoint, self.controls = machine, endpoint, controls
         port = urlsplit(endpoint.endpoint).port
         self.url = f"opc.tcp://{bind_host}:{port}/"
         self.server = Server()
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
 
-    async def start(self, initial: dict[str, float | int | str]) -> None:
+    async def start(self, initial: dict[str, Value]) -> None:
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name(f"shopfloor simulator: {self.machine.name}")
@@ -47,26 +71,64 @@ class MachineServer:
         machine_object = await self.server.nodes.objects.add_object(
             ua.NodeId(self.machine.id, namespace), ua.QualifiedName(self.machine.id, namespace)
         )
+        await self._add_identification(machine_object, namespace)
         for signal in self.machine.signals:
+            value = initial.get(signal.id, 0.0)
             node_id = ua.NodeId.from_string(self.machine.node_id(signal, namespace))
-            variant_type = _variant_type(initial[signal.id])
+            variant_type = _variant_type(value)
             variable = await machine_object.add_variable(
-                node_id,
-                ua.QualifiedName(signal.id, namespace),
-                ua.Variant(initial[signal.id], variant_type),
+                node_id, ua.QualifiedName(signal.id, namespace), ua.Variant(value, variant_type)
             )
             await variable.set_writable()
             self._nodes[signal.id] = (node_id, variant_type)
+        await self._add_methods(machine_object, namespace)
         await self.server.start()
         log.info("OPC UA server for %s listening on %s", self.machine.id, self.url)
 
-    async def publish(self, values: dict[str, float | int | str]) -> None:
-        """Write the machine's current values, stamped now, into its address space."""
-        now = datetime.now(UTC)
+    async def _add_identification(self, machine_object: Any, namespace: int) -> None:
+        folder = await machine_object.add_folder(namespace, "Identification")
+        for name, value in (
+            ("Manufacturer", "shopfloor simulator"),
+            ("Model", self.machine.type.value),
+            ("ProductInstanceUri", f"{self.endpoint.namespace}:{self.machine.id}"),
+            ("MachineName", self.machine.name),
+        ):
+            await folder.add_property(namespace, name, value)
+
+    async def _add_methods(self, machine_object: Any, namespace: int) -> None:
+        machine_id, controls = self.machine.id, self.controls
+
+        @uamethod  # type: ignore[untyped-decorator]
+        def start(parent: object) -> None:
+            controls.start_machine(machine_id)
+
+        @uamethod  # type: ignore[untyped-decorator]
+        def stop(parent: object) -> None:
+            controls.stop_machine(machine_id)
+
+        @uamethod  # type: ignore[untyped-decorator]
+        def inject(parent: object, fault: str, duration_s: float) -> str:
+            try:
+                return controls.inject_fault(machine_id, fault, duration_s)
+            except (KeyError, ValueError) as exc:
+                raise ua.UaStatusCodeError(ua.StatusCodes.BadInvalidArgument) from exc
+
+        await machine_object.add_method(namespace, "Start", start, [], [])
+        await machine_object.add_method(namespace, "Stop", stop, [], [])
+        await machine_object.add_method(
+            namespace,
+            "InjectFault",
+            inject,
+            [ua.VariantType.String, ua.VariantType.Double],
+            [ua.VariantType.String],
+        )
+
+    async def publish(self, values: dict[str, Value], at: datetime) -> None:
+        """Write the machine's current values, stamped with the simulated time `at`."""
         for signal_id, value in values.items():
             node_id, variant_type = self._nodes[signal_id]
             data = ua.DataValue(
-                ua.Variant(value, variant_type), SourceTimestamp=now, ServerTimestamp=now
+                ua.Variant(value, variant_type), SourceTimestamp=at, ServerTimestamp=at
             )
             await self.server.write_attribute_value(node_id, data)
 

@@ -68,7 +68,7 @@ class Floor:
     simulator: subprocess.Popen[bytes] | None = None
 
     def start_simulator(self) -> None:
-        args = ["--plant", str(self.plant_file), "--broker", self.broker.url, "--period", "0.5"]
+        args = ["--plant", str(self.plant_file), "--broker", self.broker.url]
         self.simulator = shopfloor("simulate", *args, log=self.workdir / "simulate.log")
 
     def opcua_ports(self) -> list[int]:

@@ -92,7 +92,7 @@ def pipeline(
     plant_file = plant_on_free_ports(workdir)
     common = ["--plant", str(plant_file), "--broker", mosquitto.url]
     processes = [
-        shopfloor("simulate", *common, "--period", "0.5", log=workdir / "simulate.log"),
+        shopfloor("simulate", *common, log=workdir / "simulate.log"),
         shopfloor("edge", *common, log=workdir / "edge.log"),
         shopfloor("gateway", *common, "--store-url", settings.url,
                   "--store-database", settings.database, log=workdir / "gateway.log"),

@@ -6,6 +6,7 @@ backend is behind `open_store`.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
-from shopfloor.messages import AssetPath, Quality, Reading
+from shopfloor.messages import AssetPath, Event, Quality, Reading
+
+EVENT_PREFIX = "event."
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -43,6 +46,22 @@ class Point:
     value: float | str
     quality: Quality = Quality.GOOD
     unit: str = ""
+
+    @classmethod
+    def from_event(cls, asset: AssetPath, event: Event) -> Point:
+        """An event as a text point at its start: sent again with its end, it overwrites itself."""
+        detail = event.model_dump(mode="json", include={"type", "end", "note"})
+        return cls(asset, f"{EVENT_PREFIX}{event.name}", event.start, json.dumps(detail))
+
+    def as_event(self) -> Event:
+        """The event an `event.*` point holds."""
+        return Event.model_validate(
+            {
+                **json.loads(str(self.value)),
+                "name": self.signal.removeprefix(EVENT_PREFIX),
+                "start": self.ts,
+            }
+        )
 
     @classmethod
     def from_reading(cls, asset: AssetPath, reading: Reading) -> Point:

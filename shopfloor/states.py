@@ -1,0 +1,47 @@
+"""The platform's machine-state taxonomy and how each state counts in ISO 22400-2.
+
+Every machine's `state` signal carries one of these names, whatever its source (simulator, PLC,
+or a current clamp on a retrofitted machine), so every KPI is computed one way.
+
+ISO 22400-2 time elements: planned busy time (PBT) is the planned operation time less planned
+downtime; actual production time (APT) is the part of PBT in which the machine produces.
+Availability = APT / PBT, effectiveness (performance) = ideal cycle time x produced / APT,
+quality = good / produced. Micro-stops are too short to be recorded as downtime on most
+shop floors, so they stay in APT and show up as a performance (speed) loss, as in the six big
+losses; every other stop is an availability loss, except planned stops, which leave PBT.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MachineState(StrEnum):
+    RUNNING = "running"
+    MICRO_STOP = "micro_stop"
+    IDLE = "idle"
+    STARVED = "starved"
+    BLOCKED = "blocked"
+    SETUP = "setup"
+    UNPLANNED_STOP = "unplanned_stop"
+    PLANNED_STOP = "planned_stop"
+
+
+class TimeElement(StrEnum):
+    """Where a state's time goes in ISO 22400-2."""
+
+    ACTUAL_PRODUCTION = "APT"  # in PBT and in APT
+    AVAILABILITY_LOSS = "PBT-APT"  # in PBT, not in APT
+    PLANNED_DOWNTIME = "PDT"  # outside PBT
+
+
+TIME_ELEMENT = {
+    MachineState.RUNNING: TimeElement.ACTUAL_PRODUCTION,
+    MachineState.MICRO_STOP: TimeElement.ACTUAL_PRODUCTION,
+    MachineState.IDLE: TimeElement.AVAILABILITY_LOSS,
+    MachineState.STARVED: TimeElement.AVAILABILITY_LOSS,
+    MachineState.BLOCKED: TimeElement.AVAILABILITY_LOSS,
+    MachineState.SETUP: TimeElement.AVAILABILITY_LOSS,
+    MachineState.UNPLANNED_STOP: TimeElement.AVAILABILITY_LOSS,
+    MachineState.PLANNED_STOP: TimeElement.PLANNED_DOWNTIME,
+}

@@ -1,0 +1,159 @@
+"""Serving a scenario live: OPC UA servers per machine, sensor kits and fault events on MQTT.
+
+The simulated clock advances `speed` times as fast as the wall clock (x1 for a live demo, x60 to
+show a shift in eight minutes). Demo controls arrive on the site's control topic (and through
+each machine's OPC UA methods): inject a fault, change the speed, reset the shift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+
+from shopfloor.messages import (
+    InjectFault,
+    MessageError,
+    MessageKind,
+    ResetShift,
+    SetSpeed,
+    control_topic,
+    decode_command,
+    encode_events,
+)
+from shopfloor.mqtt import make_client
+from shopfloor.states import MachineState
+from simulators.machines import MachineSim
+from simulators.opcua import MachineServer
+from simulators.plant_sim import PlantSim
+from simulators.scenario import FaultKind, LoadedScenario
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+OPERATOR_STOP = "operator_stop"
+
+
+class LiveSimulator:
+    """Runs a scenario against the wall clock and serves it to edge agents."""
+
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        broker_url: str,
+        bind_host: str = "127.0.0.1",
+        speed: float = 1.0,
+    ):
+        self.loaded = loaded
+        self.bind_host = bind_host
+        self.speed = speed
+        self.plant = loaded.plant
+        self.floor = self._new_floor()
+        self.servers: dict[str, MachineServer | None] = {}
+        topic = control_topic(self.plant.tenant.id, self.plant.site.id)
+        self.mqtt = make_client(
+            broker_url, f"shopfloor-sim-{self.plant.tenant.id}-{self.plant.site.id}", [(topic, 1)]
+        )
+        self.mqtt.on_message = self._on_control
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _new_floor(self) -> PlantSim:
+        # A live run starts its shift now; the scenario's stops and faults keep their offsets.
+        start = datetime.now(UTC).replace(microsecond=0)
+        return PlantSim(self.loaded, start, follow_shift_calendar=False)
+
+    # --- demo controls (OPC UA methods and the control topic) ----------------------------
+    def start_machine(self, machine_id: str) -> None:
+        self._machine(machine_id).release(OPERATOR_STOP)
+
+    def stop_machine(self, machine_id: str) -> None:
+        self._machine(machine_id).hold(
+            OPERATOR_STOP, MachineState.PLANNED_STOP, OPERATOR_STOP, None
+        )
+
+    def inject_fault(self, machine_id: str, fault: str, duration_s: float) -> str:
+        event = self.floor.inject(machine_id, FaultKind(fault), duration_s)
+        log.info("fault %s injected on %s for %.0f s", fault, machine_id, duration_s)
+        return event.start.isoformat()
+
+    def _machine(self, machine_id: str) -> MachineSim:
+        return self.floor.machines[machine_id]
+
+    def _on_control(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            command = decode_command(msg.payload)
+        except MessageError as exc:
+            log.warning("ignoring a control message on %s: %s", msg.topic, exc)
+            return
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.apply, command)
+
+    def apply(self, command: InjectFault | SetSpeed | ResetShift) -> None:
+        """Carry out one demo control; a bad one is logged, never fatal."""
+        try:
+            if isinstance(command, InjectFault):
+                self.inject_fault(command.asset, command.fault, command.duration_s)
+            elif isinstance(command, SetSpeed):
+                self.speed = command.speed
+                log.info("simulation speed set to x%g", command.speed)
+            else:
+                self.floor = self._new_floor()
+                log.info("shift reset")
+        except (KeyError, ValueError) as exc:
+            log.warning("cannot %s: %s", command.command.replace("_", " "), exc)
+
+    # --- the clock -------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self.mqtt.loop_start()
+        try:
+            await self._sync_servers()
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(TICK_S)
+                now = time.monotonic()
+                self.floor.run_until(self.floor.sim.now + (now - last) * self.speed)
+                last = now
+                await self._publish()
+        finally:
+            for server in self.servers.values():
+                if server is not None:
+                    await server.stop()
+            self.mqtt.disconnect()
+            self.mqtt.loop_stop()
+
+    async def _sync_servers(self) -> None:
+        """Start a machine's server, or stop it while the machine's network is lost."""
+        values = self.floor.sample()
+        for machine_id, machine in self.floor.machines.items():
+            endpoint = machine.machine.opcua
+            if endpoint is None:
+                continue
+            cut_off = FaultKind.NETWORK_LOSS in machine.faults
+            server = self.servers.get(machine_id)
+            if cut_off and server is not None:
+                await server.stop()
+                self.servers[machine_id] = None
+            elif not cut_off and server is None:
+                server = MachineServer(machine.machine, endpoint, self.bind_host, self)
+                await server.start(values[self.floor.paths[machine_id]])
+                self.servers[machine_id] = server
+
+    async def _publish(self) -> None:
+        await self._sync_servers()
+        values = self.floor.sample()
+        at = self.floor.wall(self.floor.sim.now)
+        for machine_id, server in self.servers.items():
+            if server is not None:
+                await server.publish(values[self.floor.paths[machine_id]], at)
+        for path, sensor in self.floor.sensors:
+            for signal, value in values[path].items():
+                self.mqtt.publish(f"{sensor.mqtt_topic}/{signal}", str(value), qos=0)
+        for event in self.floor.take_outbox():
+            self.mqtt.publish(
+                event.path.topic(MessageKind.EVENT), encode_events([event.event]), qos=1
+            )

@@ -1,0 +1,222 @@
+"""A whole plant under one scenario: machines wired into lines, shifts, stops and faults.
+
+`PlantSim` owns the simulated clock. Runners drive it: `run_until` as fast as possible for
+backfills and tests, or tick by tick against the wall clock for live demos.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from shopfloor.messages import AssetPath, Event
+from shopfloor.plant import MachineType, SensorDevice, Shift
+from shopfloor.states import MachineState
+from simulators.engine import Simulation
+from simulators.machines import Buffer, Compressor, MachineSim, Station
+from simulators.scenario import SIGNAL_FAULTS, FaultKind, LoadedScenario, ScriptedFault
+from simulators.signals import Value, faulty_signal, machine_values, sensor_values
+
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def seeded(seed: int, key: str) -> random.Random:
+    """A generator of its own for each asset and purpose, fixed by the run's seed."""
+    return random.Random(seed * 1_000_003 + zlib.crc32(key.encode()))
+
+
+def shift_gaps(
+    shifts: list[Shift], tz: ZoneInfo, start: datetime, duration_s: float
+) -> list[tuple[float, float]]:
+    """The stretches of [0, duration) outside every shift, in seconds from `start`."""
+    if not shifts:
+        return []
+    local_start = start.astimezone(tz)
+    worked: list[tuple[float, float]] = []
+    for day_offset in range(-1, int(duration_s // 86400) + 2):
+        day = (local_start + timedelta(days=day_offset)).date()
+        for shift in shifts:
+            if WEEKDAYS[day.weekday()] not in shift.days:
+                continue
+            begin = datetime.combine(day, shift.start, tz)
+            end = datetime.combine(day, shift.end, tz)
+            if end <= begin:
+                end += timedelta(days=1)
+            worked.append(((begin - start).total_seconds(), (end - start).total_seconds()))
+    gaps: list[tuple[float, float]] = []
+    cursor = 0.0
+    for shift_begin, shift_end in sorted(worked):
+        if shift_begin > cursor:
+            gaps.append((cursor, min(shift_begin, duration_s)))
+        cursor = max(cursor, shift_end)
+    if cursor < duration_s:
+        gaps.append((cursor, duration_s))
+    return [(a, b) for a, b in gaps if b > a and a < duration_s]
+
+
+@dataclass(frozen=True)
+class AssetEvent:
+    path: AssetPath
+    event: Event
+
+
+class PlantSim:
+    """Every machine and sensor kit of a scenario's plant on one simulated clock."""
+
+    def __init__(self, loaded: LoadedScenario, start: datetime, follow_shift_calendar: bool = True):
+        self.scenario, self.plant = loaded.scenario, loaded.plant
+        self.start = start
+        self.sim = Simulation()
+        self.machines: dict[str, MachineSim] = {}
+        self.paths: dict[str, AssetPath] = {}
+        self.sensors: list[tuple[AssetPath, SensorDevice]] = list(self.plant.sensors())
+        self.noise = {key: seeded(self.scenario.seed, f"noise:{key}") for key in self._asset_ids()}
+        self.ground_truth: list[AssetEvent] = []
+        self.outbox: list[AssetEvent] = []  # events to publish, open ones and closed ones
+        self._build_lines()
+        self._schedule(follow_shift_calendar)
+
+    def _asset_ids(self) -> list[str]:
+        return [m.id for _, m in self.plant.machines()] + [s.id for _, s in self.sensors]
+
+    def _build_lines(self) -> None:
+        seed = self.scenario.seed
+        for area in self.plant.site.areas:
+            for line in area.lines:
+                previous: Station | None = None
+                for machine in line.machines:
+                    path = AssetPath(
+                        self.plant.tenant.id, self.plant.site.id, area.id, line.id, machine.id
+                    )
+                    self.paths[machine.id] = path
+                    behaviour = self.scenario.behaviour(machine.id)
+                    rng = seeded(seed, machine.id)
+                    if machine.type is MachineType.COMPRESSOR:
+                        self.machines[machine.id] = Compressor(self.sim, machine, behaviour, rng)
+                        continue
+                    upstream = None
+                    capacity = self.scenario.buffers.get(machine.id)
+                    if capacity is not None and previous is not None:
+                        upstream = Buffer(capacity)
+                        previous.downstream = upstream
+                    ideal = machine.ideal_cycle_time.get(self.scenario.product)
+                    if ideal is None:
+                        ideal = next(iter(machine.ideal_cycle_time.values()))
+                    station = Station(self.sim, machine, behaviour, rng, ideal, upstream)
+                    self.machines[machine.id] = station
+                    previous = station
+
+    def stations(self) -> list[Station]:
+        return [m for m in self.machines.values() if isinstance(m, Station)]
+
+    def _schedule(self, follow_shift_calendar: bool) -> None:
+        scenario = self.scenario
+        tz = ZoneInfo(self.plant.site.timezone)
+        shifts = self.plant.shifts if follow_shift_calendar else []
+        for number, (begin, end) in enumerate(
+            shift_gaps(shifts, tz, self.start, scenario.duration)
+        ):
+            for station in self.stations():
+                self._hold_between(
+                    station, f"no_shift:{number}", MachineState.PLANNED_STOP, "no_shift", begin, end
+                )
+        for number, stop in enumerate(scenario.planned_stops):
+            targets = [self.machines[stop.machine]] if stop.machine else list(self.stations())
+            state = MachineState(stop.kind)
+            for machine in targets:
+                self._hold_between(
+                    machine,
+                    f"planned:{number}",
+                    state,
+                    stop.reason,
+                    stop.at,
+                    stop.at + stop.duration,
+                )
+        for fault in scenario.faults:
+            self.sim.at(fault.at, functools.partial(self._scripted_fault, fault))
+        for station in self.stations():
+            self.sim.at(0.0, station.resume)
+        self.sim.at(0.0, self._update_air_demand)
+
+    def _hold_between(
+        self,
+        machine: MachineSim,
+        key: str,
+        state: MachineState,
+        reason: str,
+        begin: float,
+        end: float,
+    ) -> None:
+        self.sim.at(begin, lambda: machine.hold(key, state, reason, end - begin))
+
+    def _update_air_demand(self) -> None:
+        """Compressors follow the floor's air demand, re-read every sample interval."""
+        stations = self.stations()
+        running = sum(s.state is MachineState.RUNNING for s in stations) / max(len(stations), 1)
+        for machine in self.machines.values():
+            if isinstance(machine, Compressor):
+                machine.update_demand(running)
+        self.sim.after(self.scenario.sample_interval, self._update_air_demand)
+
+    # --- driving the clock --------------------------------------------------------------
+    def wall(self, seconds: float) -> datetime:
+        """The simulated wall-clock time of `seconds` into the run."""
+        return self.start + timedelta(seconds=seconds)
+
+    def run_until(self, seconds: float) -> None:
+        self.sim.run_until(seconds)
+
+    def finish(self) -> None:
+        """Close every machine's state log at the current time (end of a run)."""
+        for machine in self.machines.values():
+            machine.close_log()
+
+    # --- faults --------------------------------------------------------------------------
+    def inject(
+        self, machine_id: str, kind: FaultKind, duration_s: float, signal: str | None = None
+    ) -> Event:
+        """Start a fault now; its ground truth goes to `ground_truth` and the `outbox`."""
+        machine = self.machines.get(machine_id)
+        if machine is None:
+            raise KeyError(f"no machine {machine_id!r} in this plant")
+        if kind is FaultKind.AIR_LEAK and not isinstance(machine, Compressor):
+            raise ValueError(f"{machine_id} is not a compressor: an air leak needs one")
+        fault = machine.start_fault(kind, duration_s, signal)
+        note = f"signal={faulty_signal(machine, signal)}" if kind in SIGNAL_FAULTS else ""
+        opened = Event(name=kind.value, start=self.wall(fault.start), note=note)
+        closed = Event(name=kind.value, start=opened.start, end=self.wall(fault.end), note=note)
+        path = self.paths[machine_id]
+        self.outbox.append(AssetEvent(path, opened))
+        self.sim.at(fault.end, lambda: self._close(AssetEvent(path, closed)))
+        return opened
+
+    def _scripted_fault(self, fault: ScriptedFault) -> None:
+        self.inject(fault.machine, fault.kind, fault.duration, fault.signal)
+
+    def _close(self, event: AssetEvent) -> None:
+        self.ground_truth.append(event)
+        self.outbox.append(event)
+
+    def take_outbox(self) -> list[AssetEvent]:
+        events, self.outbox = self.outbox, []
+        return events
+
+    # --- sampling ------------------------------------------------------------------------
+    def sample(self) -> dict[AssetPath, dict[str, Value]]:
+        """What every sensor reads now; machines cut off by a network loss are left out."""
+        now = self.sim.now
+        values: dict[AssetPath, dict[str, Value]] = {}
+        for machine_id, machine in self.machines.items():
+            if FaultKind.NETWORK_LOSS not in machine.faults:
+                values[self.paths[machine_id]] = machine_values(
+                    machine, now, self.noise[machine_id]
+                )
+        stations = self.stations()
+        running = sum(s.state is MachineState.RUNNING for s in stations) / max(len(stations), 1)
+        for path, sensor in self.sensors:
+            values[path] = dict(sensor_values(sensor, running, now, self.noise[sensor.id]))
+        return values

@@ -1,0 +1,121 @@
+"""What the sensors of a simulated machine or zone read at a given moment.
+
+Process values follow the machine's state, drift slowly and carry noise; wear and heat faults
+shape them the way they shape real signals (vibration rising before a bearing fails), and
+sensor faults (stuck, spike, dropout) corrupt one signal's readings. Noise comes from each
+asset's own generator, separate from the process's, so how often a run is sampled never
+changes what the machines do.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from shopfloor.plant import SensorDevice
+from shopfloor.states import MachineState
+from simulators.machines import Compressor, MachineSim
+from simulators.scenario import SIGNAL_FAULTS, FaultKind
+
+Value = float | int | str
+
+# mean when running, mean when not running, noise standard deviation
+PROCESS = {
+    "melt_temperature": (230.0, 215.0, 1.2),
+    "mould_temperature": (45.0, 38.0, 0.5),
+    "injection_pressure": (850.0, 0.0, 10.0),
+    "spindle_load": (62.0, 0.0, 3.0),
+    "spindle_temperature": (38.0, 30.0, 0.4),
+    "motor_temperature": (55.0, 35.0, 0.5),
+    "vibration": (2.8, 0.3, 0.12),
+    "belt_speed": (24.0, 0.0, 0.3),
+    "seal_temperature": (165.0, 150.0, 1.0),
+    "pressure": (7.0, 7.0, 0.05),
+    "air_flow": (9.0, 0.0, 0.3),
+}
+GENERIC = (50.0, 10.0, 1.0)
+ENVIRONMENT = {  # at rest, extra with the whole floor running, noise
+    "temperature": (20.5, 2.5, 0.15),
+    "humidity": (47.0, -4.0, 0.6),
+    "noise": (58.0, 22.0, 1.2),
+    "pm2_5": (8.0, 9.0, 0.8),
+}
+DRIFT_PERIOD_S = 5400.0
+SPIKE_CHANCE = 0.08
+
+
+def _process_value(name: str, machine: MachineSim, now: float, rng: random.Random) -> float:
+    running = machine.state is MachineState.RUNNING
+    mean_running, mean_stopped, noise = PROCESS.get(name, GENERIC)
+    value = mean_running if running else mean_stopped
+    faults = machine.faults
+    if name == "vibration" and FaultKind.BEARING_WEAR in faults:
+        value *= 1 + 3.0 * faults[FaultKind.BEARING_WEAR].progress(now) ** 2
+    if name == "spindle_load" and FaultKind.TOOL_WEAR in faults and running:
+        value *= 1 + 0.3 * faults[FaultKind.TOOL_WEAR].progress(now)
+    if "temperature" in name:
+        value += 1.0 * math.sin(2 * math.pi * now / DRIFT_PERIOD_S)  # slow drift
+        if FaultKind.OVERHEATING in faults:
+            value += 30.0 * faults[FaultKind.OVERHEATING].progress(now)
+    if isinstance(machine, Compressor):
+        if name == "pressure":
+            value -= 0.5 * machine.load
+        elif name == "air_flow":
+            value = 12.0 * machine.load
+    return round(rng.gauss(value, noise), 3)
+
+
+def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[str, Value]:
+    """Every signal the plant file declares for the machine, sensor faults applied."""
+    standard: dict[str, Value] = {
+        "state": machine.state.value,
+        "part_count": machine.part_count,
+        "reject_count": machine.reject_count,
+    }
+    meter = machine.machine.energy_meter
+    if meter:
+        standard[meter.power_signal] = round(machine.power_kw() * rng.gauss(1, 0.01), 3)
+        standard[meter.energy_signal] = round(machine.meter(), 4)
+    values = {
+        s.id: standard[s.id] if s.id in standard else _process_value(s.id, machine, now, rng)
+        for s in machine.machine.signals
+    }
+    return _corrupt(machine, values, rng)
+
+
+def faulty_signal(machine: MachineSim, requested: str | None) -> str:
+    """The signal a sensor fault hits: the one asked for, else the first process signal."""
+    if requested:
+        return requested
+    standard = {"state", "part_count", "reject_count"}
+    process = [s.id for s in machine.machine.signals if s.id not in standard]
+    return process[-1] if process else machine.machine.signals[0].id
+
+
+def _corrupt(machine: MachineSim, values: dict[str, Value], rng: random.Random) -> dict[str, Value]:
+    for kind in SIGNAL_FAULTS & machine.faults.keys():
+        fault = machine.faults[kind]
+        signal = faulty_signal(machine, fault.signal)
+        if signal not in values:
+            continue
+        if kind is FaultKind.SENSOR_STUCK:
+            values[signal] = fault.frozen.setdefault(signal, values[signal])
+        elif kind is FaultKind.DROPOUT:
+            del values[signal]
+        elif kind is FaultKind.SPIKE and rng.random() < SPIKE_CHANCE:
+            value = values[signal]
+            if isinstance(value, float):
+                values[signal] = round(value * rng.choice([3.0, 4.0, -1.0]) + 10.0, 3)
+    return values
+
+
+def sensor_values(
+    sensor: SensorDevice, running_share: float, now: float, rng: random.Random
+) -> dict[str, float]:
+    """An environmental sensor kit: the hall warms, gets louder and dustier as machines run."""
+    values = {}
+    for signal in sensor.signals:
+        base, with_floor, noise = ENVIRONMENT.get(signal.id, GENERIC)
+        daily = 1.0 * math.sin(2 * math.pi * now / 86400) if signal.id == "temperature" else 0.0
+        values[signal.id] = round(rng.gauss(base + with_floor * running_share + daily, noise), 3)
+    return values
