@@ -47,10 +47,15 @@ def field_path(loc: Sequence[int | str]) -> str:
 def _node_at(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node:
     """The deepest YAML node along `loc`: the value itself, or its nearest existing parent."""
     node = root
-    for part in loc:
+    for depth, part in enumerate(loc, 1):
         child: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
+            entry = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if entry is not None:
+                key, child = entry
+                # A block that opens on the next line is best shown by its key.
+                if depth == len(loc) and child.start_mark.line != key.start_mark.line:
+                    child = key
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             child = node.value[part] if 0 <= part < len(node.value) else None
         if child is None:
@@ -93,9 +98,9 @@ def validation_error(path: Path, root: yaml.Node | None, exc: ValidationError) -
     first = errors[0]
     loc = [part for part in first["loc"] if part not in ("function-after", "function-before")]
     cause = first.get("ctx", {}).get("error")
-    message = (
-        "unknown field (check its spelling)" if first["type"] == "extra_forbidden" else first["msg"]
-    )
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field (check its spelling)"
     if isinstance(cause, LocatedValueError):
         loc, message = [*loc, *cause.loc], str(cause)
     line = _node_at(root, loc).start_mark.line + 1 if root is not None else None

@@ -171,7 +171,7 @@ class MachineSim:
         rate = self.behaviour.reject_rate
         tool = self.faults.get(FaultKind.TOOL_WEAR)
         if tool:
-            rate += 0.25 * tool.progress(self.sim.now) ** 2  # scrap rises as the edge dulls
+            rate += 0.4 * tool.progress(self.sim.now) ** 2  # scrap rises as the edge dulls
         return min(rate, 1.0)
 
 

@@ -27,18 +27,19 @@ from pydantic import (
 from shopfloor.config import ConfigError, LocatedValueError, field_path, load_yaml_model, locate
 from shopfloor.plant import Plant, load_plant
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|min|m|h|d))+$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from `90`, `"90s"`, `"15m"`, `"8h"` or `"1d"`."""
+    """Seconds from `90` (seconds), `"90s"`, `"15m"`, `"1h30m"`, `"8h"` or `"1d"`."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration such as 30s, 15m, 8h")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
+    text = str(value).replace(" ", "")
+    if not _DURATION.match(text):
+        raise ValueError(f"{value!r} is not a duration such as 30s, 15m, 1h30m or 8h")
+    return sum(float(number) * _SECONDS[unit] for number, unit in _PART.findall(text))
 
 
 Duration = Annotated[NonNegativeFloat, BeforeValidator(parse_duration)]
@@ -98,7 +99,11 @@ class ScriptedFault(_Part):
 
 
 class ExpectedKpis(_Part):
-    """What the scenario is designed to yield per machine over the run, within `tolerance`."""
+    """What the scenario is designed to yield per machine over the run.
+
+    The scenario's `tolerance` is absolute for availability, performance, quality and OEE, and
+    relative for energy per good part.
+    """
 
     availability: Annotated[float, Field(ge=0, le=1)]
     performance: Annotated[float, Field(ge=0, le=1.5)]

@@ -9,7 +9,9 @@ import pytest
 
 from analytics.kernels import counter_increase
 from analytics.live import LiveKpis, machine_kpis
+from analytics.oee import OeeInputError, oee, oee_from_states
 from shopfloor.plant import Plant
+from shopfloor.states import MachineState
 from shopfloor.store import Point, Scope, Store
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -63,3 +65,42 @@ def test_live_kpis_are_written_next_to_the_machine_signals(
     assert kpis["kpi.parts"].ts == T0 + timedelta(minutes=30)
     # No energy samples: neither energy nor a ratio is invented.
     assert "kpi.energy" not in kpis and "kpi.energy_per_good_part" not in kpis
+
+
+@pytest.mark.parametrize(
+    ("planned_min", "run_min", "ideal_s", "total", "good", "expected"),
+    [
+        (420, 373, 1.0, 19_271, 18_848, (0.888095, 0.861081, 0.978050, 0.747937)),
+        (480, 420, 60.0, 400, 380, (0.875, 0.952381, 0.95, 0.791667)),
+    ],
+)
+def test_oee_matches_the_worked_examples(
+    planned_min: float,
+    run_min: float,
+    ideal_s: float,
+    total: int,
+    good: int,
+    expected: tuple[float, float, float, float],
+) -> None:
+    result = oee(planned_min * 60, run_min * 60, ideal_s, total, good)
+    got = (result.availability, result.performance, result.quality, result.oee)
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_oee_with_no_planned_time_is_a_clear_error() -> None:
+    with pytest.raises(OeeInputError, match="planned busy time is zero"):
+        oee(0, 0, 1.0, 0, 0)
+
+
+def test_oee_from_states_follows_the_iso_22400_mapping() -> None:
+    seconds = {
+        MachineState.RUNNING: 3000.0,
+        MachineState.MICRO_STOP: 200.0,  # stays in APT: a speed loss
+        MachineState.STARVED: 400.0,
+        MachineState.UNPLANNED_STOP: 400.0,
+        MachineState.PLANNED_STOP: 600.0,  # leaves PBT
+    }
+    result = oee_from_states(seconds, ideal_cycle_s=10.0, produced=300, good=294)
+    assert result.availability == pytest.approx(3200 / 4000)
+    assert result.performance == pytest.approx(3000 / 3200)
+    assert result.quality == pytest.approx(0.98)

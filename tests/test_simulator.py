@@ -1,0 +1,217 @@
+"""The discrete-event simulator: declared KPIs, determinism, buffers, shifts and faults."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from analytics.oee import Oee, oee_from_states
+from shopfloor.states import MachineState
+from simulators.fast import run_fast
+from simulators.machines import MachineSim, Station
+from simulators.plant_sim import PlantSim
+from simulators.scenario import FaultKind, LoadedScenario, ScriptedFault, load_scenario
+from simulators.signals import machine_values
+from tests.conftest import ROOT
+
+SCENARIOS = ROOT / "examples" / "scenarios"
+
+
+def scenario(name: str, **changes: object) -> LoadedScenario:
+    loaded = load_scenario(SCENARIOS / f"{name}.yaml")
+    if changes:
+        loaded = loaded.model_copy(update={"scenario": loaded.scenario.model_copy(update=changes)})
+    return loaded
+
+
+def seconds_by_state(machine: MachineSim) -> dict[MachineState, float]:
+    totals: dict[MachineState, float] = {}
+    for interval in machine.log:
+        totals[interval.state] = totals.get(interval.state, 0.0) + interval.end - interval.start
+    return totals
+
+
+def kpis(machine: MachineSim) -> Oee:
+    assert isinstance(machine, Station)
+    good = machine.part_count - machine.reject_count
+    return oee_from_states(
+        seconds_by_state(machine), machine.ideal_cycle_s, machine.part_count, good
+    )
+
+
+@pytest.mark.parametrize("name", ["moulding", "machining", "packaging"])
+def test_scenario_reproduces_its_declared_kpis(name: str) -> None:
+    loaded = scenario(name)
+    floor = run_fast(loaded)
+    tolerance = loaded.scenario.tolerance
+    assert loaded.scenario.expected, "every demo scenario declares what it yields"
+    for machine_id, expected in loaded.scenario.expected.items():
+        machine = floor.machines[machine_id]
+        got = kpis(machine)
+        assert got.availability == pytest.approx(expected.availability, abs=tolerance), machine_id
+        assert got.performance == pytest.approx(expected.performance, abs=tolerance), machine_id
+        assert got.quality == pytest.approx(expected.quality, abs=tolerance), machine_id
+        assert got.oee == pytest.approx(expected.oee, abs=tolerance), machine_id
+        good = machine.part_count - machine.reject_count
+        assert expected.energy_per_good_part_kwh is not None
+        assert machine.energy_kwh / good == pytest.approx(
+            expected.energy_per_good_part_kwh, rel=tolerance
+        )
+        run_time = sum(i.end - i.start for i in machine.log)
+        assert run_time == pytest.approx(loaded.scenario.duration)
+
+
+def test_same_seed_same_run_whatever_the_sampling(tmp_path: Path) -> None:
+    loaded = scenario("moulding", duration=2 * 3600.0)
+    quiet = run_fast(loaded)
+    sampled = run_fast(loaded, tmp_path / "run.jsonl")  # samples every second on the way
+    for machine_id, machine in quiet.machines.items():
+        other = sampled.machines[machine_id]
+        assert machine.log == other.log
+        assert (machine.part_count, machine.reject_count) == (other.part_count, other.reject_count)
+        assert machine.energy_kwh == pytest.approx(other.energy_kwh, rel=1e-9)
+    reseeded = run_fast(scenario("moulding", duration=2 * 3600.0, seed=99))
+    assert reseeded.machines["imm-01"].log != quiet.machines["imm-01"].log
+
+
+def test_buffers_make_starved_and_blocked_states_and_conserve_parts() -> None:
+    floor = run_fast(scenario("moulding"))
+    press, trimmer, packer = (floor.machines[m] for m in ("imm-01", "cnc-01", "pack-01"))
+    assert seconds_by_state(press).get(MachineState.BLOCKED, 0) > 0  # the trimmer stood still
+    assert seconds_by_state(packer).get(MachineState.STARVED, 0) > 0  # faster than the press
+    assert isinstance(press, Station) and isinstance(trimmer, Station)
+    assert press.downstream is not None and press.downstream is trimmer.upstream
+    press_good = press.part_count - press.reject_count
+    taken_by_trimmer = trimmer.part_count + (1 if trimmer.state is MachineState.RUNNING else 0)
+    waiting_in_press = 1 if press.state is MachineState.BLOCKED else 0
+    assert press_good - waiting_in_press == taken_by_trimmer + press.downstream.count
+
+
+def test_shift_calendar_stops_the_line_at_night() -> None:
+    floor = run_fast(scenario("packaging"))
+    for station_id in ("filler", "sealer", "cartoner"):
+        night = sum(
+            i.end - i.start
+            for i in floor.machines[station_id].log
+            if i.state is MachineState.PLANNED_STOP and i.reason == "no_shift"
+        )
+        assert night == pytest.approx(8 * 3600)  # 22:00 to 06:00
+
+
+def test_every_scripted_fault_is_ground_truth_with_its_times() -> None:
+    loaded = scenario("machining")
+    floor = run_fast(loaded)
+    got = {(e.path.asset, e.event.name): e.event for e in floor.ground_truth}
+    for fault in loaded.scenario.faults:
+        event = got[(fault.machine, fault.kind.value)]
+        assert event.start == floor.wall(fault.at)
+        assert event.end == floor.wall(fault.at + fault.duration)
+
+
+Series = list[tuple[float, object]]
+
+
+def signal_series(
+    loaded: LoadedScenario, machine_id: str, signal: str, every_s: float = 10.0
+) -> Series:
+    """Sample one signal through a whole run (None where the signal is missing)."""
+    floor = PlantSim(loaded, loaded.scenario.start or pytest.fail("scenario needs a start"))
+    machine = floor.machines[machine_id]
+    series: Series = []
+    t = 0.0
+    while t < loaded.scenario.duration:
+        floor.run_until(t)
+        values = machine_values(machine, t, floor.noise[machine_id])
+        series.append((t, values.get(signal)))
+        t += every_s
+    return series
+
+
+def window(series: Series, start: float, end: float) -> list[float]:
+    return [float(v) for t, v in series if start <= t < end and isinstance(v, int | float)]
+
+
+def one_fault(
+    kind: FaultKind, machine: str, at: float, duration: float, **extra: str
+) -> LoadedScenario:
+    fault = ScriptedFault(machine=machine, kind=kind, at=at, duration=duration, **extra)
+    return scenario("machining", faults=[fault], planned_stops=[], seed=1)
+
+
+def test_bearing_wear_raises_vibration_before_a_breakdown() -> None:
+    loaded = one_fault(FaultKind.BEARING_WEAR, "cnc-02", at=3600, duration=5400)
+    series = signal_series(loaded, "cnc-02", "vibration")
+    before = statistics.median(window(series, 0, 3600))
+    late = statistics.median(window(series, 3600 + 4800, 3600 + 5400))
+    assert late > 2.5 * before
+    floor = run_fast(loaded)
+    failure = [i for i in floor.machines["cnc-02"].log if i.reason == "bearing_failure"]
+    assert failure and failure[0].start == pytest.approx(3600 + 5400)
+    assert failure[0].state is MachineState.UNPLANNED_STOP
+
+
+def test_tool_wear_raises_scrap_and_ends_in_a_tool_change() -> None:
+    worn = run_fast(one_fault(FaultKind.TOOL_WEAR, "cnc-02", at=1800, duration=5 * 3600))
+    sharp = run_fast(scenario("machining", faults=[], planned_stops=[], seed=1))
+    assert worn.machines["cnc-02"].reject_count > 3 * max(sharp.machines["cnc-02"].reject_count, 1)
+    changes = [i for i in worn.machines["cnc-02"].log if i.reason == "tool_change"]
+    assert changes and changes[0].state is MachineState.SETUP
+
+
+def test_overheating_raises_temperature_then_trips() -> None:
+    loaded = one_fault(FaultKind.OVERHEATING, "cnc-01", at=3600, duration=3600)
+    series = signal_series(loaded, "cnc-01", "spindle_temperature")
+    assert max(window(series, 6600, 7200)) > max(window(series, 0, 3600)) + 20
+    trips = [i for i in run_fast(loaded).machines["cnc-01"].log if i.reason == "overheat_trip"]
+    assert trips and trips[0].start == pytest.approx(7200)
+
+
+def test_sensor_faults_corrupt_only_their_signal() -> None:
+    stuck = signal_series(
+        one_fault(FaultKind.SENSOR_STUCK, "cnc-01", 3600, 1800, signal="spindle_load"),
+        "cnc-01",
+        "spindle_load",
+    )
+    assert len(set(window(stuck, 3600, 5400))) == 1
+    assert len(set(window(stuck, 5400, 7200))) > 10
+    dropout = signal_series(
+        one_fault(FaultKind.DROPOUT, "cnc-01", 3600, 1800, signal="vibration"),
+        "cnc-01",
+        "vibration",
+    )
+    assert all(v is None for t, v in dropout if 3600 <= t < 5400)
+    assert all(v is not None for t, v in dropout if t < 3600)
+    spiky = signal_series(
+        one_fault(FaultKind.SPIKE, "cnc-01", 3600, 3600, signal="vibration"),
+        "cnc-01",
+        "vibration",
+        every_s=5,
+    )
+    calm_max = max(window(spiky, 0, 3600))
+    assert sum(v > 2 * calm_max for v in window(spiky, 3600, 7200)) >= 10
+
+
+def test_air_leak_makes_the_compressor_draw_power_at_night() -> None:
+    leak = [
+        ScriptedFault(machine="comp-01", kind=FaultKind.AIR_LEAK, at=8 * 3600, duration=16 * 3600)
+    ]
+    night = {"duration": 24 * 3600.0, "planned_stops": []}
+    leaking = run_fast(scenario("machining", faults=leak, **night))
+    tight = run_fast(scenario("machining", faults=[], **night))
+    assert leaking.machines["comp-01"].energy_kwh > tight.machines["comp-01"].energy_kwh + 40
+    night_states = {i.state for i in leaking.machines["comp-01"].log if i.end > 9 * 3600}
+    assert night_states == {MachineState.RUNNING}
+
+
+def test_network_loss_leaves_a_gap_in_the_machine_data() -> None:
+    loaded = one_fault(FaultKind.NETWORK_LOSS, "cnc-02", at=600, duration=600)
+    floor = PlantSim(loaded, loaded.scenario.start or pytest.fail("no start"))
+    path = floor.paths["cnc-02"]
+    present = []
+    for t in range(0, 1800, 60):
+        floor.run_until(t)
+        present.append((t, path in floor.sample()))
+    assert all(seen for t, seen in present if t < 600 or t >= 1200)
+    assert not any(seen for t, seen in present if 600 <= t < 1200)
