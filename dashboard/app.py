@@ -1,4 +1,8 @@
-"""The Streamlit dashboard: the live shop floor. Run it with `shopfloor dashboard`."""
+"""The Streamlit dashboard: the live shop floor and the demo controls.
+
+Run it with `shopfloor dashboard`; it reads the plant and store settings from the environment
+that command sets, and the broker (for demo controls) from SHOPFLOOR_BROKER_URL.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,22 @@ import os
 
 import streamlit as st
 
+from dashboard.controls import Controls
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from shopfloor.config import ConfigError
+from shopfloor.messages import (
+    Action,
+    FaultKind,
+    InjectFault,
+    LoadScenario,
+    ResetShift,
+    SetSpeed,
+)
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import Store, StoreError, StoreSettings, open_store
 
 REFRESH_S = 2.0
+SPEEDS = [1, 10, 60, 600, 1000]
 
 
 @st.cache_resource
@@ -65,6 +79,24 @@ def _sensor_card(sensor: AssetView) -> None:
             column.metric(signal.replace("_", " "), _format(point.value, point.unit))
 
 
+def _events(shop_floor: ShopFloor) -> None:
+    st.subheader("Faults and events")
+    if not shop_floor.events:
+        st.caption("none so far")
+        return
+    rows = [
+        {
+            "machine": item.asset,
+            "event": item.event.name.replace("_", " "),
+            "start (UTC)": f"{item.event.start:%Y-%m-%d %H:%M:%S}",
+            "end (UTC)": f"{item.event.end:%H:%M:%S}" if item.event.end else "ongoing",
+            "note": item.event.note,
+        }
+        for item in shop_floor.events
+    ]
+    st.table(rows)
+
+
 @st.fragment(run_every=REFRESH_S)
 def live_shop_floor(plant: Plant, store: Store) -> None:
     try:
@@ -80,18 +112,74 @@ def live_shop_floor(plant: Plant, store: Store) -> None:
     st.subheader("Environment")
     for sensor in shop_floor.sensors:
         _sensor_card(sensor)
+    _events(shop_floor)
     st.caption(f"Refreshed {shop_floor.read_at:%H:%M:%S} UTC, every {REFRESH_S:.0f} s")
+
+
+def shop_floor_page() -> None:
+    plant, store = _plant(), _store()
+    st.title(f"{plant.tenant.name} · {plant.site.name}")
+    live_shop_floor(plant, store)
+
+
+def controls_page() -> None:
+    plant = _plant()
+    st.title("Demo controls")
+    broker = os.environ.get("SHOPFLOOR_BROKER_URL")
+    if not broker:
+        st.info("Start the dashboard with --broker to drive a simulator.")
+        return
+    controls = Controls(broker, plant)
+    status = controls.status()
+    if status is None:
+        st.warning("No simulator is running for this plant (none has announced itself).")
+    else:
+        st.caption(f"Running: {status.scenario}, at x{status.speed:g}")
+    machines = {machine.id: machine.name for _, machine in plant.machines()}
+    with st.form("inject"):
+        st.subheader("Inject a fault")
+        machine = st.selectbox("Machine", list(machines), format_func=lambda m: machines[m])
+        fault = st.selectbox("Fault", list(FaultKind), format_func=lambda f: f.replace("_", " "))
+        minutes = st.number_input("Duration (simulated minutes)", 1, 24 * 60, 20)
+        if st.form_submit_button("Inject fault") and machine and fault:
+            action = InjectFault(asset=machine, fault=FaultKind(fault), duration_s=minutes * 60)
+            _send(controls, action, f"{fault.replace('_', ' ')} injected on {machines[machine]}")
+    st.subheader("Speed and shift")
+    speed = st.select_slider("Simulation speed", SPEEDS, value=1, format_func=lambda s: f"x{s}")
+    set_speed, reset = st.columns(2)
+    if set_speed.button("Set speed"):
+        _send(controls, SetSpeed(speed=speed), f"speed set to x{speed}")
+    if reset.button("Reset shift"):
+        _send(controls, ResetShift(), "shift reset")
+    if status is not None and status.available:
+        st.subheader("Scenario")
+        name = st.selectbox("Scenario", status.available)
+        if st.button("Load scenario") and name:
+            _send(controls, LoadScenario(name=name), f"scenario {name} loaded")
+
+
+def _send(controls: Controls, action: Action, done: str) -> None:
+    try:
+        controls.send(action)
+    except ConnectionError as exc:
+        st.error(str(exc))
+        return
+    st.success(done)
 
 
 def main() -> None:
     st.set_page_config(page_title="shopfloor", page_icon="🏭", layout="wide")
     try:
-        plant, store = _plant(), _store()
+        _plant()
+        _store()
     except (ConfigError, StoreError) as exc:
         st.error(str(exc))
         return
-    st.title(f"{plant.tenant.name} · {plant.site.name}")
-    live_shop_floor(plant, store)
+    pages = [
+        st.Page(shop_floor_page, title="Shop floor", default=True),
+        st.Page(controls_page, title="Demo controls", url_path="controls"),
+    ]
+    st.navigation(pages).run()
 
 
 main()

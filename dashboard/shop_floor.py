@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shopfloor.messages import AssetPath
+from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Plant
-from shopfloor.store import Point, Scope, Store
+from shopfloor.store import EVENT_PREFIX, Point, Scope, Store
 
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
 
@@ -33,17 +33,28 @@ class AssetView:
 
 
 @dataclass(frozen=True)
+class AssetEvent:
+    asset: str
+    event: Event
+
+
+@dataclass(frozen=True)
 class ShopFloor:
     machines: list[AssetView]
     sensors: list[AssetView]
+    events: list[AssetEvent]
     read_at: datetime
 
 
 def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
     """The latest value of every machine and sensor signal of the plant's site."""
     latest: dict[AssetPath, dict[str, Point]] = {}
+    events: list[AssetEvent] = []
     for point in store.latest(Scope(plant.tenant.id, plant.site.id)):
-        latest.setdefault(point.asset, {})[point.signal] = point
+        if point.signal.startswith(EVENT_PREFIX):
+            events.append(AssetEvent(point.asset.asset, point.as_event()))
+        else:
+            latest.setdefault(point.asset, {})[point.signal] = point
 
     machines = [
         AssetView(
@@ -55,8 +66,10 @@ def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
         for path, machine in plant.machines()
     ]
     sensors = [AssetView(p, s.name or s.id, latest.get(p, {})) for p, s in plant.sensors()]
+    events.sort(key=lambda e: e.event.start, reverse=True)
     return ShopFloor(
         machines=machines,
         sensors=sensors,
+        events=events,
         read_at=datetime.now(UTC),
     )

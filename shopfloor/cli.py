@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from shopfloor.config import ConfigError
-from shopfloor.demo import BrokerChoice, run_demo
+from shopfloor.demo import BrokerChoice, DemoSource, run_demo
 from shopfloor.mqtt import DEFAULT_BROKER_URL
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
@@ -283,21 +283,13 @@ app.add_typer(control_app, name="control")
 
 def _send(plant_file: Path, broker: str, action: Any) -> None:
     from shopfloor.messages import control_topic, encode_command
-    from shopfloor.mqtt import make_client
+    from shopfloor.mqtt import publish_once
 
     plant = _load(plant_file)
-    client = make_client(broker, f"shopfloor-control-{os.getpid()}")
-    client.loop_start()
     try:
-        info = client.publish(
-            control_topic(plant.tenant.id, plant.site.id), encode_command(action), qos=1
-        )
-        info.wait_for_publish(timeout=10)
-        if not info.is_published():
-            raise _fail(f"the broker at {broker} did not take the command")
-    finally:
-        client.disconnect()
-        client.loop_stop()
+        publish_once(broker, control_topic(plant.tenant.id, plant.site.id), encode_command(action))
+    except ConnectionError as exc:
+        raise _fail(str(exc)) from None
     typer.echo(f"sent {action.command} to {plant.tenant.id}/{plant.site.id}")
 
 
@@ -310,12 +302,13 @@ def control_inject(
     broker: BrokerOption = DEFAULT_BROKER_URL,
 ) -> None:
     """Inject a fault into a running simulator; it appears as a labelled event."""
-    from shopfloor.messages import InjectFault
-    from simulators.scenario import FaultKind
+    from shopfloor.messages import FaultKind, InjectFault
 
     if fault not in set(FaultKind):
         raise _fail(f"unknown fault {fault!r}; choose one of {', '.join(FaultKind)}")
-    _send(plant_file, broker, InjectFault(asset=machine, fault=fault, duration_s=duration))
+    _send(
+        plant_file, broker, InjectFault(asset=machine, fault=FaultKind(fault), duration_s=duration)
+    )
 
 
 @control_app.command("speed")
@@ -444,14 +437,20 @@ def dashboard(
     address: Annotated[
         str, typer.Option(envvar="SHOPFLOOR_DASHBOARD_ADDRESS", help="Address to listen on.")
     ] = "127.0.0.1",
+    broker: Annotated[
+        str | None,
+        typer.Option(envvar="SHOPFLOOR_BROKER_URL", help="Broker of the simulator to drive."),
+    ] = None,
 ) -> None:
-    """Serve the Streamlit dashboard (live shop floor)."""
+    """Serve the Streamlit dashboard (live shop floor, demo controls)."""
     import dashboard as dashboard_package
 
     _load(plant_file)  # a bad plant file is reported here, not as a red box in the browser
     settings = _store_settings(store_url, store_database, store_token, store_org)
     app_file = Path(dashboard_package.__file__).parent / "app.py"
     env = {**os.environ, **settings.to_env(), "SHOPFLOOR_PLANT": str(plant_file.resolve())}
+    if broker:
+        env["SHOPFLOOR_BROKER_URL"] = broker
     argv = [
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.port", str(port), "--server.address", address,
@@ -461,9 +460,20 @@ def dashboard(
     os.execvpe(sys.executable, argv, env)
 
 
+DEFAULT_SCENARIO = Path("examples/scenarios/moulding.yaml")
+
+
 @app.command()
 def demo(
-    plant_file: PlantOption = DEFAULT_PLANT,
+    scenario_file: Annotated[
+        Path, typer.Option("--scenario", help="Scenario to run live (its plant is the demo's).")
+    ] = DEFAULT_SCENARIO,
+    plant_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--plant", help="Run this plant with default behaviour instead of a scenario."
+        ),
+    ] = None,
     data_dir: Annotated[
         Path, typer.Option(help="Where the embedded store and broker files live.")
     ] = Path(".shopfloor"),
@@ -482,8 +492,13 @@ def demo(
 ) -> None:
     """Start broker, simulator, edge, gateway, analytics and dashboard; Ctrl-C stops them all."""
     _setup_logging(False)
-    _load(plant_file)
+    if plant_file is not None:
+        _load(plant_file)
+        source = DemoSource(plant_file, None)
+    else:
+        loaded = _load_scenario(DEFAULT_PLANT, scenario_file, None)
+        source = DemoSource(loaded.path.parent / loaded.scenario.plant, scenario_file)
     try:
-        run_demo(plant_file, data_dir, store_url, dashboard_port, broker_server)
+        run_demo(source, data_dir, store_url, dashboard_port, broker_server)
     except RuntimeError as exc:
         raise _fail(str(exc)) from None

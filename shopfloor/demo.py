@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -144,8 +145,19 @@ def _broker(
     return "embedded amqtt broker", embedded_broker(port)
 
 
+@dataclass(frozen=True)
+class DemoSource:
+    """What the demo's simulator runs: a scenario, or a plant with default behaviour."""
+
+    plant: Path
+    scenario: Path | None
+
+    def simulator_args(self) -> list[str]:
+        return ["--scenario", str(self.scenario)] if self.scenario else ["--plant", str(self.plant)]
+
+
 def run_demo(
-    plant_file: Path, data_dir: Path, influx_url: str | None, dashboard_port: int,
+    source: DemoSource, data_dir: Path, influx_url: str | None, dashboard_port: int,
     broker_choice: BrokerChoice = BrokerChoice.AUTO, announce: Callable[[str], None] = print,
 ) -> None:  # fmt: skip
     """Run the demo until Ctrl-C or SIGTERM, or until one of its processes fails."""
@@ -155,15 +167,16 @@ def run_demo(
     kind, broker = _broker(broker_choice, port, data_dir)
     store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
     shopfloor = [sys.executable, "-m", "shopfloor"]
-    common = ["--plant", str(plant_file)]
+    common = ["--plant", str(source.plant)]
     store_args = ["--store-url", store.url]
     commands = {
-        "simulate": [*shopfloor, "simulate", *common, "--broker", broker_url],
+        "simulate": [*shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url],
         "edge": [*shopfloor, "edge", *common, "--broker", broker_url],
         "gateway": [*shopfloor, "gateway", *common, "--broker", broker_url, *store_args],
         "analytics": [*shopfloor, "analytics", *common, *store_args],
         "dashboard": [
             *shopfloor, "dashboard", *common, *store_args, "--port", str(dashboard_port),
+            "--broker", broker_url,
         ],
     }  # fmt: skip
     with broker:

@@ -175,6 +175,22 @@ class EventType(StrEnum):
     FAULT = "fault"
 
 
+class FaultKind(StrEnum):
+    """Faults with ground truth; docs/simulator.md says what each does to the signals."""
+
+    BEARING_WEAR = "bearing_wear"
+    OVERHEATING = "overheating"
+    TOOL_WEAR = "tool_wear"
+    SENSOR_STUCK = "sensor_stuck"
+    SPIKE = "spike"
+    DROPOUT = "dropout"
+    AIR_LEAK = "air_leak"
+    NETWORK_LOSS = "network_loss"
+
+
+SIGNAL_FAULTS = frozenset({FaultKind.SENSOR_STUCK, FaultKind.SPIKE, FaultKind.DROPOUT})
+
+
 class Event(BaseModel):
     """A labelled interval of an asset's life, e.g. an injected fault (ground truth).
 
@@ -219,12 +235,33 @@ def control_topic(tenant: str, site: str) -> str:
     return f"{tenant}/{site}/_control"
 
 
+def status_topic(tenant: str, site: str) -> str:
+    """Where a site's simulator keeps its status (retained), for the dashboard's controls."""
+    return f"{tenant}/{site}/_control/status"
+
+
+class SimulatorStatus(BaseModel):
+    """What a running simulator announces: its scenario, the others it can load, its speed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    scenario: str
+    available: list[str]
+    speed: PositiveFloat
+    started: AwareDatetime
+
+
+def decode_status(payload: bytes | bytearray) -> SimulatorStatus:
+    return _decode(SimulatorStatus, payload)
+
+
 class InjectFault(BaseModel):
     """Start a fault on an asset now, for `duration_s` seconds of simulated time."""
 
     command: Literal["inject_fault"] = "inject_fault"
     asset: str
-    fault: str
+    fault: FaultKind
     duration_s: PositiveFloat = 600.0
 
 
@@ -241,7 +278,15 @@ class ResetShift(BaseModel):
     command: Literal["reset_shift"] = "reset_shift"
 
 
-Command = Annotated[InjectFault | SetSpeed | ResetShift, Field(discriminator="command")]
+class LoadScenario(BaseModel):
+    """Switch to another scenario of the same plant, by name, starting its shift now."""
+
+    command: Literal["load_scenario"] = "load_scenario"
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+
+
+Action = InjectFault | SetSpeed | ResetShift | LoadScenario
+Command = Annotated[Action, Field(discriminator="command")]
 
 
 class ControlMessage(BaseModel):
@@ -251,10 +296,10 @@ class ControlMessage(BaseModel):
     action: Command
 
 
-def encode_command(action: InjectFault | SetSpeed | ResetShift) -> bytes:
+def encode_command(action: Action) -> bytes:
     return ControlMessage(action=action).model_dump_json().encode()
 
 
-def decode_command(payload: bytes | bytearray) -> InjectFault | SetSpeed | ResetShift:
+def decode_command(payload: bytes | bytearray) -> Action:
     """Decode a control payload; raises MessageError naming the offending field."""
     return _decode(ControlMessage, payload).action

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
+import uuid
 from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
@@ -69,3 +72,46 @@ def _on_connect(
     if subscriptions:
         client.subscribe(subscriptions)
     log.info("connected to the broker; subscribed to %d topic filters", len(subscriptions))
+
+
+def publish_once(url: str, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
+    """Connect, publish one message with QoS 1, wait for the broker's acknowledgement, leave.
+
+    For commands from the CLI and the dashboard; raises ConnectionError naming the broker when
+    it cannot be reached or does not acknowledge in time.
+    """
+    client = make_client(url, f"shopfloor-once-{uuid.uuid4().hex[:12]}")
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not client.is_connected():
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"cannot reach the broker at {url}")
+            time.sleep(0.02)
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(max(deadline - time.monotonic(), 0.1))
+        if not info.is_published():
+            raise ConnectionError(f"the broker at {url} did not acknowledge the message")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def read_retained(url: str, topic: str, timeout_s: float = 1.5) -> bytes | None:
+    """The message retained on `topic`, or None when there is none within `timeout_s`."""
+    received: list[bytes] = []
+    arrived = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        received.append(bytes(msg.payload))
+        arrived.set()
+
+    client = make_client(url, f"shopfloor-read-{uuid.uuid4().hex[:12]}", [(topic, 1)])
+    client.on_message = on_message
+    client.loop_start()
+    try:
+        arrived.wait(timeout_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return received[0] if received else None

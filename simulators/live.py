@@ -11,25 +11,31 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from shopfloor.config import ConfigError
 from shopfloor.messages import (
+    Action,
+    FaultKind,
     InjectFault,
+    LoadScenario,
     MessageError,
     MessageKind,
-    ResetShift,
     SetSpeed,
+    SimulatorStatus,
     control_topic,
     decode_command,
     encode_events,
+    status_topic,
 )
 from shopfloor.mqtt import make_client
 from shopfloor.states import MachineState
 from simulators.machines import MachineSim
 from simulators.opcua import MachineServer
 from simulators.plant_sim import PlantSim
-from simulators.scenario import FaultKind, LoadedScenario
+from simulators.scenario import LoadedScenario, load_scenario
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +97,7 @@ class LiveSimulator:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self.apply, command)
 
-    def apply(self, command: InjectFault | SetSpeed | ResetShift) -> None:
+    def apply(self, command: Action) -> None:
         """Carry out one demo control; a bad one is logged, never fatal."""
         try:
             if isinstance(command, InjectFault):
@@ -99,17 +105,56 @@ class LiveSimulator:
             elif isinstance(command, SetSpeed):
                 self.speed = command.speed
                 log.info("simulation speed set to x%g", command.speed)
+            elif isinstance(command, LoadScenario):
+                self._load(command.name)
             else:
                 self.floor = self._new_floor()
                 log.info("shift reset")
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, ConfigError) as exc:
             log.warning("cannot %s: %s", command.command.replace("_", " "), exc)
+        self._announce()
+
+    def scenarios(self) -> dict[str, Path]:
+        """Scenario files beside the current one that run the same plant, by name."""
+        if (
+            self.loaded.path.suffix not in (".yaml", ".yml")
+            or self.loaded.path == self.loaded.scenario.plant
+        ):
+            return {}
+        found = {}
+        for path in sorted(self.loaded.path.parent.glob("*.y*ml")):
+            try:
+                if load_scenario(path).plant == self.plant:
+                    found[path.stem] = path
+            except ConfigError:
+                continue
+        return found
+
+    def _load(self, name: str) -> None:
+        path = self.scenarios().get(name)
+        if path is None:
+            raise KeyError(f"no scenario {name!r} for this plant beside {self.loaded.path}")
+        self.loaded = load_scenario(path)
+        self.floor = self._new_floor()
+        log.info("scenario %s loaded", name)
+
+    def _announce(self) -> None:
+        """Keep the simulator's status retained on the broker, for the dashboard's controls."""
+        status = SimulatorStatus(
+            scenario=self.loaded.scenario.name,
+            available=sorted(self.scenarios()),
+            speed=self.speed,
+            started=self.floor.start,
+        )
+        topic = status_topic(self.plant.tenant.id, self.plant.site.id)
+        self.mqtt.publish(topic, status.model_dump_json().encode(), qos=1, retain=True)
 
     # --- the clock -------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve until cancelled."""
         self._loop = asyncio.get_running_loop()
         self.mqtt.loop_start()
+        self._announce()
         try:
             await self._sync_servers()
             last = time.monotonic()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from shopfloor.messages import FaultKind
 from shopfloor.plant import Machine, MachineType
 from shopfloor.states import MachineState
 from simulators.engine import Simulation
-from simulators.scenario import FaultKind, MachineBehaviour
+from simulators.scenario import MachineBehaviour
 
 # Which hold wins when several apply at once (a break during a repair is still a break).
 HOLD_PRIORITY = [

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shopfloor.messages import AssetPath, Event
+from shopfloor.messages import SIGNAL_FAULTS, AssetPath, Event, FaultKind
 from shopfloor.plant import MachineType, SensorDevice, Shift
 from shopfloor.states import MachineState
 from simulators.engine import Simulation
 from simulators.machines import Buffer, Compressor, MachineSim, Station
-from simulators.scenario import SIGNAL_FAULTS, FaultKind, LoadedScenario, ScriptedFault
+from simulators.scenario import LoadedScenario, ScriptedFault
 from simulators.signals import Value, faulty_signal, machine_values, sensor_values
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

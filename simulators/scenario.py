@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +24,7 @@ from pydantic import (
 )
 
 from shopfloor.config import ConfigError, LocatedValueError, field_path, load_yaml_model, locate
+from shopfloor.messages import FaultKind
 from shopfloor.plant import Plant, load_plant
 
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|min|m|h|d))+$")
@@ -43,22 +43,6 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[NonNegativeFloat, BeforeValidator(parse_duration)]
-
-
-class FaultKind(StrEnum):
-    """Faults with ground truth; docs/simulator.md says what each does to the signals."""
-
-    BEARING_WEAR = "bearing_wear"
-    OVERHEATING = "overheating"
-    TOOL_WEAR = "tool_wear"
-    SENSOR_STUCK = "sensor_stuck"
-    SPIKE = "spike"
-    DROPOUT = "dropout"
-    AIR_LEAK = "air_leak"
-    NETWORK_LOSS = "network_loss"
-
-
-SIGNAL_FAULTS = {FaultKind.SENSOR_STUCK, FaultKind.SPIKE, FaultKind.DROPOUT}
 
 
 class _Part(BaseModel):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 import random
 
+from shopfloor.messages import SIGNAL_FAULTS, FaultKind
 from shopfloor.plant import SensorDevice
 from shopfloor.states import MachineState
 from simulators.machines import Compressor, MachineSim
-from simulators.scenario import SIGNAL_FAULTS, FaultKind
 
 Value = float | int | str
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from analytics.oee import Oee, oee_from_states
+from shopfloor.messages import FaultKind
 from shopfloor.states import MachineState
 from simulators.fast import run_fast
 from simulators.machines import MachineSim, Station
 from simulators.plant_sim import PlantSim
-from simulators.scenario import FaultKind, LoadedScenario, ScriptedFault, load_scenario
+from simulators.scenario import LoadedScenario, ScriptedFault, load_scenario
 from simulators.signals import machine_values
 from tests.conftest import ROOT
 

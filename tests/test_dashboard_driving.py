@@ -1,0 +1,177 @@
+"""The dashboard drives a live simulator, and a replayed shift drives the dashboard.
+
+Real at every hop: simulator (OPC UA) -> edge -> Mosquitto -> gateway -> embedded store ->
+dashboard in headless Chromium, and the dashboard's controls -> Mosquitto -> simulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from playwright.sync_api import Page, sync_playwright
+
+from shopfloor.messages import AssetPath
+from shopfloor.plant import load_plant
+from shopfloor.store import Scope, Store, StoreSettings, open_store
+from tests.conftest import ROOT
+from tests.servers import Mosquitto, free_port, port_open, require_binary
+from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
+
+
+def scenario_for(plant: Path, directory: Path, **changes: object) -> Path:
+    scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / "moulding.yaml").read_text())
+    scenario.update(plant=str(plant), faults=[], planned_stops=[], **changes)
+    path = directory / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def open_page(url: str, screenshot: Path) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=require_binary("chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(url, timeout=60_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(screenshot), full_page=True)
+            browser.close()
+
+
+def start_dashboard(
+    plant: Path, store_url: str, broker: str, log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = shopfloor(
+        "dashboard", "--plant", str(plant), "--port", str(port), "--store-url", store_url,
+        "--broker", broker, log=log,
+    )  # fmt: skip
+
+    def listening() -> bool:
+        assert process.poll() is None, log.read_text()
+        return port_open(port)
+
+    wait_until(listening, 90, "the dashboard")
+    return process, port
+
+
+def artifact(name: str) -> Path:
+    folder = ROOT / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder / name
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a Streamlit selectbox the way a user does: open, type, Enter."""
+    page.locator("[data-testid='stSelectbox']").filter(has_text=label).click()
+    page.get_by_role("option").first.wait_for(timeout=10_000)
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+
+
+TRIMMER = AssetPath("polimer", "brest", "moulding", "line-1", "cnc-01")
+
+
+def vibration(store: Store, since: datetime) -> list[float]:
+    history = store.history(TRIMMER, "vibration", since, datetime.now(UTC) + timedelta(days=2))
+    return [float(p.value) for p in history]
+
+
+def test_fault_injected_from_the_dashboard_is_labelled_and_changes_the_signals(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    plant = plant_on_free_ports(tmp_path)
+    scenario = scenario_for(plant, tmp_path)
+    store_url = f"sqlite:{tmp_path / 'store.db'}"
+    common = ["--plant", str(plant), "--broker", mosquitto.url]
+    processes = [
+        shopfloor("simulate", "--scenario", str(scenario), "--broker", mosquitto.url,
+                  "--speed", "60", log=tmp_path / "simulate.log"),
+        shopfloor("edge", *common, log=tmp_path / "edge.log"),
+        shopfloor("gateway", *common, "--store-url", store_url, log=tmp_path / "gateway.log"),
+    ]  # fmt: skip
+    store = open_store(StoreSettings(url=store_url))
+    try:
+        dashboard, port = start_dashboard(plant, store_url, mosquitto.url, tmp_path / "dash.log")
+        processes.append(dashboard)
+        wait_until(
+            lambda: len(vibration(store, datetime(2000, 1, 1, tzinfo=UTC))) > 20,
+            60,
+            "baseline",
+        )
+        started = datetime.now(UTC) - timedelta(days=1)
+        baseline = statistics.median(vibration(store, started))
+        shot = artifact("dashboard-controls.png")
+        with open_page(f"http://127.0.0.1:{port}/controls", shot) as page:
+            page.get_by_text("Running: Injection moulding SME").wait_for(timeout=30_000)
+            choose(page, "Machine", "Trimming centre")
+            choose(page, "Fault", "bearing wear")
+            page.get_by_role("button", name="Inject fault").click()
+            page.get_by_text("bearing wear injected on Trimming centre").wait_for(timeout=30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text("bearing wear").wait_for(timeout=30_000)
+            assert "ongoing" in page.inner_text("body")
+        events = [p for p in store.latest(Scope("polimer")) if p.signal == "event.bearing_wear"]
+        assert [p.asset.asset for p in events] == ["cnc-01"]
+        fault_start = events[0].ts
+        # 20 simulated minutes of wear at x60: vibration ends well above its baseline.
+        wait_until(
+            lambda: max(vibration(store, fault_start) or [0]) > 2.5 * baseline,
+            40,
+            "vibration rising under bearing wear",
+        )
+    finally:
+        stop_all(processes)
+        store.close()
+
+
+def test_a_recorded_shift_replayed_at_x60_drives_the_dashboard(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    plant = plant_on_free_ports(tmp_path)
+    scenario = scenario_for(plant, tmp_path, duration="15m")
+    recording = tmp_path / "shift.jsonl"
+    fast = subprocess.run(
+        [sys.executable, "-m", "shopfloor", "simulate", "--scenario", str(scenario), "--fast",
+         "--output", str(recording)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert fast.returncode == 0, fast.stderr
+    store_url = f"sqlite:{tmp_path / 'store.db'}"
+    gateway = shopfloor("gateway", "--plant", str(plant), "--broker", mosquitto.url,
+                        "--store-url", store_url, log=tmp_path / "gateway.log")  # fmt: skip
+    dashboard, port = start_dashboard(plant, store_url, mosquitto.url, tmp_path / "dash.log")
+    store = open_store(StoreSettings(url=store_url))
+    try:
+        replay_started = datetime.now(UTC)
+        replay = shopfloor("replay", str(recording), "--speed", "60", "--broker", mosquitto.url,
+                           log=tmp_path / "replay.log")  # fmt: skip
+        shot = artifact("dashboard-replay.png")
+        with open_page(f"http://127.0.0.1:{port}", shot) as page:
+            for name in ("Injection press 1", "Trimming centre", "Packaging station"):
+                page.get_by_text(name).wait_for(timeout=30_000)
+            page.get_by_text("running").first.wait_for(timeout=30_000)
+            assert replay.wait(60) == 0, (tmp_path / "replay.log").read_text()
+            page.wait_for_timeout(3000)
+            text = page.inner_text("body")
+        assert "no data yet" not in text.split("Environment")[0]
+        plant_model = load_plant(plant)
+        for path, _ in plant_model.machines():
+            parts = [p for p in store.latest(Scope.of(path)) if p.signal == "part_count"]
+            assert parts and float(parts[0].value) > 10  # 15 minutes of production
+            # Timestamps moved to the replay: the recorded shift starts now.
+            assert parts[0].ts >= replay_started - timedelta(seconds=5)
+    finally:
+        stop_all([gateway, dashboard])
+        store.close()

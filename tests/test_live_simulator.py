@@ -1,0 +1,185 @@
+"""The live simulator: OPC UA methods and demo controls, against real Mosquitto and asyncua."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from asyncua import Client, ua
+
+from shopfloor.messages import Event, MessageKind, decode_events, parse_topic, subscription
+from shopfloor.mqtt import make_client
+from tests.conftest import ROOT
+from tests.servers import Mosquitto, free_port, port_open
+from tests.test_end_to_end import shopfloor, stop_all, wait_until
+
+NAMESPACE = "urn:shopfloor:machines"
+
+
+def machining_on_free_ports(directory: Path) -> tuple[Path, dict[str, str]]:
+    """The machining scenario and plant, with free OPC UA ports and no scripted faults."""
+    plant = yaml.safe_load((ROOT / "examples" / "machining-plant.yaml").read_text())
+    endpoints = {}
+    for area in plant["site"]["areas"]:
+        for line in area["lines"]:
+            for machine in line["machines"]:
+                endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+                machine["opcua"]["endpoint"] = endpoint
+                endpoints[machine["id"]] = endpoint
+    (directory / "plant.yaml").write_text(yaml.safe_dump(plant, sort_keys=False))
+    scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / "machining.yaml").read_text())
+    scenario.update(plant="plant.yaml", faults=[], planned_stops=[])
+    path = directory / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return path, endpoints
+
+
+@dataclass
+class Events:
+    received: list[tuple[str, Event]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        path, _ = parse_topic(msg.topic)
+        with self.lock:
+            self.received += [(path.asset, e) for e in decode_events(msg.payload)]
+
+    def of(self, asset: str, name: str) -> list[Event]:
+        with self.lock:
+            return [e for a, e in self.received if a == asset and e.name == name]
+
+
+@dataclass
+class Live:
+    scenario: Path
+    plant: Path
+    endpoints: dict[str, str]
+    broker: Mosquitto
+    events: Events
+
+
+@pytest.fixture
+def live(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Live]:
+    scenario, endpoints = machining_on_free_ports(tmp_path)
+    events = Events()
+    listener = make_client(
+        mosquitto.url,
+        f"events-{uuid.uuid4().hex[:8]}",
+        [(subscription("metalform", MessageKind.EVENT), 1)],
+    )
+    listener.on_message = events.on_message
+    listener.loop_start()
+    simulator = shopfloor(
+        "simulate", "--scenario", str(scenario), "--broker", mosquitto.url, "--speed", "60",
+        log=tmp_path / "simulate.log",
+    )  # fmt: skip
+    try:
+        ports = [int(e.rsplit(":", 1)[1]) for e in endpoints.values()]
+        wait_until(lambda: all(port_open(p) for p in ports), 60, "the OPC UA servers")
+        wait_until(listener.is_connected, 10, "the event listener")
+        yield Live(scenario, tmp_path / "plant.yaml", endpoints, mosquitto, events)
+    finally:
+        stop_all([simulator])
+        listener.disconnect()
+        listener.loop_stop()
+
+
+async def call(endpoint: str, machine: str, method: str, *args: ua.Variant) -> object:
+    async with Client(endpoint, timeout=10) as client:
+        ns = await client.get_namespace_index(NAMESPACE)
+        machine_object = client.get_node(ua.NodeId(machine, ns))
+        return await machine_object.call_method(f"{ns}:{method}", *args)
+
+
+async def read(endpoint: str, machine: str, signal: str) -> ua.DataValue:
+    async with Client(endpoint, timeout=10) as client:
+        ns = await client.get_namespace_index(NAMESPACE)
+        return await client.get_node(f"ns={ns};s={machine}.{signal}").read_data_value()
+
+
+def test_inject_fault_method_labels_an_event_and_changes_the_signal(live: Live) -> None:
+    endpoint = live.endpoints["cnc-01"]
+    before = asyncio.run(read(endpoint, "cnc-01", "spindle_temperature")).Value.Value
+    started = asyncio.run(
+        call(
+            endpoint, "cnc-01", "InjectFault",
+            ua.Variant("overheating", ua.VariantType.String),
+            ua.Variant(1200.0, ua.VariantType.Double),
+        )
+    )  # fmt: skip
+    assert isinstance(started, str) and datetime.fromisoformat(started)
+    wait_until(lambda: bool(live.events.of("cnc-01", "overheating")), 10, "the opened event")
+    opened = live.events.of("cnc-01", "overheating")[0]
+    assert opened.end is None and opened.start == datetime.fromisoformat(started)
+    time.sleep(12)  # at x60: 12 minutes of simulated heating
+    hot = asyncio.run(read(endpoint, "cnc-01", "spindle_temperature")).Value.Value
+    assert hot > before + 8
+    wait_until(lambda: len(live.events.of("cnc-01", "overheating")) == 2, 20, "the closed event")
+    closed = live.events.of("cnc-01", "overheating")[1]
+    assert closed.start == opened.start and closed.end is not None
+    assert (closed.end - closed.start).total_seconds() == pytest.approx(1200)
+
+
+def test_unknown_fault_through_the_method_is_refused(live: Live) -> None:
+    with pytest.raises(ua.UaStatusCodeError):
+        asyncio.run(
+            call(
+                live.endpoints["cnc-02"], "cnc-02", "InjectFault",
+                ua.Variant("gremlins", ua.VariantType.String),
+                ua.Variant(60.0, ua.VariantType.Double),
+            )
+        )  # fmt: skip
+
+
+def test_stop_and_start_methods(live: Live) -> None:
+    endpoint = live.endpoints["cnc-02"]
+    asyncio.run(call(endpoint, "cnc-02", "Stop"))
+    wait_until(
+        lambda: asyncio.run(read(endpoint, "cnc-02", "state")).Value.Value == "planned_stop",
+        10,
+        "the operator stop",
+    )
+    asyncio.run(call(endpoint, "cnc-02", "Start"))
+    wait_until(
+        lambda: asyncio.run(read(endpoint, "cnc-02", "state")).Value.Value != "planned_stop",
+        10,
+        "the restart",
+    )
+
+
+def control(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shopfloor", "control", *args, "--plant", str(live.plant),
+         "--broker", live.broker.url],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+
+
+def test_control_commands_inject_faults_and_change_speed(live: Live) -> None:
+    result = control(live, "inject", "cnc-02", "bearing_wear", "--duration", "900")
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: bool(live.events.of("cnc-02", "bearing_wear")), 10, "the event")
+
+    def simulated_seconds_over(wall_s: float) -> float:
+        first = asyncio.run(read(live.endpoints["cnc-01"], "cnc-01", "power")).SourceTimestamp
+        time.sleep(wall_s)
+        last = asyncio.run(read(live.endpoints["cnc-01"], "cnc-01", "power")).SourceTimestamp
+        return float((last - first).total_seconds())
+
+    assert simulated_seconds_over(3) > 100  # x60
+    assert control(live, "speed", "1").returncode == 0
+    time.sleep(1)
+    assert simulated_seconds_over(3) < 10  # x1
+    bad = control(live, "inject", "cnc-02", "gremlins")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown fault 'gremlins'")
