@@ -65,6 +65,8 @@ class Listener:
         wait_until(self.subscribed.is_set, 10, "the listener's subscription")
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:
+            return  # left on the shared broker by earlier tests (e.g. a simulator's status)
         with self.lock:
             self.messages.append((msg.topic, bytes(msg.payload)))
 
