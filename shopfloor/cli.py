@@ -323,6 +323,18 @@ def control_speed(
     _send(plant_file, broker, SetSpeed(speed=speed))
 
 
+@control_app.command("scenario")
+def control_scenario(
+    name: Annotated[str, typer.Argument(help="Scenario file name beside the running one.")],
+    plant_file: PlantOption = DEFAULT_PLANT,
+    broker: BrokerOption = DEFAULT_BROKER_URL,
+) -> None:
+    """Switch the running simulator to another scenario of the same plant."""
+    from shopfloor.messages import LoadScenario
+
+    _send(plant_file, broker, LoadScenario(name=name))
+
+
 @control_app.command("reset-shift")
 def control_reset_shift(
     plant_file: PlantOption = DEFAULT_PLANT, broker: BrokerOption = DEFAULT_BROKER_URL

@@ -13,7 +13,14 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from gateway.service import Gateway
-from shopfloor.messages import AssetPath, Reading, encode_readings
+from shopfloor.messages import (
+    AssetPath,
+    Event,
+    MessageKind,
+    Reading,
+    encode_events,
+    encode_readings,
+)
 from shopfloor.mqtt import make_client
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreSettings, open_store
@@ -133,3 +140,23 @@ def test_gateway_started_before_the_broker_connects_when_it_comes_up(
         gateway.stop()
         store.close()
         broker.stop()
+
+
+def test_events_are_stored_and_their_end_overwrites_the_open_one(
+    example_plant: Plant, mosquitto: Mosquitto, publisher: mqtt.Client, store: Store
+) -> None:
+    gateway = start_gateway(example_plant, mosquitto.url, store)
+    opened = Event(name="bearing_wear", start=T0, note="injected")
+    closed = Event(name="bearing_wear", start=T0, end=T0 + timedelta(minutes=30), note="injected")
+    try:
+        publisher.publish(PRESS.topic(MessageKind.EVENT), encode_events([opened]), qos=1)
+        wait_until(lambda: gateway.written == 1, 10, "the open event")
+        publisher.publish(PRESS.topic(MessageKind.EVENT), encode_events([closed]), qos=1)
+        ghost = AssetPath("polimer", "brest", "moulding", "line-1", "ghost")
+        publisher.publish(ghost.topic(MessageKind.EVENT), encode_events([opened]), qos=1)
+        wait_until(lambda: gateway.written == 2 and gateway.rejected == 1, 10, "the rest")
+    finally:
+        gateway.stop()
+    points = store.history(PRESS, "event.bearing_wear", T0, T0 + timedelta(days=1))
+    assert len(points) == 1
+    assert points[0].as_event() == closed

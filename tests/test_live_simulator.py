@@ -183,3 +183,30 @@ def test_control_commands_inject_faults_and_change_speed(live: Live) -> None:
     assert simulated_seconds_over(3) < 10  # x1
     bad = control(live, "inject", "cnc-02", "gremlins")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown fault 'gremlins'")
+
+
+def test_status_lists_scenarios_and_load_scenario_switches(live: Live) -> None:
+    from shopfloor.messages import SimulatorStatus, decode_status, status_topic
+    from shopfloor.mqtt import read_retained
+
+    other = yaml.safe_load(live.scenario.read_text())
+    other.update(name="Metal-machining SME, night shift", seed=3)
+    (live.scenario.parent / "night.yaml").write_text(yaml.safe_dump(other, sort_keys=False))
+
+    def status() -> SimulatorStatus:
+        payload = read_retained(live.broker.url, status_topic("metalform", "kragujevac"))
+        assert payload is not None
+        return decode_status(payload)
+
+    assert control(live, "speed", "10").returncode == 0  # any command refreshes the status
+    wait_until(lambda: "night" in status().available, 10, "the second scenario")
+    result = control(live, "scenario", "night")
+    assert result.returncode == 0, result.stderr
+    wait_until(
+        lambda: status().scenario == "Metal-machining SME, night shift",
+        10,
+        "the switch",
+    )
+    assert control(live, "scenario", "nowhere").returncode == 0  # sent; the simulator refuses
+    time.sleep(1)
+    assert status().scenario == "Metal-machining SME, night shift"

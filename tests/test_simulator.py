@@ -42,7 +42,7 @@ def kpis(machine: MachineSim) -> Oee:
     )
 
 
-@pytest.mark.parametrize("name", ["moulding", "machining", "packaging"])
+@pytest.mark.parametrize("name", ["moulding", "moulding-bad-day", "machining", "packaging"])
 def test_scenario_reproduces_its_declared_kpis(name: str) -> None:
     loaded = scenario(name)
     floor = run_fast(loaded)
