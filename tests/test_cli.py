@@ -10,7 +10,10 @@ import pytest
 
 from tests.conftest import EXAMPLE_PLANT, ROOT
 
-SUBCOMMANDS = ["demo", "simulate", "edge", "gateway", "analytics", "dashboard", "plant"]
+SUBCOMMANDS = [
+    "demo", "simulate", "edge", "gateway", "analytics", "dashboard", "plant", "record", "replay",
+    "control",
+]  # fmt: skip
 
 
 def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -40,6 +43,12 @@ def test_top_level_help_lists_every_component() -> None:
         (["analytics"], "--window"),
         (["dashboard"], "SHOPFLOOR_DASHBOARD_PORT"),
         (["plant", "check"], "Plant file to validate"),
+        (["record"], "--duration"),
+        (["replay"], "--tenant"),
+        (["control", "inject"], "bearing_wear"),
+        (["control", "speed"], "Simulated seconds per second"),
+        (["control", "reset-shift"], "shift"),
+        (["control", "scenario"], "same plant"),
     ],
 )
 def test_every_subcommand_has_help(args: list[str], expected: str) -> None:
@@ -96,3 +105,40 @@ def test_gateway_refuses_an_unreachable_store_in_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: InfluxDB at http://127.0.0.1:9 unreachable")
     assert "Traceback" not in result.stderr
+
+
+def test_replay_of_a_bad_recording_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"shopfloor_recording": 1, "tenant": "polimer", "started": "2026-11-02T06:00:00Z"}\nnot json\n'
+    )
+    result = shopfloor("replay", str(bad), "--broker", "mqtt://127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {bad}:2: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_control_with_an_unreachable_broker_is_one_line() -> None:
+    result = shopfloor("control", "speed", "60", "--broker", "mqtt://127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr == "error: cannot reach the broker at mqtt://127.0.0.1:9\n"
+
+
+def test_simulate_fast_prints_the_run_and_its_ground_truth(tmp_path: Path) -> None:
+    output = tmp_path / "run.jsonl"
+    scenario = ROOT / "examples" / "scenarios" / "machining.yaml"
+    result = shopfloor("simulate", "--scenario", str(scenario), "--fast", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    assert "fault tool_wear on cnc-02" in result.stdout
+    assert "x" in result.stdout and "real time" in result.stdout
+    assert output.read_text().startswith('{"shopfloor_recording":1,"tenant":"metalform"')
+
+
+def test_simulate_with_a_bad_scenario_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "scenario.yaml"
+    bad.write_text("name: x\nplant: nowhere.yaml\nproduct: p\n")
+    result = shopfloor("simulate", "--scenario", str(bad), "--fast")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"error: {(tmp_path / 'nowhere.yaml').resolve()}: cannot read file"
+    )
