@@ -64,6 +64,13 @@ def _machine_card(machine: AssetView, shop_floor: ShopFloor) -> None:
                 f", {_format(per_part, 'kWh per good part', 3)}" if per_part is not None else ""
             )
             st.caption(f"last hour: {_format(good, digits=0)} good parts{energy}")
+        process = machine.process_values()
+        if process:
+            st.caption(
+                " · ".join(
+                    f"{name.replace('_', ' ')} {_format(p.value, p.unit)}" for name, p in process
+                )
+            )
         age = machine.age_s(shop_floor.read_at)
         st.caption("no data yet" if age is None else f"updated {max(age, 0):.0f} s ago")
 
@@ -142,8 +149,12 @@ def controls_page() -> None:
         fault = st.selectbox("Fault", list(FaultKind), format_func=lambda f: f.replace("_", " "))
         minutes = st.number_input("Duration (simulated minutes)", 1, 24 * 60, 20)
         if st.form_submit_button("Inject fault") and machine and fault:
-            action = InjectFault(asset=machine, fault=FaultKind(fault), duration_s=minutes * 60)
-            _send(controls, action, f"{fault.replace('_', ' ')} injected on {machines[machine]}")
+            problem = plant.injection_problem(machine, FaultKind(fault))
+            if problem:
+                st.error(problem)
+            else:
+                action = InjectFault(asset=machine, fault=FaultKind(fault), duration_s=minutes * 60)
+                _send(controls, action, f"{fault.replace('_', ' ')} sent to {machines[machine]}")
     st.subheader("Speed and shift")
     speed = st.select_slider("Simulation speed", SPEEDS, value=1, format_func=lambda s: f"x{s}")
     set_speed, reset = st.columns(2)

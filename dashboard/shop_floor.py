@@ -20,10 +20,23 @@ class AssetView:
     name: str
     values: dict[str, Point]
     power_signal: str | None = None
+    energy_signal: str | None = None
 
     def value(self, signal: str) -> float | str | None:
         point = self.values.get(signal)
         return point.value if point else None
+
+    def process_values(self) -> list[tuple[str, Point]]:
+        """The signals shown as a line under the headline figures (vibration, temperatures...)."""
+        headline: set[str | None] = {"state", "stop_reason", "part_count", "reject_count"}
+        headline |= {self.power_signal, self.energy_signal}
+        return sorted(
+            (name, point)
+            for name, point in self.values.items()
+            if name not in headline
+            and not name.startswith("kpi.")
+            and not isinstance(point.value, str)
+        )
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the newest reading, or None before the first one."""
@@ -62,6 +75,7 @@ def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
             machine.name,
             latest.get(path, {}),
             machine.energy_meter.power_signal if machine.energy_meter else None,
+            machine.energy_meter.energy_signal if machine.energy_meter else None,
         )
         for path, machine in plant.machines()
     ]

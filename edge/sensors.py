@@ -24,12 +24,17 @@ def sensor_topics(plant: Plant) -> dict[str, tuple[AssetPath, Signal]]:
 
 
 def parse_sensor_payload(payload: bytes | bytearray, signal: Signal) -> Reading:
-    """Accept `21.5`, `"21.5"` or `{"value": 21.5}`; stamp the reading on arrival."""
+    """Accept `21.5`, `"21.5"` or `{"value": 21.5, "ts": "<ISO 8601 with zone>"}`.
+
+    A reading without its own timestamp is stamped on arrival.
+    """
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise SensorPayloadError(f"payload {payload[:40]!r} is not a number") from None
+    ts = datetime.now(UTC)
     if isinstance(data, dict):
+        ts = _timestamp(data.get("ts"), payload) or ts
         data = data.get("value")
     try:
         value = float(data)
@@ -37,4 +42,16 @@ def parse_sensor_payload(payload: bytes | bytearray, signal: Signal) -> Reading:
         raise SensorPayloadError(f"payload {payload[:40]!r} is not a number") from None
     if not math.isfinite(value):
         raise SensorPayloadError(f"payload {payload[:40]!r} is not a finite number")
-    return Reading(signal=signal.id, value=value, ts=datetime.now(UTC), unit=signal.unit)
+    return Reading(signal=signal.id, value=value, ts=ts, unit=signal.unit)
+
+
+def _timestamp(text: object, payload: bytes | bytearray) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise SensorPayloadError(f"payload {payload[:60]!r} has a bad ts") from None
+    if ts.tzinfo is None:
+        raise SensorPayloadError(f"payload {payload[:60]!r} has a ts without a time zone")
+    return ts

@@ -38,7 +38,7 @@ class Gateway:
         plant: Plant,
         broker_url: str,
         store: Store,
-        client_id: str = "shopfloor-gateway",
+        client_id: str | None = None,
         batch_size: int = 5000,
         flush_interval_s: float = 0.5,
     ):
@@ -48,6 +48,8 @@ class Gateway:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         filters = [(subscription(plant.tenant.id, kind), 1) for kind in MessageKind]
+        # One id per tenant and site: gateways of different sandboxes share a broker in peace.
+        client_id = client_id or f"shopfloor-gateway-{plant.tenant.id}-{plant.site.id}"
         self.mqtt = make_client(broker_url, client_id, filters)
         self.mqtt.on_message = self._on_message
         self.pending: queue.Queue[Point] = queue.Queue()

@@ -306,6 +306,9 @@ def control_inject(
 
     if fault not in set(FaultKind):
         raise _fail(f"unknown fault {fault!r}; choose one of {', '.join(FaultKind)}")
+    problem = _load(plant_file).injection_problem(machine, FaultKind(fault))
+    if problem:
+        raise _fail(problem)
     _send(
         plant_file, broker, InjectFault(asset=machine, fault=FaultKind(fault), duration_s=duration)
     )

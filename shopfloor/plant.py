@@ -18,7 +18,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 from shopfloor.config import LocatedValueError, load_yaml_model
-from shopfloor.messages import AssetPath
+from shopfloor.messages import AssetPath, FaultKind
 
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_OPCUA_NAMESPACE = "urn:shopfloor:machines"
@@ -264,6 +264,15 @@ class Plant(_Part):
             for zone in area.zones:
                 for sensor in zone.sensors:
                     yield self._path(area, zone, sensor), sensor
+
+    def injection_problem(self, machine_id: str, fault: FaultKind) -> str | None:
+        """Why `fault` cannot be injected into `machine_id` of this plant, or None if it can."""
+        machine = next((m for _, m in self.machines() if m.id == machine_id), None)
+        if machine is None:
+            return f"no machine {machine_id!r} in {self.tenant.id}/{self.site.id}"
+        if fault is FaultKind.AIR_LEAK and machine.type is not MachineType.COMPRESSOR:
+            return f"{machine_id} is not a compressor: an air leak needs one"
+        return None
 
     def catalogue(self) -> dict[AssetPath, dict[str, Signal]]:
         """Every asset's signals by id, keyed by topic path: what a message may carry."""

@@ -8,6 +8,7 @@ each machine's OPC UA methods): inject a fault, change the speed, reset the shif
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -66,9 +67,17 @@ class LiveSimulator:
         self.mqtt.on_message = self._on_control
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _new_floor(self) -> PlantSim:
-        # A live run starts its shift now; the scenario's stops and faults keep their offsets.
+    def _new_floor(self, previous: PlantSim | None = None) -> PlantSim:
+        """A shift starting now; the scenario's stops and faults keep their offsets.
+
+        After a reset the new shift starts where the old one's clock stood if that is later
+        (above x1 the simulated clock runs ahead), so no signal ever goes back in time.
+        """
         start = datetime.now(UTC).replace(microsecond=0)
+        if previous is not None:
+            previous.abort_faults()
+            self._publish_events(previous)
+            start = max(start, previous.wall(previous.sim.now).replace(microsecond=0))
         return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
     # --- demo controls (OPC UA methods and the control topic) ----------------------------
@@ -108,7 +117,7 @@ class LiveSimulator:
             elif isinstance(command, LoadScenario):
                 self._load(command.name)
             else:
-                self.floor = self._new_floor()
+                self.floor = self._new_floor(self.floor)
                 log.info("shift reset")
         except (KeyError, ValueError, ConfigError) as exc:
             log.warning("cannot %s: %s", command.command.replace("_", " "), exc)
@@ -135,7 +144,7 @@ class LiveSimulator:
         if path is None:
             raise KeyError(f"no scenario {name!r} for this plant beside {self.loaded.path}")
         self.loaded = load_scenario(path)
-        self.floor = self._new_floor()
+        self.floor = self._new_floor(self.floor)
         log.info("scenario %s loaded", name)
 
     def _announce(self) -> None:
@@ -195,10 +204,14 @@ class LiveSimulator:
         for machine_id, server in self.servers.items():
             if server is not None:
                 await server.publish(values[self.floor.paths[machine_id]], at)
+        stamp = at.isoformat()
         for path, sensor in self.floor.sensors:
             for signal, value in values[path].items():
-                self.mqtt.publish(f"{sensor.mqtt_topic}/{signal}", str(value), qos=0)
-        for event in self.floor.take_outbox():
-            self.mqtt.publish(
-                event.path.topic(MessageKind.EVENT), encode_events([event.event]), qos=1
-            )
+                payload = json.dumps({"value": value, "ts": stamp})
+                self.mqtt.publish(f"{sensor.mqtt_topic}/{signal}", payload, qos=0)
+        self._publish_events(self.floor)
+
+    def _publish_events(self, floor: PlantSim) -> None:
+        for event in floor.take_outbox():
+            payload = encode_events([event.event])
+            self.mqtt.publish(event.path.topic(MessageKind.EVENT), payload, qos=1)

@@ -17,7 +17,7 @@ from shopfloor.messages import SIGNAL_FAULTS, AssetPath, Event, FaultKind
 from shopfloor.plant import MachineType, SensorDevice, Shift
 from shopfloor.states import MachineState
 from simulators.engine import Simulation
-from simulators.machines import Buffer, Compressor, MachineSim, Station
+from simulators.machines import ActiveFault, Buffer, Compressor, MachineSim, Station
 from simulators.scenario import LoadedScenario, ScriptedFault
 from simulators.signals import Value, faulty_signal, machine_values, sensor_values
 
@@ -186,13 +186,31 @@ class PlantSim:
         if kind is FaultKind.AIR_LEAK and not isinstance(machine, Compressor):
             raise ValueError(f"{machine_id} is not a compressor: an air leak needs one")
         fault = machine.start_fault(kind, duration_s, signal)
-        note = f"signal={faulty_signal(machine, signal)}" if kind in SIGNAL_FAULTS else ""
-        opened = Event(name=kind.value, start=self.wall(fault.start), note=note)
-        closed = Event(name=kind.value, start=opened.start, end=self.wall(fault.end), note=note)
+        opened = self._event(machine, fault, end=None)
         path = self.paths[machine_id]
         self.outbox.append(AssetEvent(path, opened))
+        closed = self._event(machine, fault, end=fault.end)
         self.sim.at(fault.end, lambda: self._close(AssetEvent(path, closed)))
         return opened
+
+    def _event(self, machine: MachineSim, fault: ActiveFault, end: float | None) -> Event:
+        note = (
+            f"signal={faulty_signal(machine, fault.signal)}" if fault.kind in SIGNAL_FAULTS else ""
+        )
+        return Event(
+            name=fault.kind.value,
+            start=self.wall(fault.start),
+            end=None if end is None else self.wall(end),
+            note=note,
+        )
+
+    def abort_faults(self) -> None:
+        """End every fault now (a reset or a new scenario), closing its event in the outbox."""
+        for machine_id, machine in self.machines.items():
+            for fault in list(machine.faults.values()):
+                del machine.faults[fault.kind]
+                event = self._event(machine, fault, end=self.sim.now)
+                self._close(AssetEvent(self.paths[machine_id], event))
 
     def _scripted_fault(self, fault: ScriptedFault) -> None:
         self.inject(fault.machine, fault.kind, fault.duration, fault.signal)

@@ -37,6 +37,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     text = str(value).replace(" ", "")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
     if not _DURATION.match(text):
         raise ValueError(f"{value!r} is not a duration such as 30s, 15m, 1h30m or 8h")
     return sum(float(number) * _SECONDS[unit] for number, unit in _PART.findall(text))

@@ -69,6 +69,7 @@ def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[
     """Every signal the plant file declares for the machine, sensor faults applied."""
     standard: dict[str, Value] = {
         "state": machine.state.value,
+        "stop_reason": machine.reason,
         "part_count": machine.part_count,
         "reject_count": machine.reject_count,
     }
@@ -83,12 +84,17 @@ def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[
     return _corrupt(machine, values, rng)
 
 
+STANDARD_SIGNALS = {"state", "stop_reason", "part_count", "reject_count"}
+
+
 def faulty_signal(machine: MachineSim, requested: str | None) -> str:
-    """The signal a sensor fault hits: the one asked for, else the first process signal."""
+    """The signal a sensor fault hits: the one asked for, else the machine's last process
+    signal (the last one the plant file lists that is not a state, counter or meter)."""
     if requested:
         return requested
-    standard = {"state", "part_count", "reject_count"}
-    process = [s.id for s in machine.machine.signals if s.id not in standard]
+    meter = machine.machine.energy_meter
+    skip = STANDARD_SIGNALS | ({meter.power_signal, meter.energy_signal} if meter else set())
+    process = [s.id for s in machine.machine.signals if s.id not in skip]
     return process[-1] if process else machine.machine.signals[0].id
 
 

@@ -107,7 +107,7 @@ def test_fault_injected_from_the_dashboard_is_labelled_and_changes_the_signals(
         processes.append(dashboard)
         wait_until(
             lambda: len(vibration(store, datetime(2000, 1, 1, tzinfo=UTC))) > 20,
-            60,
+            120,
             "baseline",
         )
         started = datetime.now(UTC) - timedelta(days=1)

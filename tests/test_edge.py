@@ -136,3 +136,20 @@ def test_bad_sensor_payloads_are_skipped_and_the_rest_flows(floor: Floor) -> Non
     assert all(r.value != "loud" for _, r, _ in floor.received.readings)
     log = (floor.workdir / "edge.log").read_text()
     assert "sensor topic sensors/hall-a/env-01/noise: payload b'loud' is not a number" in log
+
+
+def test_sensor_payload_with_its_own_timestamp() -> None:
+    reading = parse_sensor_payload(b'{"value": 21.5, "ts": "2026-11-02T08:00:00+03:00"}', CELSIUS)
+    assert reading.ts.isoformat() == "2026-11-02T05:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b'{"value": 1, "ts": "yesterday"}', "bad ts"),
+        (b'{"value": 1, "ts": "2026-11-02T08:00:00"}', "without a time zone"),
+    ],
+)
+def test_sensor_payload_with_a_bad_timestamp(payload: bytes, problem: str) -> None:
+    with pytest.raises(SensorPayloadError, match=problem):
+        parse_sensor_payload(payload, CELSIUS)

@@ -216,3 +216,24 @@ def test_network_loss_leaves_a_gap_in_the_machine_data() -> None:
         present.append((t, path in floor.sample()))
     assert all(seen for t, seen in present if t < 600 or t >= 1200)
     assert not any(seen for t, seen in present if 600 <= t < 1200)
+
+
+def test_aborted_faults_close_their_events_at_once() -> None:
+    loaded = one_fault(FaultKind.BEARING_WEAR, "cnc-02", at=600, duration=3600)
+    floor = PlantSim(loaded, loaded.scenario.start or pytest.fail("no start"))
+    floor.run_until(1200)
+    opened = floor.take_outbox()
+    assert [e.event.end for e in opened] == [None]
+    floor.abort_faults()
+    [closed] = floor.take_outbox()
+    assert closed.event.start == opened[0].event.start
+    assert closed.event.end == floor.wall(1200)
+    assert floor.machines["cnc-02"].faults == {}
+
+
+def test_stop_reasons_are_published_with_the_state() -> None:
+    floor = run_fast(scenario("machining"))
+    machine = floor.machines["cnc-01"]
+    assert any(i.reason == "fixture_change" for i in machine.log)
+    values = machine_values(machine, floor.sim.now, floor.noise["cnc-01"])
+    assert values["stop_reason"] == machine.reason
