@@ -118,7 +118,7 @@ def test_fault_injected_from_the_dashboard_is_labelled_and_changes_the_signals(
             choose(page, "Machine", "Trimming centre")
             choose(page, "Fault", "bearing wear")
             page.get_by_role("button", name="Inject fault").click()
-            page.get_by_text("bearing wear injected on Trimming centre").wait_for(timeout=30_000)
+            page.get_by_text("bearing wear sent to Trimming centre").wait_for(timeout=30_000)
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_text("bearing wear").wait_for(timeout=30_000)
             assert "ongoing" in page.inner_text("body")
