@@ -74,6 +74,15 @@ def _on_connect(
     log.info("connected to the broker; subscribed to %d topic filters", len(subscriptions))
 
 
+def wait_connected(client: mqtt.Client, url: str, timeout_s: float) -> None:
+    """Block until a started client is connected; ConnectionError naming the broker if not."""
+    deadline = time.monotonic() + timeout_s
+    while not client.is_connected():
+        if time.monotonic() > deadline:
+            raise ConnectionError(f"cannot reach the broker at {url}")
+        time.sleep(0.02)
+
+
 def publish_once(url: str, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
     """Connect, publish one message with QoS 1, wait for the broker's acknowledgement, leave.
 
@@ -84,10 +93,7 @@ def publish_once(url: str, topic: str, payload: bytes, timeout_s: float = 10.0) 
     client.loop_start()
     try:
         deadline = time.monotonic() + timeout_s
-        while not client.is_connected():
-            if time.monotonic() > deadline:
-                raise ConnectionError(f"cannot reach the broker at {url}")
-            time.sleep(0.02)
+        wait_connected(client, url, timeout_s)
         info = client.publish(topic, payload, qos=1)
         info.wait_for_publish(max(deadline - time.monotonic(), 0.1))
         if not info.is_published():

@@ -51,7 +51,7 @@ from shopfloor.messages import (
     parse_topic,
     subscription,
 )
-from shopfloor.mqtt import make_client
+from shopfloor.mqtt import make_client, wait_connected
 
 log = logging.getLogger(__name__)
 
@@ -386,11 +386,7 @@ def replay(
     client.on_publish = acks.on_publish
     client.loop_start()
     try:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while not client.is_connected():
-            if time.monotonic() > deadline:
-                raise ConnectionError(f"cannot reach the broker at {broker_url}")
-            time.sleep(0.02)
+        wait_connected(client, broker_url, CONNECT_TIMEOUT_S)
         try:
             bar.start()
         except LiveError:  # older rich shows one live display at a time; later replays go without
