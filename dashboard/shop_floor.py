@@ -39,10 +39,11 @@ class AssetView:
         )
 
     def age_s(self, now: datetime) -> float | None:
-        """Seconds since the newest reading, or None before the first one."""
-        if not self.values:
+        """Seconds since the machine's newest reading (KPIs are not readings), or None."""
+        stamps = [p.ts for name, p in self.values.items() if not name.startswith("kpi.")]
+        if not stamps:
             return None
-        return (now - max(p.ts for p in self.values.values())).total_seconds()
+        return (now - max(stamps)).total_seconds()
 
 
 @dataclass(frozen=True)

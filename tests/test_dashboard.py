@@ -37,3 +37,18 @@ def test_shop_floor_lists_every_machine_and_sensor_with_its_latest_values(
     silent_machine = floor.machines[1]
     assert silent_machine.values == {} and silent_machine.age_s(floor.read_at) is None
     assert [s.name for s in floor.sensors] == ["Environment sensor kit"]
+
+
+def test_kpis_do_not_count_as_fresh_readings(example_plant: Plant, store: Store) -> None:
+    now = datetime.now(UTC)
+    path = next(p for p, m in example_plant.machines() if m.id == "cnc-01")
+    store.write(
+        [
+            Point(path, "vibration", now - timedelta(minutes=5), 2.8, unit="mm/s"),
+            Point(path, "kpi.parts", now, 12.0, unit="pcs"),
+        ]
+    )
+    trimmer = read_shop_floor(example_plant, store).machines[1]
+    age = trimmer.age_s(datetime.now(UTC))
+    assert age is not None and age >= 300
+    assert [name for name, _ in trimmer.process_values()] == ["vibration"]
