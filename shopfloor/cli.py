@@ -91,6 +91,9 @@ def _setup_logging(verbose: bool) -> None:
     # asyncua logs every unencrypted endpoint and teardown hiccup, with tracebacks; the
     # components report connection problems themselves, in one line.
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    # The embedded demo broker logs every session transition at INFO.
+    for chatty in ("amqtt", "transitions"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> typer.Exit:

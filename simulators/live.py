@@ -41,6 +41,7 @@ from simulators.scenario import LoadedScenario, load_scenario
 log = logging.getLogger(__name__)
 
 TICK_S = 0.5
+SHUTDOWN_S = 5.0
 OPERATOR_STOP = "operator_stop"
 
 
@@ -174,11 +175,18 @@ class LiveSimulator:
                 last = now
                 await self._publish()
         finally:
-            for server in self.servers.values():
-                if server is not None:
-                    await server.stop()
+            await self._stop_servers()
             self.mqtt.disconnect()
             self.mqtt.loop_stop()
+
+    async def _stop_servers(self) -> None:
+        """Stop every OPC UA server at once, giving up after a few seconds: a demo that is
+        being shut down must not hang on a client that does not say goodbye."""
+        stopping = [server.stop() for server in self.servers.values() if server is not None]
+        try:
+            await asyncio.wait_for(asyncio.gather(*stopping, return_exceptions=True), SHUTDOWN_S)
+        except TimeoutError:
+            log.warning("OPC UA servers did not stop within %.0f s; leaving anyway", SHUTDOWN_S)
 
     async def _sync_servers(self) -> None:
         """Start a machine's server, or stop it while the machine's network is lost."""

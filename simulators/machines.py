@@ -21,6 +21,7 @@ HOLD_PRIORITY = [
     MachineState.PLANNED_STOP,
     MachineState.SETUP,
     MachineState.UNPLANNED_STOP,
+    MachineState.IDLE,
     MachineState.MICRO_STOP,
 ]
 

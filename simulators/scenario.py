@@ -67,11 +67,12 @@ class MachineBehaviour(_Part):
 
 
 class PlannedStop(_Part):
-    """A break for everyone, or a setup / planned stop of one machine, at an offset."""
+    """A stop at an offset: a break for everyone, or a setup, planned stop or idle spell
+    (no order, no operator: an availability loss, unlike a planned stop) of one machine."""
 
     at: Duration
     duration: Duration
-    kind: Literal["planned_stop", "setup"] = "planned_stop"
+    kind: Literal["planned_stop", "setup", "idle"] = "planned_stop"
     reason: str = "break"
     machine: str | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,6 +33,18 @@ def session_members(session_id: int) -> list[int]:
         if int(fields[3]) == session_id and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+def assert_session_ends(session_id: int, timeout_s: float) -> None:
+    """Wait for every process of the session to exit; name the ones that do not."""
+    deadline = time.monotonic() + timeout_s
+    while (members := session_members(session_id)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    commands = []
+    for pid in members:
+        with contextlib.suppress(OSError):
+            commands.append((Path("/proc") / str(pid) / "cmdline").read_text().replace("\0", " "))
+    assert not commands, f"still running after {timeout_s} s: {commands}"
 
 
 @dataclass
@@ -101,7 +114,7 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
     assert len(session_members(demo.process.pid)) >= 6  # supervisor and its children
     os.killpg(demo.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     assert demo.process.wait(30) == 0
-    wait_until(lambda: session_members(demo.process.pid) == [], 10, "every process to exit")
+    assert_session_ends(demo.process.pid, 10)
 
 
 def test_killing_the_supervisor_takes_its_children_along(tmp_path: Path) -> None:
@@ -112,7 +125,7 @@ def test_killing_the_supervisor_takes_its_children_along(tmp_path: Path) -> None
         assert len(children) >= 5
         demo.process.kill()
         demo.process.wait()
-        wait_until(lambda: session_members(demo.process.pid) == [], 20, "the orphans to exit")
+        assert_session_ends(demo.process.pid, 30)
     finally:
         if session_members(demo.process.pid):
             os.killpg(demo.process.pid, signal.SIGKILL)

@@ -13,7 +13,7 @@ from shopfloor.states import MachineState
 from simulators.fast import run_fast
 from simulators.machines import MachineSim, Station
 from simulators.plant_sim import PlantSim
-from simulators.scenario import LoadedScenario, ScriptedFault, load_scenario
+from simulators.scenario import LoadedScenario, PlannedStop, ScriptedFault, load_scenario
 from simulators.signals import machine_values
 from tests.conftest import ROOT
 
@@ -237,3 +237,13 @@ def test_stop_reasons_are_published_with_the_state() -> None:
     assert any(i.reason == "fixture_change" for i in machine.log)
     values = machine_values(machine, floor.sim.now, floor.noise["cnc-01"])
     assert values["stop_reason"] == machine.reason
+
+
+def test_an_idle_spell_is_an_availability_loss_not_planned_time() -> None:
+    idle = PlannedStop(at=3600, duration=1800, kind="idle", reason="no_operator", machine="cnc-02")
+    loaded = scenario("machining", faults=[], planned_stops=[idle], duration=4 * 3600.0)
+    machine = run_fast(loaded).machines["cnc-02"]
+    spells = [i for i in machine.log if i.state is MachineState.IDLE]
+    assert [(i.start, i.reason) for i in spells][:1] == [(3600, "no_operator")]
+    assert sum(i.end - i.start for i in spells) == pytest.approx(1800, abs=300)  # ends with a cycle
+    assert kpis(machine).availability < 0.9
