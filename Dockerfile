@@ -11,7 +11,8 @@ WORKDIR /app
 
 COPY . .
 RUN pip install ".[edge,simulators,gateway,dashboard,analytics]" \
-    && useradd --create-home --uid 10001 --user-group shopfloor
+    && useradd --create-home --uid 10001 --user-group shopfloor \
+    && mkdir -p /var/lib/shopfloor && chown shopfloor:shopfloor /var/lib/shopfloor
 
 # Relative paths (such as the default plant file examples/plant.yaml) resolve in /app.
 USER shopfloor

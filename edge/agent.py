@@ -13,6 +13,8 @@ from collections import defaultdict
 
 import paho.mqtt.client as mqtt
 
+from edge.buffer import BufferError, DiskQueue
+from edge.forwarder import Forwarder
 from edge.opcua_source import OpcUaSource
 from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_topics
 from shopfloor.messages import AssetPath, Reading, encode_readings
@@ -29,6 +31,7 @@ class EdgeAgent:
         self,
         plant: Plant,
         broker_url: str,
+        buffer: DiskQueue,
         opcua_host: str | None = None,
         batch_interval_s: float = 0.2,
     ):
@@ -44,6 +47,9 @@ class EdgeAgent:
         client_id = f"shopfloor-edge-{plant.tenant.id}-{plant.site.id}-{socket.gethostname()}"
         sensor_subscriptions = [(topic, 0) for topic in self.sensor_topics]
         self.mqtt = make_client(broker_url, client_id[:128], sensor_subscriptions)
+        self.buffer = buffer
+        self.forwarder = Forwarder(buffer, self.mqtt)
+        self.lost_to_buffer_errors = 0
         self.mqtt.on_message = self._on_sensor_message
         self.published = 0
         self.rejected_sensor_payloads = 0
@@ -84,13 +90,23 @@ class EdgeAgent:
             self.publish_pending()
 
     def publish_pending(self) -> None:
-        """Publish everything queued, one message per asset (split when very large)."""
+        """Move what the sources read into the disk buffer, one message per asset (split when
+        very large), then forward what the broker can take."""
         by_asset: dict[AssetPath, list[Reading]] = defaultdict(list)
         while not self.queue.empty():
             path, reading = self.queue.get_nowait()
             by_asset[path].append(reading)
-        for path, readings in by_asset.items():
-            for start in range(0, len(readings), MAX_READINGS_PER_MESSAGE):
-                batch = readings[start : start + MAX_READINGS_PER_MESSAGE]
-                self.mqtt.publish(path.topic(), encode_readings(batch), qos=1)
-                self.published += len(batch)
+        messages = [
+            (path.topic(), encode_readings(readings[start : start + MAX_READINGS_PER_MESSAGE]))
+            for path, readings in by_asset.items()
+            for start in range(0, len(readings), MAX_READINGS_PER_MESSAGE)
+        ]
+        count = sum(len(readings) for readings in by_asset.values())
+        if messages:
+            try:
+                self.buffer.put(messages)
+                self.published += count
+            except BufferError as exc:
+                self.lost_to_buffer_errors += count
+                log.error("%s; %d readings lost", exc, count)
+        self.forwarder.pump()

@@ -361,14 +361,32 @@ def edge(
             envvar="SHOPFLOOR_OPCUA_HOST", help="Reach every OPC UA endpoint on this host instead."
         ),
     ] = None,
+    buffer: Annotated[
+        Path,
+        typer.Option(envvar="SHOPFLOOR_EDGE_BUFFER", help="Disk buffer for store-and-forward."),
+    ] = Path(".shopfloor/edge-buffer.db"),
+    buffer_max_mb: Annotated[
+        float, typer.Option(min=1, help="Size bound of the buffer; the oldest go first.")
+    ] = 256,
+    buffer_max_age_h: Annotated[
+        float, typer.Option(min=0.01, help="Age bound of the buffer, in hours.")
+    ] = 168,
     verbose: VerboseOption = False,
 ) -> None:
-    """Read machines (OPC UA) and sensors (MQTT) and publish them to the broker."""
+    """Read machines (OPC UA) and sensors (MQTT), buffer on disk, forward to the broker."""
     from edge.agent import EdgeAgent
+    from edge.buffer import BufferError, DiskQueue
 
     _setup_logging(verbose)
-    agent = EdgeAgent(_load(plant_file), broker, opcua_host=opcua_host)
-    _run_until_interrupted(agent.run())
+    plant = _load(plant_file)
+    try:
+        queue = DiskQueue(buffer, int(buffer_max_mb * 1024 * 1024), buffer_max_age_h * 3600)
+    except BufferError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        _run_until_interrupted(EdgeAgent(plant, broker, queue, opcua_host=opcua_host).run())
+    finally:
+        queue.close()
 
 
 def _store_settings(url: str, database: str, token: str | None, org: str | None) -> StoreSettings:

@@ -171,7 +171,10 @@ def run_demo(
     store_args = ["--store-url", store.url]
     commands = {
         "simulate": [*shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url],
-        "edge": [*shopfloor, "edge", *common, "--broker", broker_url],
+        "edge": [
+            *shopfloor, "edge", *common, "--broker", broker_url,
+            "--buffer", str(data_dir / "edge-buffer.db"),
+        ],
         "gateway": [*shopfloor, "gateway", *common, "--broker", broker_url, *store_args],
         "analytics": [*shopfloor, "analytics", *common, *store_args],
         "dashboard": [

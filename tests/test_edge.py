@@ -88,6 +88,7 @@ def floor(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Floor]:
     setup = Floor(plant_on_free_ports(tmp_path), mosquitto, received, tmp_path)
     edge = shopfloor(
         "edge", "--plant", str(setup.plant_file), "--broker", mosquitto.url,
+        "--buffer", str(tmp_path / "edge.db"),
         log=tmp_path / "edge.log",
     )  # fmt: skip
     try:
