@@ -81,7 +81,6 @@ class OpcUaSource:
         self.namespace = machine.opcua.namespace
         self.url = endpoint_on_host(machine.opcua.endpoint, host)
         self.publishing_interval_ms = publishing_interval_ms
-        self.connected = asyncio.Event()
         self.reconnects = 0
 
     async def run(self) -> None:
@@ -91,7 +90,6 @@ class OpcUaSource:
             try:
                 await self._subscribe_and_watch()
             except Exception as exc:  # any failure of one server must not stop the agent
-                self.connected.clear()
                 log.warning(
                     "%s at %s: %s; retrying in %.0f s",
                     self.machine.id,
@@ -119,12 +117,10 @@ class OpcUaSource:
             nodes = [client.get_node(node_id) for node_id in by_node]
             await subscription.subscribe_data_change(nodes, queuesize=100)
             log.info("%s: subscribed to %d signals at %s", self.machine.id, len(nodes), self.url)
-            self.connected.set()
             while True:
                 await asyncio.sleep(1)
                 await client.check_connection()
         finally:
-            self.connected.clear()
             await _disconnect_quietly(client)
 
 

@@ -125,7 +125,8 @@ class MessageError(ValueError):
     """A payload that breaks the contract; the text says which field and why."""
 
 
-def _iso(ts: datetime) -> str:
+def iso_utc(ts: datetime) -> str:
+    """`2026-11-02T08:00:00.250000Z`: the one timestamp format of payloads and recordings."""
     return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -137,7 +138,7 @@ def encode_readings(readings: Sequence[Reading]) -> bytes:
             {
                 "signal": r.signal,
                 "value": r.value,
-                "ts": _iso(r.ts),
+                "ts": iso_utc(r.ts),
                 "quality": r.quality.value,
                 "unit": r.unit,
             }
@@ -164,11 +165,6 @@ def _decode(model: type[_Payload], payload: bytes | bytearray) -> _Payload:
 def decode_readings(payload: bytes | bytearray) -> list[Reading]:
     """Decode a `data` payload; raises MessageError naming the offending field."""
     return _decode(DataMessage, payload).readings
-
-
-def reading(signal: str, value: Value, unit: str = "", ts: datetime | None = None) -> Reading:
-    """A good-quality reading stamped now (UTC) unless `ts` is given."""
-    return Reading(signal=signal, value=value, unit=unit, ts=ts or datetime.now(UTC))
 
 
 class EventType(StrEnum):

@@ -113,6 +113,11 @@ class PlantSim:
     def stations(self) -> list[Station]:
         return [m for m in self.machines.values() if isinstance(m, Station)]
 
+    def running_share(self) -> float:
+        """The share of stations running now: the floor's air demand, heat and noise."""
+        stations = self.stations()
+        return sum(s.state is MachineState.RUNNING for s in stations) / max(len(stations), 1)
+
     def _schedule(self, follow_shift_calendar: bool) -> None:
         scenario = self.scenario
         tz = ZoneInfo(self.plant.site.timezone)
@@ -155,8 +160,7 @@ class PlantSim:
 
     def _update_air_demand(self) -> None:
         """Compressors follow the floor's air demand, re-read every sample interval."""
-        stations = self.stations()
-        running = sum(s.state is MachineState.RUNNING for s in stations) / max(len(stations), 1)
+        running = self.running_share()
         for machine in self.machines.values():
             if isinstance(machine, Compressor):
                 machine.update_demand(running)
@@ -233,8 +237,7 @@ class PlantSim:
                 values[self.paths[machine_id]] = machine_values(
                     machine, now, self.noise[machine_id]
                 )
-        stations = self.stations()
-        running = sum(s.state is MachineState.RUNNING for s in stations) / max(len(stations), 1)
+        running = self.running_share()
         for path, sensor in self.sensors:
             values[path] = dict(sensor_values(sensor, running, now, self.noise[sensor.id]))
         return values

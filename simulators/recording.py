@@ -48,6 +48,7 @@ from shopfloor.messages import (
     decode_readings,
     encode_events,
     encode_readings,
+    iso_utc,
     parse_topic,
     subscription,
 )
@@ -75,10 +76,6 @@ class RecordingError(Exception):
         super().__init__(f"{where}: {self.reason}")
 
 
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 class RecordingWriter:
     """The one writer of recording files, for live recordings and fast simulator runs alike.
 
@@ -88,7 +85,7 @@ class RecordingWriter:
 
     def __init__(self, file: TextIO, tenant: str, started: datetime):
         self.file = file
-        self._line({HEADER_KEY: FORMAT_VERSION, "tenant": tenant, "started": _iso(started)})
+        self._line({HEADER_KEY: FORMAT_VERSION, "tenant": tenant, "started": iso_utc(started)})
 
     def write(self, t: float, topic: str, payload: object) -> None:
         """One message, `t` seconds after the start, its payload as parsed JSON."""
