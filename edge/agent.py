@@ -1,24 +1,43 @@
 """The edge agent: machines and sensors in, contract messages out to the broker.
 
-Sources (one OPC UA subscription per machine, raw MQTT sensor topics) push readings onto one
-queue; the publisher drains it every batch interval and publishes one `data` message per asset.
+    OPC UA servers ─┐                          ┌─> disk queue ─> forwarder ─> broker (QoS 1)
+    sensor topics  ─┼─> readings ─> (clamps) ──┘
+                    └─ health: birth / last will, status every interval, /metrics
+
+Sources (one OPC UA session per machine, raw MQTT sensor topics) push readings onto one queue;
+the publisher drains it every batch interval into one `data` message per asset, which waits on
+disk until the broker has acknowledged it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+import time
 from collections import defaultdict
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 
 import paho.mqtt.client as mqtt
 
 from edge.buffer import BufferError, DiskQueue
+from edge.clamp import StateFromCurrent
+from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
-from edge.opcua_source import OpcUaSource
-from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_topics
-from shopfloor.messages import AssetPath, Reading, encode_readings
-from shopfloor.mqtt import make_client
+from edge.health import MetricsServer
+from edge.opcua_source import OpcUaSource, OpcUaTarget
+from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_routes
+from shopfloor.messages import (
+    AssetPath,
+    EdgeState,
+    EdgeStatus,
+    Reading,
+    edge_state_topic,
+    edge_status_topic,
+    encode_edge,
+    encode_readings,
+)
+from shopfloor.mqtt import Presence, make_client
 from shopfloor.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -26,68 +45,154 @@ log = logging.getLogger(__name__)
 MAX_READINGS_PER_MESSAGE = 500
 
 
+def _version() -> str:
+    try:
+        return version("shopfloor")
+    except PackageNotFoundError:
+        return ""
+
+
 class EdgeAgent:
-    def __init__(
-        self,
-        plant: Plant,
-        broker_url: str,
-        buffer: DiskQueue,
-        opcua_host: str | None = None,
-        batch_interval_s: float = 0.2,
-    ):
-        self.plant = plant
-        self.batch_interval_s = batch_interval_s
-        self.sensor_topics = sensor_topics(plant)
+    def __init__(self, config: EdgeConfig, plant: Plant, buffer: DiskQueue):
+        self.config, self.plant, self.buffer = config, plant, buffer
+        self.device = config.device
+        self.started = datetime.now(UTC)
         self.queue: asyncio.Queue[tuple[AssetPath, Reading]] = asyncio.Queue()
-        self.sources = [
-            OpcUaSource(path, machine, self._emit, host=opcua_host)
-            for path, machine in plant.machines()
-            if machine.opcua
-        ]
-        client_id = f"shopfloor-edge-{plant.tenant.id}-{plant.site.id}-{socket.gethostname()}"
-        sensor_subscriptions = [(topic, 0) for topic in self.sensor_topics]
-        self.mqtt = make_client(broker_url, client_id[:128], sensor_subscriptions)
-        self.buffer = buffer
-        self.forwarder = Forwarder(buffer, self.mqtt)
-        self.lost_to_buffer_errors = 0
+        self.sources = [OpcUaSource(target, self._emit) for target in self._opcua_targets()]
+        self.sensor_routes = sensor_routes(plant, config.sensors)
+        self.clamps = {
+            (clamp.machine, clamp.current_signal): StateFromCurrent(clamp)
+            for clamp in config.current_clamps
+        }
+        tenant, site = plant.tenant.id, plant.site.id
+        self.status_topic = edge_status_topic(tenant, site, self.device)
+        presence = Presence(
+            topic=edge_state_topic(tenant, site, self.device),
+            online=encode_edge(self._state(online=True)),
+            offline=encode_edge(self._state(online=False)),
+        )
+        self.mqtt = make_client(
+            config.broker.url_with_credentials(),
+            f"shopfloor-edge-{tenant}-{site}-{self.device}"[:128],
+            [(topic, 0) for topic in self.sensor_routes],
+            presence=presence,
+        )
+        self.presence = presence
         self.mqtt.on_message = self._on_sensor_message
+        self.forwarder = Forwarder(buffer, self.mqtt)
         self.published = 0
+        self.lost_to_buffer_errors = 0
         self.rejected_sensor_payloads = 0
+        self._rate_mark = (time.monotonic(), 0)
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _opcua_targets(self) -> list[OpcUaTarget]:
+        machines = {machine.id: (path, machine) for path, machine in self.plant.machines()}
+        settings = self.config.opcua
+        if settings is None:  # every machine the plant gives an endpoint
+            settings = [OpcUaSourceConfig(machine=m.id) for _, m in machines.values() if m.opcua]
+        return [
+            OpcUaTarget.build(*machines[source.machine], source, self.config.opcua_host)
+            for source in settings
+        ]
+
+    def _state(self, online: bool) -> EdgeState:
+        started = self.started if online else None
+        return EdgeState(device=self.device, online=online, started=started, version=_version())
 
     def _emit(self, path: AssetPath, reading: Reading) -> None:
         self.queue.put_nowait((path, reading))
+        clamp = self.clamps.get((path.asset, reading.signal))
+        state = clamp.update(reading) if clamp else None
+        if state is not None:
+            self.queue.put_nowait((path, state))
 
     def _on_sensor_message(
         self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage
     ) -> None:
-        path, signal = self.sensor_topics[msg.topic]
+        route = self.sensor_routes[msg.topic]
         try:
-            reading = parse_sensor_payload(msg.payload, signal)
+            reading = parse_sensor_payload(msg.payload, route)
         except SensorPayloadError as exc:
             self.rejected_sensor_payloads += 1
             log.warning("sensor topic %s: %s", msg.topic, exc)
             return
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._emit, path, reading)
+        self._loop.call_soon_threadsafe(self._emit, route.path, reading)
 
     async def run(self) -> None:
-        """Run every source and the publisher until cancelled."""
+        """Run every source, the publisher and the health reports until cancelled."""
         self._loop = asyncio.get_running_loop()
+        metrics = self._metrics_server()
         self.mqtt.loop_start()
         try:
             async with asyncio.TaskGroup() as group:
                 for source in self.sources:
                     group.create_task(source.run())
                 group.create_task(self._publish_forever())
+                group.create_task(self._report_forever())
         finally:
-            self.mqtt.disconnect()
-            self.mqtt.loop_stop()
+            self._say_goodbye()
+            if metrics:
+                metrics.stop()
+
+    def _metrics_server(self) -> MetricsServer | None:
+        health = self.config.health
+        if not health.metrics_port:
+            return None
+        try:
+            server = MetricsServer(self.status, health.metrics_host, health.metrics_port)
+        except OSError as exc:  # the agent's job is the data; its health page is a convenience
+            log.error("no /metrics on %s:%d: %s", health.metrics_host, health.metrics_port, exc)
+            return None
+        server.start()
+        return server
+
+    def _say_goodbye(self) -> None:
+        """A clean stop sends no last will, so say offline ourselves."""
+        if self.mqtt.is_connected():
+            info = self.mqtt.publish(self.presence.topic, self.presence.offline, qos=1, retain=True)
+            info.wait_for_publish(timeout=2)
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
 
     async def _publish_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.batch_interval_s)
+            await asyncio.sleep(self.config.batch_interval_s)
             self.publish_pending()
+
+    async def _report_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health.status_interval_s)
+            status = self.status(advance_rate=True)
+            if self.mqtt.is_connected():  # a stale status queued for later would mislead
+                self.mqtt.publish(self.status_topic, encode_edge(status), qos=0, retain=True)
+
+    def status(self, advance_rate: bool = False) -> EdgeStatus:
+        """The agent's health figures now; `advance_rate` starts a new readings/s interval."""
+        now = time.monotonic()
+        mark_time, mark_count = self._rate_mark
+        rate = (self.published - mark_count) / max(now - mark_time, 1e-9)
+        if advance_rate:
+            self._rate_mark = (now, self.published)
+        return EdgeStatus(
+            device=self.device,
+            ts=datetime.now(UTC),
+            uptime_s=round((datetime.now(UTC) - self.started).total_seconds(), 3),
+            readings_total=self.published,
+            readings_per_s=round(rate, 3),
+            forwarded_total=self.forwarder.forwarded,
+            queue_depth=self.buffer.depth,
+            queue_bytes=self.buffer.size_bytes,
+            dropped_total=self.buffer.dropped,
+            lost_total=self.lost_to_buffer_errors,
+            rejected_total=self.rejected_sensor_payloads,
+            broker_connected=self.mqtt.is_connected(),
+            broker_reconnects=self.forwarder.disconnects,
+            sources_connected=sum(source.connected for source in self.sources),
+            sources_total=len(self.sources),
+            source_reconnects=sum(source.reconnects for source in self.sources),
+        )
 
     def publish_pending(self) -> None:
         """Move what the sources read into the disk buffer, one message per asset (split when

@@ -134,6 +134,12 @@ class DiskQueue:
             return self._query_int("SELECT COUNT(*) FROM queue")
 
     @property
+    def size_bytes(self) -> int:
+        """Bytes of payload waiting, as counted against `max_bytes`."""
+        with self._lock:
+            return self._bytes
+
+    @property
     def dropped(self) -> int:
         with self._lock:
             return self._query_int("SELECT value FROM counters WHERE name = 'dropped'")

@@ -47,6 +47,12 @@ class Forwarder:
             self._sent_up_to = 0
             self._connection += 1
 
+    @property
+    def disconnects(self) -> int:
+        """How often the connection to the broker was lost."""
+        with self._lock:
+            return self._connection
+
     def pump(self) -> int:
         """Forget acknowledged messages, then send what fits in the window; returns sent."""
         with self._lock:

@@ -1,21 +1,28 @@
-"""Reads one machine's signals from its OPC UA server through a subscription.
+"""Reads one machine's signals from its OPC UA server: subscribed where it can, polled where not.
 
 The connection is watched and, when the server restarts or the network drops, re-created with
 its subscription after a growing back-off: a machine switched off at night must not need the
-agent to be restarted in the morning.
+agent to be restarted in the morning. Servers (or single nodes) that refuse subscriptions are
+polled instead, with the same deadband applied on this side, so every machine reads alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from asyncua import Client, Node, ua
+from asyncua.crypto import security_policies
 
+from edge.config import NodeMapping, OpcUaMode, OpcUaSecurity, OpcUaSourceConfig, SecurityPolicy
 from shopfloor.messages import AssetPath, Quality, Reading
 from shopfloor.plant import Machine, Signal
 
@@ -23,6 +30,14 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[AssetPath, Reading], None]
 MAX_BACKOFF_S = 5.0  # a machine switched back on is read again within seconds
+CONNECTION_CHECK_S = 1.0
+_POLICIES: dict[SecurityPolicy, type[security_policies.SecurityPolicy]] = {
+    SecurityPolicy.BASIC256SHA256: security_policies.SecurityPolicyBasic256Sha256,
+    SecurityPolicy.AES128_SHA256_RSAOAEP: security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    SecurityPolicy.AES256_SHA256_RSAPSS: security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
+# A node that does not exist cannot be polled either; anything else refused is polled instead.
+_MISSING_NODE = {ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid}
 
 
 def endpoint_on_host(endpoint: str, host: str | None) -> str:
@@ -39,60 +54,115 @@ def _quality(status: ua.StatusCode) -> Quality:
     return Quality.UNCERTAIN if status.is_uncertain() else Quality.BAD
 
 
-class _DataChangeHandler:
-    """asyncua calls this for every change of a monitored node."""
+@dataclass(frozen=True)
+class NodeTarget:
+    """One node read into one signal, with how often it is sampled and what change counts."""
 
-    def __init__(self, path: AssetPath, signals: dict[str, Signal], emit: Emit):
-        self.path, self.signals, self.emit = path, signals, emit
+    signal: Signal
+    node: str
+    sampling_interval_ms: float
+    deadband: float
 
-    def datachange_notification(self, node: Node, value: Any, data: Any) -> None:
-        signal = self.signals.get(node.nodeid.to_string())
-        if signal is None or not isinstance(value, int | float | str | bool):
-            log.warning(
-                "ignoring %s = %r from %s: not a scalar of a known signal", node, value, self.path
+
+@dataclass(frozen=True)
+class OpcUaTarget:
+    """Everything needed to read one machine: where, as whom, which nodes, how."""
+
+    path: AssetPath
+    machine_id: str
+    url: str
+    nodes: tuple[NodeTarget, ...]
+    settings: OpcUaSourceConfig
+
+    @classmethod
+    def build(
+        cls, path: AssetPath, machine: Machine, settings: OpcUaSourceConfig, host: str | None
+    ) -> OpcUaTarget:
+        """Fill what the edge config leaves out from the plant file."""
+        endpoint = settings.endpoint or (machine.opcua.endpoint if machine.opcua else None)
+        if endpoint is None:
+            raise ValueError(f"machine {machine.id} has no OPC UA endpoint")
+        namespace = machine.opcua.namespace if machine.opcua else ""
+        signals = {signal.id: signal for signal in machine.signals}
+        mapped = settings.nodes or [
+            _default_mapping(machine, signal, namespace) for signal in machine.signals
+        ]
+        nodes = tuple(
+            NodeTarget(
+                signal=signals[mapping.signal],
+                node=mapping.node,
+                sampling_interval_ms=(
+                    settings.sampling_interval_ms
+                    if mapping.sampling_interval_ms is None
+                    else mapping.sampling_interval_ms
+                ),
+                deadband=settings.deadband if mapping.deadband is None else mapping.deadband,
             )
-            return
-        data_value = data.monitored_item.Value
-        ts = data_value.SourceTimestamp or data_value.ServerTimestamp or datetime.now(UTC)
-        reading = Reading(
-            signal=signal.id,
-            value=value,
-            ts=ts if ts.tzinfo else ts.replace(tzinfo=UTC),
-            quality=_quality(data_value.StatusCode),
-            unit=signal.unit,
+            for mapping in mapped
         )
-        self.emit(self.path, reading)
+        url = endpoint_on_host(endpoint, host)
+        return cls(path=path, machine_id=machine.id, url=url, nodes=nodes, settings=settings)
+
+
+def _default_mapping(machine: Machine, signal: Signal, namespace: str) -> NodeMapping:
+    """The plant's explicit node, else the one the simulator (and the plant's convention) uses."""
+    node = signal.node or f"nsu={namespace};s={machine.id}.{signal.id}"
+    return NodeMapping(signal=signal.id, node=node)
+
+
+class _ChangeFilter:
+    """The absolute deadband, applied here to polled nodes as a server applies it to monitored
+    ones: a value is reported when it moved more than the deadband from the last one reported."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[object, datetime | None]] = {}
+
+    def changed(self, key: str, value: object, ts: datetime | None, deadband: float) -> bool:
+        previous = self._last.get(key)
+        if previous is not None:
+            last, last_ts = previous
+            if value == last and ts == last_ts:
+                return False  # the same sample, read again
+            if _within_deadband(last, value, deadband):
+                return False
+        self._last[key] = (value, ts)
+        return True
+
+
+def _within_deadband(last: object, value: object, deadband: float) -> bool:
+    numbers = (int, float)
+    if isinstance(last, numbers) and isinstance(value, numbers) and not isinstance(value, bool):
+        if not (math.isfinite(last) and math.isfinite(value)):
+            return False
+        return abs(value - last) <= deadband if deadband > 0 else value == last
+    return value == last
 
 
 class OpcUaSource:
-    """Subscribes to every signal of one machine and emits readings as they change."""
+    """Reads every mapped node of one machine and emits readings as they change."""
 
-    def __init__(
-        self,
-        path: AssetPath,
-        machine: Machine,
-        emit: Emit,
-        host: str | None = None,
-        publishing_interval_ms: int = 250,
-    ):
-        if machine.opcua is None:
-            raise ValueError(f"machine {machine.id} has no OPC UA endpoint")
-        self.path, self.machine, self.emit = path, machine, emit
-        self.namespace = machine.opcua.namespace
-        self.url = endpoint_on_host(machine.opcua.endpoint, host)
-        self.publishing_interval_ms = publishing_interval_ms
+    def __init__(self, target: OpcUaTarget, emit: Emit):
+        self.target, self.emit = target, emit
+        self.settings = target.settings
         self.reconnects = 0
+        self.connected = False
+        self.polled_nodes = 0  # how many nodes the current connection reads by polling
+        self._filter = _ChangeFilter()
+
+    @property
+    def url(self) -> str:
+        return self.target.url
 
     async def run(self) -> None:
-        """Keep the subscription alive until cancelled."""
+        """Keep reading until cancelled, whatever the server or the network does."""
         backoff = 1.0
         while True:
             try:
-                await self._subscribe_and_watch()
+                await self._session()
             except Exception as exc:  # any failure of one server must not stop the agent
                 log.warning(
                     "%s at %s: %s; retrying in %.0f s",
-                    self.machine.id,
+                    self.target.machine_id,
                     self.url,
                     exc or type(exc).__name__,
                     backoff,
@@ -103,28 +173,176 @@ class OpcUaSource:
             else:
                 backoff = 1.0
 
-    async def _subscribe_and_watch(self) -> None:
-        client = Client(self.url, timeout=5)
+    async def _session(self) -> None:
+        client = await self._client()
         await client.connect()
         try:
-            namespace = await client.get_namespace_index(self.namespace)
-            by_node = {
-                ua.NodeId.from_string(self.machine.node_id(s, namespace)).to_string(): s
-                for s in self.machine.signals
-            }
-            handler = _DataChangeHandler(self.path, by_node, self.emit)
-            subscription = await client.create_subscription(self.publishing_interval_ms, handler)
-            nodes = [client.get_node(node_id) for node_id in by_node]
-            await subscription.subscribe_data_change(nodes, queuesize=100)
-            log.info("%s: subscribed to %d signals at %s", self.machine.id, len(nodes), self.url)
-            while True:
-                await asyncio.sleep(1)
-                await client.check_connection()
+            nodes = await self._resolve(client)
+            polled = (
+                nodes
+                if self.settings.mode is OpcUaMode.POLL
+                else await self._subscribe(client, nodes)
+            )
+            self.connected, self.polled_nodes = True, len(polled)
+            await self._watch(client, polled)
         finally:
-            await _disconnect_quietly(client)
+            self.connected = False
+            await disconnect_quietly(client)
+
+    async def _client(self) -> Client:
+        client = Client(self.url, timeout=5)
+        if self.settings.username is not None:
+            client.set_user(self.settings.username)
+        if self.settings.password is not None:
+            client.set_password(self.settings.password.get_secret_value())
+        if self.settings.security is not None:
+            await _secure(client, self.settings.security)
+        return client
+
+    async def _resolve(self, client: Client) -> dict[str, NodeTarget]:
+        """Node id (with the server's namespace index) -> what it is read into."""
+        indices: dict[str, int] = {}
+        resolved: dict[str, NodeTarget] = {}
+        for target in self.target.nodes:
+            node = target.node
+            if node.startswith("nsu="):
+                uri, rest = node[4:].split(";", 1)
+                if uri not in indices:
+                    indices[uri] = await client.get_namespace_index(uri)
+                node = f"ns={indices[uri]};{rest}"
+            resolved[ua.NodeId.from_string(node).to_string()] = target
+        return resolved
+
+    async def _subscribe(
+        self, client: Client, nodes: dict[str, NodeTarget]
+    ) -> dict[str, NodeTarget]:
+        """Subscribe to every node that accepts it; return those that must be polled."""
+        handler = _DataChangeHandler(self, nodes)
+        try:
+            subscription = await client.create_subscription(
+                self.settings.publishing_interval_ms, handler
+            )
+        except ua.UaStatusCodeError as exc:
+            if self.settings.mode is OpcUaMode.SUBSCRIBE:
+                raise
+            log.warning(
+                "%s: the server refuses subscriptions (%s); polling every %g s",
+                self.target.machine_id,
+                exc,
+                self.settings.poll_interval_s,
+            )
+            return nodes
+        polled: dict[str, NodeTarget] = {}
+        key = _monitoring_key
+        for (sampling, deadband), group in groupby(sorted(nodes.items(), key=key), key=key):
+            items = list(group)
+            # asyncua's public helpers take either a filter or a sampling interval, not both.
+            results = await subscription._subscribe(
+                [client.get_node(node_id) for node_id, _ in items],
+                mfilter=_deadband_filter(deadband),
+                queuesize=100,
+                sampling_interval=sampling,
+            )
+            for (node_id, target), result in zip(items, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    polled.update(self._refused(node_id, target, result))
+        subscribed = len(nodes) - len(polled)
+        log.info("%s: subscribed to %d nodes at %s", self.target.machine_id, subscribed, self.url)
+        return polled
+
+    def _refused(
+        self, node_id: str, target: NodeTarget, status: ua.StatusCode
+    ) -> dict[str, NodeTarget]:
+        machine = self.target.machine_id
+        if status.value in _MISSING_NODE or self.settings.mode is OpcUaMode.SUBSCRIBE:
+            log.warning("%s: node %s (%s) refused: %s", machine, node_id, target.signal.id, status)
+            return {}
+        log.warning("%s: node %s cannot be monitored (%s); polled", machine, node_id, status)
+        return {node_id: target}
+
+    async def _watch(self, client: Client, polled: dict[str, NodeTarget]) -> None:
+        """Poll what must be polled; notice a dead connection within about a second."""
+        interval = self.settings.poll_interval_s
+        nodes = [client.get_node(node_id) for node_id in polled]
+        next_poll = time.monotonic()
+        while True:
+            if polled and time.monotonic() >= next_poll:
+                values = await client.read_attributes(nodes)
+                for (node_id, target), data in zip(polled.items(), values, strict=True):
+                    self.accept(node_id, target, data)
+                next_poll += interval
+            else:
+                await client.check_connection()
+            await asyncio.sleep(
+                min(CONNECTION_CHECK_S, max(next_poll - time.monotonic(), 0)) if polled else 1.0
+            )
+
+    def accept(
+        self, node_id: str, target: NodeTarget, data: ua.DataValue, checked: bool = False
+    ) -> None:
+        """Emit one sampled value (from a notification or a poll) when it is a new reading."""
+        value = data.Value.Value if data.Value is not None else None
+        if not isinstance(value, int | float | str | bool):
+            log.warning(
+                "ignoring %s = %r from %s: not a scalar", node_id, value, self.target.machine_id
+            )
+            return
+        ts = data.SourceTimestamp or data.ServerTimestamp
+        if not checked and not self._filter.changed(node_id, value, ts, target.deadband):
+            return
+        moment = ts or datetime.now(UTC)
+        reading = Reading(
+            signal=target.signal.id,
+            value=value,
+            ts=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
+            quality=_quality(data.StatusCode),
+            unit=target.signal.unit,
+        )
+        self.emit(self.target.path, reading)
 
 
-async def _disconnect_quietly(client: Client) -> None:
+def _monitoring_key(item: tuple[str, NodeTarget]) -> tuple[float, float]:
+    return item[1].sampling_interval_ms, item[1].deadband
+
+
+def _deadband_filter(deadband: float) -> ua.DataChangeFilter | None:
+    if deadband <= 0:
+        return None
+    return ua.DataChangeFilter(
+        Trigger=ua.DataChangeTrigger.StatusValue,
+        DeadbandType=ua.DeadbandType.Absolute,
+        DeadbandValue=deadband,
+    )
+
+
+class _DataChangeHandler:
+    """asyncua calls this for every notification of a monitored node."""
+
+    def __init__(self, source: OpcUaSource, nodes: dict[str, NodeTarget]):
+        self.source, self.nodes = source, nodes
+
+    def datachange_notification(self, node: Node, value: Any, data: Any) -> None:
+        node_id = node.nodeid.to_string()
+        target = self.nodes.get(node_id)
+        if target is not None:  # the server applied the deadband already
+            self.source.accept(node_id, target, data.monitored_item.Value, checked=True)
+
+
+async def _secure(client: Client, security: OpcUaSecurity) -> None:
+    client.application_uri = security.application_uri
+    mode = getattr(ua.MessageSecurityMode, security.mode)
+    await client.set_security(
+        _POLICIES[security.policy],
+        str(security.certificate),
+        str(security.private_key),
+        server_certificate=(
+            str(security.server_certificate) if security.server_certificate else None
+        ),
+        mode=mode,
+    )
+
+
+async def disconnect_quietly(client: Client) -> None:
     try:
         await asyncio.wait_for(client.disconnect(), timeout=2)
     except Exception:  # the connection is already gone; nothing left to close cleanly

@@ -172,7 +172,7 @@ def run_demo(
     commands = {
         "simulate": [*shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url],
         "edge": [
-            *shopfloor, "edge", *common, "--broker", broker_url,
+            *shopfloor, "edge", "run", *common, "--broker", broker_url,
             "--buffer", str(data_dir / "edge-buffer.db"),
         ],
         "gateway": [*shopfloor, "gateway", *common, "--broker", broker_url, *store_args],

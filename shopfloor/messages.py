@@ -14,7 +14,10 @@ injected faults with their ground truth. Payloads are JSON::
       "start": "2026-11-22T08:00:00Z", "end": null, "note": ""}]}
 
 Demo controls (inject a fault, set the simulation speed, reset the shift) travel outside the
-asset namespace, on `<tenant>/<site>/_control`, so no data subscriber ever sees them.
+asset namespace, on `<tenant>/<site>/_control`, so no data subscriber ever sees them. Edge
+devices report their health there too, retained: `<tenant>/<site>/_edge/<device>/state` holds
+the birth message (`online: true`) or the broker's last-will death message (`online: false`),
+and `<tenant>/<site>/_edge/<device>/status` the latest periodic figures.
 
 Every component encodes and decodes through the functions here, so a message has exactly one
 definition.
@@ -299,3 +302,66 @@ def encode_command(action: Action) -> bytes:
 def decode_command(payload: bytes | bytearray) -> Action:
     """Decode a control payload; raises MessageError naming the offending field."""
     return _decode(ControlMessage, payload).action
+
+
+def edge_state_topic(tenant: str, site: str, device: str) -> str:
+    """Birth and last-will death messages of one edge device (retained)."""
+    return f"{tenant}/{site}/_edge/{device}/state"
+
+
+def edge_status_topic(tenant: str, site: str, device: str) -> str:
+    """The periodic health figures of one edge device (retained)."""
+    return f"{tenant}/{site}/_edge/{device}/status"
+
+
+def edge_subscription(tenant: str, site: str = "+") -> str:
+    """Every edge device's state and status messages of a tenant."""
+    return f"{tenant}/{site}/_edge/+/+"
+
+
+class EdgeState(BaseModel):
+    """Birth (online) or death (offline, sent by the broker as the last will) of an edge device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    device: str
+    online: bool
+    started: AwareDatetime | None = None  # when the agent started; a last will has none
+    version: str = ""
+
+
+class EdgeStatus(BaseModel):
+    """What an edge device reports every status interval, and serves on its /metrics page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    device: str
+    ts: AwareDatetime
+    uptime_s: float
+    readings_total: int = Field(description="readings accepted into the disk queue")
+    readings_per_s: float = Field(description="over the last status interval")
+    forwarded_total: int = Field(description="messages the broker acknowledged")
+    queue_depth: int = Field(description="messages waiting on disk for the broker")
+    queue_bytes: int
+    dropped_total: int = Field(description="messages the queue's size or age bound dropped")
+    lost_total: int = Field(description="readings lost because the queue could not be written")
+    rejected_total: int = Field(description="sensor payloads that were not readings")
+    broker_connected: bool
+    broker_reconnects: int
+    sources_connected: int
+    sources_total: int
+    source_reconnects: int
+
+
+def encode_edge(message: EdgeState | EdgeStatus) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode_edge_state(payload: bytes | bytearray) -> EdgeState:
+    return _decode(EdgeState, payload)
+
+
+def decode_edge_status(payload: bytes | bytearray) -> EdgeStatus:
+    return _decode(EdgeStatus, payload)

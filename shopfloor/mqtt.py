@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -27,11 +28,22 @@ class BrokerUrlError(ValueError):
     """A broker URL that cannot be used."""
 
 
+@dataclass(frozen=True)
+class Presence:
+    """A retained topic saying whether a client is connected: `online` is published on every
+    connect, and the broker publishes `offline` (the last will) when the client vanishes."""
+
+    topic: str
+    online: bytes
+    offline: bytes
+
+
 def make_client(
     url: str,
     client_id: str,
     subscriptions: Sequence[tuple[str, int]] = (),
     clean_session: bool = True,
+    presence: Presence | None = None,
 ) -> mqtt.Client:
     """A paho client configured (not yet connected) for the broker at `url`.
 
@@ -53,7 +65,11 @@ def make_client(
     if parts.scheme == "mqtts":
         client.tls_set()
     client.reconnect_delay_set(min_delay=1, max_delay=10)
-    client.on_connect = functools.partial(_on_connect, subscriptions=list(subscriptions))
+    if presence:
+        client.will_set(presence.topic, presence.offline, qos=1, retain=True)
+    client.on_connect = functools.partial(
+        _on_connect, subscriptions=list(subscriptions), presence=presence
+    )
     client.connect_async(parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883))
     return client
 
@@ -65,10 +81,13 @@ def _on_connect(
     reason: ReasonCode,
     properties: object,
     subscriptions: list[tuple[str, int]],
+    presence: Presence | None,
 ) -> None:
     if reason.is_failure:
         log.warning("broker refused the connection: %s", reason)
         return
+    if presence:
+        client.publish(presence.topic, presence.online, qos=1, retain=True)
     if subscriptions:
         client.subscribe(subscriptions)
     log.info("connected to the broker; subscribed to %d topic filters", len(subscriptions))

@@ -25,6 +25,9 @@ class MachineState(StrEnum):
     SETUP = "setup"
     UNPLANNED_STOP = "unplanned_stop"
     PLANNED_STOP = "planned_stop"
+    # Switched off, as a current clamp on a machine without a PLC sees it. Within planned time
+    # that is lost availability; the shift calendar removes the nights and weekends.
+    OFF = "off"
 
 
 class TimeElement(StrEnum):
@@ -44,4 +47,5 @@ TIME_ELEMENT = {
     MachineState.SETUP: TimeElement.AVAILABILITY_LOSS,
     MachineState.UNPLANNED_STOP: TimeElement.AVAILABILITY_LOSS,
     MachineState.PLANNED_STOP: TimeElement.PLANNED_DOWNTIME,
+    MachineState.OFF: TimeElement.AVAILABILITY_LOSS,
 }

@@ -34,7 +34,7 @@ from shopfloor.messages import (
 from shopfloor.mqtt import make_client
 from shopfloor.states import MachineState
 from simulators.machines import MachineSim
-from simulators.opcua import MachineServer
+from simulators.opcua import MachineServer, ServerSecurity
 from simulators.plant_sim import PlantSim
 from simulators.scenario import LoadedScenario, load_scenario
 
@@ -54,8 +54,10 @@ class LiveSimulator:
         broker_url: str,
         bind_host: str = "127.0.0.1",
         speed: float = 1.0,
+        opcua_security: ServerSecurity | None = None,
     ):
         self.loaded = loaded
+        self.opcua_security = opcua_security
         self.bind_host = bind_host
         self.speed = speed
         self.plant = loaded.plant
@@ -201,7 +203,9 @@ class LiveSimulator:
                 await server.stop()
                 self.servers[machine_id] = None
             elif not cut_off and server is None:
-                server = MachineServer(machine.machine, endpoint, self.bind_host, self)
+                server = MachineServer(
+                    machine.machine, endpoint, self.bind_host, self, self.opcua_security
+                )
                 await server.start(values[self.floor.paths[machine_id]])
                 self.servers[machine_id] = server
 

@@ -14,16 +14,23 @@ Address space, after OPC UA for Machinery (OPC 40001-1) where it fits::
 The namespace is the one the plant file names (`opcua.namespace`). Values carry the simulated
 clock's time as their source timestamp. Signal variables are writable, so any OPC UA client can
 change a value during a demo.
+
+Servers are open (no security, anonymous) unless given a `ServerSecurity`: then Basic256Sha256
+with Sign & Encrypt is the only endpoint and, when users are named, anonymous clients are
+refused, as on a machine whose integrator did the job properly.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from asyncua import Server, ua, uamethod
+from asyncua.crypto.permission_rules import User, UserRole
 
 from shopfloor.plant import Machine, OpcUaEndpoint
 
@@ -42,6 +49,31 @@ class MachineControls(Protocol):
     def inject_fault(self, machine_id: str, fault: str, duration_s: float) -> str: ...
 
 
+@dataclass(frozen=True)
+class ServerSecurity:
+    certificate: Path
+    private_key: Path
+    users: dict[str, str] = field(default_factory=dict)  # name -> password
+
+
+class _PasswordUsers:
+    """asyncua's user manager: a named user with the right password, nobody else."""
+
+    def __init__(self, users: dict[str, str]):
+        self.users = users
+
+    def get_user(
+        self,
+        iserver: object,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: object = None,
+    ) -> User | None:
+        if username is not None and self.users.get(username) == password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
 def _variant_type(value: Value) -> ua.VariantType:
     if isinstance(value, str):
         return ua.VariantType.String
@@ -54,19 +86,26 @@ class MachineServer:
     """An OPC UA server exposing one machine's signals and controls."""
 
     def __init__(
-        self, machine: Machine, endpoint: OpcUaEndpoint, bind_host: str, controls: MachineControls
+        self,
+        machine: Machine,
+        endpoint: OpcUaEndpoint,
+        bind_host: str,
+        controls: MachineControls,
+        security: ServerSecurity | None = None,
     ):
         self.machine, self.endpoint, self.controls = machine, endpoint, controls
+        self.security = security
         port = urlsplit(endpoint.endpoint).port
         self.url = f"opc.tcp://{bind_host}:{port}/"
-        self.server = Server()
+        users = _PasswordUsers(security.users) if security and security.users else None
+        self.server = Server(user_manager=users)
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
 
     async def start(self, initial: dict[str, Value]) -> None:
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name(f"shopfloor simulator: {self.machine.name}")
-        self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await self._secure()
         namespace = await self.server.register_namespace(self.endpoint.namespace)
         machine_object = await self.server.nodes.objects.add_object(
             ua.NodeId(self.machine.id, namespace), ua.QualifiedName(self.machine.id, namespace)
@@ -84,6 +123,16 @@ class MachineServer:
         await self._add_methods(machine_object, namespace)
         await self.server.start()
         log.info("OPC UA server for %s listening on %s", self.machine.id, self.url)
+
+    async def _secure(self) -> None:
+        if self.security is None:
+            self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            return
+        await self.server.load_certificate(str(self.security.certificate))
+        await self.server.load_private_key(str(self.security.private_key))
+        self.server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        if self.security.users:
+            self.server.set_identity_tokens([ua.UserNameIdentityToken])
 
     async def _add_identification(self, machine_object: Any, namespace: int) -> None:
         folder = await machine_object.add_folder(namespace, "Identification")

@@ -38,7 +38,11 @@ def test_top_level_help_lists_every_component() -> None:
     [
         (["demo"], "--dashboard-port"),
         (["simulate"], "SHOPFLOOR_BROKER_URL"),
-        (["edge"], "SHOPFLOOR_OPCUA_HOST"),
+        (["edge", "run"], "SHOPFLOOR_OPCUA_HOST"),
+        (["edge", "browse"], "starter edge config"),
+        (["edge", "check"], "Edge config file"),
+        (["edge", "status"], "health"),
+        (["edge", "certificate"], "OPC UA certificate"),
         (["gateway"], "SHOPFLOOR_STORE_URL"),
         (["analytics"], "--window"),
         (["dashboard"], "SHOPFLOOR_DASHBOARD_PORT"),
@@ -86,13 +90,15 @@ def test_missing_plant_file_is_one_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("command", ["simulate", "edge", "gateway", "analytics", "dashboard"])
+@pytest.mark.parametrize(
+    "command", ["simulate", "edge run", "gateway", "analytics", "dashboard"]
+)
 def test_components_refuse_a_bad_plant_file_without_a_traceback(
     tmp_path: Path, command: str
 ) -> None:
     bad = tmp_path / "plant.yaml"
     bad.write_text("tenant: {id: Bad Id, name: x}\n")
-    result = shopfloor(command, "--plant", str(bad))
+    result = shopfloor(*command.split(), "--plant", str(bad))
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {bad}:1: ")
     assert "Traceback" not in result.stderr

@@ -98,7 +98,7 @@ def test_fault_injected_from_the_dashboard_is_labelled_and_changes_the_signals(
     processes = [
         shopfloor("simulate", "--scenario", str(scenario), "--broker", mosquitto.url,
                   "--speed", "60", log=tmp_path / "simulate.log"),
-        shopfloor("edge", *common, "--buffer", str(tmp_path / "edge.db"), log=tmp_path / "edge.log"),
+        shopfloor("edge", "run", *common, "--buffer", str(tmp_path / "edge.db"), log=tmp_path / "edge.log"),
         shopfloor("gateway", *common, "--store-url", store_url, log=tmp_path / "gateway.log"),
     ]  # fmt: skip
     store = open_store(StoreSettings(url=store_url))

@@ -14,28 +14,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.sensors import SensorPayloadError, parse_sensor_payload
 from shopfloor.messages import AssetPath, Reading, decode_readings, parse_topic, subscription
 from shopfloor.mqtt import make_client
-from shopfloor.plant import Signal, load_plant
+from shopfloor.plant import load_plant
 from tests.servers import Mosquitto, port_open
 from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
-
-CELSIUS = Signal(id="temperature", unit="degC")
-
-
-@pytest.mark.parametrize(
-    ("payload", "value"), [(b"21.5", 21.5), (b'"21.5"', 21.5), (b'{"value": -3}', -3.0)]
-)
-def test_sensor_payloads_accepted(payload: bytes, value: float) -> None:
-    reading = parse_sensor_payload(payload, CELSIUS)
-    assert (reading.signal, reading.value, reading.unit) == ("temperature", value, "degC")
-
-
-@pytest.mark.parametrize("payload", [b"warm", b"", b"NaN", b'{"temp": 3}', b"[1]", b"\xff"])
-def test_sensor_payloads_refused(payload: bytes) -> None:
-    with pytest.raises(SensorPayloadError, match="not a"):
-        parse_sensor_payload(payload, CELSIUS)
 
 
 @dataclass
@@ -87,7 +70,7 @@ def floor(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Floor]:
     wait_until(listener.is_connected, 10, "the listener")
     setup = Floor(plant_on_free_ports(tmp_path), mosquitto, received, tmp_path)
     edge = shopfloor(
-        "edge", "--plant", str(setup.plant_file), "--broker", mosquitto.url,
+        "edge", "run", "--plant", str(setup.plant_file), "--broker", mosquitto.url,
         "--buffer", str(tmp_path / "edge.db"),
         log=tmp_path / "edge.log",
     )  # fmt: skip
@@ -137,20 +120,3 @@ def test_bad_sensor_payloads_are_skipped_and_the_rest_flows(floor: Floor) -> Non
     assert all(r.value != "loud" for _, r, _ in floor.received.readings)
     log = (floor.workdir / "edge.log").read_text()
     assert "sensor topic sensors/hall-a/env-01/noise: payload b'loud' is not a number" in log
-
-
-def test_sensor_payload_with_its_own_timestamp() -> None:
-    reading = parse_sensor_payload(b'{"value": 21.5, "ts": "2026-11-02T08:00:00+03:00"}', CELSIUS)
-    assert reading.ts.isoformat() == "2026-11-02T05:00:00+00:00"
-
-
-@pytest.mark.parametrize(
-    ("payload", "problem"),
-    [
-        (b'{"value": 1, "ts": "yesterday"}', "bad ts"),
-        (b'{"value": 1, "ts": "2026-11-02T08:00:00"}', "without a time zone"),
-    ],
-)
-def test_sensor_payload_with_a_bad_timestamp(payload: bytes, problem: str) -> None:
-    with pytest.raises(SensorPayloadError, match=problem):
-        parse_sensor_payload(payload, CELSIUS)

@@ -93,7 +93,7 @@ def pipeline(
     common = ["--plant", str(plant_file), "--broker", mosquitto.url]
     processes = [
         shopfloor("simulate", *common, log=workdir / "simulate.log"),
-        shopfloor("edge", *common, "--buffer", str(workdir / "edge.db"), log=workdir / "edge.log"),
+        shopfloor("edge", "run", *common, "--buffer", str(workdir / "edge.db"), log=workdir / "edge.log"),
         shopfloor("gateway", *common, "--store-url", settings.url,
                   "--store-database", settings.database, log=workdir / "gateway.log"),
     ]  # fmt: skip

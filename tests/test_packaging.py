@@ -48,7 +48,7 @@ def test_the_closure_sees_heavy_packages_where_they_belong() -> None:
     )
 
 
-@pytest.mark.parametrize("command", [["edge", "--help"], ["plant", "check", "--help"]])
+@pytest.mark.parametrize("command", [["edge", "run", "--help"], ["plant", "check", "--help"]])
 def test_edge_commands_import_nothing_heavy(command: list[str]) -> None:
     probe = (
         "import sys, runpy\n"

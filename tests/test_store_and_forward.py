@@ -103,7 +103,7 @@ class Bench:
 
     def start_edge(self) -> None:
         self.edge = shopfloor(
-            "edge", "--plant", str(self.plant), "--broker", self.broker.url,
+            "edge", "run", "--plant", str(self.plant), "--broker", self.broker.url,
             "--buffer", str(self.buffer), log=self.workdir / "edge.log",
         )  # fmt: skip
 

@@ -1,0 +1,316 @@
+"""The edge agent's configuration file: which machines and sensors to read, and how.
+
+One YAML file, validated by pydantic; every problem is one line naming file, line and field.
+The plant file it names says where each asset sits in the namespace and which signals it has;
+this file says how to reach them on this device. Secrets are written as `${VARIABLE}` and read
+from the environment, so the file itself can be shared::
+
+    version: 1
+    plant: plant.yaml                  # relative to this file
+    device: pi-moulding-1
+    broker: {url: "mqtt://broker.local:1883", username: edge, password: "${EDGE_MQTT_PASSWORD}"}
+    opcua:
+      - machine: imm-01
+        endpoint: opc.tcp://192.168.0.20:4840
+        mode: auto                     # subscribe, falling back to polling where refused
+        sampling_interval_ms: 500
+        deadband: 0.5                  # absolute, in the signal's unit
+        username: operator
+        password: ${IMM01_OPCUA_PASSWORD}
+        security: {policy: Basic256Sha256, mode: SignAndEncrypt,
+                   certificate: certs/edge-cert.der, private_key: certs/edge-key.pem}
+        nodes:
+          - {signal: melt_temperature, node: "nsu=urn:acme:imm;s=Barrel.Zone1.Temp"}
+    sensors:
+      - {topic: kit/hall-a/t, asset: env-01, signal: temperature, value: data.temp}
+    current_clamps:
+      - {machine: lathe-02, current_signal: current, idle_above: 0.8, running_above: 4.0,
+         hysteresis: 0.3}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    SecretStr,
+    model_validator,
+)
+
+from shopfloor.config import ConfigError, LocatedValueError, field_path, load_yaml_model, locate
+from shopfloor.mqtt import DEFAULT_BROKER_URL
+from shopfloor.plant import Identifier, Plant, load_plant
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _from_environment(value: object) -> object:
+    """Replace every `${NAME}` by the environment variable NAME; unset is an error."""
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_from_environment)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerConfig(_Section):
+    url: str = DEFAULT_BROKER_URL
+    username: str | None = None
+    password: Secret | None = None
+
+    def url_with_credentials(self) -> str:
+        """The broker URL carrying the username and password, as every client takes it."""
+        if self.username is None:
+            return self.url
+        parts = urlsplit(self.url)
+        secret = self.password.get_secret_value() if self.password else ""
+        credentials = f"{quote(self.username, safe='')}:{quote(secret, safe='')}"
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{parts.hostname}:{parts.port}"))
+
+
+class BufferConfig(_Section):
+    path: Path = Path(".shopfloor/edge-buffer.db")
+    max_mb: Annotated[float, Field(ge=1)] = 256
+    max_age_h: PositiveFloat = 168
+
+
+class HealthConfig(_Section):
+    status_interval_s: PositiveFloat = 10
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65535, description="0 turns /metrics off")] = 9108
+
+
+class OpcUaMode(StrEnum):
+    AUTO = "auto"  # subscribe; poll the nodes (or the server) that refuse subscriptions
+    SUBSCRIBE = "subscribe"
+    POLL = "poll"
+
+
+class SecurityPolicy(StrEnum):
+    BASIC256SHA256 = "Basic256Sha256"
+    AES128_SHA256_RSAOAEP = "Aes128Sha256RsaOaep"
+    AES256_SHA256_RSAPSS = "Aes256Sha256RsaPss"
+
+
+class OpcUaSecurity(_Section):
+    policy: SecurityPolicy = SecurityPolicy.BASIC256SHA256
+    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: Path = Field(description="this device's certificate (DER or PEM)")
+    private_key: Path = Field(description="its private key (PEM)")
+    server_certificate: Path | None = Field(
+        default=None, description="pin the server's certificate instead of taking the one offered"
+    )
+    application_uri: str = "urn:shopfloor:edge"
+
+
+class NodeMapping(_Section):
+    """One OPC UA node read into one signal of the machine."""
+
+    signal: Identifier
+    node: str = Field(
+        pattern=r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$",
+        description="ns=<index>;s=<id>, nsu=<namespace URI>;s=<id>, i=<number>, ...",
+    )
+    sampling_interval_ms: NonNegativeFloat | None = None
+    deadband: NonNegativeFloat | None = None
+
+
+class OpcUaSourceConfig(_Section):
+    """How to read one machine's OPC UA server."""
+
+    machine: Identifier
+    endpoint: str | None = Field(default=None, pattern=r"^opc\.tcp://[^:/]+:\d+")
+    mode: OpcUaMode = OpcUaMode.AUTO
+    publishing_interval_ms: PositiveFloat = 250
+    sampling_interval_ms: NonNegativeFloat = 0
+    deadband: NonNegativeFloat = 0
+    poll_interval_s: PositiveFloat = 1.0
+    username: str | None = None
+    password: Secret | None = None
+    security: OpcUaSecurity | None = None
+    nodes: list[NodeMapping] = Field(
+        default=[], description="empty: every signal of the machine at the plant file's node ids"
+    )
+
+
+class SensorMapping(_Section):
+    """A raw MQTT topic of a sensor kit mapped onto one signal of a plant asset."""
+
+    topic: str = Field(pattern=r"^[^#+]+$")
+    asset: Identifier
+    signal: Identifier
+    value: str = Field(default="value", description="key path of the value in a JSON object")
+    ts: str | None = Field(default="ts", description="key path of an ISO 8601 timestamp")
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+class CurrentClamp(_Section):
+    """Infer a machine's state from the current its motor draws (a clamp on the supply cable).
+
+    Rising, the state becomes idle at `idle_above` and running at `running_above` amperes;
+    falling, it leaves a state only `hysteresis` amperes below that threshold, and a state must
+    last `min_duration_s` before it is reported (so a start-up surge is not a cycle).
+    """
+
+    machine: Identifier
+    current_signal: Identifier
+    idle_above: PositiveFloat
+    running_above: PositiveFloat
+    hysteresis: NonNegativeFloat = 0
+    min_duration_s: NonNegativeFloat = 0
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> CurrentClamp:
+        if self.running_above <= self.idle_above:
+            raise LocatedValueError(("running_above",), "must be above idle_above")
+        if self.hysteresis >= self.idle_above:
+            raise LocatedValueError(("hysteresis",), "must be below idle_above")
+        return self
+
+
+def default_device_id() -> str:
+    """This host's name, made into an identifier."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-_")
+    return (name or "edge")[:63]
+
+
+class EdgeConfig(_Section):
+    version: Literal[1] = 1
+    plant: Path
+    device: Identifier = Field(default_factory=default_device_id)
+    broker: BrokerConfig = BrokerConfig()
+    buffer: BufferConfig = BufferConfig()
+    health: HealthConfig = HealthConfig()
+    opcua: list[OpcUaSourceConfig] | None = Field(
+        default=None, description="absent: every machine of the plant with an OPC UA endpoint"
+    )
+    sensors: list[SensorMapping] | None = Field(
+        default=None, description="absent: every sensor kit of the plant on its own topics"
+    )
+    current_clamps: list[CurrentClamp] = []
+    opcua_host: str | None = Field(default=None, description="reach every endpoint on this host")
+    batch_interval_s: PositiveFloat = 0.2
+
+
+def _check_against_plant(config: EdgeConfig, plant: Plant) -> None:
+    """Every machine, asset and signal the config names exists in the plant."""
+    machines = {machine.id: machine for _, machine in plant.machines()}
+    assets = {path.asset: signals for path, signals in plant.catalogue().items()}
+    for index, source in enumerate(config.opcua or []):
+        machine = machines.get(source.machine)
+        if machine is None:
+            raise LocatedValueError(("opcua", index, "machine"), "names no machine of the plant")
+        if source.endpoint is None and machine.opcua is None:
+            raise LocatedValueError(
+                ("opcua", index, "endpoint"), "needed: the plant gives this machine no endpoint"
+            )
+        signal_ids = {signal.id for signal in machine.signals}
+        for node_index, node in enumerate(source.nodes):
+            if node.signal not in signal_ids:
+                loc = ("opcua", index, "nodes", node_index, "signal")
+                raise LocatedValueError(loc, f"names no signal of machine {machine.id}")
+    _check_unique([source.machine for source in config.opcua or []], "opcua", "machine")
+    for index, sensor in enumerate(config.sensors or []):
+        if sensor.asset not in assets:
+            raise LocatedValueError(("sensors", index, "asset"), "names no asset of the plant")
+        if sensor.signal not in assets[sensor.asset]:
+            raise LocatedValueError(
+                ("sensors", index, "signal"), f"names no signal of asset {sensor.asset}"
+            )
+    _check_unique([sensor.topic for sensor in config.sensors or []], "sensors", "topic")
+    for index, clamp in enumerate(config.current_clamps):
+        machine = machines.get(clamp.machine)
+        if machine is None:
+            raise LocatedValueError(
+                ("current_clamps", index, "machine"), "names no machine of the plant"
+            )
+        signal_ids = {signal.id for signal in machine.signals}
+        if clamp.current_signal not in signal_ids:
+            raise LocatedValueError(
+                ("current_clamps", index, "current_signal"),
+                f"names no signal of machine {machine.id}",
+            )
+        if "state" not in signal_ids:
+            raise LocatedValueError(
+                ("current_clamps", index, "machine"),
+                "the plant gives this machine no `state` signal to report into",
+            )
+
+
+def _check_unique(values: list[str], section: str, field: str) -> None:
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise LocatedValueError((section, index, field), f"{value!r} appears twice")
+        seen.add(value)
+
+
+def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
+    """Relative paths in the file are relative to the file, wherever the agent is started."""
+    opcua = [
+        source.model_copy(
+            update={
+                "security": source.security.model_copy(
+                    update={
+                        "certificate": base / source.security.certificate,
+                        "private_key": base / source.security.private_key,
+                        "server_certificate": source.security.server_certificate
+                        and base / source.security.server_certificate,
+                    }
+                )
+            }
+        )
+        if source.security
+        else source
+        for source in config.opcua or []
+    ]
+    return config.model_copy(
+        update={
+            "plant": base / config.plant,
+            "buffer": config.buffer.model_copy(update={"path": base / config.buffer.path}),
+            "opcua": opcua if config.opcua is not None else None,
+        }
+    )
+
+
+def load_edge_config(path: str | Path) -> tuple[EdgeConfig, Plant]:
+    """Load an edge config and its plant; raises ConfigError naming file, line and field."""
+    path = Path(path)
+    config = _resolve_paths(load_yaml_model(path, EdgeConfig), path.parent)
+    plant = load_plant(config.plant)
+    try:
+        _check_against_plant(config, plant)
+    except LocatedValueError as exc:
+        raise ConfigError(path, str(exc), locate(path, exc.loc), field_path(exc.loc)) from None
+    for index, source in enumerate(config.opcua or []):
+        for field in ("certificate", "private_key", "server_certificate"):
+            file = getattr(source.security, field, None)
+            if file is not None and not file.is_file():
+                loc = ("opcua", index, "security", field)
+                raise ConfigError(path, f"no such file: {file}", locate(path, loc), field_path(loc))
+    return config, plant
