@@ -1,7 +1,7 @@
-"""The Streamlit dashboard: the live shop floor and the demo controls.
+"""The Streamlit dashboard: the live shop floor, the demo controls and the edge devices.
 
 Run it with `shopfloor dashboard`; it reads the plant and store settings from the environment
-that command sets, and the broker (for demo controls) from SHOPFLOOR_BROKER_URL.
+that command sets, and the broker (for demo controls and edge devices) from SHOPFLOOR_BROKER_URL.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import streamlit as st
 
 from dashboard.controls import Controls
+from dashboard.edge_devices import edge_devices_page
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from shopfloor.config import ConfigError
 from shopfloor.messages import (
@@ -178,6 +179,10 @@ def _send(controls: Controls, action: Action, done: str) -> None:
     st.success(done)
 
 
+def edge_page() -> None:
+    edge_devices_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"))
+
+
 def main() -> None:
     st.set_page_config(page_title="shopfloor", page_icon="🏭", layout="wide")
     try:
@@ -189,6 +194,7 @@ def main() -> None:
     pages = [
         st.Page(shop_floor_page, title="Shop floor", default=True),
         st.Page(controls_page, title="Demo controls", url_path="controls"),
+        st.Page(edge_page, title="Edge devices", url_path="edge"),
     ]
     st.navigation(pages).run()
 

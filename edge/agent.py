@@ -43,6 +43,8 @@ from shopfloor.plant import Plant
 log = logging.getLogger(__name__)
 
 MAX_READINGS_PER_MESSAGE = 500
+# The broker announces a vanished device (its last will) after 1.5 keep-alive periods.
+KEEPALIVE_S = 10
 
 
 def _version() -> str:
@@ -76,6 +78,7 @@ class EdgeAgent:
             f"shopfloor-edge-{tenant}-{site}-{self.device}"[:128],
             [(topic, 0) for topic in self.sensor_routes],
             presence=presence,
+            keepalive_s=KEEPALIVE_S,
         )
         self.presence = presence
         self.mqtt.on_message = self._on_sensor_message

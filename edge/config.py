@@ -89,7 +89,8 @@ class BrokerConfig(_Section):
         parts = urlsplit(self.url)
         secret = self.password.get_secret_value() if self.password else ""
         credentials = f"{quote(self.username, safe='')}:{quote(secret, safe='')}"
-        return urlunsplit(parts._replace(netloc=f"{credentials}@{parts.hostname}:{parts.port}"))
+        address = parts.netloc.rsplit("@", 1)[-1]  # host[:port] as written, IPv6 brackets kept
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{address}"))
 
 
 class BufferConfig(_Section):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
 from asyncua import Client, Node, ua
@@ -24,7 +24,7 @@ from asyncua.crypto import security_policies
 
 from edge.config import NodeMapping, OpcUaMode, OpcUaSecurity, OpcUaSourceConfig, SecurityPolicy
 from shopfloor.messages import AssetPath, Quality, Reading
-from shopfloor.plant import Machine, Signal
+from shopfloor.plant import DEFAULT_OPCUA_NAMESPACE, Machine, Signal
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class OpcUaTarget:
         endpoint = settings.endpoint or (machine.opcua.endpoint if machine.opcua else None)
         if endpoint is None:
             raise ValueError(f"machine {machine.id} has no OPC UA endpoint")
-        namespace = machine.opcua.namespace if machine.opcua else ""
+        namespace = machine.opcua.namespace if machine.opcua else DEFAULT_OPCUA_NAMESPACE
         signals = {signal.id: signal for signal in machine.signals}
         mapped = settings.nodes or [
             _default_mapping(machine, signal, namespace) for signal in machine.signals
@@ -111,8 +111,10 @@ def _default_mapping(machine: Machine, signal: Signal, namespace: str) -> NodeMa
 
 
 class _ChangeFilter:
-    """The absolute deadband, applied here to polled nodes as a server applies it to monitored
-    ones: a value is reported when it moved more than the deadband from the last one reported."""
+    """The absolute deadband as OPC UA defines it: a value is reported when it moved more than
+    the deadband from the last value reported. Polled nodes need it here; monitored ones get it
+    from the server too, but some servers compare with the previous sample instead, so the agent
+    applies it again and every machine reads alike."""
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[object, datetime | None]] = {}
@@ -130,8 +132,7 @@ class _ChangeFilter:
 
 
 def _within_deadband(last: object, value: object, deadband: float) -> bool:
-    numbers = (int, float)
-    if isinstance(last, numbers) and isinstance(value, numbers) and not isinstance(value, bool):
+    if _is_number(last) and _is_number(value):
         if not (math.isfinite(last) and math.isfinite(value)):
             return False
         return abs(value - last) <= deadband if deadband > 0 else value == last
@@ -147,6 +148,7 @@ class OpcUaSource:
         self.reconnects = 0
         self.connected = False
         self.polled_nodes = 0  # how many nodes the current connection reads by polling
+        self.connected_once = False  # since the last failure
         self._filter = _ChangeFilter()
 
     @property
@@ -160,6 +162,8 @@ class OpcUaSource:
             try:
                 await self._session()
             except Exception as exc:  # any failure of one server must not stop the agent
+                if self.connected_once:  # a lost session: try again soon, then back off
+                    backoff, self.connected_once = 1.0, False
                 log.warning(
                     "%s at %s: %s; retrying in %.0f s",
                     self.target.machine_id,
@@ -170,8 +174,6 @@ class OpcUaSource:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 self.reconnects += 1
-            else:
-                backoff = 1.0
 
     async def _session(self) -> None:
         client = await self._client()
@@ -183,7 +185,7 @@ class OpcUaSource:
                 if self.settings.mode is OpcUaMode.POLL
                 else await self._subscribe(client, nodes)
             )
-            self.connected, self.polled_nodes = True, len(polled)
+            self.connected, self.connected_once, self.polled_nodes = True, True, len(polled)
             await self._watch(client, polled)
         finally:
             self.connected = False
@@ -232,8 +234,19 @@ class OpcUaSource:
                 self.settings.poll_interval_s,
             )
             return nodes
+        # A deadband filter on a text node is refused by some servers and breaks others.
+        current = await client.read_attributes([client.get_node(node_id) for node_id in nodes])
+        numeric = {
+            node_id
+            for node_id, data in zip(nodes, current, strict=True)
+            if data.Value is not None and _is_number(data.Value.Value)
+        }
+
+        def key(item: tuple[str, NodeTarget]) -> tuple[float, float]:
+            node_id, target = item
+            return target.sampling_interval_ms, target.deadband if node_id in numeric else 0.0
+
         polled: dict[str, NodeTarget] = {}
-        key = _monitoring_key
         for (sampling, deadband), group in groupby(sorted(nodes.items(), key=key), key=key):
             items = list(group)
             # asyncua's public helpers take either a filter or a sampling interval, not both.
@@ -254,10 +267,11 @@ class OpcUaSource:
         self, node_id: str, target: NodeTarget, status: ua.StatusCode
     ) -> dict[str, NodeTarget]:
         machine = self.target.machine_id
+        name = ua.status_codes.get_name_and_doc(status.value)[0]
         if status.value in _MISSING_NODE or self.settings.mode is OpcUaMode.SUBSCRIBE:
-            log.warning("%s: node %s (%s) refused: %s", machine, node_id, target.signal.id, status)
+            log.warning("%s: node %s (%s) refused: %s", machine, node_id, target.signal.id, name)
             return {}
-        log.warning("%s: node %s cannot be monitored (%s); polled", machine, node_id, status)
+        log.warning("%s: node %s cannot be monitored (%s); polled", machine, node_id, name)
         return {node_id: target}
 
     async def _watch(self, client: Client, polled: dict[str, NodeTarget]) -> None:
@@ -277,9 +291,7 @@ class OpcUaSource:
                 min(CONNECTION_CHECK_S, max(next_poll - time.monotonic(), 0)) if polled else 1.0
             )
 
-    def accept(
-        self, node_id: str, target: NodeTarget, data: ua.DataValue, checked: bool = False
-    ) -> None:
+    def accept(self, node_id: str, target: NodeTarget, data: ua.DataValue) -> None:
         """Emit one sampled value (from a notification or a poll) when it is a new reading."""
         value = data.Value.Value if data.Value is not None else None
         if not isinstance(value, int | float | str | bool):
@@ -288,7 +300,7 @@ class OpcUaSource:
             )
             return
         ts = data.SourceTimestamp or data.ServerTimestamp
-        if not checked and not self._filter.changed(node_id, value, ts, target.deadband):
+        if not self._filter.changed(node_id, value, ts, target.deadband):
             return
         moment = ts or datetime.now(UTC)
         reading = Reading(
@@ -301,8 +313,8 @@ class OpcUaSource:
         self.emit(self.target.path, reading)
 
 
-def _monitoring_key(item: tuple[str, NodeTarget]) -> tuple[float, float]:
-    return item[1].sampling_interval_ms, item[1].deadband
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _deadband_filter(deadband: float) -> ua.DataChangeFilter | None:
@@ -324,8 +336,8 @@ class _DataChangeHandler:
     def datachange_notification(self, node: Node, value: Any, data: Any) -> None:
         node_id = node.nodeid.to_string()
         target = self.nodes.get(node_id)
-        if target is not None:  # the server applied the deadband already
-            self.source.accept(node_id, target, data.monitored_item.Value, checked=True)
+        if target is not None:
+            self.source.accept(node_id, target, data.monitored_item.Value)
 
 
 async def _secure(client: Client, security: OpcUaSecurity) -> None:

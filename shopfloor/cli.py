@@ -24,7 +24,7 @@ import typer
 
 from shopfloor.config import ConfigError
 from shopfloor.demo import BrokerChoice, DemoSource, run_demo
-from shopfloor.mqtt import DEFAULT_BROKER_URL
+from shopfloor.mqtt import DEFAULT_BROKER_URL, BrokerUrlError
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
 
@@ -456,7 +456,12 @@ def edge_run(
     except BufferError as exc:
         raise _fail(str(exc)) from None
     try:
-        _run_until_interrupted(EdgeAgent(config, plant, queue).run())
+        agent = EdgeAgent(config, plant, queue)
+    except BrokerUrlError as exc:
+        queue.close()
+        raise _fail(str(exc)) from None
+    try:
+        _run_until_interrupted(agent.run())
     finally:
         queue.close()
 
@@ -689,7 +694,10 @@ def dashboard(
     ] = "127.0.0.1",
     broker: Annotated[
         str | None,
-        typer.Option(envvar="SHOPFLOOR_BROKER_URL", help="Broker of the simulator to drive."),
+        typer.Option(
+            envvar="SHOPFLOOR_BROKER_URL",
+            help="Broker of the simulator to drive and of the edge devices to show.",
+        ),
     ] = None,
 ) -> None:
     """Serve the Streamlit dashboard (live shop floor, demo controls)."""

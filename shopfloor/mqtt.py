@@ -44,6 +44,7 @@ def make_client(
     subscriptions: Sequence[tuple[str, int]] = (),
     clean_session: bool = True,
     presence: Presence | None = None,
+    keepalive_s: int = 60,
 ) -> mqtt.Client:
     """A paho client configured (not yet connected) for the broker at `url`.
 
@@ -70,7 +71,8 @@ def make_client(
     client.on_connect = functools.partial(
         _on_connect, subscriptions=list(subscriptions), presence=presence
     )
-    client.connect_async(parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883))
+    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    client.connect_async(parts.hostname, port, keepalive=keepalive_s)
     return client
 
 
@@ -93,12 +95,20 @@ def _on_connect(
     log.info("connected to the broker; subscribed to %d topic filters", len(subscriptions))
 
 
+def redacted(url: str) -> str:
+    """The broker URL without its password, for messages a user sees."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
 def wait_connected(client: mqtt.Client, url: str, timeout_s: float) -> None:
     """Block until a started client is connected; ConnectionError naming the broker if not."""
     deadline = time.monotonic() + timeout_s
     while not client.is_connected():
         if time.monotonic() > deadline:
-            raise ConnectionError(f"cannot reach the broker at {url}")
+            raise ConnectionError(f"cannot reach the broker at {redacted(url)}")
         time.sleep(0.02)
 
 
@@ -116,7 +126,7 @@ def publish_once(url: str, topic: str, payload: bytes, timeout_s: float = 10.0) 
         info = client.publish(topic, payload, qos=1)
         info.wait_for_publish(max(deadline - time.monotonic(), 0.1))
         if not info.is_published():
-            raise ConnectionError(f"the broker at {url} did not acknowledge the message")
+            raise ConnectionError(f"the broker at {redacted(url)} did not acknowledge the message")
     finally:
         client.disconnect()
         client.loop_stop()

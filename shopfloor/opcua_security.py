@@ -29,4 +29,5 @@ async def create_certificate(
         [usage],
         {"commonName": f"shopfloor {name}", "organizationName": "shopfloor"},
     )
+    key.chmod(0o600)  # whoever reads the key can impersonate this application
     return cert, key

@@ -90,9 +90,7 @@ def test_missing_plant_file_is_one_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "command", ["simulate", "edge run", "gateway", "analytics", "dashboard"]
-)
+@pytest.mark.parametrize("command", ["simulate", "edge run", "gateway", "analytics", "dashboard"])
 def test_components_refuse_a_bad_plant_file_without_a_traceback(
     tmp_path: Path, command: str
 ) -> None:
@@ -128,6 +126,12 @@ def test_control_with_an_unreachable_broker_is_one_line() -> None:
     result = shopfloor("control", "speed", "60", "--broker", "mqtt://127.0.0.1:9")
     assert result.returncode == 2
     assert result.stderr == "error: cannot reach the broker at mqtt://127.0.0.1:9\n"
+
+
+def test_broker_password_never_shows_in_an_error() -> None:
+    result = shopfloor("control", "speed", "60", "--broker", "mqtt://demo:s3cret@127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr == "error: cannot reach the broker at mqtt://demo:***@127.0.0.1:9\n"
 
 
 def test_simulate_fast_prints_the_run_and_its_ground_truth(tmp_path: Path) -> None:

@@ -1,0 +1,243 @@
+"""The OPC UA source against real asyncua servers (the simulator's machine server): deadband,
+polling, the fallback for servers that refuse subscriptions, users and Basic256Sha256."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import OpcUaSourceConfig
+from edge.opcua_source import OpcUaSource, OpcUaTarget
+from shopfloor.messages import AssetPath, Reading
+from shopfloor.opcua_security import create_certificate
+from shopfloor.plant import Machine
+from simulators.opcua import MachineServer, ServerSecurity
+from tests.servers import free_port
+
+PATH = AssetPath("sf", "lab", "shop", "line-1", "oven-01")
+
+
+class NoControls:
+    """The machine's Start/Stop/InjectFault methods are not what these tests exercise."""
+
+    def start_machine(self, machine_id: str) -> None: ...
+
+    def stop_machine(self, machine_id: str) -> None: ...
+
+    def inject_fault(self, machine_id: str, fault: str, duration_s: float) -> str:
+        return ""
+
+
+def oven(port: int) -> Machine:
+    return Machine.model_validate(
+        {
+            "id": "oven-01", "name": "Oven", "type": "other", "ideal_cycle_time": {"p": 60},
+            "opcua": {"endpoint": f"opc.tcp://127.0.0.1:{port}"},
+            "signals": [{"id": "temperature", "unit": "degC"}, {"id": "state"}],
+        }
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def machine_server(
+    security: ServerSecurity | None = None, max_subscriptions: int | None = None
+) -> AsyncIterator[tuple[MachineServer, Machine]]:
+    machine = oven(free_port())
+    assert machine.opcua is not None
+    server = MachineServer(machine, machine.opcua, "127.0.0.1", NoControls(), security)
+    if max_subscriptions is not None:
+        server.server.iserver.max_subscriptions = max_subscriptions
+    await server.start({"temperature": 0.0, "state": "idle"})
+    try:
+        yield server, machine
+    finally:
+        await server.stop()
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.readings: list[Reading] = []
+
+    def __call__(self, path: AssetPath, reading: Reading) -> None:
+        assert path == PATH
+        self.readings.append(reading)
+
+    def values(self, signal: str) -> list[object]:
+        return [r.value for r in self.readings if r.signal == signal]
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def reading(
+    server: MachineServer, machine: Machine, settings: dict[str, Any],
+    scenario: Callable[[MachineServer, OpcUaSource, Collected], Awaitable[None]],
+) -> None:  # fmt: skip
+    """Run a source with `settings` against `server` while `scenario` drives and checks it."""
+    collected = Collected()
+    config = OpcUaSourceConfig.model_validate({"machine": machine.id, **settings})
+    source = OpcUaSource(OpcUaTarget.build(PATH, machine, config, None), collected)
+    task = asyncio.create_task(source.run())
+    try:
+        await scenario(server, source, collected)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"mode": "subscribe", "sampling_interval_ms": 50},
+        {"mode": "poll", "poll_interval_s": 0.1},
+    ],
+    ids=["subscribed", "polled"],
+)
+def test_deadband_reports_only_moves_larger_than_it(settings: dict[str, Any]) -> None:
+    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+        await eventually(lambda: got.values("temperature") == [0.0], 10, "the first value")
+        for second, value in enumerate([20.0, 20.5, 22.0, 22.3, 25.0, 24.2], 1):
+            await server.publish({"temperature": value}, T0 + timedelta(seconds=second))
+            await asyncio.sleep(0.4)
+        await eventually(lambda: len(got.values("temperature")) >= 4, 5, "the moves")
+        await asyncio.sleep(0.5)
+        assert got.values("temperature") == [0.0, 20.0, 22.0, 25.0]
+        assert got.values("state") == ["idle"]
+        assert source.polled_nodes == (2 if settings["mode"] == "poll" else 0)
+
+    async def main() -> None:
+        async with machine_server() as (server, machine):
+            await reading(server, machine, {**settings, "deadband": 1.0}, scenario)
+
+    asyncio.run(main())
+
+
+def test_a_server_refusing_subscriptions_is_polled_in_auto_mode() -> None:
+    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+        await eventually(lambda: got.values("temperature") == [0.0], 10, "the first value")
+        await server.publish({"temperature": 42.0, "state": "running"}, T0)
+        await eventually(lambda: 42.0 in got.values("temperature"), 5, "the polled change")
+        assert got.values("state") == ["idle", "running"]
+        assert (source.connected, source.polled_nodes) == (True, 2)
+
+    async def main() -> None:
+        async with machine_server(max_subscriptions=0) as (server, machine):
+            await reading(server, machine, {"mode": "auto", "poll_interval_s": 0.2}, scenario)
+
+    asyncio.run(main())
+
+
+def test_subscribe_mode_does_not_silently_poll() -> None:
+    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+        await eventually(lambda: source.reconnects >= 1, 10, "a refused subscription")
+        assert got.readings == [] and not source.connected
+
+    async def main() -> None:
+        async with machine_server(max_subscriptions=0) as (server, machine):
+            await reading(server, machine, {"mode": "subscribe"}, scenario)
+
+    asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("certs")
+
+    async def make() -> dict[str, Path]:
+        server_cert, server_key = await create_certificate(
+            directory, "simulator", "urn:shopfloor:simulator", server=True
+        )
+        edge_cert, edge_key = await create_certificate(
+            directory, "edge", "urn:shopfloor:edge", server=False
+        )
+        return {"server_cert": server_cert, "server_key": server_key,
+                "edge_cert": edge_cert, "edge_key": edge_key}  # fmt: skip
+
+    return asyncio.run(make())
+
+
+def secured(certificates: dict[str, Path], password: str) -> dict[str, Any]:
+    return {
+        "username": "operator",
+        "password": password,
+        "security": {
+            "policy": "Basic256Sha256",
+            "mode": "SignAndEncrypt",
+            "certificate": certificates["edge_cert"],
+            "private_key": certificates["edge_key"],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("password", "with_security", "reads"),
+    [("s3cret", True, True), ("wrong", True, False), ("s3cret", False, False)],
+    ids=["right-password", "wrong-password", "no-encryption"],
+)
+def test_secured_server_reads_only_with_encryption_and_the_right_user(
+    certificates: dict[str, Path], password: str, with_security: bool, reads: bool
+) -> None:
+    security = ServerSecurity(
+        certificates["server_cert"], certificates["server_key"], {"operator": "s3cret"}
+    )
+    settings = secured(certificates, password)
+    if not with_security:
+        del settings["security"]
+
+    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+        if reads:
+            await eventually(lambda: got.values("temperature") == [0.0], 15, "a secured read")
+            assert source.connected
+        else:
+            await eventually(lambda: source.reconnects >= 1, 15, "a refused session")
+            assert got.readings == []
+
+    async def main() -> None:
+        async with machine_server(security) as (server, machine):
+            await reading(server, machine, settings, scenario)
+
+    asyncio.run(main())
+
+
+def test_secured_server_offers_only_basic256sha256_sign_and_encrypt(
+    certificates: dict[str, Path],
+) -> None:
+    from asyncua import Client
+
+    security = ServerSecurity(certificates["server_cert"], certificates["server_key"])
+
+    async def main() -> list[tuple[str, int]]:
+        async with machine_server(security) as (server, _):
+            client = Client(server.url)
+            endpoints = await client.connect_and_get_server_endpoints()
+            return sorted({(e.SecurityPolicyUri, int(e.SecurityMode)) for e in endpoints})
+
+    assert asyncio.run(main()) == [("http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256", 3)]
+
+
+def test_endpoint_is_required_when_the_plant_has_none() -> None:
+    machine = oven(4840).model_copy(update={"opcua": None})
+    with pytest.raises(ValueError, match="no OPC UA endpoint"):
+        OpcUaTarget.build(PATH, machine, OpcUaSourceConfig(machine="oven-01"), None)
+    config = OpcUaSourceConfig(machine="oven-01", endpoint="opc.tcp://10.0.0.5:4840")
+    target = OpcUaTarget.build(PATH, machine, config, "plc.local")
+    assert target.url == "opc.tcp://plc.local:4840"
+    assert [n.node for n in target.nodes] == [
+        "nsu=urn:shopfloor:machines;s=oven-01.temperature",
+        "nsu=urn:shopfloor:machines;s=oven-01.state",
+    ]
