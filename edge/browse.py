@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from asyncua import Client, Node, ua
 
-from edge.opcua_source import disconnect_quietly
+from edge.config import OpcUaSecurity
+from edge.opcua_source import disconnect_quietly, secure_client
 
 _SKIPPED = {ua.NodeId(ua.ObjectIds.Server), ua.NodeId(ua.ObjectIds.Aliases)}
 _SCALARS = (bool, int, float, str)
@@ -29,13 +30,19 @@ class Variable:
 
 
 async def browse(
-    url: str, username: str | None = None, password: str | None = None, max_depth: int = 8
+    url: str,
+    username: str | None = None,
+    password: str | None = None,
+    security: OpcUaSecurity | None = None,
+    max_depth: int = 8,
 ) -> list[Variable]:
     """Every scalar variable under Objects (properties and the Server object left out)."""
     client = Client(url, timeout=10)
     if username is not None:
         client.set_user(username)
         client.set_password(password or "")
+    if security is not None:
+        await secure_client(client, security)
     await client.connect()
     try:
         namespaces = await client.get_namespace_array()

@@ -198,7 +198,7 @@ class OpcUaSource:
         if self.settings.password is not None:
             client.set_password(self.settings.password.get_secret_value())
         if self.settings.security is not None:
-            await _secure(client, self.settings.security)
+            await secure_client(client, self.settings.security)
         return client
 
     async def _resolve(self, client: Client) -> dict[str, NodeTarget]:
@@ -340,7 +340,8 @@ class _DataChangeHandler:
             self.source.accept(node_id, target, data.monitored_item.Value)
 
 
-async def _secure(client: Client, security: OpcUaSecurity) -> None:
+async def secure_client(client: Client, security: OpcUaSecurity) -> None:
+    """Set a client up for an encrypted session; call before connecting."""
     client.application_uri = security.application_uri
     mode = getattr(ua.MessageSecurityMode, security.mode)
     await client.set_security(

@@ -539,10 +539,25 @@ def edge_browse(
     password: Annotated[
         str | None, typer.Option(envvar="SHOPFLOOR_OPCUA_PASSWORD", help="OPC UA password.")
     ] = None,
+    certificate: Annotated[
+        Path | None,
+        typer.Option(help="This device's certificate: browse over Basic256Sha256 Sign & Encrypt."),
+    ] = None,
+    private_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
     depth: Annotated[int, typer.Option(min=1, help="How deep to walk below Objects.")] = 8,
 ) -> None:
     """Walk a server's address space and write a starter edge config mapping its variables."""
     from edge.browse import browse, starter_config
+    from edge.config import OpcUaSecurity
+
+    _setup_logging(verbose=False)
+    security = None
+    if certificate is not None or private_key is not None:
+        if certificate is None or private_key is None:
+            raise _fail("--certificate and --private-key go together")
+        security = OpcUaSecurity(certificate=certificate, private_key=private_key)
 
     plant_signals = None
     if plant_file is not None:
@@ -551,7 +566,7 @@ def edge_browse(
             raise _fail(f"{plant_file}: no machine {machine!r}")
         plant_signals = {signal.id for signal in machines[machine].signals}
     try:
-        variables = asyncio.run(browse(url, username, password, depth))
+        variables = asyncio.run(browse(url, username, password, security, depth))
     except Exception as exc:  # socket errors, timeouts, and asyncua's own for refused sessions
         raise _fail(f"cannot browse {url}: {exc or type(exc).__name__}") from None
     plant_path = os.path.relpath(plant_file or DEFAULT_PLANT, output.parent.resolve())

@@ -80,6 +80,18 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     stop_all([p for p in started if p.poll() is None])
 
 
+def run_agent(
+    processes: list[subprocess.Popen[bytes]],
+    config: Path,
+    broker: Mosquitto,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Start the agent on a config file, logging next to it; the fixture stops it."""
+    command = ["edge", "run", "--config", str(config), "--broker", broker.url, *options]
+    processes.append(shopfloor(*command, log=config.parent / "edge.log", env=env))
+
+
 def opcua_url(plant_file: Path, machine_id: str) -> str:
     machines = {m.id: m for _, m in load_plant(plant_file).machines()}
     endpoint = machines[machine_id].opcua
@@ -120,20 +132,14 @@ def test_browse_writes_a_config_the_agent_runs(
 
     listener = Listener(mosquitto, "polimer")
     try:
-        processes.append(
-            shopfloor(
-                "edge",
-                "run",
-                "--config",
-                str(config),
-                "--broker",
-                mosquitto.url,
-                "--buffer",
-                str(tmp_path / "edge.db"),
-                "--metrics-port",
-                "0",
-                log=tmp_path / "edge.log",
-            )
+        run_agent(
+            processes,
+            config,
+            mosquitto,
+            "--buffer",
+            str(tmp_path / "edge.db"),
+            "--metrics-port",
+            "0",
         )
         wait_until(lambda: listener.received.seen(0, "imm-01"), 30, "imm-01 through the config")
         signals = {r.signal for r in listener.received.since(0, "imm-01")}
@@ -167,7 +173,15 @@ def test_secured_machine_is_read_with_a_certificate_and_a_password(
             log=tmp_path / "simulate.log",
         )
     )
-    wait_for_port(opcua_url(plant, "imm-01"))
+    url = opcua_url(plant, "imm-01")
+    wait_for_port(url)
+    certs = ["--certificate", str(tmp_path / "certs" / "edge-cert.der"), "--private-key", str(key)]
+    browse = ["edge", "browse", url, "--machine", "imm-01", "-o", str(tmp_path / "browsed.yaml")]
+    refused = run(*browse, "--username", "operator", "--password", "wrong", *certs)
+    assert refused.returncode == 2 and refused.stderr.startswith(f"error: cannot browse {url}: ")
+    browsed = run(*browse, "--username", "operator", "--password", "s3cret", *certs)
+    assert browsed.returncode == 0, browsed.stderr
+    assert "{signal: melt_temperature, " in (tmp_path / "browsed.yaml").read_text()
     config = tmp_path / "edge.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -194,18 +208,7 @@ def test_secured_machine_is_read_with_a_certificate_and_a_password(
     )
     listener = Listener(mosquitto, "polimer")
     try:
-        processes.append(
-            shopfloor(
-                "edge",
-                "run",
-                "--config",
-                str(config),
-                "--broker",
-                mosquitto.url,
-                log=tmp_path / "edge.log",
-                env={"TEST_OPCUA_PASSWORD": "s3cret"},
-            )
-        )
+        run_agent(processes, config, mosquitto, env={"TEST_OPCUA_PASSWORD": "s3cret"})
         wait_until(lambda: listener.received.seen(0, "imm-01"), 45, "imm-01 over Sign & Encrypt")
     finally:
         listener.close()
