@@ -20,13 +20,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import paho.mqtt.client as mqtt
 
-from edge.buffer import BufferError, DiskQueue
 from edge.clamp import StateFromCurrent
 from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
 from edge.health import MetricsServer
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_routes
+from shopfloor.diskqueue import DiskQueue, DiskQueueError
 from shopfloor.messages import (
     AssetPath,
     EdgeState,
@@ -214,7 +214,7 @@ class EdgeAgent:
             try:
                 self.buffer.put(messages)
                 self.published += count
-            except BufferError as exc:
+            except DiskQueueError as exc:
                 self.lost_to_buffer_errors += count
                 log.error("%s; %d readings lost", exc, count)
         self.forwarder.pump()

@@ -12,7 +12,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from edge.buffer import DiskQueue
+from shopfloor.diskqueue import DiskQueue
 
 
 class Forwarder:

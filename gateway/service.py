@@ -1,129 +1,301 @@
-"""The gateway: contract messages from the broker into the time-series store.
+"""The gateway: contract messages from the broker into the time-series store, losing nothing.
 
-MQTT callbacks only decode and validate; a writer thread batches points into the store and,
-when the store is unreachable, keeps its batch and retries with back-off, so a slow or absent
-database never blocks the network loop and never loses accepted points.
+    broker ──(QoS 1, persistent session)──> validate ──> inbox ──> writer thread ──> store
+                                               │                    │  └─ store down: spill to disk,
+                                               └─ refused ──────────┤     drain in order later
+                                                                    └─ then acknowledge, in order
+
+MQTT callbacks only decode and validate. The writer thread batches the points of many messages
+(5,000 lines or a flush interval, or sooner when the broker stops sending because it waits for
+our acknowledgements) and writes them; only then does it acknowledge the messages, so a gateway
+killed mid-batch gets them again from its persistent session (a repeated point overwrites
+itself). When the store is down, batches go to a bounded disk spill and are acknowledged; the
+spill is written back oldest first before anything newer. A refused message goes to the
+dead-letter topic with its reason and is acknowledged like any other, so one bad publisher
+never stops or slows the valid traffic.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from gateway.stats import GatewayStats, StatsRecorder
+from shopfloor.diskqueue import DiskQueue, DiskQueueError
 from shopfloor.messages import (
+    AssetPath,
+    DeadLetter,
     MessageError,
     MessageKind,
+    Problem,
+    Quality,
     TopicError,
+    dead_letter_topic,
     decode_events,
     decode_readings,
+    encode_dead_letter,
     parse_topic,
     subscription,
 )
-from shopfloor.mqtt import make_client
+from shopfloor.mqtt import Session, make_client
 from shopfloor.plant import Plant
-from shopfloor.store import Point, Store, StoreError
+from shopfloor.store import Point, Store, StoreError, from_ns, to_ns
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+QUIET_S = 0.02  # no message for this long: the broker is waiting for our acknowledgements
+DEAD_LETTER_SAMPLE = 1000
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    client_id: str | None = None  # fixed, so the broker keeps the session across restarts
+    share_group: str | None = None  # several gateways split one stream
+    batch_size: int = 5000
+    flush_interval_s: float = 0.5
+    max_future_s: float = 300.0  # timestamps further ahead of this clock are refused
+    spill_path: Path = Path(".shopfloor/gateway-spill.db")
+    spill_max_mb: float = 1024
+    spill_max_age_h: float = 168
+    mqtt5: bool = True  # False for brokers that speak only 3.1.1 (the embedded demo broker)
+    session: Session = field(default_factory=Session)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message as received: its points, or why it was refused."""
+
+    mid: int
+    qos: int
+    connection: int
+    points: list[Point]
+    letter: DeadLetter | None = None
 
 
 class Gateway:
     def __init__(
-        self,
-        plant: Plant,
-        broker_url: str,
-        store: Store,
-        client_id: str | None = None,
-        batch_size: int = 5000,
-        flush_interval_s: float = 0.5,
+        self, plant: Plant, broker_url: str, store: Store, settings: GatewaySettings | None = None
     ):
-        self.plant = plant
-        self.store = store
+        self.plant, self.store = plant, store
+        self.settings = settings = settings or GatewaySettings()
         self.catalogue = plant.catalogue()
-        self.batch_size = batch_size
-        self.flush_interval_s = flush_interval_s
-        filters = [(subscription(plant.tenant.id, kind), 1) for kind in MessageKind]
-        # One id per tenant and site: gateways of different sandboxes share a broker in peace.
-        client_id = client_id or f"shopfloor-gateway-{plant.tenant.id}-{plant.site.id}"
-        self.mqtt = make_client(broker_url, client_id, filters)
+        tenant, site = plant.tenant.id, plant.site.id
+        self.client_id = settings.client_id or f"shopfloor-gateway-{tenant}-{site}"
+        filters = [subscription(tenant, kind, site) for kind in MessageKind]
+        if settings.share_group:
+            filters = [f"$share/{settings.share_group}/{topic}" for topic in filters]
+        self.mqtt = make_client(
+            broker_url,
+            self.client_id,
+            [(topic, 1) for topic in filters],
+            clean_session=False,
+            session=settings.session if settings.mqtt5 else None,
+        )
+        if not settings.mqtt5:
+            self.mqtt.manual_ack_set(True)
         self.mqtt.on_message = self._on_message
-        self.pending: queue.Queue[Point] = queue.Queue()
+        self.mqtt.on_disconnect = self._on_disconnect
+        self.dead_letters = dead_letter_topic(tenant, site)
+        self.spill = DiskQueue(
+            settings.spill_path,
+            int(settings.spill_max_mb * 1024 * 1024),
+            settings.spill_max_age_h * 3600,
+            name="gateway spill",
+        )
+        self.inbox: queue.Queue[Inbound] = queue.Queue()
+        self.stats = StatsRecorder()
         self.stopping = threading.Event()
-        self.received = self.rejected = self.written = 0
+        self._connection = 0
+        self._next_drain = 0.0
+        self._drain_backoff = 0.5
+        self._final: GatewayStats | None = None
         self._writer = threading.Thread(target=self._write_forever, name="store-writer")
 
+    # --- receiving (paho's network thread) --------------------------------------------------
+
+    def _on_disconnect(self, *args: object) -> None:
+        self._connection += 1  # acknowledgements of the old connection's messages are void
+
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.received += 1
+        if self.stopping.is_set():
+            return  # unacknowledged: the broker gives it to the next gateway session
+        self.stats.received()
         try:
-            points = self.accept(msg.topic, msg.payload)
+            inbound = Inbound(
+                msg.mid, msg.qos, self._connection, self.accept(msg.topic, msg.payload)
+            )
         except (TopicError, MessageError) as exc:
-            self.rejected += 1
-            log.warning("rejected message on %s: %s", msg.topic, exc)
-            return
-        for point in points:
-            self.pending.put(point)
+            problem = getattr(exc, "problem", Problem.BAD_TOPIC)
+            letter = self._letter(msg.topic, msg.payload, problem, str(exc))
+            inbound = Inbound(msg.mid, msg.qos, self._connection, [], letter)
+        self.inbox.put(inbound)
 
     def accept(self, topic: str, payload: bytes | bytearray) -> list[Point]:
         """Decode a message and check it against the plant; raises with the reason if bad."""
         path, kind = parse_topic(topic)
         signals = self.catalogue.get(path)
         if signals is None:
-            raise TopicError(f"no asset {path} in the plant model")
+            raise MessageError(f"no asset {path} in the plant model", Problem.UNKNOWN_ASSET)
         if kind is MessageKind.EVENT:
             return [Point.from_event(path, event) for event in decode_events(payload)]
         readings = decode_readings(payload)
+        horizon = datetime.now(UTC) + timedelta(seconds=self.settings.max_future_s)
         for reading in readings:
             if reading.signal not in signals:
-                raise MessageError(f"asset {path} has no signal {reading.signal!r}")
+                raise MessageError(
+                    f"asset {path} has no signal {reading.signal!r}", Problem.UNKNOWN_SIGNAL
+                )
+            if reading.ts > horizon:
+                raise MessageError(
+                    f"{reading.signal}: ts {reading.ts.isoformat()} is more than "
+                    f"{self.settings.max_future_s:g} s ahead of the gateway's clock",
+                    Problem.FUTURE_TIMESTAMP,
+                )
         return [Point.from_reading(path, reading) for reading in readings]
 
-    def _next_batch(self) -> list[Point]:
-        batch: list[Point] = []
-        deadline = time.monotonic() + self.flush_interval_s
-        while len(batch) < self.batch_size:
+    def _letter(
+        self, topic: str, payload: bytes | bytearray, problem: Problem, reason: str
+    ) -> DeadLetter:
+        return DeadLetter(
+            topic=topic,
+            problem=problem,
+            reason=reason,
+            received=datetime.now(UTC),
+            payload=bytes(payload[:DEAD_LETTER_SAMPLE]).decode("utf-8", errors="replace"),
+            size=len(payload),
+            gateway=self.client_id,
+        )
+
+    # --- writing (the writer thread) --------------------------------------------------------
+
+    def _next_batch(self) -> list[Inbound]:
+        """Messages until the batch is full, the flush interval is over, or the broker pauses."""
+        try:
+            first = self.inbox.get(
+                timeout=0.1 if self.spill.depth else self.settings.flush_interval_s
+            )
+        except queue.Empty:
+            return []
+        batch, points = [first], len(first.points)
+        deadline = time.monotonic() + self.settings.flush_interval_s
+        limit = self.settings.session.receive_maximum
+        while points < self.settings.batch_size and len(batch) < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                batch.append(self.pending.get(timeout=max(0.0, deadline - time.monotonic())))
+                item = self.inbox.get(timeout=min(QUIET_S, remaining))
             except queue.Empty:
                 break
+            batch.append(item)
+            points += len(item.points)
         return batch
 
     def _write_forever(self) -> None:
-        while not (self.stopping.is_set() and self.pending.empty()):
+        while not (self.stopping.is_set() and self.inbox.empty()):
             batch = self._next_batch()
-            if batch:
-                self._write_with_retry(batch)
+            if batch and not self._handle(batch):
+                return  # stopping with a batch neither written nor spilled: the broker keeps it
+            if self.spill.depth and time.monotonic() >= self._next_drain:
+                self._drain()
 
-    def _write_with_retry(self, batch: list[Point]) -> None:
+    def _handle(self, batch: list[Inbound]) -> bool:
+        """Store (or spill) a batch, dead-letter its refused messages, then acknowledge all."""
+        points = [point for item in batch for point in item.points]
+        if points and not self._persist(points):
+            return False
+        for item in batch:
+            if item.letter is not None:
+                self._dead_letter(item.letter)
+        connection = self._connection
+        for item in batch:
+            if item.qos and item.connection == connection:
+                self.mqtt.ack(item.mid, item.qos)
+        return True
+
+    def _persist(self, points: list[Point]) -> bool:
+        """Write, or spill while the store is down; wait and retry when neither works."""
         backoff = 0.5
         while True:
+            if not self.spill.depth and self._write(points):
+                return True
             try:
-                self.store.write(batch)
-                self.written += len(batch)
+                self.spill.put([("points", encode_points(points))])
+                return True
+            except DiskQueueError as exc:
+                log.error("%s; holding %d points, unacknowledged", exc, len(points))
+            if self.stopping.wait(backoff):
+                return False
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _write(self, points: list[Point]) -> bool:
+        started = time.monotonic()
+        try:
+            self.store.write(points)
+        except StoreError as exc:
+            self.stats.write_failed()
+            log.warning("store write of %d points failed: %s", len(points), exc)
+            return False
+        self.stats.wrote(len(points), time.monotonic() - started)
+        return True
+
+    def _drain(self, max_batches: int = 20) -> None:
+        """Write spilled batches back, oldest first; back off while the store stays down."""
+        for entry in self.spill.oldest(max_batches):
+            if not self._write(decode_points(entry.payload)):
+                self._next_drain = time.monotonic() + self._drain_backoff
+                self._drain_backoff = min(self._drain_backoff * 2, MAX_BACKOFF_S)
                 return
-            except StoreError as exc:
-                log.warning(
-                    "store write of %d points failed: %s; retrying in %.1f s",
-                    len(batch),
-                    exc,
-                    backoff,
-                )
-                if self.stopping.wait(backoff) and backoff >= MAX_BACKOFF_S:
-                    log.error("giving up on %d points at shutdown: %s", len(batch), exc)
-                    return
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            self.spill.acknowledge([entry.id])
+        self._drain_backoff = 0.5
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        self.stats.dead_letter(letter.problem.value)
+        log.warning("dead-lettered a message on %s: %s", letter.topic, letter.reason)
+        self.mqtt.publish(self.dead_letters, encode_dead_letter(letter), qos=1)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def snapshot(self) -> GatewayStats:
+        """The figures now; after `stop`, the figures it stopped with."""
+        if self._final is not None:
+            return self._final
+        return self.stats.snapshot(
+            self.spill.depth, self.spill.dropped, broker_connected=self.mqtt.is_connected()
+        )
 
     def start(self) -> None:
         self._writer.start()
         self.mqtt.loop_start()
 
     def stop(self) -> None:
-        """Stop taking messages, then write what was already accepted."""
-        self.mqtt.disconnect()
-        self.mqtt.loop_stop()
+        """Stop taking messages, then store what was already received (or leave it at the
+        broker, unacknowledged, when the store cannot take it now)."""
         self.stopping.set()
         self._writer.join()
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+        self._final = self.snapshot()
+        self.spill.close()
+
+
+def encode_points(points: list[Point]) -> bytes:
+    """Points as compact JSON rows, for the spill file."""
+    rows = [[*p.asset, p.signal, to_ns(p.ts), p.value, p.quality.value, p.unit] for p in points]
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def decode_points(payload: bytes) -> list[Point]:
+    return [
+        Point(AssetPath(*row[:5]), row[5], from_ns(row[6]), row[7], Quality(row[8]), row[9])
+        for row in json.loads(payload)
+    ]

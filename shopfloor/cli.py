@@ -24,6 +24,7 @@ import typer
 
 from shopfloor.config import ConfigError
 from shopfloor.demo import BrokerChoice, DemoSource, run_demo
+from shopfloor.diskqueue import DiskQueueError
 from shopfloor.mqtt import DEFAULT_BROKER_URL, BrokerUrlError
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
@@ -437,7 +438,7 @@ def edge_run(
 ) -> None:
     """Read machines (OPC UA) and sensors (MQTT), buffer on disk, forward to the broker."""
     from edge.agent import EdgeAgent
-    from edge.buffer import BufferError, DiskQueue
+    from shopfloor.diskqueue import DiskQueue
 
     _setup_logging(verbose)
     overrides = {
@@ -453,7 +454,7 @@ def edge_run(
         queue = DiskQueue(
             settings.path, int(settings.max_mb * 1024 * 1024), settings.max_age_h * 3600
         )
-    except BufferError as exc:
+    except DiskQueueError as exc:
         raise _fail(str(exc)) from None
     try:
         agent = EdgeAgent(config, plant, queue)
@@ -652,20 +653,96 @@ def gateway(
     store_database: DatabaseOption = "shopfloor",
     store_token: TokenOption = None,
     store_org: OrgOption = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SHOPFLOOR_GATEWAY_CLIENT_ID",
+            help="MQTT client id; the broker keeps this gateway's session under it.",
+        ),
+    ] = None,
+    share_group: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SHOPFLOOR_GATEWAY_SHARE_GROUP",
+            help="Split the stream with the other gateways of this shared-subscription group.",
+        ),
+    ] = None,
+    mqtt_version: Annotated[
+        str,
+        typer.Option(
+            envvar="SHOPFLOOR_GATEWAY_MQTT_VERSION",
+            help="5 (persistent session, shared subscriptions) or 3.1.1 for older brokers.",
+        ),
+    ] = "5",
+    max_future: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="SHOPFLOOR_GATEWAY_MAX_FUTURE",
+            help="Seconds a reading may be ahead of this clock (a simulator above x1 runs ahead).",
+        ),
+    ] = 300,
+    spill: Annotated[
+        Path,
+        typer.Option(
+            envvar="SHOPFLOOR_GATEWAY_SPILL",
+            help="Disk buffer for batches while the store is down.",
+        ),
+    ] = Path(".shopfloor/gateway-spill.db"),
+    spill_max_mb: Annotated[float, typer.Option(min=1, help="Size bound of the spill.")] = 1024,
+    http_host: Annotated[
+        str, typer.Option(envvar="SHOPFLOOR_GATEWAY_HTTP_HOST", help="Address of the HTTP API.")
+    ] = "127.0.0.1",
+    http_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, envvar="SHOPFLOOR_GATEWAY_HTTP_PORT", help="Port of the HTTP API."
+        ),
+    ] = 8080,
+    api_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SHOPFLOOR_API_TOKEN",
+            help="Bearer token of the HTTP API; without one, only /health answers.",
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(envvar="SHOPFLOOR_GATEWAY_CORS_ORIGINS", help="Allowed browser origin."),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Subscribe to the plant's messages and write them to the time-series store."""
-    from gateway.service import Gateway
+    """Subscribe to the plant's messages, write them to the store, serve the HTTP API."""
+    from gateway.api import create_app, serve
+    from gateway.service import Gateway, GatewaySettings
 
     _setup_logging(verbose)
+    if mqtt_version not in ("5", "3.1.1"):
+        raise _fail("--mqtt-version is 5 or 3.1.1")
     plant = _load(plant_file)
     store = _open_store(_store_settings(store_url, store_database, store_token, store_org))
-    service = Gateway(plant, broker, store)
+    settings = GatewaySettings(
+        client_id=client_id,
+        share_group=share_group,
+        mqtt5=mqtt_version == "5",
+        max_future_s=max_future,
+        spill_path=spill,
+        spill_max_mb=spill_max_mb,
+    )
+    try:
+        service = Gateway(plant, broker, store, settings)
+    except (BrokerUrlError, DiskQueueError) as exc:
+        store.close()
+        raise _fail(str(exc)) from None
+    app_ = create_app(plant, store, service.snapshot, api_token, cors_origin or ())
+    api = serve(app_, http_host, http_port)
     service.start()
+    api.start()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     finally:
+        api.stop()
         service.stop()
         store.close()
 

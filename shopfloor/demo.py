@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import getpass
 import logging
+import secrets
 import shutil
 import signal
 import socket
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
+API_PORT = 8080
+DEMO_MAX_FUTURE_S = 365 * 86400
 
 
 def _port_free(port: int) -> bool:
@@ -79,6 +82,9 @@ def mosquitto_broker(binary: str, port: int, data_dir: Path) -> Iterator[None]:
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
         f"persistence true\npersistence_location {data_dir.resolve()}/\n"
+        # The gateway acknowledges a message once its batch is stored: let the broker keep
+        # enough in flight and queued for it.
+        "max_inflight_messages 1000\nmax_queued_messages 1000000\n"
     )
     process = _spawn([binary, "-c", str(config)], data_dir / "mosquitto.log")
     try:
@@ -166,6 +172,7 @@ def run_demo(
     broker_url = f"mqtt://127.0.0.1:{port}"
     kind, broker = _broker(broker_choice, port, data_dir)
     store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
+    api_port, api_token = _free_port(API_PORT), secrets.token_urlsafe(16)
     shopfloor = [sys.executable, "-m", "shopfloor"]
     common = ["--plant", str(source.plant)]
     store_args = ["--store-url", store.url]
@@ -175,7 +182,14 @@ def run_demo(
             *shopfloor, "edge", "run", *common, "--broker", broker_url,
             "--buffer", str(data_dir / "edge-buffer.db"),
         ],
-        "gateway": [*shopfloor, "gateway", *common, "--broker", broker_url, *store_args],
+        "gateway": [
+            *shopfloor, "gateway", *common, "--broker", broker_url, *store_args,
+            "--mqtt-version", "5" if kind == "Mosquitto" else "3.1.1",
+            # The dashboard's speed control runs the simulated clock ahead of this one.
+            "--max-future", str(DEMO_MAX_FUTURE_S),
+            "--spill", str(data_dir / "gateway-spill.db"),
+            "--http-port", str(api_port), "--api-token", api_token,
+        ],
         "analytics": [*shopfloor, "analytics", *common, *store_args],
         "dashboard": [
             *shopfloor, "dashboard", *common, *store_args, "--port", str(dashboard_port),
@@ -186,6 +200,7 @@ def run_demo(
         if not wait_for_port(port):
             raise RuntimeError(f"the MQTT broker did not start on port {port}")
         announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
+        announce(f"API: http://127.0.0.1:{api_port}/docs  (Authorization: Bearer {api_token})")
         children = {name: _spawn(argv, data_dir / f"{name}.log") for name, argv in commands.items()}
         try:
             _watch(children, data_dir, dashboard_port, announce)

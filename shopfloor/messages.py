@@ -90,9 +90,9 @@ def parse_topic(topic: str) -> tuple[AssetPath, MessageKind]:
     return AssetPath(*levels[:5]), kind
 
 
-def subscription(tenant: str = "+", kind: MessageKind = MessageKind.DATA) -> str:
-    """The MQTT filter matching `kind` messages of one tenant (or of all with '+')."""
-    return f"{tenant}/+/+/+/+/{kind.value}"
+def subscription(tenant: str = "+", kind: MessageKind = MessageKind.DATA, site: str = "+") -> str:
+    """The MQTT filter matching `kind` messages of one tenant (or all, '+'), one site or all."""
+    return f"{tenant}/{site}/+/+/+/{kind.value}"
 
 
 Value = float | int | bool | str
@@ -124,8 +124,24 @@ class DataMessage(BaseModel):
     readings: list[Reading] = Field(min_length=1)
 
 
+class Problem(StrEnum):
+    """Why a message was refused, in classes a dashboard can count."""
+
+    BAD_TOPIC = "bad_topic"
+    OVERSIZED = "oversized"
+    NOT_JSON = "not_json"
+    BAD_FIELD = "bad_field"  # wrong type, missing, NaN, naive timestamp, unknown version...
+    UNKNOWN_ASSET = "unknown_asset"
+    UNKNOWN_SIGNAL = "unknown_signal"
+    FUTURE_TIMESTAMP = "future_timestamp"
+
+
 class MessageError(ValueError):
     """A payload that breaks the contract; the text says which field and why."""
+
+    def __init__(self, message: str, problem: Problem = Problem.BAD_FIELD):
+        super().__init__(message)
+        self.problem = problem
 
 
 def iso_utc(ts: datetime) -> str:
@@ -156,13 +172,16 @@ _Payload = TypeVar("_Payload", bound=BaseModel)
 
 def _decode(model: type[_Payload], payload: bytes | bytearray) -> _Payload:
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        raise MessageError(
+            f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", Problem.OVERSIZED
+        )
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise MessageError(f"{where}: {first['msg']}") from None
+        problem = Problem.NOT_JSON if first["type"] == "json_invalid" else Problem.BAD_FIELD
+        raise MessageError(f"{where}: {first['msg']}", problem) from None
 
 
 def decode_readings(payload: bytes | bytearray) -> list[Reading]:
@@ -302,6 +321,34 @@ def encode_command(action: Action) -> bytes:
 def decode_command(payload: bytes | bytearray) -> Action:
     """Decode a control payload; raises MessageError naming the offending field."""
     return _decode(ControlMessage, payload).action
+
+
+def dead_letter_topic(tenant: str, site: str) -> str:
+    """Where the gateway puts the messages it refused, each with its reason."""
+    return f"{tenant}/{site}/_deadletter"
+
+
+class DeadLetter(BaseModel):
+    """A refused message: where it came from, why, and its first bytes (for the fix)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    topic: str
+    problem: Problem
+    reason: str
+    received: AwareDatetime
+    payload: str = Field(description="the first 1,000 bytes, undecodable ones replaced")
+    size: int
+    gateway: str
+
+
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return letter.model_dump_json().encode()
+
+
+def decode_dead_letter(payload: bytes | bytearray) -> DeadLetter:
+    return _decode(DeadLetter, payload)
 
 
 def edge_state_topic(tenant: str, site: str, device: str) -> str:

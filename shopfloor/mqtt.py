@@ -13,10 +13,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,15 @@ class Presence:
     offline: bytes
 
 
+@dataclass(frozen=True)
+class Session:
+    """A persistent MQTT 5 session: QoS 1 messages wait at the broker while the client is
+    away, and the application acknowledges each one itself once it has done its job."""
+
+    expiry_s: int = 7 * 86400
+    receive_maximum: int = 1000  # unacknowledged messages the broker may send at once
+
+
 def make_client(
     url: str,
     client_id: str,
@@ -45,26 +56,37 @@ def make_client(
     clean_session: bool = True,
     presence: Presence | None = None,
     keepalive_s: int = 60,
+    session: Session | None = None,
 ) -> mqtt.Client:
     """A paho client configured (not yet connected) for the broker at `url`.
 
     `subscriptions` (topic filter, QoS) are made again on every connect, so a broker restart
     never silently leaves a component deaf. MQTT 3.1.1 is used so that every broker the
-    platform runs on, including the embedded demo broker, accepts it.
+    platform runs on, including the embedded demo broker, accepts it; a `session` asks for
+    MQTT 5 with manual acknowledgements. `mqtts://` verifies the broker against the system's
+    certificate authorities, or the one in `?ca=/path/to/ca.pem`.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise BrokerUrlError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=clean_session,
-        protocol=mqtt.MQTTv311,
-    )
+    if session is None:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=mqtt.MQTTv311,
+        )
+    else:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme == "mqtts":
-        client.tls_set()
+        client.tls_set(ca_certs=parse_qs(parts.query).get("ca", [None])[0])
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     if presence:
         client.will_set(presence.topic, presence.offline, qos=1, retain=True)
@@ -72,7 +94,15 @@ def make_client(
         _on_connect, subscriptions=list(subscriptions), presence=presence
     )
     port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-    client.connect_async(parts.hostname, port, keepalive=keepalive_s)
+    if session is None:
+        client.connect_async(parts.hostname, port, keepalive=keepalive_s)
+    else:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = session.expiry_s
+        properties.ReceiveMaximum = session.receive_maximum
+        client.connect_async(
+            parts.hostname, port, keepalive=keepalive_s, clean_start=False, properties=properties
+        )
     return client
 
 

@@ -84,6 +84,7 @@ class Mosquitto(ServerProcess):
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 0\n"
+            "max_inflight_messages 1000\n"
             "log_type error\nlog_type warning\n"
         )
         super().__init__(

@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from gateway.service import Gateway
+from gateway.service import Gateway, GatewaySettings
 from shopfloor.messages import (
     AssetPath,
     Event,
@@ -24,7 +24,7 @@ from shopfloor.messages import (
 from shopfloor.mqtt import make_client
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreSettings, open_store
-from tests.servers import InfluxDB, Mosquitto
+from tests.servers import Mosquitto
 
 PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -46,8 +46,12 @@ def publisher(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
     client.loop_stop()
 
 
-def start_gateway(plant: Plant, broker_url: str, store: Store) -> Gateway:
-    gateway = Gateway(plant, broker_url, store, client_id=f"gw-{uuid.uuid4().hex[:8]}")
+def settings(client_id: str, directory: Path) -> GatewaySettings:
+    return GatewaySettings(client_id=client_id, spill_path=directory / f"{client_id}-spill.db")
+
+
+def start_gateway(plant: Plant, broker_url: str, store: Store, directory: Path) -> Gateway:
+    gateway = Gateway(plant, broker_url, store, settings(f"gw-{uuid.uuid4().hex[:8]}", directory))
     gateway.start()
     wait_until(gateway.mqtt.is_connected, 10, "the gateway to connect")
     time.sleep(0.2)  # let the subscription settle at the broker
@@ -67,9 +71,13 @@ def stored_powers(store: Store) -> list[float]:
 
 
 def test_malformed_messages_are_rejected_and_valid_ones_all_stored(
-    example_plant: Plant, mosquitto: Mosquitto, publisher: mqtt.Client, store: Store
+    example_plant: Plant,
+    mosquitto: Mosquitto,
+    publisher: mqtt.Client,
+    store: Store,
+    tmp_path: Path,
 ) -> None:
-    gateway = start_gateway(example_plant, mosquitto.url, store)
+    gateway = start_gateway(example_plant, mosquitto.url, store, tmp_path)
     bad = [
         (PRESS.topic(), b"not json"),
         (PRESS.topic(), b'{"v": 1, "readings": []}'),
@@ -85,37 +93,16 @@ def test_malformed_messages_are_rejected_and_valid_ones_all_stored(
                 topic, payload = bad[index // 50]
                 publisher.publish(topic, payload, qos=1)
         wait_until(lambda: len(stored_powers(store)) == 300, 20, "300 valid points")
-        wait_until(lambda: gateway.rejected == len(bad), 5, "every bad message counted")
+        wait_until(
+            lambda: sum(gateway.snapshot().dead_lettered.values()) == len(bad),
+            5,
+            "every bad message counted",
+        )
     finally:
         gateway.stop()
     assert stored_powers(store) == [float(i) for i in range(300)]
-    assert gateway.written == 300
-    assert gateway.received == 300 + len(bad)
-
-
-def test_points_accepted_while_influxdb_is_down_are_written_when_it_returns(
-    example_plant: Plant, mosquitto: Mosquitto, publisher: mqtt.Client, tmp_path: Path
-) -> None:
-    influxdb = InfluxDB(tmp_path / "influxdb")
-    influxdb.start()
-    store = open_store(StoreSettings(url=influxdb.url, database="outage"))
-    gateway = start_gateway(example_plant, mosquitto.url, store)
-    try:
-        publisher.publish(PRESS.topic(), encode_readings(powers(10)), qos=1)
-        wait_until(lambda: len(stored_powers(store)) == 10, 10, "points before the outage")
-        influxdb.stop()
-        for reading in powers(100, start=10):
-            publisher.publish(PRESS.topic(), encode_readings([reading]), qos=1)
-        wait_until(lambda: gateway.received == 101, 10, "messages during the outage")
-        time.sleep(1.5)  # several failed writes and retries
-        assert gateway.written == 10
-        influxdb.start()
-        wait_until(lambda: gateway.written == 110, 60, "the retried batch")
-        assert stored_powers(store) == [float(i) for i in range(110)]
-    finally:
-        gateway.stop()
-        store.close()
-        influxdb.stop()
+    assert gateway.snapshot().points_written == 300
+    assert gateway.snapshot().messages_in == 300 + len(bad)
 
 
 def test_gateway_started_before_the_broker_connects_when_it_comes_up(
@@ -123,7 +110,7 @@ def test_gateway_started_before_the_broker_connects_when_it_comes_up(
 ) -> None:
     broker = Mosquitto(tmp_path / "late-broker")
     store = open_store(StoreSettings(url=f"sqlite:{tmp_path / 'store.db'}"))
-    gateway = Gateway(example_plant, broker.url, store, client_id="gw-late")
+    gateway = Gateway(example_plant, broker.url, store, settings("gw-late", tmp_path))
     gateway.start()
     try:
         time.sleep(1)
@@ -143,18 +130,29 @@ def test_gateway_started_before_the_broker_connects_when_it_comes_up(
 
 
 def test_events_are_stored_and_their_end_overwrites_the_open_one(
-    example_plant: Plant, mosquitto: Mosquitto, publisher: mqtt.Client, store: Store
+    example_plant: Plant,
+    mosquitto: Mosquitto,
+    publisher: mqtt.Client,
+    store: Store,
+    tmp_path: Path,
 ) -> None:
-    gateway = start_gateway(example_plant, mosquitto.url, store)
+    gateway = start_gateway(example_plant, mosquitto.url, store, tmp_path)
     opened = Event(name="bearing_wear", start=T0, note="injected")
     closed = Event(name="bearing_wear", start=T0, end=T0 + timedelta(minutes=30), note="injected")
     try:
         publisher.publish(PRESS.topic(MessageKind.EVENT), encode_events([opened]), qos=1)
-        wait_until(lambda: gateway.written == 1, 10, "the open event")
+        wait_until(lambda: gateway.snapshot().points_written == 1, 10, "the open event")
         publisher.publish(PRESS.topic(MessageKind.EVENT), encode_events([closed]), qos=1)
         ghost = AssetPath("polimer", "brest", "moulding", "line-1", "ghost")
         publisher.publish(ghost.topic(MessageKind.EVENT), encode_events([opened]), qos=1)
-        wait_until(lambda: gateway.written == 2 and gateway.rejected == 1, 10, "the rest")
+        wait_until(
+            lambda: (
+                gateway.snapshot().points_written == 2
+                and sum(gateway.snapshot().dead_lettered.values()) == 1
+            ),
+            10,
+            "the rest",
+        )
     finally:
         gateway.stop()
     points = store.history(PRESS, "event.bearing_wear", T0, T0 + timedelta(days=1))

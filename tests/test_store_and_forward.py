@@ -17,7 +17,7 @@ import pytest
 import yaml
 from asyncua import Server, ua
 
-from edge.buffer import DiskQueue
+from shopfloor.diskqueue import DiskQueue
 from shopfloor.messages import decode_readings, subscription
 from shopfloor.mqtt import make_client
 from tests.servers import Mosquitto, free_port

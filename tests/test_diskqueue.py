@@ -1,4 +1,4 @@
-"""The edge agent's disk buffer: FIFO, durable, bounded, and honest about drops."""
+"""The disk queue (edge buffer, gateway spill): FIFO, durable, bounded, and honest about drops."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.buffer import BufferError, DiskQueue
+from shopfloor.diskqueue import DiskQueue, DiskQueueError
 
 
 def messages(start: int, count: int, size: int = 10) -> list[tuple[str, bytes]]:
@@ -56,7 +56,7 @@ def test_age_bound_drops_what_is_too_old(tmp_path: Path) -> None:
 def test_disk_full_refuses_new_messages_and_keeps_the_accepted_ones(tiny_disk: Path) -> None:
     queue = DiskQueue(tiny_disk / "q.db", max_bytes=100 * 1024 * 1024)
     queue.put(messages(0, 10))
-    with pytest.raises(BufferError, match="full"):
+    with pytest.raises(DiskQueueError, match="full"):
         for start in range(10, 1_000_000, 1000):
             queue.put(messages(start, 1000, size=200))
     assert [m.topic for m in queue.oldest(10)] == [f"t/{i}" for i in range(10)]
@@ -65,5 +65,5 @@ def test_disk_full_refuses_new_messages_and_keeps_the_accepted_ones(tiny_disk: P
 def test_unopenable_buffer_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(BufferError, match="cannot open the edge buffer"):
+    with pytest.raises(DiskQueueError, match="cannot open the edge buffer"):
         DiskQueue(blocker / "q.db")

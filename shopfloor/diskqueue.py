@@ -1,9 +1,11 @@
-"""The edge agent's store-and-forward queue: every message waits on disk until the broker has it.
+"""Store-and-forward on disk: every message waits in a file until the next hop has it.
 
-A SQLite file (WAL, synchronous=FULL, so a power cut loses nothing that was accepted) holds the
-messages in arrival order. A message leaves only when the broker has acknowledged it (QoS 1).
-The queue is bounded by size and by age; when a bound is hit the oldest messages go first, and
-every drop is counted, so a four-day outage costs the oldest data, never the SD card.
+The edge agent queues messages until the broker has acknowledged them (QoS 1); the gateway
+queues batches of points while the database is down. A SQLite file (WAL, synchronous=FULL, so a
+power cut loses nothing that was accepted) holds them in arrival order, and an entry leaves only
+when the consumer acknowledges it. The queue is bounded by size and by age; when a bound is hit
+the oldest entries go first, and every drop is counted, so a four-day outage costs the oldest
+data, never the SD card or the server's disk.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
-class BufferError(Exception):
+class DiskQueueError(Exception):
     """The queue file cannot be opened or written (disk full, read-only, corrupt)."""
 
 
@@ -40,12 +42,20 @@ class Queued:
 
 
 class DiskQueue:
-    """A bounded FIFO of MQTT messages on disk, safe to use from several threads."""
+    """A bounded FIFO of (topic, payload) entries on disk, safe to use from several threads.
+
+    `name` says whose queue it is in every error and log line ("edge buffer", ...).
+    """
 
     def __init__(
-        self, path: Path, max_bytes: int = 256 * 1024 * 1024, max_age_s: float = 7 * 86400
+        self,
+        path: Path,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_age_s: float = 7 * 86400,
+        name: str = "edge buffer",
     ):
         self.path, self.max_bytes, self.max_age_s = path, max_bytes, max_age_s
+        self.name = name
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +64,7 @@ class DiskQueue:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise BufferError(f"cannot open the edge buffer {path}: {exc}") from exc
+            raise DiskQueueError(f"cannot open the {name} {path}: {exc}") from exc
         self._bytes = self._size()
 
     def _query_int(self, sql: str, args: tuple[object, ...] = ()) -> int:
@@ -76,7 +86,9 @@ class DiskQueue:
                     self._enforce_bounds()
             except sqlite3.Error as exc:
                 self._bytes = self._size()
-                raise BufferError(f"edge buffer {self.path}: cannot store messages: {exc}") from exc
+                raise DiskQueueError(
+                    f"{self.name} {self.path}: cannot store messages: {exc}"
+                ) from exc
 
     def _size(self) -> int:
         return self._query_int(
@@ -104,7 +116,7 @@ class DiskQueue:
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 (dropped,),
             )
-            log.warning("edge buffer bound reached: dropped the %d oldest messages", dropped)
+            log.warning("%s bound reached: dropped the %d oldest entries", self.name, dropped)
 
     def oldest(self, limit: int, after_id: int = 0) -> list[Queued]:
         """Up to `limit` messages in arrival order, starting after `after_id`."""

@@ -1,0 +1,619 @@
+"""The gateway's HTTP API: the plant model, its data in the store and the gateway's own figures.
+
+    GET /health                              public: 200 when ok, 503 when degraded
+    GET /metrics                             Prometheus text: counters, buffer, write latency
+    GET /api/v1/plant                        the plant: site, areas, lines, machines, zones
+    GET /api/v1/latest?area=&cell=&asset=    newest point of every plant signal in scope
+    GET /api/v1/history/{asset}/{signal}?start=&end=&every=
+                                             one signal's points, or its means per `every` s
+    GET /api/v1/kpis?asset=&start=&end=      analytics KPIs: latest of each, or all in a range
+    GET /api/v1/events?asset=&start=&end=    labelled events starting in a range
+    GET /openapi.json, /docs                 public: the spec and its browsable page
+
+/health answers 503 when the broker is disconnected or the last store write failed, as load
+balancers expect of a node that should get no traffic; the body says which. Everything else but
+the spec needs `Authorization: Bearer <token>`; with no token configured it is all refused.
+
+Times go in as ISO 8601 with a zone and come out in UTC. A range is [start, end): end defaults
+to now, start to end minus the endpoint's default span (history 1 h, KPIs 1 h, events 24 h).
+Raw ranges are capped (history and KPIs 1 day, events 31 days; a day of a 1 Hz signal is 86,400
+points), downsampled ones at 100,000 intervals, and no answer holds more than 100,000 points;
+past a cap the answer is 422 naming the parameter to change. Assets are named by id, which must
+be unique in the site (409 otherwise). A failing store answers 503 with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from gateway.stats import GatewayStats
+from shopfloor.messages import AssetPath, EventType, Quality
+from shopfloor.plant import MachineType, Plant
+from shopfloor.store import EVENT_PREFIX, Point, Scope, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+KPI_PREFIX = "kpi."  # what analytics.live writes; not imported, the gateway installs no numpy
+MAX_POINTS = 100_000
+HISTORY_SPAN = timedelta(hours=1)
+KPI_SPAN = timedelta(hours=1)
+EVENT_SPAN = timedelta(hours=24)
+MAX_RAW_SPAN = timedelta(days=1)
+MAX_EVENT_SPAN = timedelta(days=31)
+MAX_EVERY_S = 366 * 86400.0
+# The store keeps nanoseconds since 1970 in 64 bits (InfluxDB's range ends in April 2262).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
+STOP_TIMEOUT_S = 2
+
+
+class ApiError(BaseModel):
+    """Why a request failed."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    broker_connected: bool
+    store_ok: bool
+
+
+class _Out(BaseModel):
+    """Answer models read plant objects by attribute and drop what they do not declare."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TenantOut(_Out):
+    id: str
+    name: str
+
+
+class SiteOut(_Out):
+    id: str
+    name: str
+    timezone: str
+
+
+class SignalOut(_Out):
+    id: str
+    unit: str
+    description: str
+
+
+class MachineOut(_Out):
+    id: str
+    name: str
+    type: MachineType
+    signals: list[SignalOut]
+
+
+class LineOut(_Out):
+    id: str
+    name: str
+    machines: list[MachineOut]
+
+
+class SensorOut(_Out):
+    id: str
+    name: str
+    signals: list[SignalOut]
+
+
+class ZoneOut(_Out):
+    id: str
+    name: str
+    sensors: list[SensorOut]
+
+
+class AreaOut(_Out):
+    id: str
+    name: str
+    lines: list[LineOut]
+    zones: list[ZoneOut]
+
+
+class ProductOut(_Out):
+    id: str
+    name: str
+
+
+class PlantOut(_Out):
+    tenant: TenantOut
+    site: SiteOut
+    areas: list[AreaOut]
+    products: list[ProductOut]
+
+
+class AssetRef(BaseModel):
+    """Where an asset sits: the five levels of its topic."""
+
+    tenant: str
+    site: str
+    area: str
+    cell: str
+    asset: str
+
+
+class PointOut(BaseModel):
+    asset: AssetRef
+    signal: str
+    ts: datetime
+    value: float | str
+    quality: Quality
+    unit: str
+
+
+class Sample(BaseModel):
+    ts: datetime
+    value: float | str
+    quality: Quality
+
+
+class HistoryOut(BaseModel):
+    """One signal's points; with `every`, numeric means per epoch-aligned interval."""
+
+    asset: AssetRef
+    signal: str
+    unit: str
+    start: datetime
+    end: datetime
+    every: float | None
+    points: list[Sample]
+
+
+class KpiOut(BaseModel):
+    """A KPI over the analytics window ending at `ts`."""
+
+    asset: AssetRef
+    kpi: str
+    ts: datetime
+    value: float
+    unit: str
+
+
+class EventOut(BaseModel):
+    asset: AssetRef
+    type: EventType
+    name: str
+    start: datetime
+    end: datetime | None
+    note: str
+
+
+def _ref(path: AssetPath) -> AssetRef:
+    return AssetRef(**path._asdict())
+
+
+def _invalid(parameter: str, message: str, value: object) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own, naming the query parameter to change."""
+    error = {"type": "value_error", "loc": ("query", parameter), "msg": message, "input": value}
+    return RequestValidationError([error])
+
+
+def _range(
+    start: datetime | None, end: datetime | None, default_span: timedelta
+) -> tuple[datetime, datetime]:
+    """[start, end) in UTC from optional bounds: end defaults to now, start to end - span."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise _invalid(name, "must be between 1970-01-01 and 2262-01-01", value)
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    start = max(start or end - default_span, EARLIEST).astimezone(UTC)
+    if start >= end:
+        raise _invalid("start", "must be before end", start)
+    return start, end
+
+
+def _check_span(
+    start: datetime, end: datetime, limit: timedelta, parameter: str, message: str
+) -> None:
+    if end - start > limit:
+        raise _invalid(parameter, message, None)
+
+
+def _check_count(points: list[Point], advice: str, parameter: str) -> None:
+    if len(points) > MAX_POINTS:
+        message = f"more than {MAX_POINTS} points between start and end: {advice}"
+        raise _invalid(parameter, message, None)
+
+
+def _escape(label: str) -> str:
+    return label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(stats: GatewayStats) -> str:
+    """The figures in Prometheus' text exposition format 0.0.4."""
+    p = "shopfloor_gateway"
+    buckets = [
+        (f'_bucket{{le="{float(bound)}"}}', count)
+        for bound, count in sorted(stats.write_latency_buckets.items())
+    ]
+    latency: list[tuple[str, float]] = [
+        *buckets,
+        ('_bucket{le="+Inf"}', stats.write_latency_count),
+        ("_sum", stats.write_latency_sum_s),
+        ("_count", stats.write_latency_count),
+    ]
+    families: list[tuple[str, str, str, list[tuple[str, float]]]] = [
+        (f"{p}_messages_in_total", "counter", "MQTT messages received", [("", stats.messages_in)]),
+        (
+            f"{p}_points_written_total",
+            "counter",
+            "points written to the store",
+            [("", stats.points_written)],
+        ),
+        (
+            f"{p}_dead_lettered_total",
+            "counter",
+            "messages refused, by reason",
+            [(f'{{reason="{_escape(r)}"}}', n) for r, n in sorted(stats.dead_lettered.items())],
+        ),
+        (
+            f"{p}_buffer_depth",
+            "gauge",
+            "batches spilled to disk, waiting for the store",
+            [("", stats.buffer_depth)],
+        ),
+        (
+            f"{p}_buffer_dropped_total",
+            "counter",
+            "spilled batches dropped by the buffer's size or age bound",
+            [("", stats.buffer_dropped)],
+        ),
+        (f"{p}_write_latency_seconds", "histogram", "seconds per store write", latency),
+        (
+            f"{p}_broker_connected",
+            "gauge",
+            "1 while connected to the broker",
+            [("", int(stats.broker_connected))],
+        ),
+        (
+            f"{p}_store_ok",
+            "gauge",
+            "1 while the last store write succeeded",
+            [("", int(stats.store_ok))],
+        ),
+    ]
+    lines = []
+    for name, kind, help_text, samples in families:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f"{name}{suffix} {value}" for suffix, value in samples]
+    return "\n".join(lines) + "\n"
+
+
+class PrometheusResponse(PlainTextResponse):
+    media_type = PROMETHEUS_TEXT
+
+
+_bearer = HTTPBearer(auto_error=False, description="the gateway's API token")
+
+
+def _authoriser(token: str | None) -> Callable[..., None]:
+    """The dependency guarding protected routes; an unset or empty token lets nobody in."""
+
+    def authorise(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if not token:
+            reason = "the gateway has no API token configured, so its API refuses every request"
+        elif credentials is None:
+            reason = "missing bearer token"
+        elif not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
+            reason = "wrong bearer token"
+        else:
+            return
+        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+    return authorise
+
+
+class _PlantIndex:
+    """The plant's lookups, built once: asset ids to paths, area and cell ids, signals."""
+
+    def __init__(self, plant: Plant):
+        self.catalogue = plant.catalogue()
+        self.site = Scope(plant.tenant.id, plant.site.id)
+        self.paths: dict[str, list[AssetPath]] = {}
+        for path in self.catalogue:
+            self.paths.setdefault(path.asset, []).append(path)
+        self.areas = {area.id for area in plant.site.areas}
+        self.cells = {path.cell for path in self.catalogue}  # every line and zone has assets
+
+    def _where(self) -> str:
+        return f"{self.site.tenant}/{self.site.site}"
+
+    def path(self, asset: str) -> AssetPath:
+        paths = self.paths.get(asset, [])
+        if not paths:
+            raise HTTPException(404, f"no asset {asset!r} in {self._where()}")
+        if len(paths) > 1:
+            names = ", ".join(str(p) for p in paths)
+            raise HTTPException(409, f"asset id {asset!r} names several assets: {names}")
+        return paths[0]
+
+    def scope(self, area: str | None, cell: str | None, asset: str | None) -> Scope:
+        if area is not None and area not in self.areas:
+            raise HTTPException(404, f"no area {area!r} in {self._where()}")
+        if cell is not None and cell not in self.cells:
+            raise HTTPException(404, f"no line or zone {cell!r} in {self._where()}")
+        if asset is not None and asset not in self.paths:
+            raise HTTPException(404, f"no asset {asset!r} in {self._where()}")
+        return Scope(self.site.tenant, self.site.site, area, cell, asset)
+
+    def asset_scope(self, asset: str | None) -> Scope:
+        return self.site if asset is None else Scope.of(self.path(asset))
+
+    def unit(self, path: AssetPath, signal: str, stored: str) -> str:
+        """The stored unit, else the plant's: readings may leave it out."""
+        declared = self.catalogue.get(path, {}).get(signal)
+        return stored or (declared.unit if declared else "")
+
+
+def _series(store: Store, points: list[Point], start: datetime, end: datetime) -> list[Point]:
+    """Every point in [start, end) of the series that `points` (from `latest`) stand for."""
+    return [p for series in points for p in store.history(series.asset, series.signal, start, end)]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ApiError, "description": "missing or wrong bearer token"},
+    503: {"model": ApiError, "description": "the store failed; the reason says how"},
+}
+_ASSET_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ApiError, "description": "unknown asset, area, line, zone or signal"},
+    409: {"model": ApiError, "description": "the asset id names several assets"},
+}
+
+Start = Annotated[AwareDatetime | None, Query(description="ISO 8601 with a zone; inclusive")]
+End = Annotated[
+    AwareDatetime | None, Query(description="ISO 8601 with a zone; exclusive; default now")
+]
+AssetId = Annotated[str | None, Query(description="an asset id (machine or sensor device)")]
+
+
+def create_app(
+    plant: Plant,
+    store: Store,
+    stats: Callable[[], GatewayStats],
+    token: str | None,
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """The API over `plant` and `store`; `stats` gives a fresh snapshot of the gateway's figures."""
+    index = _PlantIndex(plant)
+    plant_out = PlantOut.model_validate(
+        {
+            "tenant": plant.tenant,
+            "site": plant.site,
+            "areas": plant.site.areas,
+            "products": plant.products,
+        }
+    )
+    app = FastAPI(
+        title="shopfloor gateway",
+        summary=f"Plant {plant.tenant.id}/{plant.site.id}: model, data, KPIs, events, health.",
+        version="1",
+        redoc_url=None,
+    )
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET"],
+            allow_headers=["Authorization"],
+        )
+
+    @app.exception_handler(StoreError)
+    async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+
+    @app.get(
+        "/health",
+        responses={503: {"model": Health, "description": "degraded: broker or store down"}},
+    )
+    def health(response: Response) -> Health:
+        now = stats()
+        ok = now.broker_connected and now.store_ok
+        if not ok:
+            response.status_code = 503
+        return Health(
+            status="ok" if ok else "degraded",
+            broker_connected=now.broker_connected,
+            store_ok=now.store_ok,
+        )
+
+    guarded = APIRouter(dependencies=[Depends(_authoriser(token))], responses=_ERRORS)
+
+    @guarded.get("/metrics", response_class=PrometheusResponse)
+    def metrics() -> PrometheusResponse:
+        return PrometheusResponse(prometheus_text(stats()))
+
+    @guarded.get("/api/v1/plant")
+    def plant_model() -> PlantOut:
+        return plant_out
+
+    @guarded.get("/api/v1/latest", responses=_ASSET_ERRORS)
+    def latest(
+        area: Annotated[str | None, Query(description="an area id")] = None,
+        cell: Annotated[str | None, Query(description="a line or zone id")] = None,
+        asset: AssetId = None,
+    ) -> list[PointOut]:
+        points = store.latest(index.scope(area, cell, asset))
+        return [
+            PointOut(
+                asset=_ref(p.asset),
+                signal=p.signal,
+                ts=p.ts,
+                value=p.value,
+                quality=p.quality,
+                unit=index.unit(p.asset, p.signal, p.unit),
+            )
+            for p in points
+            if p.signal in index.catalogue.get(p.asset, {})
+        ]
+
+    @guarded.get("/api/v1/history/{asset}/{signal}", responses=_ASSET_ERRORS)
+    def history(
+        asset: Annotated[str, Path(description="an asset id")],
+        signal: Annotated[str, Path(description="one of the asset's signal ids, or kpi.<name>")],
+        start: Start = None,
+        end: End = None,
+        every: Annotated[
+            float | None,
+            Query(
+                ge=0.001,
+                le=MAX_EVERY_S,
+                description="seconds per interval: answer numeric means per interval",
+            ),
+        ] = None,
+    ) -> HistoryOut:
+        path = index.path(asset)
+        if signal not in index.catalogue[path] and not (
+            signal.startswith(KPI_PREFIX)
+            and any(p.signal == signal for p in store.latest(Scope.of(path)))
+        ):
+            raise HTTPException(404, f"asset {asset!r} has no signal {signal!r}")
+        begin, finish = _range(start, end, HISTORY_SPAN)
+        step = None if every is None else timedelta(seconds=every)
+        if step is None:
+            _check_span(begin, finish, MAX_RAW_SPAN, "every", "needed for a range over 1 day")
+        elif (finish - begin) / step > MAX_POINTS:
+            raise _invalid(
+                "every", f"gives more than {MAX_POINTS} intervals: make it longer", every
+            )
+        points = store.history(path, signal, begin, finish, step)
+        _check_count(points, "set every or shorten the range", "every")
+        return HistoryOut(
+            asset=_ref(path),
+            signal=signal,
+            unit=index.unit(path, signal, next((p.unit for p in points if p.unit), "")),
+            start=begin,
+            end=finish,
+            every=every,
+            points=[Sample(ts=p.ts, value=p.value, quality=p.quality) for p in points],
+        )
+
+    @guarded.get("/api/v1/kpis", responses=_ASSET_ERRORS)
+    def kpis(asset: AssetId = None, start: Start = None, end: End = None) -> list[KpiOut]:
+        """The latest value of each KPI; with start or end, every KPI point in the range."""
+        scope = index.asset_scope(asset)
+        points = [
+            p
+            for p in store.latest(scope)
+            if p.signal.startswith(KPI_PREFIX) and p.asset in index.catalogue
+        ]
+        if start is not None or end is not None:
+            begin, finish = _range(start, end, KPI_SPAN)
+            _check_span(begin, finish, MAX_RAW_SPAN, "start", "a KPI range may span at most 1 day")
+            points = _series(store, points, begin, finish)
+            _check_count(points, "shorten the range or name an asset", "start")
+        return [
+            KpiOut(
+                asset=_ref(p.asset),
+                kpi=p.signal.removeprefix(KPI_PREFIX),
+                ts=p.ts,
+                value=p.value,
+                unit=p.unit,
+            )
+            for p in sorted(points, key=lambda p: (p.asset, p.signal, p.ts))
+            if not isinstance(p.value, str)
+        ]
+
+    @guarded.get("/api/v1/events", responses=_ASSET_ERRORS)
+    def events(asset: AssetId = None, start: Start = None, end: End = None) -> list[EventOut]:
+        """Events whose start lies in the range (default: the last 24 hours)."""
+        begin, finish = _range(start, end, EVENT_SPAN)
+        _check_span(
+            begin, finish, MAX_EVENT_SPAN, "start", "an event range may span at most 31 days"
+        )
+        series = [
+            p
+            for p in store.latest(index.asset_scope(asset))
+            if p.signal.startswith(EVENT_PREFIX) and p.asset in index.catalogue
+        ]
+        points = _series(store, series, begin, finish)
+        _check_count(points, "shorten the range or name an asset", "start")
+        found = []
+        for point in points:
+            try:
+                found.append((point.asset, point.as_event()))
+            except ValueError as exc:  # written by something other than the gateway
+                log.warning("skipped unreadable event %s of %s: %s", point.signal, point.asset, exc)
+        return [
+            EventOut(asset=_ref(path), **event.model_dump())
+            for path, event in sorted(found, key=lambda item: (item[1].start, item[0]))
+        ]
+
+    app.include_router(guarded)
+    return app
+
+
+class _ThreadServer(uvicorn.Server):
+    """uvicorn without signal handlers: the gateway's main thread owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """The API served by uvicorn in a background thread, on a socket bound at construction.
+
+    Binding first means a taken address fails in the caller's thread and `port` is the real
+    one, also when 0 asked for a free port.
+    """
+
+    def __init__(self, app: FastAPI, host: str, port: int):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family)
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=STOP_TIMEOUT_S,
+        )
+        self._server = _ThreadServer(config)
+        self._thread = threading.Thread(
+            target=self._server.run, args=([self._socket],), name="gateway-api", daemon=True
+        )
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the HTTP API did not start on {self.host}:{self.port}")
+            time.sleep(0.01)
+        log.info("HTTP API on http://%s:%d (docs at /docs)", self.host, self.port)
+
+    def stop(self) -> None:
+        """Stop within about STOP_TIMEOUT_S: requests still running after that are cancelled."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT_S + 1)
+        self._socket.close()
+
+
+def serve(app: FastAPI, host: str, port: int) -> ApiServer:
+    """Bind `host:port` for `app`; `start()` serves it, `stop()` ends it."""
+    return ApiServer(app, host, port)
