@@ -44,9 +44,14 @@ def prometheus_text(status: EdgeStatus) -> str:
         lines += [
             f"# HELP {name} {help_text}",
             f"# TYPE {name} {kind}",
-            f'{name}{{device="{status.device}"}} {float(values[field]):g}',
+            f'{name}{{device="{status.device}"}} {_number(values[field])}',
         ]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float | int | bool) -> str:
+    """Counters exactly (a rounded 1.23457e+06 would hide a change), gauges as they are."""
+    return str(int(value)) if isinstance(value, bool | int) else repr(float(value))
 
 
 class MetricsServer:

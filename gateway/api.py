@@ -5,7 +5,7 @@
     GET /api/v1/plant                        the plant: site, areas, lines, machines, zones
     GET /api/v1/latest?area=&cell=&asset=    newest point of every plant signal in scope
     GET /api/v1/history/{asset}/{signal}?start=&end=&every=
-                                             one signal's points, or its means per `every` s
+                                             a signal's (or kpi.<name>'s) points or means
     GET /api/v1/kpis?asset=&start=&end=      analytics KPIs: latest of each, or all in a range
     GET /api/v1/events?asset=&start=&end=    labelled events starting in a range
     GET /openapi.json, /docs                 public: the spec and its browsable page
@@ -382,9 +382,12 @@ _ASSET_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ApiError, "description": "the asset id names several assets"},
 }
 
-Start = Annotated[AwareDatetime | None, Query(description="ISO 8601 with a zone; inclusive")]
+Start = Annotated[
+    AwareDatetime | None,
+    Query(description="ISO 8601 with a zone, inclusive; default: end minus the default span"),
+]
 End = Annotated[
-    AwareDatetime | None, Query(description="ISO 8601 with a zone; exclusive; default now")
+    AwareDatetime | None, Query(description="ISO 8601 with a zone, exclusive; default: now")
 ]
 AssetId = Annotated[str | None, Query(description="an asset id (machine or sensor device)")]
 
@@ -429,6 +432,7 @@ def create_app(
         responses={503: {"model": Health, "description": "degraded: broker or store down"}},
     )
     def health(response: Response) -> Health:
+        """503 when degraded, so a load balancer stops sending traffic without parsing JSON."""
         now = stats()
         ok = now.broker_connected and now.store_ok
         if not ok:
@@ -443,10 +447,12 @@ def create_app(
 
     @guarded.get("/metrics", response_class=PrometheusResponse)
     def metrics() -> PrometheusResponse:
+        """The gateway's figures for a Prometheus scrape."""
         return PrometheusResponse(prometheus_text(stats()))
 
     @guarded.get("/api/v1/plant")
     def plant_model() -> PlantOut:
+        """The plant's layout, without connection details such as OPC UA endpoints."""
         return plant_out
 
     @guarded.get("/api/v1/latest", responses=_ASSET_ERRORS)
@@ -455,6 +461,7 @@ def create_app(
         cell: Annotated[str | None, Query(description="a line or zone id")] = None,
         asset: AssetId = None,
     ) -> list[PointOut]:
+        """The newest point of every plant signal in scope; KPIs and events have their own."""
         points = store.latest(index.scope(area, cell, asset))
         return [
             PointOut(
@@ -484,6 +491,7 @@ def create_app(
             ),
         ] = None,
     ) -> HistoryOut:
+        """Raw points (at most 1 day), or numeric means per `every` seconds (text gives none)."""
         path = index.path(asset)
         if signal not in index.catalogue[path] and not (
             signal.startswith(KPI_PREFIX)

@@ -735,7 +735,11 @@ def gateway(
         store.close()
         raise _fail(str(exc)) from None
     app_ = create_app(plant, store, service.snapshot, api_token, cors_origin or ())
-    api = serve(app_, http_host, http_port)
+    try:
+        api = serve(app_, http_host, http_port)
+    except OSError as exc:
+        store.close()
+        raise _fail(f"cannot serve the HTTP API on {http_host}:{http_port}: {exc}") from None
     service.start()
     api.start()
     try:

@@ -1,0 +1,649 @@
+"""Gateway figures: its ceiling as a share of what a do-nothing subscriber takes from the same
+broker, its batched throughput, and the delay from publish to queryable in InfluxDB.
+
+The gateway runs as it does in production (`shopfloor gateway`, a subprocess) against a real
+Mosquitto and a real InfluxDB 1.x, so its CPU is the kernel's accounting of its own process.
+The publishers and the do-nothing subscriber are processes of their own as well: on a machine
+of two shared cores every party competes for CPU, so the baseline is measured with the same
+publishers, broker and machine in the same run, and the ceiling is a ratio to it. Every flood is
+counted in InfluxDB afterwards, because a rate that loses points is no rate at all.
+"""
+
+from __future__ import annotations
+
+import bisect
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+from rich.console import Console
+from rich.table import Table
+
+from bench.edge import _cpu_seconds
+from shopfloor.messages import AssetPath, Quality, Reading, encode_readings
+from tests.servers import InfluxDB, Mosquitto
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT, SITE, AREA = "bench", "site", "area"
+DATABASE = "bench"
+SIGNALS = 10  # per machine of the bench plant
+FLOOD_S, WARM_UP_S = 8.0, 1.5  # rates count from the end of the warm-up to the end of the flood
+PUBLISHERS = 2  # processes flooding at once, one asset each
+WINDOW = 1000  # a publisher's QoS 1 messages not yet acknowledged by the broker
+SAMPLE_EVERY = 50  # messages between two publish times kept for the latency at the ceiling
+BATCH = 500  # readings a message in the batched flood, as the edge agent sends them
+PACED_ASSETS, PACED_S = 20, 20.0  # 20 machines x 10 signals at 1 Hz, for 20 s
+POLL_S = 0.05  # how often InfluxDB is asked what is queryable
+GOAL_RATIO, GOAL_POINTS_PER_S, GOAL_P99_S = 0.8, 50_000.0, 1.5
+
+
+def _plant(directory: Path) -> Path:
+    """Cells `flood`, `batch` (one machine per publisher), `paced` (PACED_ASSETS machines) and
+    `probe`, each machine with SIGNALS signals, so one cell's points are counted apart."""
+    cells = {"probe": 1, "flood": PUBLISHERS, "batch": PUBLISHERS, "paced": PACED_ASSETS}
+    lines = [
+        {
+            "id": cell,
+            "machines": [
+                {
+                    "id": f"{cell}-{i:02d}",
+                    "name": f"{cell} {i}",
+                    "type": "other",
+                    "ideal_cycle_time": {"part": 30.0},
+                    "signals": [{"id": f"s{s}"} for s in range(SIGNALS)],
+                }
+                for i in range(machines)
+            ],
+        }
+        for cell, machines in cells.items()
+    ]
+    plant = {
+        "tenant": {"id": TENANT, "name": "Bench"},
+        "site": {"id": SITE, "name": "Bench site", "areas": [{"id": AREA, "lines": lines}]},
+        "products": [{"id": "part"}],
+    }
+    path = directory / "plant.yaml"
+    path.write_text(yaml.safe_dump(plant))
+    return path
+
+
+def _asset(cell: str, index: int) -> AssetPath:
+    return AssetPath(TENANT, SITE, AREA, cell, f"{cell}-{index:02d}")
+
+
+def _connect(port: int, name: str) -> mqtt.Client:
+    """A bare paho client (MQTT 3.1.1, clean session), connected, its network loop running."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-{name}-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv311,
+    )
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    deadline = time.monotonic() + 10
+    while not client.is_connected():
+        if time.monotonic() > deadline:
+            raise ConnectionError(f"no broker on port {port}")
+        time.sleep(0.01)
+    return client
+
+
+# --- processes of their own (started with multiprocessing's spawn) --------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one publisher sent, all of it acknowledged by the broker, and when some of it went:
+    (the value of a message's last reading, wall-clock time of its publish call)."""
+
+    asset: str
+    messages: int
+    readings: int
+    samples: list[tuple[int, float]]
+
+
+def _readings(first: int, count: int, base: datetime) -> list[Reading]:
+    """Readings whose value is their sequence number and whose ts is `base` plus that many µs,
+    so no two share a series and timestamp (which would overwrite one another in the store).
+    Built without validation, as the publisher's cost is not what is measured."""
+    return [
+        Reading.model_construct(
+            signal=f"s{n % SIGNALS}" if count > 1 else "s0",
+            value=n,
+            ts=base + timedelta(microseconds=n),
+            quality=Quality.GOOD,
+            unit="",
+        )
+        for n in range(first, first + count)
+    ]
+
+
+def _flood(
+    port: int, asset: AssetPath, per_message: int, seconds: float, go: Event, pipe: Connection
+) -> None:
+    """Publish messages of `per_message` readings at QoS 1 as fast as the client library and
+    broker take them (at most WINDOW unacknowledged), for `seconds` from `go`."""
+    acknowledged = 0
+
+    def on_publish(
+        client: mqtt.Client, userdata: object, mid: int, reason: object, props: object
+    ) -> None:
+        nonlocal acknowledged
+        acknowledged += 1
+
+    client = _connect(port, "publisher")
+    client.on_publish = on_publish
+    topic, base = asset.topic(), datetime.now(UTC)
+    samples: list[tuple[int, float]] = []
+    messages = readings = 0
+    pipe.send("ready")
+    go.wait()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if messages - acknowledged >= WINDOW:
+            time.sleep(0.0005)
+            continue
+        payload = encode_readings(_readings(readings, per_message, base))
+        if messages % SAMPLE_EVERY == 0:
+            samples.append((readings + per_message - 1, time.time()))
+        client.publish(topic, payload, qos=1)
+        messages += 1
+        readings += per_message
+    deadline = time.monotonic() + 30
+    while acknowledged < messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.disconnect()
+    client.loop_stop()
+    pipe.send(Published(asset.asset, acknowledged, readings, samples))
+
+
+def _paced(port: int, seconds: float, go: Event, pipe: Connection) -> None:
+    """Each signal of the `paced` cell once a second, one reading a message, the signals spread
+    evenly over the second; the reading's value counts the seconds and its ts is the time of
+    its publish call. Sends back (asset, signal, value, ts as a float) of every reading."""
+    client = _connect(port, "paced")
+    series = [(_asset("paced", a), f"s{s}") for a in range(PACED_ASSETS) for s in range(SIGNALS)]
+    sent: list[tuple[str, str, int, float]] = []
+    pipe.send("ready")
+    go.wait()
+    started = time.time()
+    for second in range(int(seconds)):
+        for index, (asset, signal) in enumerate(series):
+            due = started + second + index / len(series)
+            time.sleep(max(0.0, due - time.time()))
+            now = time.time()
+            reading = Reading(signal=signal, value=second, ts=datetime.fromtimestamp(now, UTC))
+            client.publish(asset.topic(), encode_readings([reading]), qos=1)
+            sent.append((asset.asset, signal, second, now))
+    time.sleep(0.5)  # the last PUBACKs
+    client.disconnect()
+    client.loop_stop()
+    pipe.send(sent)
+
+
+def _do_nothing(port: int, topic: str, ready: Event, pipe: Connection) -> None:
+    """A bare subscriber, QoS 1, paho acknowledging each message when on_message returns, which
+    only counts. Samples (time, count) every 50 ms; told a total, it stops once it has that
+    many (or 60 s later) and sends the samples back."""
+    received = 0
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+
+    def on_subscribe(*args: object) -> None:
+        ready.set()
+
+    client = _connect(port, "do-nothing")
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.subscribe(topic, qos=1)
+    samples: list[tuple[float, int]] = []
+    expected, deadline = -1, float("inf")
+    while not (0 <= expected <= received) and time.monotonic() < deadline:
+        if pipe.poll(0.05):
+            expected, deadline = pipe.recv(), time.monotonic() + 60
+        samples.append((time.time(), received))
+    samples.append((time.time(), received))
+    client.disconnect()
+    client.loop_stop()
+    pipe.send(samples)
+
+
+# --- the gateway and the store, seen from outside -------------------------------------------
+
+
+class GatewayProcess:
+    """`shopfloor gateway` as a subprocess, on the bench plant, its /metrics read with a token."""
+
+    def __init__(self, directory: Path, broker: Mosquitto, influx: InfluxDB):
+        self.log = directory / "gateway.log"
+        token = uuid.uuid4().hex
+        argv = [
+            *(sys.executable, "-m", "shopfloor", "gateway", "--plant", str(_plant(directory))),
+            *("--broker", broker.url, "--store-url", influx.url, "--store-database", DATABASE),
+            *("--client-id", f"bench-gateway-{uuid.uuid4().hex[:6]}"),
+            *("--spill", str(directory / "spill.db"), "--http-port", "0"),
+        ]
+        env = {**os.environ, "SHOPFLOOR_API_TOKEN": token}
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(argv, stdout=output, stderr=output, cwd=ROOT, env=env)
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"HTTP API on (http://\S+) ", self._tail())):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not start:\n{self._tail()}")
+            _ = self.pid
+            time.sleep(0.1)
+        self.http = httpx.Client(base_url=found[1], headers={"Authorization": f"Bearer {token}"})
+
+    def _tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    @property
+    def pid(self) -> int:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the gateway exited ({self.process.returncode}):\n{self._tail()}")
+        return self.process.pid
+
+    def points_written(self) -> int:
+        text = self.http.get("/metrics").raise_for_status().text
+        found = re.search(r"^shopfloor_gateway_points_written_total (\d+)", text, re.MULTILINE)
+        assert found, text
+        return int(found[1])
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _query(influx: httpx.Client, statement: str) -> list[dict[str, Any]]:
+    response = influx.get("/query", params={"db": DATABASE, "q": statement, "epoch": "ns"})
+    result: dict[str, Any] = response.raise_for_status().json()["results"][0]
+    if "error" in result:
+        raise RuntimeError(f"InfluxDB: {result['error']}")
+    series: list[dict[str, Any]] = result.get("series", [])
+    return series
+
+
+def _stored(influx: httpx.Client, cell: str) -> int:
+    """Points of one cell in InfluxDB."""
+    series = _query(influx, f"SELECT count(value) FROM reading WHERE cell = '{cell}'")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+class Poller(threading.Thread):
+    """Asks InfluxDB every POLL_S for the newest value of each series of a cell, and keeps when
+    each higher value was first seen. Values count up and the gateway writes each series in
+    order, so a value seen means every lower one of its series is queryable too."""
+
+    def __init__(self, influx: httpx.Client, cell: str, group_by: str):
+        super().__init__(daemon=True)
+        self.influx, self.group_by = influx, group_by
+        self.statement = (
+            f"SELECT last(value) FROM reading WHERE cell = '{cell}' GROUP BY {group_by}"
+        )
+        self.seen: dict[tuple[str, ...], tuple[list[float], list[float]]] = {}  # values, times
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(POLL_S):
+            series = _query(self.influx, self.statement)
+            now = time.time()  # the answer's arrival: an upper bound of when it became true
+            for one in series:
+                key = tuple(one["tags"][tag] for tag in self.group_by.split(", "))
+                values, times = self.seen.setdefault(key, ([], []))
+                value = float(one["values"][0][1])
+                if not values or value > values[-1]:
+                    values.append(value)
+                    times.append(now)
+
+    def queryable_at(self, key: tuple[str, ...], value: float) -> float | None:
+        """When `value` of the series `key` was first seen in InfluxDB, or None if never."""
+        values, times = self.seen.get(key, ([], []))
+        index = bisect.bisect_left(values, value)
+        return times[index] if index < len(times) else None
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(10)
+
+
+# --- the figures --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flood:
+    """One flood: the consumer's rate between warm-up and the flood's end, CPU of each process
+    over the same interval (share of one core), what was sent and lost, and publish-to-
+    queryable delays of a sample of readings (gateway floods only)."""
+
+    messages_per_s: float
+    points_per_s: float
+    published_per_s: float
+    readings: int
+    lost: int
+    cpu: dict[str, float]
+    latencies: list[float]
+
+
+def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(_cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+
+
+def _spawn_publishers(
+    broker: Mosquitto, cell: str, per_message: int
+) -> tuple[list[multiprocessing.process.BaseProcess], list[Connection], Event]:
+    """PUBLISHERS flooding processes, connected and waiting for the returned event."""
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    processes: list[multiprocessing.process.BaseProcess] = []
+    pipes: list[Connection] = []
+    for index in range(PUBLISHERS):
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_flood,
+            args=(broker.port, _asset(cell, index), per_message, FLOOD_S, go, theirs),
+            daemon=True,
+        )
+        process.start()
+        processes.append(process)
+        pipes.append(ours)
+    for pipe in pipes:
+        if not pipe.poll(30) or pipe.recv() != "ready":
+            raise RuntimeError("a publisher did not connect to the broker")
+    return processes, pipes, go
+
+
+@dataclass(frozen=True)
+class Window:
+    """From the end of the warm-up to the end of the flood: its bounds (wall clock), what the
+    consumer counted meanwhile (when it can be asked), CPU of each process in shares of a core."""
+
+    start: float
+    end: float
+    counted: int
+    cpu: dict[str, float]
+
+
+def _flood_window(
+    pids: dict[str, list[int]], go: Event, count: Callable[[], int] | None = None
+) -> Window:
+    """Start the flood and watch it until it ends."""
+    started = time.time()
+    go.set()
+    time.sleep(WARM_UP_S)
+    start, first, first_cpu = time.time(), count() if count else 0, _cpu(pids)
+    time.sleep(max(0.0, started + FLOOD_S - time.time()))
+    end, last, last_cpu = time.time(), count() if count else 0, _cpu(pids)
+    shares = {name: (last_cpu[name] - first_cpu[name]) / (end - start) for name in pids}
+    return Window(start, end, last - first, shares)
+
+
+def _count_at(samples: list[tuple[float, int]], at: float) -> int:
+    """The count of the last sample taken at or before `at`."""
+    index = bisect.bisect_right([t for t, _ in samples], at)
+    return samples[index - 1][1] if index else 0
+
+
+def _join(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    for process in processes:
+        process.join(10)
+        if process.is_alive():
+            process.terminate()
+
+
+def do_nothing_flood(broker: Mosquitto, server_pids: dict[str, list[int]]) -> Flood:
+    """The baseline: the single-reading flood into a subscriber that only counts."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    ours, theirs = context.Pipe()
+    topic = f"{TENANT}/{SITE}/+/+/+/data"  # what the gateway subscribes to
+    subscriber = context.Process(
+        target=_do_nothing, args=(broker.port, topic, ready, theirs), daemon=True
+    )
+    subscriber.start()
+    if not ready.wait(30) or subscriber.pid is None:
+        raise RuntimeError("the do-nothing subscriber did not subscribe")
+    publishers, pipes, go = _spawn_publishers(broker, "flood", 1)
+    pids = {
+        **server_pids,
+        "publishers": [p.pid for p in publishers if p.pid],
+        "consumer": [subscriber.pid],
+    }
+    window = _flood_window(pids, go)
+    sent: list[Published] = [pipe.recv() for pipe in pipes]
+    total = sum(p.messages for p in sent)
+    ours.send(total)
+    samples: list[tuple[float, int]] = ours.recv()
+    _join([subscriber, *publishers])
+    received = _count_at(samples, window.end) - _count_at(samples, window.start)
+    rate = received / (window.end - window.start)
+    return Flood(
+        messages_per_s=rate,
+        points_per_s=rate,
+        published_per_s=total / FLOOD_S,
+        readings=total,
+        lost=total - samples[-1][1],
+        cpu=window.cpu,
+        latencies=[],
+    )
+
+
+def gateway_flood(
+    broker: Mosquitto,
+    influx: httpx.Client,
+    gateway: GatewayProcess,
+    server_pids: dict[str, list[int]],
+    cell: str,
+    per_message: int,
+) -> Flood:
+    """The same flood (or one of batched messages) into the gateway; counted in InfluxDB after
+    it has drained, and its delays taken from readings published between warm-up and end."""
+    before = gateway.points_written()
+    publishers, pipes, go = _spawn_publishers(broker, cell, per_message)
+    pids = {
+        **server_pids,
+        "publishers": [p.pid for p in publishers if p.pid],
+        "consumer": [gateway.pid],
+    }
+    poller = Poller(influx, cell, "asset")
+    poller.start()
+    window = _flood_window(pids, go, gateway.points_written)
+    sent: list[Published] = [pipe.recv() for pipe in pipes]
+    _join(publishers)
+    total = sum(p.readings for p in sent)
+    deadline = time.monotonic() + 120
+    while gateway.points_written() - before < total and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3 * POLL_S)
+    poller.stop()
+    latencies = [
+        seen - published
+        for one in sent
+        for value, published in one.samples
+        if window.start <= published <= window.end
+        and (seen := poller.queryable_at((one.asset,), value)) is not None
+    ]
+    points_per_s = window.counted / (window.end - window.start)
+    return Flood(
+        messages_per_s=points_per_s / per_message,
+        points_per_s=points_per_s,
+        published_per_s=total / FLOOD_S,
+        readings=total,
+        lost=total - _stored(influx, cell),
+        cpu=window.cpu,
+        latencies=latencies,
+    )
+
+
+def paced_latency(
+    broker: Mosquitto, influx: httpx.Client, gateway: GatewayProcess
+) -> tuple[list[float], int, int]:
+    """Publish-to-queryable delay of every reading of 200 signals at 1 Hz for PACED_S; with
+    the number sent and lost."""
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    ours, theirs = context.Pipe()
+    publisher = context.Process(target=_paced, args=(broker.port, PACED_S, go, theirs), daemon=True)
+    publisher.start()
+    if not ours.poll(30) or ours.recv() != "ready":
+        raise RuntimeError("the paced publisher did not connect to the broker")
+    poller = Poller(influx, "paced", "asset, signal")
+    poller.start()
+    go.set()
+    sent: list[tuple[str, str, int, float]] = ours.recv()
+    _join([publisher])
+    deadline = time.monotonic() + 10
+    while _stored(influx, "paced") < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3 * POLL_S)
+    poller.stop()
+    latencies = [
+        seen - published
+        for asset, signal, value, published in sent
+        if (seen := poller.queryable_at((asset, signal), value)) is not None
+    ]
+    return latencies, len(sent), len(sent) - _stored(influx, "paced")
+
+
+def _probe(broker: Mosquitto, gateway: GatewayProcess) -> None:
+    """One reading through the gateway, so it is subscribed before anything is measured."""
+    client = _connect(broker.port, "probe")
+    try:
+        reading = Reading(signal="s0", value=1, ts=datetime.now(UTC))
+        client.publish(_asset("probe", 0).topic(), encode_readings([reading]), qos=1)
+        deadline = time.monotonic() + 30
+        while gateway.points_written() < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no reading came through the gateway; see {gateway.log}")
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def _delays(values: list[float]) -> str:
+    return f"p50 {_percentile(values, 0.5):.3f} s, p99 {_percentile(values, 0.99):.3f} s"
+
+
+def _cpu_text(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {share:.0%}" for name, share in cpu.items())
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        broker = Mosquitto(Path(folder) / "broker")
+        server = InfluxDB(Path(folder) / "influxdb")
+        broker.start()
+        server.start()
+        influx = httpx.Client(base_url=server.url, timeout=10)
+        try:
+            assert broker.process and server.process
+            servers = {"broker": [broker.process.pid], "influxd": [server.process.pid]}
+            bare = do_nothing_flood(broker, servers)
+            gateway = GatewayProcess(Path(folder), broker, server)
+            try:
+                _probe(broker, gateway)
+                single = gateway_flood(broker, influx, gateway, servers, "flood", 1)
+                batched = gateway_flood(broker, influx, gateway, servers, "batch", BATCH)
+                paced, paced_sent, paced_lost = paced_latency(broker, influx, gateway)
+            finally:
+                gateway.stop()
+        finally:
+            influx.close()
+            server.stop()
+            broker.stop()
+    table = Table(
+        title="gateway: MQTT -> InfluxDB 1.x, run as `shopfloor gateway` (a subprocess)",
+        caption=(
+            f"{PUBLISHERS} publisher processes, QoS 1, {FLOOD_S:g} s floods measured after "
+            f"{WARM_UP_S:g} s; CPU in shares of one core over the same interval; ratio: to the "
+            "baseline or the goal"
+        ),
+    )
+    for column in ("what", "figure", "baseline / goal", "ratio", "readings"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    table.add_row(
+        "do-nothing subscriber: single-reading flood (baseline)",
+        f"{bare.messages_per_s:,.0f} messages/s",
+        f"{bare.published_per_s:,.0f} messages/s published",
+        "",
+        f"{bare.readings:,} sent, {bare.lost:,} lost",
+    )
+    table.add_row(
+        "gateway: same flood, into InfluxDB",
+        f"{single.messages_per_s:,.0f} messages/s = points/s",
+        f"{bare.messages_per_s:,.0f} messages/s (do-nothing); goal >= {GOAL_RATIO:.1f}",
+        f"{single.messages_per_s / bare.messages_per_s:.2f}",
+        f"{single.readings:,} sent, {single.lost:,} lost",
+    )
+    table.add_row(
+        "gateway: publish -> queryable at that ceiling (a sample)",
+        _delays(single.latencies),
+        "",
+        "",
+        f"{len(single.latencies):,} sampled",
+    )
+    table.add_row(
+        f"gateway: batched flood, {BATCH} readings a message, into InfluxDB",
+        f"{batched.points_per_s:,.0f} points/s",
+        f">= {GOAL_POINTS_PER_S:,.0f} points/s",
+        f"{batched.points_per_s / GOAL_POINTS_PER_S:.2f}",
+        f"{batched.readings:,} sent, {batched.lost:,} lost",
+    )
+    table.add_row(
+        "gateway: publish -> queryable in the batched flood (a sample)",
+        _delays(batched.latencies),
+        "",
+        "",
+        f"{len(batched.latencies):,} sampled",
+    )
+    p99 = _percentile(paced, 0.99)
+    table.add_row(
+        f"gateway: publish -> queryable, {PACED_ASSETS * SIGNALS} signals at 1 Hz, "
+        f"one reading a message ({POLL_S * 1000:.0f} ms polls)",
+        _delays(paced),
+        f"p99 < {GOAL_P99_S:g} s",
+        f"{p99 / GOAL_P99_S:.2f}",
+        f"{paced_sent:,} sent, {paced_lost:,} lost",
+    )
+    for name, flood in (("do-nothing", bare), ("gateway", single), ("batched", batched)):
+        table.add_row(f"CPU during the {name} flood", _cpu_text(flood.cpu), "", "", "")
+    Console().print(table)
+    lost = single.lost + batched.lost + paced_lost
+    if lost:
+        Console().print(f"[red]{lost:,} readings published to the gateway never reached InfluxDB")
+    ratio = single.messages_per_s / bare.messages_per_s
+    if ratio < GOAL_RATIO or batched.points_per_s < GOAL_POINTS_PER_S or p99 >= GOAL_P99_S:
+        Console().print("[red]the gateway misses a goal[/red]")
+
+
+if __name__ == "__main__":
+    main()
