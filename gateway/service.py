@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 QUIET_S = 0.02  # no message for this long: the broker is waiting for our acknowledgements
 DEAD_LETTER_SAMPLE = 1000
+REJECTED_BY_STORE = "rejected_by_store"  # counted with the dead letters; the message is gone
 
 
 @dataclass(frozen=True)
@@ -238,13 +239,23 @@ class Gateway:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _write(self, points: list[Point]) -> bool:
+        """Write points; False while the store is unavailable. Points the store rejects (an
+        out-of-range timestamp, say) are found by halving the batch and dropped, counted, so
+        that one bad point never blocks the rest, nor the spill behind it."""
         started = time.monotonic()
         try:
             self.store.write(points)
         except StoreError as exc:
-            self.stats.write_failed()
-            log.warning("store write of %d points failed: %s", len(points), exc)
-            return False
+            if not exc.rejected:
+                self.stats.write_failed()
+                log.warning("store write of %d points failed: %s", len(points), exc)
+                return False
+            if len(points) == 1:
+                self.stats.dead_letter(REJECTED_BY_STORE)
+                log.error("the store rejected %s: %s", points[0], exc)
+                return True
+            half = len(points) // 2
+            return self._write(points[:half]) and self._write(points[half:])
         self.stats.wrote(len(points), time.monotonic() - started)
         return True
 

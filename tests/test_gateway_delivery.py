@@ -276,3 +276,31 @@ def test_two_gateways_on_one_shared_subscription_store_every_point_once(
     split = [first.snapshot().points_written, second.snapshot().points_written]
     assert sum(split) == total  # no message went to both
     assert min(split) > total * 0.2, split  # and both took a share
+
+
+def test_a_point_the_database_rejects_is_dropped_alone(
+    example_plant: Plant,
+    mosquitto: Mosquitto,
+    influx_store: tuple[InfluxDB, Store],
+    tmp_path: Path,
+) -> None:
+    """A sensor whose clock says 1601 (a reset RTC): InfluxDB refuses the batch it is in."""
+    _, store = influx_store
+    service = gateway(example_plant, mosquitto, store, tmp_path)
+    publisher = make_client(mosquitto.url, f"rtc-{uuid.uuid4().hex[:6]}")
+    publisher.loop_start()
+    wait_until(publisher.is_connected, 10, "the publisher")
+    broken_clock = Reading(signal="power", value=1.0, ts=datetime(1601, 1, 1, tzinfo=UTC))
+    try:
+        for index in range(0, 200, 2):
+            batch = [reading(index), reading(index + 1)]
+            if index == 100:
+                batch.insert(1, broken_clock)
+            publisher.publish(PRESS.topic(), encode_readings(batch), qos=1)
+        wait_until(lambda: all_stored(store, 200), 30, "the 200 good points")
+    finally:
+        service.stop()
+        publisher.disconnect()
+        publisher.loop_stop()
+    assert_exactly(store, 200)
+    assert service.snapshot().dead_lettered == {"rejected_by_store": 1}

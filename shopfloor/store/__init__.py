@@ -96,7 +96,15 @@ class Scope:
 
 
 class StoreError(Exception):
-    """The store could not do what was asked (unreachable, rejected a write, bad query)."""
+    """The store could not do what was asked (unreachable, rejected a write, bad query).
+
+    `rejected` means the store refused the data itself (a malformed or out-of-range point):
+    sending the same points again will fail again, whereas an unreachable store may recover.
+    """
+
+    def __init__(self, message: str, rejected: bool = False):
+        super().__init__(message)
+        self.rejected = rejected
 
 
 class Store(Protocol):

@@ -83,6 +83,11 @@ def _points(result: dict[str, Any]) -> list[Point]:
     return points
 
 
+# Bad request, too large, unprocessable: the points themselves; authentication, a missing
+# database or an overloaded server are not the points' fault and may be put right.
+REJECTED_DATA = frozenset({400, 413, 422})
+
+
 class InfluxStore:
     """Store on an InfluxDB server of major version 1, 2 or 3."""
 
@@ -115,7 +120,8 @@ class InfluxStore:
         if response.status_code >= 300:
             raise StoreError(
                 f"InfluxDB at {self.url} answered {response.status_code} to {path}: "
-                f"{response.text.strip()[:300]}"
+                f"{response.text.strip()[:300]}",
+                rejected=response.status_code in REJECTED_DATA,
             )
         return response
 
@@ -149,7 +155,8 @@ class InfluxStore:
         try:
             self._writer.write(bucket=self.settings.database, org=self.settings.org, record=body)
         except Exception as exc:  # influxdb-client raises urllib3 and ApiException types
-            raise StoreError(f"InfluxDB at {self.url}: write failed: {exc}") from exc
+            rejected = getattr(exc, "status", None) in REJECTED_DATA
+            raise StoreError(f"InfluxDB at {self.url}: write failed: {exc}", rejected) from exc
 
     def _query(self, statement: str, method: str = "GET") -> list[dict[str, Any]]:
         params = {"db": self.settings.database, "q": statement, "epoch": "ns"}
