@@ -1,9 +1,48 @@
-"""OEE per ISO 22400-2 from time elements and counts."""
+"""OEE per ISO 22400-2 from time elements and counts, and from a machine's state timeline.
+
+The timeline functions turn a state log (each state holds until the next event) into the
+ISO 22400-2 time elements of a window [start, end), splitting states that span an edge:
+
+- planned operation time (POT): the shift calendar's time in the window, or the whole window;
+- planned busy time (PBT) = POT - planned downtime (`planned_stop`) - time with no known state,
+  unless a planned busy time is given outright;
+- actual production time (APT): `running` and `micro_stop` time within POT (see states.py).
+
+KPIs, with produced and good counts taken as non-negative steps of cumulative counters:
+
+- availability A = APT / PBT; effectiveness (performance) P = ideal cycle time x produced / APT;
+  quality ratio Q = good / produced;
+- OEE = A x P x Q, computed as ideal cycle time x good / PBT, which is the same product and
+  stays defined when nothing was produced;
+- NEE (ISO 22400-2 net equipment effectiveness index, as in VDMA 66412-1) is OEE with setup
+  time taken out of the base: APT / (PBT - setup) x P x Q = ideal cycle time x good /
+  (PBT - setup);
+- TEEP is not an ISO 22400-2 KPI (its "allocation ratio" relates busy time to order execution
+  time, another question); we use the usual definition, OEE x PBT / calendar time, with the
+  window as calendar time: ideal cycle time x good / window length;
+- MTBF = APT / failures and MTTR = unplanned-stop time / failures, a failure being an entry
+  into `unplanned_stop` within the window (maintenance practice, e.g. EN 15341; ISO 22400-2's
+  MTBF spreads the operating time over failures + 1 intervals instead). Repair time counts in
+  full, shifts or not: a repair takes as long as it takes.
+
+Counts read at time t were made before t, so a window takes the steps read in (start, end].
+Input that makes a KPI meaningless (no planned busy time, performance above 1, a counter that
+went down) is reported in `problems`, never raised: an export from a real machine has gaps.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from shopfloor.plant import Shift
 from shopfloor.states import TIME_ELEMENT, MachineState, TimeElement
 
 
@@ -56,3 +95,375 @@ def oee_from_states(
         if TIME_ELEMENT[state] is TimeElement.ACTUAL_PRODUCTION
     )
     return oee(planned_busy, production, ideal_cycle_s, produced, good)
+
+
+Interval = tuple[float, float]
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_PRODUCING = frozenset({MachineState.RUNNING, MachineState.MICRO_STOP})
+# Nakajima's "idling and minor stoppages": micro-stops, and a machine idle, starved, blocked or
+# switched off while it should work. Micro-stops are a performance loss and these four an
+# availability loss in ISO 22400-2 (states.py), so this big loss straddles the two.
+_IDLING = (MachineState.IDLE, MachineState.STARVED, MachineState.BLOCKED, MachineState.OFF)
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """One row of a machine's log: its state from `time` (seconds) on, and its counters then.
+
+    Counters are cumulative (they may reset); None means not read at this event.
+    """
+
+    time: float
+    state: MachineState
+    total_count: int | None = None
+    bad_count: int | None = None
+    reason: str = ""
+
+
+def shift_calendar(
+    shifts: Sequence[Shift], timezone: str, start: float, end: float
+) -> list[Interval]:
+    """Planned operation time of [start, end) as merged intervals: every shift on its days."""
+    zone = ZoneInfo(timezone)
+    day = datetime.fromtimestamp(start, zone).date() - timedelta(days=1)  # a night shift's eve
+    last = datetime.fromtimestamp(end, zone).date()
+    intervals: list[Interval] = []
+    while day <= last:
+        for shift in shifts:
+            if _WEEKDAYS[day.weekday()] in shift.days:
+                intervals.append(_occurrence(shift, day, zone))
+        day += timedelta(days=1)
+    return _merged(intervals, start, end)
+
+
+def _occurrence(shift: Shift, day: date, zone: ZoneInfo) -> Interval:
+    ends_next_day = shift.end <= shift.start
+    begin = datetime.combine(day, shift.start, zone)
+    finish = datetime.combine(day + timedelta(days=int(ends_next_day)), shift.end, zone)
+    return begin.timestamp(), finish.timestamp()
+
+
+def _merged(intervals: Iterable[Interval], start: float, end: float) -> list[Interval]:
+    merged: list[Interval] = []
+    for a, b in sorted((max(a, start), min(b, end)) for a, b in intervals):
+        if a >= b:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+class _Calendar:
+    """Planned operation time of a window, with the planned part of any span in O(log n)."""
+
+    def __init__(self, start: float, end: float, planned: Sequence[Interval] | None) -> None:
+        intervals = _merged([(start, end)] if planned is None else planned, start, end)
+        self._starts = [a for a, _ in intervals]
+        self._ends = [b for _, b in intervals]
+        self._before = [0.0]
+        for a, b in intervals:
+            self._before.append(self._before[-1] + b - a)
+
+    def _covered(self, t: float) -> float:
+        i = bisect_right(self._starts, t) - 1
+        if i < 0:
+            return 0.0
+        return self._before[i] + min(t, self._ends[i]) - self._starts[i]
+
+    def overlap(self, a: float, b: float) -> float:
+        return max(0.0, self._covered(b) - self._covered(a))
+
+
+@dataclass
+class _Totals:
+    """What a window's events add up to, before any ratio is taken."""
+
+    by_state: dict[MachineState, float] = field(default_factory=dict)  # within POT
+    by_reason: dict[str, float] = field(default_factory=dict)  # availability losses
+    unknown_s: float = 0.0  # POT before the first event
+    producing_outside_s: float = 0.0  # producing outside POT
+    repair_s: float = 0.0
+    failures: int = 0
+    produced: int = 0
+    bad: int = 0
+    problems: list[tuple[float, str]] = field(default_factory=list)  # (time, message)
+
+    def add_span(
+        self, calendar: _Calendar, state: MachineState | None, reason: str, a: float, b: float
+    ) -> None:
+        """Add the state that held over [a, b), already clipped to the window."""
+        if a >= b:
+            return
+        planned = calendar.overlap(a, b)
+        if state is None:
+            self.unknown_s += planned
+            return
+        self.by_state[state] = self.by_state.get(state, 0.0) + planned
+        if state in _PRODUCING:
+            self.producing_outside_s += b - a - planned
+        elif state is MachineState.UNPLANNED_STOP:
+            self.repair_s += b - a
+        if reason and TIME_ELEMENT[state] is TimeElement.AVAILABILITY_LOSS and planned > 0:
+            self.by_reason[reason] = self.by_reason.get(reason, 0.0) + planned
+
+    def count(self, name: str, previous: int | None, value: int | None, t: float) -> int:
+        """A counter's non-negative step at `t`; a step down is a reset, noted as a problem."""
+        if previous is None or value is None:
+            return 0
+        if value < previous:
+            message = f"{name} fell from {previous} to {value} at {_when(t)}: taken as a reset"
+            self.problems.append((t, message))
+            return 0
+        return value - previous
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class LossTree:
+    """Where planned busy time went, in seconds; the six big losses regroup the same time."""
+
+    availability_by_state: dict[str, float]
+    availability_by_reason: dict[str, float]
+    micro_stops: float
+    reduced_speed: float
+    rejects: float  # ideal cycle time x bad parts
+    six_big_losses: dict[str, float]
+
+
+@dataclass(frozen=True)
+class OeeReport:
+    """ISO 22400-2 time elements, counts and KPIs of one window; None where undefined."""
+
+    start: float
+    end: float
+    planned_operation_s: float
+    planned_downtime_s: float
+    planned_busy_s: float
+    actual_production_s: float
+    unknown_s: float
+    time_by_state: dict[str, float]
+    ideal_cycle_s: float
+    produced: int
+    good: int
+    bad: int
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    nee: float | None
+    teep: float | None
+    failures: int
+    mtbf_s: float | None
+    mttr_s: float | None
+    losses: LossTree
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, times as ISO 8601 UTC."""
+        return {**asdict(self), "start": _when(self.start), "end": _when(self.end)}
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+def _report(
+    totals: _Totals,
+    start: float,
+    end: float,
+    calendar: _Calendar,
+    ideal_cycle_s: float,
+    planned_busy_s: float | None,
+) -> OeeReport:
+    seconds = {state: totals.by_state.get(state, 0.0) for state in MachineState}
+    problems = [message for _, message in sorted(totals.problems)]
+    operation = calendar.overlap(start, end)
+    downtime = seconds[MachineState.PLANNED_STOP]
+    if planned_busy_s is None:
+        planned_busy_s = max(0.0, operation - downtime - totals.unknown_s)
+    if totals.unknown_s > 0:
+        problems.append(f"no state known for the first {totals.unknown_s:g} s of planned time")
+    production = seconds[MachineState.RUNNING] + seconds[MachineState.MICRO_STOP]
+    good = max(0, totals.produced - totals.bad)
+    if totals.bad > totals.produced:
+        problems.append(f"{totals.bad} bad parts but only {totals.produced} counted in all")
+    availability = _ratio(production, planned_busy_s)
+    performance = _ratio(ideal_cycle_s * totals.produced, production)
+    if planned_busy_s <= 0:
+        problems.append("planned busy time is zero: no availability, OEE or NEE")
+    elif availability is not None and availability > 1 + 1e-9:
+        problems.append(f"availability {availability:.3f} is above 1: planned time too short")
+    if performance is not None and performance > 1 + 1e-9:
+        problems.append(
+            f"performance {performance:.3f} is above 1: ideal cycle time too long, "
+            "or parts counted outside planned production time"
+        )
+    elif performance is None and totals.produced > 0:
+        problems.append(f"{totals.produced} parts counted but no production time")
+    if totals.producing_outside_s > 0:
+        problems.append(
+            f"{totals.producing_outside_s:g} s of production outside planned operation time"
+        )
+    fully_productive = ideal_cycle_s * good
+    net_run = ideal_cycle_s * totals.produced
+    micro = seconds[MachineState.MICRO_STOP]
+    availability_losses = {
+        str(state): s
+        for state, s in seconds.items()
+        if TIME_ELEMENT[state] is TimeElement.AVAILABILITY_LOSS
+    }
+    reduced_speed = max(0.0, production - micro - net_run)
+    losses = LossTree(
+        availability_by_state=availability_losses,
+        availability_by_reason=dict(sorted(totals.by_reason.items())),
+        micro_stops=micro,
+        reduced_speed=reduced_speed,
+        rejects=ideal_cycle_s * totals.bad,
+        six_big_losses={
+            "breakdowns": seconds[MachineState.UNPLANNED_STOP],
+            "setup_and_adjustments": seconds[MachineState.SETUP],
+            "idling_and_minor_stops": micro + sum(seconds[s] for s in _IDLING),
+            "reduced_speed": reduced_speed,
+            # Startup and production rejects together: a cumulative bad counter can't tell them.
+            "rejects": ideal_cycle_s * totals.bad,
+        },
+    )
+    failures = totals.failures
+    return OeeReport(
+        start=start,
+        end=end,
+        planned_operation_s=operation,
+        planned_downtime_s=downtime,
+        planned_busy_s=planned_busy_s,
+        actual_production_s=production,
+        unknown_s=totals.unknown_s,
+        time_by_state={str(state): s for state, s in seconds.items()},
+        ideal_cycle_s=ideal_cycle_s,
+        produced=totals.produced,
+        good=good,
+        bad=totals.bad,
+        availability=availability,
+        performance=performance,
+        quality=_ratio(good, totals.produced),
+        oee=_ratio(fully_productive, planned_busy_s),
+        nee=_ratio(fully_productive, planned_busy_s - seconds[MachineState.SETUP]),
+        teep=_ratio(fully_productive, end - start),
+        failures=failures,
+        mtbf_s=production / failures if failures else None,
+        mttr_s=totals.repair_s / failures if failures else None,
+        losses=losses,
+        problems=tuple(problems),
+    )
+
+
+def _check_window(start: float, end: float, ideal_cycle_s: float) -> None:
+    if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
+        raise ValueError("the window's end must come after its start")
+    if not ideal_cycle_s > 0:
+        raise ValueError("the ideal cycle time must be above zero")
+
+
+def oee_timeline(
+    events: Sequence[StateEvent],
+    start: float,
+    end: float,
+    ideal_cycle_s: float,
+    planned: Sequence[Interval] | None = None,
+    planned_busy_s: float | None = None,
+) -> OeeReport:
+    """KPIs of [start, end) from a time-ordered state log; the last state holds until `end`.
+
+    `planned` is the planned operation time (see `shift_calendar`; default the whole window);
+    `planned_busy_s` replaces the planned busy time derived from it and the planned stops.
+    """
+    _check_window(start, end, ideal_cycle_s)
+    if any(b.time < a.time for a, b in pairwise(events)):
+        raise ValueError("events must be in time order")
+    calendar = _Calendar(start, end, planned)
+    totals = _Totals()
+    first = events[0].time if events else end
+    totals.add_span(calendar, None, "", start, min(max(first, start), end))
+    times = [e.time for e in events[1:]] + [end]
+    for event, until in zip(events, times, strict=True):
+        totals.add_span(
+            calendar, event.state, event.reason, max(event.time, start), min(until, end)
+        )
+    previous_states = [None, *(e.state for e in events)]
+    totals.failures = sum(
+        start <= event.time < end
+        and event.state is MachineState.UNPLANNED_STOP
+        and previous is not MachineState.UNPLANNED_STOP
+        for previous, event in zip(previous_states, events, strict=False)
+    )
+    for name in ("total_count", "bad_count"):
+        readings = [(e.time, getattr(e, name)) for e in events if getattr(e, name) is not None]
+        steps = [
+            totals.count(name, before, value, t)
+            for (_, before), (t, value) in pairwise(readings)
+            if start < t <= end
+        ]
+        if name == "total_count":
+            totals.produced = sum(steps)
+        else:
+            totals.bad = sum(steps)
+    return _report(totals, start, end, calendar, ideal_cycle_s, planned_busy_s)
+
+
+class OeeAccumulator:
+    """The same KPIs as `oee_timeline`, fed one event at a time (e.g. from a live stream)."""
+
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        ideal_cycle_s: float,
+        planned: Sequence[Interval] | None = None,
+        planned_busy_s: float | None = None,
+    ) -> None:
+        _check_window(start, end, ideal_cycle_s)
+        self._start, self._end, self._ideal = start, end, ideal_cycle_s
+        self._calendar = _Calendar(start, end, planned)
+        self._planned_busy_s = planned_busy_s
+        self._totals = _Totals()
+        self._state: MachineState | None = None
+        self._reason = ""
+        self._since = start
+        self._total: int | None = None
+        self._bad: int | None = None
+
+    def add(self, event: StateEvent) -> None:
+        """Take the next event; they must come in time order."""
+        if self._state is not None and event.time < self._since:
+            raise ValueError("events must be in time order")
+        totals = self._totals
+        self._close(totals, event.time)
+        if self._start <= event.time < self._end and event.state is MachineState.UNPLANNED_STOP:
+            totals.failures += self._state is not MachineState.UNPLANNED_STOP
+        if self._start < event.time <= self._end:
+            totals.produced += totals.count(
+                "total_count", self._total, event.total_count, event.time
+            )
+            totals.bad += totals.count("bad_count", self._bad, event.bad_count, event.time)
+        if event.total_count is not None:
+            self._total = event.total_count
+        if event.bad_count is not None:
+            self._bad = event.bad_count
+        self._state, self._reason, self._since = event.state, event.reason, event.time
+
+    def _close(self, totals: _Totals, until: float) -> None:
+        """Add the current state's span up to `until` to `totals`."""
+        a, b = max(self._since, self._start), min(until, self._end)
+        totals.add_span(self._calendar, self._state, self._reason, a, b)
+
+    def result(self) -> OeeReport:
+        """The window's KPIs so far, the last state holding until the window's end."""
+        totals = copy.deepcopy(self._totals)
+        self._close(totals, self._end)
+        return _report(
+            totals, self._start, self._end, self._calendar, self._ideal, self._planned_busy_s
+        )

@@ -18,7 +18,7 @@ import time
 from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +28,9 @@ from shopfloor.diskqueue import DiskQueueError
 from shopfloor.mqtt import DEFAULT_BROKER_URL, BrokerUrlError
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
+
+if TYPE_CHECKING:
+    from analytics.oee import OeeReport
 
 app = typer.Typer(
     help="shopfloor: a smart-manufacturing demonstration platform "
@@ -856,3 +859,142 @@ def demo(
         run_demo(source, data_dir, store_url, dashboard_port, broker_server)
     except RuntimeError as exc:
         raise _fail(str(exc)) from None
+
+
+kpi_app = typer.Typer(
+    help="Compute KPIs from exported CSV or Parquet files, without running the platform.",
+    no_args_is_help=True,
+)
+app.add_typer(kpi_app, name="kpi")
+
+
+def _instant(option: str, text: str | None, zone: Any) -> float | None:
+    """Seconds since the epoch from an ISO 8601 option; a time without offset is in `zone`."""
+    from datetime import datetime
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option}: {text!r} is not an ISO 8601 time") from None
+    return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
+
+
+@kpi_app.command("oee")
+def kpi_oee(
+    events_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Events (.csv or .parquet) with columns time (ISO 8601), state, and the "
+            "cumulative total_count and bad_count; optional stop_reason. Each state holds "
+            "until the next event."
+        ),
+    ],
+    ideal_cycle_time: Annotated[
+        float, typer.Option("--ideal-cycle-time", help="Seconds per part at ideal speed.")
+    ],
+    start: Annotated[
+        str | None, typer.Option(help="Window start, ISO 8601 (default: the first event).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="Window end, ISO 8601; the last state holds until it (default: the last event)."
+        ),
+    ] = None,
+    planned_time: Annotated[
+        str | None,
+        typer.Option(
+            help="Planned busy time, e.g. 7h or 420m (default: the --plant's shift calendar "
+            "less planned stops, else the window less planned stops)."
+        ),
+    ] = None,
+    plant_file: Annotated[
+        Path | None,
+        typer.Option("--plant", help="Plant file whose shifts and time zone to use."),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Zone of times without an offset (default: the plant's, else UTC)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """OEE per ISO 22400-2 (availability, performance, quality; TEEP, NEE, MTBF, MTTR, losses)."""
+    import json
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from analytics.kpi_files import KpiFileError, read_state_events
+    from analytics.oee import oee_timeline, shift_calendar
+    from simulators.scenario import parse_duration
+
+    if not ideal_cycle_time > 0:
+        raise _fail("--ideal-cycle-time: must be above zero")
+    plant = _load(plant_file) if plant_file is not None else None
+    zone_name = timezone or (plant.site.timezone if plant else "UTC")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(f"--timezone: unknown time zone {zone_name!r}") from None
+    try:
+        planned_busy = parse_duration(planned_time) if planned_time is not None else None
+    except ValueError as exc:
+        raise _fail(f"--planned-time: {exc}") from None
+    try:
+        events = read_state_events(events_file, zone)
+    except KpiFileError as exc:
+        raise _fail(str(exc)) from None
+    if not events:
+        raise _fail(f"{events_file}: no events")
+    window_start = _instant("--start", start, zone)
+    window_end = _instant("--end", end, zone)
+    window_start = events[0].time if window_start is None else window_start
+    window_end = events[-1].time if window_end is None else window_end
+    if window_end <= window_start:
+        raise _fail("the window is empty: --end must come after --start (or the first event)")
+    planned = None
+    if plant is not None and plant.shifts and planned_busy is None:
+        planned = shift_calendar(plant.shifts, plant.site.timezone, window_start, window_end)
+    report = oee_timeline(events, window_start, window_end, ideal_cycle_time, planned, planned_busy)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    _print_oee(report, events_file)
+
+
+def _print_oee(report: OeeReport, source: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def hours(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds / 3600:.2f} h"
+
+    window = report.to_dict()
+    table = Table(title=f"OEE of {source.name}, {window['start']} to {window['end']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name in ("availability", "performance", "quality", "oee", "nee", "teep"):
+        table.add_row(name.upper() if len(name) <= 4 else name, share(getattr(report, name)))
+    table.add_section()
+    for name, seconds in (
+        ("planned operation time", report.planned_operation_s),
+        ("planned busy time", report.planned_busy_s),
+        ("actual production time", report.actual_production_s),
+        ("MTBF", report.mtbf_s),
+        ("MTTR", report.mttr_s),
+    ):
+        table.add_row(name, hours(seconds))
+    table.add_row("parts (good / bad)", f"{report.produced} ({report.good} / {report.bad})")
+    table.add_row("failures", str(report.failures))
+    table.add_section()
+    for loss, seconds in report.losses.six_big_losses.items():
+        table.add_row(loss.replace("_", " "), hours(seconds))
+    for reason, seconds in report.losses.availability_by_reason.items():
+        table.add_row(f"stop reason: {reason}", hours(seconds))
+    console = Console()
+    console.print(table)
+    for problem in report.problems:
+        typer.echo(f"problem: {problem}", err=True)

@@ -12,7 +12,7 @@ from tests.conftest import EXAMPLE_PLANT, ROOT
 
 SUBCOMMANDS = [
     "demo", "simulate", "edge", "gateway", "analytics", "dashboard", "plant", "record", "replay",
-    "control",
+    "control", "kpi",
 ]  # fmt: skip
 
 

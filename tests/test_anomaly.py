@@ -1,0 +1,166 @@
+"""Streaming detectors: kernels against their references, numerical stability, warm-up, NaN,
+gaps, and detection delay on injected faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.anomaly import (
+    DetectorSettings,
+    Event,
+    _events,
+    events,
+    events_reference,
+    hotelling,
+    hotelling_reference,
+    zscore,
+    zscore_reference,
+)
+
+SETTINGS = DetectorSettings(alpha=0.02, warmup=20, max_gap=30.0, clip=3.0)
+
+
+def messy_series(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Noise with a drift, spikes, a step, NaNs and two gaps longer than 30 s (1 s sampling)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=np.float64)
+    t[1000:] += 100.0
+    t[2000:] += 31.0
+    x = rng.standard_t(4, size=n) + np.linspace(0.0, 3.0, n)
+    x[rng.integers(0, n, 20)] += 15.0
+    x[2500:] += 5.0
+    x[rng.integers(0, n, 50)] = np.nan
+    return t, x
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_zscore_kernel_matches_reference(seed: int) -> None:
+    t, x = messy_series(seed)
+    z, ref = zscore(t, x, SETTINGS), zscore_reference(t, x, SETTINGS)
+    assert np.array_equal(np.isnan(z), np.isnan(ref))
+    np.testing.assert_allclose(z, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_zscore_of_many_series_in_parallel_matches_one_by_one() -> None:
+    t, _ = messy_series(0)
+    many = np.stack([messy_series(seed)[1] for seed in range(5)])
+    together = zscore(t, many, SETTINGS)
+    for row, x in zip(together, many, strict=True):
+        np.testing.assert_array_equal(row, zscore(t, x, SETTINGS))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_hotelling_kernel_matches_reference(seed: int) -> None:
+    t, a = messy_series(seed)
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([a, 2.0 * a + rng.normal(size=a.size), rng.normal(size=a.size)])
+    t2, ref = hotelling(t, x, SETTINGS), hotelling_reference(t, x, SETTINGS)
+    assert np.array_equal(np.isnan(t2), np.isnan(ref))
+    np.testing.assert_allclose(t2, ref, rtol=1e-9, atol=1e-9)
+    machines = np.stack([x, x[:, ::-1]])
+    together = hotelling(t, machines, SETTINGS)
+    np.testing.assert_array_equal(together[0], t2)
+    np.testing.assert_array_equal(together[1], hotelling(t, x[:, ::-1].copy(), SETTINGS))
+
+
+@pytest.mark.parametrize(
+    ("on", "off", "quiet", "min_samples"),
+    [(2.0, 2.0, 1, 1), (2.5, 1.5, 3, 1), (2.0, 1.0, 5, 4), (9.0, 9.0, 1, 1)],
+)
+def test_event_kernel_matches_reference(
+    on: float, off: float, quiet: int, min_samples: int
+) -> None:
+    score = np.abs(np.random.default_rng(4).normal(size=5000))
+    score[::97] = np.nan
+    starts, ends, peaks = _events(score, on, off, quiet, min_samples)
+    kernel = list(zip(starts.tolist(), ends.tolist(), peaks.tolist(), strict=True))
+    assert kernel == events_reference(score, on, off, quiet, min_samples)
+
+
+def test_a_1e6_offset_scores_like_the_signal_without_it() -> None:
+    t, x = messy_series(5)
+    for offset in (1e6, -1e6):
+        np.testing.assert_allclose(
+            zscore(t, x + offset, SETTINGS), zscore(t, x, SETTINGS), atol=1e-7
+        )
+    rng = np.random.default_rng(5)
+    machine = np.column_stack([x, x + rng.normal(size=x.size)])
+    np.testing.assert_allclose(
+        hotelling(t, machine + 1e6, SETTINGS), hotelling(t, machine, SETTINGS), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_warm_up_scores_nothing_then_uses_the_plain_mean_and_deviation() -> None:
+    x = np.random.default_rng(6).normal(10.0, 2.0, size=100)
+    t = np.arange(100.0)
+    z = zscore(t, x, SETTINGS)
+    assert np.isnan(z[:20]).all() and np.isfinite(z[20:]).all()
+    # The 21st sample is scored against the equal-weight mean and deviation of the first 20.
+    assert z[20] == pytest.approx((x[20] - x[:20].mean()) / x[:20].std(), rel=1e-12)
+    t2 = hotelling(t, np.column_stack([x, x[::-1]]), SETTINGS)
+    assert np.isnan(t2[:20]).all() and np.isfinite(t2[20:]).all()
+
+
+def test_nan_samples_are_skipped_without_touching_the_statistics() -> None:
+    t, x = messy_series(7)
+    clean = ~np.isnan(x)
+    z = zscore(t, x, SETTINGS)
+    assert np.isnan(z[~clean]).all()
+    np.testing.assert_array_equal(z[clean], zscore(t[clean], x[clean], SETTINGS))
+
+
+def test_a_long_gap_restarts_the_statistics_and_the_warm_up() -> None:
+    rng = np.random.default_rng(8)
+    t = np.arange(400.0)
+    t[200:] += 31.0  # just over max_gap = 30 s (a gap of 32 s between samples 199 and 200)
+    x = np.concatenate([rng.normal(0.0, 1.0, 200), rng.normal(100.0, 5.0, 200)])
+    z = zscore(t, x, SETTINGS)
+    assert np.isnan(z[200:220]).all()
+    np.testing.assert_array_equal(z[200:], zscore(t[200:], x[200:], SETTINGS))
+    # A gap within the limit is just a slower clock: no reset, the level change is flagged.
+    t[200:] -= 2.0
+    assert zscore(t, x, SETTINGS)[200] > 20
+
+
+def test_a_spike_is_flagged_at_once_and_a_step_within_three_samples() -> None:
+    rng = np.random.default_rng(9)
+    t = np.arange(2000.0)
+    x = 50.0 + rng.normal(0.0, 1.0, 2000)
+    x[800] += 8.0
+    x[1500:] += 6.0
+    z = np.asarray(np.abs(zscore(t, x, DetectorSettings())), dtype=np.float64)
+    found = events(t, z, "press.temperature", on=5.0, off=3.0, quiet=5)
+    assert [e.start_row for e in found][:2] == [800, found[1].start_row]
+    assert found[0].end_row == 800 and found[0].peak_score > 5.0
+    assert 1500 <= found[1].start_row <= 1503
+    assert np.nanmax(z[100:800]) < 5.0
+
+
+def test_hotelling_flags_a_broken_correlation_the_single_signals_miss() -> None:
+    rng = np.random.default_rng(10)
+    t = np.arange(3000.0)
+    load = rng.normal(0.0, 1.0, 3000)
+    current = load + rng.normal(0.0, 0.1, 3000)
+    current[2000] = load[2000] - 1.5  # each value is ordinary, their pair is not
+    machine = np.column_stack([load, current])
+    assert np.abs(zscore(t, machine.T.copy(), DetectorSettings())[:, 2000]).max() < 4.0
+    t2 = hotelling(t, machine, DetectorSettings())
+    assert t2[2000] > 50.0
+    assert np.nanquantile(t2[100:2000], 0.99) < 10.0
+    with pytest.raises(ValueError, match="shrink"):
+        hotelling(t, machine, DetectorSettings(), shrink=0.0)
+
+
+def test_events_carry_label_times_and_peak() -> None:
+    t = np.arange(1000.0, 1120.0, 10.0)
+    score = np.array([0, 5, 3, 2.5, 6, 1, 0, 0, 0, 7, 0, 0], dtype=np.float64)
+    # Hysteresis: 5 opens, 3 and 2.5 stay above off = 2; the 4 samples below it before the 7
+    # are fewer than quiet = 5, so the 7 joins the same event.
+    (merged,) = events(t, score, "m1", on=4.0, off=2.0, quiet=5)
+    assert merged == Event("m1", 1010.0, 1090.0, 1090.0, 7.0, 1, 9)
+    # With a shorter quiet time they are two events; min_samples drops the one-sample one.
+    assert [e.start_row for e in events(t, score, "m1", on=4.0, off=2.0, quiet=2)] == [1, 9]
+    assert [
+        e.start_row for e in events(t, score, "m1", on=4.0, off=2.0, quiet=2, min_samples=2)
+    ] == [1]
