@@ -1,4 +1,5 @@
-"""Causal, streaming anomaly detectors: a robust z-score per signal, Hotelling T² per machine.
+"""Causal, streaming anomaly detectors: a robust z-score per signal, the same score on a short
+mean of the signal for level shifts, Hotelling T² per machine, and alarms or events from a score.
 
 Both keep exponentially forgotten statistics updated Welford-style (on the difference from the
 running mean, never on raw sums), so a signal riding on a 1e6 offset scores like the same signal
@@ -54,11 +55,13 @@ def _zscore_series(
     max_gap: float,
     clip: float,
     var_floor: float,
+    smooth: float,
     out: FloatArray,
 ) -> None:
     count = 0
     mean = 0.0
     var = 0.0
+    level = 0.0
     last_t = 0.0
     for i in range(x.size):
         value = x[i]
@@ -70,9 +73,13 @@ def _zscore_series(
         last_t = t[i]
         if count == 0:
             mean = value
+            level = value
             var = 0.0
             count = 1
             continue
+        if smooth < 1.0:
+            level += smooth * (value - level)
+            value = level
         d = value - mean
         sd = math.sqrt(max(var, var_floor))
         if count >= warmup:
@@ -94,9 +101,10 @@ def _zscore_one(
     max_gap: float,
     clip: float,
     var_floor: float,
+    smooth: float,
 ) -> FloatArray:
     out = np.empty(x.size)
-    _zscore_series(t, x, alpha, warmup, max_gap, clip, var_floor, out)
+    _zscore_series(t, x, alpha, warmup, max_gap, clip, var_floor, smooth, out)
     return out
 
 
@@ -109,11 +117,23 @@ def _zscore_many(
     max_gap: float,
     clip: float,
     var_floor: float,
+    smooth: float,
 ) -> FloatArray:
     out = np.empty_like(x)
     for s in prange(x.shape[0]):
-        _zscore_series(t, x[s], alpha, warmup, max_gap, clip, var_floor, out[s])
+        _zscore_series(t, x[s], alpha, warmup, max_gap, clip, var_floor, smooth, out[s])
     return out
+
+
+def _zscore_run(
+    t: FloatArray, x: FloatArray, settings: DetectorSettings, smooth: float
+) -> FloatArray:
+    args = (settings.alpha, settings.warmup, settings.max_gap, settings.clip, settings.var_floor)
+    if x.ndim == 1:
+        result: FloatArray = _zscore_one(t, x, *args, smooth)
+    else:
+        result = _zscore_many(t, np.ascontiguousarray(x), *args, smooth)
+    return result
 
 
 def zscore(
@@ -123,20 +143,33 @@ def zscore(
 
     Several series share the time axis `t` and run in parallel, one per thread.
     """
-    args = (settings.alpha, settings.warmup, settings.max_gap, settings.clip, settings.var_floor)
-    if x.ndim == 1:
-        result: FloatArray = _zscore_one(t, x, *args)
-    else:
-        result = _zscore_many(t, np.ascontiguousarray(x), *args)
-    return result
+    return _zscore_run(t, x, settings, 1.0)
 
 
-def zscore_reference(
-    t: FloatArray, x: FloatArray, settings: DetectorSettings = DetectorSettings()
+def level_shift(
+    t: FloatArray,
+    x: FloatArray,
+    settings: DetectorSettings = DetectorSettings(),
+    smooth: float = 0.05,
 ) -> FloatArray:
-    """The z-score kernel written as a plain Python loop, for the tests and the benchmark."""
+    """Signed z of a short exponential mean of `x` (weight `smooth`) against its own past.
+
+    A step of one noise sd hides among single samples but moves a mean of about 2/smooth
+    samples by several of that mean's own sd, so this channel sees level shifts the point
+    z-score misses; scoring the mean against its own history (not against the noise's sd)
+    keeps an autocorrelated signal from looking like a shift. Same conventions as `zscore`;
+    the mean restarts with the statistics after a gap. `smooth` must be in (0, 1]; 1 is `zscore`.
+    """
+    if not 0.0 < smooth <= 1.0:
+        raise ValueError(f"smooth must be in (0, 1], not {smooth}")
+    return _zscore_run(t, x, settings, smooth)
+
+
+def _zscore_python(
+    t: FloatArray, x: FloatArray, settings: DetectorSettings, smooth: float
+) -> FloatArray:
     out = np.full(x.size, np.nan)
-    count, mean, var, last_t = 0, 0.0, 0.0, 0.0
+    count, mean, var, level, last_t = 0, 0.0, 0.0, 0.0, 0.0
     for i, value in enumerate(x.tolist()):
         if math.isnan(value):
             continue
@@ -144,8 +177,11 @@ def zscore_reference(
             count = 0
         last_t = float(t[i])
         if count == 0:
-            mean, var, count = value, 0.0, 1
+            mean, level, var, count = value, value, 0.0, 1
             continue
+        if smooth < 1.0:
+            level += smooth * (value - level)
+            value = level
         d = value - mean
         sd = math.sqrt(max(var, settings.var_floor))
         if count >= settings.warmup:
@@ -156,6 +192,23 @@ def zscore_reference(
         var = (1.0 - w) * (var + w * d * d)
         count += 1
     return out
+
+
+def zscore_reference(
+    t: FloatArray, x: FloatArray, settings: DetectorSettings = DetectorSettings()
+) -> FloatArray:
+    """The z-score kernel written as a plain Python loop, for the tests and the benchmark."""
+    return _zscore_python(t, x, settings, 1.0)
+
+
+def level_shift_reference(
+    t: FloatArray,
+    x: FloatArray,
+    settings: DetectorSettings = DetectorSettings(),
+    smooth: float = 0.05,
+) -> FloatArray:
+    """The level-shift kernel as a plain Python loop, for the tests."""
+    return _zscore_python(t, x, settings, smooth)
 
 
 @njit(cache=True)
@@ -382,6 +435,49 @@ def events_reference(
     if open_ is not None and open_[1] - open_[0] + 1 >= min_samples:
         found.append((open_[0], open_[1], open_[2]))
     return found
+
+
+@njit(cache=True)
+def _alarms(score: FloatArray, on: float, off: float, refractory: int) -> IntArray:
+    rows = np.empty(score.size, dtype=np.int64)
+    found = 0
+    armed = True
+    last = -refractory
+    for i in range(score.size):
+        s = score[i]
+        if not armed and not s >= off:
+            armed = True
+        if armed and s >= on and i - last >= refractory:
+            rows[found] = i
+            found += 1
+            last = i
+            armed = False
+    return rows[:found]
+
+
+def alarms_reference(score: FloatArray, on: float, off: float, refractory: int) -> list[int]:
+    """The alarm kernel as a plain Python loop: the rows that raise an alarm."""
+    found: list[int] = []
+    armed = True
+    for i, s in enumerate(score.tolist()):
+        armed = armed or not s >= off
+        if armed and s >= on and (not found or i - found[-1] >= refractory):
+            found.append(i)
+            armed = False
+    return found
+
+
+def alarms(score: FloatArray, on: float, off: float | None = None, refractory: int = 0) -> IntArray:
+    """Rows where an alarm is raised: the score reaches `on` while the detector is armed.
+
+    An alarm disarms the detector until the score falls below `off` (default `on`; NaN counts
+    as below) and no alarm follows within `refractory` rows of the last one. One alarm per
+    incident is what an operator acts on, and what NAB rewards: it scores only the first
+    detection in a window and charges every other one outside it as a false positive.
+    """
+    if refractory < 0:
+        raise ValueError(f"refractory must be >= 0, not {refractory}")
+    return _alarms(score, on, on if off is None else off, refractory)
 
 
 @dataclass(frozen=True)

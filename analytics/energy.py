@@ -19,17 +19,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
 
-from shopfloor.plant import Weekday, _check_timezone
+from shopfloor.plant import ClockTime, TimeZoneName, Weekday
 from shopfloor.states import TIME_ELEMENT, MachineState, TimeElement
 
 Array = npt.NDArray[np.float64]
@@ -465,8 +464,8 @@ class TariffBand(BaseModel):
 
     name: str
     days: list[Weekday] = list(WEEKDAYS)
-    start: time
-    end: time
+    start: ClockTime
+    end: ClockTime
     price_per_kwh: NonNegativeFloat
 
 
@@ -476,7 +475,7 @@ class Tariff(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: Annotated[str, AfterValidator(_check_timezone)]
+    timezone: TimeZoneName
     bands: list[TariffBand] = Field(default_factory=list)
     base_price_per_kwh: NonNegativeFloat
     demand_charge_per_kw: NonNegativeFloat | None = None

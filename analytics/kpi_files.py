@@ -3,29 +3,37 @@
 An SME's export is checked row by row, and the first bad value is reported in one line,
 `FILE:ROW: column: problem`, so it can be fixed in a spreadsheet. ROW counts the header as row
 1, as a spreadsheet shows it. Times without a UTC offset are read in a given time zone: exports
-from machine controls are usually in local time.
+from machine controls are usually in local time. Every export is a timeline: its rows must be
+in time order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from analytics.oee import StateEvent
 from shopfloor.states import MachineState
 
-OEE_COLUMNS = ("time", "state", "total_count", "bad_count")
+STATE_COLUMN = "state"
+OEE_COLUMNS = ("time", STATE_COLUMN, "total_count", "bad_count")
 REASON_COLUMN = "stop_reason"  # optional, as the platform's signal is named
 _WHOLE = re.compile(r"^[+-]?\d+$")
 _STATES = ", ".join(MachineState)
 
 Row = Mapping[str, object]
 Fail = Callable[[str, str], "KpiFileError"]  # column, problem
+FloatArray = npt.NDArray[np.float64]
 
 
 class KpiFileError(ValueError):
@@ -34,29 +42,103 @@ class KpiFileError(ValueError):
 
 def read_state_events(path: Path, zone: tzinfo) -> list[StateEvent]:
     """The events of an OEE export, in time order; naive times are taken in `zone`."""
-    events: list[StateEvent] = []
-    for number, row in _rows(path, OEE_COLUMNS):
-        event = _event(row, zone, partial(_error, path, number))
-        if events and event.time < events[-1].time:
-            raise _error(path, number, "time", "earlier than the row before: sort by time")
-        events.append(event)
-    return events
+    return [_event(time, row, fail) for time, row, fail in _timed_rows(path, OEE_COLUMNS, zone)]
+
+
+@dataclass(frozen=True)
+class Series:
+    """An export read by column, in time order."""
+
+    time: FloatArray  # seconds since the epoch
+    numbers: dict[str, FloatArray]  # by column, in the file's order; NaN where a cell is empty
+    states: list[MachineState | None] | None  # None without a state column; None: unchanged
+
+    def state_intervals(self) -> list[tuple[float, float, MachineState]]:
+        """(start, end, state): each state holds until the next one, the last until the end."""
+        intervals: list[tuple[float, float, MachineState]] = []
+        if self.states is None:
+            return intervals
+        current: tuple[float, MachineState] | None = None
+        for time, state in zip(self.time.tolist(), self.states, strict=True):
+            if state is None or (current is not None and state is current[1]):
+                continue
+            if current is not None:
+                intervals.append((current[0], time, current[1]))
+            current = (time, state)
+        if current is not None:
+            intervals.append((current[0], float(self.time[-1]), current[1]))
+        return intervals
+
+
+def read_series(
+    path: Path,
+    zone: tzinfo,
+    numbers: Sequence[str] | None,
+    optional: Sequence[str] = (),
+    counts: Sequence[str] = (),
+    states: bool = False,
+) -> Series:
+    """A time column and numeric columns, in time order; naive times are taken in `zone`.
+
+    `numbers` are required, None takes every column but time. The `optional` numeric columns,
+    cumulative `counts` (whole numbers) and, with `states`, the state column are read when the
+    file has them. An empty cell is a missing sample (NaN), or in the state column no change:
+    a log that merges power samples with state changes leaves the other column empty.
+    """
+    times: list[float] = []
+    parsers: dict[str, Callable[[object, str, Fail], float]] | None = None
+    columns: dict[str, list[float]] = {}
+    read_states: list[MachineState | None] | None = None
+    for time, row, fail in _timed_rows(path, ("time", *(numbers or ())), zone):
+        if parsers is None:
+            wanted = [*(numbers or ()), *optional, *counts]
+            names = [name for name in row if name != "time" and (numbers is None or name in wanted)]
+            if not names:
+                raise _error(path, 1, "time", "no other column: add one numeric column per signal")
+            parsers = {name: _whole if name in counts else _number for name in names}
+            columns = {name: [] for name in names}
+            read_states = [] if states and STATE_COLUMN in row else None
+        times.append(time)
+        for name, parse in parsers.items():
+            columns[name].append(parse(row[name], name, fail))
+        if read_states is not None:
+            value = row[STATE_COLUMN]
+            read_states.append(None if _empty(value) else _state(value, fail))
+    arrays = {name: np.array(values, dtype=np.float64) for name, values in columns.items()}
+    return Series(np.array(times, dtype=np.float64), arrays, read_states)
+
+
+def _timed_rows(
+    path: Path, columns: tuple[str, ...], zone: tzinfo
+) -> Iterator[tuple[float, Row, Fail]]:
+    """Rows with their times, which must not go back: an export is read as a timeline."""
+    previous = -math.inf
+    for number, row in _rows(path, columns):
+        fail = partial(_error, path, number)
+        time = _time(row["time"], zone, fail)
+        if time < previous:
+            raise fail("time", "earlier than the row before: sort by time")
+        previous = time
+        yield time, row, fail
 
 
 def _error(path: Path, number: int, column: str, problem: str) -> KpiFileError:
     return KpiFileError(f"{path}:{number}: {column}: {problem}")
 
 
-def _event(row: Row, zone: tzinfo, fail: Fail) -> StateEvent:
-    raw_state = str(row["state"] or "").strip()
+def _state(value: object, fail: Fail) -> MachineState:
+    raw = str(value or "").strip()
     try:
-        state = MachineState(raw_state)
+        return MachineState(raw)
     except ValueError:
-        raise fail("state", f"unknown state {raw_state!r} (one of {_STATES})") from None
+        raise fail(STATE_COLUMN, f"unknown state {raw!r} (one of {_STATES})") from None
+
+
+def _event(time: float, row: Row, fail: Fail) -> StateEvent:
     reason = row.get(REASON_COLUMN)
     return StateEvent(
-        time=_time(row["time"], zone, fail),
-        state=state,
+        time=time,
+        state=_state(row[STATE_COLUMN], fail),
         total_count=_count(row["total_count"], "total_count", fail),
         bad_count=_count(row["bad_count"], "bad_count", fail),
         reason=str(reason).strip() if reason is not None else "",
@@ -74,9 +156,36 @@ def _time(value: object, zone: tzinfo, fail: Fail) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
 
 
+def _empty(value: object) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: object, column: str, fail: Fail) -> float:
+    """A measurement; empty means not sampled at this row (NaN)."""
+    if _empty(value):
+        return math.nan
+    number = math.nan
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    if not math.isfinite(number):
+        raise fail(column, f"{value!r} is not a number")
+    return number
+
+
+def _whole(value: object, column: str, fail: Fail) -> float:
+    """A cumulative count as a sample: NaN where not read."""
+    count = _count(value, column, fail)
+    return math.nan if count is None else float(count)
+
+
 def _count(value: object, column: str, fail: Fail) -> int | None:
     """A cumulative count; empty means not read at this event."""
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+    if _empty(value):
         return None
     if isinstance(value, str) and _WHOLE.match(value.strip()):
         count = int(value)

@@ -46,9 +46,11 @@ from tests.servers import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT, SITE, AREA = "bench", "site", "area"
+OUTSIDE = "elsewhere"  # a tenant the gateway does not subscribe to: the baseline's floods
 DATABASE = "bench"
 SIGNALS = 10  # per machine of the bench plant
 FLOOD_S, WARM_UP_S = 8.0, 1.5  # rates count from the end of the warm-up to the end of the flood
+ROUNDS = 2  # baseline and gateway floods taken in turns, the best of each kept (noise)
 PUBLISHERS = 2  # processes flooding at once, one asset each
 WINDOW = 1000  # a publisher's QoS 1 messages not yet acknowledged by the broker
 SAMPLE_EVERY = 50  # messages between two publish times kept for the latency at the ceiling
@@ -61,10 +63,12 @@ GOAL_RATIO, GOAL_POINTS_PER_S, GOAL_P99_S = 0.8, 50_000.0, 1.5
 
 
 def _plant(directory: Path) -> Path:
-    """Cells `flood`, `steady`, `batch` (a machine per publisher), `paced` (PACED_ASSETS
-    machines) and `probe`, each machine with SIGNALS signals: one cell's points count apart."""
+    """Cells `flood<round>`, `steady`, `batch` (a machine per publisher), `paced`
+    (PACED_ASSETS machines) and `probe`, each machine with SIGNALS signals, so that each
+    flood's points are counted apart."""
+    floods = [f"flood{turn}" for turn in range(ROUNDS)]
     cells = {"probe": 1, "paced": PACED_ASSETS} | {
-        cell: PUBLISHERS for cell in ("flood", "steady", "batch")
+        cell: PUBLISHERS for cell in (*floods, "steady", "batch")
     }
     lines = [
         {
@@ -92,8 +96,8 @@ def _plant(directory: Path) -> Path:
     return path
 
 
-def _asset(cell: str, index: int) -> AssetPath:
-    return AssetPath(TENANT, SITE, AREA, cell, f"{cell}-{index:02d}")
+def _asset(cell: str, index: int, tenant: str = TENANT) -> AssetPath:
+    return AssetPath(tenant, SITE, AREA, cell, f"{cell}-{index:02d}")
 
 
 def _connect(port: int, name: str, mqtt5: bool = False) -> mqtt.Client:
@@ -380,10 +384,13 @@ class Flood:
     cpu: dict[str, float]
     latencies: list[float]
 
+    def cpu_per_message_us(self) -> float:
+        """The consumer's CPU time per message received."""
+        return self.cpu["consumer"] / self.messages_per_s * 1e6
+
     def cpu_text(self) -> str:
-        consumer = self.cpu["consumer"] / self.messages_per_s * 1e6
         shares = ", ".join(f"{name} {share:.0%}" for name, share in self.cpu.items())
-        return f"{shares} ({consumer:,.0f} µs a message)"
+        return f"{shares} ({self.cpu_per_message_us():,.0f} µs a message)"
 
 
 def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
@@ -391,7 +398,7 @@ def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
 
 
 def _spawn_publishers(
-    broker: Mosquitto, cell: str, per_message: int, rate: float | None
+    broker: Mosquitto, cell: str, per_message: int, rate: float | None, tenant: str = TENANT
 ) -> tuple[list[multiprocessing.process.BaseProcess], list[Connection], Event]:
     """PUBLISHERS processes sharing `rate` messages/s (None: flat out), connected and waiting
     for the returned event."""
@@ -404,7 +411,10 @@ def _spawn_publishers(
         ours, theirs = context.Pipe()
         process = context.Process(
             target=_publish,
-            args=(broker.port, _asset(cell, index), per_message, share, FLOOD_S, go, theirs),
+            args=(
+                *(broker.port, _asset(cell, index, tenant), per_message, share, FLOOD_S),
+                *(go, theirs),
+            ),
             daemon=True,
         )
         process.start()
@@ -457,18 +467,19 @@ def _join(processes: list[multiprocessing.process.BaseProcess]) -> None:
 def do_nothing_flood(
     broker: Mosquitto, server_pids: dict[str, list[int]], mqtt5: bool = False
 ) -> Flood:
-    """The baseline: the single-reading flood into a subscriber that only counts."""
+    """The baseline: the single-reading flood into a subscriber that only counts, on topics
+    like the gateway's but of a tenant it does not subscribe to, so it can stay up."""
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     ours, theirs = context.Pipe()
-    topic = f"{TENANT}/{SITE}/+/+/+/data"  # what the gateway subscribes to
+    topic = f"{OUTSIDE}/{SITE}/+/+/+/data"  # the gateway's filter, for another tenant
     subscriber = context.Process(
         target=_do_nothing, args=(broker.port, topic, mqtt5, ready, theirs), daemon=True
     )
     subscriber.start()
     if not ready.wait(30) or subscriber.pid is None:
         raise RuntimeError("the do-nothing subscriber did not subscribe")
-    publishers, pipes, go = _spawn_publishers(broker, "flood", 1, None)
+    publishers, pipes, go = _spawn_publishers(broker, "flood", 1, None, OUTSIDE)
     pids = {
         **server_pids,
         "publishers": [p.pid for p in publishers if p.pid],
@@ -599,6 +610,8 @@ def _delays(values: list[float]) -> str:
 
 @dataclass(frozen=True)
 class Figures:
+    """The best baseline and gateway flood of the rounds, and the rest taken once."""
+
     bare: Flood
     bare5: Flood
     single: Flood
@@ -607,6 +620,7 @@ class Figures:
     paced: list[float]
     paced_sent: int
     paced_lost: int
+    lost: int  # in every gateway flood of the rounds
 
 
 def measure() -> Figures:
@@ -620,12 +634,17 @@ def measure() -> Figures:
         try:
             assert broker.process and server.process
             servers = {"broker": [broker.process.pid], "influxd": [server.process.pid]}
-            bare = do_nothing_flood(broker, servers)
             bare5 = do_nothing_flood(broker, servers, mqtt5=True)
             gateway = GatewayProcess(Path(folder), broker, server)
             try:
                 _probe(broker, gateway)
-                single = gateway_flood(broker, influx, gateway, servers, "flood", 1, None)
+                bares, singles = [], []
+                for turn in range(ROUNDS):
+                    bares.append(do_nothing_flood(broker, servers))
+                    cell = f"flood{turn}"
+                    singles.append(gateway_flood(broker, influx, gateway, servers, cell, 1, None))
+                bare = max(bares, key=lambda flood: flood.messages_per_s)
+                single = max(singles, key=lambda flood: flood.messages_per_s)
                 steady_rate = STEADY_SHARE * single.messages_per_s
                 steady = gateway_flood(broker, influx, gateway, servers, "steady", 1, steady_rate)
                 offered = BATCH_OFFERED / BATCH
@@ -637,7 +656,8 @@ def measure() -> Figures:
             influx.close()
             server.stop()
             broker.stop()
-    return Figures(bare, bare5, single, steady, batched, paced, paced_sent, paced_lost)
+    lost = sum(flood.lost for flood in singles)
+    return Figures(bare, bare5, single, steady, batched, paced, paced_sent, paced_lost, lost)
 
 
 def _sent(flood: Flood) -> str:
@@ -650,8 +670,9 @@ def main() -> None:
         title="gateway: MQTT -> InfluxDB 1.x, run as `shopfloor gateway` (a subprocess)",
         caption=(
             f"{PUBLISHERS} publisher processes at QoS 1; rates and CPU (shares of one core) "
-            f"from {WARM_UP_S:g} s to {FLOOD_S:g} s of each flood; ratio: to the baseline or "
-            "the goal (a rate meets its goal at 1 or more, a delay under 1)"
+            f"from {WARM_UP_S:g} s to {FLOOD_S:g} s of each flood; the baseline and the "
+            f"gateway's flood: best of {ROUNDS}, taken in turns; ratio: to the baseline or the "
+            "goal (a rate meets its goal at 1 or more, a delay under 1)"
         ),
     )
     for column in ("what", "figure", "baseline / goal", "ratio", "readings"):
@@ -659,6 +680,7 @@ def main() -> None:
     ratio = f.single.messages_per_s / f.bare.messages_per_s
     p99 = _percentile(f.paced, 0.99)
     backlog = "(the backlog at the broker included)"
+    per_point = f.batched.cpu_per_message_us() / BATCH
     rows = [
         (
             "do-nothing subscriber, MQTT 3.1.1 (baseline): flood of one-reading messages",
@@ -682,6 +704,13 @@ def main() -> None:
             _sent(f.single),
         ),
         (
+            "gateway: CPU a message in that flood",
+            f"{f.single.cpu_per_message_us():,.0f} µs",
+            f"{f.bare.cpu_per_message_us():,.0f} µs (the baseline)",
+            f"{f.bare.cpu_per_message_us() / f.single.cpu_per_message_us():.2f}",
+            "",
+        ),
+        (
             f"gateway: publish -> queryable in that flood {backlog}",
             _delays(f.single.latencies),
             "",
@@ -701,6 +730,13 @@ def main() -> None:
             f">= {GOAL_POINTS_PER_S:,.0f} (offered {f.batched.published_per_s * BATCH:,.0f})",
             f"{f.batched.points_per_s / GOAL_POINTS_PER_S:.2f}",
             _sent(f.batched),
+        ),
+        (
+            "gateway: CPU a point there; points per CPU-second, a core to itself",
+            f"{per_point:.1f} µs; {1e6 / per_point:,.0f} points/s",
+            f">= {GOAL_POINTS_PER_S:,.0f} points/s",
+            f"{1e6 / per_point / GOAL_POINTS_PER_S:.2f}",
+            "",
         ),
         (
             f"gateway: publish -> queryable, {BATCH} readings a message {backlog}",
@@ -726,7 +762,7 @@ def main() -> None:
         table.add_row(*row)
     console = Console()
     console.print(table)
-    lost = f.single.lost + f.steady.lost + f.batched.lost + f.paced_lost
+    lost = f.lost + f.steady.lost + f.batched.lost + f.paced_lost
     if lost:
         console.print(f"[red]{lost:,} readings published to the gateway never reached InfluxDB")
     if ratio < GOAL_RATIO or f.batched.points_per_s < GOAL_POINTS_PER_S or p99 >= GOAL_P99_S:

@@ -112,7 +112,7 @@ class Gateway:
             settings.spill_max_age_h * 3600,
             name="gateway spill",
         )
-        self.inbox: queue.Queue[Inbound] = queue.Queue()
+        self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.stats = StatsRecorder()
         self.stopping = threading.Event()
         self._connection = 0
@@ -179,7 +179,8 @@ class Gateway:
     # --- writing (the writer thread) --------------------------------------------------------
 
     def _next_batch(self) -> list[Inbound]:
-        """Messages until the batch is full, the flush interval is over, or the broker pauses."""
+        """Messages until the batch is full (points, or half the broker's window of
+        unacknowledged messages), the flush interval is over, or the broker pauses."""
         try:
             first = self.inbox.get(
                 timeout=0.1 if self.spill.depth else self.settings.flush_interval_s
@@ -188,7 +189,8 @@ class Gateway:
             return []
         batch, points = [first], len(first.points)
         deadline = time.monotonic() + self.settings.flush_interval_s
-        limit = self.settings.session.receive_maximum
+        # Half the broker's window: the other half keeps arriving while this batch is written.
+        limit = max(1, self.settings.session.receive_maximum // 2)
         while points < self.settings.batch_size and len(batch) < limit:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    model_validator,
+)
 
 from shopfloor.config import LocatedValueError, load_yaml_model
 from shopfloor.messages import AssetPath, FaultKind
@@ -198,19 +206,31 @@ class Area(_Part):
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
+def _clock_text(value: object) -> object:
+    """YAML 1.1 reads an unquoted 22:00 as the number 1320 (sexagesimal), which would
+    silently become 00:22; a time of day must be written as text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("write the time in quotes, e.g. '22:00' (YAML reads 22:00 as a number)")
+    return value
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_text)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+
+
 class Shift(_Part):
     """A recurring shift; `end` before `start` means it runs past midnight."""
 
     name: str
-    start: time
-    end: time
+    start: ClockTime
+    end: ClockTime
     days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
 
 
 class Site(_Part):
     id: Identifier
     name: str
-    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    timezone: TimeZoneName = "UTC"
     areas: list[Area] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -9,11 +9,16 @@ import pytest
 from analytics.anomaly import (
     DetectorSettings,
     Event,
+    _alarms,
     _events,
+    alarms,
+    alarms_reference,
     events,
     events_reference,
     hotelling,
     hotelling_reference,
+    level_shift,
+    level_shift_reference,
     zscore,
     zscore_reference,
 )
@@ -42,12 +47,27 @@ def test_zscore_kernel_matches_reference(seed: int) -> None:
     np.testing.assert_allclose(z, ref, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize(("seed", "smooth"), [(1, 0.05), (2, 0.3), (3, 0.01)])
+def test_level_shift_kernel_matches_reference(seed: int, smooth: float) -> None:
+    t, x = messy_series(seed)
+    z, ref = level_shift(t, x, SETTINGS, smooth), level_shift_reference(t, x, SETTINGS, smooth)
+    assert np.array_equal(np.isnan(z), np.isnan(ref))
+    np.testing.assert_allclose(z, ref, rtol=1e-9, atol=1e-9)
+    # smooth = 1 is the point z-score itself.
+    np.testing.assert_array_equal(level_shift(t, x, SETTINGS, 1.0), zscore(t, x, SETTINGS))
+    with pytest.raises(ValueError, match="smooth"):
+        level_shift(t, x, SETTINGS, 0.0)
+
+
 def test_zscore_of_many_series_in_parallel_matches_one_by_one() -> None:
     t, _ = messy_series(0)
     many = np.stack([messy_series(seed)[1] for seed in range(5)])
     together = zscore(t, many, SETTINGS)
     for row, x in zip(together, many, strict=True):
         np.testing.assert_array_equal(row, zscore(t, x, SETTINGS))
+    shifts = level_shift(t, many, SETTINGS)
+    for row, x in zip(shifts, many, strict=True):
+        np.testing.assert_array_equal(row, level_shift(t, x, SETTINGS))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -84,6 +104,9 @@ def test_a_1e6_offset_scores_like_the_signal_without_it() -> None:
         np.testing.assert_allclose(
             zscore(t, x + offset, SETTINGS), zscore(t, x, SETTINGS), atol=1e-7
         )
+        np.testing.assert_allclose(
+            level_shift(t, x + offset, SETTINGS), level_shift(t, x, SETTINGS), atol=1e-6
+        )
     rng = np.random.default_rng(5)
     machine = np.column_stack([x, x + rng.normal(size=x.size)])
     np.testing.assert_allclose(
@@ -108,6 +131,9 @@ def test_nan_samples_are_skipped_without_touching_the_statistics() -> None:
     z = zscore(t, x, SETTINGS)
     assert np.isnan(z[~clean]).all()
     np.testing.assert_array_equal(z[clean], zscore(t[clean], x[clean], SETTINGS))
+    shift = level_shift(t, x, SETTINGS)
+    assert np.isnan(shift[~clean]).all()
+    np.testing.assert_array_equal(shift[clean], level_shift(t[clean], x[clean], SETTINGS))
 
 
 def test_a_long_gap_restarts_the_statistics_and_the_warm_up() -> None:
@@ -118,6 +144,9 @@ def test_a_long_gap_restarts_the_statistics_and_the_warm_up() -> None:
     z = zscore(t, x, SETTINGS)
     assert np.isnan(z[200:220]).all()
     np.testing.assert_array_equal(z[200:], zscore(t[200:], x[200:], SETTINGS))
+    shift = level_shift(t, x, SETTINGS)
+    assert np.isnan(shift[200:220]).all()
+    np.testing.assert_array_equal(shift[200:], level_shift(t[200:], x[200:], SETTINGS))
     # A gap within the limit is just a slower clock: no reset, the level change is flagged.
     t[200:] -= 2.0
     assert zscore(t, x, SETTINGS)[200] > 20
@@ -135,6 +164,39 @@ def test_a_spike_is_flagged_at_once_and_a_step_within_three_samples() -> None:
     assert found[0].end_row == 800 and found[0].peak_score > 5.0
     assert 1500 <= found[1].start_row <= 1503
     assert np.nanmax(z[100:800]) < 5.0
+
+
+def test_level_shift_flags_a_one_sd_step_the_point_z_score_misses() -> None:
+    rng = np.random.default_rng(11)
+    t = np.arange(3000.0)
+    x = 20.0 + rng.normal(0.0, 1.0, 3000)
+    x[2000:] += 1.5
+    z = np.abs(zscore(t, x, DetectorSettings(alpha=0.002)))
+    shift = np.abs(level_shift(t, x, DetectorSettings(alpha=0.002), smooth=0.05))
+    assert np.nanmax(z[2000:2100]) < 4.5
+    assert np.nanmax(shift[200:2000]) < 4.5
+    assert np.nanmax(shift[2000:2100]) > 6.0
+
+
+@pytest.mark.parametrize(
+    ("on", "off", "refractory"), [(2.0, 2.0, 0), (2.5, 1.5, 0), (2.0, 1.0, 50), (9.0, 9.0, 10)]
+)
+def test_alarm_kernel_matches_reference(on: float, off: float, refractory: int) -> None:
+    score = np.abs(np.random.default_rng(12).normal(size=5000))
+    score[::97] = np.nan
+    assert _alarms(score, on, off, refractory).tolist() == alarms_reference(
+        score, on, off, refractory
+    )
+
+
+def test_an_alarm_waits_for_the_score_to_fall_and_for_the_refractory_time() -> None:
+    score = np.array([0, 5, 6, 3, 5, 1, 5, 0, 0, 0, 0, 5, np.nan, 5], dtype=np.float64)
+    # Hysteresis alone: 6 and the 5 after a 3 (above off = 2) belong to the first alarm.
+    assert alarms(score, on=4.0, off=2.0).tolist() == [1, 6, 11, 13]
+    # Refractory 8: the 5s at rows 6 and 13 come too soon after the alarms at rows 1 and 11.
+    assert alarms(score, on=4.0, off=2.0, refractory=8).tolist() == [1, 11]
+    with pytest.raises(ValueError, match="refractory"):
+        alarms(score, on=4.0, refractory=-1)
 
 
 def test_hotelling_flags_a_broken_correlation_the_single_signals_miss() -> None:

@@ -78,6 +78,8 @@ CASES = [
      "site.areas[0].lines[0].machines[2].opcua.endpoint", "not an OPC UA endpoint",
      "http://127.0.0.1:4843"),
     ('start: "06:00"', 'start: "25:00"', "shifts[0].start", "time", 'start: "25:00"'),
+    # YAML 1.1 reads an unquoted 22:00 as 1320: refused, not silently 00:22.
+    ('end: "22:00"', "end: 22:00", "shifts[1].end", "write the time in quotes", "end: 22:00"),
 ]  # fmt: skip
 
 
