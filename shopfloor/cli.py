@@ -682,6 +682,15 @@ def gateway(
             help="5 (persistent session, shared subscriptions) or 3.1.1 for older brokers.",
         ),
     ] = "5",
+    session_expiry: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            envvar="SHOPFLOOR_GATEWAY_SESSION_EXPIRY",
+            help="Seconds the broker keeps this gateway's session (and its messages) while it "
+            "is away.",
+        ),
+    ] = 7 * 86400,
     max_future: Annotated[
         float,
         typer.Option(
@@ -723,6 +732,7 @@ def gateway(
     """Subscribe to the plant's messages, write them to the store, serve the HTTP API."""
     from gateway.api import create_app, serve
     from gateway.service import Gateway, GatewaySettings
+    from shopfloor.mqtt import Session
 
     _setup_logging(verbose)
     if mqtt_version not in ("5", "3.1.1"):
@@ -733,6 +743,7 @@ def gateway(
         client_id=client_id,
         share_group=share_group,
         mqtt5=mqtt_version == "5",
+        session=Session(expiry_s=session_expiry),
         max_future_s=max_future,
         spill_path=spill,
         spill_max_mb=spill_max_mb,

@@ -22,7 +22,13 @@ from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, open_store
 from tests.conftest import ROOT
 from tests.servers import Mosquitto, free_port, port_open, require_binary
-from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
+from tests.test_end_to_end import (
+    gateway_options,
+    plant_on_free_ports,
+    shopfloor,
+    stop_all,
+    wait_until,
+)
 
 
 def scenario_for(plant: Path, directory: Path, **changes: object) -> Path:
@@ -99,7 +105,8 @@ def test_fault_injected_from_the_dashboard_is_labelled_and_changes_the_signals(
         shopfloor("simulate", "--scenario", str(scenario), "--broker", mosquitto.url,
                   "--speed", "60", log=tmp_path / "simulate.log"),
         shopfloor("edge", "run", *common, "--buffer", str(tmp_path / "edge.db"), log=tmp_path / "edge.log"),
-        shopfloor("gateway", *common, "--store-url", store_url, log=tmp_path / "gateway.log"),
+        shopfloor("gateway", *common, "--store-url", store_url, *gateway_options(tmp_path),
+                  log=tmp_path / "gateway.log"),
     ]  # fmt: skip
     store = open_store(StoreSettings(url=store_url))
     try:
@@ -150,7 +157,8 @@ def test_a_recorded_shift_replayed_at_x60_drives_the_dashboard(
     assert fast.returncode == 0, fast.stderr
     store_url = f"sqlite:{tmp_path / 'store.db'}"
     gateway = shopfloor("gateway", "--plant", str(plant), "--broker", mosquitto.url,
-                        "--store-url", store_url, log=tmp_path / "gateway.log")  # fmt: skip
+                        "--store-url", store_url, *gateway_options(tmp_path),
+                        log=tmp_path / "gateway.log")  # fmt: skip
     dashboard, port = start_dashboard(plant, store_url, mosquitto.url, tmp_path / "dash.log")
     store = open_store(StoreSettings(url=store_url))
     try:

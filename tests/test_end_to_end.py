@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,15 @@ def shopfloor(*args: str, log: Path, env: dict[str, str] | None = None) -> subpr
     )
 
 
+def gateway_options(workdir: Path) -> list[str]:
+    """A gateway of this test's own: its session, spill file and a free API port; simulated
+    clocks above x1 run ahead of this one, so far-future timestamps are let through."""
+    return [
+        "--client-id", f"gw-{uuid.uuid4().hex[:8]}", "--spill", str(workdir / "gateway-spill.db"),
+        "--http-port", "0", "--max-future", str(7 * 86400), "--session-expiry", "120",
+    ]  # fmt: skip
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
     """Poll until `condition` holds; return how long it took."""
     start = time.monotonic()
@@ -94,7 +104,7 @@ def pipeline(
     processes = [
         shopfloor("simulate", *common, log=workdir / "simulate.log"),
         shopfloor("edge", "run", *common, "--buffer", str(workdir / "edge.db"), log=workdir / "edge.log"),
-        shopfloor("gateway", *common, "--store-url", settings.url,
+        shopfloor("gateway", *common, "--store-url", settings.url, *gateway_options(workdir),
                   "--store-database", settings.database, log=workdir / "gateway.log"),
     ]  # fmt: skip
     store = open_store(settings)

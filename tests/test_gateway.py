@@ -21,7 +21,7 @@ from shopfloor.messages import (
     encode_events,
     encode_readings,
 )
-from shopfloor.mqtt import make_client
+from shopfloor.mqtt import Session, make_client
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreSettings, open_store
 from tests.servers import Mosquitto
@@ -47,7 +47,11 @@ def publisher(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
 
 
 def settings(client_id: str, directory: Path) -> GatewaySettings:
-    return GatewaySettings(client_id=client_id, spill_path=directory / f"{client_id}-spill.db")
+    return GatewaySettings(
+        client_id=client_id,
+        spill_path=directory / f"{client_id}-spill.db",
+        session=Session(expiry_s=120),  # the broker serves the whole test run: forget soon
+    )
 
 
 def start_gateway(plant: Plant, broker_url: str, store: Store, directory: Path) -> Gateway:

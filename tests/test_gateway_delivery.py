@@ -24,7 +24,7 @@ from shopfloor.messages import (
     decode_dead_letter,
     encode_readings,
 )
-from shopfloor.mqtt import make_client
+from shopfloor.mqtt import Session, make_client
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT
@@ -108,6 +108,7 @@ def gateway(
     settings = GatewaySettings(
         client_id=client_id,
         spill_path=directory / f"{client_id}-spill.db",
+        session=Session(expiry_s=120),
         **options,  # type: ignore[arg-type]
     )
     service = Gateway(plant, broker.url, store, settings)
@@ -152,7 +153,7 @@ def test_gateway_killed_and_restarted_loses_nothing(
         "gateway", "--plant", str(EXAMPLE_PLANT), "--broker", mosquitto.url,
         "--store-url", server.url, "--store-database", "delivery",
         "--client-id", f"gw-kill-{uuid.uuid4().hex[:6]}", "--spill", str(tmp_path / "spill.db"),
-        "--http-port", "0",
+        "--http-port", "0", "--session-expiry", "120",
     ]  # fmt: skip
     process = shopfloor(*command, log=tmp_path / "gateway.log")
     try:

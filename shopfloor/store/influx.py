@@ -7,6 +7,7 @@ version. Writes go through influxdb-client's write API on 2.x and 3.x, and throu
 
 from __future__ import annotations
 
+import functools
 import gzip
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -29,25 +30,33 @@ def _escape_string_field(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@functools.lru_cache(maxsize=65536)
+def _series_key(asset: AssetPath, signal: str) -> str:
+    """`reading,tenant=...,signal=... `: the same for every point of a series, so made once."""
+    tags = ",".join(
+        f"{name}={_escape_tag(value)}" for name, value in zip(TAGS, (*asset, signal), strict=True)
+    )
+    return f"{MEASUREMENT},{tags} "
+
+
+@functools.lru_cache(maxsize=4096)
+def _metadata_fields(quality: Quality, unit: str) -> str:
+    return f",quality={_escape_string_field(quality.value)},unit={_escape_string_field(unit)} "
+
+
 def to_line_protocol(points: Iterable[Point]) -> str:
     """Serialise points as InfluxDB line protocol with nanosecond timestamps."""
-    lines = []
-    for p in points:
-        tags = ",".join(
-            f"{name}={_escape_tag(value)}"
-            for name, value in zip(TAGS, (*p.asset, p.signal), strict=True)
-        )
-        value = (
+    return "\n".join(
+        _series_key(p.asset, p.signal)
+        + (
             f"text={_escape_string_field(p.value)}"
             if isinstance(p.value, str)
             else f"value={float(p.value)!r}"
         )
-        fields = (
-            f"{value},quality={_escape_string_field(p.quality.value)},"
-            f"unit={_escape_string_field(p.unit)}"
-        )
-        lines.append(f"{MEASUREMENT},{tags} {fields} {to_ns(p.ts)}")
-    return "\n".join(lines)
+        + _metadata_fields(p.quality, p.unit)
+        + str(to_ns(p.ts))
+        for p in points
+    )
 
 
 def _literal(text: str) -> str:
