@@ -18,7 +18,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/shopfloor demo
 
 test: $(VENV)/.installed-test servers lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
