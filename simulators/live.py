@@ -206,7 +206,12 @@ class LiveSimulator:
                 server = MachineServer(
                     machine.machine, endpoint, self.bind_host, self, self.opcua_security
                 )
-                await server.start(values[self.floor.paths[machine_id]])
+                try:
+                    await server.start(values[self.floor.paths[machine_id]])
+                except OSError as exc:  # the port is taken for now: try again next tick
+                    log.warning("OPC UA server for %s not started: %s", machine_id, exc)
+                    await server.stop()
+                    continue
                 self.servers[machine_id] = server
 
     async def _publish(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import threading
@@ -210,3 +211,31 @@ def test_status_lists_scenarios_and_load_scenario_switches(live: Live) -> None:
     assert control(live, "scenario", "nowhere").returncode == 0  # sent; the simulator refuses
     time.sleep(1)
     assert status().scenario == "Metal-machining SME, night shift"
+
+
+def test_a_machine_whose_port_is_taken_is_served_once_it_is_free(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Another program (or a stray client socket) holds one machine's port at start."""
+    from shopfloor.plant import load_plant
+    from tests.test_end_to_end import plant_on_free_ports
+
+    plant_file = plant_on_free_ports(tmp_path)
+    ports = {
+        m.id: int(m.opcua.endpoint.rsplit(":", 1)[1])
+        for _, m in load_plant(plant_file).machines()
+        if m.opcua
+    }
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", ports["imm-01"]))
+    squatter.listen()
+    args = ["--plant", str(plant_file), "--broker", mosquitto.url]
+    simulator = shopfloor("simulate", *args, log=tmp_path / "simulate.log")
+    try:
+        wait_until(lambda: port_open(ports["pack-01"]), 60, "the other machines")
+        assert simulator.poll() is None  # still running
+        squatter.close()
+        wait_until(lambda: port_open(ports["imm-01"]), 10, "imm-01 once its port is free")
+    finally:
+        squatter.close()
+        stop_all([simulator])
