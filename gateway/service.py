@@ -119,7 +119,11 @@ class Gateway:
         self._next_drain = 0.0
         self._drain_backoff = 0.5
         self._final: GatewayStats | None = None
-        self._writer = threading.Thread(target=self._write_forever, name="store-writer")
+        # A daemon: whatever it has not acknowledged waits at the broker or in the spill, so
+        # nothing is lost if the process must end without a clean stop.
+        self._writer = threading.Thread(
+            target=self._write_forever, name="store-writer", daemon=True
+        )
 
     # --- receiving (paho's network thread) --------------------------------------------------
 

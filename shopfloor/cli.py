@@ -86,12 +86,16 @@ DEFAULT_STORE = StoreSettings().url
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """Stop like Ctrl-C; a second polite signal must not break the clean stop it started."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def _setup_logging(verbose: bool) -> None:
     """Log to stderr, and treat SIGTERM like Ctrl-C so services stop cleanly under supervisors."""
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
