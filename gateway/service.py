@@ -139,7 +139,7 @@ class Gateway:
                 msg.mid, msg.qos, self._connection, self.accept(msg.topic, msg.payload)
             )
         except (TopicError, MessageError) as exc:
-            problem = getattr(exc, "problem", Problem.BAD_TOPIC)
+            problem = exc.problem if isinstance(exc, MessageError) else Problem.BAD_TOPIC
             letter = self._letter(msg.topic, msg.payload, problem, str(exc))
             inbound = Inbound(msg.mid, msg.qos, self._connection, [], letter)
         self.inbox.put(inbound)
@@ -187,7 +187,7 @@ class Gateway:
         unacknowledged messages), the flush interval is over, or the broker pauses."""
         try:
             first = self.inbox.get(
-                timeout=0.1 if self.spill.depth else self.settings.flush_interval_s
+                timeout=self.settings.flush_interval_s if self.spill.empty else 0.1
             )
         except queue.Empty:
             return []
@@ -212,7 +212,7 @@ class Gateway:
             batch = self._next_batch()
             if batch and not self._handle(batch):
                 return  # stopping with a batch neither written nor spilled: the broker keeps it
-            if self.spill.depth and time.monotonic() >= self._next_drain:
+            if not self.spill.empty and time.monotonic() >= self._next_drain:
                 self._drain()
 
     def _handle(self, batch: list[Inbound]) -> bool:
@@ -233,7 +233,7 @@ class Gateway:
         """Write, or spill while the store is down; wait and retry when neither works."""
         backoff = 0.5
         while True:
-            if not self.spill.depth and self._write(points):
+            if self.spill.empty and self._write(points):
                 return True
             try:
                 self.spill.put([("points", encode_points(points))])

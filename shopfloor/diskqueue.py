@@ -141,6 +141,12 @@ class DiskQueue:
             self._bytes -= int(rows[0] or 0)
 
     @property
+    def empty(self) -> bool:
+        """Whether nothing waits; unlike `depth`, it does not count a long queue row by row."""
+        with self._lock:
+            return not self._query_int("SELECT EXISTS (SELECT 1 FROM queue)")
+
+    @property
     def depth(self) -> int:
         with self._lock:
             return self._query_int("SELECT COUNT(*) FROM queue")

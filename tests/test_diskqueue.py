@@ -16,13 +16,17 @@ def messages(start: int, count: int, size: int = 10) -> list[tuple[str, bytes]]:
 
 def test_fifo_and_acknowledge(tmp_path: Path) -> None:
     queue = DiskQueue(tmp_path / "q.db")
+    assert queue.empty
     queue.put(messages(0, 5))
+    assert not queue.empty
     first = queue.oldest(3)
     assert [m.topic for m in first] == ["t/0", "t/1", "t/2"]
     assert [m.topic for m in queue.oldest(10, after_id=first[-1].id)] == ["t/3", "t/4"]
     queue.acknowledge([m.id for m in first])
     assert queue.depth == 2
     assert [m.topic for m in queue.oldest(10)] == ["t/3", "t/4"]
+    queue.acknowledge([m.id for m in queue.oldest(10)])
+    assert queue.empty and queue.depth == 0
 
 
 def test_accepted_messages_survive_reopening(tmp_path: Path) -> None:
