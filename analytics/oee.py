@@ -120,20 +120,40 @@ class StateEvent:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ShiftOccurrence:
+    """One shift on one day: its name, its local start date and its span (POSIX seconds)."""
+
+    name: str
+    day: date
+    start: float
+    end: float
+
+
+def shift_occurrences(
+    shifts: Sequence[Shift], timezone: str, start: float, end: float
+) -> list[ShiftOccurrence]:
+    """Every shift occurrence that overlaps [start, end), in time order, not clipped."""
+    zone = ZoneInfo(timezone)
+    day = datetime.fromtimestamp(start, zone).date() - timedelta(days=1)  # a night shift's eve
+    last = datetime.fromtimestamp(end, zone).date()
+    found: list[ShiftOccurrence] = []
+    while day <= last:
+        for shift in shifts:
+            if _WEEKDAYS[day.weekday()] in shift.days:
+                begin, finish = _occurrence(shift, day, zone)
+                if begin < end and finish > start:
+                    found.append(ShiftOccurrence(shift.name, day, begin, finish))
+        day += timedelta(days=1)
+    return sorted(found, key=lambda o: o.start)
+
+
 def shift_calendar(
     shifts: Sequence[Shift], timezone: str, start: float, end: float
 ) -> list[Interval]:
     """Planned operation time of [start, end) as merged intervals: every shift on its days."""
-    zone = ZoneInfo(timezone)
-    day = datetime.fromtimestamp(start, zone).date() - timedelta(days=1)  # a night shift's eve
-    last = datetime.fromtimestamp(end, zone).date()
-    intervals: list[Interval] = []
-    while day <= last:
-        for shift in shifts:
-            if _WEEKDAYS[day.weekday()] in shift.days:
-                intervals.append(_occurrence(shift, day, zone))
-        day += timedelta(days=1)
-    return _merged(intervals, start, end)
+    occurrences = shift_occurrences(shifts, timezone, start, end)
+    return _merged(((o.start, o.end) for o in occurrences), start, end)
 
 
 def _occurrence(shift: Shift, day: date, zone: ZoneInfo) -> Interval:
@@ -389,7 +409,7 @@ def oee_timeline(
     first = events[0].time if events else end
     totals.add_span(calendar, None, "", start, min(max(first, start), end))
     times = [e.time for e in events[1:]] + [end]
-    for event, until in zip(events, times, strict=True):
+    for event, until in zip(events, times, strict=False):  # no events: no spans
         totals.add_span(
             calendar, event.state, event.reason, max(event.time, start), min(until, end)
         )

@@ -43,9 +43,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from gateway.stats import GatewayStats
-from shopfloor.messages import AssetPath, EventType, Quality
+from shopfloor.messages import AssetPath, EventType, LossLink, Quality
 from shopfloor.plant import MachineType, Plant
-from shopfloor.store import EVENT_PREFIX, Point, Scope, Store, StoreError
+from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ class EventOut(BaseModel):
     start: datetime
     end: datetime | None
     note: str
+    loss: LossLink | None = None
+    acknowledged: datetime | None = None
 
 
 def _ref(path: AssetPath) -> AssetRef:
@@ -371,6 +373,19 @@ class _PlantIndex:
 def _series(store: Store, points: list[Point], start: datetime, end: datetime) -> list[Point]:
     """Every point in [start, end) of the series that `points` (from `latest`) stand for."""
     return [p for series in points for p in store.history(series.asset, series.signal, start, end)]
+
+
+def _acknowledgements(points: list[Point]) -> dict[tuple[AssetPath, str, datetime], datetime]:
+    """When each event was acknowledged, by asset, event name and event start."""
+    found = {}
+    for point in points:
+        try:
+            found[(point.asset, point.signal.removeprefix(ACK_PREFIX), point.ts)] = (
+                point.acknowledged_at()
+            )
+        except ValueError:
+            log.warning("skipped unreadable acknowledgement %s of %s", point.signal, point.asset)
+    return found
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -551,13 +566,14 @@ def create_app(
         _check_span(
             begin, finish, MAX_EVENT_SPAN, "start", "an event range may span at most 31 days"
         )
-        series = [
-            p
-            for p in store.latest(index.asset_scope(asset))
-            if p.signal.startswith(EVENT_PREFIX) and p.asset in index.catalogue
-        ]
-        points = _series(store, series, begin, finish)
+        latest = [p for p in store.latest(index.asset_scope(asset)) if p.asset in index.catalogue]
+        points = _series(
+            store, [p for p in latest if p.signal.startswith(EVENT_PREFIX)], begin, finish
+        )
         _check_count(points, "shorten the range or name an asset", "start")
+        acks = _acknowledgements(
+            _series(store, [p for p in latest if p.signal.startswith(ACK_PREFIX)], begin, finish)
+        )
         found = []
         for point in points:
             try:
@@ -565,7 +581,11 @@ def create_app(
             except ValueError as exc:  # written by something other than the gateway
                 log.warning("skipped unreadable event %s of %s: %s", point.signal, point.asset, exc)
         return [
-            EventOut(asset=_ref(path), **event.model_dump())
+            EventOut(
+                asset=_ref(path),
+                acknowledged=acks.get((path, event.name, event.start)),
+                **event.model_dump(),
+            )
             for path, event in sorted(found, key=lambda item: (item[1].start, item[0]))
         ]
 

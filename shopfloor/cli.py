@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from analytics.readiness import command as readiness_command
 from shopfloor.config import ConfigError
 from shopfloor.demo import BrokerChoice, DemoSource, run_demo
 from shopfloor.diskqueue import DiskQueueError
@@ -782,20 +783,26 @@ def analytics(
     store_token: TokenOption = None,
     store_org: OrgOption = None,
     window: Annotated[
-        int, typer.Option(min=1, help="Minutes of history each KPI covers (rolling window).")
+        int, typer.Option(min=1, help="Minutes of history the rolling KPIs cover.")
     ] = 60,
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between recomputations.")] = 10,
     verbose: VerboseOption = False,
 ) -> None:
-    """Recompute every machine's KPIs (parts, rejects, energy per good part) into the store."""
-    from analytics.live import LiveKpis
+    """Recompute KPIs, energy and anomalies of every machine into the store, continuously.
+
+    Rolling KPIs (kpi.*), shift KPIs (kpi.shift.*, report.shift), anomaly scores (anomaly.*)
+    and anomaly events linked to the stop that followed them; the clock is the data's.
+    """
+    from analytics.service import AnalyticsService, AnalyticsSettings
 
     _setup_logging(verbose)
     plant = _load(plant_file)
     store = _open_store(_store_settings(store_url, store_database, store_token, store_org))
+    settings = AnalyticsSettings(window=timedelta(minutes=window), interval_s=interval)
+    service = AnalyticsService(plant, store, settings)
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            LiveKpis(plant, store, timedelta(minutes=window), interval).run()
+            service.run()
     finally:
         store.close()
 
@@ -886,6 +893,8 @@ kpi_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(kpi_app, name="kpi")
+app.command("assess")(readiness_command.assess)
+app.command("assess-history")(readiness_command.assess_history)
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -190,7 +190,8 @@ def decode_readings(payload: bytes | bytearray) -> list[Reading]:
 
 
 class EventType(StrEnum):
-    FAULT = "fault"
+    FAULT = "fault"  # injected by the simulator: ground truth
+    ANOMALY = "anomaly"  # found by the analytics service in the signals
 
 
 class FaultKind(StrEnum):
@@ -209,8 +210,21 @@ class FaultKind(StrEnum):
 SIGNAL_FAULTS = frozenset({FaultKind.SENSOR_STUCK, FaultKind.SPIKE, FaultKind.DROPOUT})
 
 
+class LossLink(BaseModel):
+    """The OEE loss that followed an anomaly on the same machine: the stop that began
+    `lead_s` seconds after the anomaly did, its reason and how long it lasted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state: str
+    reason: str = ""
+    start: AwareDatetime
+    lead_s: float = Field(ge=0)
+    duration_s: float = Field(ge=0)
+
+
 class Event(BaseModel):
-    """A labelled interval of an asset's life, e.g. an injected fault (ground truth).
+    """A labelled interval of an asset's life: an injected fault (ground truth) or an anomaly.
 
     `end` is None while the event lasts; the same event sent again with its end overwrites the
     open one, since both have the same asset, name and start.
@@ -223,6 +237,7 @@ class Event(BaseModel):
     start: AwareDatetime
     end: AwareDatetime | None = None
     note: str = Field(default="", max_length=500)
+    loss: LossLink | None = None
 
     @field_validator("start", "end")
     @classmethod

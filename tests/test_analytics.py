@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import numpy as np
 import pytest
 
+from analytics.history import machine_history, points_in_force
 from analytics.kernels import counter_increase
-from analytics.live import LiveKpis, machine_kpis
 from analytics.oee import OeeInputError, oee, oee_from_states
+from analytics.service import AnalyticsService, AnalyticsSettings, machine_report
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
 from shopfloor.store import Point, Scope, Store
@@ -33,32 +35,38 @@ def test_counter_increase(values: list[float], expected: float) -> None:
     assert counter_increase(np.asarray(values, dtype=np.float64)) == expected
 
 
-def test_machine_kpis_from_cumulative_counters(example_plant: Plant, store: Store) -> None:
+def test_window_kpis_from_cumulative_counters(example_plant: Plant, store: Store) -> None:
     path, machine = next(iter(example_plant.machines()))
     counters: dict[str, list[float]] = {
         "part_count": [100, 110, 120, 0, 30],  # counter reset mid-window: 20 + 30 = 50 parts
         "reject_count": [4, 5, 5, 0, 1],  # 1 + 1 = 2 rejects
         "energy": [12.0, 12.5, 13.0, 13.5, 14.0],  # 2 kWh
     }
-    store.write(
-        [
-            Point(path, signal, T0 + timedelta(minutes=i), float(v))
-            for signal, values in counters.items()
-            for i, v in enumerate(values)
-        ]
-    )
-    kpis = machine_kpis(store, path, machine, T0, T0 + timedelta(hours=1))
-    assert (kpis.parts, kpis.rejects, kpis.good_parts) == (50.0, 2.0, 48.0)
-    assert kpis.energy == pytest.approx(2.0)
-    assert kpis.energy_per_good_part == pytest.approx(2.0 / 48)
+    points = [Point(path, "state", T0 - timedelta(hours=3), "running")]  # in force all along
+    points += [
+        Point(path, signal, T0 + timedelta(minutes=i), float(v))
+        for signal, values in counters.items()
+        for i, v in enumerate(values)
+    ]
+    store.write(points)
+    end = T0 + timedelta(hours=1)
+    history = machine_history(partial(points_in_force, store), path, machine, T0, end)
+    kpis = machine_report(example_plant, machine, history, T0.timestamp(), end.timestamp()).kpis()
+    # The first readings baseline the counters: 10 + 10 + 30 parts counted after them.
+    assert (kpis["parts"], kpis["rejects"], kpis["good_parts"]) == (50.0, 2.0, 48.0)
+    assert kpis["energy"] == pytest.approx(2.0)
+    assert kpis["energy_per_good_part"] == pytest.approx(2.0 / 48)
+    assert kpis["availability"] == 1.0  # running since before the window opened
 
 
-def test_live_kpis_are_written_next_to_the_machine_signals(
+def test_service_writes_kpis_next_to_the_machine_signals(
     example_plant: Plant, store: Store
 ) -> None:
     path, _ = next(iter(example_plant.machines()))
+    store.write([Point(path, "state", T0, "running")])
     store.write([Point(path, "part_count", T0 + timedelta(minutes=i), float(i)) for i in range(5)])
-    LiveKpis(example_plant, store, window=timedelta(hours=1)).run_once(T0 + timedelta(minutes=30))
+    settings = AnalyticsSettings(window=timedelta(hours=1))
+    AnalyticsService(example_plant, store, settings).run_once(T0 + timedelta(minutes=30))
     kpis = {p.signal: p for p in store.latest(Scope.of(path)) if p.signal.startswith("kpi.")}
     assert kpis["kpi.parts"].value == 4.0
     assert kpis["kpi.good_parts"].unit == "pcs"

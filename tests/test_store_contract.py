@@ -96,6 +96,15 @@ def test_downsampling_averages_per_epoch_aligned_interval(store: Store) -> None:
     assert [p.value for p in got] == [pytest.approx(29.5), pytest.approx(89.5)]
 
 
+def test_before_gives_the_newest_point_strictly_before(store: Store) -> None:
+    store.write(series(PRESS, "state", [1.0, 2.0, 3.0], step_s=3600.0))
+    store.write(series(LATHE, "state", [9.0]))
+    found = store.before(PRESS, "state", T0 + timedelta(hours=2))
+    assert found is not None and found.value == 2.0 and found.ts == T0 + timedelta(hours=1)
+    assert store.before(PRESS, "state", T0) is None
+    assert store.before(PRESS, "other", T0 + timedelta(days=1)) is None
+
+
 def test_empty_history(store: Store) -> None:
     assert store.history(PRESS, "power", T0, T0 + timedelta(hours=1)) == []
 

@@ -14,9 +14,10 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
-from shopfloor.messages import AssetPath, Event, Quality, Reading
+from shopfloor.messages import AssetPath, Event, Quality, Reading, iso_utc
 
 EVENT_PREFIX = "event."
+ACK_PREFIX = "ack."
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -50,7 +51,7 @@ class Point:
     @classmethod
     def from_event(cls, asset: AssetPath, event: Event) -> Point:
         """An event as a text point at its start: sent again with its end, it overwrites itself."""
-        detail = event.model_dump(mode="json", include={"type", "end", "note"})
+        detail = event.model_dump(mode="json", include={"type", "end", "note", "loss"})
         return cls(asset, f"{EVENT_PREFIX}{event.name}", event.start, json.dumps(detail))
 
     def as_event(self) -> Event:
@@ -62,6 +63,17 @@ class Point:
                 "start": self.ts,
             }
         )
+
+    @classmethod
+    def acknowledgement(cls, asset: AssetPath, event: Event, at: datetime) -> Point:
+        """An operator's acknowledgement of an event: stamped with the event's start, so that it
+        names the event, in a series of its own, so that updates of the event cannot erase it.
+        Its value is when the operator acknowledged."""
+        return cls(asset, f"{ACK_PREFIX}{event.name}", event.start, iso_utc(at))
+
+    def acknowledged_at(self) -> datetime:
+        """When the acknowledgement an `ack.*` point holds was given."""
+        return datetime.fromisoformat(str(self.value))
 
     @classmethod
     def from_reading(cls, asset: AssetPath, reading: Reading) -> Point:
@@ -125,6 +137,10 @@ class Store(Protocol):
         every: timedelta | None = None,
     ) -> list[Point]:
         """Points of one signal in [start, end); with `every`, numeric means per interval."""
+
+    def before(self, asset: AssetPath, signal: str, ts: datetime) -> Point | None:
+        """The newest point of one signal strictly before `ts`: the state or counter reading
+        that still holds when a window opens, however long ago it was written."""
 
     def close(self) -> None: ...
 

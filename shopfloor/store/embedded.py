@@ -36,6 +36,9 @@ _SERIES_COLUMNS = "s.tenant, s.site, s.area, s.cell, s.asset, s.signal"
 _POINT_COLUMNS = "p.ts, p.value, p.text, p.quality, p.unit"
 
 
+_QUALITY = {q.value: q for q in Quality}  # a dict lookup: an Enum call costs more than a row
+
+
 def _point(row: tuple[object, ...]) -> Point:
     tenant, site, area, cell, asset, signal, ts, value, text, quality, unit = row
     return Point(
@@ -43,7 +46,7 @@ def _point(row: tuple[object, ...]) -> Point:
         signal=str(signal),
         ts=from_ns(int(str(ts))),
         value=str(text) if text is not None else float(str(value)),
-        quality=Quality(str(quality)),
+        quality=_QUALITY[str(quality)],
         unit=str(unit),
     )
 
@@ -146,6 +149,15 @@ class EmbeddedStore:
             f"WHERE {where} AND p.value IS NOT NULL GROUP BY bucket ORDER BY bucket"
         )
         return self._query(sql, [step, step, *args])
+
+    def before(self, asset: AssetPath, signal: str, ts: datetime) -> Point | None:
+        sql = (
+            f"SELECT {_SERIES_COLUMNS}, {_POINT_COLUMNS} FROM series s "
+            "JOIN points p ON p.series = s.id WHERE s.tenant=? AND s.site=? AND s.area=? "
+            "AND s.cell=? AND s.asset=? AND s.signal=? AND p.ts < ? ORDER BY p.ts DESC LIMIT 1"
+        )
+        found = self._query(sql, [*asset, signal, to_ns(ts)])
+        return found[0] if found else None
 
     def close(self) -> None:
         with self._lock:

@@ -208,6 +208,15 @@ class InfluxStore:
             )
         return _points(self._query(statement)[0])
 
+    def before(self, asset: AssetPath, signal: str, ts: datetime) -> Point | None:
+        tags = dict(zip(TAGS, (*asset, signal), strict=True))
+        statement = (
+            f'SELECT value, text, quality, unit FROM "{MEASUREMENT}" WHERE {_where(tags)} '
+            f"AND time < {to_ns(ts)} GROUP BY * ORDER BY time DESC LIMIT 1"
+        )
+        found = _points(self._query(statement)[0])
+        return found[0] if found else None
+
     def close(self) -> None:
         self._http.close()
         if self._client is not None:

@@ -1,0 +1,6 @@
+"""Lean 4.0 readiness assessment: a questionnaire combined with evidence from the plant's data.
+
+`run_assessment(load_answers(path), load_indicators(path) or None)` scores an SME;
+`ReadinessStore(path).save(assessment)` keeps a dated snapshot; `indicators` holds the formulas
+that turn store data into the ten indicators. See docs/readiness.md.
+"""

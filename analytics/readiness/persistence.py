@@ -1,0 +1,240 @@
+"""Assessments and dated snapshots per SME in SQLite, so that progress can be shown over time.
+
+An assessment is one set of answers (questionnaire version, answers, targets); it is stored
+once and shared by every snapshot scored from it. A snapshot is one dated scoring: the window,
+the raw indicators and the whole result (Q, E, S, F per dimension, R, level, archetype, flags,
+priorities), as `assessment_to_dict` gives it, so a snapshot reads back exactly as it was shown
+even after the scoring code changes. Progress is measured against the SME's first snapshot,
+its baseline (the DMA's T0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from analytics.readiness.assessment import Assessment, assessment_to_dict, responses_to_dict
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS assessments (
+    id INTEGER PRIMARY KEY,
+    sme TEXT NOT NULL,
+    questionnaire_version INTEGER NOT NULL,
+    answers TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    answered_on TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (sme, digest)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY,
+    assessment_id INTEGER NOT NULL REFERENCES assessments (id),
+    sme TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    window_start TEXT,
+    window_end TEXT,
+    questionnaire_only INTEGER NOT NULL,
+    overall_index REAL NOT NULL,
+    level INTEGER NOT NULL,
+    archetype TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_sme ON snapshots (sme, taken_at);
+"""
+
+
+class ReadinessStoreError(Exception):
+    """The database cannot be opened or is not a readiness database of a known version."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    assessment_id: int
+    sme: str
+    taken_at: datetime
+    questionnaire_version: int
+    questionnaire_only: bool
+    index: float
+    level: int
+    archetype: str
+    final: dict[str, float]  # Fd by dimension
+    result: dict[str, Any]  # the assessment as assessment_to_dict gave it
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One snapshot against the SME's baseline (first snapshot)."""
+
+    taken_at: datetime
+    index: float
+    index_change: float
+    final: dict[str, float]
+    final_change: dict[str, float]
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class ReadinessStore:
+    """A SQLite file of assessments and snapshots (writers wait up to 10 s for each other)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=10)
+        except (OSError, sqlite3.Error) as exc:
+            raise ReadinessStoreError(f"{self.path}: cannot open the database: {exc}") from None
+        try:
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise ReadinessStoreError(f"{self.path}: cannot open the database: {exc}") from None
+        except ReadinessStoreError:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise ReadinessStoreError(f"{self.path}: unknown database version {version}")
+        with self._db:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ReadinessStore:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def save(self, assessment: Assessment) -> Snapshot:
+        """Store the assessment's answers (once) and a dated snapshot of its result."""
+        result = assessment_to_dict(assessment)
+        evidence = assessment.evidence
+        with self._db:
+            assessment_id = self._assessment_id(assessment)
+            cursor = self._db.execute(
+                "INSERT INTO snapshots (assessment_id, sme, taken_at, window_start, window_end,"
+                " questionnaire_only, overall_index, level, archetype, result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    assessment_id,
+                    assessment.sme,
+                    _utc_text(assessment.taken_at),
+                    _utc_text(evidence.window_start)
+                    if evidence and evidence.window_start
+                    else None,
+                    _utc_text(evidence.window_end) if evidence and evidence.window_end else None,
+                    assessment.scorecard.questionnaire_only,
+                    assessment.scorecard.index,
+                    assessment.scorecard.level,
+                    assessment.scorecard.archetype.name,
+                    json.dumps(result),
+                ),
+            )
+        return self._snapshot(cast(int, cursor.lastrowid))
+
+    def _assessment_id(self, assessment: Assessment) -> int:
+        answers = assessment.answers
+        content = json.dumps(
+            {
+                "questionnaire": answers.questionnaire.version,
+                "responses": responses_to_dict(answers.responses),
+                "targets": dict(answers.targets),
+                "risk_zones": list(answers.risk_zones),
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        row = self._db.execute(
+            "SELECT id FROM assessments WHERE sme = ? AND digest = ?", (answers.sme, digest)
+        ).fetchone()
+        if row:
+            return int(row[0])
+        cursor = self._db.execute(
+            "INSERT INTO assessments (sme, questionnaire_version, answers, digest, answered_on,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                answers.sme,
+                answers.questionnaire.version,
+                content,
+                digest,
+                answers.answered_on.isoformat() if answers.answered_on else None,
+                _utc_text(assessment.taken_at),
+            ),
+        )
+        return cast(int, cursor.lastrowid)
+
+    _SELECT = (
+        "SELECT s.id, s.assessment_id, s.sme, s.taken_at, a.questionnaire_version,"
+        " s.questionnaire_only, s.overall_index, s.level, s.archetype, s.result"
+        " FROM snapshots s JOIN assessments a ON a.id = s.assessment_id"
+    )
+
+    def _snapshot(self, snapshot_id: int) -> Snapshot:
+        row = self._db.execute(f"{self._SELECT} WHERE s.id = ?", (snapshot_id,)).fetchone()
+        return _snapshot_from_row(row)
+
+    def snapshots(self, sme: str) -> list[Snapshot]:
+        """The SME's snapshots, oldest first."""
+        rows = self._db.execute(
+            f"{self._SELECT} WHERE s.sme = ? ORDER BY s.taken_at, s.id", (sme,)
+        ).fetchall()
+        return [_snapshot_from_row(row) for row in rows]
+
+    def smes(self) -> list[str]:
+        return [
+            row[0] for row in self._db.execute("SELECT DISTINCT sme FROM snapshots ORDER BY sme")
+        ]
+
+    def progress(self, sme: str) -> list[Progress]:
+        """Every snapshot's R and Fd with their change since the baseline."""
+        snapshots = self.snapshots(sme)
+        if not snapshots:
+            return []
+        baseline = snapshots[0]
+        return [
+            Progress(
+                taken_at=s.taken_at,
+                index=s.index,
+                index_change=s.index - baseline.index,
+                final=s.final,
+                final_change={d: f - baseline.final.get(d, 0.0) for d, f in s.final.items()},
+            )
+            for s in snapshots
+        ]
+
+
+def _snapshot_from_row(row: tuple[Any, ...]) -> Snapshot:
+    result = json.loads(row[9])
+    return Snapshot(
+        id=row[0],
+        assessment_id=row[1],
+        sme=row[2],
+        taken_at=datetime.fromisoformat(row[3]),
+        questionnaire_version=row[4],
+        questionnaire_only=bool(row[5]),
+        index=row[6],
+        level=row[7],
+        archetype=row[8],
+        final={d["id"]: d["final"] for d in result["dimensions"]},
+        result=result,
+    )

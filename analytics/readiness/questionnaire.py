@@ -1,0 +1,88 @@
+"""The questionnaire model: dimensions, items, answer scales, and the versions the platform knows.
+
+A questionnaire version fixes everything an answer means (items, scales, dimensions and their
+weights), so an assessment saved under one version can always be read back and compared. A
+change to any of them is a new version, never an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LEVEL_NAMES = (
+    "Not started",
+    "Beginner",
+    "Basic/connected",
+    "Visible",
+    "Transparent",
+    "Predictive/adaptive",
+)
+MAX_SCORE = 5
+
+
+class Scale(StrEnum):
+    """How an item is answered; each maps its options onto 0-5."""
+
+    ANCHORED = "A"  # one statement per level, following the dimension's level descriptors
+    SHARE = "P"  # 0 %, <10 %, 10-30 %, 30-60 %, 60-90 %, >90 %
+    FREQUENCY = "F"  # never, yearly, quarterly, monthly, weekly, daily or per shift
+
+
+SCALE_NAMES = {
+    Scale.ANCHORED: "an anchored level",
+    Scale.SHARE: "a share",
+    Scale.FREQUENCY: "a frequency",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Item(_Frozen):
+    id: str = Field(pattern=r"^Q\d+$")
+    dimension: str
+    text: str
+    scale: Scale
+
+
+class Dimension(_Frozen):
+    id: str = Field(pattern=r"^D\d+$")
+    name: str
+    weight: float = Field(gt=0, le=1)
+    levels: tuple[str, str, str, str, str, str]  # descriptor of levels 0-5
+    indicators: tuple[str, ...]  # measured indicators that give this dimension its evidence
+
+
+class Questionnaire(_Frozen):
+    """One version of the questionnaire, checked for consistency when it is defined."""
+
+    version: int = Field(ge=1)
+    dimensions: tuple[Dimension, ...]
+    items: tuple[Item, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Questionnaire:
+        if abs(sum(d.weight for d in self.dimensions) - 1) > 1e-9:
+            raise ValueError("dimension weights must sum to 1")
+        known = {d.id for d in self.dimensions}
+        if len(known) != len(self.dimensions) or len({i.id for i in self.items}) != len(self.items):
+            raise ValueError("dimension and item ids must be unique")
+        for item in self.items:
+            if item.dimension not in known:
+                raise ValueError(f"{item.id}: unknown dimension {item.dimension}")
+        if any(not self.items_of(d.id) for d in self.dimensions):
+            raise ValueError("every dimension needs at least one item")
+        return self
+
+    def item(self, item_id: str) -> Item | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+    def items_of(self, dimension_id: str) -> tuple[Item, ...]:
+        return tuple(item for item in self.items if item.dimension == dimension_id)
+
+    @property
+    def item_range(self) -> str:
+        return f"{self.items[0].id}-{self.items[-1].id}"

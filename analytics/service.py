@@ -1,0 +1,466 @@
+"""The analytics service: KPIs, energy and anomalies recomputed from the store, written back.
+
+Every `interval_s` it reads each machine's recent history and writes, next to the machine's own
+signals (so every store reader finds them):
+
+- `kpi.<name>` over a rolling window, stamped with the window's end: OEE and its factors,
+  parts, energy, energy per good part and the like (`KPI_UNITS`);
+- `kpi.shift.<name>` and `report.shift` (the whole OEE loss tree and energy breakdown as JSON)
+  for the shift in progress and the one before, stamped with the shift's start: rewritten as the
+  shift goes on, final once it is over, so a shift's history is one point per shift;
+- `anomaly.<signal>`: the anomaly score of every process sample, and `event.anomaly_<signal>`
+  events, linked to the stop that followed them when one did (`LossLink`).
+
+Its clock is the data's: "now" is the newest reading of the plant, so a replay at x60 or a
+backfilled day is analysed like a live line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from analytics.anomaly import DetectorSettings, events, level_shift, zscore
+from analytics.energy import (
+    EU_GRID_FACTOR_KG_PER_KWH,
+    StateEnergy,
+    co2_kg,
+    energy_by_state,
+    energy_from_meter,
+    peak_demand,
+)
+from analytics.history import (
+    STATE,
+    STOP_REASON,
+    FloatArray,
+    HistoryCache,
+    MachineHistory,
+    Series,
+    machine_history,
+    points_in_force,
+    process_signals,
+    state_log,
+)
+from analytics.oee import OeeReport, ShiftOccurrence, oee_timeline, shift_calendar
+from analytics.oee import shift_occurrences as occurrences_of
+from shopfloor.messages import AssetPath, Event, EventType, LossLink
+from shopfloor.plant import Machine, Plant
+from shopfloor.states import MachineState
+from shopfloor.store import EVENT_PREFIX, Point, Scope, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+KPI_PREFIX = "kpi."
+SHIFT_PREFIX = "kpi.shift."
+SHIFT_REPORT = "report.shift"
+ANOMALY_PREFIX = "anomaly."
+ANOMALY_EVENT_PREFIX = "anomaly_"
+KPI_UNITS = {
+    "availability": "", "performance": "", "quality": "", "oee": "", "teep": "", "nee": "",
+    "mtbf": "s", "mttr": "s", "parts": "pcs", "rejects": "pcs", "good_parts": "pcs",
+    "energy": "kWh", "energy_per_good_part": "kWh/pcs", "idle_energy_share": "",
+    "peak_demand": "kW", "co2": "kg",
+}  # fmt: skip
+
+
+# Forgets over about 100 samples, needs a minute of 1 Hz data, restarts after 10 min without any.
+LIVE_DETECTOR = DetectorSettings(alpha=0.01, warmup=60, max_gap=600.0)
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """Rolling KPI window, recomputation interval, anomaly detection and loss linking."""
+
+    window: timedelta = timedelta(hours=1)
+    interval_s: float = 10.0
+    lookback: timedelta = timedelta(minutes=30)  # of history the detectors are run over
+    detector: DetectorSettings = LIVE_DETECTOR
+    smooth: float = 0.05  # level-shift channel
+    on: float = 6.0  # |z| that opens an anomaly event
+    off: float = 3.0  # |z| under which it closes, after `quiet` samples
+    quiet: int = 30
+    min_samples: int = 3
+    link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
+    grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
+
+
+# --- KPIs and energy of a window ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    """OEE (None for a machine that makes no parts) and energy of one machine over a window."""
+
+    start: float
+    end: float
+    oee: OeeReport | None
+    energy_kwh: float | None
+    energy: StateEnergy | None
+    peak_kw: float | None
+    co2_kg: float | None
+
+    def kpis(self) -> dict[str, float]:
+        """The headline figures by KPI name; the undefined ones are left out."""
+        o = self.oee
+        good = o.good if o else None
+        values: dict[str, float | None] = {
+            "energy": self.energy_kwh,
+            "idle_energy_share": self.energy.idle_share if self.energy else None,
+            "peak_demand": self.peak_kw,
+            "co2": self.co2_kg,
+            "energy_per_good_part": self.energy_kwh / good if self.energy_kwh and good else None,
+        }
+        if o:
+            values |= {
+                "availability": o.availability, "performance": o.performance,
+                "quality": o.quality, "oee": o.oee, "teep": o.teep, "nee": o.nee,
+                "mtbf": o.mtbf_s, "mttr": o.mttr_s, "parts": float(o.produced),
+                "rejects": float(o.bad), "good_parts": float(o.good),
+            }  # fmt: skip
+        return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the loss tree and the energy of each state, for the dashboard."""
+        energy = self.energy
+        return {
+            "oee": self.oee.to_dict() if self.oee else None,
+            "energy_kwh": self.energy_kwh,
+            "energy_by_state_kwh": {s.value: v for s, v in energy.by_state.items()}
+            if energy
+            else {},
+            "energy_by_group_kwh": {g.value: v for g, v in energy.by_group.items()}
+            if energy
+            else {},
+            "kpis": self.kpis(),
+        }
+
+
+def _ideal_cycle_s(plant: Plant, machine: Machine) -> float | None:
+    """The ideal cycle time of the first plant product the machine makes (live data carries
+    no product id yet); None for a machine that makes no parts."""
+    for product in plant.products:
+        if product.id in machine.ideal_cycle_time:
+            return machine.ideal_cycle_time[product.id]
+    return None
+
+
+def _intervals(
+    history: MachineHistory, start: float, end: float
+) -> Iterator[tuple[float, float, MachineState]]:
+    """The state log as (start, end, state) spans clipped to [start, end)."""
+    log_ = history.events
+    for event, until in zip(log_, [e.time for e in log_[1:]] + [end], strict=True):
+        a, b = max(event.time, start), min(until, end)
+        if a < b:
+            yield a, b, event.state
+
+
+def _energy(
+    history: MachineHistory, start: float, end: float
+) -> tuple[float | None, StateEnergy | None, float | None]:
+    """Meter kWh of the window, kWh by state from the power signal, and the 15-min peak."""
+    power, meter = history.power, history.meter
+    kwh = energy_from_meter(meter.values).kwh if meter is not None and len(meter) >= 2 else None
+    if power is None or len(power) < 2:
+        return kwh, None, None
+    inside = (power.t >= start) & (power.t < end)
+    by_state = energy_by_state(_intervals(history, start, end), power.t, power.values)
+    peak = peak_demand(power.t[inside], power.values[inside]) if inside.sum() >= 2 else None
+    return (kwh if kwh is not None else by_state.kwh), by_state, peak.kw if peak else None
+
+
+def machine_report(
+    plant: Plant, machine: Machine, history: MachineHistory, start: float, end: float,
+    grid_factor: float = EU_GRID_FACTOR_KG_PER_KWH,
+) -> MachineReport:  # fmt: skip
+    """OEE (shift calendar as planned time when the plant has shifts) and energy of [start, end)."""
+    ideal = _ideal_cycle_s(plant, machine)
+    oee = None
+    if ideal is not None:
+        planned = (
+            shift_calendar(plant.shifts, plant.site.timezone, start, end) if plant.shifts else None
+        )
+        oee = oee_timeline(history.events, start, end, ideal, planned)
+    kwh, by_state, peak = _energy(history, start, end)
+    co2 = co2_kg(kwh, grid_factor) if kwh is not None else None
+    return MachineReport(start, end, oee, kwh, by_state, peak, co2)
+
+
+def kpi_points(report: MachineReport, path: AssetPath, at: datetime, prefix: str) -> list[Point]:
+    return [
+        Point(path, f"{prefix}{name}", at, value, unit=KPI_UNITS[name])
+        for name, value in report.kpis().items()
+    ]
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def shifts_to_report(plant: Plant, now: float, lookback_s: float) -> list[ShiftOccurrence]:
+    """The shift in progress and those that ended within `lookback_s` (to finish them); a plant
+    without shifts reports calendar days in its own time zone."""
+    if plant.shifts:
+        return occurrences_of(plant.shifts, plant.site.timezone, now - lookback_s, now)
+    zone = ZoneInfo(plant.site.timezone)
+    today = datetime.fromtimestamp(now, zone).date()
+    days = [today - timedelta(days=1), today]
+    spans = [datetime.combine(d, datetime.min.time(), zone).timestamp() for d in days]
+    return [
+        ShiftOccurrence("day", d, s, s + 86_400.0)
+        for d, s in zip(days, spans, strict=True)
+        if s + 86_400.0 > now - lookback_s
+    ]
+
+
+# --- anomalies ------------------------------------------------------------------------------
+
+
+def anomaly_score(series: Series, settings: AnalyticsSettings) -> FloatArray:
+    """max(|point z|, |level-shift z|) of each sample against its own past; NaN in warm-up."""
+    t, x = series.t, series.values
+    point = np.abs(zscore(t, x, settings.detector))
+    shift = np.abs(level_shift(t, x, settings.detector, settings.smooth))
+    return np.asarray(np.fmax(point, shift), dtype=np.float64)
+
+
+def shift_key(shift: ShiftOccurrence) -> str:
+    return f"shift {shift.name} {shift.start}"
+
+
+def _event_name(signal: str) -> str:
+    return ANOMALY_EVENT_PREFIX + signal.replace("-", "_").lower()
+
+
+@dataclass
+class _Known:
+    """The anomaly events of one machine already written, by name, so that a recomputation
+    extends an event instead of starting a second one."""
+
+    events: dict[str, list[Event]] = field(default_factory=dict)
+
+    def merge(self, found: Event, tolerance_s: float) -> Event | None:
+        """`found` as it should be stored (keeping an earlier start), or None if unchanged."""
+        known = self.events.setdefault(found.name, [])
+        for i, old in enumerate(known):
+            old_end = (old.end or found.start).timestamp() + tolerance_s
+            if old.start.timestamp() - tolerance_s <= found.start.timestamp() <= old_end:
+                merged = old.model_copy(update={"end": found.end, "note": found.note})
+                if merged == old:
+                    return None
+                known[i] = merged
+                return merged
+        known.append(found)
+        return found
+
+    def replace(self, event: Event) -> None:
+        self.events[event.name] = [
+            event if e.start == event.start else e for e in self.events[event.name]
+        ]
+
+    def forget_before(self, ts: datetime) -> None:
+        for name, known in self.events.items():
+            self.events[name] = [e for e in known if e.end is None or e.end >= ts]
+
+
+def _link(
+    store: Store, path: AssetPath, event: Event, until: datetime, horizon: timedelta
+) -> LossLink | None:
+    """The first unplanned stop that began within `horizon` of the anomaly's start."""
+    end = min(event.start + horizon, until)
+    by_signal = {s: points_in_force(store, path, s, event.start, end) for s in (STATE, STOP_REASON)}
+    spans = state_log(by_signal)
+    for current, following in zip(spans, [*spans[1:], None], strict=True):
+        if current.state is MachineState.UNPLANNED_STOP and current.time >= event.start.timestamp():
+            stop_end = following.time if following else until.timestamp()
+            return LossLink(
+                state=current.state.value,
+                reason=current.reason,
+                start=_utc(current.time),
+                lead_s=current.time - event.start.timestamp(),
+                duration_s=max(0.0, stop_end - current.time),
+            )
+    return None
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+class AnalyticsService:
+    """Recomputes every machine's KPIs, energy and anomalies into the store."""
+
+    def __init__(
+        self, plant: Plant, store: Store, settings: AnalyticsSettings = AnalyticsSettings()
+    ):
+        self.plant, self.store, self.settings = plant, store, settings
+        self.stopping = threading.Event()
+        self._known: dict[AssetPath, _Known] = {}
+        self._scored_until: dict[tuple[AssetPath, str], float] = {}
+        self._cache = HistoryCache(store)
+
+    @staticmethod
+    def warm_up() -> float:
+        """Compile (or load from Numba's cache) every kernel the service uses, once at start,
+        so that no recomputation pays for it; returns the seconds it took."""
+        began = time.perf_counter()
+        t = np.arange(64, dtype=np.float64)
+        series = Series(t, np.sin(t))
+        score = anomaly_score(series, AnalyticsSettings(detector=DetectorSettings(warmup=2)))
+        events(t, np.nan_to_num(score), "warm", 1.0, 0.5, 2, 1)
+        energy_by_state([(0.0, 63.0, MachineState.RUNNING)], t, np.ones_like(t))
+        peak_demand(t * 60.0, np.ones_like(t))
+        energy_from_meter(t)
+        return time.perf_counter() - began
+
+    def data_clock(self) -> datetime | None:
+        """The newest reading of any plant signal: the analysis's "now"."""
+        catalogue = self.plant.catalogue()
+        stamps = [
+            p.ts
+            for p in self.store.latest(Scope(self.plant.tenant.id, self.plant.site.id))
+            if p.signal in catalogue.get(p.asset, {})
+        ]
+        return max(stamps, default=None)
+
+    def run_once(self, now: datetime | None = None) -> list[Point]:
+        """One recomputation at `now` (default: the data clock); returns what it wrote."""
+        now = now or self.data_clock()
+        if now is None:
+            return []
+        points: list[Point] = []
+        shifts = shifts_to_report(self.plant, now.timestamp(), self._finish_s)
+        self._cache.forget({"rolling", *map(shift_key, shifts)})
+        for path, machine in self.plant.machines():
+            points += self._kpis(path, machine, now, shifts)
+            points += self._anomalies(path, machine, now)
+        self.store.write(points)
+        return points
+
+    @property
+    def _finish_s(self) -> float:
+        """How long after its end a shift is still recomputed, to take its last data in."""
+        return 2 * self.settings.interval_s + 60.0
+
+    def _kpis(
+        self, path: AssetPath, machine: Machine, now: datetime, shifts: list[ShiftOccurrence]
+    ) -> list[Point]:
+        end = now.timestamp()
+        start = end - self.settings.window.total_seconds()
+        read = self._cache.reader("rolling")
+        history = machine_history(read, path, machine, _utc(start), now)
+        grid = self.settings.grid_factor_kg_per_kwh
+        report = machine_report(self.plant, machine, history, start, end, grid)
+        points = kpi_points(report, path, now, KPI_PREFIX)
+        for shift in shifts:
+            shift_end = min(shift.end, end)
+            if shift_end <= shift.start:
+                continue
+            at = _utc(shift.start)
+            read = self._cache.reader(shift_key(shift))
+            history = machine_history(read, path, machine, at, _utc(shift_end))
+            report = machine_report(self.plant, machine, history, shift.start, shift_end, grid)
+            detail = {"shift": shift.name, "day": shift.day.isoformat(), **report.to_dict()}
+            points += kpi_points(report, path, at, SHIFT_PREFIX)
+            points.append(Point(path, SHIFT_REPORT, at, json.dumps(detail)))
+        return points
+
+    def _anomalies(self, path: AssetPath, machine: Machine, now: datetime) -> list[Point]:
+        settings = self.settings
+        known = self._known.get(path)
+        if known is None:
+            known = self._known[path] = self._load_known(path, machine, now)
+        points: list[Point] = []
+        for signal in process_signals(machine):
+            series = Series.of(self.store.history(path, signal, now - settings.lookback, now))
+            if len(series) == 0:
+                continue
+            score = anomaly_score(series, settings)
+            points += self._score_points(path, signal, series, score)
+            points += self._event_points(path, signal, series, score, known, now)
+        points += self._link_points(path, known, now)
+        known.forget_before(now - settings.link_horizon)
+        return points
+
+    def _score_points(
+        self, path: AssetPath, signal: str, series: Series, score: FloatArray
+    ) -> list[Point]:
+        """Scores of the samples not scored yet (earlier ones keep the score they were given)."""
+        key = (path, signal)
+        new = series.t > self._scored_until.get(key, -math.inf)
+        self._scored_until[key] = float(series.t[-1])
+        return [
+            Point(path, f"{ANOMALY_PREFIX}{signal}", _utc(t), float(s))
+            for t, s in zip(series.t[new], score[new], strict=True)
+            if math.isfinite(s)
+        ]
+
+    def _event_points(
+        self,
+        path: AssetPath,
+        signal: str,
+        series: Series,
+        score: FloatArray,
+        known: _Known,
+        now: datetime,
+    ) -> list[Point]:
+        s = self.settings
+        found = events(series.t, np.nan_to_num(score), signal, s.on, s.off, s.quiet, s.min_samples)
+        points = []
+        for anomaly in found:
+            still_open = anomaly.end_row >= len(series) - s.quiet
+            event = Event(
+                type=EventType.ANOMALY,
+                name=_event_name(signal),
+                start=_utc(anomaly.start),
+                end=None if still_open else _utc(anomaly.end),
+                note=f"{signal}: score {anomaly.peak_score:.1f} at {_utc(anomaly.peak):%H:%M:%S}Z",
+            )
+            stored = known.merge(event, tolerance_s=s.quiet * _step(series))
+            if stored is not None:
+                points.append(Point.from_event(path, stored))
+        return points
+
+    def _link_points(self, path: AssetPath, known: _Known, now: datetime) -> list[Point]:
+        points = []
+        for event in [e for found in known.events.values() for e in found if e.loss is None]:
+            link = _link(self.store, path, event, now, self.settings.link_horizon)
+            if link is not None:
+                linked = event.model_copy(update={"loss": link})
+                known.replace(linked)
+                points.append(Point.from_event(path, linked))
+        return points
+
+    def _load_known(self, path: AssetPath, machine: Machine, now: datetime) -> _Known:
+        """The anomaly events already stored (by a previous run of the service)."""
+        known = _Known()
+        since = now - self.settings.link_horizon - self.settings.lookback
+        for signal in process_signals(machine):
+            name = _event_name(signal)
+            for point in self.store.history(path, f"{EVENT_PREFIX}{name}", since, now):
+                known.events.setdefault(name, []).append(point.as_event())
+        return known
+
+    def run(self) -> None:
+        log.info("kernels ready in %.2f s", self.warm_up())
+        while not self.stopping.is_set():
+            began = time.perf_counter()
+            try:
+                written = self.run_once()
+                log.info("wrote %d points in %.2f s", len(written), time.perf_counter() - began)
+            except StoreError as exc:
+                log.warning("recomputation skipped: %s", exc)
+            self.stopping.wait(self.settings.interval_s)
+
+
+def _step(series: Series) -> float:
+    """The typical sampling interval of a series, in seconds."""
+    return float(np.median(np.diff(series.t))) if len(series) > 1 else 1.0
