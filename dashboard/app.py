@@ -6,12 +6,18 @@ that command sets, and the broker (for demo controls and edge devices) from SHOP
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import streamlit as st
 
+from analytics.readiness.live import record_view
+from dashboard.anomalies import anomalies_page
 from dashboard.controls import Controls
 from dashboard.edge_devices import edge_devices_page
+from dashboard.energy import energy_page
+from dashboard.oee import oee_page
+from dashboard.readiness import readiness_page
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from shopfloor.config import ConfigError
 from shopfloor.messages import (
@@ -127,7 +133,17 @@ def live_shop_floor(plant: Plant, store: Store) -> None:
 def shop_floor_page() -> None:
     plant, store = _plant(), _store()
     st.title(f"{plant.tenant.name} · {plant.site.name}")
+    _log_view(plant, store)
     live_shop_floor(plant, store)
+
+
+def _log_view(plant: Plant, store: Store) -> None:
+    """One logged view per browser session: the readiness assessment's dashboard-use evidence."""
+    if st.session_state.get("view_logged"):
+        return
+    with contextlib.suppress(StoreError):  # a view that cannot be logged is not worth an error
+        record_view(store, plant)
+        st.session_state["view_logged"] = True
 
 
 def controls_page() -> None:
@@ -195,6 +211,14 @@ def main() -> None:
         st.Page(shop_floor_page, title="Shop floor", default=True),
         st.Page(controls_page, title="Demo controls", url_path="controls"),
         st.Page(edge_page, title="Edge devices", url_path="edge"),
+        st.Page(lambda: oee_page(_plant(), _store()), title="OEE", url_path="oee"),
+        st.Page(
+            lambda: anomalies_page(_plant(), _store()), title="Anomalies", url_path="anomalies"
+        ),
+        st.Page(lambda: energy_page(_plant(), _store()), title="Energy", url_path="energy"),
+        st.Page(
+            lambda: readiness_page(_plant(), _store()), title="Readiness", url_path="readiness"
+        ),
     ]
     st.navigation(pages).run()
 

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import getpass
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -168,6 +169,7 @@ def run_demo(
 ) -> None:  # fmt: skip
     """Run the demo until Ctrl-C or SIGTERM, or until one of its processes fails."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    readiness_db = _readiness_database(data_dir)
     port = _free_port(BROKER_PORT)
     broker_url = f"mqtt://127.0.0.1:{port}"
     kind, broker = _broker(broker_choice, port, data_dir)
@@ -202,6 +204,7 @@ def run_demo(
         announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
         announce(f"API: http://127.0.0.1:{api_port}/docs  (Authorization: Bearer {api_token})")
         children = {name: _spawn(argv, data_dir / f"{name}.log") for name, argv in commands.items()}
+        threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
         try:
             _watch(children, data_dir, dashboard_port, announce)
         except KeyboardInterrupt:
@@ -209,6 +212,26 @@ def run_demo(
         finally:
             _stop(list(children.values()))
     announce("demo stopped")
+
+
+def _readiness_database(data_dir: Path) -> Path:
+    """The readiness page's database: SHOPFLOOR_READINESS_DB, set for the children if unset."""
+    from analytics.readiness.persistence import DATABASE_ENV
+
+    return Path(os.environ.setdefault(DATABASE_ENV, str(data_dir / "readiness.db")))
+
+
+def _seed_readiness(database: Path) -> None:
+    """Assess the three demo SMEs for the dashboard's readiness page, beside the demo's start
+    (it takes a few seconds of simulation, which the dashboard need not wait for)."""
+    from analytics.readiness.demo import seed_demo_smes
+    from analytics.readiness.persistence import ReadinessStoreError
+    from shopfloor.config import ConfigError
+
+    try:
+        seed_demo_smes(database)
+    except (ConfigError, ReadinessStoreError, OSError) as exc:
+        log.warning("the demo SMEs were not assessed: %s", exc)
 
 
 def _watch(

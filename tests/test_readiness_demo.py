@@ -1,5 +1,5 @@
 """The three demo SMEs: their answers with evidence computed from a run of their simulated
-plant come out as three different archetypes."""
+plant come out as three different archetypes, and the demo seeds them once."""
 
 from __future__ import annotations
 
@@ -7,91 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from analytics.readiness.answers import SmeAnswers, load_answers
+from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
-from analytics.readiness.evidence import Evidence, Indicators
-from analytics.readiness.indicators import (
-    AlarmEvent,
-    PartCount,
-    StateRecord,
-    anomaly_response,
-    connectivity,
-    environment_coverage,
-    machine_timeline,
-    no_data_seconds,
-    oee_visible,
-    platform_state_code,
-    reason_coverage,
-    share,
-    standard_time_coverage,
-)
-from simulators.fast import run_fast
-from simulators.machines import Station
-from simulators.scenario import load_scenario
+from analytics.readiness.demo import seed_demo_smes, simulated_evidence
+from analytics.readiness.persistence import ReadinessStore
 
 ROOT = Path(__file__).resolve().parent.parent
-HEARTBEAT_S = 60  # the simulator publishes every second; one point a minute is plenty here
-
-
-def simulated_evidence(scenario_file: Path, answers: SmeAnswers) -> Evidence:
-    """The indicators a run of the scenario yields over its own duration.
-
-    No dashboard access log, main meter or rated power exists yet, so DU and EC are null;
-    the scenario makes one product, so CO is null; every sensor kit reports throughout.
-    """
-    loaded = load_scenario(scenario_file)
-    floor = run_fast(loaded)
-    plant, end = loaded.plant, loaded.scenario.duration
-    beats = [float(t) for t in range(0, int(end), HEARTBEAT_S)]
-    timelines = {
-        machine_id: machine_timeline(
-            [StateRecord(i.start, platform_state_code(i.state, i.reason)) for i in machine.log],
-            0,
-            end,
-            beats,
-        )
-        for machine_id, machine in floor.machines.items()
-    }
-    links = connectivity({m: no_data_seconds(t) for m, t in timelines.items()}, end)
-    counts = [
-        PartCount(
-            end,
-            m.machine.id,
-            loaded.scenario.product,
-            m.part_count - m.reject_count,
-            m.reject_count,
-        )
-        for m in floor.machines.values()
-        if isinstance(m, Station)
-    ]
-    cycle_times = {machine.id: machine.ideal_cycle_time for _, machine in plant.machines()}
-    visible = [
-        oee_visible(
-            machine_id in links.connected,
-            [c for c in counts if c.machine == machine_id],
-            cycle_times[machine_id],
-            timelines[machine_id],
-            bool(plant.shifts),
-        )
-        for machine_id in timelines
-    ]
-    faults = [AlarmEvent((e.event.start - floor.start).total_seconds()) for e in floor.ground_truth]
-    zones = {
-        area_zone.id: 1.0
-        for area in plant.site.areas
-        for area_zone in area.zones
-        if area_zone.sensors
-    }
-    indicators = Indicators(
-        DC=links.data_completeness,
-        CC=links.coverage,
-        OV=share(visible),
-        RC=reason_coverage(timelines.values()),
-        ART=anomaly_response(faults, 0, end, bool(links.connected)),
-        EV=environment_coverage(zones, answers.risk_zones),
-        STD=standard_time_coverage(counts, {loaded.scenario.product: 1.0}),
-    )
-    return Evidence(indicators, source=str(scenario_file))
+EXAMPLES = ROOT / "examples"
 
 
 @pytest.mark.parametrize(
@@ -99,8 +21,26 @@ def simulated_evidence(scenario_file: Path, answers: SmeAnswers) -> Evidence:
     [("moulding", "Tech-led"), ("machining", "Lean-led"), ("packaging", "Lean 4.0 integrator")],
 )
 def test_demo_sme_archetype_from_its_simulated_plant(name: str, archetype: str) -> None:
-    answers = load_answers(ROOT / "examples" / "readiness" / f"{name}.yaml")
-    evidence = simulated_evidence(ROOT / "examples" / "scenarios" / f"{name}.yaml", answers)
+    answers = load_answers(EXAMPLES / "readiness" / f"{name}.yaml")
+    evidence = simulated_evidence(EXAMPLES / "scenarios" / f"{name}.yaml", answers.risk_zones)
     card = run_assessment(answers, evidence).scorecard
-    assert evidence.indicators.CC == 1.0
+    indicators = evidence.indicators
+    assert (indicators.CC, indicators.DC, indicators.STD) == (1.0, 1.0, 1.0)
+    assert (indicators.DU, indicators.EC, indicators.CO) == (None, None, None)
     assert card.archetype.name == archetype, (card.archetype, [d.final for d in card.dimensions])
+
+
+def test_the_demo_seeds_three_smes_of_different_archetypes_once(tmp_path: Path) -> None:
+    database = tmp_path / "readiness.db"
+    assert seed_demo_smes(database, EXAMPLES) == ["polimer", "metalform", "nutrisnack"]
+    assert seed_demo_smes(database, EXAMPLES) == []  # a restarted demo keeps the history
+    with ReadinessStore(database) as store:
+        snapshots = {sme: store.snapshots(sme) for sme in store.smes()}
+    assert [len(s) for s in snapshots.values()] == [1, 1, 1]
+    archetypes = {sme: s[0].archetype for sme, s in snapshots.items()}
+    assert archetypes == {
+        "polimer": "Tech-led",
+        "metalform": "Lean-led",
+        "nutrisnack": "Lean 4.0 integrator",
+    }
+    assert all(s[0].result["mode"] == "evidence" for s in snapshots.values())

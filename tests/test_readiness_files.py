@@ -277,7 +277,9 @@ def test_assess_errors_are_one_line(tmp_path: Path) -> None:
     )
     result = run("assess", str(EXAMPLES / "sme-a.yaml"), "--no-save")
     assert result.exit_code == 2
-    assert result.stderr == "error: give either --indicators FILE or --questionnaire-only\n"
+    assert result.stderr == (
+        "error: give one of --indicators FILE, --store-url URL or --questionnaire-only\n"
+    )
     result = run(
         "assess", str(EXAMPLES / "sme-a.yaml"), "--questionnaire-only", "--db", str(tmp_path)
     )

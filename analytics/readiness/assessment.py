@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from analytics.readiness.answers import Response, SmeAnswers
+from analytics.readiness.answers import Response, SmeAnswers, Special
 from analytics.readiness.evidence import INDICATOR_NAMES, Evidence, plain_value
 from analytics.readiness.questionnaire import LEVEL_NAMES
 from analytics.readiness.recommendations import RankedPriority, Recommendation, ranked_priorities
@@ -49,6 +49,13 @@ def _iso(moment: datetime | None) -> str | None:
 def responses_to_dict(responses: Mapping[str, Response]) -> dict[str, int | str]:
     return {
         item: value if isinstance(value, int) else str(value) for item, value in responses.items()
+    }
+
+
+def responses_from_dict(values: Mapping[str, int | str]) -> dict[str, Response]:
+    """The inverse of `responses_to_dict`."""
+    return {
+        item: value if isinstance(value, int) else Special(value) for item, value in values.items()
     }
 
 

@@ -18,6 +18,7 @@ that machines were connected but no alarm or acknowledgement was logged, which s
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -113,11 +114,8 @@ class IndicatorsFile(_Strict):
     indicators: IndicatorValues
 
 
-def load_indicators(path: str | Path) -> Evidence:
-    """Read an indicators file; ConfigError names file, line and indicator."""
-    loaded = load_yaml_model(path, IndicatorsFile)
-    values = loaded.indicators
-    indicators = Indicators(
+def _indicators(values: IndicatorValues) -> Indicators:
+    return Indicators(
         DC=values.DC,
         CC=values.CC,
         OV=values.OV,
@@ -129,9 +127,19 @@ def load_indicators(path: str | Path) -> Evidence:
         STD=values.STD,
         CO=values.CO,
     )
+
+
+def indicators_from_dict(values: Mapping[str, object]) -> Indicators:
+    """Indicators from plain data, as `Indicators.to_dict` (and a snapshot) holds them."""
+    return _indicators(IndicatorValues.model_validate(values))
+
+
+def load_indicators(path: str | Path) -> Evidence:
+    """Read an indicators file; ConfigError names file, line and indicator."""
+    loaded = load_yaml_model(path, IndicatorsFile)
     window = loaded.window
     return Evidence(
-        indicators,
+        _indicators(loaded.indicators),
         window.start if window else None,
         window.end if window else None,
         source=str(path),

@@ -170,8 +170,8 @@ def _state_spans(records: Sequence[StateRecord], start: float, end: float) -> li
     first = ordered[0].time if ordered else end
     if first > start:
         spans.append(Interval(start, min(first, end), NO_DATA))
-    for record, following in zip(ordered, [*ordered[1:], None], strict=True):
-        stop = following.time if following else end
+    stops = [*(r.time for r in ordered[1:]), end] if ordered else []
+    for record, stop in zip(ordered, stops, strict=True):
         lo, hi = max(record.time, start), min(stop, end)
         if hi > lo:
             spans.append(Interval(lo, hi, record.code))

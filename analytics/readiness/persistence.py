@@ -14,14 +14,25 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from analytics.readiness.assessment import Assessment, assessment_to_dict, responses_to_dict
+from analytics.readiness.answers import SmeAnswers
+from analytics.readiness.assessment import (
+    Assessment,
+    assessment_to_dict,
+    responses_from_dict,
+    responses_to_dict,
+)
+from analytics.readiness.catalogue import questionnaire
+from analytics.readiness.evidence import Evidence
+from analytics.readiness.indicator_file import indicators_from_dict
 
 SCHEMA_VERSION = 1
+DATABASE_ENV = "SHOPFLOOR_READINESS_DB"
+DEFAULT_DATABASE = Path(".shopfloor/readiness.db")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
     id INTEGER PRIMARY KEY,
@@ -67,6 +78,24 @@ class Snapshot:
     archetype: str
     final: dict[str, float]  # Fd by dimension
     result: dict[str, Any]  # the assessment as assessment_to_dict gave it
+
+    def evidence(self) -> Evidence | None:
+        """The evidence it was scored with (to score changed answers against the same data);
+        None in questionnaire-only mode."""
+        if self.questionnaire_only:
+            return None
+        window = self.result["window"]
+        values = {name: entry["value"] for name, entry in self.result["indicators"].items()}
+        return Evidence(
+            indicators_from_dict(values),
+            _moment(window["start"]),
+            _moment(window["end"]),
+            source=f"the snapshot of {self.taken_at:%Y-%m-%d %H:%M} UTC",
+        )
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -204,6 +233,22 @@ class ReadinessStore:
         return [
             row[0] for row in self._db.execute("SELECT DISTINCT sme FROM snapshots ORDER BY sme")
         ]
+
+    def answers(self, snapshot: Snapshot) -> SmeAnswers:
+        """The answers the snapshot was scored from (to score them again or change them)."""
+        content, answered_on = self._db.execute(
+            "SELECT answers, answered_on FROM assessments WHERE id = ?", (snapshot.assessment_id,)
+        ).fetchone()
+        stored = json.loads(content)
+        return SmeAnswers(
+            sme=snapshot.sme,
+            questionnaire=questionnaire(stored["questionnaire"]),
+            responses=responses_from_dict(stored["responses"]),
+            targets=stored["targets"],
+            risk_zones=tuple(stored["risk_zones"]),
+            name=snapshot.result.get("name", ""),
+            answered_on=date.fromisoformat(answered_on) if answered_on else None,
+        )
 
     def progress(self, sme: str) -> list[Progress]:
         """Every snapshot's R and Fd with their change since the baseline."""

@@ -1,0 +1,317 @@
+"""The ten indicators of a plant measured from the platform's own data (specification B3).
+
+`read_plant_data` gathers what the indicator formulas need from a store, reusing the machine
+history the analytics core reads (`analytics.history`); `plant_indicators` applies the formulas
+of `indicators.py` to it, whoever gathered it (the demo gathers the same from a simulator run).
+
+The window ends at the data's newest reading, as the analytics service's clock does (a
+simulator may run ahead of the wall clock), and covers 28 days, or less when the plant's data
+began later: a plant connected this morning is judged on what it sent since, not on the 27 days
+before it existed. A fresh demo therefore scores the hours it has run.
+
+What the platform measures, and what it cannot:
+
+- DC, CC, OV, RC and STD from each machine's state log, stop reasons and counters; any
+  numeric reading is a heartbeat, taken per minute (a silence counts from 10 minutes).
+- ART from the `event.*` points (injected faults and anomalies found by the analytics service)
+  and their `ack.*` acknowledgements from the dashboard. A stop reason on the platform comes
+  from the machine itself, not from a person, so reason entry does not count as a response;
+  there is no repair state.
+- EV from the sensor kits of each risk zone the SME names in its answers.
+- DU from the dashboard's view log (`record_view`): a point per view of a page under the
+  tenant's platform asset. Null while the store holds no view at all (the dashboard does not
+  log views), and when the window holds no working day's midnight (shorter than a day).
+- EC is null: the plant model has no main meter and no rated power to compare the machines'
+  meters with.
+- CO is null: live data carries no product id, so no product change can be seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
+
+from analytics.history import STATE, STOP_REASON, machine_history, points_in_force
+from analytics.oee import StateEvent, shift_calendar
+from analytics.readiness.evidence import Evidence, Indicators
+from analytics.readiness.indicators import (
+    AlarmEvent,
+    DashboardView,
+    PartCount,
+    StateRecord,
+    anomaly_response,
+    connectivity,
+    dashboard_use,
+    environment_coverage,
+    machine_timeline,
+    no_data_seconds,
+    oee_visible,
+    platform_state_code,
+    reason_coverage,
+    share,
+    signal_completeness,
+    standard_time_coverage,
+    working_days,
+)
+from shopfloor.messages import AssetPath
+from shopfloor.plant import Machine, Plant
+from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store
+
+DEFAULT_WINDOW = timedelta(days=28)
+HEARTBEAT = timedelta(minutes=1)  # readings are heartbeats at this resolution
+TEXT_SIGNALS = frozenset({STATE, STOP_REASON})
+VIEW_PREFIX = "view."
+SHOP_FLOOR_PAGE = "shop_floor"
+
+
+@dataclass(frozen=True)
+class MachineData:
+    """One machine over a window: state records (the one in force at the start too), the times
+    of any data, parts made and rejects (None: the machine reports no rejects)."""
+
+    states: Sequence[StateRecord]
+    seen: Sequence[float]
+    parts: float
+    rejects: float | None
+
+
+@dataclass(frozen=True)
+class PlantData:
+    """What the indicators are computed from, over [start, end) in POSIX seconds."""
+
+    start: float
+    end: float
+    machines: Mapping[str, MachineData]
+    alarms: Sequence[AlarmEvent]
+    zone_seen: Mapping[str, Sequence[float]]  # times of any sensor reading, by zone
+    views: Sequence[DashboardView] | None  # None: the dashboard logs no views
+
+
+def _product(plant: Plant, machine: Machine) -> str:
+    """The product the machine's counts are taken as (live data carries no product id): the
+    first plant product it has an ideal cycle time for, else none."""
+    return next((p.id for p in plant.products if p.id in machine.ideal_cycle_time), "")
+
+
+def plant_indicators(plant: Plant, data: PlantData, risk_zones: Collection[str]) -> Indicators:
+    """The ten indicators of the plant's machines (all in scope) and of its risk zones."""
+    start, end = data.start, data.end
+    timelines = {
+        machine_id: machine_timeline(m.states, start, end, m.seen)
+        for machine_id, m in data.machines.items()
+    }
+    links = connectivity({m: no_data_seconds(t) for m, t in timelines.items()}, end - start)
+    machines = {machine.id: machine for _, machine in plant.machines()}
+    counts = {
+        machine_id: PartCount(
+            end,
+            machine_id,
+            _product(plant, machines[machine_id]),
+            m.parts - (m.rejects or 0.0),
+            m.rejects,
+        )
+        for machine_id, m in data.machines.items()
+    }
+    visible = [
+        oee_visible(
+            machine_id in links.connected,
+            [counts[machine_id]],
+            machines[machine_id].ideal_cycle_time,
+            timelines[machine_id],
+            bool(plant.shifts),
+        )
+        for machine_id in data.machines
+    ]
+    planned = (
+        shift_calendar(plant.shifts, plant.site.timezone, start, end) if plant.shifts else None
+    )
+    return Indicators(
+        DC=links.data_completeness,
+        CC=links.coverage,
+        OV=share(visible),
+        DU=_dashboard_use(plant, data),
+        RC=reason_coverage(timelines.values(), planned),
+        ART=anomaly_response(data.alarms, start, end, bool(links.connected)),
+        EV=environment_coverage(
+            {z: signal_completeness(seen, start, end) for z, seen in data.zone_seen.items()},
+            risk_zones,
+        ),
+        STD=standard_time_coverage(counts.values(), _ideal_cycle_times(plant)),
+    )
+
+
+def _ideal_cycle_times(plant: Plant) -> dict[str, float]:
+    """The products with a standard time (an ideal cycle time on some machine)."""
+    return {
+        product: seconds
+        for _, machine in plant.machines()
+        for product, seconds in machine.ideal_cycle_time.items()
+    }
+
+
+def _dashboard_use(plant: Plant, data: PlantData) -> float | None:
+    if data.views is None:
+        return None
+    zone = ZoneInfo(plant.site.timezone)
+    days = working_days(_utc(data.start), _utc(data.end), zone, plant.shifts)
+    return dashboard_use(data.views, days, zone)
+
+
+# --- reading the store ----------------------------------------------------------------------
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _heartbeats(
+    store: Store, path: AssetPath, signals: Collection[str], start: datetime, end: datetime
+) -> list[float]:
+    """The minutes in which any of the numeric signals was read."""
+    return sorted(
+        {
+            point.ts.timestamp()
+            for signal in signals
+            for point in store.history(path, signal, start, end, every=HEARTBEAT)
+        }
+    )
+
+
+def _made(log: Sequence[StateEvent], start: float) -> tuple[float, float | None]:
+    """Parts and rejects counted after `start`: the rises of the cumulative counters (a fall is
+    a reset); rejects None when no reject count was ever read."""
+    parts = rejects = 0.0
+    last_total = last_bad = None
+    for event in log:
+        if event.total_count is not None:
+            if last_total is not None and event.time > start:
+                parts += max(0, event.total_count - last_total)
+            last_total = event.total_count
+        if event.bad_count is not None:
+            if last_bad is not None and event.time > start:
+                rejects += max(0, event.bad_count - last_bad)
+            last_bad = event.bad_count
+    return parts, rejects if last_bad is not None else None
+
+
+def _machine_data(
+    store: Store, path: AssetPath, machine: Machine, start: datetime, end: datetime
+) -> MachineData:
+    log = machine_history(partial(points_in_force, store), path, machine, start, end).events
+    numeric = [s.id for s in machine.signals if s.id not in TEXT_SIGNALS]
+    seen = _heartbeats(store, path, numeric, start, end)
+    parts, rejects = _made(log, start.timestamp())
+    return MachineData(
+        states=[StateRecord(e.time, platform_state_code(e.state, e.reason)) for e in log],
+        seen=sorted({*seen, *(e.time for e in log)}),
+        parts=parts,
+        rejects=rejects,
+    )
+
+
+def _alarms(store: Store, plant: Plant, start: datetime, end: datetime) -> list[AlarmEvent]:
+    """Every event raised in the window (faults and anomalies), with its acknowledgement."""
+    named = {
+        (p.asset, p.signal.removeprefix(EVENT_PREFIX))
+        for p in store.latest(Scope(plant.tenant.id, plant.site.id))
+        if p.signal.startswith(EVENT_PREFIX)
+    }
+    alarms = []
+    for path, name in sorted(named):
+        acks = {
+            p.ts: p.acknowledged_at().timestamp()
+            for p in store.history(path, f"{ACK_PREFIX}{name}", start, end)
+        }
+        for point in store.history(path, f"{EVENT_PREFIX}{name}", start, end):
+            alarms.append(AlarmEvent(point.ts.timestamp(), acknowledged=acks.get(point.ts)))
+    return alarms
+
+
+def _zone_seen(
+    store: Store, plant: Plant, start: datetime, end: datetime
+) -> dict[str, list[float]]:
+    seen: dict[str, set[float]] = {}
+    for path, sensor in plant.sensors():
+        signals = [s.id for s in sensor.signals]
+        seen.setdefault(path.cell, set()).update(_heartbeats(store, path, signals, start, end))
+    return {zone: sorted(times) for zone, times in seen.items()}
+
+
+def view_log_path(plant: Plant) -> AssetPath:
+    """The platform asset of the tenant that the dashboard's views are logged under."""
+    return AssetPath(plant.tenant.id, plant.site.id, "platform", "dashboard", "views")
+
+
+def record_view(
+    store: Store,
+    plant: Plant,
+    page: str = SHOP_FLOOR_PAGE,
+    user: str = "",
+    at: datetime | None = None,
+) -> None:
+    """Log one view of a dashboard page (the DU indicator's input); the value is the user."""
+    point = Point(view_log_path(plant), f"{VIEW_PREFIX}{page}", at or datetime.now(UTC), user)
+    store.write([point])
+
+
+def _views(
+    store: Store, plant: Plant, start: datetime, end: datetime
+) -> list[DashboardView] | None:
+    path, signal = view_log_path(plant), f"{VIEW_PREFIX}{SHOP_FLOOR_PAGE}"
+    points = store.history(path, signal, start, end)
+    if not points and store.before(path, signal, start) is None:
+        return None
+    return [DashboardView(p.ts, str(p.value), SHOP_FLOOR_PAGE) for p in points]
+
+
+def read_plant_data(plant: Plant, store: Store, start: datetime, end: datetime) -> PlantData:
+    """The plant's data over [start, end), the window starting no earlier than its first data."""
+    machines = {
+        machine.id: _machine_data(store, path, machine, start, end)
+        for path, machine in plant.machines()
+    }
+    zone_seen = _zone_seen(store, plant, start, end)
+    first = _first_reading(machines, zone_seen)
+    return PlantData(
+        start=max(start.timestamp(), first) if first is not None else start.timestamp(),
+        end=end.timestamp(),
+        machines=machines,
+        alarms=_alarms(store, plant, start, end),
+        zone_seen=zone_seen,
+        views=_views(store, plant, start, end),
+    )
+
+
+def _first_reading(
+    machines: Mapping[str, MachineData], zone_seen: Mapping[str, Sequence[float]]
+) -> float | None:
+    firsts = [m.seen[0] for m in machines.values() if m.seen]
+    return min([*firsts, *(times[0] for times in zone_seen.values() if times)], default=None)
+
+
+def data_clock(plant: Plant, store: Store) -> datetime | None:
+    """The newest reading of any plant signal: the window's default end."""
+    from analytics.service import AnalyticsService
+
+    return AnalyticsService(plant, store).data_clock()
+
+
+def live_evidence(
+    plant: Plant,
+    store: Store,
+    risk_zones: Collection[str] = (),
+    end: datetime | None = None,
+    window: timedelta = DEFAULT_WINDOW,
+) -> Evidence:
+    """The plant's indicators over the window ending at `end` (default: the data clock)."""
+    end = end or data_clock(plant, store) or datetime.now(UTC)
+    data = read_plant_data(plant, store, end - window, end)
+    return Evidence(
+        plant_indicators(plant, data, risk_zones),
+        window_start=_utc(data.start),
+        window_end=end,
+        source=f"the store ({plant.tenant.id}/{plant.site.id})",
+    )

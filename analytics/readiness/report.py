@@ -1,0 +1,197 @@
+"""An SME's readiness as tables: what the dashboard page, its CSV and its PDF show.
+
+Everything here reads a snapshot's result (`assessment_to_dict`), so a report shows an
+assessment exactly as it was scored, even after the scoring changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+from analytics.readiness.evidence import INDICATOR_NAMES
+
+Result = Mapping[str, Any]  # a snapshot's result, as assessment_to_dict gives it
+
+CSV_COLUMNS = (
+    "sme", "name", "taken_at", "mode", "dimension", "dimension_name", "weight", "questionnaire",
+    "evidence", "combined", "cap", "binding_gates", "final", "level", "target", "gap",
+    "index", "overall_level", "archetype",
+)  # fmt: skip
+
+
+def binding_gate(dimension: Mapping[str, Any]) -> str:
+    """The gates that hold the dimension's score down, with what lifts them; "" if none."""
+    binding = set(dimension["binding_gates"])
+    caps = [c for c in dimension["caps"] if c["gate"] in binding and c["cap"] == dimension["cap"]]
+    return "; ".join(f"{c['gate']}: {c['reason']}" for c in caps)
+
+
+@dataclass(frozen=True)
+class DimensionRow:
+    id: str
+    name: str
+    weight: float
+    questionnaire: float
+    evidence: float | None
+    combined: float
+    cap: int
+    binding: str  # the binding gate, "" when no gate holds the score down
+    final: float
+    level: int
+    target: float
+
+    @property
+    def gap(self) -> float:
+        return max(0.0, self.target - self.final)
+
+
+def dimension_rows(result: Result) -> list[DimensionRow]:
+    return [
+        DimensionRow(
+            id=d["id"],
+            name=d["name"],
+            weight=d["weight"],
+            questionnaire=d["questionnaire"],
+            evidence=d["evidence"],
+            combined=d["combined"],
+            cap=d["cap"],
+            binding=binding_gate(d),
+            final=d["final"],
+            level=d["level"],
+            target=d["target"],
+        )
+        for d in result["dimensions"]
+    ]
+
+
+def report_csv(result: Result) -> str:
+    """One row per dimension, with the SME, the date and the overall figures on each."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in dimension_rows(result):
+        writer.writerow(
+            (
+                result["sme"], result["name"], result["taken_at"], result["mode"], row.id,
+                row.name, row.weight, row.questionnaire, _blank(row.evidence), row.combined,
+                row.cap, row.binding, row.final, row.level, row.target, round(row.gap, 2),
+                result["index"], result["level"], result["archetype"]["name"],
+            )
+        )  # fmt: skip
+    return out.getvalue()
+
+
+def _blank(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+def indicator_text(value: object) -> str:
+    """An indicator's raw value as shown: a ratio, the response time, or "not measured"."""
+    if isinstance(value, Mapping):
+        if not value["logging"]:
+            return "no alarm logging"
+        if value["median_minutes"] is None:
+            return f"{value['events']} events (< 5)"
+        return f"median {value['median_minutes']:.0f} min, n = {value['events']}"
+    return "not measured" if value is None else f"{value:.0%}"
+
+
+def indicator_number(value: object) -> float | None:
+    """A number to plot an indicator's trend with: the ratio, or ART's median minutes."""
+    if isinstance(value, Mapping):
+        value = value["median_minutes"]
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class IndicatorCard:
+    name: str
+    description: str
+    value: str
+    score: int | None
+    trend: list[float | None]  # one per snapshot, oldest first
+
+
+def indicator_cards(results: Sequence[Result]) -> list[IndicatorCard]:
+    """The latest snapshot's indicators, each with its values over every snapshot."""
+    latest = results[-1]["indicators"]
+    return [
+        IndicatorCard(
+            name=name,
+            description=description,
+            value=indicator_text(latest[name]["value"]),
+            score=latest[name]["score"],
+            trend=[indicator_number(r["indicators"][name]["value"]) for r in results],
+        )
+        for name, description in INDICATOR_NAMES.items()
+    ]
+
+
+@dataclass(frozen=True)
+class RecommendationRow:
+    rank: int
+    dimension: str
+    priority: float
+    advice: str
+    basis: str  # the indicator now and its threshold, or the dimension at its target
+    what_if_index: float
+    gain: float
+
+
+def recommendation_rows(result: Result) -> list[RecommendationRow]:
+    """The ranked priorities that carry a recommendation, with its what-if."""
+    rows = []
+    for p in result["priorities"]:
+        r = p["recommendation"]
+        if r is None:
+            continue
+        if r["indicator"] is None:
+            basis = f"{p['dimension']} to {r['what_if_final']:.2f}"
+        else:
+            gate = f" ({r['gate']})" if r["gate"] else ""
+            now = indicator_text(r["value"])
+            basis = f"{r['indicator']} {now} -> {r['threshold']:g}{gate}"
+        rows.append(
+            RecommendationRow(
+                p["rank"],
+                p["dimension"],
+                p["priority"],
+                r["advice"],
+                basis,
+                r["what_if_index"],
+                r["gain"],
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """SMEs (best R first) by dimensions: Fd, R, and the cohort's median per dimension."""
+
+    labels: list[str]
+    dimensions: list[str]
+    final: list[list[float]]
+    index: list[float]
+    median: list[float]
+
+
+def cohort(latest: Mapping[str, Result], anonymise: bool = False) -> Cohort:
+    """The latest result of every SME; anonymised labels are "SME 1".. by rank."""
+    ranked = sorted(latest.values(), key=lambda r: (-r["index"], r["sme"]))
+    dimensions = [d["id"] for d in ranked[0]["dimensions"]] if ranked else []
+    final = [[d["final"] for d in r["dimensions"]] for r in ranked]
+    return Cohort(
+        labels=[
+            f"SME {n}" if anonymise else r["name"] or r["sme"] for n, r in enumerate(ranked, 1)
+        ],
+        dimensions=dimensions,
+        final=final,
+        index=[r["index"] for r in ranked],
+        median=[median(column) for column in zip(*final, strict=True)] if final else [],
+    )

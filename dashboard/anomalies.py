@@ -1,0 +1,296 @@
+"""The anomalies page: each machine's process signals with their anomaly scores, the anomaly
+events the analytics service found (and the stop that followed, when one did), and the
+operators' acknowledgements of them.
+
+An acknowledgement is stored as its own series (`Point.acknowledgement`), stamped with the
+event's start, whose value is when it was given: the response time is that minus the start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from dashboard.kpis import JUST_AFTER, data_clock
+from shopfloor.messages import AssetPath, Event, EventType, LossLink
+from shopfloor.plant import Plant
+from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+# As analytics.service names them (not imported: it needs numpy and Numba).
+SCORE_PREFIX = "anomaly."
+ANOMALY_EVENT_PREFIX = "anomaly_"
+WINDOW_HOURS = [1, 4, 8, 24, 72]
+MAX_CHART_POINTS = 2000
+REFRESH_S = 10.0
+EXPANDED_ACKS = 5
+
+
+def anomaly_event_name(signal: str) -> str:
+    """The name of the events the service finds in a signal: event names allow no `-`."""
+    return ANOMALY_EVENT_PREFIX + signal.replace("-", "_").lower()
+
+
+@dataclass(frozen=True)
+class AssetEvent:
+    """An event of one machine, and when an operator acknowledged it (None: not yet)."""
+
+    path: AssetPath
+    machine: str
+    event: Event
+    acknowledged: datetime | None = None
+
+    @property
+    def signal(self) -> str:
+        """The signal an anomaly event was found in, as its name spells it (lower case, `_`)."""
+        return self.event.name.removeprefix(ANOMALY_EVENT_PREFIX)
+
+    @property
+    def response_s(self) -> float | None:
+        if self.acknowledged is None:
+            return None
+        return (self.acknowledged - self.event.start).total_seconds()
+
+
+def read_events(plant: Plant, store: Store, start: datetime, end: datetime) -> list[AssetEvent]:
+    """The machines' events that began in [start, end), anomalies and faults, newest first."""
+    names = {path: machine.name for path, machine in plant.machines()}
+    series = [p for p in store.latest(Scope(plant.tenant.id, plant.site.id)) if p.asset in names]
+    acks = _acknowledgements(_history(store, series, ACK_PREFIX, start, end))
+    found = []
+    for point in _history(store, series, EVENT_PREFIX, start, end):
+        try:
+            event = point.as_event()
+        except ValueError as exc:
+            log.warning("skipped unreadable event %s of %s: %s", point.signal, point.asset, exc)
+            continue
+        acknowledged = acks.get((point.asset, event.name, event.start))
+        found.append(AssetEvent(point.asset, names[point.asset], event, acknowledged))
+    return sorted(found, key=lambda e: e.event.start, reverse=True)
+
+
+def _history(
+    store: Store, latest: list[Point], prefix: str, start: datetime, end: datetime
+) -> list[Point]:
+    """Every point in [start, end) of the series named `prefix...` among `latest`."""
+    return [
+        point
+        for series in latest
+        if series.signal.startswith(prefix)
+        for point in store.history(series.asset, series.signal, start, end)
+    ]
+
+
+def _acknowledgements(points: list[Point]) -> dict[tuple[AssetPath, str, datetime], datetime]:
+    """When each event was acknowledged, by asset, event name and event start."""
+    found = {}
+    for point in points:
+        try:
+            found[(point.asset, point.signal.removeprefix(ACK_PREFIX), point.ts)] = (
+                point.acknowledged_at()
+            )
+        except ValueError:
+            log.warning("skipped unreadable acknowledgement %s of %s", point.signal, point.asset)
+    return found
+
+
+def acknowledge(store: Store, item: AssetEvent, at: datetime) -> AssetEvent:
+    """Record that an operator acknowledged the event at `at` (never before it began)."""
+    at = max(at, item.event.start)
+    store.write([Point.acknowledgement(item.path, item.event, at)])
+    return replace(item, acknowledged=at)
+
+
+def machine_clock(store: Store, path: AssetPath) -> datetime | None:
+    """The machine's newest point: the clock its events are stamped on, which a simulator at
+    x60 runs ahead of the wall clock, so an acknowledgement is timed on it too."""
+    return max((p.ts for p in store.latest(Scope.of(path))), default=None)
+
+
+@dataclass(frozen=True)
+class ScoredSignal:
+    """A process signal and its anomaly score over a window."""
+
+    signal: str
+    unit: str
+    values: list[Point]
+    scores: list[Point]
+
+
+def read_scored_signals(
+    plant: Plant, store: Store, path: AssetPath, start: datetime, end: datetime
+) -> list[ScoredSignal]:
+    """Every signal of the machine that has anomaly scores, with its values and scores in
+    [start, end), averaged over intervals when the window holds too many samples to draw."""
+    units = {signal: s.unit for signal, s in plant.catalogue().get(path, {}).items()}
+    every = (end - start) / MAX_CHART_POINTS
+    step = every if every > timedelta(seconds=1) else None
+    scored = sorted(
+        p.signal.removeprefix(SCORE_PREFIX)
+        for p in store.latest(Scope.of(path))
+        if p.signal.startswith(SCORE_PREFIX)
+    )
+    return [
+        ScoredSignal(
+            signal,
+            units.get(signal, ""),
+            store.history(path, signal, start, end, step),
+            store.history(path, SCORE_PREFIX + signal, start, end, step),
+        )
+        for signal in scored
+    ]
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def anomalies_page(plant: Plant, store: Store) -> None:
+    st.title("Anomalies")
+    try:
+        now = data_clock(plant, store)
+    except StoreError as exc:
+        st.error(f"The store cannot be read: {exc}")
+        return
+    if now is None:
+        st.info("No analysis yet: scores appear once `shopfloor analytics` has analysed data.")
+        return
+    hours = (
+        st.selectbox("Window", WINDOW_HOURS, format_func=lambda h: f"last {h} h", key="window") or 1
+    )
+    machines = {m.name: path for path, m in plant.machines()}
+    name = st.selectbox("Machine", list(machines), key="machine") or next(iter(machines))
+    live_anomalies(plant, store, machines[name], timedelta(hours=hours))
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelta) -> None:
+    try:
+        now = data_clock(plant, store)
+        if now is None:
+            return
+        start, end = now - window, now + JUST_AFTER
+        events = read_events(plant, store, start, end)
+        _event_table(store, [e for e in events if e.event.type is EventType.ANOMALY])
+        st.subheader("Signals")
+        machine_events = [e for e in events if e.path == path]
+        signals = read_scored_signals(plant, store, path, start, end)
+        st.caption(
+            "Orange: the signal's anomaly events. Red: injected faults (ground truth)."
+            if signals
+            else "No anomaly scores for this machine yet."
+        )
+        for scored in signals:
+            st.plotly_chart(_signal_figure(scored, machine_events))
+    except StoreError as exc:
+        st.error(f"The store cannot be read: {exc}")
+        return
+    st.caption(f"Data up to {now:%Y-%m-%d %H:%M:%S} UTC; refreshed every {REFRESH_S:.0f} s")
+
+
+def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
+    st.subheader("Anomaly events")
+    if not anomalies:
+        st.caption("None in this window.")
+        return
+    st.dataframe([_event_row(a) for a in anomalies], hide_index=True)
+    waiting = [a for a in anomalies if a.acknowledged is None]
+    if not waiting:
+        return
+    # A noisy line can raise dozens of events: past a few, the buttons fold away.
+    label = f"{len(waiting)} waiting for acknowledgement"
+    with st.expander(label, expanded=len(waiting) <= EXPANDED_ACKS):
+        for item in waiting:
+            text, button = st.columns([4, 1])
+            text.markdown(f"**{item.machine}** · {item.signal} · {item.event.start:%H:%M:%S}")
+            button.button(
+                "Acknowledge",
+                key=f"ack-{item.path.asset}-{item.event.name}-{item.event.start.isoformat()}",
+                on_click=_acknowledge_now,
+                args=(store, item),
+            )
+
+
+def _acknowledge_now(store: Store, item: AssetEvent) -> None:
+    clock = machine_clock(store, item.path) or item.event.start
+    acknowledge(store, item, clock)
+
+
+def _event_row(item: AssetEvent) -> dict[str, object]:
+    event, loss = item.event, item.event.loss
+    return {
+        "Machine": item.machine,
+        "Signal": item.signal,
+        "Start (UTC)": f"{event.start:%Y-%m-%d %H:%M:%S}",
+        "End (UTC)": f"{event.end:%H:%M:%S}" if event.end else "ongoing",
+        "Acknowledged": _response_text(item.response_s),
+        "Peak": event.note,
+        "Followed by": _loss_text(loss) if loss else "",
+    }
+
+
+def _loss_text(loss: LossLink) -> str:
+    stop = loss.state.replace("_", " ") + (f" ({loss.reason})" if loss.reason else "")
+    return f"{stop} {loss.lead_s / 60:.0f} min later, lasting {loss.duration_s / 60:.0f} min"
+
+
+def _response_text(response_s: float | None) -> str:
+    return "not yet" if response_s is None else f"after {response_s / 60:.1f} min"
+
+
+def _signal_figure(scored: ScoredSignal, events: Sequence[AssetEvent]) -> go.Figure:
+    """The signal above its score, with its anomaly events (orange) and the injected faults
+    (red, the simulator's ground truth) as bands across both."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    figure.add_scatter(
+        x=[p.ts for p in scored.values], y=[p.value for p in scored.values], name=scored.signal,
+        row=1, col=1,
+    )  # fmt: skip
+    figure.add_scatter(
+        x=[p.ts for p in scored.scores], y=[p.value for p in scored.scores], name="score",
+        row=2, col=1,
+    )  # fmt: skip
+    last = scored.values[-1].ts if scored.values else None
+    own = anomaly_event_name(scored.signal)
+    # One layout update: add_vrect re-validates the whole layout per band, seconds for dozens.
+    bands = [_band(item, last) for item in events if item.event.type is EventType.FAULT]
+    bands += [_band(item, last) for item in events if item.event.name == own]
+    title = scored.signal.replace("_", " ")
+    figure.update_layout(
+        title=f"{title} ({scored.unit})" if scored.unit else title,
+        height=380,
+        showlegend=False,
+        shapes=bands,
+    )
+    figure.update_yaxes(title_text="score", row=2, col=1)
+    return figure
+
+
+def _band(item: AssetEvent, last: datetime | None) -> dict[str, object]:
+    """A band over the event's span, up to the newest sample while it lasts."""
+    event = item.event
+    fault = event.type is EventType.FAULT
+    return {
+        "type": "rect",
+        "xref": "x",
+        "yref": "paper",
+        "x0": event.start,
+        "x1": event.end or last or event.start,
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": "red" if fault else "orange",
+        "opacity": 0.15,
+        "line": {"width": 0},
+        "layer": "below",
+        "label": {
+            "text": f"{event.name.replace('_', ' ')} (injected)" if fault else "",
+            "textposition": "top left",
+            "font": {"size": 11},
+        },
+    }

@@ -1,0 +1,208 @@
+"""The energy page: what each machine used, in which states, per good part, at what peak, cost
+and CO2, from the analytics service's shift reports.
+
+The service does not price energy: the page multiplies kWh by a price per kWh the user can
+change, from SHOPFLOOR_PRICE_PER_KWH (and SHOPFLOOR_CURRENCY) by default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.kpis import ShiftReport, by_machine, choose_period, read_shift_reports, sum_by_key
+from dashboard.shop_floor import STATE_COLOURS
+from shopfloor.plant import Plant
+from shopfloor.states import MachineState
+from shopfloor.store import Store, StoreError
+
+DEFAULT_PRICE_PER_KWH = 0.15
+DEFAULT_CURRENCY = "EUR"
+
+
+@dataclass(frozen=True)
+class Tariff:
+    price_per_kwh: float
+    currency: str
+
+    @classmethod
+    def from_env(cls) -> Tariff:
+        price = os.environ.get("SHOPFLOOR_PRICE_PER_KWH")
+        return cls(
+            float(price) if price else DEFAULT_PRICE_PER_KWH,
+            os.environ.get("SHOPFLOOR_CURRENCY", DEFAULT_CURRENCY),
+        )
+
+
+@dataclass(frozen=True)
+class EnergyTotals:
+    """The energy of one or more machine shifts, added up."""
+
+    kwh: float
+    by_state_kwh: dict[str, float]  # from the power signal; may not add up to the meter's kWh
+    good_parts: float
+    peak_kw: float | None  # the highest 15-minute demand of any of the shifts
+    co2_kg: float
+    cost: float
+
+    @property
+    def kwh_per_good_part(self) -> float | None:
+        return self.kwh / self.good_parts if self.good_parts else None
+
+
+def energy_totals(reports: Sequence[ShiftReport], price_per_kwh: float) -> EnergyTotals:
+    kwh = sum(r.energy_kwh or 0.0 for r in reports)
+    peaks = [r.kpis["peak_demand"] for r in reports if "peak_demand" in r.kpis]
+    return EnergyTotals(
+        kwh=kwh,
+        by_state_kwh=sum_by_key(r.energy_by_state_kwh for r in reports),
+        good_parts=sum(r.kpis.get("good_parts", 0.0) for r in reports),
+        peak_kw=max(peaks, default=None),
+        co2_kg=sum(r.kpis.get("co2", 0.0) for r in reports),
+        cost=kwh * price_per_kwh,
+    )
+
+
+def energy_by_machine(
+    reports: Sequence[ShiftReport], price_per_kwh: float
+) -> dict[str, EnergyTotals]:
+    """Each machine's energy over the shifts of the reports, by machine name."""
+    return {
+        machine: energy_totals(shifts, price_per_kwh)
+        for machine, shifts in by_machine(reports).items()
+    }
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def energy_page(plant: Plant, store: Store) -> None:
+    st.title("Energy")
+    try:
+        _energy(plant, store)
+    except StoreError as exc:
+        st.error(f"The store cannot be read: {exc}")
+
+
+def _energy(plant: Plant, store: Store) -> None:
+    period = choose_period(plant, store)
+    if period is None:
+        return
+    default = Tariff.from_env()
+    price = st.number_input(
+        f"Price per kWh ({default.currency})", min_value=0.0, value=default.price_per_kwh,
+        step=0.01, format="%.3f",
+    )  # fmt: skip
+    tariff = Tariff(price, default.currency)
+    reports = read_shift_reports(plant, store, *period)
+    if not reports:
+        st.info("No shift has been analysed in this period.")
+        return
+    machines = energy_by_machine(reports, tariff.price_per_kwh)
+    _headline(machines, tariff)
+    st.subheader("Per machine and state")
+    st.plotly_chart(_states_figure(machines))
+    _machine_table(machines, tariff)
+    st.subheader("Per shift")
+    st.plotly_chart(_per_part_figure(reports))
+    _shift_table(reports, tariff)
+
+
+def _headline(machines: Mapping[str, EnergyTotals], tariff: Tariff) -> None:
+    kwh, cost, co2 = st.columns(3)
+    kwh.metric("Energy", f"{sum(m.kwh for m in machines.values()):,.1f} kWh")
+    cost.metric("Cost", f"{sum(m.cost for m in machines.values()):,.2f} {tariff.currency}")
+    co2.metric("CO2", f"{sum(m.co2_kg for m in machines.values()):,.1f} kg")
+
+
+def _states_figure(machines: Mapping[str, EnergyTotals]) -> go.Figure:
+    found = {s for m in machines.values() for s in m.by_state_kwh}
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=state.replace("_", " "),
+                x=list(machines),
+                y=[m.by_state_kwh.get(state, 0.0) for m in machines.values()],
+                marker_color=STATE_COLOURS.get(state),
+            )
+            for state in [s.value for s in MachineState if s.value in found]
+        ]
+    )
+    figure.update_layout(
+        barmode="stack", title="kWh by machine state", yaxis_title="kWh", height=360
+    )
+    return figure
+
+
+def _machine_table(machines: Mapping[str, EnergyTotals], tariff: Tariff) -> None:
+    _table(
+        [
+            {
+                "Machine": name,
+                "kWh": m.kwh,
+                "kWh per good part": m.kwh_per_good_part,
+                "Peak demand (kW)": m.peak_kw,
+                f"Cost ({tariff.currency})": m.cost,
+                "CO2 (kg)": m.co2_kg,
+            }
+            for name, m in machines.items()
+        ],
+        tariff,
+    )
+
+
+def _per_part_figure(reports: Sequence[ShiftReport]) -> go.Figure:
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=machine,
+                x=[r.label for r in shifts],
+                y=[r.kpis.get("energy_per_good_part") for r in shifts],
+            )
+            for machine, shifts in by_machine(reports).items()
+        ]
+    )
+    figure.update_layout(
+        barmode="group", title="kWh per good part", yaxis_title="kWh/part", height=360
+    )
+    return figure
+
+
+def _shift_table(reports: Sequence[ShiftReport], tariff: Tariff) -> None:
+    rows: list[dict[str, object]] = []
+    for report in reports:
+        totals = energy_totals([report], tariff.price_per_kwh)
+        rows.append(
+            {
+                "Day": report.day,
+                "Shift": report.shift,
+                "Machine": report.machine,
+                "kWh": totals.kwh,
+                "kWh per good part": totals.kwh_per_good_part,
+                "Idle share": report.kpis.get("idle_energy_share"),
+                "Peak demand (kW)": totals.peak_kw,
+                f"Cost ({tariff.currency})": totals.cost,
+                "CO2 (kg)": totals.co2_kg,
+            }
+        )
+    _table(rows, tariff)
+
+
+def _table(rows: list[dict[str, object]], tariff: Tariff) -> None:
+    number = st.column_config.NumberColumn
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            "kWh": number(format="%.2f"),
+            "kWh per good part": number(format="%.4f"),
+            "Idle share": number(format="percent"),
+            "Peak demand (kW)": number(format="%.1f"),
+            f"Cost ({tariff.currency})": number(format="%.2f"),
+            "CO2 (kg)": number(format="%.2f"),
+        },
+    )

@@ -1,0 +1,147 @@
+"""What the analytics service wrote back to the store: its clock, rolling KPIs, shift reports.
+
+The series names repeat those of analytics.service rather than import them: that module needs
+numpy and Numba, which the dashboard does not install.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import streamlit as st
+
+from analytics.oee import LossTree, OeeReport
+from shopfloor.messages import AssetPath
+from shopfloor.plant import Plant
+from shopfloor.store import Point, Scope, Store
+
+log = logging.getLogger(__name__)
+
+KPI_PREFIX = "kpi."
+SHIFT_KPI_PREFIX = "kpi.shift."
+SHIFT_REPORT = "report.shift"
+# A stored point's timestamp is inside [start, end) only if end is past it.
+JUST_AFTER = timedelta(microseconds=1)
+PERIOD_DAYS = [1, 7, 30]
+
+
+@dataclass(frozen=True)
+class ShiftReport:
+    """One machine's shift (or calendar day, for a plant without shifts) as analysed."""
+
+    path: AssetPath
+    machine: str
+    shift: str
+    day: date
+    start: datetime
+    oee: OeeReport | None  # None for a machine that makes no parts
+    energy_kwh: float | None
+    energy_by_state_kwh: dict[str, float]
+    kpis: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"{self.day:%a %d %b} {self.shift}"
+
+
+def data_clock(plant: Plant, store: Store) -> datetime | None:
+    """The newest rolling KPI of the plant's machines: the analysis's "now", which follows the
+    data (a simulator at x60 runs ahead of the wall clock, a replayed day lies behind it)."""
+    machines = {path for path, _ in plant.machines()}
+    stamps = [
+        p.ts
+        for p in store.latest(Scope(plant.tenant.id, plant.site.id))
+        if p.asset in machines and _is_rolling_kpi(p.signal)
+    ]
+    return max(stamps, default=None)
+
+
+def rolling_kpis(store: Store, path: AssetPath) -> dict[str, float]:
+    """The machine's latest KPIs over the service's rolling window, by KPI name."""
+    return {
+        p.signal.removeprefix(KPI_PREFIX): p.value
+        for p in store.latest(Scope.of(path))
+        if _is_rolling_kpi(p.signal) and not isinstance(p.value, str)
+    }
+
+
+def _is_rolling_kpi(signal: str) -> bool:
+    return signal.startswith(KPI_PREFIX) and not signal.startswith(SHIFT_KPI_PREFIX)
+
+
+def read_shift_reports(
+    plant: Plant, store: Store, start: datetime, end: datetime
+) -> list[ShiftReport]:
+    """The reports of the shifts that began in [start, end], oldest first, in plant order."""
+    reports = []
+    for path, machine in plant.machines():
+        for point in store.history(path, SHIFT_REPORT, start, end + JUST_AFTER):
+            try:
+                reports.append(_shift_report(point, machine.name))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("skipped unreadable shift report of %s at %s: %s", path, point.ts, exc)
+    return sorted(reports, key=lambda r: r.start)  # stable: plant order within a shift
+
+
+def _shift_report(point: Point, machine: str) -> ShiftReport:
+    detail = json.loads(str(point.value))
+    return ShiftReport(
+        path=point.asset,
+        machine=machine,
+        shift=detail["shift"],
+        day=date.fromisoformat(detail["day"]),
+        start=point.ts,
+        oee=_oee_report(detail["oee"]) if detail["oee"] else None,
+        energy_kwh=detail["energy_kwh"],
+        energy_by_state_kwh=detail["energy_by_state_kwh"],
+        kpis=detail["kpis"],
+    )
+
+
+def _oee_report(data: dict[str, Any]) -> OeeReport:
+    """The OeeReport that `OeeReport.to_dict` wrote."""
+    return OeeReport(
+        **{
+            **data,
+            "start": datetime.fromisoformat(data["start"]).timestamp(),
+            "end": datetime.fromisoformat(data["end"]).timestamp(),
+            "losses": LossTree(**data["losses"]),
+            "problems": tuple(data["problems"]),
+        }
+    )
+
+
+def by_machine(reports: Sequence[ShiftReport]) -> dict[str, list[ShiftReport]]:
+    """The reports grouped by machine name, in the order the machines first appear."""
+    grouped: dict[str, list[ShiftReport]] = {}
+    for report in reports:
+        grouped.setdefault(report.machine, []).append(report)
+    return grouped
+
+
+def choose_period(plant: Plant, store: Store) -> tuple[datetime, datetime] | None:
+    """The period the user picks, ending at the data clock; None, with a note, before the
+    analytics service has written anything."""
+    now = data_clock(plant, store)
+    if now is None:
+        st.info("No KPIs yet: they appear once `shopfloor analytics` has analysed some data.")
+        return None
+    days = st.selectbox(
+        "Period", PERIOD_DAYS, format_func=lambda d: f"last {d} day{'s' if d > 1 else ''}"
+    )
+    st.caption(f"Data up to {now:%Y-%m-%d %H:%M:%S} UTC")
+    return now - timedelta(days=days or 1), now
+
+
+def sum_by_key(mappings: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Figures by name (seconds by state, kWh by state...) of several shifts, added up."""
+    total: dict[str, float] = {}
+    for mapping in mappings:
+        for key, value in mapping.items():
+            total[key] = total.get(key, 0.0) + value
+    return total

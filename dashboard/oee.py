@@ -1,0 +1,284 @@
+"""The OEE page: availability, performance and quality per shift, where the time went (the loss
+waterfall) and why the machines stopped (the stop-reason Pareto), from the analytics service's
+shift reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics.oee import OeeReport
+from dashboard.kpis import (
+    ShiftReport,
+    by_machine,
+    choose_period,
+    read_shift_reports,
+    rolling_kpis,
+    sum_by_key,
+)
+from shopfloor.plant import Plant
+from shopfloor.store import Store, StoreError
+
+NO_REASON = "no reason code"
+RATIOS = {
+    "availability": "Availability",
+    "performance": "Performance",
+    "quality": "Quality",
+    "oee": "OEE",
+}
+
+
+@dataclass(frozen=True)
+class ShiftKpis:
+    """One row of the per-shift table: a machine's OEE figures over one shift."""
+
+    day: date
+    shift: str
+    machine: str
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    parts: int
+    good_parts: int
+    rejects: int
+    mtbf_s: float | None
+    mttr_s: float | None
+
+
+def shift_kpis(reports: Sequence[ShiftReport]) -> list[ShiftKpis]:
+    """The per-shift table, in the reports' order; machines that make no parts are left out."""
+    return [
+        ShiftKpis(
+            day=r.day,
+            shift=r.shift,
+            machine=r.machine,
+            availability=r.oee.availability,
+            performance=r.oee.performance,
+            quality=r.oee.quality,
+            oee=r.oee.oee,
+            parts=r.oee.produced,
+            good_parts=r.oee.good,
+            rejects=r.oee.bad,
+            mtbf_s=r.oee.mtbf_s,
+            mttr_s=r.oee.mttr_s,
+        )
+        for r in reports
+        if r.oee is not None
+    ]
+
+
+@dataclass(frozen=True)
+class WaterfallStep:
+    """A bar of the loss waterfall: a time total, or a loss taken off the total before it."""
+
+    label: str
+    seconds: float  # positive; a loss is drawn downwards
+    is_total: bool
+
+
+def loss_waterfall(reports: Sequence[OeeReport]) -> list[WaterfallStep]:
+    """From planned operation time down to fully productive time (ideal cycle time x good
+    parts, that is OEE x planned busy time), over one or more shifts added up."""
+    availability = sum_by_key(r.losses.availability_by_state for r in reports)
+    groups: list[tuple[str, list[tuple[str, float]]]] = [
+        (
+            "Planned busy time",
+            [
+                ("Planned downtime", sum(r.planned_downtime_s for r in reports)),
+                ("No data", sum(r.unknown_s for r in reports)),
+            ],
+        ),
+        (
+            "Actual production time",
+            sorted(
+                ((state.replace("_", " ").capitalize(), s) for state, s in availability.items()),
+                key=lambda loss: -loss[1],
+            ),
+        ),
+        (
+            "Fully productive time",
+            [
+                ("Micro-stops", sum(r.losses.micro_stops for r in reports)),
+                ("Reduced speed", sum(r.losses.reduced_speed for r in reports)),
+                ("Rejects", sum(r.losses.rejects for r in reports)),
+            ],
+        ),
+    ]
+    total = sum(r.planned_operation_s for r in reports)
+    steps = [WaterfallStep("Planned operation time", total, is_total=True)]
+    for subtotal, losses in groups:
+        for label, seconds in losses:
+            if seconds > 0:
+                steps.append(WaterfallStep(label, seconds, is_total=False))
+                total -= seconds
+        steps.append(WaterfallStep(subtotal, total, is_total=True))
+    return steps
+
+
+@dataclass(frozen=True)
+class ParetoBar:
+    reason: str
+    seconds: float
+    cumulative_share: float  # of all availability losses, this bar and those before it
+
+
+def stop_pareto(reports: Sequence[OeeReport]) -> list[ParetoBar]:
+    """Availability losses by stop reason, largest first; stops that carried no reason code
+    (starved, blocked, idle, most often) make one bar of their own."""
+    by_reason = sum_by_key(r.losses.availability_by_reason for r in reports)
+    all_losses = sum(sum(r.losses.availability_by_state.values()) for r in reports)
+    unexplained = all_losses - sum(by_reason.values())
+    if unexplained > 0:
+        by_reason[NO_REASON] = unexplained
+    total = sum(by_reason.values())
+    bars, cumulative = [], 0.0
+    for reason, seconds in sorted(by_reason.items(), key=lambda item: -item[1]):
+        if seconds <= 0:
+            continue
+        cumulative += seconds
+        bars.append(ParetoBar(reason, seconds, cumulative / total))
+    return bars
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def oee_page(plant: Plant, store: Store) -> None:
+    st.title("OEE")
+    try:
+        _oee(plant, store)
+    except StoreError as exc:
+        st.error(f"The store cannot be read: {exc}")
+
+
+def _oee(plant: Plant, store: Store) -> None:
+    period = choose_period(plant, store)
+    if period is None:
+        return
+    machines = {m.name: path for path, m in plant.machines() if m.ideal_cycle_time}
+    name = st.selectbox("Machine", list(machines))
+    if name is None:
+        return
+    _rolling(rolling_kpis(store, machines[name]))
+    reports = by_machine(read_shift_reports(plant, store, *period)).get(name, [])
+    analysed = [r for r in reports if r.oee is not None]
+    if not analysed:
+        st.info(f"No shift of {name} has been analysed in this period.")
+        return
+    st.subheader("Per shift")
+    rows = shift_kpis(analysed)
+    st.plotly_chart(_shift_figure(rows))
+    _shift_table(rows)
+    _losses(analysed)
+
+
+def _rolling(kpis: dict[str, float]) -> None:
+    """The headline: the service's rolling window (an hour by default)."""
+    st.subheader("Last hour")
+    for column, (name, title) in zip(st.columns(len(RATIOS)), RATIOS.items(), strict=True):
+        value = kpis.get(name)
+        column.metric(title, "no data" if value is None else f"{value:.1%}")
+
+
+def _shift_figure(rows: Sequence[ShiftKpis]) -> go.Figure:
+    labels = [f"{r.day:%a %d %b} {r.shift}" for r in rows]
+    figure = go.Figure(
+        [
+            go.Bar(name=title, x=labels, y=[getattr(r, name) for r in rows])
+            for name, title in RATIOS.items()
+        ]
+    )
+    figure.update_layout(
+        barmode="group", title="OEE and its factors", yaxis_tickformat=".0%", height=360
+    )
+    return figure
+
+
+def _shift_table(rows: Sequence[ShiftKpis]) -> None:
+    percent = st.column_config.NumberColumn(format="percent")
+    minutes = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(
+        [
+            {
+                "Day": r.day,
+                "Shift": r.shift,
+                "Availability": r.availability,
+                "Performance": r.performance,
+                "Quality": r.quality,
+                "OEE": r.oee,
+                "Parts": r.parts,
+                "Good": r.good_parts,
+                "Rejects": r.rejects,
+                "MTBF (min)": None if r.mtbf_s is None else r.mtbf_s / 60,
+                "MTTR (min)": None if r.mttr_s is None else r.mttr_s / 60,
+            }
+            for r in rows
+        ],
+        hide_index=True,
+        column_config={
+            "Availability": percent,
+            "Performance": percent,
+            "Quality": percent,
+            "OEE": percent,
+            "MTBF (min)": minutes,
+            "MTTR (min)": minutes,
+        },
+    )
+
+
+def _losses(reports: Sequence[ShiftReport]) -> None:
+    st.subheader("Losses")
+    every = "the whole period"
+    choices = {every: reports, **{r.label: [r] for r in reversed(reports)}}
+    chosen = st.selectbox("Shifts", list(choices)) or every
+    oee = [r.oee for r in choices[chosen] if r.oee is not None]
+    waterfall, pareto = st.columns(2)
+    waterfall.plotly_chart(_waterfall_figure(loss_waterfall(oee)))
+    bars = stop_pareto(oee)
+    if bars:
+        pareto.plotly_chart(_pareto_figure(bars))
+    else:
+        pareto.caption("No stops in these shifts.")
+
+
+def _waterfall_figure(steps: Sequence[WaterfallStep]) -> go.Figure:
+    hours = [s.seconds / 3600 for s in steps]
+    figure = go.Figure(
+        go.Waterfall(
+            x=[s.label for s in steps],
+            y=[h if s.is_total else -h for s, h in zip(steps, hours, strict=True)],
+            measure=["absolute" if s.is_total else "relative" for s in steps],
+            text=[f"{h:.2f} h" for h in hours],
+        )
+    )
+    figure.update_layout(title="Where the planned time went", yaxis_title="hours", height=420)
+    return figure
+
+
+def _pareto_figure(bars: Sequence[ParetoBar]) -> go.Figure:
+    reasons = [b.reason.replace("_", " ") for b in bars]
+    figure = go.Figure(
+        [
+            go.Bar(x=reasons, y=[b.seconds / 60 for b in bars], name="minutes"),
+            go.Scatter(
+                x=reasons,
+                y=[b.cumulative_share for b in bars],
+                name="cumulative share",
+                yaxis="y2",
+                mode="lines+markers",
+            ),
+        ]
+    )
+    figure.update_layout(
+        title="Stop reasons",
+        yaxis_title="minutes",
+        yaxis2={"overlaying": "y", "side": "right", "range": [0, 1.05], "tickformat": ".0%"},
+        height=420,
+        legend={"orientation": "h"},
+    )
+    return figure

@@ -1,0 +1,343 @@
+"""The OEE, anomalies and energy pages, from a store holding what the analytics service writes:
+shift reports made by the service's own code, KPIs, anomaly scores and events, a fault."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.energy import StateEnergy
+from analytics.oee import StateEvent, oee_timeline
+from analytics.service import MachineReport
+from dashboard.anomalies import acknowledge, read_events, read_scored_signals
+from dashboard.energy import Tariff, energy_by_machine
+from dashboard.kpis import data_clock, read_shift_reports, rolling_kpis
+from dashboard.oee import loss_waterfall, shift_kpis, stop_pareto
+from shopfloor.messages import AssetPath, Event, EventType, LossLink
+from shopfloor.plant import Plant
+from shopfloor.states import MachineState
+from shopfloor.store import Point, Store, StoreSettings, open_store
+from tests.conftest import EXAMPLE_PLANT
+from tests.servers import free_port
+from tests.test_dashboard_driving import artifact, choose, open_page, start_dashboard
+from tests.test_end_to_end import stop_all
+
+PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
+TRIMMER = AssetPath("polimer", "brest", "moulding", "line-1", "cnc-01")
+# Monday 16 November 2026; the plant's shifts are in Europe/Minsk (UTC+3).
+EARLY = datetime(2026, 11, 16, 3, 0, tzinfo=UTC)
+LATE = datetime(2026, 11, 16, 11, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 16, 18, 0, tzinfo=UTC)
+IDEAL_CYCLE_S = 12.0
+
+S = MachineState
+# An 8-hour shift (seconds from its start): breakdowns with reasons, a starved spell without
+# one, a planned stop; 1,600 parts counted, 40 of them rejects.
+SHIFT_LOG = [
+    StateEvent(0, S.RUNNING, 0, 0),
+    StateEvent(3600, S.UNPLANNED_STOP, 250, 5, reason="mechanical"),
+    StateEvent(5400, S.RUNNING),
+    StateEvent(10800, S.STARVED),
+    StateEvent(11700, S.RUNNING),
+    StateEvent(14400, S.PLANNED_STOP),
+    StateEvent(16200, S.RUNNING),
+    StateEvent(21600, S.UNPLANNED_STOP, reason="heater"),
+    StateEvent(22200, S.RUNNING),
+    StateEvent(28799, S.RUNNING, 1600, 40),
+]
+# Planned busy time 27,000 s; availability losses 3,300 s; 23,700 s of production, of which
+# 19,200 s at ideal speed, 480 s spent on rejects: 18,720 s fully productive.
+PLANNED_BUSY_S, PRODUCTION_S, FULLY_PRODUCTIVE_S = 27_000.0, 23_700.0, 18_720.0
+
+
+def shift_report_point(
+    path: AssetPath, shift: str, start: datetime, kwh: float, peak_kw: float
+) -> Point:
+    """A `report.shift` point exactly as the analytics service writes it."""
+    t0 = start.timestamp()
+    events = [
+        StateEvent(t0 + e.time, e.state, e.total_count, e.bad_count, e.reason) for e in SHIFT_LOG
+    ]
+    oee = oee_timeline(events, t0, t0 + 8 * 3600, IDEAL_CYCLE_S)
+    by_state = {S.RUNNING: kwh * 0.8, S.STARVED: kwh * 0.05, S.UNPLANNED_STOP: kwh * 0.15}
+    report = MachineReport(
+        t0, t0 + 8 * 3600, oee, kwh, StateEnergy(by_state, 0.0), peak_kw, kwh * 0.25
+    )
+    detail = {"shift": shift, "day": "2026-11-16", **report.to_dict()}
+    return Point(path, "report.shift", start, json.dumps(detail))
+
+
+def analysed_store(store: Store) -> None:
+    """Two shifts of the press, one of the trimmer, rolling KPIs, a trimmer anomaly linked to the
+    breakdown after it, the injected fault behind it, and vibration with its scores."""
+    anomaly = Event(
+        type=EventType.ANOMALY, name="anomaly_vibration", start=NOW - timedelta(hours=2),
+        end=NOW - timedelta(hours=1, minutes=40), note="vibration: score 9.3 at 16:05:00Z",
+        loss=LossLink(state="unplanned_stop", reason="mechanical", start=NOW - timedelta(hours=1, minutes=20),
+                      lead_s=2400, duration_s=900),
+    )  # fmt: skip
+    fault = Event(type=EventType.FAULT, name="bearing_wear", start=NOW - timedelta(hours=3))
+    samples = [NOW - timedelta(hours=3) + timedelta(minutes=m) for m in range(180)]
+    store.write(
+        [
+            shift_report_point(PRESS, "early", EARLY, kwh=100.0, peak_kw=20.0),
+            shift_report_point(PRESS, "late", LATE, kwh=120.0, peak_kw=25.0),
+            shift_report_point(TRIMMER, "early", EARLY, kwh=40.0, peak_kw=9.0),
+            Point(PRESS, "kpi.oee", NOW - timedelta(minutes=1), 0.5),
+            Point(PRESS, "kpi.oee", NOW, 0.61),
+            Point(PRESS, "kpi.availability", NOW, 0.8),
+            Point(PRESS, "kpi.shift.oee", LATE, 0.7),
+            Point(TRIMMER, "kpi.oee", NOW - timedelta(seconds=10), 0.55),
+            Point.from_event(TRIMMER, anomaly),
+            Point.from_event(TRIMMER, fault),
+            *[
+                Point(TRIMMER, "vibration", t, 2.0 + i / 60, unit="mm/s")
+                for i, t in enumerate(samples)
+            ],
+            *[Point(TRIMMER, "anomaly.vibration", t, i / 20) for i, t in enumerate(samples)],
+        ]
+    )
+
+
+def test_the_clock_and_rolling_kpis_come_from_the_newest_kpis(
+    example_plant: Plant, store: Store
+) -> None:
+    analysed_store(store)
+    assert data_clock(example_plant, store) == NOW
+    assert rolling_kpis(store, PRESS) == {"oee": 0.61, "availability": 0.8}
+
+
+def test_the_shift_table_has_a_row_per_machine_and_shift(
+    example_plant: Plant, store: Store
+) -> None:
+    analysed_store(store)
+    reports = read_shift_reports(example_plant, store, NOW - timedelta(days=1), NOW)
+    rows = shift_kpis(reports)
+    assert [(r.shift, r.machine) for r in rows] == [
+        ("early", "Injection press 1"),
+        ("early", "Trimming centre"),
+        ("late", "Injection press 1"),
+    ]
+    first = rows[0]
+    assert str(first.day) == "2026-11-16"
+    assert first.availability == pytest.approx(PRODUCTION_S / PLANNED_BUSY_S)
+    assert first.performance == pytest.approx(IDEAL_CYCLE_S * 1600 / PRODUCTION_S)
+    assert first.quality == pytest.approx(1560 / 1600)
+    assert first.oee == pytest.approx(FULLY_PRODUCTIVE_S / PLANNED_BUSY_S)
+    assert (first.parts, first.good_parts, first.rejects) == (1600, 1560, 40)
+    assert first.mtbf_s == pytest.approx(PRODUCTION_S / 2)
+    assert first.mttr_s == pytest.approx((1800 + 600) / 2)
+    later = read_shift_reports(example_plant, store, LATE, NOW)
+    assert [r.shift for r in later] == ["late"]
+
+
+def test_the_waterfall_steps_from_planned_time_down_to_fully_productive_time(
+    example_plant: Plant, store: Store
+) -> None:
+    analysed_store(store)
+    reports = read_shift_reports(example_plant, store, EARLY, NOW)
+    press = [r.oee for r in reports if r.path == PRESS and r.oee]
+    steps = loss_waterfall(press[:1])
+    assert [(s.label, s.seconds, s.is_total) for s in steps] == [
+        ("Planned operation time", 28_800, True),
+        ("Planned downtime", 1800, False),
+        ("Planned busy time", PLANNED_BUSY_S, True),
+        ("Unplanned stop", 2400, False),
+        ("Starved", 900, False),
+        ("Actual production time", PRODUCTION_S, True),
+        ("Reduced speed", 4500, False),
+        ("Rejects", 480, False),
+        ("Fully productive time", pytest.approx(FULLY_PRODUCTIVE_S), True),
+    ]
+    both_shifts = loss_waterfall(press)
+    assert both_shifts[-1].seconds == pytest.approx(2 * FULLY_PRODUCTIVE_S)
+    total = 0.0
+    for step in both_shifts:  # every subtotal is the one before it less the losses between
+        if step.is_total and total:
+            assert step.seconds == pytest.approx(total)
+        total = step.seconds if step.is_total else total - step.seconds
+
+
+def test_the_pareto_orders_stop_reasons_with_their_cumulative_share(
+    example_plant: Plant, store: Store
+) -> None:
+    analysed_store(store)
+    reports = read_shift_reports(example_plant, store, EARLY, NOW)
+    bars = stop_pareto([r.oee for r in reports if r.path == PRESS and r.oee])
+    assert [(b.reason, b.seconds) for b in bars] == [
+        ("mechanical", 3600),
+        ("no reason code", 1800),
+        ("heater", 1200),
+    ]
+    assert [b.cumulative_share for b in bars] == pytest.approx([3600 / 6600, 5400 / 6600, 1.0])
+
+
+def test_energy_per_machine_by_state_with_cost_and_co2(example_plant: Plant, store: Store) -> None:
+    analysed_store(store)
+    reports = read_shift_reports(example_plant, store, NOW - timedelta(days=1), NOW)
+    machines = energy_by_machine(reports, price_per_kwh=0.2)
+    assert list(machines) == ["Injection press 1", "Trimming centre"]
+    press = machines["Injection press 1"]
+    assert press.kwh == pytest.approx(220.0)
+    assert press.by_state_kwh == pytest.approx(
+        {"running": 176.0, "starved": 11.0, "unplanned_stop": 33.0}
+    )
+    assert press.kwh_per_good_part == pytest.approx(220.0 / 3120)
+    assert press.cost == pytest.approx(44.0)
+    assert press.co2_kg == pytest.approx(55.0)
+    assert press.peak_kw == 25.0
+    assert machines["Trimming centre"].kwh == pytest.approx(40.0)
+
+
+def test_the_price_per_kwh_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOPFLOOR_PRICE_PER_KWH", raising=False)
+    monkeypatch.delenv("SHOPFLOOR_CURRENCY", raising=False)
+    assert Tariff.from_env() == Tariff(0.15, "EUR")
+    monkeypatch.setenv("SHOPFLOOR_PRICE_PER_KWH", "0.32")
+    monkeypatch.setenv("SHOPFLOOR_CURRENCY", "PLN")
+    assert Tariff.from_env() == Tariff(0.32, "PLN")
+
+
+def test_anomaly_events_carry_their_loss_and_acknowledging_records_the_response_time(
+    example_plant: Plant, store: Store
+) -> None:
+    analysed_store(store)
+    window = (NOW - timedelta(hours=4), NOW)
+    events = read_events(example_plant, store, *window)
+    assert [(e.event.type, e.event.name) for e in events] == [
+        (EventType.ANOMALY, "anomaly_vibration"),
+        (EventType.FAULT, "bearing_wear"),
+    ]
+    anomaly = events[0]
+    assert (anomaly.machine, anomaly.signal, anomaly.acknowledged) == (
+        "Trimming centre",
+        "vibration",
+        None,
+    )
+    assert anomaly.event.loss is not None and anomaly.event.loss.reason == "mechanical"
+    assert anomaly.event.loss.lead_s == 2400
+    done = acknowledge(store, anomaly, anomaly.event.start + timedelta(minutes=7))
+    assert done.response_s == 420
+    read_back = read_events(example_plant, store, *window)[0]
+    assert read_back.acknowledged == anomaly.event.start + timedelta(minutes=7)
+    assert read_back.response_s == 420
+    assert read_back.event == anomaly.event  # the event itself is left as it was
+
+
+def test_scored_signals_come_with_their_values(example_plant: Plant, store: Store) -> None:
+    analysed_store(store)
+    scored = read_scored_signals(example_plant, store, TRIMMER, NOW - timedelta(hours=4), NOW)
+    assert [(s.signal, s.unit, len(s.values), len(s.scores)) for s in scored] == [
+        ("vibration", "mm/s", 180, 180)
+    ]
+    assert scored[0].scores[-1].value == pytest.approx(179 / 20)
+
+
+# --- the pages, rendered by Streamlit's test runner -----------------------------------------
+
+
+def render(page: str, plant_file: str, store_url: str) -> None:
+    """The body of a script for AppTest: one page function of the dashboard, on a store."""
+    import importlib
+
+    from shopfloor.plant import load_plant
+    from shopfloor.store import StoreSettings, open_store
+
+    module, function = page.split(":")
+    page_function = getattr(importlib.import_module(module), function)
+    page_function(load_plant(plant_file), open_store(StoreSettings(url=store_url)))
+
+
+PAGES = [
+    "dashboard.oee:oee_page",
+    "dashboard.anomalies:anomalies_page",
+    "dashboard.energy:energy_page",
+]
+
+
+def page_test(page: str, store_url: str) -> AppTest:
+    app = AppTest.from_function(
+        render, args=(page, str(EXAMPLE_PLANT), store_url), default_timeout=60
+    )
+    return app.run()
+
+
+@pytest.fixture
+def embedded_url(tmp_path: Path) -> str:
+    return f"sqlite:{tmp_path / 'store.db'}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_renders_with_data_and_without(page: str, embedded_url: str) -> None:
+    empty = page_test(page, embedded_url)
+    assert not empty.exception
+    assert "No " in " ".join(i.value for i in empty.info)
+    store = open_store(StoreSettings(url=embedded_url))
+    try:
+        analysed_store(store)
+    finally:
+        store.close()
+    app = page_test(page, embedded_url)
+    if page.endswith("anomalies_page"):
+        app.selectbox(key="machine").select("Trimming centre").run()
+    assert not app.exception, app.exception
+    assert not app.error and not app.info
+    assert app.get("plotly_chart")
+
+
+def test_the_acknowledge_button_records_the_acknowledgement(
+    example_plant: Plant, embedded_url: str
+) -> None:
+    store = open_store(StoreSettings(url=embedded_url))
+    try:
+        analysed_store(store)
+        store.write([Point(TRIMMER, "vibration", NOW + timedelta(minutes=5), 2.0)])
+        app = page_test("dashboard.anomalies:anomalies_page", embedded_url)
+        app.selectbox(key="window").select(4).run()
+        assert [b.label for b in app.button] == ["Acknowledge"]
+        app.button[0].click().run()
+        assert not app.exception, app.exception
+        assert not app.button
+        [anomaly, _] = read_events(example_plant, store, NOW - timedelta(hours=4), NOW)
+        # Timed on the machine's newest reading, the clock the event's start is on.
+        assert (
+            anomaly.response_s == (NOW + timedelta(minutes=5) - anomaly.event.start).total_seconds()
+        )
+    finally:
+        store.close()
+
+
+@pytest.mark.browser
+def test_the_pages_in_chromium(example_plant: Plant, embedded_url: str, tmp_path: Path) -> None:
+    store = open_store(StoreSettings(url=embedded_url))
+    analysed_store(store)
+    no_broker = f"mqtt://127.0.0.1:{free_port()}"  # these pages need none
+    dashboard, port = start_dashboard(EXAMPLE_PLANT, embedded_url, no_broker, tmp_path / "dash.log")
+    try:
+        for page_path, heading in [
+            ("oee", "Where the planned time went"),
+            ("energy", "kWh by machine state"),
+        ]:
+            with open_page(
+                f"http://127.0.0.1:{port}/{page_path}", artifact(f"dashboard-{page_path}.png")
+            ) as page:
+                page.get_by_text(heading).wait_for(timeout=60_000)
+                assert page.locator("[data-testid='stException']").count() == 0
+        with open_page(
+            f"http://127.0.0.1:{port}/anomalies", artifact("dashboard-anomalies.png")
+        ) as page:
+            choose(page, "Window", "last 4 h")
+            choose(page, "Machine", "Trimming centre")
+            page.get_by_role("button", name="Acknowledge").click()
+            # The trimmer's newest point is its KPI 10 s before NOW: 2 h after the event began.
+            page.get_by_text("after 119.8 min").wait_for(state="attached", timeout=30_000)
+            assert page.locator("[data-testid='stException']").count() == 0
+        [anomaly, _] = read_events(example_plant, store, NOW - timedelta(hours=4), NOW)
+        assert anomaly.response_s == 7190
+    finally:
+        stop_all([dashboard])
+        store.close()

@@ -1,0 +1,158 @@
+"""The ten indicators measured from a hand-written store, on both backends."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from analytics.readiness.command import assess
+from analytics.readiness.live import live_evidence, record_view
+from shopfloor.messages import AssetPath, Event, EventType
+from shopfloor.plant import Plant
+from shopfloor.store import Point, Store, StoreSettings, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 11, 2, 4, 0, tzinfo=UTC)  # a Monday, 07:00 in Minsk: the early shift
+END = T0 + timedelta(hours=2)
+
+
+def minute(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def paths(plant: Plant) -> dict[str, AssetPath]:
+    return {machine.id: path for path, machine in plant.machines()}
+
+
+def every_minute(path: AssetPath, signal: str, first: float, last: float) -> list[Point]:
+    return [Point(path, signal, minute(m), 1.0) for m in range(int(first), int(last))]
+
+
+def states(path: AssetPath, changes: list[tuple[float, str, str]]) -> list[Point]:
+    """State and stop reason written together at each change, as the edge reports them."""
+    return [
+        point
+        for at, state, reason in changes
+        for point in (
+            Point(path, "state", minute(at), state),
+            Point(path, "stop_reason", minute(at), reason),
+        )
+    ]
+
+
+def anomaly(path: AssetPath, raised: float, answered: float | None) -> list[Point]:
+    event = Event(type=EventType.ANOMALY, name="anomaly_melt_temperature", start=minute(raised))
+    points = [Point.from_event(path, event)]
+    if answered is not None:
+        points.append(Point.acknowledgement(path, event, minute(answered)))
+    return points
+
+
+def write_plant(store: Store, plant: Plant) -> None:
+    """The press is connected throughout with one coded and one unspecified stop, the trimming
+    centre falls silent after 80 minutes and counts no rejects, packaging sends nothing."""
+    press, trimmer = paths(plant)["imm-01"], paths(plant)["cnc-01"]
+    points = states(
+        press,
+        [(-60, "running", ""), (30, "unplanned_stop", "mould_jam"), (40, "running", ""),
+         (60, "unplanned_stop", ""), (65, "running", ""), (90, "unplanned_stop", ""),
+         (91, "running", "")],
+    )  # fmt: skip
+    points += every_minute(press, "power", -60, 120)
+    points += [
+        Point(press, "part_count", minute(m), v) for m, v in ((-60, 100), (10, 200), (100, 400))
+    ]
+    points += [Point(press, "reject_count", minute(m), v) for m, v in ((-60, 5), (100, 11))]
+    points += states(trimmer, [(0, "running", "")])
+    points += every_minute(trimmer, "power", 0, 80)
+    points += [Point(trimmer, "part_count", minute(m), v) for m, v in ((0, 0), (50, 50))]
+    for raised, answered in ((-30, -20), (5, 7), (15, 19), (25, 31), (35, 43), (45, None)):
+        points += anomaly(press, raised, answered)
+    sensor_path = next(path for path, _ in plant.sensors())
+    points += every_minute(sensor_path, "temperature", -60, 120)
+    store.write(points)
+
+
+def test_indicators_from_the_store(store: Store, example_plant: Plant) -> None:
+    write_plant(store, example_plant)
+    evidence = live_evidence(example_plant, store, ["hall-a"], end=END, window=timedelta(hours=2))
+    got = evidence.indicators.to_dict()
+    assert (evidence.window_start, evidence.window_end) == (T0, END)
+    assert got["CC"] == pytest.approx(2 / 3, abs=1e-12)
+    # the trimming centre's last data is at minute 79: no data from there to 120
+    assert got["DC"] == pytest.approx((120 + 79) / 240, abs=1e-12)
+    assert got["OV"] == pytest.approx(1 / 3, abs=1e-12)  # the trimming centre counts no rejects
+    # the one-minute stop is too short to count
+    assert got["RC"] == pytest.approx(10 / 15, abs=1e-12)
+    # answered after 2, 4, 6 and 8 minutes; the last is unanswered (75 min to the window's end)
+    assert got["ART"] == {
+        "median_minutes": pytest.approx(6.0, abs=1e-12),
+        "events": 5,
+        "within_15_min": pytest.approx(4 / 5, abs=1e-12),
+        "logging": True,
+    }
+    assert got["EV"] == 1.0
+    assert got["STD"] == 1.0
+    assert (got["DU"], got["EC"], got["CO"]) == (None, None, None)
+
+
+def test_the_window_ends_at_the_newest_reading_and_starts_with_the_data(
+    store: Store, example_plant: Plant
+) -> None:
+    """A plant whose data began an hour ago is judged on that hour, not on 28 days."""
+    press = paths(example_plant)["imm-01"]
+    store.write([*states(press, [(0, "running", "")]), *every_minute(press, "power", 0, 60)])
+    evidence = live_evidence(example_plant, store)
+    assert (evidence.window_start, evidence.window_end) == (T0, minute(59))
+    assert evidence.indicators.to_dict()["CC"] == pytest.approx(1 / 3, abs=1e-12)
+    assert evidence.indicators.to_dict()["DC"] == 1.0
+
+
+def test_dashboard_use_from_the_view_log(store: Store, example_plant: Plant) -> None:
+    """Wednesday to Friday are working days; the shop floor was viewed on Wednesday only."""
+    end = datetime(2026, 11, 6, 12, tzinfo=UTC)
+    window = timedelta(days=3)
+    press = paths(example_plant)["imm-01"]
+    store.write([Point(press, "power", end - window, 1.0), Point(press, "power", end, 1.0)])
+    assert live_evidence(example_plant, store, end=end, window=window).indicators.DU is None
+    for at in (datetime(2026, 11, 4, 6, tzinfo=UTC), datetime(2026, 11, 4, 9, tzinfo=UTC)):
+        record_view(store, example_plant, user="operator", at=at)
+    record_view(store, example_plant, page="controls", at=datetime(2026, 11, 5, 6, tzinfo=UTC))
+    evidence = live_evidence(example_plant, store, end=end, window=window)
+    assert evidence.indicators.to_dict()["DU"] == pytest.approx(1 / 3, abs=1e-12)
+
+
+def test_assess_measures_the_evidence_from_the_store(
+    store_settings: StoreSettings, example_plant: Plant, tmp_path: Path
+) -> None:
+    store = open_store(store_settings)
+    write_plant(store, example_plant)
+    store.close()
+    args = [
+        str(ROOT / "examples" / "readiness" / "moulding.yaml"),
+        "--store-url", store_settings.url, "--store-database", store_settings.database,
+        "--plant", str(ROOT / "examples" / "plant.yaml"), "--window-days", "1",
+        "--db", str(tmp_path / "r.db"), "--json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(assess_app(), args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    # one day back from the newest reading, the window starts with the data, an hour before
+    # T0, when the trimming centre had sent nothing yet: it is not connected over that window
+    assert data["window"]["start"] == minute(-60).isoformat()
+    assert data["indicators"]["CC"]["value"] == pytest.approx(1 / 3, abs=1e-12)
+    assert data["indicators"]["RC"]["value"] == pytest.approx(10 / 15, abs=1e-12)
+    missing_plant = CliRunner().invoke(assess_app(), [*args[:3], "--no-save"])
+    assert missing_plant.exit_code == 2
+    assert "--store-url needs --plant" in missing_plant.stderr
+
+
+def assess_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(assess)
+    return app

@@ -1,0 +1,173 @@
+"""The readiness page's figures and exports, built from saved snapshots without a browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.readiness.answers import load_answers
+from analytics.readiness.assessment import run_assessment
+from analytics.readiness.evidence import Evidence
+from analytics.readiness.indicator_file import load_indicators
+from analytics.readiness.persistence import DATABASE_ENV, ReadinessStore, Snapshot
+from analytics.readiness.report import (
+    cohort,
+    dimension_rows,
+    indicator_cards,
+    recommendation_rows,
+    report_csv,
+)
+from dashboard.readiness import cohort_figure, gap_figure, radar_figure, report_pdf
+from shopfloor.store import ENV_VARS
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Iterator[tuple[ReadinessStore, list[Snapshot]]]:
+    """SME-A scored twice (RC improved the second time) and SME-B once."""
+    store = ReadinessStore(tmp_path / "readiness.db")
+    a = load_answers(EXAMPLES / "sme-a.yaml")
+    evidence = load_indicators(EXAMPLES / "sme-a-indicators.yaml")
+    better = Evidence(evidence.indicators.with_value("RC", 0.6), evidence.window_start)
+    snapshots = [store.save(run_assessment(a, e)) for e in (evidence, better)]
+    b = load_answers(EXAMPLES / "sme-b.yaml")
+    store.save(run_assessment(b, load_indicators(EXAMPLES / "sme-b-indicators.yaml")))
+    yield store, snapshots
+    store.close()
+
+
+def pdf_text(document: bytes) -> str:
+    """The text of every (compressed) content stream of a PDF."""
+    streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", document, re.S)
+    return "".join(zlib.decompress(s).decode("latin-1") for s in streams)
+
+
+def test_csv_has_one_row_per_dimension(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    result = saved[1][0].result
+    rows = list(csv.DictReader(io.StringIO(report_csv(result))))
+    assert [r["dimension"] for r in rows] == ["D1", "D2", "D3", "D4", "D5", "D6", "D7"]
+    d5 = rows[4]
+    assert (d5["sme"], d5["final"], d5["cap"], d5["target"]) == ("sme-a", "2.0", "2", "3.0")
+    assert d5["binding_gates"] == "G3: needs RC >= 0.60"
+    assert {r["index"] for r in rows} == {"2.675"}
+    assert rows[5]["binding_gates"] == ""  # D6: no gate holds its score down
+
+
+def test_pdf_holds_the_smes_results(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    document = report_pdf(saved[1][0].result)
+    assert document.startswith(b"%PDF")
+    text = pdf_text(document)
+    for expected in (
+        "Lean 4.0 readiness: SME-A \\(injection moulding, worked example\\)",
+        "Readiness index R = 2.675, level 2 Basic/connected",
+        "Tech-led",
+        "D5 Maintenance & problem solving",
+        "G3: needs RC >= 0.60",
+        "RC 34% -> 0.6 \\(G3\\)",
+    ):
+        assert expected in text
+
+
+def test_radar_and_gap_bars(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    result = saved[1][0].result
+    radar = radar_figure(result)
+    assert [t.name for t in radar.data] == ["questionnaire", "evidence", "final", "target", "cap"]
+    final = radar.data[2]
+    assert list(final.r) == [2.25, 2.7, 3.5, 3.0, 2.0, 2.7, 2.5, 2.25]  # closed polygon
+    assert radar.data[1].r[0] is None  # D1 has no evidence
+    gaps = gap_figure(result).data[1]
+    assert list(gaps.x)[4] == pytest.approx(1.0) and gaps.text[4] == "G3: needs RC >= 0.60"
+
+
+def test_indicator_cards_carry_their_trend(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    store, _ = saved
+    cards = {c.name: c for c in indicator_cards([s.result for s in store.snapshots("sme-a")])}
+    assert cards["RC"].trend == pytest.approx([62 / 182, 0.6])
+    assert (cards["RC"].value, cards["RC"].score) == ("60%", 3)
+    assert cards["ART"].value == "median 42 min, n = 37"
+    assert cards["ART"].trend == [42.0, 42.0]
+
+
+def test_recommendations_are_ranked_with_their_what_if(
+    saved: tuple[ReadinessStore, list[Snapshot]],
+) -> None:
+    rows = recommendation_rows(saved[1][0].result)
+    assert [r.dimension for r in rows] == ["D5", "D7", "D1", "D2", "D6"]
+    assert rows[0].basis == "RC 34% -> 0.6 (G3)"
+    assert rows[0].what_if_index == pytest.approx(2.78, abs=1e-9)
+
+
+def test_cohort_ranks_and_anonymises(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    store, _ = saved
+    latest = {sme: store.snapshots(sme)[-1].result for sme in store.smes()}
+    named, hidden = cohort(latest), cohort(latest, anonymise=True)
+    assert named.labels == [
+        "SME-A (injection moulding, worked example)",
+        "SME-B (metal machining, worked example)",
+    ]
+    assert hidden.labels == ["SME 1", "SME 2"]
+    assert named.dimensions == ["D1", "D2", "D3", "D4", "D5", "D6", "D7"]
+    assert named.median[5] == pytest.approx((2.7 + 0.4) / 2)
+    heatmap = cohort_figure(hidden).data[0]
+    assert list(heatmap.y) == ["SME 1 (R 2.78)", "SME 2 (R 2.10)", "cohort median"]
+
+
+def test_a_snapshot_gives_back_its_answers_and_evidence(
+    saved: tuple[ReadinessStore, list[Snapshot]],
+) -> None:
+    """What the questionnaire form starts from, and scores changed answers against."""
+    store, snapshots = saved
+    answers = load_answers(EXAMPLES / "sme-a.yaml")
+    evidence = load_indicators(EXAMPLES / "sme-a-indicators.yaml")
+    assert store.answers(snapshots[0]) == answers
+    again = snapshots[0].evidence()
+    assert again is not None and again.indicators == evidence.indicators
+    assert again.window_start == evidence.window_start
+    rescored = run_assessment(answers, again)
+    assert [r.final for r in dimension_rows(snapshots[0].result)] == [
+        d.final for d in rescored.scorecard.dimensions
+    ]
+
+
+def readiness_app() -> None:
+    """The page as the dashboard runs it, with the plant and store of the environment."""
+    import os
+
+    from dashboard.readiness import readiness_page
+    from shopfloor.plant import load_plant
+    from shopfloor.store import StoreSettings, open_store
+
+    plant = load_plant(os.environ["SHOPFLOOR_PLANT"])
+    readiness_page(plant, open_store(StoreSettings.from_env()))
+
+
+def test_the_page_scores_changed_answers_with_live_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "readiness.db"
+    moulding = load_answers(EXAMPLES / "moulding.yaml")
+    with ReadinessStore(database) as store:
+        store.save(run_assessment(moulding, None))
+    monkeypatch.setenv(DATABASE_ENV, str(database))
+    monkeypatch.setenv("SHOPFLOOR_PLANT", str(EXAMPLES.parent / "plant.yaml"))
+    monkeypatch.setenv(ENV_VARS["url"], f"sqlite:{tmp_path / 'store.db'}")
+    page = AppTest.from_function(readiness_app, default_timeout=60).run()
+    assert not page.exception
+    assert [m.value for m in page.metric[:3]] == ["1.47", "1 Beginner", "Starter"]
+    page.selectbox(key="polimer-Q5").set_value(3)
+    page.checkbox[0].check()
+    page.button[0].click().run()
+    assert not page.exception
+    with ReadinessStore(database) as store:
+        latest = store.snapshots("polimer")[-1].result
+    # the empty store measures nothing connected, yet the evidence is measured now
+    assert (latest["answers"]["Q5"], latest["mode"]) == (3, "evidence")
+    assert latest["indicators"]["CC"]["value"] == 0.0
