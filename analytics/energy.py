@@ -67,35 +67,70 @@ def integrate_bins(
 ) -> tuple[Array, Array]:
     """kWh and covered seconds of a power series in each bin [edges[k], edges[k+1]).
 
-    One pass over samples and bins together, adding each sample interval's share to the bins
-    it overlaps; NaN samples are skipped as missing.
+    One pass over samples and bins together; NaN samples are skipped as missing. A sample
+    interval inside the current bin, the usual case, adds to two running sums in kW s; one
+    that crosses edges is split over the bins it overlaps.
     """
     m = max(len(edges) - 1, 0)
-    kwh = np.zeros(m)
+    kws = np.zeros(m)
     covered = np.zeros(m)
-    k = 0
-    previous = -1
+    k = 0  # the current bin
+    low, high = (edges[0], edges[1]) if m > 0 else (np.inf, -np.inf)
+    bin_kws = bin_s = 0.0  # of the current bin, not yet added to kws and covered
+    t0 = p0 = np.nan
     for i in range(len(t)):
-        if np.isnan(p[i]):
+        p1 = p[i]
+        if np.isnan(p1):
             continue
-        if previous >= 0:
-            t0, t1 = t[previous], t[i]
-            dt = t1 - t0
-            if 0.0 < dt <= max_gap_s:
-                p0 = p[previous]
-                slope = (p[i] - p0) / dt if linear else 0.0
-                while k < m and edges[k + 1] <= t0:
-                    k += 1
-                j = k
-                while j < m and edges[j] < t1:
-                    a = max(t0, edges[j])
-                    b = min(t1, edges[j + 1])
-                    if b > a:
-                        kwh[j] += (2.0 * p0 + slope * (a - t0 + b - t0)) * 0.5 * (b - a) / 3600.0
-                        covered[j] += b - a
-                    j += 1
-        previous = i
-    return kwh, covered
+        t1 = t[i]
+        dt = t1 - t0
+        if 0.0 < dt <= max_gap_s:
+            if low <= t0 and t1 <= high:
+                bin_kws += (0.5 * (p0 + p1) if linear else p0) * dt
+                bin_s += dt
+            else:
+                if k < m:
+                    kws[k] += bin_kws
+                    covered[k] += bin_s
+                bin_kws = bin_s = 0.0
+                k = _split(t0, p0, t1, p1, edges, k, linear, kws, covered)
+                if k < m:
+                    low, high = edges[k], edges[k + 1]
+        t0, p0 = t1, p1
+    if k < m:
+        kws[k] += bin_kws
+        covered[k] += bin_s
+    return kws / 3600.0, covered
+
+
+@njit(cache=True)
+def _split(
+    t0: float,
+    p0: float,
+    t1: float,
+    p1: float,
+    edges: Array,
+    k: int,
+    linear: bool,
+    kws: Array,
+    covered: Array,
+) -> int:
+    """Add the interval [t0, t1) to each bin it overlaps; returns the bin t1 falls in."""
+    m = len(edges) - 1
+    slope = (p1 - p0) / (t1 - t0) if linear else 0.0
+    while k < m and edges[k + 1] <= t0:
+        k += 1
+    j = k
+    while j < m and edges[j] < t1:
+        a = max(t0, edges[j])
+        b = min(t1, edges[j + 1])
+        if b > a:
+            kws[j] += (p0 + slope * (0.5 * (a + b) - t0)) * (b - a)
+            covered[j] += b - a
+        j += 1
+    while k < m and edges[k + 1] <= t1:
+        k += 1
+    return k
 
 
 def integrate_bins_reference(

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import edge, gateway
+from bench import anomaly, edge, faults, gateway, kernels, recompute
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.store import Point, StoreSettings, open_store
@@ -180,6 +180,10 @@ def main() -> None:
     Console().print(table)
     edge.main()
     gateway.main()
+    kernels.main()
+    recompute.main()
+    anomaly.main()
+    faults.main()
 
 
 if __name__ == "__main__":

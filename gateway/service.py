@@ -1,27 +1,28 @@
 """The gateway: contract messages from the broker into the time-series store, losing nothing.
 
-    broker ──(QoS 1, persistent session)──> validate ──> inbox ──> writer thread ──> store
+    broker ──(QoS 1, persistent session)──> validate ──> batch ──> writer thread ──> store
                                                │                    │  └─ store down: spill to disk,
                                                └─ refused ──────────┤     drain in order later
                                                                     └─ then acknowledge, in order
 
-MQTT callbacks only decode and validate. The writer thread batches the points of many messages
-(5,000 lines or a flush interval, or sooner when the broker stops sending because it waits for
-our acknowledgements) and writes them; only then does it acknowledge the messages, so a gateway
-killed mid-batch gets them again from its persistent session (a repeated point overwrites
-itself). When the store is down, batches go to a bounded disk spill and are acknowledged; the
-spill is written back oldest first before anything newer. A refused message goes to the
-dead-letter topic with its reason and is acknowledged like any other, so one bad publisher
-never stops or slows the valid traffic.
+MQTT callbacks only decode, validate and add the message to the batch being filled; the writer
+thread is woken once a batch, not once a message. A batch is taken when it is full (5,000 points
+or half the broker's window of unacknowledged messages), its flush interval is over, or the
+broker pauses because it waits for our acknowledgements. The writer writes its points and only
+then acknowledges its messages, so a gateway killed mid-batch gets them again from its
+persistent session (a repeated point overwrites itself). When the store is down, batches go to
+a bounded disk spill and are acknowledged; the spill is written back oldest first before
+anything newer. A refused message goes to the dead-letter topic with its reason and is
+acknowledged like any other, so one bad publisher never stops or slows the valid traffic.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ from shopfloor.messages import (
     subscription,
 )
 from shopfloor.mqtt import Session, make_client
-from shopfloor.plant import Plant
+from shopfloor.plant import Plant, Signal
 from shopfloor.store import Point, Store, StoreError, from_ns, to_ns
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,18 @@ class GatewaySettings:
     session: Session = field(default_factory=Session)
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """A message as received: its points, or why it was refused."""
+@dataclass(slots=True)
+class Batch:
+    """Messages written and acknowledged together, in the order they arrived."""
 
-    mid: int
-    qos: int
-    connection: int
-    points: list[Point]
-    letter: DeadLetter | None = None
+    points: list[Point] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+    mids: list[int] = field(default_factory=list)  # QoS 1 messages of the current connection
+    messages: int = 0
+    started: float = 0.0  # monotonic time of its first message
+
+
+Route = tuple[AssetPath, MessageKind, dict[str, Signal]]
 
 
 class Gateway:
@@ -89,6 +93,13 @@ class Gateway:
         self.plant, self.store = plant, store
         self.settings = settings = settings or GatewaySettings()
         self.catalogue = plant.catalogue()
+        # Every topic the plant allows, so that a message is routed with one lookup.
+        self.routes: dict[str, Route] = {
+            path.topic(kind): (path, kind, signals)
+            for path, signals in self.catalogue.items()
+            for kind in MessageKind
+        }
+        self.max_future = timedelta(seconds=settings.max_future_s)
         tenant, site = plant.tenant.id, plant.site.id
         self.client_id = settings.client_id or f"shopfloor-gateway-{tenant}-{site}"
         filters = [subscription(tenant, kind, site) for kind in MessageKind]
@@ -112,9 +123,16 @@ class Gateway:
             settings.spill_max_age_h * 3600,
             name="gateway spill",
         )
-        self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        # Half the broker's window: the other half keeps arriving while a batch is written.
+        self.batch_messages = max(1, settings.session.receive_maximum // 2)
         self.stats = StatsRecorder()
         self.stopping = threading.Event()
+        # Guards the batches below and the connection number; notified when a batch starts
+        # or is full, so that the writer is not woken for every message.
+        self._arrived = threading.Condition()
+        self._filling = Batch()
+        self._full: deque[Batch] = deque()
+        self._last_arrival = 0.0
         self._connection = 0
         self._next_drain = 0.0
         self._drain_backoff = 0.5
@@ -128,32 +146,57 @@ class Gateway:
     # --- receiving (paho's network thread) --------------------------------------------------
 
     def _on_disconnect(self, *args: object) -> None:
-        self._connection += 1  # acknowledgements of the old connection's messages are void
+        """Acknowledgements of the old connection's messages are void: the broker sends them
+        again on the next one, perhaps under other ids."""
+        with self._arrived:
+            self._connection += 1
+            for batch in (*self._full, self._filling):
+                batch.mids.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self.stopping.is_set():
             return  # unacknowledged: the broker gives it to the next gateway session
         self.stats.received()
+        topic, payload = msg.topic, msg.payload
+        letter = None
         try:
-            inbound = Inbound(
-                msg.mid, msg.qos, self._connection, self.accept(msg.topic, msg.payload)
-            )
+            points = self.accept(topic, payload)
         except (TopicError, MessageError) as exc:
             problem = exc.problem if isinstance(exc, MessageError) else Problem.BAD_TOPIC
-            letter = self._letter(msg.topic, msg.payload, problem, str(exc))
-            inbound = Inbound(msg.mid, msg.qos, self._connection, [], letter)
-        self.inbox.put(inbound)
+            points, letter = [], self._letter(topic, payload, problem, str(exc))
+        with self._arrived:
+            self._add(points, letter, msg.mid if msg.qos else 0)
+
+    def _add(self, points: list[Point], letter: DeadLetter | None, mid: int) -> None:
+        """Add one message to the batch being filled (the lock held); wake the writer when it
+        is the batch's first message or fills it."""
+        batch = self._filling
+        self._last_arrival = now = time.monotonic()
+        if not batch.messages:
+            batch.started = now
+            self._arrived.notify()
+        batch.points += points
+        batch.messages += 1
+        if letter is not None:
+            batch.letters.append(letter)
+        if mid:
+            batch.mids.append(mid)
+        if len(batch.points) >= self.settings.batch_size or batch.messages >= self.batch_messages:
+            self._full.append(batch)
+            self._filling = Batch()
+            self._arrived.notify()
 
     def accept(self, topic: str, payload: bytes | bytearray) -> list[Point]:
         """Decode a message and check it against the plant; raises with the reason if bad."""
-        path, kind = parse_topic(topic)
-        signals = self.catalogue.get(path)
-        if signals is None:
+        route = self.routes.get(topic)
+        if route is None:
+            path, _ = parse_topic(topic)
             raise MessageError(f"no asset {path} in the plant model", Problem.UNKNOWN_ASSET)
+        path, kind, signals = route
         if kind is MessageKind.EVENT:
             return [Point.from_event(path, event) for event in decode_events(payload)]
         readings = decode_readings(payload)
-        horizon = datetime.now(UTC) + timedelta(seconds=self.settings.max_future_s)
+        horizon = datetime.now(UTC) + self.max_future
         for reading in readings:
             if reading.signal not in signals:
                 raise MessageError(
@@ -182,51 +225,49 @@ class Gateway:
 
     # --- writing (the writer thread) --------------------------------------------------------
 
-    def _next_batch(self) -> list[Inbound]:
-        """Messages until the batch is full (points, or half the broker's window of
-        unacknowledged messages), the flush interval is over, or the broker pauses."""
-        try:
-            first = self.inbox.get(
-                timeout=self.settings.flush_interval_s if self.spill.empty else 0.1
-            )
-        except queue.Empty:
-            return []
-        batch, points = [first], len(first.points)
-        deadline = time.monotonic() + self.settings.flush_interval_s
-        # Half the broker's window: the other half keeps arriving while this batch is written.
-        limit = max(1, self.settings.session.receive_maximum // 2)
-        while points < self.settings.batch_size and len(batch) < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = self.inbox.get(timeout=min(QUIET_S, remaining))
-            except queue.Empty:
-                break
-            batch.append(item)
-            points += len(item.points)
-        return batch
+    def _next_batch(self) -> tuple[Batch, int] | None:
+        """The oldest batch once it is full, its flush interval is over or the broker pauses
+        (no message for QUIET_S), with the connection it came on; None if none started."""
+        first_wait = self.settings.flush_interval_s if self.spill.empty else 0.1
+        with self._arrived:
+            if not self._full and not self._filling.messages:
+                self._arrived.wait(first_wait)
+            while not self._full and self._filling.messages and not self.stopping.is_set():
+                deadline = self._filling.started + self.settings.flush_interval_s
+                wake = min(deadline, self._last_arrival + QUIET_S)
+                remaining = wake - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.wait(remaining)
+            if not self._full:
+                if not self._filling.messages:
+                    return None
+                self._full.append(self._filling)
+                self._filling = Batch()
+            return self._full.popleft(), self._connection
+
+    def _has_pending(self) -> bool:
+        with self._arrived:
+            return bool(self._full or self._filling.messages)
 
     def _write_forever(self) -> None:
-        while not (self.stopping.is_set() and self.inbox.empty()):
-            batch = self._next_batch()
-            if batch and not self._handle(batch):
+        while not (self.stopping.is_set() and not self._has_pending()):
+            taken = self._next_batch()
+            if taken and not self._handle(*taken):
                 return  # stopping with a batch neither written nor spilled: the broker keeps it
             if not self.spill.empty and time.monotonic() >= self._next_drain:
                 self._drain()
 
-    def _handle(self, batch: list[Inbound]) -> bool:
+    def _handle(self, batch: Batch, connection: int) -> bool:
         """Store (or spill) a batch, dead-letter its refused messages, then acknowledge all."""
-        points = [point for item in batch for point in item.points]
-        if points and not self._persist(points):
+        if batch.points and not self._persist(batch.points):
             return False
-        for item in batch:
-            if item.letter is not None:
-                self._dead_letter(item.letter)
-        connection = self._connection
-        for item in batch:
-            if item.qos and item.connection == connection:
-                self.mqtt.ack(item.mid, item.qos)
+        for letter in batch.letters:
+            self._dead_letter(letter)
+        with self._arrived:  # a disconnect meanwhile voids the batch's acknowledgements
+            if connection == self._connection:
+                for mid in batch.mids:
+                    self.mqtt.ack(mid, 1)  # subscribed at QoS 1: nothing arrives at QoS 2
         return True
 
     def _persist(self, points: list[Point]) -> bool:
@@ -298,6 +339,8 @@ class Gateway:
         """Stop taking messages, then store what was already received (or leave it at the
         broker, unacknowledged, when the store cannot take it now)."""
         self.stopping.set()
+        with self._arrived:
+            self._arrived.notify()  # a writer waiting for a first message stops waiting
         self._writer.join()
         self.mqtt.disconnect()
         self.mqtt.loop_stop()

@@ -150,4 +150,22 @@ def test_bearing_wear_is_found_and_linked_to_the_breakdown_after_it(
     assert fault_start < linked.start <= fault_end + timedelta(minutes=5)
     assert linked.lead_s > 0 and linked.duration_s > 0
     scores = store.history(path, "anomaly.vibration", start, end)
-    assert len(scores) > 0.9 * loaded.scenario.duration  # a score for every 1 Hz sample
+    # Scored while running only (a stopped spindle is not an anomaly), in [0, 1].
+    assert len(scores) > 0.4 * loaded.scenario.duration
+    assert all(0.0 <= float(p.value) <= 1.0 for p in scores)
+
+
+def test_a_stuck_sensor_is_found_as_a_silence(
+    analysed: tuple[LoadedScenario, Store, datetime],
+) -> None:
+    """Values come by exception: a stuck sensor sends nothing while its machine runs."""
+    loaded, store, start = analysed
+    fault = next(f for f in loaded.scenario.faults if f.kind == "sensor_stuck")
+    assert fault.signal is not None
+    path = next(p for p, m in loaded.plant.machines() if m.id == fault.machine)
+    end = start + timedelta(seconds=loaded.scenario.duration)
+    found = [p.as_event() for p in store.history(path, f"event.silent_{fault.signal}", start, end)]
+    fault_start = start + timedelta(seconds=fault.at)
+    stuck = [e for e in found if abs((e.start - fault_start).total_seconds()) <= 2]
+    assert stuck, found
+    assert stuck[0].end is not None and stuck[0].end >= fault_start + timedelta(minutes=25)

@@ -263,6 +263,21 @@ def test_integration_kernel_matches_numpy(seed: int, linear: bool) -> None:
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("linear", [False, True])
+def test_integration_kernel_matches_numpy_with_samples_outside_the_bins(linear: bool) -> None:
+    """Samples before the first edge and after the last are left out, also from the bins'
+    running sums; 1 s steps make most intervals fall inside one bin."""
+    rng = np.random.default_rng(11)
+    t = 1.7e9 + np.arange(20_000.0)
+    p = rng.uniform(0.0, 30.0, t.size)
+    p[rng.random(t.size) < 0.01] = np.nan
+    edges = np.sort(rng.uniform(t[2000], t[-2000], 40))
+    got = integrate_bins(t, p, edges, 120.0, linear)
+    want = integrate_bins_reference(t, p, edges, 120.0, linear)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_meter_kernel_matches_numpy(seed: int) -> None:
     rng = np.random.default_rng(seed)

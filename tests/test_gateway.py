@@ -8,9 +8,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.service import Gateway, GatewaySettings
 from shopfloor.messages import (
@@ -162,3 +166,48 @@ def test_events_are_stored_and_their_end_overwrites_the_open_one(
     points = store.history(PRESS, "event.bearing_wear", T0, T0 + timedelta(days=1))
     assert len(points) == 1
     assert points[0].as_event() == closed
+
+
+def test_mqtt5_properties_arrive_as_paho_sends_them(mosquitto: Mosquitto) -> None:
+    """The gateway's client decodes properties more cheaply than paho; none may change."""
+    topic = f"test/properties/{uuid.uuid4().hex[:8]}"
+    received: list[mqtt.MQTTMessage] = []
+    subscriber = make_client(
+        mosquitto.url, f"test-properties-{uuid.uuid4().hex[:8]}", [(topic, 1)], session=Session()
+    )
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        received.append(msg)
+        client.ack(msg.mid, msg.qos)
+
+    subscriber.on_message = on_message
+    sender = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"test-p5-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    sent = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    sent.ContentType = "application/json"
+    sent.UserProperty = ("line", "line-1")
+    sent.UserProperty = ("shift", "early")
+    sent.MessageExpiryInterval = 3600
+    subscriber.loop_start()
+    sender.connect("127.0.0.1", mosquitto.port)
+    sender.loop_start()
+    try:
+        wait_until(lambda: subscriber.is_connected() and sender.is_connected(), 10, "clients")
+        time.sleep(0.2)  # let the subscription settle at the broker
+        sender.publish(topic, b"with", qos=1, properties=sent).wait_for_publish(5)
+        sender.publish(topic, b"without", qos=1).wait_for_publish(5)
+        wait_until(lambda: len(received) == 2, 10, "both messages")
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        subscriber.disconnect()
+        subscriber.loop_stop()
+    given: Any = received[0].properties  # paho's properties are attributes it sets by name
+    assert given.ContentType == "application/json"
+    assert given.UserProperty == [("line", "line-1"), ("shift", "early")]
+    assert 3590 <= given.MessageExpiryInterval <= 3600
+    none: Any = received[1].properties
+    assert none.json() == {}

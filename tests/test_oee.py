@@ -7,8 +7,10 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
+from analytics.kernels import counter_increase, counter_increase_reference
 from analytics.oee import OeeAccumulator, OeeReport, StateEvent, oee_timeline, shift_calendar
 from shopfloor.plant import Shift
 from shopfloor.states import MachineState as S
@@ -97,6 +99,18 @@ def test_a_counter_reset_counts_only_non_negative_steps() -> None:
     assert report.problems == (
         "total_count fell from 150 to 20 at 1970-01-01T00:03:00Z: taken as a reset",
     )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_counter_kernel_matches_numpy(seed: int) -> None:
+    """Chunks of samples without NaN are summed vectorised, the others step by step."""
+    rng = np.random.default_rng(seed)
+    counts = np.cumsum(rng.exponential(2.0, 50_000)) % 5_000.0  # rolls over about 20 times
+    counts[:3] = np.nan
+    counts[rng.integers(0, counts.size, 10)] = np.nan
+    got, want = counter_increase(counts), counter_increase_reference(counts)
+    assert got == pytest.approx(want, rel=1e-12)
+    assert counter_increase(np.full(5, np.nan)) == counter_increase_reference(np.full(5, np.nan))
 
 
 def test_counts_without_a_state_change_and_missing_readings() -> None:
