@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,15 @@ from tests.servers import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANT = ROOT / "examples" / "plant.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _real_main_module() -> Iterator[None]:
+    """Streamlit's AppTest runs a page as `__main__` and leaves it there; a process started with
+    "spawn" imports `__main__` again, so every test gets the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
