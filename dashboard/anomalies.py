@@ -20,7 +20,15 @@ from plotly.subplots import make_subplots
 from dashboard.kpis import JUST_AFTER, data_clock
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
-from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store, StoreError
+from shopfloor.store import (
+    ACK_PREFIX,
+    EVENT_PREFIX,
+    Point,
+    Scope,
+    Store,
+    StoreError,
+    acknowledgements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def read_events(plant: Plant, store: Store, start: datetime, end: datetime) -> l
     """The machines' events that began in [start, end), anomalies and faults, newest first."""
     names = {path: machine.name for path, machine in plant.machines()}
     series = [p for p in store.latest(Scope(plant.tenant.id, plant.site.id)) if p.asset in names]
-    acks = _acknowledgements(_history(store, series, ACK_PREFIX, start, end))
+    acks = acknowledgements(_history(store, series, ACK_PREFIX, start, end))
     found = []
     for point in _history(store, series, EVENT_PREFIX, start, end):
         try:
@@ -86,19 +94,6 @@ def _history(
         if series.signal.startswith(prefix)
         for point in store.history(series.asset, series.signal, start, end)
     ]
-
-
-def _acknowledgements(points: list[Point]) -> dict[tuple[AssetPath, str, datetime], datetime]:
-    """When each event was acknowledged, by asset, event name and event start."""
-    found = {}
-    for point in points:
-        try:
-            found[(point.asset, point.signal.removeprefix(ACK_PREFIX), point.ts)] = (
-                point.acknowledged_at()
-            )
-        except ValueError:
-            log.warning("skipped unreadable acknowledgement %s of %s", point.signal, point.asset)
-    return found
 
 
 def acknowledge(store: Store, item: AssetEvent, at: datetime) -> AssetEvent:

@@ -19,13 +19,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from fpdf import FPDF
 
+from analytics.readiness import DATABASE_ENV, DEFAULT_DATABASE
 from analytics.readiness.answers import Response, SmeAnswers, Special
 from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.live import live_evidence
 from analytics.readiness.persistence import (
-    DATABASE_ENV,
-    DEFAULT_DATABASE,
     Progress,
     ReadinessStore,
     ReadinessStoreError,

@@ -45,7 +45,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from gateway.stats import GatewayStats
 from shopfloor.messages import AssetPath, EventType, LossLink, Quality
 from shopfloor.plant import MachineType, Plant
-from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store, StoreError
+from shopfloor.store import (
+    ACK_PREFIX,
+    EVENT_PREFIX,
+    Point,
+    Scope,
+    Store,
+    StoreError,
+    acknowledgements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -375,19 +383,6 @@ def _series(store: Store, points: list[Point], start: datetime, end: datetime) -
     return [p for series in points for p in store.history(series.asset, series.signal, start, end)]
 
 
-def _acknowledgements(points: list[Point]) -> dict[tuple[AssetPath, str, datetime], datetime]:
-    """When each event was acknowledged, by asset, event name and event start."""
-    found = {}
-    for point in points:
-        try:
-            found[(point.asset, point.signal.removeprefix(ACK_PREFIX), point.ts)] = (
-                point.acknowledged_at()
-            )
-        except ValueError:
-            log.warning("skipped unreadable acknowledgement %s of %s", point.signal, point.asset)
-    return found
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ApiError, "description": "missing or wrong bearer token"},
     503: {"model": ApiError, "description": "the store failed; the reason says how"},
@@ -571,7 +566,7 @@ def create_app(
             store, [p for p in latest if p.signal.startswith(EVENT_PREFIX)], begin, finish
         )
         _check_count(points, "shorten the range or name an asset", "start")
-        acks = _acknowledgements(
+        acks = acknowledgements(
             _series(store, [p for p in latest if p.signal.startswith(ACK_PREFIX)], begin, finish)
         )
         found = []

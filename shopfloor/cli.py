@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from analytics.readiness import command as readiness_command
+from analytics.readiness import DATABASE_ENV, DEFAULT_DATABASE, DEFAULT_WINDOW
 from shopfloor.config import ConfigError
 from shopfloor.demo import BrokerChoice, DemoSource, run_demo
 from shopfloor.diskqueue import DiskQueueError
@@ -807,6 +807,83 @@ def analytics(
         store.close()
 
 
+ReadinessDbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar=DATABASE_ENV, help="SQLite file of assessments and snapshots."),
+]
+
+
+@app.command()
+def assess(
+    answers_file: Annotated[Path, typer.Argument(help="The SME's answers file (YAML).")],
+    indicators_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--indicators", help="The ten measured indicators (YAML or JSON) over the window."
+        ),
+    ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store-url",
+            help="Measure the evidence from the platform's store (with --plant): sqlite:PATH "
+            "or an InfluxDB URL.",
+        ),
+    ] = None,
+    plant_file: Annotated[
+        Path | None,
+        typer.Option("--plant", envvar="SHOPFLOOR_PLANT", help="The SME's plant file (YAML)."),
+    ] = None,
+    store_database: DatabaseOption = "shopfloor",
+    store_token: TokenOption = None,
+    store_org: OrgOption = None,
+    window_days: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Days of store data the indicators cover, ending at the newest reading "
+            "(less when the data began later).",
+        ),
+    ] = DEFAULT_WINDOW / timedelta(days=1),
+    questionnaire_only: Annotated[
+        bool,
+        typer.Option(help="Score the answers alone: no dimension with indicators passes Basic."),
+    ] = False,
+    database: ReadinessDbOption = DEFAULT_DATABASE,
+    save: Annotated[bool, typer.Option(help="Keep a dated snapshot in --db.")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Lean 4.0 readiness: questionnaire and evidence per dimension, index, level, archetype,
+    flags and ranked priorities with their recommendation and what-if gain."""
+    from analytics.readiness.command import CommandError
+    from analytics.readiness.command import assess as run
+
+    store = None
+    if store_url is not None:
+        store = _store_settings(store_url, store_database, store_token, store_org)
+    try:
+        run(answers_file, indicators_file, store, plant_file, timedelta(days=window_days),
+            questionnaire_only, database, save, as_json)  # fmt: skip
+    except CommandError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("assess-history")
+def assess_history(
+    sme: Annotated[str, typer.Argument(help="The SME's id, as in its answers file.")],
+    database: ReadinessDbOption = DEFAULT_DATABASE,
+    as_json: JsonOption = False,
+) -> None:
+    """An SME's readiness over time: R and Fd of every snapshot, and their change."""
+    from analytics.readiness.command import CommandError
+    from analytics.readiness.command import assess_history as run
+
+    try:
+        run(sme, database, as_json)
+    except CommandError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def dashboard(
     plant_file: PlantOption = DEFAULT_PLANT,
@@ -893,8 +970,6 @@ kpi_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(kpi_app, name="kpi")
-app.command("assess")(readiness_command.assess)
-app.command("assess-history")(readiness_command.assess_history)
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -216,7 +216,7 @@ def run_demo(
 
 def _readiness_database(data_dir: Path) -> Path:
     """The readiness page's database: SHOPFLOOR_READINESS_DB, set for the children if unset."""
-    from analytics.readiness.persistence import DATABASE_ENV
+    from analytics.readiness import DATABASE_ENV
 
     return Path(os.environ.setdefault(DATABASE_ENV, str(data_dir / "readiness.db")))
 

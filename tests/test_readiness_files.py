@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
 from analytics.readiness.answers import Special, load_answers, share_bracket
-from analytics.readiness.command import assess, assess_history
 from analytics.readiness.indicator_file import load_indicators
 from analytics.readiness.persistence import ReadinessStore
+from shopfloor.cli import app
 from shopfloor.config import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"
@@ -201,15 +200,8 @@ def test_indicators_file_may_be_json(tmp_path: Path) -> None:
 
 
 # --- the command ---------------------------------------------------------------------------
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command("assess")(assess)
-    app.command("history")(assess_history)
-    return app
-
-
 def run(*args: str) -> Result:
-    return CliRunner().invoke(cli(), list(args))
+    return CliRunner().invoke(app, list(args))
 
 
 def test_assess_json_reproduces_sme_a(tmp_path: Path) -> None:
@@ -292,12 +284,12 @@ def test_history_shows_progress_since_the_baseline(tmp_path: Path) -> None:
     args = ("assess", str(EXAMPLES / "sme-b.yaml"), "--db", database, "--json")
     assert run(*args, "--questionnaire-only").exit_code == 0
     assert run(*args, "--indicators", str(EXAMPLES / "sme-b-indicators.yaml")).exit_code == 0
-    result = run("history", "sme-b", "--db", database, "--json")
+    result = run("assess-history", "sme-b", "--db", database, "--json")
     assert result.exit_code == 0, result.output
     points = json.loads(result.stdout)
     assert [p["index_change"] for p in points] == pytest.approx([0.0, 2.1 - 1.9875], abs=1e-9)
     assert points[1]["final_change"]["D6"] == pytest.approx(0.4 - 1.0, abs=1e-9)
-    table = run("history", "sme-b", "--db", database)
+    table = run("assess-history", "sme-b", "--db", database)
     assert table.exit_code == 0 and "+0.11" in table.stdout
-    missing = run("history", "nobody", "--db", database)
+    missing = run("assess-history", "nobody", "--db", database)
     assert missing.exit_code == 2 and "no assessment of 'nobody'" in missing.stderr

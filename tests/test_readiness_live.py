@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from analytics.readiness.command import assess
 from analytics.readiness.live import live_evidence, record_view
+from shopfloor.cli import app
 from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant
 from shopfloor.store import Point, Store, StoreSettings, open_store
@@ -139,7 +138,7 @@ def test_assess_measures_the_evidence_from_the_store(
         "--plant", str(ROOT / "examples" / "plant.yaml"), "--window-days", "1",
         "--db", str(tmp_path / "r.db"), "--json",
     ]  # fmt: skip
-    result = CliRunner().invoke(assess_app(), args)
+    result = CliRunner().invoke(app, ["assess", *args])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     # one day back from the newest reading, the window starts with the data, an hour before
@@ -147,12 +146,6 @@ def test_assess_measures_the_evidence_from_the_store(
     assert data["window"]["start"] == minute(-60).isoformat()
     assert data["indicators"]["CC"]["value"] == pytest.approx(1 / 3, abs=1e-12)
     assert data["indicators"]["RC"]["value"] == pytest.approx(10 / 15, abs=1e-12)
-    missing_plant = CliRunner().invoke(assess_app(), [*args[:3], "--no-save"])
+    missing_plant = CliRunner().invoke(app, ["assess", *args[:3], "--no-save"])
     assert missing_plant.exit_code == 2
     assert "--store-url needs --plant" in missing_plant.stderr
-
-
-def assess_app() -> typer.Typer:
-    app = typer.Typer()
-    app.command()(assess)
-    return app

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics.readiness import DATABASE_ENV
 from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import load_indicators
-from analytics.readiness.persistence import DATABASE_ENV, ReadinessStore, Snapshot
+from analytics.readiness.persistence import ReadinessStore, Snapshot
 from analytics.readiness.report import (
     cohort,
     dimension_rows,

@@ -6,3 +6,12 @@ that turn store data into the ten indicators, `live` measures them from a store,
 the three demo SMEs and `report` shapes a snapshot for the dashboard and its exports. See
 docs/readiness.md.
 """
+
+from datetime import timedelta
+from pathlib import Path
+
+# Here, not in the modules that use them, so that the CLI can declare its options without
+# importing the assessment.
+DATABASE_ENV = "SHOPFLOOR_READINESS_DB"
+DEFAULT_DATABASE = Path(".shopfloor/readiness.db")
+DEFAULT_WINDOW = timedelta(days=28)  # of plant data the indicators cover

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from analytics.history import STATE, STOP_REASON, machine_history, points_in_force
 from analytics.oee import StateEvent, shift_calendar
+from analytics.readiness import DEFAULT_WINDOW
 from analytics.readiness.evidence import Evidence, Indicators
 from analytics.readiness.indicators import (
     AlarmEvent,
@@ -60,7 +61,6 @@ from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine, Plant
 from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store
 
-DEFAULT_WINDOW = timedelta(days=28)
 HEARTBEAT = timedelta(minutes=1)  # readings are heartbeats at this resolution
 TEXT_SIGNALS = frozenset({STATE, STOP_REASON})
 VIEW_PREFIX = "view."

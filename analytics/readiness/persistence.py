@@ -31,8 +31,6 @@ from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import indicators_from_dict
 
 SCHEMA_VERSION = 1
-DATABASE_ENV = "SHOPFLOOR_READINESS_DB"
-DEFAULT_DATABASE = Path(".shopfloor/readiness.db")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
     id INTEGER PRIMARY KEY,

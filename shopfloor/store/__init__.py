@@ -7,7 +7,9 @@ backend is behind `open_store`.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -15,6 +17,8 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, SecretStr
 
 from shopfloor.messages import AssetPath, Event, Quality, Reading, iso_utc
+
+log = logging.getLogger(__name__)
 
 EVENT_PREFIX = "event."
 ACK_PREFIX = "ack."
@@ -79,6 +83,20 @@ class Point:
     def from_reading(cls, asset: AssetPath, reading: Reading) -> Point:
         value = reading.value if isinstance(reading.value, str) else float(reading.value)
         return cls(asset, reading.signal, reading.ts, value, reading.quality, reading.unit)
+
+
+def acknowledgements(points: Iterable[Point]) -> dict[tuple[AssetPath, str, datetime], datetime]:
+    """When each event was acknowledged, by asset, event name and event start, from `ack.*`
+    points; one that cannot be read (written by something else) is left out and logged."""
+    found = {}
+    for point in points:
+        try:
+            at = point.acknowledged_at()
+        except ValueError:
+            log.warning("skipped unreadable acknowledgement %s of %s", point.signal, point.asset)
+            continue
+        found[(point.asset, point.signal.removeprefix(ACK_PREFIX), point.ts)] = at
+    return found
 
 
 @dataclass(frozen=True, slots=True)
