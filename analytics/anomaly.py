@@ -726,3 +726,26 @@ def events_numpy(
             found.append((start, end, int(rows[np.argmax(score[rows])])))
         start = int(next_open[min(end + gap + 1, n)])
     return found
+
+
+def t2_level(z: float, k: int) -> float:
+    """The T² level of k signals as rare as |z| >= `z` of one, so one threshold serves both.
+
+    T² of k Gaussian signals is chi-squared with k degrees of freedom: its quantile at the
+    two-sided normal tail of z, by bisection on the chi-squared tail, closed-form for whole k.
+    """
+
+    def tail(x: float) -> float:
+        total = math.erfc(math.sqrt(x / 2)) if k % 2 else math.exp(-x / 2)
+        for m in range(3 if k % 2 else 4, k + 1, 2):
+            total += math.exp((m / 2 - 1) * math.log(x / 2) - x / 2 - math.lgamma(m / 2))
+        return total
+
+    target = math.erfc(z / math.sqrt(2))
+    low, high = z * z, 2 * z * z  # chi-squared with k >= 1 is at least the 1-signal level
+    while tail(high) > target:
+        low, high = high, 2 * high
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if tail(middle) > target else (low, middle)
+    return high

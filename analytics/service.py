@@ -23,13 +23,13 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analytics.anomaly import events
+from analytics.anomaly import DetectorSettings, events, hotelling, t2_level
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -66,6 +66,7 @@ SHIFT_REPORT = "report.shift"
 ANOMALY_PREFIX = "anomaly."
 ANOMALY_EVENT_PREFIX = "anomaly_"
 SILENT_EVENT_PREFIX = "silent_"
+MACHINE = "machine"  # the score and events of all a machine's process signals together
 KPI_UNITS = {
     "availability": "", "performance": "", "quality": "", "oee": "", "teep": "", "nee": "",
     "mtbf": "s", "mttr": "s", "parts": "pcs", "rejects": "pcs", "good_parts": "pcs",
@@ -81,6 +82,10 @@ KPI_UNITS = {
 LIVE_DETECTOR = RelativeEntropySettings(window=60, learning=600, max_gap=600.0)
 
 
+# Slower forgetting than a single signal's: a covariance of several signals needs more samples.
+MACHINE_DETECTOR = DetectorSettings(alpha=0.002, warmup=300, max_gap=600.0)
+
+
 @dataclass(frozen=True)
 class AnalyticsSettings:
     """Rolling KPI window, recomputation interval, anomaly detection and loss linking."""
@@ -94,6 +99,9 @@ class AnalyticsSettings:
     quiet: int = 30
     min_samples: int = 3
     silent_after: float = 60.0  # typical sampling intervals without a value while running
+    machine_detector: DetectorSettings = MACHINE_DETECTOR  # Hotelling T² over all signals
+    align_s: float = 5.0  # how old a signal's value may be to sit next to the others
+    t2_z: float = 8.0  # T² events at the rarity of an 8-sigma single-signal value
     link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
     grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
 
@@ -249,6 +257,35 @@ def while_running(series: Series, log_: list[StateEvent]) -> Series:
 def anomaly_score(series: Series, settings: AnalyticsSettings) -> FloatArray:
     """How confidently the recent shape of the signal is new, in [0, 1]; NaN in warm-up."""
     return relative_entropy(series.t, series.values, settings.detector)
+
+
+def aligned(signals: dict[str, Series], within_s: float) -> tuple[FloatArray, FloatArray]:
+    """A machine's signals side by side on the sampling times of its busiest one: each column
+    holds the latest value at most `within_s` old, else NaN (a row with a NaN is skipped)."""
+    grid = max(signals.values(), key=len).t
+    columns = []
+    for series in signals.values():
+        at = np.searchsorted(series.t, grid, side="right") - 1
+        held = np.maximum(at, 0)
+        fresh = (at >= 0) & (grid - series.t[held] <= within_s)
+        columns.append(np.where(fresh, series.values[held], np.nan))
+    return grid, np.column_stack(columns)
+
+
+def machine_score(
+    signals: dict[str, Series], log_: list[StateEvent], settings: AnalyticsSettings
+) -> tuple[Series, float] | None:
+    """Hotelling T² of a machine's process signals together while it runs, and the level that
+    is as rare as `t2_z` standard deviations of one signal; None with fewer than two signals.
+
+    It sees what no single signal shows: signals that usually move together parting ways."""
+    if sum(len(s) > 0 for s in signals.values()) < 2:
+        return None
+    grid, x = aligned({k: s for k, s in signals.items() if len(s)}, settings.align_s)
+    running = while_running(Series(grid, np.zeros(len(grid))), log_).values
+    x[np.isnan(running)] = np.nan
+    t2 = hotelling(grid, np.ascontiguousarray(x), settings.machine_detector)
+    return Series(grid, t2), t2_level(settings.t2_z, x.shape[1])
 
 
 def score_events(
@@ -460,8 +497,8 @@ class AnalyticsService:
         since = now - settings.lookback
         read = self._cache.reader("anomalies")
         states = state_log({STATE: read(path, STATE, since, now)})
-        for signal in process_signals(machine):
-            series = Series.of(read(path, signal, since, now))
+        signals = {s: Series.of(read(path, s, since, now)) for s in process_signals(machine)}
+        for signal, series in signals.items():
             if len(series) == 0:
                 continue
             score = anomaly_score(while_running(series, states), settings)
@@ -469,6 +506,12 @@ class AnalyticsService:
             found = score_events(signal, series, score, settings)
             found += silence_events(signal, series, states, now.timestamp(), settings)
             points += self._event_points(path, found, known, settings.quiet * _step(series))
+        joint = machine_score(signals, states, settings)
+        if joint is not None:
+            t2, level = joint
+            points += self._score_points(path, MACHINE, t2, t2.values)
+            found = score_events(MACHINE, t2, t2.values, replace(settings, on=level, off=level))
+            points += self._event_points(path, found, known, settings.quiet * _step(t2))
         points += self._link_points(path, known, now)
         known.forget_before(now - settings.link_horizon)
         return points
@@ -507,7 +550,7 @@ class AnalyticsService:
         """The anomaly events already stored (by a previous run of the service)."""
         known = _Known()
         since = now - self.settings.link_horizon - self.settings.lookback
-        for signal in process_signals(machine):
+        for signal in [*process_signals(machine), MACHINE]:
             name = _event_name(signal)
             silent = SILENT_EVENT_PREFIX + name.removeprefix(ANOMALY_EVENT_PREFIX)
             for event_name in (name, silent):

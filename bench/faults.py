@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -29,8 +29,10 @@ import numpy as np
 from analytics.history import STATE, Series, process_signals
 from analytics.oee import StateEvent
 from analytics.service import (
+    MACHINE,
     AnalyticsSettings,
     anomaly_score,
+    machine_score,
     score_events,
     silence_events,
     while_running,
@@ -118,14 +120,21 @@ def _found(
     series, states = _signals(recording)
     for _, machine in loaded.plant.machines():
         log_ = states.get(machine.id, [])
-        for signal in process_signals(machine):
-            s = series.get((machine.id, signal))
-            if s is None or len(s) < 2:
-                continue
+        signals = {
+            s: series[(machine.id, s)]
+            for s in process_signals(machine)
+            if (machine.id, s) in series
+        }
+        for signal, s in signals.items():
             score = anomaly_score(while_running(s, log_), settings)
             found = score_events(signal, s, score, settings)
             found += silence_events(signal, s, log_, end.timestamp(), settings)
             yield from (Found(machine.id, signal, event.start) for event in found)
+        joint = machine_score(signals, log_, settings)
+        if joint is not None:
+            t2, level = joint
+            found = score_events(MACHINE, t2, t2.values, replace(settings, on=level, off=level))
+            yield from (Found(machine.id, MACHINE, event.start) for event in found)
 
 
 def evaluate(name: str, settings: AnalyticsSettings | None = None) -> Outcome:

@@ -1335,7 +1335,7 @@ def kpi_anomalies(
 
     import numpy as np
 
-    from analytics.anomaly import DetectorSettings, events, hotelling, zscore
+    from analytics.anomaly import DetectorSettings, events, hotelling, t2_level, zscore
     from analytics.kpi_files import KpiFileError, read_series
 
     if not 0 < threshold <= 30:
@@ -1360,17 +1360,18 @@ def kpi_anomalies(
     signals = np.vstack(list(series.numbers.values()))
     z = np.abs(zscore(t, signals, settings))
     found = {name: events(t, z[row], name, threshold) for row, name in enumerate(names)}
-    t2_level = _t2_threshold(threshold, len(names)) if len(names) > 1 else None
+    joint_level = t2_level(threshold, len(names)) if len(names) > 1 else None
     joint = None
-    if t2_level is not None:
-        joint = events(t, hotelling(t, np.ascontiguousarray(signals.T), settings), "T2", t2_level)
+    if joint_level is not None:
+        scores = hotelling(t, np.ascontiguousarray(signals.T), settings)
+        joint = events(t, scores, "T2", joint_level)
     report = {
         "start": _iso(t[0]),
         "end": _iso(t[-1]),
         "samples": len(t),
         "warmup": settings.warmup,
         "threshold_z": threshold,
-        "threshold_t2": t2_level,
+        "threshold_t2": joint_level,
         "signals": {name: [_event_dict(event) for event in found[name]] for name in names},
         "multivariate": None if joint is None else [_event_dict(event) for event in joint],
     }
@@ -1378,30 +1379,6 @@ def kpi_anomalies(
         typer.echo(json.dumps(report, indent=2))
         return
     _print_anomalies(report, signals_file)
-
-
-def _t2_threshold(z: float, k: int) -> float:
-    """The T² level of k signals as rare as |z| >= `z` of one, so one threshold serves both.
-
-    T² of k Gaussian signals is chi-squared with k degrees of freedom: its quantile at the
-    two-sided normal tail of z, by bisection on the chi-squared tail, closed-form for whole k.
-    """
-    import math
-
-    def tail(x: float) -> float:
-        total = math.erfc(math.sqrt(x / 2)) if k % 2 else math.exp(-x / 2)
-        for m in range(3 if k % 2 else 4, k + 1, 2):
-            total += math.exp((m / 2 - 1) * math.log(x / 2) - x / 2 - math.lgamma(m / 2))
-        return total
-
-    target = math.erfc(z / math.sqrt(2))
-    low, high = z * z, 2 * z * z  # chi-squared with k >= 1 is at least the 1-signal level
-    while tail(high) > target:
-        low, high = high, 2 * high
-    for _ in range(60):
-        middle = (low + high) / 2
-        low, high = (middle, high) if tail(middle) > target else (low, middle)
-    return high
 
 
 def _event_dict(event: Event) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from functools import partial
 import numpy as np
 import pytest
 
-from analytics.history import machine_history, points_in_force
+from analytics.history import Series, machine_history, points_in_force
 from analytics.kernels import counter_increase
-from analytics.oee import OeeInputError, oee, oee_from_states
-from analytics.service import AnalyticsService, AnalyticsSettings, machine_report
+from analytics.oee import OeeInputError, StateEvent, oee, oee_from_states
+from analytics.service import AnalyticsService, AnalyticsSettings, machine_report, machine_score
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
 from shopfloor.store import Point, Scope, Store
@@ -112,3 +112,22 @@ def test_oee_from_states_follows_the_iso_22400_mapping() -> None:
     assert result.availability == pytest.approx(3200 / 4000)
     assert result.performance == pytest.approx(3000 / 3200)
     assert result.quality == pytest.approx(0.98)
+
+
+def test_machine_score_sees_signals_parting_ways_that_each_look_normal() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(3000, dtype=np.float64)
+    load = rng.normal(50.0, 5.0, t.size)
+    vibration = 0.1 * load + rng.normal(0.0, 0.05, t.size)
+    vibration[2500:] = 10.0 - 0.1 * load[2500:] + rng.normal(0.0, 0.05, 500)  # same range
+    signals = {"load": Series(t, load), "vibration": Series(t - 0.5, vibration)}
+    running = [StateEvent(0.0, MachineState.RUNNING)]
+    found = machine_score(signals, running, AnalyticsSettings())
+    assert found is not None
+    score, level = found
+    assert np.array_equal(score.t, t)  # on the busier signal's times (both equal: the first)
+    assert np.nanmax(score.values[:2500]) < level < np.nanmax(score.values[2500:])
+    stopped = [StateEvent(0.0, MachineState.UNPLANNED_STOP)]
+    quiet = machine_score(signals, stopped, AnalyticsSettings())
+    assert quiet is not None and np.isnan(quiet[0].values).all()  # scored while running only
+    assert machine_score({"load": Series(t, load)}, running, AnalyticsSettings()) is None
