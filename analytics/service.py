@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -52,6 +53,8 @@ from analytics.history import (
 )
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
+from analytics.readiness.live import rescore
+from analytics.readiness.persistence import ReadinessStoreError
 from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
@@ -104,6 +107,8 @@ class AnalyticsSettings:
     t2_z: float = 8.0  # T² events at the rarity of an 8-sigma single-signal value
     link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
     grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
+    readiness_db: Path | None = None  # Lean 4.0 readiness snapshots to add to, if any
+    rescore_every: timedelta = timedelta(days=1)  # of data time between readiness snapshots
 
 
 # --- KPIs and energy of a window ------------------------------------------------------------
@@ -458,7 +463,27 @@ class AnalyticsService:
             points += self._kpis(path, machine, now, shifts)
             points += self._anomalies(path, machine, now)
         self.store.write(points)
+        self._rescore_readiness(now)
         return points
+
+    def _rescore_readiness(self, now: datetime) -> None:
+        """A readiness snapshot of the plant's SME once its latest is `rescore_every` old in
+        data time (a freshly seeded or saved one waits); a gate whose indicator fell short
+        since the last snapshot is logged as a warning."""
+        database = self.settings.readiness_db
+        if database is None:
+            return
+        try:
+            rescored = rescore(self.plant, self.store, database, now, self.settings.rescore_every)
+        except ReadinessStoreError as exc:
+            log.warning("readiness not rescored: %s", exc)
+            return
+        if rescored is None:
+            return
+        log.info("readiness of %s: R %.2f", rescored.snapshot.sme, rescored.snapshot.index)
+        for reason in rescored.newly_failing:
+            log.warning("readiness of %s: an indicator fell below a gate: %s",
+                        rescored.snapshot.sme, reason)  # fmt: skip
 
     @property
     def _finish_s(self) -> float:

@@ -40,6 +40,7 @@ from analytics.readiness.report import (
     recommendation_rows,
     report_csv,
 )
+from analytics.readiness.scoring import ARCHETYPE_THRESHOLD
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreError
 
@@ -294,6 +295,28 @@ def _save_answers(store: ReadinessStore, snapshot: Snapshot, plant: Plant, data:
     st.rerun()
 
 
+def archetype_figure(view: Cohort) -> go.Figure:
+    """Every SME on the lean index Λ against the digital index Δ; the lines at the archetype
+    threshold split Starter, Lean-led, Tech-led and Lean 4.0 integrator."""
+    figure = go.Figure(
+        go.Scatter(
+            x=view.lean, y=view.digital, mode="markers+text", text=view.labels,
+            textposition="top center", customdata=view.archetypes,
+            hovertemplate="%{text}: %{customdata}<br>Λ %{x:.2f}, Δ %{y:.2f}<extra></extra>",
+        )
+    )  # fmt: skip
+    for x, y, name in ((1.25, 1.25, "Starter"), (3.75, 1.25, "Lean-led"),
+                       (1.25, 3.75, "Tech-led"), (3.75, 3.75, "Lean 4.0 integrator")):  # fmt: skip
+        figure.add_annotation(x=x, y=y, text=name, showarrow=False, opacity=0.5)
+    figure.add_hline(y=ARCHETYPE_THRESHOLD, line_dash="dot")
+    figure.add_vline(x=ARCHETYPE_THRESHOLD, line_dash="dot")
+    figure.update_layout(
+        xaxis={"title": "lean index Λ", "range": [0, 5]},
+        yaxis={"title": "digital index Δ", "range": [0, 5]},
+    )
+    return figure
+
+
 def _profile(result: Result) -> None:
     radar, gaps = st.columns(2)
     radar.plotly_chart(radar_figure(result))
@@ -342,7 +365,10 @@ def _progress(store: ReadinessStore, sme: str) -> None:
 def _cohort(store: ReadinessStore) -> None:
     anonymise = st.toggle("Anonymise the SMEs", value=False)
     latest = {sme: store.snapshots(sme)[-1].result for sme in store.smes()}
-    st.plotly_chart(cohort_figure(cohort(latest, anonymise)))
+    view = cohort(latest, anonymise)
+    heatmap, quadrant = st.columns(2)
+    heatmap.plotly_chart(cohort_figure(view))
+    quadrant.plotly_chart(archetype_figure(view))
 
 
 def _export(result: Result) -> None:

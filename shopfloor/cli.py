@@ -786,6 +786,14 @@ def analytics(
         int, typer.Option(min=1, help="Minutes of history the rolling KPIs cover.")
     ] = 60,
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between recomputations.")] = 10,
+    readiness_db: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=DATABASE_ENV,
+            help="Add a Lean 4.0 readiness snapshot of the plant's SME to this database daily, "
+            "with evidence from the store.",
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Recompute KPIs, energy and anomalies of every machine into the store, continuously.
@@ -798,7 +806,9 @@ def analytics(
     _setup_logging(verbose)
     plant = _load(plant_file)
     store = _open_store(_store_settings(store_url, store_database, store_token, store_org))
-    settings = AnalyticsSettings(window=timedelta(minutes=window), interval_s=interval)
+    settings = AnalyticsSettings(
+        window=timedelta(minutes=window), interval_s=interval, readiness_db=readiness_db
+    )
     service = AnalyticsService(plant, store, settings)
     try:
         with contextlib.suppress(KeyboardInterrupt):

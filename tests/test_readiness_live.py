@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.readiness.live import live_evidence, record_view
+from analytics.readiness.answers import load_answers
+from analytics.readiness.assessment import run_assessment
+from analytics.readiness.evidence import Evidence
+from analytics.readiness.indicator_file import indicators_from_dict
+from analytics.readiness.live import live_evidence, record_view, rescore
+from analytics.readiness.persistence import ReadinessStore
+from analytics.service import AnalyticsService, AnalyticsSettings
 from shopfloor.cli import app
 from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant
@@ -149,3 +155,39 @@ def test_assess_measures_the_evidence_from_the_store(
     missing_plant = CliRunner().invoke(app, ["assess", *args[:3], "--no-save"])
     assert missing_plant.exit_code == 2
     assert "--store-url needs --plant" in missing_plant.stderr
+
+
+def test_the_analytics_service_rescores_the_sme_daily_from_the_store(
+    store: Store, example_plant: Plant, tmp_path: Path
+) -> None:
+    database = tmp_path / "readiness.db"
+    answers = load_answers(ROOT / "examples" / "readiness" / "moulding.yaml")
+    assert answers.sme == example_plant.tenant.id
+    with ReadinessStore(database) as saved:  # assessed on answers alone two days earlier
+        saved.save(run_assessment(answers, None, taken_at=minute(120) - timedelta(days=2)))
+    write_plant(store, example_plant)
+    settings = AnalyticsSettings(readiness_db=database)
+    service = AnalyticsService(example_plant, store, settings)
+    service.run_once(minute(120))
+    service.run_once(minute(130))  # the latest snapshot is not a day old: no third one
+    with ReadinessStore(database) as saved:
+        snapshots = saved.snapshots(answers.sme)
+    assert len(snapshots) == 2 and not snapshots[-1].questionnaire_only
+    assert snapshots[-1].result["indicators"]["CC"]["value"] == pytest.approx(1 / 3, abs=1e-9)
+
+
+def test_a_rescore_names_the_gates_that_newly_fail(
+    store: Store, example_plant: Plant, tmp_path: Path
+) -> None:
+    database = tmp_path / "readiness.db"
+    answers = load_answers(ROOT / "examples" / "readiness" / "moulding.yaml")
+    full = {name: 1.0 for name in ("DC", "CC", "OV", "RC", "STD")}
+    evidence = Evidence(indicators_from_dict(full), minute(-60), minute(120), source="test")
+    with ReadinessStore(database) as saved:
+        saved.save(run_assessment(answers, evidence, taken_at=minute(0)))
+    write_plant(store, example_plant)  # only one machine in three connected: CC 1/3
+    rescored = rescore(example_plant, store, database, minute(120))
+    assert rescored is not None
+    assert any(reason.startswith("D3 G1") for reason in rescored.newly_failing)
+    assert rescore(example_plant.model_copy(update={"tenant": example_plant.tenant.model_copy(
+        update={"id": "nobody"})}), store, database) is None  # fmt: skip

@@ -25,7 +25,13 @@ from analytics.readiness.report import (
     recommendation_rows,
     report_csv,
 )
-from dashboard.readiness import cohort_figure, gap_figure, radar_figure, report_pdf
+from dashboard.readiness import (
+    archetype_figure,
+    cohort_figure,
+    gap_figure,
+    radar_figure,
+    report_pdf,
+)
 from shopfloor.store import ENV_VARS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"
@@ -119,6 +125,12 @@ def test_cohort_ranks_and_anonymises(saved: tuple[ReadinessStore, list[Snapshot]
     assert named.median[5] == pytest.approx((2.7 + 0.4) / 2)
     heatmap = cohort_figure(hidden).data[0]
     assert list(heatmap.y) == ["SME 1 (R 2.78)", "SME 2 (R 2.10)", "cohort median"]
+    ranked = sorted(latest.values(), key=lambda r: -r["index"])
+    assert named.archetypes == [r["archetype"]["name"] for r in ranked]
+    assert named.lean == [r["archetype"]["lean_index"] for r in ranked]
+    assert named.digital == [r["archetype"]["digital_index"] for r in ranked]
+    quadrant = archetype_figure(hidden).data[0]
+    assert list(quadrant.text) == ["SME 1", "SME 2"] and list(quadrant.x) == named.lean
 
 
 def test_a_snapshot_gives_back_its_answers_and_evidence(

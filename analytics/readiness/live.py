@@ -32,11 +32,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.history import STATE, STOP_REASON, machine_history, points_in_force
 from analytics.oee import StateEvent, shift_calendar
 from analytics.readiness import DEFAULT_WINDOW
+from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence, Indicators
 from analytics.readiness.indicators import (
     AlarmEvent,
@@ -57,6 +60,7 @@ from analytics.readiness.indicators import (
     standard_time_coverage,
     working_days,
 )
+from analytics.readiness.persistence import ReadinessStore, Snapshot
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine, Plant
 from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store
@@ -315,3 +319,46 @@ def live_evidence(
         window_end=end,
         source=f"the store ({plant.tenant.id}/{plant.site.id})",
     )
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """A fresh snapshot of an SME, and the gates whose indicators fell short since the last."""
+
+    snapshot: Snapshot
+    newly_failing: list[str]  # "D3 G1: CC 0.40 < 0.50", as the snapshot's caps say
+
+
+def _failing(result: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        f"{d['id']} {c['gate']}": f"{d['id']} {c['gate']}: {c['reason']}"
+        for d in result["dimensions"]
+        for c in d["caps"]
+        if c["failing"]
+    }
+
+
+def rescore(
+    plant: Plant,
+    store: Store,
+    database: Path,
+    end: datetime | None = None,
+    every: timedelta = timedelta(0),
+) -> Rescored | None:
+    """Score the plant's SME again on its latest answers and fresh evidence from the store, and
+    keep the snapshot, dated `end` (default: the data clock); None when the SME was never
+    assessed (there are no answers yet) or its latest snapshot is less than `every` old.
+
+    Run daily, this is what makes progress visible without anyone filling in a form again, and
+    what raises the alarm when a measured indicator falls below one of its gates.
+    """
+    end = end or data_clock(plant, store) or datetime.now(UTC)
+    with ReadinessStore(database) as saved:
+        earlier = saved.snapshots(plant.tenant.id)
+        if not earlier or end - earlier[-1].taken_at < every:
+            return None
+        answers = saved.answers(earlier[-1])
+        evidence = live_evidence(plant, store, answers.risk_zones, end=end)
+        snapshot = saved.save(run_assessment(answers, evidence, taken_at=end))
+    before, now = _failing(earlier[-1].result), _failing(snapshot.result)
+    return Rescored(snapshot, [reason for key, reason in now.items() if key not in before])

@@ -179,6 +179,9 @@ class Cohort:
     final: list[list[float]]
     index: list[float]
     median: list[float]
+    archetypes: list[str]
+    lean: list[float]  # Λ, the archetype's lean index
+    digital: list[float]  # Δ, its digital index
 
 
 def cohort(latest: Mapping[str, Result], anonymise: bool = False) -> Cohort:
@@ -194,4 +197,7 @@ def cohort(latest: Mapping[str, Result], anonymise: bool = False) -> Cohort:
         final=final,
         index=[r["index"] for r in ranked],
         median=[median(column) for column in zip(*final, strict=True)] if final else [],
+        archetypes=[r["archetype"]["name"] for r in ranked],
+        lean=[r["archetype"]["lean_index"] for r in ranked],
+        digital=[r["archetype"]["digital_index"] for r in ranked],
     )
