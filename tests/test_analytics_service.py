@@ -4,6 +4,7 @@ the declared KPIs come out of the store, anomalies are found and linked to the s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -43,37 +44,53 @@ def backfill(recording: Path, store: Store) -> None:
     store.write(points)
 
 
-@pytest.fixture(scope="module", params=["moulding", "machining", "packaging"])
-def backfilled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[LoadedScenario, Store, datetime]:
-    """A scenario's whole run in an embedded store."""
-    loaded = load_scenario(SCENARIOS / f"{request.param}.yaml")
-    folder = tmp_path_factory.mktemp(request.param)
-    floor = run_fast(loaded, folder / "run.jsonl")
-    store = EmbeddedStore(folder / "store.db")
-    backfill(folder / "run.jsonl", store)
-    return loaded, store, floor.start
+Backfilled = tuple[LoadedScenario, Store, datetime]
+# The moulding shift is sampled at 1 Hz, as it runs live; the two longer runs every 5 s, as an
+# edge agent polling every 5 s reports them, which keeps the suite short.
+SAMPLE_INTERVAL_S = {"moulding": 1.0, "machining": 5.0, "packaging": 5.0}
 
 
 @pytest.fixture(scope="module")
-def analysed(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[LoadedScenario, Store, datetime]:
-    """The moulding shift backfilled, then analysed every 10 simulated minutes, as live."""
-    loaded = load_scenario(SCENARIOS / "moulding.yaml")
-    folder = tmp_path_factory.mktemp("analysed")
-    floor = run_fast(loaded, folder / "run.jsonl")
-    store = EmbeddedStore(folder / "store.db")
-    backfill(folder / "run.jsonl", store)
-    end = floor.start + timedelta(seconds=loaded.scenario.duration)
+def backfills(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Backfilled]:
+    """Each scenario's whole run in an embedded store, made once for the module."""
+    made: dict[str, Backfilled] = {}
+
+    def backfilled(name: str) -> Backfilled:
+        if name not in made:
+            loaded = load_scenario(SCENARIOS / f"{name}.yaml")
+            update = {"sample_interval": SAMPLE_INTERVAL_S[name]}
+            loaded = loaded.model_copy(
+                update={"scenario": loaded.scenario.model_copy(update=update)}
+            )
+            folder = tmp_path_factory.mktemp(name)
+            floor = run_fast(loaded, folder / "run.jsonl")
+            store = EmbeddedStore(folder / "store.db")
+            backfill(folder / "run.jsonl", store)
+            made[name] = (loaded, store, floor.start)
+        return made[name]
+
+    return backfilled
+
+
+@pytest.fixture(scope="module", params=["moulding", "machining", "packaging"])
+def backfilled(
+    request: pytest.FixtureRequest, backfills: Callable[[str], Backfilled]
+) -> Backfilled:
+    return backfills(request.param)
+
+
+@pytest.fixture(scope="module")
+def analysed(backfills: Callable[[str], Backfilled]) -> Backfilled:
+    """The moulding shift analysed every 10 simulated minutes, as live."""
+    loaded, store, start = backfills("moulding")
+    end = start + timedelta(seconds=loaded.scenario.duration)
     service = AnalyticsService(loaded.plant, store, AnalyticsSettings())
-    now = floor.start + timedelta(minutes=10)
+    now = start + timedelta(minutes=10)
     while now < end:
         service.run_once(now)
         now += timedelta(minutes=10)
     service.run_once(end)
-    return loaded, store, floor.start
+    return loaded, store, start
 
 
 def test_declared_kpis_come_out_of_the_store(
