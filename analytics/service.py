@@ -59,16 +59,22 @@ from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import MachineState
-from shopfloor.store import EVENT_PREFIX, Point, Scope, Store, StoreError
+from shopfloor.store import (
+    EVENT_PREFIX,
+    KPI_PREFIX,
+    SCORE_PREFIX,
+    SHIFT_KPI_PREFIX,
+    SHIFT_REPORT,
+    SILENT_EVENT_PREFIX,
+    Point,
+    Scope,
+    Store,
+    StoreError,
+    anomaly_event_name,
+)
 
 log = logging.getLogger(__name__)
 
-KPI_PREFIX = "kpi."
-SHIFT_PREFIX = "kpi.shift."
-SHIFT_REPORT = "report.shift"
-ANOMALY_PREFIX = "anomaly."
-ANOMALY_EVENT_PREFIX = "anomaly_"
-SILENT_EVENT_PREFIX = "silent_"
 MACHINE = "machine"  # the score and events of all a machine's process signals together
 KPI_UNITS = {
     "availability": "", "performance": "", "quality": "", "oee": "", "teep": "", "nee": "",
@@ -302,7 +308,7 @@ def score_events(
     return [
         Event(
             type=EventType.ANOMALY,
-            name=_event_name(signal),
+            name=anomaly_event_name(signal),
             start=_utc(a.start),
             end=None if a.end_row >= len(series) - s.quiet else _utc(a.end),
             note=f"{signal}: score {a.peak_score:.3f} at {_utc(a.peak):%H:%M:%S}Z",
@@ -332,7 +338,7 @@ def silence_events(
         found.append(
             Event(
                 type=EventType.ANOMALY,
-                name=SILENT_EVENT_PREFIX + _event_name(signal).removeprefix(ANOMALY_EVENT_PREFIX),
+                name=anomaly_event_name(signal, SILENT_EVENT_PREFIX),
                 start=_utc(a),
                 end=None if i + 1 == len(series) else _utc(b),
                 note=f"{signal}: no value for {(b - a) / 60:.0f} min while running",
@@ -353,10 +359,6 @@ def _running_s(log_: list[StateEvent], a: float, b: float) -> float:
 
 def shift_key(shift: ShiftOccurrence) -> str:
     return f"shift {shift.name} {shift.start}"
-
-
-def _event_name(signal: str) -> str:
-    return ANOMALY_EVENT_PREFIX + signal.replace("-", "_").lower()
 
 
 @dataclass
@@ -509,7 +511,7 @@ class AnalyticsService:
             history = machine_history(read, path, machine, at, _utc(shift_end))
             report = machine_report(self.plant, machine, history, shift.start, shift_end, grid)
             detail = {"shift": shift.name, "day": shift.day.isoformat(), **report.to_dict()}
-            points += kpi_points(report, path, at, SHIFT_PREFIX)
+            points += kpi_points(report, path, at, SHIFT_KPI_PREFIX)
             points.append(Point(path, SHIFT_REPORT, at, json.dumps(detail)))
         return points
 
@@ -549,7 +551,7 @@ class AnalyticsService:
         new = series.t > self._scored_until.get(key, -math.inf)
         self._scored_until[key] = float(series.t[-1])
         return [
-            Point(path, f"{ANOMALY_PREFIX}{signal}", _utc(t), float(s))
+            Point(path, f"{SCORE_PREFIX}{signal}", _utc(t), float(s))
             for t, s in zip(series.t[new], score[new], strict=True)
             if math.isfinite(s)
         ]
@@ -576,8 +578,8 @@ class AnalyticsService:
         known = _Known()
         since = now - self.settings.link_horizon - self.settings.lookback
         for signal in [*process_signals(machine), MACHINE]:
-            name = _event_name(signal)
-            silent = SILENT_EVENT_PREFIX + name.removeprefix(ANOMALY_EVENT_PREFIX)
+            name = anomaly_event_name(signal)
+            silent = anomaly_event_name(signal, SILENT_EVENT_PREFIX)
             for event_name in (name, silent):
                 for point in self.store.history(path, f"{EVENT_PREFIX}{event_name}", since, now):
                     known.events.setdefault(event_name, []).append(point.as_event())

@@ -22,28 +22,23 @@ from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.store import (
     ACK_PREFIX,
+    ANOMALY_EVENT_PREFIX,
     EVENT_PREFIX,
+    SCORE_PREFIX,
     Point,
     Scope,
     Store,
     StoreError,
     acknowledgements,
+    anomaly_event_name,
 )
 
 log = logging.getLogger(__name__)
 
-# As analytics.service names them (not imported: it needs numpy and Numba).
-SCORE_PREFIX = "anomaly."
-ANOMALY_EVENT_PREFIX = "anomaly_"
 WINDOW_HOURS = [1, 4, 8, 24, 72]
 MAX_CHART_POINTS = 2000
 REFRESH_S = 10.0
 EXPANDED_ACKS = 5
-
-
-def anomaly_event_name(signal: str) -> str:
-    """The name of the events the service finds in a signal: event names allow no `-`."""
-    return ANOMALY_EVENT_PREFIX + signal.replace("-", "_").lower()
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,10 @@ import streamlit as st
 from analytics.oee import LossTree, OeeReport
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Plant
-from shopfloor.store import Point, Scope, Store
+from shopfloor.store import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, Point, Scope, Store
 
 log = logging.getLogger(__name__)
 
-KPI_PREFIX = "kpi."
-SHIFT_KPI_PREFIX = "kpi.shift."
-SHIFT_REPORT = "report.shift"
 # A stored point's timestamp is inside [start, end) only if end is past it.
 JUST_AFTER = timedelta(microseconds=1)
 PERIOD_DAYS = [1, 7, 30]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Plant
-from shopfloor.store import EVENT_PREFIX, Point, Scope, Store
+from shopfloor.store import EVENT_PREFIX, KPI_PREFIX, Point, Scope, Store
 
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
 
@@ -34,13 +34,13 @@ class AssetView:
             (name, point)
             for name, point in self.values.items()
             if name not in headline
-            and not name.startswith("kpi.")
+            and not name.startswith(KPI_PREFIX)
             and not isinstance(point.value, str)
         )
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the machine's newest reading (KPIs are not readings), or None."""
-        stamps = [p.ts for name, p in self.values.items() if not name.startswith("kpi.")]
+        stamps = [p.ts for name, p in self.values.items() if not name.startswith(KPI_PREFIX)]
         if not stamps:
             return None
         return (now - max(stamps)).total_seconds()

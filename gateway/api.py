@@ -48,6 +48,7 @@ from shopfloor.plant import MachineType, Plant
 from shopfloor.store import (
     ACK_PREFIX,
     EVENT_PREFIX,
+    KPI_PREFIX,
     Point,
     Scope,
     Store,
@@ -57,7 +58,6 @@ from shopfloor.store import (
 
 log = logging.getLogger(__name__)
 
-KPI_PREFIX = "kpi."  # what analytics.live writes; not imported, the gateway installs no numpy
 MAX_POINTS = 100_000
 HISTORY_SPAN = timedelta(hours=1)
 KPI_SPAN = timedelta(hours=1)

@@ -17,22 +17,10 @@ from analytics.relative_entropy import (
     relative_entropy_reference,
 )
 from bench.anomaly import DEVELOPMENT, FIXED, HELD_OUT, detections, subset
+from tests.test_anomaly import messy_series
 
 NAB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"
 SETTINGS = RelativeEntropySettings(window=20, bins=8, learning=200, max_gap=30.0)
-
-
-def messy_series(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
-    """Noise with a drift, spikes, a step, NaNs and two gaps longer than 30 s (1 s sampling)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n, dtype=np.float64)
-    t[1000:] += 100.0
-    t[2000:] += 31.0
-    x = rng.standard_t(4, size=n) + np.linspace(0.0, 3.0, n)
-    x[rng.integers(0, n, 20)] += 15.0
-    x[2500:] += 5.0
-    x[rng.integers(0, n, 50)] = np.nan
-    return t, x
 
 
 @pytest.mark.parametrize(
