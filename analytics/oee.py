@@ -25,7 +25,13 @@ KPIs, with produced and good counts taken as non-negative steps of cumulative co
   MTBF spreads the operating time over failures + 1 intervals instead). Repair time counts in
   full, shifts or not: a repair takes as long as it takes.
 
-Counts read at time t were made before t, so a window takes the steps read in (start, end].
+Counts read at time t were made before t, so a window takes the steps read in (start, end],
+and a step belongs to the product in force before it. With several products the ideal cycle time
+is per product: the ideal output time is the sum over products of ideal cycle time x parts, and
+the report's `ideal_cycle_s` is that sum per part. A report for one product (`product=`) takes
+only the time that product was loaded as its planned operation time, so the reports of all
+products of a machine add up to the machine's (`pooled` adds reports: a line, a product across
+machines, a group).
 Input that makes a KPI meaningless (no planned busy time, performance above 1, a counter that
 went down) is reported in `problems`, never raised: an export from a real machine has gaps.
 """
@@ -35,7 +41,7 @@ from __future__ import annotations
 import copy
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
@@ -118,6 +124,11 @@ class StateEvent:
     total_count: int | None = None
     bad_count: int | None = None
     reason: str = ""
+    product: str = ""  # the product loaded from `time` on; "" when the machine reports none
+
+
+# One ideal cycle time for every product, or one per product id.
+IdealCycleTimes = float | Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -202,12 +213,17 @@ class _Totals:
 
     by_state: dict[MachineState, float] = field(default_factory=dict)  # within POT
     by_reason: dict[str, float] = field(default_factory=dict)  # availability losses
+    operation_s: float = 0.0  # POT covered by the spans added
     unknown_s: float = 0.0  # POT before the first event
     producing_outside_s: float = 0.0  # producing outside POT
     repair_s: float = 0.0
     failures: int = 0
     produced: int = 0
     bad: int = 0
+    ideal_output_s: float = 0.0  # ideal cycle time x parts, summed over products
+    ideal_bad_s: float = 0.0
+    unrated: dict[str, int] = field(default_factory=dict)  # parts of products with no ideal time
+    unrated_parts: int = 0
     problems: list[tuple[float, str]] = field(default_factory=list)  # (time, message)
 
     def add_span(
@@ -217,6 +233,7 @@ class _Totals:
         if a >= b:
             return
         planned = calendar.overlap(a, b)
+        self.operation_s += planned
         if state is None:
             self.unknown_s += planned
             return
@@ -237,6 +254,19 @@ class _Totals:
             self.problems.append((t, message))
             return 0
         return value - previous
+
+    def add_parts(self, ideal: IdealCycleTimes, product: str, produced: int, bad: int) -> None:
+        """Count parts of `product`, with their ideal time when the product has one."""
+        self.produced += produced
+        self.bad += bad
+        seconds = ideal.get(product) if isinstance(ideal, Mapping) else ideal
+        if seconds is None:
+            if produced:
+                self.unrated[product] = self.unrated.get(product, 0) + produced
+                self.unrated_parts += produced
+            return
+        self.ideal_output_s += seconds * produced
+        self.ideal_bad_s += seconds * bad
 
 
 def _when(t: float) -> str:
@@ -267,7 +297,8 @@ class OeeReport:
     actual_production_s: float
     unknown_s: float
     time_by_state: dict[str, float]
-    ideal_cycle_s: float
+    ideal_cycle_s: float | None  # per part, over the products made; None: no parts, mixed
+    fully_productive_s: float  # ideal cycle time x good parts
     produced: int
     good: int
     bad: int
@@ -292,17 +323,22 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
+def _ideal_per_part(totals: _Totals, ideal: IdealCycleTimes) -> float | None:
+    if totals.produced > totals.unrated_parts and totals.produced > 0:
+        return totals.ideal_output_s / (totals.produced - totals.unrated_parts)
+    return None if isinstance(ideal, Mapping) else ideal
+
+
 def _report(
     totals: _Totals,
     start: float,
     end: float,
-    calendar: _Calendar,
-    ideal_cycle_s: float,
+    ideal: IdealCycleTimes,
     planned_busy_s: float | None,
 ) -> OeeReport:
     seconds = {state: totals.by_state.get(state, 0.0) for state in MachineState}
     problems = [message for _, message in sorted(totals.problems)]
-    operation = calendar.overlap(start, end)
+    operation = totals.operation_s
     downtime = seconds[MachineState.PLANNED_STOP]
     if planned_busy_s is None:
         planned_busy_s = max(0.0, operation - downtime - totals.unknown_s)
@@ -313,7 +349,12 @@ def _report(
     if totals.bad > totals.produced:
         problems.append(f"{totals.bad} bad parts but only {totals.produced} counted in all")
     availability = _ratio(production, planned_busy_s)
-    performance = _ratio(ideal_cycle_s * totals.produced, production)
+    performance = _ratio(totals.ideal_output_s, production)
+    for product, parts in sorted(totals.unrated.items()):
+        problems.append(
+            f"{parts} parts of product {product or '(none)'!r} have no ideal cycle time: "
+            "left out of performance and OEE"
+        )
     if planned_busy_s <= 0:
         problems.append("planned busy time is zero: no availability, OEE or NEE")
     elif availability is not None and availability > 1 + 1e-9:
@@ -329,8 +370,8 @@ def _report(
         problems.append(
             f"{totals.producing_outside_s:g} s of production outside planned operation time"
         )
-    fully_productive = ideal_cycle_s * good
-    net_run = ideal_cycle_s * totals.produced
+    fully_productive = max(0.0, totals.ideal_output_s - totals.ideal_bad_s)
+    net_run = totals.ideal_output_s
     micro = seconds[MachineState.MICRO_STOP]
     availability_losses = {
         str(state): s
@@ -343,14 +384,14 @@ def _report(
         availability_by_reason=dict(sorted(totals.by_reason.items())),
         micro_stops=micro,
         reduced_speed=reduced_speed,
-        rejects=ideal_cycle_s * totals.bad,
+        rejects=totals.ideal_bad_s,
         six_big_losses={
             "breakdowns": seconds[MachineState.UNPLANNED_STOP],
             "setup_and_adjustments": seconds[MachineState.SETUP],
             "idling_and_minor_stops": micro + sum(seconds[s] for s in _IDLING),
             "reduced_speed": reduced_speed,
             # Startup and production rejects together: a cumulative bad counter can't tell them.
-            "rejects": ideal_cycle_s * totals.bad,
+            "rejects": totals.ideal_bad_s,
         },
     )
     failures = totals.failures
@@ -363,7 +404,8 @@ def _report(
         actual_production_s=production,
         unknown_s=totals.unknown_s,
         time_by_state={str(state): s for state, s in seconds.items()},
-        ideal_cycle_s=ideal_cycle_s,
+        ideal_cycle_s=_ideal_per_part(totals, ideal),
+        fully_productive_s=fully_productive,
         produced=totals.produced,
         good=good,
         bad=totals.bad,
@@ -381,10 +423,11 @@ def _report(
     )
 
 
-def _check_window(start: float, end: float, ideal_cycle_s: float) -> None:
+def _check_window(start: float, end: float, ideal: IdealCycleTimes) -> None:
     if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
         raise ValueError("the window's end must come after its start")
-    if not ideal_cycle_s > 0:
+    seconds = ideal.values() if isinstance(ideal, Mapping) else [ideal]
+    if not all(s > 0 for s in seconds):
         raise ValueError("the ideal cycle time must be above zero")
 
 
@@ -392,69 +435,54 @@ def oee_timeline(
     events: Sequence[StateEvent],
     start: float,
     end: float,
-    ideal_cycle_s: float,
+    ideal_cycle_s: IdealCycleTimes,
     planned: Sequence[Interval] | None = None,
     planned_busy_s: float | None = None,
+    product: str | None = None,
 ) -> OeeReport:
     """KPIs of [start, end) from a time-ordered state log; the last state holds until `end`.
 
     `planned` is the planned operation time (see `shift_calendar`; default the whole window);
     `planned_busy_s` replaces the planned busy time derived from it and the planned stops.
+    With `product`, only the time that product was loaded and the parts made of it count.
     """
-    _check_window(start, end, ideal_cycle_s)
     if any(b.time < a.time for a, b in pairwise(events)):
         raise ValueError("events must be in time order")
-    calendar = _Calendar(start, end, planned)
-    totals = _Totals()
-    first = events[0].time if events else end
-    totals.add_span(calendar, None, "", start, min(max(first, start), end))
-    times = [e.time for e in events[1:]] + [end]
-    for event, until in zip(events, times, strict=False):  # no events: no spans
-        totals.add_span(
-            calendar, event.state, event.reason, max(event.time, start), min(until, end)
-        )
-    previous_states = [None, *(e.state for e in events)]
-    totals.failures = sum(
-        start <= event.time < end
-        and event.state is MachineState.UNPLANNED_STOP
-        and previous is not MachineState.UNPLANNED_STOP
-        for previous, event in zip(previous_states, events, strict=False)
-    )
-    for name in ("total_count", "bad_count"):
-        readings = [(e.time, getattr(e, name)) for e in events if getattr(e, name) is not None]
-        steps = [
-            totals.count(name, before, value, t)
-            for (_, before), (t, value) in pairwise(readings)
-            if start < t <= end
-        ]
-        if name == "total_count":
-            totals.produced = sum(steps)
-        else:
-            totals.bad = sum(steps)
-    return _report(totals, start, end, calendar, ideal_cycle_s, planned_busy_s)
+    accumulator = OeeAccumulator(start, end, ideal_cycle_s, planned, planned_busy_s, product)
+    for event in events:
+        accumulator.add(event)
+    return accumulator.result()
 
 
 class OeeAccumulator:
-    """The same KPIs as `oee_timeline`, fed one event at a time (e.g. from a live stream)."""
+    """The KPIs of `oee_timeline`, fed one event at a time (e.g. from a live stream)."""
 
     def __init__(
         self,
         start: float,
         end: float,
-        ideal_cycle_s: float,
+        ideal_cycle_s: IdealCycleTimes,
         planned: Sequence[Interval] | None = None,
         planned_busy_s: float | None = None,
+        product: str | None = None,
     ) -> None:
         _check_window(start, end, ideal_cycle_s)
+        if product is not None and planned_busy_s is not None:
+            raise ValueError("a product's planned busy time follows from its own time")
         self._start, self._end, self._ideal = start, end, ideal_cycle_s
+        self._only = product
         self._calendar = _Calendar(start, end, planned)
         self._planned_busy_s = planned_busy_s
         self._totals = _Totals()
         self._state: MachineState | None = None
         self._reason = ""
+        self._product: str | None = None
         self._since = start
         self._total: int | None = None
         self._bad: int | None = None
+
+    def _counts(self, product: str | None) -> bool:
+        return self._only is None or product == self._only
 
     def add(self, event: StateEvent) -> None:
         """Take the next event; they must come in time order."""
@@ -462,21 +490,29 @@ class OeeAccumulator:
             raise ValueError("events must be in time order")
         totals = self._totals
         self._close(totals, event.time)
-        if self._start <= event.time < self._end and event.state is MachineState.UNPLANNED_STOP:
-            totals.failures += self._state is not MachineState.UNPLANNED_STOP
-        if self._start < event.time <= self._end:
-            totals.produced += totals.count(
-                "total_count", self._total, event.total_count, event.time
-            )
-            totals.bad += totals.count("bad_count", self._bad, event.bad_count, event.time)
+        if (
+            self._start <= event.time < self._end
+            and event.state is MachineState.UNPLANNED_STOP
+            and self._state is not MachineState.UNPLANNED_STOP
+            and self._counts(event.product)
+        ):
+            totals.failures += 1
+        made_under = event.product if self._product is None else self._product
+        if self._start < event.time <= self._end and self._counts(made_under):
+            produced = totals.count("total_count", self._total, event.total_count, event.time)
+            bad = totals.count("bad_count", self._bad, event.bad_count, event.time)
+            totals.add_parts(self._ideal, made_under, produced, bad)
         if event.total_count is not None:
             self._total = event.total_count
         if event.bad_count is not None:
             self._bad = event.bad_count
         self._state, self._reason, self._since = event.state, event.reason, event.time
+        self._product = event.product
 
     def _close(self, totals: _Totals, until: float) -> None:
         """Add the current state's span up to `until` to `totals`."""
+        if self._only is not None and self._product != self._only:
+            return
         a, b = max(self._since, self._start), min(until, self._end)
         totals.add_span(self._calendar, self._state, self._reason, a, b)
 
@@ -484,6 +520,67 @@ class OeeAccumulator:
         """The window's KPIs so far, the last state holding until the window's end."""
         totals = copy.deepcopy(self._totals)
         self._close(totals, self._end)
-        return _report(
-            totals, self._start, self._end, self._calendar, self._ideal, self._planned_busy_s
-        )
+        return _report(totals, self._start, self._end, self._ideal, self._planned_busy_s)
+
+
+def _summed(dicts: Iterable[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for values in dicts:
+        for key, value in values.items():
+            total[key] = total.get(key, 0.0) + value
+    return dict(sorted(total.items()))
+
+
+def pooled(reports: Sequence[OeeReport]) -> OeeReport:
+    """Several reports as one: a line of machines, a product across machines, any group.
+
+    Time elements, counts and ideal times add up, and the KPIs are the ratios of the sums, so
+    a machine weighs by its planned busy time (availability) and its output (performance): the
+    pooled OEE is the group's fully productive time over its planned busy time. TEEP takes the
+    machines' calendar time together.
+    """
+    if not reports:
+        raise ValueError("no reports to pool")
+    busy = sum(r.planned_busy_s for r in reports)
+    production = sum(r.actual_production_s for r in reports)
+    produced = sum(r.produced for r in reports)
+    good = sum(r.good for r in reports)
+    ideal_output = sum(r.fully_productive_s + r.losses.rejects for r in reports)
+    fully_productive = sum(r.fully_productive_s for r in reports)
+    by_state = _summed(r.time_by_state for r in reports)
+    failures = sum(r.failures for r in reports)
+    repair = sum((r.mttr_s or 0.0) * r.failures for r in reports)
+    losses = [r.losses for r in reports]
+    return OeeReport(
+        start=min(r.start for r in reports),
+        end=max(r.end for r in reports),
+        planned_operation_s=sum(r.planned_operation_s for r in reports),
+        planned_downtime_s=sum(r.planned_downtime_s for r in reports),
+        planned_busy_s=busy,
+        actual_production_s=production,
+        unknown_s=sum(r.unknown_s for r in reports),
+        time_by_state=by_state,
+        ideal_cycle_s=ideal_output / produced if produced else None,
+        fully_productive_s=fully_productive,
+        produced=produced,
+        good=good,
+        bad=sum(r.bad for r in reports),
+        availability=_ratio(production, busy),
+        performance=_ratio(ideal_output, production),
+        quality=_ratio(good, produced),
+        oee=_ratio(fully_productive, busy),
+        nee=_ratio(fully_productive, busy - by_state.get(MachineState.SETUP.value, 0.0)),
+        teep=_ratio(fully_productive, sum(r.end - r.start for r in reports)),
+        failures=failures,
+        mtbf_s=production / failures if failures else None,
+        mttr_s=repair / failures if failures else None,
+        losses=LossTree(
+            availability_by_state=_summed(x.availability_by_state for x in losses),
+            availability_by_reason=_summed(x.availability_by_reason for x in losses),
+            micro_stops=sum(x.micro_stops for x in losses),
+            reduced_speed=sum(x.reduced_speed for x in losses),
+            rejects=sum(x.rejects for x in losses),
+            six_big_losses=_summed(x.six_big_losses for x in losses),
+        ),
+        problems=tuple(p for r in reports for p in r.problems),
+    )

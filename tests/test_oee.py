@@ -11,14 +11,24 @@ import numpy as np
 import pytest
 
 from analytics.kernels import counter_increase, counter_increase_reference
-from analytics.oee import OeeAccumulator, OeeReport, StateEvent, oee_timeline, shift_calendar
+from analytics.oee import (
+    IdealCycleTimes,
+    OeeAccumulator,
+    OeeReport,
+    StateEvent,
+    oee_timeline,
+    pooled,
+    shift_calendar,
+)
 from shopfloor.plant import Shift
 from shopfloor.states import MachineState as S
 
 MIN = 60.0
 
 
-def run(events: list[StateEvent], start: float, end: float, ideal: float, **kw: Any) -> OeeReport:
+def run(
+    events: list[StateEvent], start: float, end: float, ideal: IdealCycleTimes, **kw: Any
+) -> OeeReport:
     """The batch result, checked against the accumulator fed the same events."""
     report = oee_timeline(events, start, end, ideal, **kw)
     accumulator = OeeAccumulator(start, end, ideal, **kw)
@@ -290,3 +300,79 @@ def test_events_out_of_order_are_refused() -> None:
     accumulator.add(events[0])
     with pytest.raises(ValueError, match="time order"):
         accumulator.add(events[1])
+
+
+def mixed_run() -> list[StateEvent]:
+    """An hour of product a (10 s ideal), a 10-minute changeover to b, an hour of b (20 s)."""
+    return [
+        StateEvent(0.0, S.RUNNING, 0, 0, product="a"),
+        StateEvent(3600.0, S.SETUP, 300, 6, reason="changeover", product="b"),
+        StateEvent(4200.0, S.RUNNING, 300, 6, product="b"),
+        StateEvent(7800.0, S.RUNNING, 450, 9, product="b"),
+    ]
+
+
+IDEAL = {"a": 10.0, "b": 20.0}
+
+
+def test_each_product_counts_with_its_own_ideal_cycle_time() -> None:
+    report = run(mixed_run(), 0.0, 7800.0, IDEAL)
+    assert report.produced == 450 and report.bad == 9
+    assert report.performance == pytest.approx((300 * 10 + 150 * 20) / 7200)
+    assert report.ideal_cycle_s == pytest.approx(6000 / 450)
+    assert report.fully_productive_s == pytest.approx(294 * 10 + 147 * 20)
+    assert report.oee == pytest.approx(report.fully_productive_s / 7800)
+    assert report.losses.rejects == pytest.approx(6 * 10 + 3 * 20)
+    assert report.problems == ()
+
+
+def test_a_product_report_takes_only_the_time_it_was_loaded() -> None:
+    a = run(mixed_run(), 0.0, 7800.0, IDEAL, product="a")
+    b = run(mixed_run(), 0.0, 7800.0, IDEAL, product="b")
+    assert (a.planned_busy_s, a.actual_production_s, a.produced, a.good) == (3600, 3600, 300, 294)
+    assert a.performance == pytest.approx(3000 / 3600)
+    # The changeover counts to the product it prepares.
+    assert (b.planned_busy_s, b.actual_production_s, b.produced, b.good) == (4200, 3600, 150, 147)
+    assert b.losses.six_big_losses["setup_and_adjustments"] == 600
+    assert b.availability == pytest.approx(3600 / 4200)
+    assert b.performance == pytest.approx(3000 / 3600)
+
+
+def test_pooled_product_reports_add_up_to_the_machine() -> None:
+    whole = run(mixed_run(), 0.0, 7800.0, IDEAL)
+    parts = pooled([run(mixed_run(), 0.0, 7800.0, IDEAL, product=p) for p in IDEAL])
+    for name in ("planned_busy_s", "actual_production_s", "availability", "performance"):
+        assert getattr(parts, name) == pytest.approx(getattr(whole, name)), name
+    for name in ("quality", "oee", "nee", "fully_productive_s", "ideal_cycle_s"):
+        assert getattr(parts, name) == pytest.approx(getattr(whole, name)), name
+    assert (parts.produced, parts.good, parts.bad) == (whole.produced, whole.good, whole.bad)
+    assert parts.losses.six_big_losses == pytest.approx(whole.losses.six_big_losses)
+
+
+def test_pooling_machines_weighs_them_by_time_and_output() -> None:
+    fast = run([StateEvent(0.0, S.RUNNING, 0, 0), StateEvent(3600.0, S.IDLE, 360, 0)], 0, 7200, 10)
+    slow = run(
+        [StateEvent(0.0, S.RUNNING, 0, 0), StateEvent(7200.0, S.RUNNING, 120, 12)], 0, 7200, 60
+    )
+    line = pooled([fast, slow])
+    assert line.availability == pytest.approx((3600 + 7200) / 14400)
+    assert line.performance == pytest.approx((3600 + 7200) / (3600 + 7200))
+    assert line.quality == pytest.approx(468 / 480)
+    assert line.oee == pytest.approx((3600 + 108 * 60) / 14400)
+    assert line.teep == pytest.approx(line.oee)
+    with pytest.raises(ValueError, match="no reports"):
+        pooled([])
+
+
+def test_parts_of_a_product_without_ideal_time_are_a_problem() -> None:
+    events = [*mixed_run()[:3], StateEvent(7800.0, S.RUNNING, 450, 9, product="c")]
+    events[2] = StateEvent(4200.0, S.RUNNING, 300, 6, product="c")
+    report = run(events, 0.0, 7800.0, IDEAL)
+    assert report.produced == 450
+    assert report.performance == pytest.approx(3000 / 7200)
+    assert any("150 parts of product 'c' have no ideal cycle time" in p for p in report.problems)
+
+
+def test_a_product_report_cannot_take_a_planned_busy_time() -> None:
+    with pytest.raises(ValueError, match="product"):
+        oee_timeline(mixed_run(), 0.0, 7800.0, IDEAL, planned_busy_s=100.0, product="a")
