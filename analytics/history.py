@@ -18,12 +18,18 @@ import numpy.typing as npt
 from analytics.oee import StateEvent
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine
-from shopfloor.states import MachineState
+from shopfloor.states import (
+    PART_COUNT,
+    PRODUCT,
+    REJECT_COUNT,
+    STANDARD_SIGNALS,
+    STATE,
+    STOP_REASON,
+    MachineState,
+)
 from shopfloor.store import Point, Store
 
 FloatArray = npt.NDArray[np.float64]
-STATE, STOP_REASON, PART_COUNT, REJECT_COUNT = "state", "stop_reason", "part_count", "reject_count"
-STANDARD_SIGNALS = frozenset({STATE, STOP_REASON, PART_COUNT, REJECT_COUNT})
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,12 @@ def process_signals(machine: Machine) -> list[str]:
     return [s.id for s in machine.signals if s.id not in STANDARD_SIGNALS | metered]
 
 
+def log_signals(machine: Machine) -> list[str]:
+    """The signals a machine's state log is made of: the product only where it is reported."""
+    declared = {s.id for s in machine.signals}
+    return [STATE, STOP_REASON, PART_COUNT, REJECT_COUNT] + [PRODUCT] * (PRODUCT in declared)
+
+
 def _state(value: float | str) -> MachineState | None:
     try:
         return MachineState(str(value))
@@ -129,25 +141,26 @@ def _state(value: float | str) -> MachineState | None:
 
 
 def state_log(by_signal: dict[str, list[Point]]) -> list[StateEvent]:
-    """One StateEvent at every instant something changed: the state and stop reason in force
-    then, and the counters read at that very instant (None when not read then)."""
+    """One StateEvent at every instant something changed: the state, stop reason and product in
+    force then, and the counters read at that very instant (None when not read then)."""
     at: dict[datetime, dict[str, float | str]] = {}
     for signal, points in by_signal.items():
         for point in points:
             at.setdefault(point.ts, {})[signal] = point.value
     events: list[StateEvent] = []
     state: MachineState | None = None
-    reason = ""
+    reason = product = ""
     for ts in sorted(at):
         values = at[ts]
         if STATE in values:
             state = _state(values[STATE]) or state
         reason = str(values.get(STOP_REASON, reason))
+        product = str(values.get(PRODUCT, product))
         if state is None:
             continue  # counters before the first known state baseline nothing useful
         counts = [values.get(name) for name in (PART_COUNT, REJECT_COUNT)]
         total, bad = (None if c is None or isinstance(c, str) else int(c) for c in counts)
-        events.append(StateEvent(ts.timestamp(), state, total, bad, reason))
+        events.append(StateEvent(ts.timestamp(), state, total, bad, reason, product))
     return events
 
 
@@ -164,10 +177,7 @@ def machine_history(
     read: Reader, path: AssetPath, machine: Machine, start: datetime, end: datetime
 ) -> MachineHistory:
     """Read with `partial(points_in_force, store)` or a `HistoryCache` reader."""
-    by_signal = {
-        signal: read(path, signal, start, end)
-        for signal in (STATE, STOP_REASON, PART_COUNT, REJECT_COUNT)
-    }
+    by_signal = {signal: read(path, signal, start, end) for signal in log_signals(machine)}
     meter = machine.energy_meter
     if meter is None:
         return MachineHistory(state_log(by_signal), None, None)

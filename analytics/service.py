@@ -5,9 +5,10 @@ signals (so every store reader finds them):
 
 - `kpi.<name>` over a rolling window, stamped with the window's end: OEE and its factors,
   parts, energy, energy per good part and the like (`KPI_UNITS`);
-- `kpi.shift.<name>` and `report.shift` (the whole OEE loss tree and energy breakdown as JSON)
-  for the shift in progress and the one before, stamped with the shift's start: rewritten as the
-  shift goes on, final once it is over, so a shift's history is one point per shift;
+- `kpi.shift.<name>` and `report.shift` (the whole OEE loss tree, the OEE of each product made
+  and the energy breakdown, as JSON) for the shift in progress and the one before, stamped
+  with the shift's start: rewritten as the shift goes on, final once it is over, so a shift's
+  history is one point per shift;
 - `anomaly.<signal>`: the anomaly score of every process sample, and `event.anomaly_<signal>`
   events, linked to the stop that followed them when one did (`LossLink`).
 
@@ -40,8 +41,6 @@ from analytics.energy import (
     peak_demand,
 )
 from analytics.history import (
-    STATE,
-    STOP_REASON,
     FloatArray,
     HistoryCache,
     MachineHistory,
@@ -58,7 +57,7 @@ from analytics.readiness.persistence import ReadinessStoreError
 from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
-from shopfloor.states import MachineState
+from shopfloor.states import STATE, STOP_REASON, MachineState
 from shopfloor.store import (
     EVENT_PREFIX,
     KPI_PREFIX,
@@ -131,6 +130,7 @@ class MachineReport:
     energy: StateEnergy | None
     peak_kw: float | None
     co2_kg: float | None
+    by_product: dict[str, OeeReport] = field(default_factory=dict)  # machines reporting one
 
     def kpis(self) -> dict[str, float]:
         """The headline figures by KPI name; the undefined ones are left out."""
@@ -157,6 +157,7 @@ class MachineReport:
         energy = self.energy
         return {
             "oee": self.oee.to_dict() if self.oee else None,
+            "by_product": {p: r.to_dict() for p, r in self.by_product.items()},
             "energy_kwh": self.energy_kwh,
             "energy_by_state_kwh": {s.value: v for s, v in energy.by_state.items()}
             if energy
@@ -168,13 +169,21 @@ class MachineReport:
         }
 
 
-def _ideal_cycle_s(plant: Plant, machine: Machine) -> float | None:
-    """The ideal cycle time of the first plant product the machine makes (live data carries
-    no product id yet); None for a machine that makes no parts."""
-    for product in plant.products:
-        if product.id in machine.ideal_cycle_time:
-            return machine.ideal_cycle_time[product.id]
-    return None
+def ideal_cycle_times(plant: Plant, machine: Machine) -> dict[str, float] | None:
+    """The machine's ideal cycle time per product; parts of no known product (a machine that
+    does not report its product) count at that of the first plant product it makes. None for
+    a machine that makes no parts."""
+    first = next((p.id for p in plant.products if p.id in machine.ideal_cycle_time), None)
+    if first is None:
+        return None
+    return {**machine.ideal_cycle_time, "": machine.ideal_cycle_time[first]}
+
+
+def products_made(log_: list[StateEvent], start: float, end: float) -> list[str]:
+    """The products loaded at some time in [start, end), in order of first loading."""
+    in_force = [e for e in log_ if e.time < end]
+    first = max((i for i, e in enumerate(in_force) if e.time <= start), default=0)
+    return list(dict.fromkeys(e.product for e in in_force[first:] if e.product))
 
 
 def _intervals(
@@ -207,16 +216,21 @@ def machine_report(
     grid_factor: float = EU_GRID_FACTOR_KG_PER_KWH,
 ) -> MachineReport:  # fmt: skip
     """OEE (shift calendar as planned time when the plant has shifts) and energy of [start, end)."""
-    ideal = _ideal_cycle_s(plant, machine)
-    oee = None
+    ideal = ideal_cycle_times(plant, machine)
+    oee, by_product = None, {}
     if ideal is not None:
         planned = (
             shift_calendar(plant.shifts, plant.site.timezone, start, end) if plant.shifts else None
         )
-        oee = oee_timeline(history.events, start, end, ideal, planned)
+        log_ = history.events
+        oee = oee_timeline(log_, start, end, ideal, planned)
+        by_product = {
+            product: oee_timeline(log_, start, end, ideal, planned, product=product)
+            for product in products_made(log_, start, end)
+        }
     kwh, by_state, peak = _energy(history, start, end)
     co2 = co2_kg(kwh, grid_factor) if kwh is not None else None
-    return MachineReport(start, end, oee, kwh, by_state, peak, co2)
+    return MachineReport(start, end, oee, kwh, by_state, peak, co2, by_product)
 
 
 def kpi_points(report: MachineReport, path: AssetPath, at: datetime, prefix: str) -> list[Point]:

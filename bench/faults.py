@@ -26,7 +26,7 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
-from analytics.history import STATE, Series, process_signals
+from analytics.history import Series, process_signals
 from analytics.oee import StateEvent
 from analytics.service import (
     MACHINE,
@@ -38,7 +38,7 @@ from analytics.service import (
     while_running,
 )
 from shopfloor.messages import FaultKind, MessageKind, decode_readings, parse_topic
-from shopfloor.states import MachineState
+from shopfloor.states import STATE, MachineState
 from simulators.fast import run_fast
 from simulators.scenario import LoadedScenario, load_scenario
 

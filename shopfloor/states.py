@@ -49,3 +49,15 @@ TIME_ELEMENT = {
     MachineState.PLANNED_STOP: TimeElement.PLANNED_DOWNTIME,
     MachineState.OFF: TimeElement.AVAILABILITY_LOSS,
 }
+
+
+# The machine signals the platform gives a meaning to; a machine's other signals are process
+# signals (and its energy meter's). `product` is optional: the id of the product loaded.
+STATE, STOP_REASON, PART_COUNT, REJECT_COUNT, PRODUCT = (
+    "state",
+    "stop_reason",
+    "part_count",
+    "reject_count",
+    "product",
+)
+STANDARD_SIGNALS = frozenset({STATE, STOP_REASON, PART_COUNT, REJECT_COUNT, PRODUCT})

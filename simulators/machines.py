@@ -54,6 +54,16 @@ class StateInterval:
     reason: str
 
 
+@dataclass(frozen=True)
+class ProductRun:
+    """A product loaded at `start`, with the machine's counters then."""
+
+    start: float
+    product: str
+    part_count: int
+    reject_count: int
+
+
 @dataclass
 class ActiveFault:
     kind: FaultKind
@@ -82,6 +92,8 @@ class MachineSim:
         self._metered_at = 0.0
         self.part_count = 0
         self.reject_count = 0
+        self.product = ""  # none: the machine makes no parts
+        self.runs: list[ProductRun] = []
         self.faults: dict[FaultKind, ActiveFault] = {}
         self.holds: dict[str, tuple[MachineState, str]] = {}
 
@@ -212,17 +224,25 @@ class Station(MachineSim):
         machine: Machine,
         behaviour: MachineBehaviour,
         rng: random.Random,
-        ideal_cycle_s: float,
+        product: str,
         upstream: Buffer | None = None,
         downstream: Buffer | None = None,
     ):
         super().__init__(sim, machine, behaviour, rng)
-        self.ideal_cycle_s = ideal_cycle_s
+        self.ideal_cycle_s = 0.0
+        self.load(product)
         self.upstream, self.downstream = upstream, downstream
         self._cycle_token = 0
         self._cycle_ends_at: float | None = None
         self._remaining_s: float | None = None
         self._finished_part = False  # a good part waiting for room downstream
+
+    def load(self, product: str) -> None:
+        """Make `product` from now on, at its ideal cycle time (or the machine's first one)."""
+        times = self.machine.ideal_cycle_time
+        self.ideal_cycle_s = times.get(product) or next(iter(times.values()))
+        self.product = product
+        self.runs.append(ProductRun(self.sim.now, product, self.part_count, self.reject_count))
 
     @property
     def nominal_cycle_s(self) -> float:

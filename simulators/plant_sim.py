@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -103,10 +104,9 @@ class PlantSim:
                     if capacity is not None and previous is not None:
                         upstream = Buffer(capacity)
                         previous.downstream = upstream
-                    ideal = machine.ideal_cycle_time.get(self.scenario.product)
-                    if ideal is None:
-                        ideal = next(iter(machine.ideal_cycle_time.values()))
-                    station = Station(self.sim, machine, behaviour, rng, ideal, upstream)
+                    station = Station(
+                        self.sim, machine, behaviour, rng, self.scenario.product, upstream
+                    )
                     self.machines[machine.id] = station
                     previous = station
 
@@ -132,6 +132,8 @@ class PlantSim:
         for number, stop in enumerate(scenario.planned_stops):
             targets = [self.machines[stop.machine]] if stop.machine else list(self.stations())
             state = MachineState(stop.kind)
+            if stop.product is not None:
+                self.sim.at(stop.at, functools.partial(self._load, targets, stop.product))
             for machine in targets:
                 self._hold_between(
                     machine,
@@ -146,6 +148,12 @@ class PlantSim:
         for station in self.stations():
             self.sim.at(0.0, station.resume)
         self.sim.at(0.0, self._update_air_demand)
+
+    @staticmethod
+    def _load(machines: Sequence[MachineSim], product: str) -> None:
+        for machine in machines:
+            if isinstance(machine, Station):
+                machine.load(product)
 
     def _hold_between(
         self,

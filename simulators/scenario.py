@@ -68,13 +68,19 @@ class MachineBehaviour(_Part):
 
 class PlannedStop(_Part):
     """A stop at an offset: a break for everyone, or a setup, planned stop or idle spell
-    (no order, no operator: an availability loss, unlike a planned stop) of one machine."""
+    (no order, no operator: an availability loss, unlike a planned stop) of one machine.
+
+    With `product`, the machines it stops make that product from the stop's start on (a
+    changeover prepares the next product). An SME that logs changeovers has them as `setup`;
+    one that does not shows them as `idle` with no reason.
+    """
 
     at: Duration
     duration: Duration
     kind: Literal["planned_stop", "setup", "idle"] = "planned_stop"
     reason: str = "break"
     machine: str | None = None
+    product: str | None = None
 
 
 class ScriptedFault(_Part):
@@ -152,6 +158,10 @@ def _check_against_plant(scenario: Scenario, plant: Plant) -> None:
     for index, stop in enumerate(scenario.planned_stops):
         if stop.machine is not None and stop.machine not in machines:
             raise LocatedValueError(("planned_stops", index, "machine"), "no such machine")
+        if stop.product is not None and stop.product not in products:
+            raise LocatedValueError(
+                ("planned_stops", index, "product"), f"the plant makes no product {stop.product!r}"
+            )
     for index, fault in enumerate(scenario.faults):
         machine = machines.get(fault.machine)
         if machine is None:

@@ -14,7 +14,15 @@ import random
 
 from shopfloor.messages import SIGNAL_FAULTS, FaultKind
 from shopfloor.plant import SensorDevice
-from shopfloor.states import MachineState
+from shopfloor.states import (
+    PART_COUNT,
+    PRODUCT,
+    REJECT_COUNT,
+    STANDARD_SIGNALS,
+    STATE,
+    STOP_REASON,
+    MachineState,
+)
 from simulators.machines import Compressor, MachineSim
 
 Value = float | int | str
@@ -68,10 +76,11 @@ def _process_value(name: str, machine: MachineSim, now: float, rng: random.Rando
 def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[str, Value]:
     """Every signal the plant file declares for the machine, sensor faults applied."""
     standard: dict[str, Value] = {
-        "state": machine.state.value,
-        "stop_reason": machine.reason,
-        "part_count": machine.part_count,
-        "reject_count": machine.reject_count,
+        STATE: machine.state.value,
+        STOP_REASON: machine.reason,
+        PART_COUNT: machine.part_count,
+        REJECT_COUNT: machine.reject_count,
+        PRODUCT: machine.product,
     }
     meter = machine.machine.energy_meter
     if meter:
@@ -82,9 +91,6 @@ def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[
         for s in machine.machine.signals
     }
     return _corrupt(machine, values, rng)
-
-
-STANDARD_SIGNALS = {"state", "stop_reason", "part_count", "reject_count"}
 
 
 def faulty_signal(machine: MachineSim, requested: str | None) -> str:

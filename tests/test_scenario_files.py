@@ -40,6 +40,7 @@ def line_of(path: Path, fragment: str) -> int:
         ("signal: melt_temperature", "signal: melt_temp", "faults[1].signal", "no such signal", "melt_temp"),
         ("reject_rate: 0.025", "reject_rate: 2.5", "machines.imm-01.reject_rate", "less than or equal to 1", "2.5"),
         ("seed: 11", "seeds: 11", "seeds", "unknown field", "seeds: 11"),
+        ("reason: colour_changeover,", "reason: colour_changeover, product: cap-99mm,", "planned_stops[1].product", "the plant makes no product 'cap-99mm'", "cap-99mm"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_located_line(

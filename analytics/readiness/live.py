@@ -21,8 +21,8 @@ What the platform measures, and what it cannot:
 - DU from the dashboard's view log (`record_view`): a point per view of a page under the
   tenant's platform asset. Null while the store holds no view at all (the dashboard does not
   log views), and when the window holds no working day's midnight (shorter than a day).
-- EC is null: the plant model has no main meter and no rated power to compare the machines'
-  meters with.
+- EC from rated power, as the specification's fallback without a main meter (the plant
+  model has none): see `_energy_coverage`.
 - CO is null: live data carries no product id, so no product change can be seen.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from analytics.history import STATE, STOP_REASON, machine_history, points_in_force
+from analytics.history import machine_history, points_in_force
 from analytics.oee import StateEvent, shift_calendar
 from analytics.readiness import DEFAULT_WINDOW
 from analytics.readiness.assessment import run_assessment
@@ -49,6 +49,7 @@ from analytics.readiness.indicators import (
     anomaly_response,
     connectivity,
     dashboard_use,
+    energy_coverage,
     environment_coverage,
     machine_timeline,
     no_data_seconds,
@@ -63,6 +64,7 @@ from analytics.readiness.indicators import (
 from analytics.readiness.persistence import ReadinessStore, Snapshot
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine, Plant
+from shopfloor.states import STATE, STOP_REASON
 from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store
 
 HEARTBEAT = timedelta(minutes=1)  # readings are heartbeats at this resolution
@@ -144,7 +146,25 @@ def plant_indicators(plant: Plant, data: PlantData, risk_zones: Collection[str])
             risk_zones,
         ),
         STD=standard_time_coverage(counts.values(), _ideal_cycle_times(plant)),
+        EC=_energy_coverage(plant, links.connected),
     )
+
+
+def _energy_coverage(plant: Plant, connected: Collection[str]) -> float | None:
+    """EC without a main meter: the rated kW of the metered machines / all rated kW.
+
+    A machine is metered when it has an energy meter and is connected: the meter's power and
+    energy are signals of the machine, read over its connection, and a meter that sends nothing
+    measures nothing. EC is null unless every machine declares its rated power: a partial sum
+    would leave out exactly the undocumented consumers and overstate the coverage, so the gate
+    (G4) holds until the asset register is complete.
+    """
+    machines = [machine for _, machine in plant.machines()]
+    rated = {m.id: m.rated_power_kw for m in machines if m.rated_power_kw is not None}
+    if len(rated) < len(machines):
+        return None
+    metered = [m.id for m in machines if m.energy_meter and m.id in connected]
+    return energy_coverage([], rated_kw=rated, metered=metered)
 
 
 def _ideal_cycle_times(plant: Plant) -> dict[str, float]:
