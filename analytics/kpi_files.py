@@ -28,6 +28,7 @@ from shopfloor.states import MachineState
 STATE_COLUMN = "state"
 OEE_COLUMNS = ("time", STATE_COLUMN, "total_count", "bad_count")
 REASON_COLUMN = "stop_reason"  # optional, as the platform's signal is named
+PRODUCT_COLUMN = "product"  # optional: the product loaded from that row on
 _WHOLE = re.compile(r"^[+-]?\d+$")
 _STATES = ", ".join(MachineState)
 
@@ -134,14 +135,19 @@ def _state(value: object, fail: Fail) -> MachineState:
         raise fail(STATE_COLUMN, f"unknown state {raw!r} (one of {_STATES})") from None
 
 
+def _text(row: Row, column: str) -> str:
+    value = row.get(column)
+    return str(value).strip() if value is not None else ""
+
+
 def _event(time: float, row: Row, fail: Fail) -> StateEvent:
-    reason = row.get(REASON_COLUMN)
     return StateEvent(
         time=time,
         state=_state(row[STATE_COLUMN], fail),
         total_count=_count(row["total_count"], "total_count", fail),
         bad_count=_count(row["bad_count"], "bad_count", fail),
-        reason=str(reason).strip() if reason is not None else "",
+        reason=_text(row, REASON_COLUMN),
+        product=_text(row, PRODUCT_COLUMN),
     )
 
 

@@ -1016,12 +1016,17 @@ def kpi_oee(
         Path,
         typer.Argument(
             help="Events (.csv or .parquet) with columns time (ISO 8601), state, and the "
-            "cumulative total_count and bad_count; optional stop_reason. Each state holds "
-            "until the next event."
+            "cumulative total_count and bad_count; optional stop_reason and product (the "
+            "product loaded from that event on). Each state holds until the next event."
         ),
     ],
     ideal_cycle_time: Annotated[
-        float, typer.Option("--ideal-cycle-time", help="Seconds per part at ideal speed.")
+        list[str],
+        typer.Option(
+            "--ideal-cycle-time",
+            help="Seconds per part at ideal speed, for every product; PRODUCT=SECONDS for one "
+            "product of the product column (repeat the option for each).",
+        ),
     ],
     start: Annotated[
         str | None, typer.Option(help="Window start, ISO 8601 (default: the first event).")
@@ -1036,7 +1041,8 @@ def kpi_oee(
         str | None,
         typer.Option(
             help="Planned busy time, e.g. 7h or 420m (default: the --plant's shift calendar "
-            "less planned stops, else the window less planned stops)."
+            "less planned stops, else the window less planned stops). Given outright, it "
+            "cannot be split by product: no breakdown by product then."
         ),
     ] = None,
     plant_file: Annotated[
@@ -1056,8 +1062,6 @@ def kpi_oee(
     from analytics.oee import oee_timeline, shift_calendar
     from simulators.scenario import parse_duration
 
-    if not ideal_cycle_time > 0:
-        raise _fail("--ideal-cycle-time: must be above zero")
     plant = _load(plant_file) if plant_file is not None else None
     zone = _zone(timezone or (plant.site.timezone if plant else "UTC"))
     try:
@@ -1079,11 +1083,63 @@ def kpi_oee(
     planned = None
     if plant is not None and plant.shifts and planned_busy is None:
         planned = shift_calendar(plant.shifts, plant.site.timezone, window_start, window_end)
-    report = oee_timeline(events, window_start, window_end, ideal_cycle_time, planned, planned_busy)
+    products = list(dict.fromkeys(e.product for e in events))
+    ideal = _ideal_cycle_times(ideal_cycle_time, products)
+    report = oee_timeline(events, window_start, window_end, ideal, planned, planned_busy)
+    by_product = {
+        product: oee_timeline(events, window_start, window_end, ideal, planned, product=product)
+        for product in products
+        if product and planned_busy is None
+    }
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        detail = {p: r.to_dict() for p, r in by_product.items()}
+        typer.echo(json.dumps({**report.to_dict(), "by_product": detail}, indent=2))
         return
     _print_oee(report, events_file)
+    if by_product:
+        _print_products(by_product)
+
+
+def _ideal_cycle_times(options: list[str], products: list[str]) -> dict[str, float]:
+    """Each product's ideal cycle time from `SECONDS` (every product) and `PRODUCT=SECONDS`."""
+    every: float | None = None
+    given: dict[str, float] = {}
+    for option in options:
+        product, _, text = option.rpartition("=")
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise _fail(
+                f"--ideal-cycle-time: {option!r} is not SECONDS or PRODUCT=SECONDS"
+            ) from None
+        if not seconds > 0:
+            raise _fail("--ideal-cycle-time: must be above zero")
+        if product:
+            given[product] = seconds
+        else:
+            every = seconds
+    missing = [p for p in products if p not in given and every is None]
+    if missing:
+        raise _fail(f"--ideal-cycle-time: none for product {missing[0] or '(none)'!r}")
+    return {p: given.get(p, every or 0.0) for p in products}
+
+
+def _print_products(reports: dict[str, OeeReport]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="By product")
+    for column in ("product", "time loaded", "A", "P", "Q", "OEE", "parts (good / bad)"):
+        table.add_column(column, justify="left" if column == "product" else "right")
+    for product, r in reports.items():
+        kpis = [r.availability, r.performance, r.quality, r.oee]
+        table.add_row(
+            product,
+            f"{r.planned_operation_s / 3600:.2f} h",
+            *("-" if v is None else f"{v:.1%}" for v in kpis),
+            f"{r.produced} ({r.good} / {r.bad})",
+        )
+    Console().print(table)
 
 
 def _print_oee(report: OeeReport, source: Path) -> None:

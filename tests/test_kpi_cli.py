@@ -150,6 +150,8 @@ def test_rows_out_of_order_name_the_row(tmp_path: Path) -> None:
             ["--ideal-cycle-time", "1", "--timezone", "Mars/Olympus"],
             "error: --timezone: unknown time zone",
         ),
+        (["--ideal-cycle-time", "fast"], "error: --ideal-cycle-time: 'fast' is not SECONDS"),
+        (["--ideal-cycle-time", "cap=1"], "error: --ideal-cycle-time: none for product '(none)'"),
     ],
 )
 def test_bad_options_are_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -206,3 +208,33 @@ def test_parquet_without_pyarrow_says_what_to_install(
     assert result.stderr == (
         f"error: {path}: reading Parquet needs pyarrow: pip install pyarrow (or export CSV)\n"
     )
+
+
+PRODUCT_ROWS = [
+    "2026-03-02T06:00:00+01:00,running,0,0,,a",
+    "2026-03-02T07:00:00+01:00,setup,300,6,changeover,b",
+    "2026-03-02T07:10:00+01:00,running,300,6,,b",
+    "2026-03-02T08:10:00+01:00,running,450,9,,b",
+]
+
+
+def test_a_product_column_gives_each_product_its_ideal_time_and_oee(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, PRODUCT_ROWS, HEADER + ",product")
+    result = kpi(str(path), "--ideal-cycle-time", "a=10", "--ideal-cycle-time", "b=20", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["performance"] == pytest.approx((300 * 10 + 150 * 20) / 7200)
+    a, b = report["by_product"]["a"], report["by_product"]["b"]
+    assert (a["planned_busy_s"], a["produced"], a["good"]) == (3600, 300, 294)
+    assert (b["planned_busy_s"], b["produced"], b["good"]) == (4200, 150, 147)
+    assert b["availability"] == pytest.approx(3600 / 4200)
+    table = kpi(str(path), "--ideal-cycle-time", "15", "--ideal-cycle-time", "b=20")
+    assert table.exit_code == 0, table.output
+    assert "By product" in table.stdout and "1.17 h" in table.stdout
+
+
+def test_a_product_without_ideal_time_is_named(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, PRODUCT_ROWS, HEADER + ",product")
+    result = kpi(str(path), "--ideal-cycle-time", "a=10")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --ideal-cycle-time: none for product 'b'\n"
