@@ -523,12 +523,13 @@ class OeeAccumulator:
         return _report(totals, self._start, self._end, self._ideal, self._planned_busy_s)
 
 
-def _summed(dicts: Iterable[dict[str, float]]) -> dict[str, float]:
+def sum_by_key(mappings: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Figures by name (seconds by state, kWh by state...) of several reports, added up."""
     total: dict[str, float] = {}
-    for values in dicts:
-        for key, value in values.items():
+    for mapping in mappings:
+        for key, value in mapping.items():
             total[key] = total.get(key, 0.0) + value
-    return dict(sorted(total.items()))
+    return total
 
 
 def pooled(reports: Sequence[OeeReport]) -> OeeReport:
@@ -547,7 +548,7 @@ def pooled(reports: Sequence[OeeReport]) -> OeeReport:
     good = sum(r.good for r in reports)
     ideal_output = sum(r.fully_productive_s + r.losses.rejects for r in reports)
     fully_productive = sum(r.fully_productive_s for r in reports)
-    by_state = _summed(r.time_by_state for r in reports)
+    by_state = sum_by_key(r.time_by_state for r in reports)
     failures = sum(r.failures for r in reports)
     repair = sum((r.mttr_s or 0.0) * r.failures for r in reports)
     losses = [r.losses for r in reports]
@@ -575,12 +576,12 @@ def pooled(reports: Sequence[OeeReport]) -> OeeReport:
         mtbf_s=production / failures if failures else None,
         mttr_s=repair / failures if failures else None,
         losses=LossTree(
-            availability_by_state=_summed(x.availability_by_state for x in losses),
-            availability_by_reason=_summed(x.availability_by_reason for x in losses),
+            availability_by_state=sum_by_key(x.availability_by_state for x in losses),
+            availability_by_reason=sum_by_key(x.availability_by_reason for x in losses),
             micro_stops=sum(x.micro_stops for x in losses),
             reduced_speed=sum(x.reduced_speed for x in losses),
             rejects=sum(x.rejects for x in losses),
-            six_big_losses=_summed(x.six_big_losses for x in losses),
+            six_big_losses=sum_by_key(x.six_big_losses for x in losses),
         ),
         problems=tuple(p for r in reports for p in r.problems),
     )

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.kpis import ShiftReport, by_machine, choose_period, read_shift_reports, sum_by_key
+from analytics.oee import sum_by_key
+from dashboard.kpis import ShiftReport, by_machine, choose_period, read_shift_reports
 from dashboard.shop_floor import STATE_COLOURS
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState

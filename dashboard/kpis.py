@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import streamlit as st
 
-from analytics.oee import LossTree, OeeReport
+from analytics.oee import LossTree, OeeReport, pooled, sum_by_key
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Plant
 from shopfloor.store import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, Point, Scope, Store
@@ -40,6 +40,7 @@ class ShiftReport:
     energy_kwh: float | None
     energy_by_state_kwh: dict[str, float]
     kpis: dict[str, float]
+    by_product: dict[str, OeeReport] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -97,6 +98,7 @@ def _shift_report(point: Point, machine: str) -> ShiftReport:
         energy_kwh=detail["energy_kwh"],
         energy_by_state_kwh=detail["energy_by_state_kwh"],
         kpis=detail["kpis"],
+        by_product={p: _oee_report(r) for p, r in detail.get("by_product", {}).items()},
     )
 
 
@@ -111,6 +113,43 @@ def _oee_report(data: dict[str, Any]) -> OeeReport:
             "problems": tuple(data["problems"]),
         }
     )
+
+
+def line_reports(reports: Sequence[ShiftReport], line: str) -> list[ShiftReport]:
+    """A line's shifts: the reports of its machines in each shift pooled (`pooled`), named
+    `line`; machines that make no parts are left out."""
+    shifts: dict[datetime, list[ShiftReport]] = {}
+    for report in reports:
+        if report.oee is not None:
+            shifts.setdefault(report.start, []).append(report)
+    return [_pooled_shift(group, line) for _, group in sorted(shifts.items())]
+
+
+def _pooled_shift(group: Sequence[ShiftReport], line: str) -> ShiftReport:
+    first = group[0]
+    products = {p for r in group for p in r.by_product}
+    return ShiftReport(
+        path=first.path,
+        machine=line,
+        shift=first.shift,
+        day=first.day,
+        start=first.start,
+        oee=pooled([r.oee for r in group if r.oee is not None]),
+        energy_kwh=sum(r.energy_kwh or 0.0 for r in group),
+        energy_by_state_kwh=sum_by_key(r.energy_by_state_kwh for r in group),
+        kpis={},
+        by_product={p: pooled(product_reports(group, p)) for p in sorted(products)},
+    )
+
+
+def product_reports(reports: Iterable[ShiftReport], product: str) -> list[OeeReport]:
+    return [r.by_product[product] for r in reports if product in r.by_product]
+
+
+def by_product(reports: Sequence[ShiftReport]) -> dict[str, OeeReport]:
+    """Each product's OEE over the reports together, products in order of appearance."""
+    products = dict.fromkeys(p for r in reports for p in r.by_product)
+    return {p: pooled(product_reports(reports, p)) for p in products}
 
 
 def by_machine(reports: Sequence[ShiftReport]) -> dict[str, list[ShiftReport]]:
@@ -133,12 +172,3 @@ def choose_period(plant: Plant, store: Store) -> tuple[datetime, datetime] | Non
     )
     st.caption(f"Data up to {now:%Y-%m-%d %H:%M:%S} UTC")
     return now - timedelta(days=days or 1), now
-
-
-def sum_by_key(mappings: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Figures by name (seconds by state, kWh by state...) of several shifts, added up."""
-    total: dict[str, float] = {}
-    for mapping in mappings:
-        for key, value in mapping.items():
-            total[key] = total.get(key, 0.0) + value
-    return total

@@ -11,14 +11,15 @@ from datetime import date
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.oee import OeeReport
+from analytics.oee import OeeReport, sum_by_key
 from dashboard.kpis import (
     ShiftReport,
     by_machine,
+    by_product,
     choose_period,
+    line_reports,
     read_shift_reports,
     rolling_kpis,
-    sum_by_key,
 )
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreError
@@ -161,11 +162,21 @@ def _oee(plant: Plant, store: Store) -> None:
     if period is None:
         return
     machines = {m.name: path for path, m in plant.machines() if m.ideal_cycle_time}
-    name = st.selectbox("Machine", list(machines))
+    lines = production_lines(plant)
+    name = st.selectbox("Line or machine", [*lines, *machines])
     if name is None:
         return
-    _rolling(rolling_kpis(store, machines[name]))
-    reports = by_machine(read_shift_reports(plant, store, *period)).get(name, [])
+    all_reports = read_shift_reports(plant, store, *period)
+    if name in lines:
+        st.caption(
+            "A line's figures pool its machines: availability over their planned busy time "
+            "together, performance over their production time, quality over their parts."
+        )
+        grouped = by_machine(all_reports)
+        reports = line_reports([r for m in lines[name] for r in grouped.get(m, [])], name)
+    else:
+        _rolling(rolling_kpis(store, machines[name]))
+        reports = by_machine(all_reports).get(name, [])
     analysed = [r for r in reports if r.oee is not None]
     if not analysed:
         st.info(f"No shift of {name} has been analysed in this period.")
@@ -174,7 +185,47 @@ def _oee(plant: Plant, store: Store) -> None:
     rows = shift_kpis(analysed)
     st.plotly_chart(_shift_figure(rows))
     _shift_table(rows)
+    _products(by_product(analysed))
     _losses(analysed)
+
+
+def production_lines(plant: Plant) -> dict[str, list[str]]:
+    """Each line with more than one machine making parts, by label, with its machines' names."""
+    lines = {}
+    for area in plant.site.areas:
+        for line in area.lines:
+            makers = [m.name for m in line.machines if m.ideal_cycle_time]
+            if len(makers) > 1:
+                lines[f"Line: {line.name or line.id}"] = makers
+    return lines
+
+
+def _products(reports: dict[str, OeeReport]) -> None:
+    """OEE by product over the period, for machines that report the product they make."""
+    if not reports:
+        return
+    st.subheader("By product")
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(
+        [
+            {
+                "Product": product,
+                "Hours loaded": r.planned_operation_s / 3600,
+                "Availability": r.availability,
+                "Performance": r.performance,
+                "Quality": r.quality,
+                "OEE": r.oee,
+                "Parts": r.produced,
+                "Good": r.good,
+            }
+            for product, r in reports.items()
+        ],
+        hide_index=True,
+        column_config={
+            "Hours loaded": st.column_config.NumberColumn(format="%.2f"),
+            **dict.fromkeys(("Availability", "Performance", "Quality", "OEE"), percent),
+        },
+    )
 
 
 def _rolling(kpis: dict[str, float]) -> None:

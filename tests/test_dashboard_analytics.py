@@ -11,12 +11,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics.energy import StateEnergy
-from analytics.oee import StateEvent, oee_timeline
+from analytics.oee import StateEvent, oee_timeline, pooled
 from analytics.service import MachineReport
 from dashboard.anomalies import acknowledge, read_events, read_scored_signals
 from dashboard.energy import Tariff, energy_by_machine
-from dashboard.kpis import data_clock, read_shift_reports, rolling_kpis
-from dashboard.oee import loss_waterfall, shift_kpis, stop_pareto
+from dashboard.kpis import by_product, data_clock, line_reports, read_shift_reports, rolling_kpis
+from dashboard.oee import loss_waterfall, production_lines, shift_kpis, stop_pareto
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
@@ -133,6 +133,47 @@ def test_the_shift_table_has_a_row_per_machine_and_shift(
     assert first.mttr_s == pytest.approx((1800 + 600) / 2)
     later = read_shift_reports(example_plant, store, LATE, NOW)
     assert [r.shift for r in later] == ["late"]
+
+
+def test_a_line_pools_its_machines_shift_by_shift(example_plant: Plant, store: Store) -> None:
+    analysed_store(store)
+    reports = read_shift_reports(example_plant, store, NOW - timedelta(days=1), NOW)
+    lines = production_lines(example_plant)
+    assert lines == {
+        "Line: Cap moulding line": ["Injection press 1", "Trimming centre", "Packaging station"]
+    }
+    early, late = line_reports(reports, "Line: Cap moulding line")
+    assert (early.shift, early.machine, late.shift) == ("early", "Line: Cap moulding line", "late")
+    assert early.oee is not None and late.oee is not None
+    assert early.oee.planned_busy_s == 2 * PLANNED_BUSY_S
+    assert (early.oee.produced, early.oee.good) == (3200, 3120)
+    assert early.oee.oee == pytest.approx(FULLY_PRODUCTIVE_S / PLANNED_BUSY_S)
+    assert early.energy_kwh == pytest.approx(140.0)
+    assert late.oee.produced == 1600
+
+
+def test_oee_by_product_over_several_shifts(example_plant: Plant, store: Store) -> None:
+    t0 = EARLY.timestamp()
+    events = [
+        StateEvent(t0 + e.time, e.state, e.total_count, e.bad_count, e.reason,
+                   "cap-28mm" if e.time < 14400 else "cap-38mm")
+        for e in SHIFT_LOG
+    ]  # fmt: skip
+    ideal = {"cap-28mm": 12.0, "cap-38mm": 15.0}
+    made = {
+        p: oee_timeline(events, t0, t0 + 28_800, ideal, product=p) for p in ("cap-28mm", "cap-38mm")
+    }
+    report = MachineReport(t0, t0 + 28_800, oee_timeline(events, t0, t0 + 28_800, ideal),
+                           None, None, None, None, made)  # fmt: skip
+    detail = json.dumps({"shift": "early", "day": "2026-11-16", **report.to_dict()})
+    store.write([Point(PRESS, "report.shift", EARLY, detail)])
+    [shift] = read_shift_reports(example_plant, store, EARLY, NOW)
+    products = by_product([shift, shift])
+    assert list(products) == ["cap-28mm", "cap-38mm"]
+    assert products["cap-28mm"].planned_operation_s == 2 * 14_400
+    assert products["cap-38mm"].produced == 2 * made["cap-38mm"].produced
+    assert shift.oee is not None
+    assert pooled(list(shift.by_product.values())).oee == pytest.approx(shift.oee.oee)
 
 
 def test_the_waterfall_steps_from_planned_time_down_to_fully_productive_time(
