@@ -9,8 +9,10 @@ SMEs. Figures and the PDF are built by plain functions, so they are tested witho
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -30,13 +32,15 @@ from analytics.readiness.persistence import (
     ReadinessStoreError,
     Snapshot,
 )
-from analytics.readiness.questionnaire import Item, Questionnaire, Scale
+from analytics.readiness.questionnaire import MAX_SCORE, Item, Questionnaire, Scale
 from analytics.readiness.report import (
     Cohort,
     Result,
+    alert_text,
     cohort,
     dimension_rows,
     indicator_cards,
+    radar_series,
     recommendation_rows,
     report_csv,
 )
@@ -44,7 +48,13 @@ from analytics.readiness.scoring import ARCHETYPE_THRESHOLD
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreError
 
-SERIES_COLOURS = {"questionnaire": "#9aa5b1", "evidence": "#2b8cbe", "final": "#d95f0e"}
+SERIES_COLOURS = {
+    "questionnaire": "#9aa5b1",
+    "evidence": "#2b8cbe",
+    "final": "#d95f0e",
+    "target": "#31a354",
+}
+DASHED_SERIES = "target"
 SHARE_LABELS = ("0 %", "< 10 %", "10-30 %", "30-60 %", "60-90 %", "> 90 %")
 FREQUENCY_LABELS = ("never", "yearly", "quarterly", "monthly", "weekly", "daily or per shift")
 SPECIAL_LABELS = {Special.DONT_KNOW: "don't know", Special.NOT_APPLICABLE: "not applicable"}
@@ -70,25 +80,12 @@ def radar_figure(result: Result) -> go.Figure:
     """Questionnaire, evidence, final and target per dimension, and the cap of each."""
     rows = dimension_rows(result)
     axes = _closed([f"{r.id} {r.name}" for r in rows])
-    series: dict[str, list[float | None]] = {
-        "questionnaire": [r.questionnaire for r in rows],
-        "evidence": [r.evidence for r in rows],
-        "final": [r.final for r in rows],
-    }
     figure = go.Figure()
-    for name, values in series.items():
+    for name, values in radar_series(result).items():
+        line = {"color": SERIES_COLOURS[name], "dash": "dash" if name == DASHED_SERIES else "solid"}
         figure.add_trace(
-            go.Scatterpolar(
-                r=_closed(values), theta=axes, name=name, line={"color": SERIES_COLOURS[name]},
-                connectgaps=False,
-            )
-        )  # fmt: skip
-    figure.add_trace(
-        go.Scatterpolar(
-            r=_closed([r.target for r in rows]), theta=axes, name="target",
-            line={"color": "#31a354", "dash": "dash"},
+            go.Scatterpolar(r=_closed(values), theta=axes, name=name, line=line, connectgaps=False)
         )
-    )  # fmt: skip
     figure.add_trace(
         go.Scatterpolar(
             r=[r.cap for r in rows], theta=axes[:-1], name="cap", mode="markers",
@@ -177,8 +174,94 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+RADAR_RADIUS = 30.0  # mm from the centre to the ring of score 5
+RADAR_HEIGHT = 2 * RADAR_RADIUS + 20.0  # with the dimension labels above and below
+RADAR_CENTRE_X = 80.0  # leaves room for the longest labels on the left and the legend
+LEGEND_X = 150.0
+XY = tuple[float, float]  # mm on the page
+
+
+def _radar_point(centre: XY, axis: int, axes: int, score: float) -> XY:
+    """Axis 0 at the top, counter-clockwise, as plotly draws the page's radar."""
+    angle = math.pi / 2 + 2 * math.pi * axis / axes
+    radius = RADAR_RADIUS * score / MAX_SCORE
+    return centre[0] + radius * math.cos(angle), centre[1] - radius * math.sin(angle)
+
+
+def _radar_label(pdf: FPDF, centre: XY, axis: int, axes: int, label: str) -> None:
+    """A dimension's name beyond its spoke, aligned away from the chart."""
+    x, y = _radar_point(centre, axis, axes, MAX_SCORE * 1.1)
+    width = pdf.get_string_width(label)
+    if abs(x - centre[0]) < 1:
+        x -= width / 2
+    elif x < centre[0]:
+        x -= width
+    pdf.text(x, y + 1, label)  # y is the baseline: about centred on the spoke
+
+
+def _radar_grid(pdf: FPDF, centre: XY, labels: Sequence[str]) -> None:
+    """The rings of scores 1 to 5, the spokes and the dimension labels."""
+    axes = len(labels)
+    with pdf.local_context(draw_color="#bdbdbd", line_width=0.2, font_size_pt=7):
+        for ring in range(1, MAX_SCORE + 1):
+            pdf.polygon([_radar_point(centre, a, axes, ring) for a in range(axes)])
+            x, y = _radar_point(centre, 0, axes, ring)
+            pdf.text(x + 0.8, y + 2.2, str(ring))
+        for axis, label in enumerate(labels):
+            pdf.line(*centre, *_radar_point(centre, axis, axes, MAX_SCORE))
+            _radar_label(pdf, centre, axis, axes, _latin1(label))
+
+
+@contextmanager
+def _series_pen(pdf: FPDF, name: str) -> Iterator[None]:
+    """Draw in the series' colour, as on the page's radar (the target dashed)."""
+    colour = SERIES_COLOURS[name]
+    with pdf.local_context(draw_color=colour, fill_color=colour, line_width=0.5):
+        if name == DASHED_SERIES:
+            pdf.set_dash_pattern(dash=1.5, gap=1.0)
+        yield
+
+
+def _radar_series(pdf: FPDF, centre: XY, name: str, values: Sequence[float | None]) -> None:
+    """One series as a closed outline with a dot per score; a gap (no evidence) breaks it."""
+    points = [
+        None if v is None else _radar_point(centre, axis, len(values), v)
+        for axis, v in enumerate(values)
+    ]
+    with _series_pen(pdf, name):
+        for start, end in zip(points, _closed(points)[1:], strict=True):
+            if start and end:
+                pdf.line(*start, *end)
+        for point in filter(None, points):
+            pdf.circle(*point, 0.7, style="F")
+
+
+def _radar_legend(pdf: FPDF, top: float, names: Sequence[str]) -> None:
+    with pdf.local_context(font_size_pt=8):
+        for row, name in enumerate(names):
+            y = top + 6 * row
+            with _series_pen(pdf, name):
+                pdf.line(LEGEND_X, y, LEGEND_X + 8, y)
+            pdf.text(LEGEND_X + 10, y + 1, name)
+
+
+def _radar(pdf: FPDF, result: Result) -> None:
+    """The radar of the page drawn with the PDF's own lines: no image renderer is needed."""
+    if pdf.will_page_break(RADAR_HEIGHT):
+        pdf.add_page()
+    top = pdf.get_y()
+    centre = (RADAR_CENTRE_X, top + RADAR_HEIGHT / 2)
+    series = radar_series(result)
+    _radar_grid(pdf, centre, [f"{r.id} {r.name}" for r in dimension_rows(result)])
+    for name, values in series.items():
+        _radar_series(pdf, centre, name, values)
+    _radar_legend(pdf, top + RADAR_HEIGHT / 3, list(series))
+    pdf.set_y(top + RADAR_HEIGHT)
+
+
 def report_pdf(result: Result) -> bytes:
-    """The SME's report: overall figures, the dimension table, indicators, recommendations."""
+    """The SME's report: overall figures, the radar, the dimension table, indicators and
+    recommendations."""
     who = result["name"] or result["sme"]
     archetype = result["archetype"]
     pdf = FPDF(format="A4")
@@ -199,6 +282,8 @@ def report_pdf(result: Result) -> bytes:
     for line in lines:
         pdf.multi_cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
+    _heading(pdf, "Profile (scores 0 to 5)")
+    _radar(pdf, result)
     _heading(pdf, "Dimensions")
     _table(
         pdf,
@@ -350,6 +435,13 @@ def _recommendations(result: Result) -> None:
             st.caption(f"what-if {row.basis}: R {row.what_if_index:.3f} ({row.gain:+.3f})")
 
 
+def _alerts(store: ReadinessStore, sme: str) -> None:
+    """Falls below a gate that the data has not lifted since, above the tabs: the daily
+    re-scoring finds them, and nobody reads the analytics service's log."""
+    for alert in store.gate_alerts(sme, unresolved=True):
+        st.error(alert_text(alert), icon="🚨")
+
+
 def _progress(store: ReadinessStore, sme: str) -> None:
     progress = store.progress(sme)
     latest = progress[-1]
@@ -360,6 +452,10 @@ def _progress(store: ReadinessStore, sme: str) -> None:
         f"{len(progress)} snapshot(s); F since the baseline: "
         + ", ".join(f"{d} {change:+.2f}" for d, change in latest.final_change.items())
     )
+    falls = store.gate_alerts(sme)
+    if falls:
+        st.markdown("**Falls below a gate**, newest first")
+        st.markdown("\n".join(f"- {alert_text(a)}" for a in reversed(falls)))
 
 
 def _cohort(store: ReadinessStore) -> None:
@@ -404,6 +500,7 @@ def readiness_page(plant: Plant, data: Store) -> None:
         level.metric("Level", f"{result['level']} {result['level_name']}")
         kind.metric("Archetype", archetype["name"], help=archetype["warning"] or None)
         st.caption(f"Scored {result['taken_at'][:16]} UTC, {result['mode']}")
+        _alerts(store, sme)
         tabs = st.tabs(["Profile", "Indicators", "Recommendations", "Questionnaire",
                         "Progress", "Cohort", "Export"])  # fmt: skip
         with tabs[0]:

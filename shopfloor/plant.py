@@ -122,6 +122,11 @@ class Machine(_Part):
         default={}, description="seconds per part, by product id (not for compressors)"
     )
     energy_meter: EnergyMeter | None = None
+    rated_power_kw: PositiveFloat | None = Field(
+        default=None,
+        description="nameplate (rated) electrical power in kW; weighs the machine's share of the "
+        "plant's load when the readiness assessment measures energy metering coverage (EC)",
+    )
     opcua: OpcUaEndpoint | None = None
     signals: list[Signal] = Field(min_length=1)
 

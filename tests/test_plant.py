@@ -24,6 +24,7 @@ def test_example_plant_describes_a_line_of_three_machines_and_a_sensor_kit(
     assert press.type is MachineType.INJECTION_MOULDING
     assert press.ideal_cycle_time == {"cap-28mm": 12.0, "cap-38mm": 15.0}
     assert press.energy_meter is not None and press.energy_meter.energy_signal == "energy"
+    assert [m.rated_power_kw for m in machines.values()] == [22.0, 11.0, 3.0]
     units = {s.id: s.unit for s in press.signals}
     assert units["power"] == "kW" and units["part_count"] == "pcs"
     sensors = dict(example_plant.sensors())
@@ -77,6 +78,8 @@ CASES = [
     ('"opc.tcp://127.0.0.1:4843"', '"http://127.0.0.1:4843"',
      "site.areas[0].lines[0].machines[2].opcua.endpoint", "not an OPC UA endpoint",
      "http://127.0.0.1:4843"),
+    ("rated_power_kw: 3.0", "rated_power_kw: 0", "site.areas[0].lines[0].machines[2].rated_power_kw",
+     "greater than 0", "rated_power_kw: 0"),
     ('start: "06:00"', 'start: "25:00"', "shifts[0].start", "time", 'start: "25:00"'),
     # YAML 1.1 reads an unquoted 22:00 as 1320: refused, not silently 00:22.
     ('end: "22:00"', "end: 22:00", "shifts[1].end", "write the time in quotes", "end: 22:00"),

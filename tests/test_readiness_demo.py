@@ -17,16 +17,23 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.mark.parametrize(
-    ("name", "archetype"),
-    [("moulding", "Tech-led"), ("machining", "Lean-led"), ("packaging", "Lean 4.0 integrator")],
+    ("name", "archetype", "energy_coverage"),
+    [
+        ("moulding", "Tech-led", 1.0),
+        ("machining", "Lean-led", None),  # the turning centre's rated power is unknown
+        ("packaging", "Lean 4.0 integrator", 1.0),
+    ],
 )
-def test_demo_sme_archetype_from_its_simulated_plant(name: str, archetype: str) -> None:
+def test_demo_sme_archetype_from_its_simulated_plant(
+    name: str, archetype: str, energy_coverage: float | None
+) -> None:
     answers = load_answers(EXAMPLES / "readiness" / f"{name}.yaml")
     evidence = simulated_evidence(EXAMPLES / "scenarios" / f"{name}.yaml", answers.risk_zones)
     card = run_assessment(answers, evidence).scorecard
     indicators = evidence.indicators
     assert (indicators.CC, indicators.DC, indicators.STD) == (1.0, 1.0, 1.0)
-    assert (indicators.DU, indicators.EC, indicators.CO) == (None, None, None)
+    got = indicators.to_dict()  # EC: every machine metered and connected, or unknown
+    assert (got["DU"], got["EC"], got["CO"]) == (None, energy_coverage, None)
     assert card.archetype.name == archetype, (card.archetype, [d.final for d in card.dimensions])
 
 

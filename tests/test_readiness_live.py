@@ -7,13 +7,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import indicators_from_dict
-from analytics.readiness.live import live_evidence, record_view, rescore
+from analytics.readiness.indicators import StateRecord
+from analytics.readiness.live import (
+    MachineData,
+    PlantData,
+    live_evidence,
+    plant_indicators,
+    record_view,
+    rescore,
+)
 from analytics.readiness.persistence import ReadinessStore
 from analytics.service import AnalyticsService, AnalyticsSettings
 from shopfloor.cli import app
@@ -103,7 +112,47 @@ def test_indicators_from_the_store(store: Store, example_plant: Plant) -> None:
     }
     assert got["EV"] == 1.0
     assert got["STD"] == 1.0
-    assert (got["DU"], got["EC"], got["CO"]) == (None, None, None)
+    # the press (22 kW) and the trimming centre (11 kW) are metered and connected, not the
+    # packaging station (3 kW)
+    assert got["EC"] == pytest.approx(33 / 36, abs=1e-12)
+    assert (got["DU"], got["CO"]) == (None, None)
+
+
+def example_plant_with(changes: dict[str, dict[str, object]]) -> Plant:
+    """The example plant with fields of its machines changed, by machine (None drops one)."""
+    data = yaml.safe_load((ROOT / "examples" / "plant.yaml").read_text())
+    for machine in data["site"]["areas"][0]["lines"][0]["machines"]:
+        machine.update(changes.get(machine["id"], {}))
+        for field in [f for f, value in machine.items() if value is None]:
+            del machine[field]
+    return Plant.model_validate(data)
+
+
+def energy_coverage(plant: Plant, silent: str = "") -> float | None:
+    """EC over an hour in which every machine but `silent` sends data each minute."""
+    beats = [60.0 * k for k in range(61)]
+    machines = {
+        m.id: MachineData([StateRecord(0.0, 10000)], [] if m.id == silent else beats, 0.0, None)
+        for _, m in plant.machines()
+    }
+    data = PlantData(0.0, 3600.0, machines, alarms=[], zone_seen={}, views=None)
+    return plant_indicators(plant, data, ()).EC
+
+
+def test_energy_coverage_weighs_the_metered_machines_by_rated_power() -> None:
+    """Press 22 kW, trimming centre 11 kW, packaging station 3 kW, each with a meter."""
+    assert energy_coverage(example_plant_with({})) == 1.0
+    unmetered = example_plant_with({"cnc-01": {"energy_meter": None}})
+    assert energy_coverage(unmetered) == pytest.approx(25 / 36, abs=1e-12)
+    # a meter counts only while its machine is connected: one that sends nothing measures nothing
+    assert energy_coverage(example_plant_with({}), silent="imm-01") == pytest.approx(14 / 36)
+
+
+def test_energy_coverage_is_unknown_until_every_machine_declares_its_rated_power() -> None:
+    """Counting only the declared machines would make an unmetered, undeclared packaging
+    station vanish: 33/33 instead of at most 33/36."""
+    partial = example_plant_with({"pack-01": {"rated_power_kw": None, "energy_meter": None}})
+    assert energy_coverage(partial) is None
 
 
 def test_the_window_ends_at_the_newest_reading_and_starts_with_the_data(

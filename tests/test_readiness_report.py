@@ -7,6 +7,7 @@ import io
 import re
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from analytics.readiness import DATABASE_ENV
 from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicator_file import load_indicators
+from analytics.readiness.indicator_file import indicators_from_dict, load_indicators
 from analytics.readiness.persistence import ReadinessStore, Snapshot
 from analytics.readiness.report import (
     cohort,
@@ -26,6 +27,7 @@ from analytics.readiness.report import (
     report_csv,
 )
 from dashboard.readiness import (
+    SERIES_COLOURS,
     archetype_figure,
     cohort_figure,
     gap_figure,
@@ -81,6 +83,56 @@ def test_pdf_holds_the_smes_results(saved: tuple[ReadinessStore, list[Snapshot]]
         "RC 34% -> 0.6 \\(G3\\)",
     ):
         assert expected in text
+
+
+def assert_valid_pdf(document: bytes) -> None:
+    """Header, end marker, and a cross-reference table whose every offset opens its object."""
+    assert document.startswith(b"%PDF-1.") and document.rstrip().endswith(b"%%EOF")
+    start = int(re.findall(rb"startxref\s+(\d+)", document)[-1])
+    table = re.match(rb"xref\s+0 (\d+)", document[start:])
+    assert table, "no cross-reference table where startxref points"
+    offsets = re.findall(rb"(\d{10}) 00000 n", document[start:])
+    assert len(offsets) == int(table.group(1)) - 1  # object 0 is the free list's head
+    for number, offset in enumerate(offsets, 1):
+        assert document[int(offset) :].startswith(f"{number} 0 obj".encode())
+
+
+def stroke(hex_colour: str) -> str:
+    """The PDF operator that sets a stroke colour, as fpdf2 writes it."""
+    rgb = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return " ".join(f"{c:.4f}".rstrip("0") for c in rgb) + " RG"
+
+
+def drawn_in(text: str, hex_colour: str) -> str:
+    """The first graphics block stroked in the colour: a radar series (the legend follows)."""
+    found = re.search(rf"q\n[^Q]*?{stroke(hex_colour)}\n(.*?)\nQ", text, re.S)
+    assert found, hex_colour
+    return found.group(1)
+
+
+def test_pdf_draws_the_radar_with_its_own_lines(
+    saved: tuple[ReadinessStore, list[Snapshot]],
+) -> None:
+    """Four series over rings 1-5 with labels and a legend, as vector lines: no image."""
+    document = report_pdf(saved[1][0].result)
+    assert_valid_pdf(document)
+    assert b"/Subtype /Image" not in document
+    text = pdf_text(document)
+    segment = r"[\d.]+ [\d.]+ m [\d.]+ [\d.]+ l S"
+    series = {name: drawn_in(text, colour) for name, colour in SERIES_COLOURS.items()}
+    # a closed outline per series; evidence skips D1 and D7 (no indicators): 4 segments, 5 dots
+    assert {n: len(re.findall(segment, s)) for n, s in series.items()} == {
+        "questionnaire": 7, "evidence": 4, "final": 7, "target": 7,
+    }  # fmt: skip
+    assert [s.count(" c f") for s in series.values()] == [7, 5, 7, 7]  # filled dots
+    assert " d\n" in series["target"] and " d\n" not in series["final"]  # target dashed
+    grid = text[text.index("Profile") :]
+    rings = re.findall(r" m\n(?:[\d.]+ [\d.]+ l\n){6} h\n S", grid)  # closed heptagons
+    assert len(rings) == 5
+    labels = re.findall(r"\(([^()]*)\) Tj", grid[: grid.index("Dimensions")])
+    assert labels[:5] == ["1", "2", "3", "4", "5"]
+    assert "D5 Maintenance & problem solving" in labels
+    assert labels[-4:] == ["questionnaire", "evidence", "final", "target"]  # the legend
 
 
 def test_radar_and_gap_bars(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
@@ -160,6 +212,33 @@ def readiness_app() -> None:
 
     plant = load_plant(os.environ["SHOPFLOOR_PLANT"])
     readiness_page(plant, open_store(StoreSettings.from_env()))
+
+
+def test_the_page_shows_an_indicator_that_fell_below_its_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polimer connected every machine on Monday and one in three on Tuesday: the alert stands
+    above the tabs, and the Progress tab keeps the history of falls."""
+    database = tmp_path / "readiness.db"
+    moulding = load_answers(EXAMPLES / "moulding.yaml")
+    full = {name: 1.0 for name in ("DC", "CC", "OV", "RC", "STD")}
+    monday = datetime(2026, 11, 2, 6, tzinfo=UTC)
+    with ReadinessStore(database) as store:
+        for day, cc in ((0, 1.0), (1, 1 / 3)):
+            evidence = Evidence(indicators_from_dict({**full, "CC": cc}), source="test")
+            store.save(run_assessment(moulding, evidence, monday + timedelta(days=day)))
+    monkeypatch.setenv(DATABASE_ENV, str(database))
+    monkeypatch.setenv("SHOPFLOOR_PLANT", str(EXAMPLES.parent / "plant.yaml"))
+    monkeypatch.setenv(ENV_VARS["url"], f"sqlite:{tmp_path / 'store.db'}")
+    page = AppTest.from_function(readiness_app, default_timeout=60).run()
+    assert not page.exception
+    alert = (
+        "2026-11-03: CC (connectivity coverage) fell below gate G1: 33%, needs CC >= 0.50;"
+        " D3 is capped at 2"
+    )
+    assert [e.value for e in page.error] == [alert]
+    progress = page.tabs[4]
+    assert any(alert in m.value for m in progress.markdown)
 
 
 def test_the_page_scores_changed_answers_with_live_evidence(

@@ -13,7 +13,8 @@ from analytics.readiness.answers import SmeAnswers, load_answers
 from analytics.readiness.assessment import Assessment, assessment_to_dict, run_assessment
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import load_indicators
-from analytics.readiness.persistence import ReadinessStore, ReadinessStoreError
+from analytics.readiness.persistence import GateAlert, ReadinessStore, ReadinessStoreError
+from analytics.readiness.report import alert_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
@@ -82,6 +83,35 @@ def test_snapshots_over_time_show_progress_since_the_baseline(
     )
     assert progress[2].final["D6"] == pytest.approx(1.3, abs=1e-9)  # EC 0.6 lifts G4
     assert progress[2].final_change["D6"] == pytest.approx(0.3, abs=1e-9)
+
+
+def test_an_indicator_falling_below_its_gate_is_an_alert_until_the_data_lifts_it(
+    tmp_path: Path, sme_b: SmeAnswers, evidence_b: Evidence
+) -> None:
+    """SME-B's EC and RC meet G4 and G3 on day 7 and fall on day 14; EC recovers on day 21.
+    CC, DC, OV and DU miss their gates throughout: no alert. Questionnaire-only snapshots
+    measure nothing: no gate passed before the first, and the last is no fall."""
+    good = evidence_b.indicators.with_value("EC", 0.6).with_value("RC", 0.7)
+    ec_back = evidence_b.indicators.with_value("EC", 0.6)
+    with ReadinessStore(tmp_path / "r.db") as store:
+        for day, indicators in ((0, None), (7, good), (14, evidence_b.indicators), (21, ec_back)):
+            evidence = None if indicators is None else replace(evidence_b, indicators=indicators)
+            store.save(at(day, sme_b, evidence))
+        falls = store.gate_alerts("sme-b")
+        open_before_the_questionnaire = store.gate_alerts("sme-b", unresolved=True)
+        store.save(at(28, sme_b, None))
+        assert store.gate_alerts("sme-b") == falls
+        unresolved = store.gate_alerts("sme-b", unresolved=True)
+    day_14 = T0 + timedelta(days=14)
+    assert falls == [
+        GateAlert(day_14, "D5", "G3", 2, "RC", 55 / 96, "RC >= 0.60", 0.6),
+        GateAlert(day_14, "D6", "G4", 2, "EC", 0.0, "EC >= 0.50", 0.5),
+    ]
+    assert unresolved == open_before_the_questionnaire == falls[:1]  # EC recovered on day 21
+    assert alert_text(falls[1]) == (
+        "2026-11-16: EC (energy metering coverage) fell below gate G4: 0%, needs EC >= 0.50;"
+        " D6 is capped at 2"
+    )
 
 
 def test_changed_answers_make_a_new_assessment(tmp_path: Path, sme_b: SmeAnswers) -> None:

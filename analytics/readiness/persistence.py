@@ -5,7 +5,8 @@ once and shared by every snapshot scored from it. A snapshot is one dated scorin
 the raw indicators and the whole result (Q, E, S, F per dimension, R, level, archetype, flags,
 priorities), as `assessment_to_dict` gives it, so a snapshot reads back exactly as it was shown
 even after the scoring code changes. Progress is measured against the SME's first snapshot,
-its baseline (the DMA's T0).
+its baseline (the DMA's T0). A fall of a measured indicator below one of its gates between
+two snapshots is an alert (`gate_alerts`): the daily re-scoring makes it visible on the page.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -29,6 +32,7 @@ from analytics.readiness.assessment import (
 from analytics.readiness.catalogue import questionnaire
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import indicators_from_dict
+from analytics.readiness.scoring import INDICATOR_GATES, Requirement
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -105,6 +109,59 @@ class Progress:
     index_change: float
     final: dict[str, float]
     final_change: dict[str, float]
+
+
+@dataclass(frozen=True)
+class GateAlert:
+    """An indicator that met a gate's requirement in one snapshot and misses it in the next."""
+
+    fell_at: datetime  # when the later snapshot was taken
+    dimension: str
+    gate: str
+    cap: int  # what the gate holds the dimension to
+    indicator: str
+    value: object  # the indicator then, as the snapshot holds it (None: not measured)
+    requirement: str  # what lifts the gate again, e.g. "CC >= 0.50"
+    threshold: float
+
+
+GateKey = tuple[str, str, str]  # dimension, gate, indicator
+
+
+def _failing(result: Mapping[str, Any]) -> dict[GateKey, int]:
+    """The indicators missing a gate's requirement, with the gate's cap, as they were scored."""
+    return {
+        (d["id"], c["gate"], indicator): c["cap"]
+        for d in result["dimensions"]
+        for c in d["caps"]
+        for indicator in c["failing"]
+    }
+
+
+def _requirement(gate: str, indicator: str) -> Requirement:
+    requirements = (r for g in INDICATOR_GATES if g.id == gate for r in g.requirements)
+    return next(r for r in requirements if r.indicator == indicator)
+
+
+def fallen_gates(before: Snapshot, after: Snapshot) -> list[GateAlert]:
+    """The indicators that met a gate in `before` and miss it in `after`. None when `after`
+    measured nothing (questionnaire-only): no data is not a fall; and a questionnaire-only
+    `before` met no gate."""
+    if after.questionnaire_only:
+        return []
+    was, now = _failing(before.result), _failing(after.result)
+    values = after.result["indicators"]
+    alerts = []
+    for (dimension, gate, indicator), cap in now.items():
+        if (dimension, gate, indicator) in was:
+            continue
+        requirement = _requirement(gate, indicator)
+        value = values[indicator]["value"]
+        alerts.append(
+            GateAlert(after.taken_at, dimension, gate, cap, indicator, value,
+                      requirement.text, requirement.threshold)
+        )  # fmt: skip
+    return alerts
 
 
 def _utc_text(moment: datetime) -> str:
@@ -247,6 +304,20 @@ class ReadinessStore:
             name=snapshot.result.get("name", ""),
             answered_on=date.fromisoformat(answered_on) if answered_on else None,
         )
+
+    def gate_alerts(self, sme: str, unresolved: bool = False) -> list[GateAlert]:
+        """Every fall below a gate between consecutive snapshots, oldest first. `unresolved`
+        keeps the last fall of each indicator that still misses that gate in the latest
+        measured snapshot: an alert stays until the data lifts the gate, not only for the day
+        it fell."""
+        snapshots = self.snapshots(sme)
+        alerts = [a for pair in pairwise(snapshots) for a in fallen_gates(*pair)]
+        if not unresolved:
+            return alerts
+        measured = [s for s in snapshots if not s.questionnaire_only]
+        still = _failing(measured[-1].result) if measured else {}
+        last = {(a.dimension, a.gate, a.indicator): a for a in alerts}
+        return [a for key, a in last.items() if key in still]
 
     def progress(self, sme: str) -> list[Progress]:
         """Every snapshot's R and Fd with their change since the baseline."""

@@ -14,6 +14,7 @@ from statistics import median
 from typing import Any
 
 from analytics.readiness.evidence import INDICATOR_NAMES
+from analytics.readiness.persistence import GateAlert
 
 Result = Mapping[str, Any]  # a snapshot's result, as assessment_to_dict gives it
 
@@ -69,6 +70,18 @@ def dimension_rows(result: Result) -> list[DimensionRow]:
     ]
 
 
+def radar_series(result: Result) -> dict[str, list[float | None]]:
+    """The radar's series per dimension, for the page's chart and the PDF's alike; evidence is
+    None where a dimension has no indicators."""
+    rows = dimension_rows(result)
+    return {
+        "questionnaire": [r.questionnaire for r in rows],
+        "evidence": [r.evidence for r in rows],
+        "final": [r.final for r in rows],
+        "target": [r.target for r in rows],
+    }
+
+
 def report_csv(result: Result) -> str:
     """One row per dimension, with the SME, the date and the overall figures on each."""
     out = io.StringIO()
@@ -106,6 +119,16 @@ def indicator_number(value: object) -> float | None:
     if isinstance(value, Mapping):
         value = value["median_minutes"]
     return float(value) if isinstance(value, int | float) else None
+
+
+def alert_text(alert: GateAlert) -> str:
+    """A fall below a gate as the page shows it: when, what, how far, and what it costs."""
+    name = f"{alert.indicator} ({INDICATOR_NAMES[alert.indicator]})"
+    return (
+        f"{alert.fell_at:%Y-%m-%d}: {name} fell below gate {alert.gate}: "
+        f"{indicator_text(alert.value)}, needs {alert.requirement}; "
+        f"{alert.dimension} is capped at {alert.cap}"
+    )
 
 
 @dataclass(frozen=True)
