@@ -18,6 +18,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard.kpis import JUST_AFTER, data_clock
+from dashboard.store_errors import shows_store_errors
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.store import (
@@ -28,7 +29,6 @@ from shopfloor.store import (
     Point,
     Scope,
     Store,
-    StoreError,
     acknowledgements,
     anomaly_event_name,
 )
@@ -143,12 +143,12 @@ def read_scored_signals(
 
 def anomalies_page(plant: Plant, store: Store) -> None:
     st.title("Anomalies")
-    try:
-        now = data_clock(plant, store)
-    except StoreError as exc:
-        st.error(f"The store cannot be read: {exc}")
-        return
-    if now is None:
+    _anomalies(plant, store)
+
+
+@shows_store_errors
+def _anomalies(plant: Plant, store: Store) -> None:
+    if data_clock(plant, store) is None:
         st.info("No analysis yet: scores appear once `shopfloor analytics` has analysed data.")
         return
     hours = (
@@ -160,27 +160,24 @@ def anomalies_page(plant: Plant, store: Store) -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
+@shows_store_errors
 def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelta) -> None:
-    try:
-        now = data_clock(plant, store)
-        if now is None:
-            return
-        start, end = now - window, now + JUST_AFTER
-        events = read_events(plant, store, start, end)
-        _event_table(store, [e for e in events if e.event.type is EventType.ANOMALY])
-        st.subheader("Signals")
-        machine_events = [e for e in events if e.path == path]
-        signals = read_scored_signals(plant, store, path, start, end)
-        st.caption(
-            "Orange: the signal's anomaly events. Red: injected faults (ground truth)."
-            if signals
-            else "No anomaly scores for this machine yet."
-        )
-        for scored in signals:
-            st.plotly_chart(_signal_figure(scored, machine_events))
-    except StoreError as exc:
-        st.error(f"The store cannot be read: {exc}")
+    now = data_clock(plant, store)
+    if now is None:
         return
+    start, end = now - window, now + JUST_AFTER
+    events = read_events(plant, store, start, end)
+    _event_table(store, [e for e in events if e.event.type is EventType.ANOMALY])
+    st.subheader("Signals")
+    machine_events = [e for e in events if e.path == path]
+    signals = read_scored_signals(plant, store, path, start, end)
+    st.caption(
+        "Orange: the signal's anomaly events. Red: injected faults (ground truth)."
+        if signals
+        else "No anomaly scores for this machine yet."
+    )
+    for scored in signals:
+        st.plotly_chart(_signal_figure(scored, machine_events))
     st.caption(f"Data up to {now:%Y-%m-%d %H:%M:%S} UTC; refreshed every {REFRESH_S:.0f} s")
 
 

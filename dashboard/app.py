@@ -19,6 +19,7 @@ from dashboard.energy import energy_page
 from dashboard.oee import oee_page
 from dashboard.readiness import readiness_page
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
+from dashboard.store_errors import shows_store_errors
 from shopfloor.config import ConfigError
 from shopfloor.messages import (
     Action,
@@ -58,7 +59,9 @@ def _machine_card(machine: AssetView, shop_floor: ShopFloor) -> None:
         st.markdown(f"**{machine.name}**  \n`{machine.path.asset}`")
         state = machine.value("state")
         colour = STATE_COLOURS.get(str(state), "gray")
-        st.markdown(f":{colour}-background[{_format(state).replace('_', ' ')}]")
+        product = machine.value("product")
+        making = f"  making `{product}`" if product else ""
+        st.markdown(f":{colour}-background[{_format(state).replace('_', ' ')}]{making}")
         parts, rejects = st.columns(2)
         parts.metric("Parts", _format(machine.value("part_count"), digits=0))
         rejects.metric("Rejects", _format(machine.value("reject_count"), digits=0))
@@ -112,12 +115,9 @@ def _events(shop_floor: ShopFloor) -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
+@shows_store_errors
 def live_shop_floor(plant: Plant, store: Store) -> None:
-    try:
-        shop_floor = read_shop_floor(plant, store)
-    except StoreError as exc:
-        st.error(f"The store cannot be read: {exc}")
-        return
+    shop_floor = read_shop_floor(plant, store)
     st.subheader("Machines")
     columns = st.columns(3)
     for index, machine in enumerate(shop_floor.machines):

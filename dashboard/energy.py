@@ -17,9 +17,10 @@ import streamlit as st
 from analytics.oee import sum_by_key
 from dashboard.kpis import ShiftReport, by_machine, choose_period, read_shift_reports
 from dashboard.shop_floor import STATE_COLOURS
+from dashboard.store_errors import shows_store_errors
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
-from shopfloor.store import Store, StoreError
+from shopfloor.store import Store
 
 DEFAULT_PRICE_PER_KWH = 0.15
 DEFAULT_CURRENCY = "EUR"
@@ -83,12 +84,10 @@ def energy_by_machine(
 
 def energy_page(plant: Plant, store: Store) -> None:
     st.title("Energy")
-    try:
-        _energy(plant, store)
-    except StoreError as exc:
-        st.error(f"The store cannot be read: {exc}")
+    _energy(plant, store)
 
 
+@shows_store_errors
 def _energy(plant: Plant, store: Store) -> None:
     period = choose_period(plant, store)
     if period is None:

@@ -21,8 +21,9 @@ from dashboard.kpis import (
     read_shift_reports,
     rolling_kpis,
 )
+from dashboard.store_errors import shows_store_errors
 from shopfloor.plant import Plant
-from shopfloor.store import Store, StoreError
+from shopfloor.store import Store
 
 NO_REASON = "no reason code"
 RATIOS = {
@@ -151,12 +152,10 @@ def stop_pareto(reports: Sequence[OeeReport]) -> list[ParetoBar]:
 
 def oee_page(plant: Plant, store: Store) -> None:
     st.title("OEE")
-    try:
-        _oee(plant, store)
-    except StoreError as exc:
-        st.error(f"The store cannot be read: {exc}")
+    _oee(plant, store)
 
 
+@shows_store_errors
 def _oee(plant: Plant, store: Store) -> None:
     period = choose_period(plant, store)
     if period is None:

@@ -45,8 +45,9 @@ from analytics.readiness.report import (
     report_csv,
 )
 from analytics.readiness.scoring import ARCHETYPE_THRESHOLD
+from dashboard.store_errors import shows_store_errors
 from shopfloor.plant import Plant
-from shopfloor.store import Store, StoreError
+from shopfloor.store import Store
 
 SERIES_COLOURS = {
     "questionnaire": "#9aa5b1",
@@ -363,6 +364,7 @@ def _questionnaire_form(answers: SmeAnswers, live: bool) -> tuple[SmeAnswers, bo
     return dataclasses.replace(answers, responses=given), measure
 
 
+@shows_store_errors
 def _save_answers(store: ReadinessStore, snapshot: Snapshot, plant: Plant, data: Store) -> None:
     live = snapshot.sme == plant.tenant.id
     submitted = _questionnaire_form(store.answers(snapshot), live)
@@ -371,11 +373,7 @@ def _save_answers(store: ReadinessStore, snapshot: Snapshot, plant: Plant, data:
     answers, measure = submitted
     evidence: Evidence | None = snapshot.evidence()
     if measure:
-        try:
-            evidence = live_evidence(plant, data, answers.risk_zones)
-        except StoreError as exc:
-            st.error(f"The store cannot be read: {exc}")
-            return
+        evidence = live_evidence(plant, data, answers.risk_zones)
     store.save(run_assessment(answers, evidence))
     st.rerun()
 

@@ -22,7 +22,7 @@ from shopfloor.plant import Plant
 from shopfloor.states import MachineState
 from shopfloor.store import Point, Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT
-from tests.servers import free_port
+from tests.servers import InfluxDB, free_port
 from tests.test_dashboard_driving import artifact, choose, open_page, start_dashboard
 from tests.test_end_to_end import stop_all
 
@@ -328,6 +328,41 @@ def test_each_page_renders_with_data_and_without(page: str, embedded_url: str) -
     assert not app.exception, app.exception
     assert not app.error and not app.info
     assert app.get("plotly_chart")
+
+
+def render_on_kept_store(page: str, plant_file: str, store_url: str) -> None:
+    """`render` with the store opened once and kept across reruns, as the dashboard keeps it."""
+    import importlib
+
+    import streamlit as st
+
+    from shopfloor.plant import load_plant
+    from shopfloor.store import Store, StoreSettings, open_store  # noqa: F401 - the script needs it
+
+    @st.cache_resource
+    def kept(url: str) -> Store:
+        return open_store(StoreSettings(url=url))
+
+    module, function = page.split(":")
+    page_function = getattr(importlib.import_module(module), function)
+    page_function(load_plant(plant_file), kept(store_url))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_database_going_down_is_one_error_on_each_page(page: str, tmp_path: Path) -> None:
+    server = InfluxDB(tmp_path / "influxdb")
+    server.start()
+    try:
+        app = AppTest.from_function(
+            render_on_kept_store, args=(page, str(EXAMPLE_PLANT), server.url), default_timeout=60
+        ).run()
+        assert not app.exception and not app.error, app.exception
+    finally:
+        server.stop()
+    app.run()
+    assert not app.exception, app.exception
+    [error] = app.error
+    assert error.value.startswith("The store cannot be read: InfluxDB at http://127.0.0.1:")
 
 
 def test_the_acknowledge_button_records_the_acknowledgement(
