@@ -54,6 +54,7 @@ from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, 
 from analytics.oee import shift_occurrences as occurrences_of
 from analytics.readiness.live import rescore
 from analytics.readiness.persistence import ReadinessStoreError
+from analytics.readiness.report import alert_text
 from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
@@ -497,9 +498,8 @@ class AnalyticsService:
         if rescored is None:
             return
         log.info("readiness of %s: R %.2f", rescored.snapshot.sme, rescored.snapshot.index)
-        for reason in rescored.newly_failing:
-            log.warning("readiness of %s: an indicator fell below a gate: %s",
-                        rescored.snapshot.sme, reason)  # fmt: skip
+        for alert in rescored.fallen:
+            log.warning("readiness of %s: %s", rescored.snapshot.sme, alert_text(alert))
 
     @property
     def _finish_s(self) -> float:

@@ -54,14 +54,17 @@ class StateInterval:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProductRun:
-    """A product loaded at `start`, with the machine's counters then."""
+    """A product loaded at `start`, the machine's counters then, and when its first and last
+    parts came off the machine (None before the first)."""
 
     start: float
     product: str
     part_count: int
     reject_count: int
+    first_part_at: float | None = None
+    last_part_at: float | None = None
 
 
 @dataclass
@@ -287,6 +290,9 @@ class Station(MachineSim):
             return  # interrupted; the cycle resumes later with its remaining time
         self._cycle_ends_at = None
         self.part_count += 1
+        run = self.runs[-1]
+        run.first_part_at = self.sim.now if run.first_part_at is None else run.first_part_at
+        run.last_part_at = self.sim.now
         if self.rng.random() < self.reject_rate():
             self.reject_count += 1
         else:

@@ -65,7 +65,7 @@ def test_plant_check_accepts_the_example() -> None:
     result = shopfloor("plant", "check", str(EXAMPLE_PLANT))
     assert result.returncode == 0, result.stderr
     assert "ok: Polimer Moulding (demo SME) / Brest demonstration centre" in result.stdout
-    assert "areas 1, machines 3, sensor kits 1, signals 27" in result.stdout
+    assert "areas 1, machines 3, sensor kits 1, signals 30" in result.stdout
 
 
 def test_plant_check_reports_a_malformed_file_in_one_line(tmp_path: Path) -> None:

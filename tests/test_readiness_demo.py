@@ -17,15 +17,16 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.mark.parametrize(
-    ("name", "archetype", "energy_coverage"),
+    ("name", "archetype", "energy_coverage", "changeovers"),
     [
-        ("moulding", "Tech-led", 1.0),
-        ("machining", "Lean-led", None),  # the turning centre's rated power is unknown
-        ("packaging", "Lean 4.0 integrator", 1.0),
+        ("moulding", "Tech-led", 1.0, None),  # one product all shift
+        # The turning centre's rated power is unknown; five size changes, each a logged setup.
+        ("machining", "Lean-led", None, 1.0),
+        ("packaging", "Lean 4.0 integrator", 1.0, None),
     ],
 )
 def test_demo_sme_archetype_from_its_simulated_plant(
-    name: str, archetype: str, energy_coverage: float | None
+    name: str, archetype: str, energy_coverage: float | None, changeovers: float | None
 ) -> None:
     answers = load_answers(EXAMPLES / "readiness" / f"{name}.yaml")
     evidence = simulated_evidence(EXAMPLES / "scenarios" / f"{name}.yaml", answers.risk_zones)
@@ -33,7 +34,7 @@ def test_demo_sme_archetype_from_its_simulated_plant(
     indicators = evidence.indicators
     assert (indicators.CC, indicators.DC, indicators.STD) == (1.0, 1.0, 1.0)
     got = indicators.to_dict()  # EC: every machine metered and connected, or unknown
-    assert (got["DU"], got["EC"], got["CO"]) == (None, energy_coverage, None)
+    assert (got["DU"], got["EC"], got["CO"]) == (None, energy_coverage, changeovers)
     assert card.archetype.name == archetype, (card.archetype, [d.final for d in card.dimensions])
 
 

@@ -10,15 +10,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from analytics.oee import StateEvent
 from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import indicators_from_dict
-from analytics.readiness.indicators import StateRecord
+from analytics.readiness.indicators import PartCount, StateRecord
 from analytics.readiness.live import (
     MachineData,
     PlantData,
     live_evidence,
+    part_counts,
     plant_indicators,
     record_view,
     rescore,
@@ -28,6 +30,7 @@ from analytics.service import AnalyticsService, AnalyticsSettings
 from shopfloor.cli import app
 from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant
+from shopfloor.states import MachineState
 from shopfloor.store import Point, Store, StoreSettings, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +135,7 @@ def energy_coverage(plant: Plant, silent: str = "") -> float | None:
     """EC over an hour in which every machine but `silent` sends data each minute."""
     beats = [60.0 * k for k in range(61)]
     machines = {
-        m.id: MachineData([StateRecord(0.0, 10000)], [] if m.id == silent else beats, 0.0, None)
+        m.id: MachineData([StateRecord(0.0, 10000)], [] if m.id == silent else beats, [])
         for _, m in plant.machines()
     }
     data = PlantData(0.0, 3600.0, machines, alarms=[], zone_seen={}, views=None)
@@ -237,6 +240,56 @@ def test_a_rescore_names_the_gates_that_newly_fail(
     write_plant(store, example_plant)  # only one machine in three connected: CC 1/3
     rescored = rescore(example_plant, store, database, minute(120))
     assert rescored is not None
-    assert any(reason.startswith("D3 G1") for reason in rescored.newly_failing)
+    assert any(a.gate == "G1" and a.indicator == "CC" for a in rescored.fallen)
     assert rescore(example_plant.model_copy(update={"tenant": example_plant.tenant.model_copy(
         update={"id": "nobody"})}), store, database) is None  # fmt: skip
+
+
+def test_changeovers_and_standard_times_from_the_products_in_the_store(
+    store: Store, example_plant: Plant
+) -> None:
+    """Six 10-minute runs of alternating sizes on the press: three changeovers logged as a
+    2-minute setup, two only seen as the press standing idle without a reason."""
+    press = paths(example_plant)["imm-01"]
+    points: list[Point] = []
+    parts = 0
+    for run in range(6):
+        begin = run * 12.0
+        product = ("cap-28mm", "cap-38mm")[run % 2]
+        if run:
+            change = "setup" if run in (1, 2, 4) else "idle"
+            points += states(
+                press, [(begin - 2, change, "size_change" if change == "setup" else "")]
+            )
+            points.append(Point(press, "product", minute(begin - 2), product))
+        else:
+            points.append(Point(press, "product", minute(begin), product))
+        points += states(press, [(begin, "running", "")])
+        for m in range(1, 11):
+            parts += 5
+            points.append(Point(press, "part_count", minute(begin + m - 0.5), parts))
+    points.append(Point(press, "part_count", minute(-1), 0))
+    store.write(points)
+    evidence = live_evidence(example_plant, store, [], end=minute(72), window=timedelta(hours=2))
+    got = evidence.indicators.to_dict()
+    assert got["CO"] == pytest.approx(3 / 5, abs=1e-12)
+    assert got["STD"] == 1.0
+
+
+def test_part_counts_are_per_minute_and_product_with_resets() -> None:
+    t = T0.timestamp()
+    log_ = [
+        StateEvent(t, MachineState.RUNNING, 0, 0, product="a"),
+        StateEvent(t + 10, MachineState.RUNNING, 3, 1, product="a"),
+        StateEvent(t + 50, MachineState.RUNNING, 5, 1, product="a"),
+        StateEvent(t + 70, MachineState.SETUP, 8, 1, product="b"),  # made under a
+        StateEvent(t + 130, MachineState.RUNNING, 2, 0, product="b"),  # a reset: nothing counted
+        StateEvent(t + 190, MachineState.RUNNING, 6, 0, product="b"),
+    ]
+    assert part_counts(log_, t, "imm-01", "x") == [
+        PartCount(t + 50, "imm-01", "a", 4.0, 1.0),
+        PartCount(t + 70, "imm-01", "a", 3.0, 0.0),
+        PartCount(t + 190, "imm-01", "b", 4.0, 0.0),
+    ]
+    unnamed = [StateEvent(t, MachineState.RUNNING, 0), StateEvent(t + 10, MachineState.RUNNING, 2)]
+    assert part_counts(unnamed, t, "imm-01", "x") == [PartCount(t + 10, "imm-01", "x", 2.0, None)]

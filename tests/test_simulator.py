@@ -34,11 +34,21 @@ def seconds_by_state(machine: MachineSim) -> dict[MachineState, float]:
     return totals
 
 
+def ideal_cycle_s(machine: Station) -> float:
+    """Per part, over the products the machine made (each at its own ideal cycle time)."""
+    ends = [run.part_count for run in machine.runs[1:]] + [machine.part_count]
+    seconds = sum(
+        machine.machine.ideal_cycle_time[run.product] * (end - run.part_count)
+        for run, end in zip(machine.runs, ends, strict=True)
+    )
+    return seconds / machine.part_count
+
+
 def kpis(machine: MachineSim) -> Oee:
     assert isinstance(machine, Station)
     good = machine.part_count - machine.reject_count
     return oee_from_states(
-        seconds_by_state(machine), machine.ideal_cycle_s, machine.part_count, good
+        seconds_by_state(machine), ideal_cycle_s(machine), machine.part_count, good
     )
 
 

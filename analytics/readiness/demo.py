@@ -17,7 +17,7 @@ from pathlib import Path
 from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
 from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicators import AlarmEvent, StateRecord, platform_state_code
+from analytics.readiness.indicators import AlarmEvent, PartCount, StateRecord, platform_state_code
 from analytics.readiness.live import HEARTBEAT, MachineData, PlantData, plant_indicators
 from analytics.readiness.persistence import ReadinessStore
 from simulators.fast import run_fast
@@ -29,6 +29,26 @@ log = logging.getLogger(__name__)
 
 DEMO_SCENARIOS = ("moulding", "machining", "packaging")
 EXAMPLES = Path("examples")
+
+
+def simulated_counts(station: Station, machine_id: str, origin: float) -> list[PartCount]:
+    """Each product run's parts as two records, its first part and the rest at its last, so
+    that a changeover shows between one run's last part and the next run's first."""
+    ends = [(r.part_count, r.reject_count) for r in station.runs[1:]]
+    ends.append((station.part_count, station.reject_count))
+    counts = []
+    for run, (parts_end, rejects_end) in zip(station.runs, ends, strict=True):
+        parts, rejects = parts_end - run.part_count, rejects_end - run.reject_count
+        if run.first_part_at is None or run.last_part_at is None or parts == 0:
+            continue
+        good, first_good = parts - rejects, 1.0 if parts > rejects else 0.0
+        at_first, at_last = origin + run.first_part_at, origin + run.last_part_at
+        first = PartCount(at_first, machine_id, run.product, first_good, 1 - first_good)
+        rest = PartCount(
+            at_last, machine_id, run.product, good - first_good, rejects - 1 + first_good
+        )
+        counts += [first, rest] if parts > 1 else [first]
+    return counts
 
 
 def simulated_plant_data(floor: PlantSim, duration_s: float) -> PlantData:
@@ -45,8 +65,7 @@ def simulated_plant_data(floor: PlantSim, duration_s: float) -> PlantData:
                 for i in sim.log
             ],
             seen=beats,
-            parts=float(sim.part_count),
-            rejects=float(sim.reject_count) if isinstance(sim, Station) else None,
+            counts=simulated_counts(sim, machine_id, origin) if isinstance(sim, Station) else [],
         )
         for machine_id, sim in floor.machines.items()
     }

@@ -23,7 +23,9 @@ What the platform measures, and what it cannot:
   log views), and when the window holds no working day's midnight (shorter than a day).
 - EC from rated power, as the specification's fallback without a main meter (the plant
   model has none): see `_energy_coverage`.
-- CO is null: live data carries no product id, so no product change can be seen.
+- STD and CO from the parts counted, each with the product loaded when it was made (a
+  machine's `product` signal; a machine that reports none makes its first plant product), and
+  CO from the state between two products' runs (changeovers as `setup`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.history import machine_history, points_in_force
@@ -47,6 +48,7 @@ from analytics.readiness.indicators import (
     PartCount,
     StateRecord,
     anomaly_response,
+    changeover_capture,
     connectivity,
     dashboard_use,
     energy_coverage,
@@ -61,14 +63,14 @@ from analytics.readiness.indicators import (
     standard_time_coverage,
     working_days,
 )
-from analytics.readiness.persistence import ReadinessStore, Snapshot
+from analytics.readiness.persistence import GateAlert, ReadinessStore, Snapshot, fallen_gates
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine, Plant
-from shopfloor.states import STATE, STOP_REASON
+from shopfloor.states import PRODUCT, STATE, STOP_REASON
 from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store
 
 HEARTBEAT = timedelta(minutes=1)  # readings are heartbeats at this resolution
-TEXT_SIGNALS = frozenset({STATE, STOP_REASON})
+TEXT_SIGNALS = frozenset({STATE, STOP_REASON, PRODUCT})
 VIEW_PREFIX = "view."
 SHOP_FLOOR_PAGE = "shop_floor"
 
@@ -76,12 +78,11 @@ SHOP_FLOOR_PAGE = "shop_floor"
 @dataclass(frozen=True)
 class MachineData:
     """One machine over a window: state records (the one in force at the start too), the times
-    of any data, parts made and rejects (None: the machine reports no rejects)."""
+    of any data, and the parts it made, by product, in time order."""
 
     states: Sequence[StateRecord]
     seen: Sequence[float]
-    parts: float
-    rejects: float | None
+    counts: Sequence[PartCount]
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,9 @@ class PlantData:
     views: Sequence[DashboardView] | None  # None: the dashboard logs no views
 
 
-def _product(plant: Plant, machine: Machine) -> str:
-    """The product the machine's counts are taken as (live data carries no product id): the
-    first plant product it has an ideal cycle time for, else none."""
+def first_product(plant: Plant, machine: Machine) -> str:
+    """The product a machine that reports none is taken to make: the first plant product it
+    has an ideal cycle time for, else none."""
     return next((p.id for p in plant.products if p.id in machine.ideal_cycle_time), "")
 
 
@@ -111,20 +112,11 @@ def plant_indicators(plant: Plant, data: PlantData, risk_zones: Collection[str])
     }
     links = connectivity({m: no_data_seconds(t) for m, t in timelines.items()}, end - start)
     machines = {machine.id: machine for _, machine in plant.machines()}
-    counts = {
-        machine_id: PartCount(
-            end,
-            machine_id,
-            _product(plant, machines[machine_id]),
-            m.parts - (m.rejects or 0.0),
-            m.rejects,
-        )
-        for machine_id, m in data.machines.items()
-    }
+    counts = [c for m in data.machines.values() for c in m.counts]
     visible = [
         oee_visible(
             machine_id in links.connected,
-            [counts[machine_id]],
+            data.machines[machine_id].counts,
             machines[machine_id].ideal_cycle_time,
             timelines[machine_id],
             bool(plant.shifts),
@@ -145,8 +137,9 @@ def plant_indicators(plant: Plant, data: PlantData, risk_zones: Collection[str])
             {z: signal_completeness(seen, start, end) for z, seen in data.zone_seen.items()},
             risk_zones,
         ),
-        STD=standard_time_coverage(counts.values(), _ideal_cycle_times(plant)),
+        STD=standard_time_coverage(counts, _ideal_cycle_times(plant)),
         EC=_energy_coverage(plant, links.connected),
+        CO=changeover_capture(counts, timelines),
     )
 
 
@@ -204,35 +197,60 @@ def _heartbeats(
     )
 
 
-def _made(log: Sequence[StateEvent], start: float) -> tuple[float, float | None]:
-    """Parts and rejects counted after `start`: the rises of the cumulative counters (a fall is
-    a reset); rejects None when no reject count was ever read."""
-    parts = rejects = 0.0
+def part_counts(
+    log: Sequence[StateEvent], start: float, machine: str, default_product: str
+) -> list[PartCount]:
+    """The parts counted after `start`, a record per minute and product: the rises of the
+    cumulative counters (a fall is a reset), each of the product loaded while it was made.
+    Rejects are None when the machine never reported a reject count."""
+    steps: list[tuple[float, str, float, float]] = []  # time, product, parts, rejects
     last_total = last_bad = None
+    made_under = log[0].product if log else ""
     for event in log:
+        parts = rejects = 0.0
         if event.total_count is not None:
-            if last_total is not None and event.time > start:
-                parts += max(0, event.total_count - last_total)
+            if last_total is not None:
+                parts = max(0, event.total_count - last_total)
             last_total = event.total_count
         if event.bad_count is not None:
-            if last_bad is not None and event.time > start:
-                rejects += max(0, event.bad_count - last_bad)
+            if last_bad is not None:
+                rejects = max(0, event.bad_count - last_bad)
             last_bad = event.bad_count
-    return parts, rejects if last_bad is not None else None
+        if event.time > start and (parts or rejects):
+            steps.append((event.time, made_under or default_product, parts, rejects))
+        made_under = event.product
+    counts_rejects = last_bad is not None
+    return [
+        PartCount(t, machine, product, parts - rejects, rejects if counts_rejects else None)
+        for t, product, parts, rejects in _per_minute(steps)
+    ]
+
+
+def _per_minute(
+    steps: Sequence[tuple[float, str, float, float]],
+) -> list[tuple[float, str, float, float]]:
+    """Consecutive steps of one product within a minute as one, at the time of its last."""
+    merged: list[tuple[float, str, float, float]] = []
+    minute = HEARTBEAT.total_seconds()
+    for t, product, parts, rejects in steps:
+        if merged and merged[-1][1] == product and t // minute == merged[-1][0] // minute:
+            _, _, parts_before, rejects_before = merged[-1]
+            merged[-1] = (t, product, parts_before + parts, rejects_before + rejects)
+        else:
+            merged.append((t, product, parts, rejects))
+    return merged
 
 
 def _machine_data(
-    store: Store, path: AssetPath, machine: Machine, start: datetime, end: datetime
+    store: Store, plant: Plant, path: AssetPath, machine: Machine, start: datetime, end: datetime
 ) -> MachineData:
     log = machine_history(partial(points_in_force, store), path, machine, start, end).events
     numeric = [s.id for s in machine.signals if s.id not in TEXT_SIGNALS]
     seen = _heartbeats(store, path, numeric, start, end)
-    parts, rejects = _made(log, start.timestamp())
     return MachineData(
         states=[StateRecord(e.time, platform_state_code(e.state, e.reason)) for e in log],
         seen=sorted({*seen, *(e.time for e in log)}),
-        parts=parts,
-        rejects=rejects,
+        counts=part_counts(log, start.timestamp(), machine.id, first_product(plant, machine)),
     )
 
 
@@ -294,7 +312,7 @@ def _views(
 def read_plant_data(plant: Plant, store: Store, start: datetime, end: datetime) -> PlantData:
     """The plant's data over [start, end), the window starting no earlier than its first data."""
     machines = {
-        machine.id: _machine_data(store, path, machine, start, end)
+        machine.id: _machine_data(store, plant, path, machine, start, end)
         for path, machine in plant.machines()
     }
     zone_seen = _zone_seen(store, plant, start, end)
@@ -346,16 +364,7 @@ class Rescored:
     """A fresh snapshot of an SME, and the gates whose indicators fell short since the last."""
 
     snapshot: Snapshot
-    newly_failing: list[str]  # "D3 G1: CC 0.40 < 0.50", as the snapshot's caps say
-
-
-def _failing(result: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        f"{d['id']} {c['gate']}": f"{d['id']} {c['gate']}: {c['reason']}"
-        for d in result["dimensions"]
-        for c in d["caps"]
-        if c["failing"]
-    }
+    fallen: list[GateAlert]
 
 
 def rescore(
@@ -380,5 +389,4 @@ def rescore(
         answers = saved.answers(earlier[-1])
         evidence = live_evidence(plant, store, answers.risk_zones, end=end)
         snapshot = saved.save(run_assessment(answers, evidence, taken_at=end))
-    before, now = _failing(earlier[-1].result), _failing(snapshot.result)
-    return Rescored(snapshot, [reason for key, reason in now.items() if key not in before])
+    return Rescored(snapshot, fallen_gates(earlier[-1], snapshot))
