@@ -101,7 +101,8 @@ class AnalyticsSettings:
 
     window: timedelta = timedelta(hours=1)
     interval_s: float = 10.0
-    lookback: timedelta = timedelta(hours=2)  # of history the detector is run over
+    lookback: timedelta = timedelta(hours=2)  # of history the detector is run over, at least
+    max_lookback: timedelta = timedelta(hours=24)  # when sparse data needs more to warm up
     detector: RelativeEntropySettings = LIVE_DETECTOR
     on: float = 0.99  # score that opens an anomaly event (the detector's confidence)
     off: float = 0.9  # score under which it closes, after `quiet` samples
@@ -339,17 +340,22 @@ def silence_events(
 
     Values are reported by exception (OPC UA sends a value when it changes), so a stuck sensor
     and a dropped-out one look alike: a noisy signal that stops arriving while its machine runs.
-    A silence still going on at `now` is open.
+    A sample's worth is the signal's own sampling interval around the gap (the larger of the
+    typical step before and after it), so a stream that changes rate (a replay sped up from
+    x1 to x60) is not taken for a silent one. A silence still going on at `now` is open.
     """
     if len(series) < 2:
         return []
-    limit = settings.silent_after * _step(series)
     edges = np.append(series.t, now)
+    steps = np.diff(edges)
+    # No gap shorter than this can be a silence, whatever the rate around it.
+    floor = settings.silent_after * float(np.percentile(steps[:-1], 5))
     found = []
-    for i in np.flatnonzero(np.diff(edges) > limit):
+    for i in np.flatnonzero(steps > floor).tolist():
+        limit = settings.silent_after * _typical_step(steps, i)
         a, b = float(edges[i]), float(edges[i + 1])
-        if _running_s(log_, a, b) <= limit:
-            continue  # stopped for most of it: nothing was expected
+        if b - a <= limit or _running_s(log_, a, b) <= limit:
+            continue  # within the signal's rhythm, or stopped for most of it
         found.append(
             Event(
                 type=EventType.ANOMALY,
@@ -360,6 +366,15 @@ def silence_events(
             )
         )
     return found
+
+
+def _typical_step(steps: FloatArray, gap: int, around: int = 60) -> float:
+    """The median sampling step before the gap, or after it when larger (the last step, up to
+    `now`, has no after)."""
+    before = steps[max(0, gap - around) : gap]
+    after = steps[gap + 1 : min(len(steps) - 1, gap + 1 + around)]
+    medians = [float(np.median(part)) for part in (before, after) if len(part)]
+    return max(medians, default=float(steps[gap]))
 
 
 def _running_s(log_: list[StateEvent], a: float, b: float) -> float:
@@ -440,6 +455,7 @@ class AnalyticsService:
         self.stopping = threading.Event()
         self._known: dict[AssetPath, _Known] = {}
         self._scored_until: dict[tuple[AssetPath, str], float] = {}
+        self._lookback: dict[AssetPath, timedelta] = {}
         self._cache = HistoryCache(store)
 
     @staticmethod
@@ -535,14 +551,16 @@ class AnalyticsService:
         if known is None:
             known = self._known[path] = self._load_known(path, machine, now)
         points: list[Point] = []
-        since = now - settings.lookback
+        since = now - self._lookback.get(path, settings.lookback)
         read = self._cache.reader("anomalies")
         states = state_log({STATE: read(path, STATE, since, now)})
         signals = {s: Series.of(read(path, s, since, now)) for s in process_signals(machine)}
+        running = {s: while_running(series, states) for s, series in signals.items()}
+        self._fit_lookback(path, running)
         for signal, series in signals.items():
             if len(series) == 0:
                 continue
-            score = anomaly_score(while_running(series, states), settings)
+            score = anomaly_score(running[signal], settings)
             points += self._score_points(path, signal, series, score)
             found = score_events(signal, series, score, settings)
             found += silence_events(signal, series, states, now.timestamp(), settings)
@@ -557,17 +575,33 @@ class AnalyticsService:
         known.forget_before(now - settings.link_horizon)
         return points
 
+    def _fit_lookback(self, path: AssetPath, running: dict[str, Series]) -> None:
+        """Look further back next time when even the busiest signal has too few samples taken
+        while running for the detector to learn (data arriving every 30 s at x60, not every
+        second); come back towards `lookback` once it has plenty."""
+        settings = self.settings
+        needed = settings.detector.learning + settings.detector.window
+        samples = max((int(np.count_nonzero(~np.isnan(s.values))) for s in running.values()),
+                      default=0)  # fmt: skip
+        current = self._lookback.get(path, settings.lookback)
+        if samples < needed:
+            self._lookback[path] = min(2 * current, settings.max_lookback)
+        elif samples > 4 * needed:
+            self._lookback[path] = max(current / 2, settings.lookback)
+
     def _score_points(
         self, path: AssetPath, signal: str, series: Series, score: FloatArray
     ) -> list[Point]:
-        """Scores of the samples not scored yet (earlier ones keep the score they were given)."""
+        """Scores of the samples not scored yet: earlier ones keep the score they were given,
+        and a sample left unscored (the detector still learning) may get one later, once the
+        detector looks further back."""
         key = (path, signal)
-        new = series.t > self._scored_until.get(key, -math.inf)
-        self._scored_until[key] = float(series.t[-1])
+        new = (series.t > self._scored_until.get(key, -math.inf)) & np.isfinite(score)
+        if new.any():
+            self._scored_until[key] = float(series.t[new][-1])
         return [
             Point(path, f"{SCORE_PREFIX}{signal}", _utc(t), float(s))
             for t, s in zip(series.t[new], score[new], strict=True)
-            if math.isfinite(s)
         ]
 
     def _event_points(

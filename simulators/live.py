@@ -192,7 +192,8 @@ class LiveSimulator:
 
     async def _sync_servers(self) -> None:
         """Start a machine's server, or stop it while the machine's network is lost."""
-        values = self.floor.sample()
+        self.floor.run_until(self.floor.sim.now)  # what starts now has started
+        values, at = self.floor.sample(), self.floor.wall(self.floor.sim.now)
         for machine_id, machine in self.floor.machines.items():
             endpoint = machine.machine.opcua
             if endpoint is None:
@@ -207,7 +208,7 @@ class LiveSimulator:
                     machine.machine, endpoint, self.bind_host, self, self.opcua_security
                 )
                 try:
-                    await server.start(values[self.floor.paths[machine_id]])
+                    await server.start(values[self.floor.paths[machine_id]], at)
                 except OSError as exc:  # the port is taken for now: try again next tick
                     log.warning("OPC UA server for %s not started: %s", machine_id, exc)
                     await server.stop()

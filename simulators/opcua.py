@@ -101,7 +101,10 @@ class MachineServer:
         self.server = Server(user_manager=users)
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
 
-    async def start(self, initial: dict[str, Value]) -> None:
+    async def start(self, initial: dict[str, Value], at: datetime | None = None) -> None:
+        """Serve the machine's signals from `initial`, stamped with the simulated time `at`
+        (default: now). A value stamped later than the simulator's next write would outlive
+        it in every store, as a machine stuck in its first state."""
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name(f"shopfloor simulator: {self.machine.name}")
@@ -120,6 +123,8 @@ class MachineServer:
             )
             await variable.set_writable()
             self._nodes[signal.id] = (node_id, variant_type)
+        if at is not None:
+            await self.publish({s: v for s, v in initial.items() if s in self._nodes}, at)
         await self._add_methods(machine_object, namespace)
         await self.server.start()
         log.info("OPC UA server for %s listening on %s", self.machine.id, self.url)

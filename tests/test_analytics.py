@@ -11,7 +11,13 @@ import pytest
 from analytics.history import Series, machine_history, points_in_force
 from analytics.kernels import counter_increase
 from analytics.oee import OeeInputError, StateEvent, oee, oee_from_states
-from analytics.service import AnalyticsService, AnalyticsSettings, machine_report, machine_score
+from analytics.service import (
+    AnalyticsService,
+    AnalyticsSettings,
+    machine_report,
+    machine_score,
+    silence_events,
+)
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
 from shopfloor.store import Point, Scope, Store
@@ -131,3 +137,51 @@ def test_machine_score_sees_signals_parting_ways_that_each_look_normal() -> None
     quiet = machine_score(signals, stopped, AnalyticsSettings())
     assert quiet is not None and np.isnan(quiet[0].values).all()  # scored while running only
     assert machine_score({"load": Series(t, load)}, running, AnalyticsSettings()) is None
+
+
+def test_a_signal_silent_while_running_is_an_event_and_a_rate_change_is_not() -> None:
+    t0 = T0.timestamp()
+    running = [StateEvent(t0, MachineState.RUNNING)]
+    settings = AnalyticsSettings()  # silent after 60 samples' worth
+    steady = np.concatenate([t0 + np.arange(600.0), t0 + 900 + np.arange(300.0)])
+    series = Series(steady, np.zeros(len(steady)))
+    [gap] = silence_events("vibration", series, running, t0 + 1200, settings)
+    assert (gap.start.timestamp(), gap.end and gap.end.timestamp()) == (t0 + 599, t0 + 900)
+    assert gap.name == "silent_vibration"
+    # A replay sped up from x1 to x60: one value every 30 s of data time from then on.
+    faster = np.concatenate([t0 + np.arange(600.0), t0 + 630 + 30 * np.arange(200.0)])
+    series = Series(faster, np.zeros(len(faster)))
+    assert silence_events("vibration", series, running, faster[-1] + 30, settings) == []
+    [still] = silence_events("vibration", series, running, faster[-1] + 3600, settings)
+    assert still.end is None and still.start.timestamp() == faster[-1]
+    stopped = [*running, StateEvent(t0 + 600, MachineState.PLANNED_STOP)]
+    series = Series(steady, np.zeros(len(steady)))
+    assert silence_events("vibration", series, stopped, t0 + 1200, settings) == []
+
+
+def test_sparse_data_makes_the_detector_look_further_back_until_it_can_learn(
+    example_plant: Plant, store: Store
+) -> None:
+    """A replay at x60 sends a value every 30 s of data time: two hours hold 240 samples, too
+    few to learn from (660); the service doubles its lookback until they are enough."""
+    path = next(p for p, m in example_plant.machines() if m.id == "cnc-01")
+    rng = np.random.default_rng(5)
+    times = [T0 + timedelta(seconds=30 * i) for i in range(1200)]  # 10 hours
+    store.write([Point(path, "state", T0, "running")])
+    store.write(
+        [
+            Point(path, "vibration", t, float(v))
+            for t, v in zip(times, rng.normal(2, 0.1, 1200), strict=True)
+        ]
+    )
+    service = AnalyticsService(example_plant, store, AnalyticsSettings())
+    now = times[-1]
+    scored = []
+    for _ in range(3):
+        written = service.run_once(now)
+        scored.append(sum(p.signal == "anomaly.vibration" for p in written))
+    assert scored[:2] == [0, 0] and scored[2] > 0
+    first_score = min(
+        p.ts for p in store.history(path, "anomaly.vibration", T0, now + timedelta(seconds=1))
+    )
+    assert first_score >= now - timedelta(hours=8)

@@ -241,3 +241,28 @@ def test_endpoint_is_required_when_the_plant_has_none() -> None:
         "nsu=urn:shopfloor:machines;s=oven-01.temperature",
         "nsu=urn:shopfloor:machines;s=oven-01.state",
     ]
+
+
+def test_a_servers_first_values_carry_the_simulated_time_they_were_sampled_at() -> None:
+    """Stamped with the server's start instead, the first state would be newer than the
+    simulator's next writes and stay the machine's state in every store."""
+
+    async def main() -> None:
+        from asyncua import Client
+
+        machine = oven(free_port())
+        assert machine.opcua is not None
+        server = MachineServer(machine, machine.opcua, "127.0.0.1", NoControls())
+        await server.start({"temperature": 180.0, "state": "running"}, T0)
+        try:
+            async with Client(machine.opcua.endpoint) as client:
+                namespace = await client.get_namespace_index(machine.opcua.namespace)
+                node = client.get_node(machine.node_id(machine.signals[1], namespace))
+                data = await node.read_data_value()
+        finally:
+            await server.stop()
+        assert data.Value is not None and data.Value.Value == "running"
+        assert data.SourceTimestamp is not None
+        assert data.SourceTimestamp.replace(tzinfo=UTC) == T0
+
+    asyncio.run(main())
