@@ -26,7 +26,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from shopfloor.plant import load_plant
 from shopfloor.store import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,16 @@ def wait_for_port(port: int, timeout_s: float = 15) -> bool:
                 return True
         time.sleep(0.1)
     return False
+
+
+def _wait_for_machines(plant_file: Path, timeout_s: float = 20) -> None:
+    """Until every machine's OPC UA server listens (or `timeout_s`: the watch names a
+    simulator that failed)."""
+    endpoints = [m.opcua.endpoint for _, m in load_plant(plant_file).machines() if m.opcua]
+    ports = [port for port in (urlsplit(e).port for e in endpoints) if port is not None]
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        wait_for_port(port, max(deadline - time.monotonic(), 0.1))
 
 
 def _die_with_parent() -> None:
@@ -203,9 +215,15 @@ def run_demo(
             raise RuntimeError(f"the MQTT broker did not start on port {port}")
         announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
         announce(f"API: http://127.0.0.1:{api_port}/docs  (Authorization: Bearer {api_token})")
-        children = {name: _spawn(argv, data_dir / f"{name}.log") for name, argv in commands.items()}
-        threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
+        children: dict[str, subprocess.Popen[bytes]] = {}
         try:
+            # The machines first: an edge agent started before their OPC UA servers would
+            # log refused connections and count reconnects on a demo that just began.
+            children["simulate"] = _spawn(commands.pop("simulate"), data_dir / "simulate.log")
+            _wait_for_machines(source.plant)
+            for name, argv in commands.items():
+                children[name] = _spawn(argv, data_dir / f"{name}.log")
+            threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
             _watch(children, data_dir, dashboard_port, announce)
         except KeyboardInterrupt:
             announce("stopping the demo...")
