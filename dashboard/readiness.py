@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 from fpdf import FPDF
@@ -32,13 +34,17 @@ from analytics.readiness.persistence import (
     ReadinessStoreError,
     Snapshot,
 )
-from analytics.readiness.questionnaire import MAX_SCORE, Item, Questionnaire, Scale
+from analytics.readiness.questionnaire import MAX_SCORE, Item
 from analytics.readiness.report import (
     Cohort,
+    DimensionRow,
+    IndicatorCard,
     Result,
     alert_text,
     cohort,
     dimension_rows,
+    flag_lines,
+    gate_notes,
     indicator_cards,
     radar_series,
     recommendation_rows,
@@ -56,8 +62,6 @@ SERIES_COLOURS = {
     "target": "#31a354",
 }
 DASHED_SERIES = "target"
-SHARE_LABELS = ("0 %", "< 10 %", "10-30 %", "30-60 %", "60-90 %", "> 90 %")
-FREQUENCY_LABELS = ("never", "yearly", "quarterly", "monthly", "weekly", "daily or per shift")
 SPECIAL_LABELS = {Special.DONT_KNOW: "don't know", Special.NOT_APPLICABLE: "not applicable"}
 ANSWER_OPTIONS: tuple[Response, ...] = (0, 1, 2, 3, 4, 5, Special.DONT_KNOW, Special.NOT_APPLICABLE)
 
@@ -77,45 +81,90 @@ def _closed(values: Sequence[T]) -> list[T]:
     return [*values, values[0]]
 
 
+RADAR_LABEL_CHARS = 16  # per line of a radar's dimension label: seven fit around a half page
+LEGEND_BELOW = {"orientation": "h", "y": -0.12, "x": 0.5, "xanchor": "center"}
+LEGEND_ABOVE = {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0}  # clear of axis titles
+SCORE_AXIS = {"range": [0, MAX_SCORE], "dtick": 1}
+# the scores along D1's spoke, upright (the tick angle is relative to the spoke)
+RADAR_SCORE_AXIS = {**SCORE_AXIS, "angle": 90, "tickangle": 90}
+
+
+def radar_label(dimension_id: str, name: str) -> str:
+    """A dimension's label wrapped onto short lines, so that it fits beside the radar."""
+    return "<br>".join(textwrap.wrap(f"{dimension_id} {name}", RADAR_LABEL_CHARS))
+
+
+def _radar_trace(
+    name: str, values: Sequence[float | None], rows: Sequence[DimensionRow]
+) -> go.Scatterpolar:
+    line = {"color": SERIES_COLOURS[name], "dash": "dash" if name == DASHED_SERIES else "solid"}
+    return go.Scatterpolar(
+        r=_closed(values), theta=_closed([r.id for r in rows]), name=name, line=line,
+        connectgaps=False, customdata=_closed([r.label for r in rows]),
+        hovertemplate=f"%{{customdata}}<br>{name} %{{r:.2f}}<extra></extra>",
+    )  # fmt: skip
+
+
 def radar_figure(result: Result) -> go.Figure:
-    """Questionnaire, evidence, final and target per dimension, and the cap of each."""
+    """Questionnaire, evidence, final and target per dimension, and the cap of each. The axes
+    are the dimension ids, labelled with the wrapped names; hover gives the full name."""
     rows = dimension_rows(result)
-    axes = _closed([f"{r.id} {r.name}" for r in rows])
-    figure = go.Figure()
-    for name, values in radar_series(result).items():
-        line = {"color": SERIES_COLOURS[name], "dash": "dash" if name == DASHED_SERIES else "solid"}
-        figure.add_trace(
-            go.Scatterpolar(r=_closed(values), theta=axes, name=name, line=line, connectgaps=False)
-        )
+    figure = go.Figure([_radar_trace(n, v, rows) for n, v in radar_series(result).items()])
     figure.add_trace(
         go.Scatterpolar(
-            r=[r.cap for r in rows], theta=axes[:-1], name="cap", mode="markers",
+            r=[r.cap for r in rows], theta=[r.id for r in rows], name="cap", mode="markers",
             marker={"symbol": "line-ew-open", "size": 14, "color": "#636363"},
+            customdata=[r.label for r in rows],
+            hovertemplate="%{customdata}<br>cap %{r}<extra></extra>",
         )
     )  # fmt: skip
-    figure.update_layout(polar={"radialaxis": {"range": [0, 5]}}, margin={"t": 30, "b": 30})
+    angular = {
+        "rotation": 90,  # D1 at the top, then counter-clockwise, as the PDF's radar
+        "tickmode": "array",
+        "tickvals": [r.id for r in rows],
+        "ticktext": [radar_label(r.id, r.name) for r in rows],
+    }
+    figure.update_layout(
+        polar={"radialaxis": RADAR_SCORE_AXIS, "angularaxis": angular},
+        margin={"t": 50, "b": 50, "l": 90, "r": 90},
+        legend=LEGEND_BELOW,
+    )
     return figure
 
 
 def gap_figure(result: Result) -> go.Figure:
-    """Final score and the gap to the target per dimension, the gap naming the binding gate."""
+    """Final score and the gap to the target per dimension. The binding gate's id stands past
+    the bar's end (the page lists what each needs), so that no note runs off the chart."""
     rows = dimension_rows(result)
-    labels = [f"{r.id} {r.name}" for r in rows]
+    labels = [r.label for r in rows]
     figure = go.Figure()
     figure.add_trace(
         go.Bar(y=labels, x=[r.final for r in rows], name="final", orientation="h",
                marker_color=SERIES_COLOURS["final"])
     )  # fmt: skip
     figure.add_trace(
-        go.Bar(
-            y=labels, x=[r.gap for r in rows], name="gap to target", orientation="h",
-            marker_color="#fdd0a2", text=[r.binding for r in rows], textposition="outside",
+        go.Bar(y=labels, x=[r.gap for r in rows], name="gap to target", orientation="h",
+               marker_color="#fdd0a2")
+    )  # fmt: skip
+    figure.add_trace(
+        go.Scatter(
+            y=labels, x=[r.final + r.gap for r in rows], text=[r.gates for r in rows],
+            mode="text", textposition="middle right", name="binding gate", showlegend=False,
+            hovertext=[r.binding for r in rows], hoverinfo="text", cliponaxis=False,
         )
     )  # fmt: skip
     figure.update_layout(
-        barmode="stack", xaxis={"range": [0, 8], "title": "score"}, yaxis={"autorange": "reversed"}
+        barmode="stack",
+        xaxis={**SCORE_AXIS, "title": "score (0-5)"},
+        yaxis={"autorange": "reversed"},
+        legend=LEGEND_ABOVE,
+        margin={"r": 40},
     )
     return figure
+
+
+HEATMAP_FONT_SIZE = 16  # plotly's default 12 reads as tiny in a cell
+CHART_FONT = {"size": 14}
 
 
 def cohort_figure(view: Cohort) -> go.Figure:
@@ -126,10 +175,10 @@ def cohort_figure(view: Cohort) -> go.Figure:
         go.Heatmap(
             z=rows, x=view.dimensions, y=[*labels, "cohort median"], zmin=0, zmax=5,
             colorscale="RdYlGn", text=[[f"{v:.2f}" for v in row] for row in rows],
-            texttemplate="%{text}",
+            texttemplate="%{text}", textfont={"size": HEATMAP_FONT_SIZE},
         )
     )  # fmt: skip
-    figure.update_layout(yaxis={"autorange": "reversed"})
+    figure.update_layout(yaxis={"autorange": "reversed"}, font=CHART_FONT)
     return figure
 
 
@@ -144,6 +193,60 @@ def progress_figure(progress: Sequence[Progress]) -> go.Figure:
         )  # fmt: skip
     figure.update_layout(yaxis={"range": [0, 5], "title": "score"})
     return figure
+
+
+SME_COLOURS = plotly.colors.qualitative.Dark2
+SME_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "hexagon", "cross", "x")
+
+
+def _sme_marker(rank: int) -> dict[str, object]:
+    """A colour and a symbol per SME, so that neighbours differ even in print."""
+    return {
+        "size": 16,
+        "color": SME_COLOURS[rank % len(SME_COLOURS)],
+        "symbol": SME_SYMBOLS[rank % len(SME_SYMBOLS)],
+    }
+
+
+def archetype_figure(view: Cohort) -> go.Figure:
+    """Every SME on the lean index Λ against the digital index Δ; the lines at the archetype
+    threshold split Starter, Lean-led, Tech-led and Lean 4.0 integrator. Each SME is its own
+    trace, named in the legend: labels beside close markers overlap or sit on a line."""
+    points = zip(view.labels, view.archetypes, view.lean, view.digital, strict=True)
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=[lean], y=[digital], mode="markers", name=label, marker=_sme_marker(rank),
+                hovertemplate=f"{label}: {kind}<br>Λ %{{x:.2f}}, Δ %{{y:.2f}}<extra></extra>",
+            )
+            for rank, (label, kind, lean, digital) in enumerate(points)
+        ]
+    )  # fmt: skip
+    for x, y, name in ((1.25, 1.25, "Starter"), (3.75, 1.25, "Lean-led"),
+                       (1.25, 3.75, "Tech-led"), (3.75, 3.75, "Lean 4.0 integrator")):  # fmt: skip
+        figure.add_annotation(x=x, y=y, text=name, showarrow=False, opacity=0.5)
+    figure.add_hline(y=ARCHETYPE_THRESHOLD, line_dash="dot")
+    figure.add_vline(x=ARCHETYPE_THRESHOLD, line_dash="dot")
+    figure.update_layout(
+        xaxis={"title": "lean index Λ", **SCORE_AXIS},
+        yaxis={"title": "digital index Δ", **SCORE_AXIS},
+        legend={**LEGEND_ABOVE, "orientation": "v"},
+        font=CHART_FONT,
+        height=520,
+    )
+    return figure
+
+
+def ranking_rows(view: Cohort) -> list[dict[str, object]]:
+    """The cohort's R ranking beside the quadrant: the figures the markers stand for."""
+    return [
+        {"rank": rank, "SME": label, "R": round(index, 2), "archetype": kind,
+         "Λ lean": round(lean, 2), "Δ digital": round(digital, 2)}
+        for rank, (label, index, kind, lean, digital) in enumerate(
+            zip(view.labels, view.index, view.archetypes, view.lean, view.digital, strict=True),
+            1,
+        )
+    ]  # fmt: skip
 
 
 # --- the PDF report -------------------------------------------------------------------------
@@ -253,7 +356,7 @@ def _radar(pdf: FPDF, result: Result) -> None:
     top = pdf.get_y()
     centre = (RADAR_CENTRE_X, top + RADAR_HEIGHT / 2)
     series = radar_series(result)
-    _radar_grid(pdf, centre, [f"{r.id} {r.name}" for r in dimension_rows(result)])
+    _radar_grid(pdf, centre, [r.label for r in dimension_rows(result)])
     for name, values in series.items():
         _radar_series(pdf, centre, name, values)
     _radar_legend(pdf, top + RADAR_HEIGHT / 3, list(series))
@@ -278,7 +381,7 @@ def report_pdf(result: Result) -> bytes:
         f"{result['level_name']}",
         f"Archetype: {archetype['name']} (lean {archetype['lean_index']:.2f}, digital "
         f"{archetype['digital_index']:.2f}) {archetype['warning']}",
-        *(f"Flag {f['kind']} {f['dimension']}: {f['detail']}" for f in result["flags"]),
+        *(f"Flag {line}" for line in flag_lines(result)),
     ]
     for line in lines:
         pdf.multi_cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
@@ -290,7 +393,7 @@ def report_pdf(result: Result) -> bytes:
         pdf,
         ("dimension", "Q", "E", "S", "cap", "F", "level", "target", "binding gate"),
         [
-            (f"{r.id} {r.name}", _number(r.questionnaire), _number(r.evidence),
+            (r.label, _number(r.questionnaire), _number(r.evidence),
              _number(r.combined), r.cap, _number(r.final), r.level, f"{r.target:g}", r.binding)
             for r in dimension_rows(result)
         ],
@@ -301,10 +404,7 @@ def report_pdf(result: Result) -> bytes:
     _table(
         pdf,
         ("indicator", "value", "score"),
-        [
-            (f"{c.name} {c.description}", c.value, "-" if c.score is None else c.score)
-            for c in cards
-        ],
+        [(f"{c.name} {c.description}", c.text, "-" if c.score is None else c.score) for c in cards],
         (60, 40, 12),
     )
     _heading(pdf, "Recommendations")
@@ -324,15 +424,11 @@ def report_pdf(result: Result) -> bytes:
 # --- the page -------------------------------------------------------------------------------
 
 
-def _option_label(item: Item, questionnaire: Questionnaire, option: Response) -> str:
+def option_label(item: Item, option: Response) -> str:
+    """An answer as the form offers it: the item's own statement for the level."""
     if isinstance(option, Special):
         return SPECIAL_LABELS[option]
-    if item.scale is Scale.SHARE:
-        return f"{option}: {SHARE_LABELS[option]}"
-    if item.scale is Scale.FREQUENCY:
-        return f"{option}: {FREQUENCY_LABELS[option]}"
-    levels = next(d.levels for d in questionnaire.dimensions if d.id == item.dimension)
-    return f"{option}: {levels[option]}"
+    return f"{option}: {item.options[option]}"
 
 
 def _questionnaire_form(answers: SmeAnswers, live: bool) -> tuple[SmeAnswers, bool] | None:
@@ -348,7 +444,7 @@ def _questionnaire_form(answers: SmeAnswers, live: bool) -> tuple[SmeAnswers, bo
                     f"{item.id} {item.text}",
                     ANSWER_OPTIONS,
                     index=ANSWER_OPTIONS.index(current),
-                    format_func=partial(_option_label, item, version),
+                    format_func=partial(option_label, item),
                     key=f"{answers.sme}-{item.id}",
                 )
                 given[item.id] = current if chosen is None else chosen
@@ -378,48 +474,54 @@ def _save_answers(store: ReadinessStore, snapshot: Snapshot, plant: Plant, data:
     st.rerun()
 
 
-def archetype_figure(view: Cohort) -> go.Figure:
-    """Every SME on the lean index Λ against the digital index Δ; the lines at the archetype
-    threshold split Starter, Lean-led, Tech-led and Lean 4.0 integrator."""
-    figure = go.Figure(
-        go.Scatter(
-            x=view.lean, y=view.digital, mode="markers+text", text=view.labels,
-            textposition="top center", customdata=view.archetypes,
-            hovertemplate="%{text}: %{customdata}<br>Λ %{x:.2f}, Δ %{y:.2f}<extra></extra>",
-        )
-    )  # fmt: skip
-    for x, y, name in ((1.25, 1.25, "Starter"), (3.75, 1.25, "Lean-led"),
-                       (1.25, 3.75, "Tech-led"), (3.75, 3.75, "Lean 4.0 integrator")):  # fmt: skip
-        figure.add_annotation(x=x, y=y, text=name, showarrow=False, opacity=0.5)
-    figure.add_hline(y=ARCHETYPE_THRESHOLD, line_dash="dot")
-    figure.add_vline(x=ARCHETYPE_THRESHOLD, line_dash="dot")
-    figure.update_layout(
-        xaxis={"title": "lean index Λ", "range": [0, 5]},
-        yaxis={"title": "digital index Δ", "range": [0, 5]},
-    )
-    return figure
+CLAIM_CHECK = (
+    "**Claim check.** Where the answers and the measured evidence of a dimension differ by "
+    "1.5 or more, the centre's expert looks on a gemba visit. A flag does not change the score:"
+    " measured data already outweighs the answers."
+)
+NO_PROGRESS_YET = (
+    "One assessment so far: progress appears after the next re-scoring (daily from live data) "
+    "or a new assessment."
+)
+CARD_COLUMNS = 5
 
 
 def _profile(result: Result) -> None:
     radar, gaps = st.columns(2)
     radar.plotly_chart(radar_figure(result))
     gaps.plotly_chart(gap_figure(result))
-    for flag in result["flags"]:
-        st.warning(f"{flag['kind']} {flag['dimension']}: {flag['detail']} → {flag['action']}")
+    notes = gate_notes(result)
+    if notes:
+        gaps.caption("Gates holding a score down:\n" + "\n".join(f"- {n}" for n in notes))
+    flags = flag_lines(result)
+    if flags:
+        st.info(
+            "\n".join([CLAIM_CHECK, "", *(f"- {line}" for line in flags)]),
+            icon=":material/fact_check:",
+        )
+
+
+def _indicator_card(card: IndicatorCard) -> None:
+    """A short code and a short value fit a fifth of the page; the name and the rest of the
+    value go below, where they can wrap."""
+    trend = [v for v in card.trend if v is not None]
+    score = "no score" if card.score is None else f"score {card.score} of {MAX_SCORE}"
+    with st.container(border=True):
+        st.metric(
+            card.name,
+            card.value,
+            help=f"{card.name}: {card.description}",
+            chart_data=trend if len(trend) > 1 else None,
+        )
+        st.caption(" · ".join(filter(None, (card.description, card.note, score))))
 
 
 def _indicators(snapshots: Sequence[Snapshot]) -> None:
     cards = indicator_cards([s.result for s in snapshots])
-    columns = st.columns(5)
+    columns = st.columns(CARD_COLUMNS)
     for index, card in enumerate(cards):
-        trend = [v for v in card.trend if v is not None]
-        columns[index % 5].metric(
-            f"{card.name} {card.description}",
-            card.value,
-            help=f"evidence score {'-' if card.score is None else card.score} of 5",
-            chart_data=trend if len(trend) > 1 else None,
-            border=True,
-        )
+        with columns[index % CARD_COLUMNS]:
+            _indicator_card(card)
 
 
 def _recommendations(result: Result) -> None:
@@ -442,10 +544,12 @@ def _alerts(store: ReadinessStore, sme: str) -> None:
 
 def _progress(store: ReadinessStore, sme: str) -> None:
     progress = store.progress(sme)
+    if len(progress) < 2:
+        st.info(NO_PROGRESS_YET)
+        return
     latest = progress[-1]
     st.metric("R since the first snapshot", f"{latest.index:.3f}", f"{latest.index_change:+.3f}")
-    if len(progress) > 1:
-        st.plotly_chart(progress_figure(progress))
+    st.plotly_chart(progress_figure(progress))
     st.caption(
         f"{len(progress)} snapshot(s); F since the baseline: "
         + ", ".join(f"{d} {change:+.2f}" for d, change in latest.final_change.items())
@@ -460,9 +564,10 @@ def _cohort(store: ReadinessStore) -> None:
     anonymise = st.toggle("Anonymise the SMEs", value=False)
     latest = {sme: store.snapshots(sme)[-1].result for sme in store.smes()}
     view = cohort(latest, anonymise)
-    heatmap, quadrant = st.columns(2)
-    heatmap.plotly_chart(cohort_figure(view))
+    st.plotly_chart(cohort_figure(view))  # full width: the SME names label its rows
+    quadrant, ranking = st.columns(2)
     quadrant.plotly_chart(archetype_figure(view))
+    ranking.dataframe(ranking_rows(view), hide_index=True)
 
 
 def _export(result: Result) -> None:

@@ -17,17 +17,26 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.mark.parametrize(
-    ("name", "archetype", "energy_coverage", "changeovers"),
+    ("name", "archetype", "energy_coverage", "changeovers", "index", "flags"),
     [
-        ("moulding", "Tech-led", 1.0, None),  # one product all shift
+        # One product all shift. Under-claims D2: the presses hold every mould's cycle time.
+        ("moulding", "Tech-led", 1.0, None, 2.93, ["under-claim D2"]),
         # The turning centre's rated power is unknown; five size changes, each a logged setup.
-        ("machining", "Lean-led", None, 1.0),
-        ("packaging", "Lean 4.0 integrator", 1.0, None),
+        # Under-claims D3: the centre's retrofit connected machines it runs on spreadsheets.
+        ("machining", "Lean-led", None, 1.0, 3.09, ["under-claim D3"]),
+        ("packaging", "Lean 4.0 integrator", 1.0, None, 3.725, []),
     ],
 )
 def test_demo_sme_archetype_from_its_simulated_plant(
-    name: str, archetype: str, energy_coverage: float | None, changeovers: float | None
+    name: str,
+    archetype: str,
+    energy_coverage: float | None,
+    changeovers: float | None,
+    index: float,
+    flags: list[str],
 ) -> None:
+    """Each SME tells its story: its archetype, and only the claim flag its answers file
+    explains (the simulated evidence is near-perfect, so answers must be near it too)."""
     answers = load_answers(EXAMPLES / "readiness" / f"{name}.yaml")
     evidence = simulated_evidence(EXAMPLES / "scenarios" / f"{name}.yaml", answers.risk_zones)
     card = run_assessment(answers, evidence).scorecard
@@ -36,6 +45,8 @@ def test_demo_sme_archetype_from_its_simulated_plant(
     got = indicators.to_dict()  # EC: every machine metered and connected, or unknown
     assert (got["DU"], got["EC"], got["CO"]) == (None, energy_coverage, changeovers)
     assert card.archetype.name == archetype, (card.archetype, [d.final for d in card.dimensions])
+    assert [f"{f.kind} {f.dimension}" for f in card.flags] == flags
+    assert card.index == pytest.approx(index, abs=1e-9)
 
 
 def test_the_demo_seeds_three_smes_of_different_archetypes_once(tmp_path: Path) -> None:

@@ -16,22 +16,31 @@ from streamlit.testing.v1 import AppTest
 from analytics.readiness import DATABASE_ENV
 from analytics.readiness.answers import load_answers
 from analytics.readiness.assessment import run_assessment
+from analytics.readiness.demo import seed_demo_smes
 from analytics.readiness.evidence import Evidence
 from analytics.readiness.indicator_file import indicators_from_dict, load_indicators
 from analytics.readiness.persistence import ReadinessStore, Snapshot
 from analytics.readiness.report import (
     cohort,
     dimension_rows,
+    flag_lines,
+    gate_notes,
     indicator_cards,
+    indicator_parts,
+    indicator_text,
     recommendation_rows,
     report_csv,
 )
 from dashboard.readiness import (
+    HEATMAP_FONT_SIZE,
+    NO_PROGRESS_YET,
     SERIES_COLOURS,
     archetype_figure,
     cohort_figure,
     gap_figure,
     radar_figure,
+    radar_label,
+    ranking_rows,
     report_pdf,
 )
 from shopfloor.store import ENV_VARS
@@ -142,17 +151,73 @@ def test_radar_and_gap_bars(saved: tuple[ReadinessStore, list[Snapshot]]) -> Non
     final = radar.data[2]
     assert list(final.r) == [2.25, 2.7, 3.5, 3.0, 2.0, 2.7, 2.5, 2.25]  # closed polygon
     assert radar.data[1].r[0] is None  # D1 has no evidence
-    gaps = gap_figure(result).data[1]
-    assert list(gaps.x)[4] == pytest.approx(1.0) and gaps.text[4] == "G3: needs RC >= 0.60"
+    assert list(final.theta) == ["D1", "D2", "D3", "D4", "D5", "D6", "D7", "D1"]
+    assert final.customdata[3] == "D4 Visibility & performance mgmt"  # full name on hover
+    gaps = gap_figure(result)
+    assert list(gaps.data[1].x)[4] == pytest.approx(1.0)
+    gates = gaps.data[2]  # the binding gate's id past the bar, its requirement on hover
+    assert (gates.text[4], gates.hovertext[4], gates.x[4]) == ("G3", "G3: needs RC >= 0.60", 3.0)
+    assert gaps.layout.xaxis.range == (0, 5)
+    # D2 and D4 are capped at 3 too, but their S does not reach it: only D5's gate binds
+    assert gate_notes(result) == ["D5 Maintenance & problem solving: G3: needs RC >= 0.60"]
+    assert [t for t in gates.text if t] == ["G3"]
+
+
+def test_radar_labels_fit_beside_the_chart(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    """The reviewer saw "nt", "ng" and "…leadershi": each label now wraps onto short lines,
+    and the margins leave room for them."""
+    radar = radar_figure(saved[1][0].result)
+    angular = radar.layout.polar.angularaxis
+    assert list(angular.tickvals) == ["D1", "D2", "D3", "D4", "D5", "D6", "D7"]
+    assert angular.ticktext[3] == "D4 Visibility &<br>performance mgmt"
+    assert all(len(line) <= 16 for label in angular.ticktext for line in label.split("<br>"))
+    assert radar.layout.margin.l >= 80 and radar.layout.margin.r >= 80
+    assert radar_label("D5", "Maintenance & problem solving") == (
+        "D5 Maintenance &<br>problem solving"
+    )
 
 
 def test_indicator_cards_carry_their_trend(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
     store, _ = saved
     cards = {c.name: c for c in indicator_cards([s.result for s in store.snapshots("sme-a")])}
     assert cards["RC"].trend == pytest.approx([62 / 182, 0.6])
-    assert (cards["RC"].value, cards["RC"].score) == ("60%", 3)
-    assert cards["ART"].value == "median 42 min, n = 37"
+    assert (cards["RC"].value, cards["RC"].note, cards["RC"].score) == ("60%", "", 3)
+    assert (cards["ART"].value, cards["ART"].note) == ("42 min", "median, n = 37")
+    assert cards["ART"].text == "42 min (median, n = 37)"
     assert cards["ART"].trend == [42.0, 42.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "headline", "note", "text"),
+    [
+        (0.341, "34%", "", "34%"),
+        (None, "-", "not measured", "not measured"),
+        ({"logging": False, "median_minutes": None, "events": 0}, "-", "no alarm logging",
+         "no alarm logging"),
+        ({"logging": True, "median_minutes": None, "events": 2}, "-", "2 events, needs 5",
+         "2 events, needs 5"),
+        ({"logging": True, "median_minutes": 42.0, "events": 37, "within_15_min": 0.2},
+         "42 min", "median, n = 37, 20% within 15 min",
+         "42 min (median, n = 37, 20% within 15 min)"),
+    ],
+)  # fmt: skip
+def test_indicator_values_have_a_headline_that_fits_a_card(
+    value: object, headline: str, note: str, text: str
+) -> None:
+    """The reviewer saw "not me…" and "2 even…": the card's value is at most six characters,
+    the rest goes to a note below it."""
+    assert indicator_parts(value) == (headline, note) and len(headline) <= 6
+    assert indicator_text(value) == text
+
+
+def test_flags_say_what_they_mean(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
+    store, _ = saved
+    sme_b = store.snapshots("sme-b")[-1].result
+    assert flag_lines(sme_b) == [
+        "D4 Visibility & performance mgmt, over-claim: you claimed more than your machines "
+        "show (Q 3.00 - E 1.50 = +1.50); next: verification walk (gemba visit)"
+    ]
+    assert flag_lines(saved[1][0].result) == []
 
 
 def test_recommendations_are_ranked_with_their_what_if(
@@ -177,12 +242,22 @@ def test_cohort_ranks_and_anonymises(saved: tuple[ReadinessStore, list[Snapshot]
     assert named.median[5] == pytest.approx((2.7 + 0.4) / 2)
     heatmap = cohort_figure(hidden).data[0]
     assert list(heatmap.y) == ["SME 1 (R 2.78)", "SME 2 (R 2.10)", "cohort median"]
+    assert heatmap.textfont.size == HEATMAP_FONT_SIZE >= 14
     ranked = sorted(latest.values(), key=lambda r: -r["index"])
     assert named.archetypes == [r["archetype"]["name"] for r in ranked]
     assert named.lean == [r["archetype"]["lean_index"] for r in ranked]
     assert named.digital == [r["archetype"]["digital_index"] for r in ranked]
-    quadrant = archetype_figure(hidden).data[0]
-    assert list(quadrant.text) == ["SME 1", "SME 2"] and list(quadrant.x) == named.lean
+    # one trace per SME, named in the legend: no label beside a marker to overlap or sit on
+    # the threshold line
+    quadrant = archetype_figure(hidden).data
+    assert [t.name for t in quadrant] == ["SME 1", "SME 2"]
+    assert [t.x[0] for t in quadrant] == named.lean and [t.y[0] for t in quadrant] == named.digital
+    assert all(t.mode == "markers" for t in quadrant)
+    assert len({(t.marker.color, t.marker.symbol) for t in quadrant}) == 2
+    assert ranking_rows(hidden)[0] == {
+        "rank": 1, "SME": "SME 1", "R": 2.78, "archetype": named.archetypes[0],
+        "Λ lean": round(named.lean[0], 2), "Δ digital": round(named.digital[0], 2),
+    }  # fmt: skip
 
 
 def test_a_snapshot_gives_back_its_answers_and_evidence(
@@ -239,6 +314,7 @@ def test_the_page_shows_an_indicator_that_fell_below_its_gate(
     assert [e.value for e in page.error] == [alert]
     progress = page.tabs[4]
     assert any(alert in m.value for m in progress.markdown)
+    assert not progress.info and len(progress.get("plotly_chart")) == 1  # two snapshots
 
 
 def test_the_page_scores_changed_answers_with_live_evidence(
@@ -253,7 +329,7 @@ def test_the_page_scores_changed_answers_with_live_evidence(
     monkeypatch.setenv(ENV_VARS["url"], f"sqlite:{tmp_path / 'store.db'}")
     page = AppTest.from_function(readiness_app, default_timeout=60).run()
     assert not page.exception
-    assert [m.value for m in page.metric[:3]] == ["1.47", "1 Beginner", "Starter"]
+    assert [m.value for m in page.metric[:3]] == ["1.60", "1 Beginner", "Starter"]
     page.selectbox(key="polimer-Q5").set_value(3)
     page.checkbox[0].check()
     page.button[0].click().run()
@@ -263,3 +339,35 @@ def test_the_page_scores_changed_answers_with_live_evidence(
     # the empty store measures nothing connected, yet the evidence is measured now
     assert (latest["answers"]["Q5"], latest["mode"]) == (3, "evidence")
     assert latest["indicators"]["CC"]["value"] == 0.0
+
+
+def test_the_demo_page_reads_calmly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polimer as the demo seeds it: its one deliberate flag in an info box, not a warning;
+    each item's own options; short indicator values; a message instead of a flat progress."""
+    database = tmp_path / "readiness.db"
+    seed_demo_smes(database, EXAMPLES.parent)
+    monkeypatch.setenv(DATABASE_ENV, str(database))
+    monkeypatch.setenv("SHOPFLOOR_PLANT", str(EXAMPLES.parent / "plant.yaml"))
+    monkeypatch.setenv(ENV_VARS["url"], f"sqlite:{tmp_path / 'store.db'}")
+    page = AppTest.from_function(readiness_app, default_timeout=60).run()
+    assert not page.exception
+    assert not page.warning and not page.error
+    profile, indicators, questionnaire, progress = (page.tabs[i] for i in (0, 1, 3, 4))
+    [claims] = profile.info
+    assert "Claim check" in claims.value
+    assert "D2 Lean flow & standard work, under-claim: your machines show more than you" in (
+        claims.value
+    )
+    assert "G2: needs DU >= 0.75" in profile.caption[0].value  # the gap chart's gate notes
+    values = {m.label: m.value for m in indicators.metric}
+    assert values["CC"] == "100%" and values["DU"] == "-" and values["ART"] == "-"
+    assert all(len(v) <= 6 for v in values.values())
+    assert any("anomaly response time" in c.value and "2 events, needs 5 · no score" in c.value
+               for c in indicators.caption)  # fmt: skip
+    q10 = questionnaire.selectbox(key="polimer-Q10")
+    assert q10.options[4] == "4: Automatic" and q10.value == 4
+    assert page.selectbox(key="polimer-Q4").options[2] == (
+        "2: Written rules for some systems (passwords, backups)"
+    )
+    assert page.selectbox(key="polimer-Q14").options[4] == "4: weekly"
+    assert [i.value for i in progress.info] == [NO_PROGRESS_YET] and not progress.metric

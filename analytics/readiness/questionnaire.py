@@ -25,7 +25,7 @@ MAX_SCORE = 5
 class Scale(StrEnum):
     """How an item is answered; each maps its options onto 0-5."""
 
-    ANCHORED = "A"  # one statement per level, following the dimension's level descriptors
+    ANCHORED = "A"  # the item's own statement per level, after its dimension's levels
     SHARE = "P"  # 0 %, <10 %, 10-30 %, 30-60 %, 60-90 %, >90 %
     FREQUENCY = "F"  # never, yearly, quarterly, monthly, weekly, daily or per shift
 
@@ -35,6 +35,11 @@ SCALE_NAMES = {
     Scale.SHARE: "a share",
     Scale.FREQUENCY: "a frequency",
 }
+Options = tuple[str, str, str, str, str, str]  # what levels 0-5 mean
+SHARE_OPTIONS: Options = ("0 %", "< 10 %", "10-30 %", "30-60 %", "60-90 %", "> 90 %")
+FREQUENCY_OPTIONS: Options = (
+    "never", "yearly", "quarterly", "monthly", "weekly", "daily or per shift",
+)  # fmt: skip
 
 
 class _Frozen(BaseModel):
@@ -42,17 +47,34 @@ class _Frozen(BaseModel):
 
 
 class Item(_Frozen):
+    """One question; an anchored item carries its own statement per level, since a
+    dimension's generic levels often contradict the question (Q10's level 4 is "automatic")."""
+
     id: str = Field(pattern=r"^Q\d+$")
     dimension: str
     text: str
     scale: Scale
+    anchors: Options | None = None  # anchored items only
+
+    @model_validator(mode="after")
+    def _anchored(self) -> Item:
+        if (self.anchors is None) == (self.scale is Scale.ANCHORED):
+            raise ValueError(f"{self.id}: anchors are given for anchored items, and only there")
+        return self
+
+    @property
+    def options(self) -> Options:
+        """What each level 0-5 means for this item: its anchors, or its scale's brackets."""
+        if self.anchors is not None:
+            return self.anchors
+        return SHARE_OPTIONS if self.scale is Scale.SHARE else FREQUENCY_OPTIONS
 
 
 class Dimension(_Frozen):
     id: str = Field(pattern=r"^D\d+$")
     name: str
     weight: float = Field(gt=0, le=1)
-    levels: tuple[str, str, str, str, str, str]  # descriptor of levels 0-5
+    levels: Options  # descriptor of levels 0-5
     indicators: tuple[str, ...]  # measured indicators that give this dimension its evidence
 
 

@@ -6,7 +6,7 @@ stages 2-6, the anchored-answer and %-bracket style follows the IMPULS/VDMA read
 
 from __future__ import annotations
 
-from analytics.readiness.questionnaire import Dimension, Item, Questionnaire, Scale
+from analytics.readiness.questionnaire import Dimension, Item, Options, Questionnaire, Scale
 
 A, P, F = Scale.ANCHORED, Scale.SHARE, Scale.FREQUENCY
 
@@ -111,72 +111,158 @@ _DIMENSIONS = (
     ),
 )
 
-_ITEMS = (
-    ("D1", "Written plan linking lean and digital goals", A),
-    ("D1", "Management reviews production KPIs", F),
-    ("D1", "Budget/time ring-fenced for improvement and digital projects", A),
-    ("D1", "Rules for shop-floor data ownership, access and cybersecurity", A),
-    ("D2", "5S / workplace organisation level", A),
-    ("D2", "Operations with documented standard work incl. standard cycle time", P),
-    ("D2", "Material flow under pull/WIP control (kanban, e-kanban)", P),
-    ("D2", "Changeovers timed and systematically reduced (SMED)", A),
-    ("D3", "Machines that deliver data automatically", P),
-    (
-        "D3",
-        "Capture of counts: 0 none, 1 paper, 2 typed into spreadsheet, 3 terminal entry, "
-        "4 automatic, 5 automatic + order/product context",
-        A,
-    ),
-    (
-        "D3",
-        "Data storage: 0 none ... 3 central historian/DB, 4 linked to ERP/MES, "
-        "5 unified contextual model",
-        A,
-    ),
-    ("D3", "Ability to retrofit legacy machines (sensors, gateways)", A),
-    ("D4", "Machines with OEE (or equivalent) calculated", P),
-    ("D4", "Shop-floor meetings held at a performance board/dashboard", F),
-    (
-        "D4",
-        "Status visibility: 0 none, 1 walk round, 2 shift report, 3 live screens, "
-        "4 pushed alerts, 5 forecasts",
-        A,
-    ),
-    (
-        "D4",
-        "Loss analysis: 0 none, 1 totals, 2 by category, 3 Pareto, "
-        "4 root cause with process data, 5 predictive",
-        A,
-    ),
-    ("D5", "Stop events with a recorded reason", P),
-    (
-        "D5",
-        "Maintenance: 0 breakdown, 1 some PM, 2 PM plan, 3 TPM incl. autonomous, "
-        "4 condition-based, 5 predictive",
-        A,
-    ),
-    ("D5", "Structured problem solving (5-why, A3, 8D) used", F),
-    (
-        "D5",
-        "Abnormality response: 0 none, 1 informal, 2 defined escalation, 3 andon, "
-        "4 digital andon with timestamps, 5 auto-detect + dispatch",
-        A,
-    ),
-    ("D6", "Electricity consumption that is sub-metered", P),
-    ("D6", "Energy per unit / per good part tracked", A),
-    ("D6", "Environment (temp., humidity) monitored where it affects quality or safety", A),
-    ("D6", "Energy/material waste actions with measured results", A),
-    ("D7", "Staff trained in lean basics", P),
-    ("D7", "Staff trained to use production data/dashboards", P),
-    ("D7", "Employee improvement ideas implemented", F),
-    ("D7", "Operators involved in designing or choosing digital tools", A),
-)
+# Anchored items answer with their own statement per level. Where the specification (B2)
+# spells the anchors out (Q10, Q11, Q15, Q16, Q18, Q20) they are its words; Q11's levels 1-2,
+# elided there, and the other anchored items' statements follow their dimension's B1 row,
+# phrased for the question asked.
+_ITEMS: tuple[tuple[str, str, Scale, Options | None], ...] = (
+    ("D1", "Written plan linking lean and digital goals", A, (
+        "No improvement goals",
+        "Ad-hoc projects, no written plan",
+        "Written lean or digital goals",
+        "Joint lean+digital roadmap, KPIs reviewed monthly",
+        "Funded roadmap with benefits tracked",
+        "Roadmap re-planned from live KPIs",
+    )),
+    ("D1", "Management reviews production KPIs", F, None),
+    ("D1", "Budget/time ring-fenced for improvement and digital projects", A, (
+        "None",
+        "Case by case, for ad-hoc projects",
+        "Yearly budget for lean or digital projects",
+        "Joint budget and time for the lean+digital roadmap",
+        "Funded project portfolio with benefits tracked",
+        "Budget re-allocated from live KPIs",
+    )),
+    ("D1", "Rules for shop-floor data ownership, access and cybersecurity", A, (
+        "No rules",
+        "Informal habits (shared passwords, someone knows)",
+        "Written rules for some systems (passwords, backups)",
+        "Written policy for shop-floor data: owners, access rights, backups",
+        "Policy enforced: roles, segmented network, incidents tracked",
+        "Access and threats monitored continuously, rules updated from it",
+    )),
+    ("D2", "5S / workplace organisation level", A, (
+        "No 5S",
+        "5S in pockets",
+        "5S in every area (sort, set in order, shine)",
+        "5S standardised, audited regularly",
+        "5S sustained; audit results tracked and acted on",
+        "Self-sustaining; deviations visible at a glance, fixed by the team",
+    )),
+    ("D2", "Operations with documented standard work incl. standard cycle time", P, None),
+    ("D2", "Material flow under pull/WIP control (kanban, e-kanban)", P, None),
+    ("D2", "Changeovers timed and systematically reduced (SMED)", A, (
+        "Not timed",
+        "Timed now and then",
+        "Standard changeover procedure on key machines",
+        "Every changeover recorded with its duration",
+        "SMED workshops with measured reductions",
+        "Changeovers sequenced and planned from live data",
+    )),
+    ("D3", "Machines that deliver data automatically", P, None),
+    ("D3", "Capture of counts", A, (
+        "None",
+        "Paper",
+        "Typed into spreadsheet",
+        "Terminal entry",
+        "Automatic",
+        "Automatic + order/product context",
+    )),
+    ("D3", "Data storage", A, (
+        "None",
+        "Spreadsheets and files on PCs",
+        "Separate machine or vendor databases",
+        "Central historian/DB",
+        "Linked to ERP/MES",
+        "Unified contextual model",
+    )),
+    ("D3", "Ability to retrofit legacy machines (sensors, gateways)", A, (
+        "Not possible or not known how",
+        "Only through the machine builder",
+        "Piloted on one machine",
+        "Done on most machines with standard kits",
+        "Standard retrofit package, data linked to ERP/MES",
+        "Plug-and-play: new sensors configure themselves, edge analytics",
+    )),
+    ("D4", "Machines with OEE (or equivalent) calculated", P, None),
+    ("D4", "Shop-floor meetings held at a performance board/dashboard", F, None),
+    ("D4", "Status visibility", A, (
+        "None",
+        "Walk round",
+        "Shift report",
+        "Live screens",
+        "Pushed alerts",
+        "Forecasts",
+    )),
+    ("D4", "Loss analysis", A, (
+        "None",
+        "Totals",
+        "By category",
+        "Pareto",
+        "Root cause with process data",
+        "Predictive",
+    )),
+    ("D5", "Stop events with a recorded reason", P, None),
+    ("D5", "Maintenance", A, (
+        "Breakdown",
+        "Some PM",
+        "PM plan",
+        "TPM incl. autonomous",
+        "Condition-based",
+        "Predictive",
+    )),
+    ("D5", "Structured problem solving (5-why, A3, 8D) used", F, None),
+    ("D5", "Abnormality response", A, (
+        "None",
+        "Informal",
+        "Defined escalation",
+        "Andon",
+        "Digital andon with timestamps",
+        "Auto-detect + dispatch",
+    )),
+    ("D6", "Electricity consumption that is sub-metered", P, None),
+    ("D6", "Energy per unit / per good part tracked", A, (
+        "Bill only",
+        "Main meter read monthly",
+        "kWh per area or machine from some sub-meters",
+        "kWh per part known for the major consumers",
+        "kWh per good part tied to machine states and actions",
+        "Energy per part predicted and optimised",
+    )),
+    ("D6", "Environment (temp., humidity) monitored where it affects quality or safety", A, (
+        "Not monitored",
+        "Read by hand now and then",
+        "Logged at some critical points",
+        "Every critical zone monitored continuously",
+        "Linked to quality and process data, alarms acted on",
+        "Predicted and controlled automatically",
+    )),
+    ("D6", "Energy/material waste actions with measured results", A, (
+        "None",
+        "Occasional actions, not measured",
+        "Planned actions, results estimated",
+        "Results measured on the major consumers",
+        "Losses tied to machine states; savings tracked per action",
+        "Load and material use optimised and predicted",
+    )),
+    ("D7", "Staff trained in lean basics", P, None),
+    ("D7", "Staff trained to use production data/dashboards", P, None),
+    ("D7", "Employee improvement ideas implemented", F, None),
+    ("D7", "Operators involved in designing or choosing digital tools", A, (
+        "Never",
+        "Told once tools are chosen",
+        "Asked for feedback now and then",
+        "Consulted in choosing and testing",
+        "Operators co-design digital tools",
+        "Operator teams build and improve their own tools with data",
+    )),
+)  # fmt: skip
 
 QUESTIONNAIRE_V1 = Questionnaire(
     version=1,
     dimensions=_DIMENSIONS,
     items=tuple(
-        Item(id=f"Q{number}", dimension=dimension, text=text, scale=scale)
-        for number, (dimension, text, scale) in enumerate(_ITEMS, 1)
+        Item(id=f"Q{number}", dimension=dimension, text=text, scale=scale, anchors=anchors)
+        for number, (dimension, text, scale, anchors) in enumerate(_ITEMS, 1)
     ),
 )

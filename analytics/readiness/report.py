@@ -25,11 +25,14 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
+def _binding_caps(dimension: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    binding = set(dimension["binding_gates"])
+    return [c for c in dimension["caps"] if c["gate"] in binding and c["cap"] == dimension["cap"]]
+
+
 def binding_gate(dimension: Mapping[str, Any]) -> str:
     """The gates that hold the dimension's score down, with what lifts them; "" if none."""
-    binding = set(dimension["binding_gates"])
-    caps = [c for c in dimension["caps"] if c["gate"] in binding and c["cap"] == dimension["cap"]]
-    return "; ".join(f"{c['gate']}: {c['reason']}" for c in caps)
+    return "; ".join(f"{c['gate']}: {c['reason']}" for c in _binding_caps(dimension))
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class DimensionRow:
     combined: float
     cap: int
     binding: str  # the binding gate, "" when no gate holds the score down
+    gates: str  # the binding gates' ids only ("G3"), short enough to label a bar
     final: float
     level: int
     target: float
@@ -49,6 +53,10 @@ class DimensionRow:
     @property
     def gap(self) -> float:
         return max(0.0, self.target - self.final)
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} {self.name}"
 
 
 def dimension_rows(result: Result) -> list[DimensionRow]:
@@ -62,11 +70,36 @@ def dimension_rows(result: Result) -> list[DimensionRow]:
             combined=d["combined"],
             cap=d["cap"],
             binding=binding_gate(d),
+            gates=" ".join(c["gate"] for c in _binding_caps(d)),
             final=d["final"],
             level=d["level"],
             target=d["target"],
         )
         for d in result["dimensions"]
+    ]
+
+
+def gate_notes(result: Result) -> list[str]:
+    """One line per dimension a gate holds down: the gap chart labels its bar with the gate's
+    id only, since the full requirement does not fit beside a bar."""
+    return [f"{r.label}: {r.binding}" for r in dimension_rows(result) if r.binding]
+
+
+FLAG_MEANINGS = {
+    "under-claim": "your machines show more than you claimed",
+    "over-claim": "you claimed more than your machines show",
+    "dont-know": "an answer is still open",
+}
+
+
+def flag_lines(result: Result) -> list[str]:
+    """Each claim flag in plain words: what it means for the SME and what follows, so that a
+    flag reads as a question for the gemba visit rather than as a fault."""
+    names = {d["id"]: d["name"] for d in result["dimensions"]}
+    return [
+        f"{f['dimension']} {names[f['dimension']]}, {f['kind']}: "
+        f"{FLAG_MEANINGS.get(f['kind'], f['kind'])} ({f['detail']}); next: {f['action']}"
+        for f in result["flags"]
     ]
 
 
@@ -103,15 +136,37 @@ def _blank(value: float | None) -> float | str:
     return "" if value is None else value
 
 
-def indicator_text(value: object) -> str:
-    """An indicator's raw value as shown: a ratio, the response time, or "not measured"."""
+NO_VALUE = "-"
+
+
+def _response_time_parts(value: Mapping[str, Any]) -> tuple[str, str]:
+    if not value["logging"]:
+        return NO_VALUE, "no alarm logging"
+    if value["median_minutes"] is None:
+        return NO_VALUE, f"{value['events']} events, needs 5"
+    fast = value.get("within_15_min")
+    share = "" if fast is None else f", {fast:.0%} within 15 min"
+    return f"{value['median_minutes']:.0f} min", f"median, n = {value['events']}{share}"
+
+
+def indicator_parts(value: object) -> tuple[str, str]:
+    """An indicator's raw value split into a headline short enough for a metric card (a ratio,
+    ART's median, or "-") and a note with the rest ("" when there is none)."""
     if isinstance(value, Mapping):
-        if not value["logging"]:
-            return "no alarm logging"
-        if value["median_minutes"] is None:
-            return f"{value['events']} events (< 5)"
-        return f"median {value['median_minutes']:.0f} min, n = {value['events']}"
-    return "not measured" if value is None else f"{value:.0%}"
+        return _response_time_parts(value)
+    return (NO_VALUE, "not measured") if value is None else (f"{value:.0%}", "")
+
+
+def _phrase(headline: str, note: str) -> str:
+    if not note:
+        return headline
+    return note if headline == NO_VALUE else f"{headline} ({note})"
+
+
+def indicator_text(value: object) -> str:
+    """An indicator's raw value in one phrase: "34%", "42 min (median, n = 37)", "not
+    measured"."""
+    return _phrase(*indicator_parts(value))
 
 
 def indicator_number(value: object) -> float | None:
@@ -135,9 +190,15 @@ def alert_text(alert: GateAlert) -> str:
 class IndicatorCard:
     name: str
     description: str
-    value: str
+    value: str  # the headline of indicator_parts
+    note: str  # the rest of it, "" if none
     score: int | None
     trend: list[float | None]  # one per snapshot, oldest first
+
+    @property
+    def text(self) -> str:
+        """The value in one phrase, as a table shows it."""
+        return _phrase(self.value, self.note)
 
 
 def indicator_cards(results: Sequence[Result]) -> list[IndicatorCard]:
@@ -145,9 +206,9 @@ def indicator_cards(results: Sequence[Result]) -> list[IndicatorCard]:
     latest = results[-1]["indicators"]
     return [
         IndicatorCard(
-            name=name,
-            description=description,
-            value=indicator_text(latest[name]["value"]),
+            name,
+            description,
+            *indicator_parts(latest[name]["value"]),
             score=latest[name]["score"],
             trend=[indicator_number(r["indicators"][name]["value"]) for r in results],
         )
