@@ -1,0 +1,148 @@
+"""Analytics over the store: the continuous KPI service and the Lean 4.0 readiness assessment."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from analytics.readiness import DATABASE_ENV, DEFAULT_DATABASE, DEFAULT_WINDOW
+from shopfloor.cli.common import (
+    DEFAULT_PLANT,
+    DEFAULT_STORE,
+    DatabaseOption,
+    JsonOption,
+    OrgOption,
+    PlantOption,
+    StoreUrlOption,
+    TokenOption,
+    VerboseOption,
+    app,
+    connect_store,
+    fail,
+    read_plant,
+    setup_logging,
+    store_settings,
+)
+
+
+@app.command()
+def analytics(
+    plant_file: PlantOption = DEFAULT_PLANT,
+    store_url: StoreUrlOption = DEFAULT_STORE,
+    store_database: DatabaseOption = "shopfloor",
+    store_token: TokenOption = None,
+    store_org: OrgOption = None,
+    window: Annotated[
+        int, typer.Option(min=1, help="Minutes of history the rolling KPIs cover.")
+    ] = 60,
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between recomputations.")] = 10,
+    readiness_db: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=DATABASE_ENV,
+            help="Add a Lean 4.0 readiness snapshot of the plant's SME to this database daily, "
+            "with evidence from the store.",
+        ),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Recompute KPIs, energy and anomalies of every machine into the store, continuously.
+
+    Rolling KPIs (kpi.*), shift KPIs (kpi.shift.*, report.shift), anomaly scores (anomaly.*)
+    and anomaly events linked to the stop that followed them; the clock is the data's.
+    """
+    from analytics.service import AnalyticsService, AnalyticsSettings
+
+    setup_logging(verbose)
+    plant = read_plant(plant_file)
+    store = connect_store(store_settings(store_url, store_database, store_token, store_org))
+    settings = AnalyticsSettings(
+        window=timedelta(minutes=window), interval_s=interval, readiness_db=readiness_db
+    )
+    service = AnalyticsService(plant, store, settings)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            service.run()
+    finally:
+        store.close()
+
+
+ReadinessDbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar=DATABASE_ENV, help="SQLite file of assessments and snapshots."),
+]
+
+
+@app.command()
+def assess(
+    answers_file: Annotated[Path, typer.Argument(help="The SME's answers file (YAML).")],
+    indicators_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--indicators", help="The ten measured indicators (YAML or JSON) over the window."
+        ),
+    ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store-url",
+            help="Measure the evidence from the platform's store (with --plant): sqlite:PATH "
+            "or an InfluxDB URL.",
+        ),
+    ] = None,
+    plant_file: Annotated[
+        Path | None,
+        typer.Option("--plant", envvar="SHOPFLOOR_PLANT", help="The SME's plant file (YAML)."),
+    ] = None,
+    store_database: DatabaseOption = "shopfloor",
+    store_token: TokenOption = None,
+    store_org: OrgOption = None,
+    window_days: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Days of store data the indicators cover, ending at the newest reading "
+            "(less when the data began later).",
+        ),
+    ] = DEFAULT_WINDOW / timedelta(days=1),
+    questionnaire_only: Annotated[
+        bool,
+        typer.Option(help="Score the answers alone: no dimension with indicators passes Basic."),
+    ] = False,
+    database: ReadinessDbOption = DEFAULT_DATABASE,
+    save: Annotated[bool, typer.Option(help="Keep a dated snapshot in --db.")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Lean 4.0 readiness: questionnaire and evidence per dimension, index, level, archetype,
+    flags and ranked priorities with their recommendation and what-if gain."""
+    from analytics.readiness.command import CommandError
+    from analytics.readiness.command import assess as run
+
+    store = None
+    if store_url is not None:
+        store = store_settings(store_url, store_database, store_token, store_org)
+    try:
+        run(answers_file, indicators_file, store, plant_file, timedelta(days=window_days),
+            questionnaire_only, database, save, as_json)  # fmt: skip
+    except CommandError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("assess-history")
+def assess_history(
+    sme: Annotated[str, typer.Argument(help="The SME's id, as in its answers file.")],
+    database: ReadinessDbOption = DEFAULT_DATABASE,
+    as_json: JsonOption = False,
+) -> None:
+    """An SME's readiness over time: R and Fd of every snapshot, and their change."""
+    from analytics.readiness.command import CommandError
+    from analytics.readiness.command import assess_history as run
+
+    try:
+        run(sme, database, as_json)
+    except CommandError as exc:
+        raise fail(str(exc)) from None

@@ -1,0 +1,150 @@
+"""What several command groups share: the app, common options, and how a command fails or stops.
+
+Imports stay light here (typer and the shopfloor contract modules): every command imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shopfloor.config import ConfigError
+from shopfloor.plant import Plant, load_plant
+from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
+
+app = typer.Typer(
+    help="shopfloor: a smart-manufacturing demonstration platform "
+    "(simulated lines, edge agent, gateway, analytics, dashboard).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+PlantOption = Annotated[
+    Path, typer.Option("--plant", envvar="SHOPFLOOR_PLANT", help="Plant file (YAML).")
+]
+BrokerOption = Annotated[
+    str,
+    typer.Option(
+        "--broker",
+        envvar="SHOPFLOOR_BROKER_URL",
+        help="MQTT broker, mqtt[s]://[user:pw@]host:port.",
+    ),
+]
+StoreUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--store-url",
+        envvar=ENV_VARS["url"],
+        help="Time-series store: sqlite:PATH (embedded) or an InfluxDB URL http://host:8086.",
+    ),
+]
+DatabaseOption = Annotated[
+    str,
+    typer.Option(
+        "--store-database", envvar=ENV_VARS["database"], help="InfluxDB 1.x database or 2.x bucket."
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--store-token", envvar=ENV_VARS["token"], help="InfluxDB 2.x/3.x token."),
+]
+OrgOption = Annotated[
+    str | None,
+    typer.Option("--store-org", envvar=ENV_VARS["org"], help="InfluxDB 2.x organisation."),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+DEFAULT_PLANT = Path("examples/plant.yaml")
+DEFAULT_STORE = StoreSettings().url
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Stop like Ctrl-C; a second polite signal must not break the clean stop it started."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def setup_logging(verbose: bool) -> None:
+    """Log to stderr, and treat SIGTERM like Ctrl-C so services stop cleanly under supervisors."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # asyncua logs every unencrypted endpoint and teardown hiccup, with tracebacks; the
+    # components report connection problems themselves, in one line.
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    # The embedded demo broker logs every session transition at INFO.
+    for chatty in ("amqtt", "transitions"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print the error; the caller raises what this returns (exit code 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def read_plant(plant_file: Path) -> Plant:
+    """The plant file, or exit naming what is wrong with it."""
+    try:
+        return load_plant(plant_file)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def run_until_interrupted(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a service until Ctrl-C or SIGTERM (see setup_logging)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coroutine)
+
+
+def read_scenario(plant_file: Path, scenario_file: Path | None, seed: int | None) -> Any:
+    """The scenario file, else the plant's default scenario, with `seed` if given; or exit."""
+    from simulators.scenario import default_scenario, load_scenario
+
+    try:
+        loaded = load_scenario(scenario_file) if scenario_file else default_scenario(plant_file)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if seed is not None:
+        loaded = loaded.model_copy(
+            update={"scenario": loaded.scenario.model_copy(update={"seed": seed})}
+        )
+    return loaded
+
+
+def store_settings(url: str, database: str, token: str | None, org: str | None) -> StoreSettings:
+    """The store options, with user name, password and write API from the environment."""
+    return StoreSettings.model_validate(
+        {
+            "url": url,
+            "database": database,
+            "token": token,
+            "org": org,
+            "username": os.environ.get(ENV_VARS["username"]),
+            "password": os.environ.get(ENV_VARS["password"]),
+            "write_api": os.environ.get(ENV_VARS["write_api"], "auto"),
+        }
+    )
+
+
+def connect_store(settings: StoreSettings) -> Store:
+    """The store, or exit saying why it cannot be opened."""
+    try:
+        return open_store(settings)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
