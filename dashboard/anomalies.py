@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard.kpis import JUST_AFTER, data_clock
+from dashboard.kpis import JUST_AFTER, clock_note, data_clock
 from dashboard.store_errors import shows_store_errors
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
@@ -166,6 +166,7 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
     if now is None:
         return
     start, end = now - window, now + JUST_AFTER
+    st.caption(f"{clock_note(now, datetime.now(UTC))}, every {REFRESH_S:.0f} s.")
     events = read_events(plant, store, start, end)
     _event_table(store, [e for e in events if e.event.type is EventType.ANOMALY])
     st.subheader("Signals")
@@ -178,7 +179,6 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
     )
     for scored in signals:
         st.plotly_chart(_signal_figure(scored, machine_events))
-    st.caption(f"Data up to {now:%Y-%m-%d %H:%M:%S} UTC; refreshed every {REFRESH_S:.0f} s")
 
 
 def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
@@ -195,7 +195,9 @@ def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
     with st.expander(label, expanded=len(waiting) <= EXPANDED_ACKS):
         for item in waiting:
             text, button = st.columns([4, 1])
-            text.markdown(f"**{item.machine}** · {item.signal} · {item.event.start:%H:%M:%S}")
+            text.markdown(
+                f"**{item.machine}** · {item.signal} · {item.event.start:%H:%M:%S} data time"
+            )
             button.button(
                 "Acknowledge",
                 key=f"ack-{item.path.asset}-{item.event.name}-{item.event.start.isoformat()}",
@@ -214,8 +216,8 @@ def _event_row(item: AssetEvent) -> dict[str, object]:
     return {
         "Machine": item.machine,
         "Signal": item.signal,
-        "Start (UTC)": f"{event.start:%Y-%m-%d %H:%M:%S}",
-        "End (UTC)": f"{event.end:%H:%M:%S}" if event.end else "ongoing",
+        "Start (data time, UTC)": f"{event.start:%Y-%m-%d %H:%M:%S}",
+        "End (data time, UTC)": f"{event.end:%H:%M:%S}" if event.end else "ongoing",
         "Acknowledged": _response_text(item.response_s),
         "Peak": event.note,
         "Followed by": _loss_text(loss) if loss else "",

@@ -13,27 +13,19 @@ import streamlit as st
 
 from analytics.readiness.live import record_view
 from dashboard.anomalies import anomalies_page
-from dashboard.controls import Controls
+from dashboard.controls import controls_page
 from dashboard.edge_devices import edge_devices_page
 from dashboard.energy import energy_page
+from dashboard.kpis import clock_note
 from dashboard.oee import oee_page
 from dashboard.readiness import readiness_page
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from dashboard.store_errors import shows_store_errors
 from shopfloor.config import ConfigError
-from shopfloor.messages import (
-    Action,
-    FaultKind,
-    InjectFault,
-    LoadScenario,
-    ResetShift,
-    SetSpeed,
-)
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import Store, StoreError, StoreSettings, open_store
 
 REFRESH_S = 2.0
-SPEEDS = [1, 10, 60, 600, 1000]
 
 
 @st.cache_resource
@@ -81,7 +73,8 @@ def _machine_card(machine: AssetView, shop_floor: ShopFloor) -> None:
                     f"{name.replace('_', ' ')} {_format(p.value, p.unit)}" for name, p in process
                 )
             )
-        age = machine.age_s(shop_floor.read_at)
+        # Against the data clock when it runs ahead of the wall clock (a fast simulation).
+        age = machine.age_s(shop_floor.clock)
         st.caption("no data yet" if age is None else f"updated {max(age, 0):.0f} s ago")
 
 
@@ -105,8 +98,8 @@ def _events(shop_floor: ShopFloor) -> None:
         {
             "machine": item.asset,
             "event": item.event.name.replace("_", " "),
-            "start (UTC)": f"{item.event.start:%Y-%m-%d %H:%M:%S}",
-            "end (UTC)": f"{item.event.end:%H:%M:%S}" if item.event.end else "ongoing",
+            "start (data time, UTC)": f"{item.event.start:%Y-%m-%d %H:%M:%S}",
+            "end (data time, UTC)": f"{item.event.end:%H:%M:%S}" if item.event.end else "ongoing",
             "note": item.event.note,
         }
         for item in shop_floor.events
@@ -127,7 +120,12 @@ def live_shop_floor(plant: Plant, store: Store) -> None:
     for sensor in shop_floor.sensors:
         _sensor_card(sensor)
     _events(shop_floor)
-    st.caption(f"Refreshed {shop_floor.read_at:%H:%M:%S} UTC, every {REFRESH_S:.0f} s")
+    newest = shop_floor.newest_reading
+    st.caption(
+        f"{clock_note(newest, shop_floor.read_at)}, every {REFRESH_S:.0f} s"
+        if newest
+        else f"Refreshed {shop_floor.read_at:%H:%M:%S} UTC (wall clock), every {REFRESH_S:.0f} s"
+    )
 
 
 def shop_floor_page() -> None:
@@ -146,55 +144,6 @@ def _log_view(plant: Plant, store: Store) -> None:
         st.session_state["view_logged"] = True
 
 
-def controls_page() -> None:
-    plant = _plant()
-    st.title("Demo controls")
-    broker = os.environ.get("SHOPFLOOR_BROKER_URL")
-    if not broker:
-        st.info("Start the dashboard with --broker to drive a simulator.")
-        return
-    controls = Controls(broker, plant)
-    status = controls.status()
-    if status is None:
-        st.warning("No simulator is running for this plant (none has announced itself).")
-    else:
-        st.caption(f"Running: {status.scenario}, at x{status.speed:g}")
-    machines = {machine.id: machine.name for _, machine in plant.machines()}
-    with st.form("inject"):
-        st.subheader("Inject a fault")
-        machine = st.selectbox("Machine", list(machines), format_func=lambda m: machines[m])
-        fault = st.selectbox("Fault", list(FaultKind), format_func=lambda f: f.replace("_", " "))
-        minutes = st.number_input("Duration (simulated minutes)", 1, 24 * 60, 20)
-        if st.form_submit_button("Inject fault") and machine and fault:
-            problem = plant.injection_problem(machine, FaultKind(fault))
-            if problem:
-                st.error(problem)
-            else:
-                action = InjectFault(asset=machine, fault=FaultKind(fault), duration_s=minutes * 60)
-                _send(controls, action, f"{fault.replace('_', ' ')} sent to {machines[machine]}")
-    st.subheader("Speed and shift")
-    speed = st.select_slider("Simulation speed", SPEEDS, value=1, format_func=lambda s: f"x{s}")
-    set_speed, reset = st.columns(2)
-    if set_speed.button("Set speed"):
-        _send(controls, SetSpeed(speed=speed), f"speed set to x{speed}")
-    if reset.button("Reset shift"):
-        _send(controls, ResetShift(), "shift reset")
-    if status is not None and status.available:
-        st.subheader("Scenario")
-        name = st.selectbox("Scenario", status.available)
-        if st.button("Load scenario") and name:
-            _send(controls, LoadScenario(name=name), f"scenario {name} loaded")
-
-
-def _send(controls: Controls, action: Action, done: str) -> None:
-    try:
-        controls.send(action)
-    except ConnectionError as exc:
-        st.error(str(exc))
-        return
-    st.success(done)
-
-
 def edge_page() -> None:
     edge_devices_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"))
 
@@ -209,7 +158,11 @@ def main() -> None:
         return
     pages = [
         st.Page(shop_floor_page, title="Shop floor", default=True),
-        st.Page(controls_page, title="Demo controls", url_path="controls"),
+        st.Page(
+            lambda: controls_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL")),
+            title="Demo controls",
+            url_path="controls",
+        ),
         st.Page(edge_page, title="Edge devices", url_path="edge"),
         st.Page(lambda: oee_page(_plant(), _store()), title="OEE", url_path="oee"),
         st.Page(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 import streamlit as st
 
+from dashboard.kpis import MISSING
 from shopfloor.messages import (
     EdgeState,
     EdgeStatus,
@@ -179,39 +180,38 @@ def live_edge_devices(plant: Plant, broker_url: str) -> None:
     st.caption(f"Refreshed {now:%H:%M:%S} UTC, every {REFRESH_S:.0f} s")
 
 
+# Widths in pixels (810 in all) that fit the table beside the sidebar in a 1280-pixel window;
+# columns left to size themselves by their headers pushed the last ones out of sight.
+COLUMNS = {
+    "Device": st.column_config.TextColumn(width=110),
+    "Status": st.column_config.TextColumn(width=65),
+    "Last seen": st.column_config.TextColumn(width=115),
+    "Queue": st.column_config.NumberColumn(
+        width=70, format="%d", help="Messages waiting in the device's buffer"
+    ),
+    "Queue kB": st.column_config.NumberColumn(width=75, format="%.1f"),
+    "Dropped": st.column_config.NumberColumn(
+        width=70, format="%d", help="Messages dropped since the agent started: buffer full"
+    ),
+    "Reconnects": st.column_config.TextColumn(
+        width=90, help="Reconnections to the broker / to the device's sources"
+    ),
+    "Readings/s": st.column_config.NumberColumn(width=80, format="%.1f"),
+    "Sources": st.column_config.TextColumn(width=70, help="Sources connected / configured"),
+    "Version": st.column_config.TextColumn(width=65),
+}
+
+
 def _edge_table(devices: list[EdgeDeviceRow], now: datetime) -> None:
     online, queued, dropped = st.columns(3)
     online.metric("Devices online", f"{sum(d.online for d in devices)} / {len(devices)}")
     queued.metric("Queued messages", f"{sum(d.queue_depth or 0 for d in devices):,}")
     dropped.metric("Dropped messages", f"{sum(d.dropped_total or 0 for d in devices):,}")
-    rows = [
-        {
-            "Device": d.device,
-            "Status": "🟢 online" if d.online else "🔴 offline",
-            "Last seen": _last_seen(d, now),
-            "Queue (messages)": d.queue_depth,
-            "Queue (kB)": None if d.queue_bytes is None else d.queue_bytes / 1024,
-            "Dropped": d.dropped_total,
-            "Broker reconnects": d.broker_reconnects,
-            "Source reconnects": d.source_reconnects,
-            "Readings/s": d.readings_per_s,
-            "Sources connected": d.sources,
-            "Version": d.version,
-        }
-        for d in devices
-    ]
-    integer = st.column_config.NumberColumn(format="%d")
     st.dataframe(
-        rows,
+        [_table_row(d, now) for d in devices],
         hide_index=True,
-        column_config={
-            "Queue (messages)": integer,
-            "Queue (kB)": st.column_config.NumberColumn(format="%.1f"),
-            "Dropped": integer,
-            "Broker reconnects": integer,
-            "Source reconnects": integer,
-            "Readings/s": st.column_config.NumberColumn(format="%.1f"),
-        },
+        column_config=COLUMNS,
+        placeholder=MISSING,  # the figures of a device that has sent no status
     )
     stale = [d.device for d in devices if d.stale(now)]
     if stale:
@@ -221,9 +221,27 @@ def _edge_table(devices: list[EdgeDeviceRow], now: datetime) -> None:
         )
 
 
+def _table_row(d: EdgeDeviceRow, now: datetime) -> dict[str, object]:
+    """Plain text throughout: a status emoji is a box in a browser without an emoji font."""
+    return {
+        "Device": d.device,
+        "Status": "online" if d.online else "offline",
+        "Last seen": _last_seen(d, now),
+        "Queue": d.queue_depth,
+        "Queue kB": None if d.queue_bytes is None else d.queue_bytes / 1024,
+        "Dropped": d.dropped_total,
+        "Reconnects": None
+        if d.broker_reconnects is None
+        else f"{d.broker_reconnects}/{d.source_reconnects}",
+        "Readings/s": d.readings_per_s,
+        "Sources": d.sources,
+        "Version": d.version,
+    }
+
+
 def _last_seen(device: EdgeDeviceRow, now: datetime) -> str:
     age = device.age_s(now)
     if age is None:  # a last will without any status before it
         return "no status"
     text = f"{max(age, 0):.0f} s ago"
-    return f"⚠️ {text} (stale)" if device.stale(now) else text
+    return f"{text} (stale)" if device.stale(now) else text

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 # A stored point's timestamp is inside [start, end) only if end is past it.
 JUST_AFTER = timedelta(microseconds=1)
 PERIOD_DAYS = [1, 7, 30]
+MISSING = "\N{EN DASH}"  # a table cell without a value (MTBF of a shift without breakdowns)
+CLOCKS_APART = timedelta(minutes=2)  # less is a live pipeline's lag, not another clock
+POOLED_COUNTS = {"parts", "good_parts"}  # rolling KPIs that add up over a line's machines
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,26 @@ def data_clock(plant: Plant, store: Store) -> datetime | None:
     return max(stamps, default=None)
 
 
+def clock_note(data_now: datetime, wall_now: datetime) -> str:
+    """Which clock a page's times are on. Readings and events carry data time, the clock the
+    machines stamp them with, which a simulator above x1 runs ahead of the wall clock (and a
+    replay leaves behind): next to a wall-clock refresh time, unnamed, they look like the
+    future or the past."""
+    text = f"Times are data time (the machines' clock): data up to {data_now:%Y-%m-%d %H:%M:%S} UTC"
+    apart = data_now - wall_now
+    if abs(apart) >= CLOCKS_APART:
+        side = "ahead of" if apart > timedelta(0) else "behind"
+        text += f", {_span(abs(apart))} {side} the wall clock (a fast simulation, or a replay)"
+    return f"{text}. Refreshed {wall_now:%H:%M:%S} UTC by the wall clock"
+
+
+def _span(span: timedelta) -> str:
+    hours, minutes = divmod(round(span.total_seconds() / 60), 60)
+    days, hours = divmod(hours, 24)
+    units = ((days, "d"), (hours, "h"), (minutes, "min"))
+    return " ".join(f"{n} {unit}" for n, unit in units if n) or "0 min"
+
+
 def rolling_kpis(store: Store, path: AssetPath) -> dict[str, float]:
     """The machine's latest KPIs over the service's rolling window, by KPI name."""
     return {
@@ -66,6 +89,21 @@ def rolling_kpis(store: Store, path: AssetPath) -> dict[str, float]:
         for p in store.latest(Scope.of(path))
         if _is_rolling_kpi(p.signal) and not isinstance(p.value, str)
     }
+
+
+def line_rolling_kpis(store: Store, paths: Sequence[AssetPath]) -> dict[str, float]:
+    """A line's rolling figures, as far as its machines' points allow pooling them honestly:
+    parts and good parts add up, and quality is good parts over parts. Availability,
+    performance and OEE are left out: pooling them weighs each machine by its planned busy or
+    production time, which no rolling point carries. Empty unless every machine has both
+    counts."""
+    machines = [rolling_kpis(store, path) for path in paths]
+    if not machines or not all(kpis.keys() >= POOLED_COUNTS for kpis in machines):
+        return {}
+    parts = sum(kpis["parts"] for kpis in machines)
+    good = sum(kpis["good_parts"] for kpis in machines)
+    quality = {"quality": good / parts} if parts > 0 else {}
+    return {"parts": parts, "good_parts": good, **quality}
 
 
 def _is_rolling_kpi(signal: str) -> bool:

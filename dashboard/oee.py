@@ -13,11 +13,13 @@ import streamlit as st
 
 from analytics.oee import OeeReport, sum_by_key
 from dashboard.kpis import (
+    MISSING,
     ShiftReport,
     by_machine,
     by_product,
     choose_period,
     line_reports,
+    line_rolling_kpis,
     read_shift_reports,
     rolling_kpis,
 )
@@ -26,6 +28,10 @@ from shopfloor.plant import Plant
 from shopfloor.store import Store
 
 NO_REASON = "no reason code"
+NO_DATA = "No data (before the first reading)"
+CUMULATIVE_TICKS = [0.0, 0.25, 0.5, 0.75, 1.0]
+SHOWN_PROBLEMS = 8  # problems listed on the page; the rest are counted
+SHOWN_SHIFTS = 3  # shifts named for one problem; the rest are counted
 RATIOS = {
     "availability": "Availability",
     "performance": "Performance",
@@ -92,7 +98,7 @@ def loss_waterfall(reports: Sequence[OeeReport]) -> list[WaterfallStep]:
             "Planned busy time",
             [
                 ("Planned downtime", sum(r.planned_downtime_s for r in reports)),
-                ("No data", sum(r.unknown_s for r in reports)),
+                (NO_DATA, sum(r.unknown_s for r in reports)),
             ],
         ),
         (
@@ -147,6 +153,25 @@ def stop_pareto(reports: Sequence[OeeReport]) -> list[ParetoBar]:
     return bars
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A problem the analysis found in the data, and the machine shifts it was found in."""
+
+    message: str
+    found_in: tuple[str, ...]  # "machine, shift"
+
+
+def report_problems(reports: Sequence[ShiftReport]) -> list[Problem]:
+    """Each distinct problem of the reports once, in order of first appearance: they explain
+    figures that cannot be right, such as a performance above 100 % when a machine was
+    reported idle while it produced."""
+    found: dict[str, list[str]] = {}
+    for r in reports:
+        for message in dict.fromkeys(r.oee.problems if r.oee else ()):
+            found.setdefault(message, []).append(f"{r.machine}, {r.label}")
+    return [Problem(message, tuple(where)) for message, where in found.items()]
+
+
 # --- rendering ------------------------------------------------------------------------------
 
 
@@ -165,17 +190,20 @@ def _oee(plant: Plant, store: Store) -> None:
     name = st.selectbox("Line or machine", [*lines, *machines])
     if name is None:
         return
-    all_reports = read_shift_reports(plant, store, *period)
+    grouped = by_machine(read_shift_reports(plant, store, *period))
     if name in lines:
-        st.caption(
-            "A line's figures pool its machines: availability over their planned busy time "
-            "together, performance over their production time, quality over their parts."
-        )
-        grouped = by_machine(all_reports)
-        reports = line_reports([r for m in lines[name] for r in grouped.get(m, [])], name)
+        _line_rolling(line_rolling_kpis(store, [machines[m] for m in lines[name]]))
+        members = [r for m in lines[name] for r in grouped.get(m, [])]
+        reports = line_reports(members, name)
     else:
         _rolling(rolling_kpis(store, machines[name]))
-        reports = by_machine(all_reports).get(name, [])
+        members = reports = grouped.get(name, [])
+    _shifts(name, reports, members)
+
+
+def _shifts(name: str, reports: Sequence[ShiftReport], members: Sequence[ShiftReport]) -> None:
+    """The shifts as shown (a line's pooled) and their machines' own reports, whose problems
+    are named by machine."""
     analysed = [r for r in reports if r.oee is not None]
     if not analysed:
         st.info(f"No shift of {name} has been analysed in this period.")
@@ -184,6 +212,7 @@ def _oee(plant: Plant, store: Store) -> None:
     rows = shift_kpis(analysed)
     st.plotly_chart(_shift_figure(rows))
     _shift_table(rows)
+    _problems(report_problems(members))
     _products(by_product(analysed))
     _losses(analysed)
 
@@ -224,6 +253,7 @@ def _products(reports: dict[str, OeeReport]) -> None:
             "Hours loaded": st.column_config.NumberColumn(format="%.2f"),
             **dict.fromkeys(("Availability", "Performance", "Quality", "OEE"), percent),
         },
+        placeholder=MISSING,
     )
 
 
@@ -233,6 +263,50 @@ def _rolling(kpis: dict[str, float]) -> None:
     for column, (name, title) in zip(st.columns(len(RATIOS)), RATIOS.items(), strict=True):
         value = kpis.get(name)
         column.metric(title, "no data" if value is None else f"{value:.1%}")
+    above = [title for name, title in RATIOS.items() if kpis.get(name, 0.0) > 1 + 1e-9]
+    if above:
+        st.warning(
+            f"{' and '.join(above)} above 100 % cannot be real: the machine's data is "
+            "inconsistent (parts counted while it was reported idle, say). Any problems the "
+            "analysis found in the shifts are listed under the shift table."
+        )
+
+
+def _line_rolling(kpis: dict[str, float]) -> None:
+    """A line's headline: only what its machines' rolling figures can honestly be pooled into."""
+    st.subheader("Last hour")
+    if kpis:
+        parts, good, quality = st.columns(3)
+        parts.metric("Parts", f"{kpis['parts']:,.0f}")
+        good.metric("Good parts", f"{kpis['good_parts']:,.0f}")
+        value = kpis.get("quality")
+        quality.metric("Quality", "no data" if value is None else f"{value:.1%}")
+    st.caption(
+        "A line's availability, performance and OEE are per shift only (below): pooling its "
+        "machines' figures needs their planned busy and production times, which the rolling "
+        "figures do not carry. Per shift, availability is over the machines' planned busy time "
+        "together, performance over their production time, quality over their parts."
+    )
+
+
+def _problems(problems: Sequence[Problem]) -> None:
+    if not problems:
+        return
+    items = [
+        f"- {p.message} ({_some(p.found_in, SHOWN_SHIFTS, 'shifts')})"
+        for p in problems[:SHOWN_PROBLEMS]
+    ]
+    if len(problems) > SHOWN_PROBLEMS:
+        items.append(f"- and {len(problems) - SHOWN_PROBLEMS} more problems")
+    st.warning(
+        "The analysis found problems in the data of these shifts; the figures they touch "
+        "(a ratio above 100 %, say) cannot be trusted:\n" + "\n".join(items)
+    )
+
+
+def _some(names: Sequence[str], shown: int, what: str) -> str:
+    listed = "; ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed}; and {len(names) - shown} more {what}"
 
 
 def _shift_figure(rows: Sequence[ShiftKpis]) -> go.Figure:
@@ -278,6 +352,7 @@ def _shift_table(rows: Sequence[ShiftKpis]) -> None:
             "MTBF (min)": minutes,
             "MTTR (min)": minutes,
         },
+        placeholder=MISSING,
     )
 
 
@@ -291,7 +366,7 @@ def _losses(reports: Sequence[ShiftReport]) -> None:
     waterfall.plotly_chart(_waterfall_figure(loss_waterfall(oee)))
     bars = stop_pareto(oee)
     if bars:
-        pareto.plotly_chart(_pareto_figure(bars))
+        pareto.plotly_chart(pareto_figure(bars))
     else:
         pareto.caption("No stops in these shifts.")
 
@@ -310,7 +385,9 @@ def _waterfall_figure(steps: Sequence[WaterfallStep]) -> go.Figure:
     return figure
 
 
-def _pareto_figure(bars: Sequence[ParetoBar]) -> go.Figure:
+def pareto_figure(bars: Sequence[ParetoBar]) -> go.Figure:
+    """Minutes by reason with the cumulative share on a 0-100 % axis of its own; the legend
+    above the plot, where it hides neither the bars nor the reasons under them."""
     reasons = [b.reason.replace("_", " ") for b in bars]
     figure = go.Figure(
         [
@@ -321,14 +398,22 @@ def _pareto_figure(bars: Sequence[ParetoBar]) -> go.Figure:
                 name="cumulative share",
                 yaxis="y2",
                 mode="lines+markers",
+                cliponaxis=False,  # the last point sits on the axis' top, at 100 %
             ),
         ]
     )
     figure.update_layout(
         title="Stop reasons",
         yaxis_title="minutes",
-        yaxis2={"overlaying": "y", "side": "right", "range": [0, 1.05], "tickformat": ".0%"},
+        yaxis2={
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 1],
+            "tickvals": CUMULATIVE_TICKS,
+            "tickformat": ".0%",
+            "showgrid": False,
+        },
         height=420,
-        legend={"orientation": "h"},
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
     )
     return figure

@@ -38,12 +38,16 @@ class AssetView:
             and not isinstance(point.value, str)
         )
 
-    def age_s(self, now: datetime) -> float | None:
-        """Seconds since the machine's newest reading (KPIs are not readings), or None."""
+    @property
+    def newest_reading(self) -> datetime | None:
+        """When the asset last reported (KPIs are not readings)."""
         stamps = [p.ts for name, p in self.values.items() if not name.startswith(KPI_PREFIX)]
-        if not stamps:
-            return None
-        return (now - max(stamps)).total_seconds()
+        return max(stamps, default=None)
+
+    def age_s(self, now: datetime) -> float | None:
+        """Seconds since the asset's newest reading, or None."""
+        newest = self.newest_reading
+        return None if newest is None else (now - newest).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,19 @@ class ShopFloor:
     sensors: list[AssetView]
     events: list[AssetEvent]
     read_at: datetime
+
+    @property
+    def newest_reading(self) -> datetime | None:
+        """The data clock: the newest reading of any asset."""
+        stamps = [v.newest_reading for v in [*self.machines, *self.sensors]]
+        return max((ts for ts in stamps if ts is not None), default=None)
+
+    @property
+    def clock(self) -> datetime:
+        """What "now" is for a reading's age: the data clock when it runs ahead of the wall
+        clock (a fast simulation), else the wall clock."""
+        newest = self.newest_reading
+        return max(self.read_at, newest) if newest else self.read_at
 
 
 def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:

@@ -4,6 +4,7 @@ shift reports made by the service's own code, KPIs, anomaly scores and events, a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,12 +12,28 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics.energy import StateEnergy
-from analytics.oee import StateEvent, oee_timeline, pooled
+from analytics.oee import OeeReport, StateEvent, oee_timeline, pooled
 from analytics.service import MachineReport
 from dashboard.anomalies import acknowledge, read_events, read_scored_signals
 from dashboard.energy import Tariff, energy_by_machine
-from dashboard.kpis import by_product, data_clock, line_reports, read_shift_reports, rolling_kpis
-from dashboard.oee import loss_waterfall, production_lines, shift_kpis, stop_pareto
+from dashboard.kpis import (
+    by_product,
+    clock_note,
+    data_clock,
+    line_reports,
+    line_rolling_kpis,
+    read_shift_reports,
+    rolling_kpis,
+)
+from dashboard.oee import (
+    Problem,
+    loss_waterfall,
+    pareto_figure,
+    production_lines,
+    report_problems,
+    shift_kpis,
+    stop_pareto,
+)
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
@@ -52,16 +69,22 @@ SHIFT_LOG = [
 # Planned busy time 27,000 s; availability losses 3,300 s; 23,700 s of production, of which
 # 19,200 s at ideal speed, 480 s spent on rejects: 18,720 s fully productive.
 PLANNED_BUSY_S, PRODUCTION_S, FULLY_PRODUCTIVE_S = 27_000.0, 23_700.0, 18_720.0
+# A shift whose first state arrives 10 minutes in, and whose machine was reported idle while it
+# went on counting parts: a performance of 32,000 %, which the report names as a problem.
+IDLE_BUT_COUNTING = [
+    StateEvent(600, S.RUNNING, 0, 0),
+    StateEvent(660, S.IDLE, 5, 0),
+    StateEvent(28799, S.IDLE, 1600, 0),
+]
 
 
 def shift_report_point(
-    path: AssetPath, shift: str, start: datetime, kwh: float, peak_kw: float
-) -> Point:
+    path: AssetPath, shift: str, start: datetime, kwh: float, peak_kw: float,
+    log: Sequence[StateEvent] = SHIFT_LOG,
+) -> Point:  # fmt: skip
     """A `report.shift` point exactly as the analytics service writes it."""
     t0 = start.timestamp()
-    events = [
-        StateEvent(t0 + e.time, e.state, e.total_count, e.bad_count, e.reason) for e in SHIFT_LOG
-    ]
+    events = [StateEvent(t0 + e.time, e.state, e.total_count, e.bad_count, e.reason) for e in log]
     oee = oee_timeline(events, t0, t0 + 8 * 3600, IDEAL_CYCLE_S)
     by_state = {S.RUNNING: kwh * 0.8, S.STARVED: kwh * 0.05, S.UNPLANNED_STOP: kwh * 0.15}
     report = MachineReport(
@@ -217,6 +240,83 @@ def test_the_pareto_orders_stop_reasons_with_their_cumulative_share(
     assert [b.cumulative_share for b in bars] == pytest.approx([3600 / 6600, 5400 / 6600, 1.0])
 
 
+def implausible_reports() -> list[OeeReport]:
+    t0 = EARLY.timestamp()
+    log = [StateEvent(t0 + e.time, e.state, e.total_count, e.bad_count) for e in IDLE_BUT_COUNTING]
+    return [oee_timeline(log, t0, t0 + 28_800, IDEAL_CYCLE_S)]
+
+
+def test_the_pareto_shares_run_on_a_round_0_to_100_percent_axis_under_the_legend() -> None:
+    figure = pareto_figure(stop_pareto(implausible_reports()))
+    axis, legend = figure.layout.yaxis2, figure.layout.legend
+    assert (tuple(axis.range), tuple(axis.tickvals)) == ((0, 1), (0, 0.25, 0.5, 0.75, 1))
+    assert legend.y >= 1 and legend.yanchor == "bottom"  # above the plot, not over the reasons
+
+
+def test_the_time_before_the_first_reading_is_named_in_the_waterfall() -> None:
+    steps = loss_waterfall(implausible_reports())
+    assert [(s.label, s.seconds) for s in steps[:3]] == [
+        ("Planned operation time", 28_800),
+        ("No data (before the first reading)", 600),
+        ("Planned busy time", 28_200),
+    ]
+
+
+def test_problems_are_listed_once_with_the_machine_shifts_they_were_found_in(
+    example_plant: Plant, store: Store
+) -> None:
+    store.write(
+        [
+            shift_report_point(PRESS, "early", EARLY, 100.0, 20.0, IDLE_BUT_COUNTING),
+            shift_report_point(TRIMMER, "early", EARLY, 40.0, 9.0, IDLE_BUT_COUNTING),
+            shift_report_point(PRESS, "late", LATE, 120.0, 25.0),  # a sound shift
+        ]
+    )
+    reports = read_shift_reports(example_plant, store, EARLY, NOW)
+    both = ("Injection press 1, Mon 16 Nov early", "Trimming centre, Mon 16 Nov early")
+    assert report_problems(reports) == [
+        Problem("no state known for the first 600 s of planned time", both),
+        Problem(
+            "performance 320.000 is above 1: ideal cycle time too long, or parts counted "
+            "outside planned production time",
+            both,
+        ),
+    ]
+    assert shift_kpis(reports)[0].mtbf_s is None  # no breakdown: shown as a dash
+
+
+def test_a_line_pools_only_the_rolling_counts(example_plant: Plant, store: Store) -> None:
+    machines = [path for path, m in example_plant.machines() if m.ideal_cycle_time]
+    counts = {PRESS: (400.0, 390.0), TRIMMER: (380.0, 361.0)}
+    store.write(
+        [
+            Point(path, f"kpi.{name}", NOW, value)
+            for path, (parts, good) in counts.items()
+            for name, value in (("parts", parts), ("good_parts", good), ("oee", 0.9))
+        ]
+    )
+    assert line_rolling_kpis(store, machines) == {}  # the packaging station has no counts yet
+    packer = next(p for p in machines if p not in counts)
+    store.write([Point(packer, "kpi.parts", NOW, 0.0), Point(packer, "kpi.good_parts", NOW, 0.0)])
+    assert line_rolling_kpis(store, machines) == {
+        "parts": 780.0,
+        "good_parts": 751.0,
+        "quality": pytest.approx(751 / 780),
+    }
+
+
+def test_the_clock_note_names_data_time_and_how_far_it_is_from_the_wall_clock() -> None:
+    wall = datetime(2026, 11, 23, 3, 53, 2, tzinfo=UTC)
+    ahead = clock_note(wall + timedelta(hours=3, minutes=51), wall)
+    assert ahead == (
+        "Times are data time (the machines' clock): data up to 2026-11-23 07:44:02 UTC, "
+        "3 h 51 min ahead of the wall clock (a fast simulation, or a replay). "
+        "Refreshed 03:53:02 UTC by the wall clock"
+    )
+    assert "behind the wall clock" in clock_note(wall - timedelta(days=2), wall)
+    assert "wall clock (" not in clock_note(wall - timedelta(seconds=30), wall)  # live lag
+
+
 def test_energy_per_machine_by_state_with_cost_and_co2(example_plant: Plant, store: Store) -> None:
     analysed_store(store)
     reports = read_shift_reports(example_plant, store, NOW - timedelta(days=1), NOW)
@@ -328,6 +428,32 @@ def test_each_page_renders_with_data_and_without(page: str, embedded_url: str) -
     assert not app.exception, app.exception
     assert not app.error and not app.info
     assert app.get("plotly_chart")
+
+
+def test_the_oee_page_explains_implausible_figures(embedded_url: str) -> None:
+    store = open_store(StoreSettings(url=embedded_url))
+    try:
+        store.write(
+            [
+                shift_report_point(PRESS, "early", EARLY, 100.0, 20.0, IDLE_BUT_COUNTING),
+                Point(PRESS, "kpi.performance", NOW, 37.9),
+                Point(PRESS, "kpi.parts", NOW, 1600.0),
+                Point(PRESS, "kpi.good_parts", NOW, 1600.0),
+            ]
+        )
+    finally:
+        store.close()
+    app = page_test("dashboard.oee:oee_page", embedded_url)
+    assert not app.exception, app.exception
+    line = " | ".join(c.value for c in app.caption)
+    assert "Last hour" in [h.value for h in app.subheader]
+    assert "A line's availability, performance and OEE are per shift" in line
+    app.selectbox[1].select("Injection press 1").run()
+    assert not app.exception, app.exception
+    headline, problems = (w.value for w in app.warning)
+    assert headline.startswith("Performance above 100 % cannot be real")
+    assert "- performance 320.000 is above 1" in problems
+    assert "(Injection press 1, Mon 16 Nov early)" in problems
 
 
 def render_on_kept_store(page: str, plant_file: str, store_url: str) -> None:

@@ -10,14 +10,26 @@ import contextlib
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import yaml
 from playwright.sync_api import Page, sync_playwright
+from streamlit.testing.v1 import AppTest
 
-from shopfloor.messages import AssetPath
+from shopfloor.messages import (
+    AssetPath,
+    SetSpeed,
+    SimulatorStatus,
+    control_topic,
+    decode_command,
+    status_topic,
+)
+from shopfloor.mqtt import make_client, wait_connected
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, open_store
 from tests.conftest import ROOT
@@ -183,3 +195,134 @@ def test_a_recorded_shift_replayed_at_x60_drives_the_dashboard(
     finally:
         stop_all([gateway, dashboard])
         store.close()
+
+
+# --- the demo controls page against a stand-in simulator, rendered by Streamlit's AppTest -----
+
+
+def plant_of_tenant(directory: Path, tenant: str) -> Path:
+    """The example plant under a tenant no other test uses, so its retained status is its own."""
+    data = yaml.safe_load((ROOT / "examples" / "plant.yaml").read_text())
+    data["tenant"]["id"] = tenant
+    path = directory / "plant.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def announcing(url: str, plant: Path, status: SimulatorStatus) -> Iterator[None]:
+    """A stand-in simulator: keeps `status` retained, and announces it again, with the new speed,
+    after each command, as simulators.live does."""
+    model = load_plant(plant)
+    tenant, site = model.tenant.id, model.site.id
+    client = make_client(
+        url, f"test-sim-{uuid.uuid4().hex[:8]}", [(control_topic(tenant, site), 1)]
+    )
+    current = [status]
+
+    def announce() -> None:
+        client.publish(
+            status_topic(tenant, site), current[0].model_dump_json().encode(), qos=1, retain=True
+        )
+
+    def on_command(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        command = decode_command(msg.payload)
+        if isinstance(command, SetSpeed):
+            current[0] = current[0].model_copy(update={"speed": command.speed})
+        announce()
+
+    client.on_message = on_command
+    client.loop_start()
+    try:
+        wait_connected(client, url, 10)
+        announce()
+        yield
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_retained(url: str, messages: dict[str, bytes]) -> None:
+    """Keep each payload retained on its topic; an empty one clears the topic."""
+    client = make_client(url, f"test-retain-{uuid.uuid4().hex[:8]}")
+    client.loop_start()
+    try:
+        wait_connected(client, url, 10)
+        for topic, payload in messages.items():
+            client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def render_controls(plant_file: str, broker_url: str) -> None:
+    from dashboard.controls import controls_page
+    from shopfloor.plant import load_plant
+
+    controls_page(load_plant(plant_file), broker_url)
+
+
+def controls_app(plant: Path, broker_url: str) -> AppTest:
+    return AppTest.from_function(render_controls, args=(str(plant), broker_url), default_timeout=30)
+
+
+def texts(elements: Iterable[Any]) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+MOULDING = SimulatorStatus(
+    scenario="Injection moulding SME", available=["moulding", "moulding-bad-day"], speed=60.0,
+    started=datetime(2026, 11, 23, 3, 0, tzinfo=UTC),
+)  # fmt: skip
+
+
+def test_controls_start_at_the_simulators_speed_and_keep_the_scenarios_after_setting_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    plant = plant_of_tenant(tmp_path, f"t{uuid.uuid4().hex[:8]}")
+    with announcing(mosquitto.url, plant, MOULDING):
+        app = controls_app(plant, mosquitto.url).run()
+        assert not app.exception, app.exception
+        assert app.select_slider[0].value == 60
+        assert "Running: Injection moulding SME, at x60" in texts(app.caption)
+        [scenario] = [s for s in app.selectbox if s.label == "Scenario"]
+        assert scenario.options == ["moulding", "moulding-bad-day"]
+        app.select_slider[0].set_value(600).run()
+        [set_speed] = [b for b in app.button if b.label == "Set speed"]
+        set_speed.click().run()
+        assert not app.exception, app.exception
+        assert texts(app.success) == "speed set to x600"
+        # The status line shows the simulator's answer to the command, not the state before it.
+        assert "at x600" in texts(app.caption)
+        assert "Load scenario" in [b.label for b in app.button]
+        app.run()  # a reload: the slider starts where the simulator is
+        assert app.select_slider[0].value == 600
+        assert "Load scenario" in [b.label for b in app.button]
+
+
+def test_a_status_read_that_comes_back_empty_keeps_the_last_one_seen(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    plant = plant_of_tenant(tmp_path, f"t{uuid.uuid4().hex[:8]}")
+    with announcing(mosquitto.url, plant, MOULDING):
+        app = controls_app(plant, mosquitto.url).run()
+    model = load_plant(plant)  # what a reader sees when the status does not arrive in time
+    publish_retained(mosquitto.url, {status_topic(model.tenant.id, model.site.id): b""})
+    app.run()
+    assert not app.exception, app.exception
+    assert not app.warning
+    assert "as last seen" in texts(app.caption)
+    assert app.select_slider[0].value == 60
+    assert "Load scenario" in [b.label for b in app.button]
+
+
+def test_without_a_simulator_the_scenario_section_says_why_it_is_empty(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    plant = plant_of_tenant(tmp_path, f"t{uuid.uuid4().hex[:8]}")
+    app = controls_app(plant, mosquitto.url).run()
+    assert not app.exception, app.exception
+    assert "No simulator is running" in texts(app.warning)
+    assert "Scenario" in [h.value for h in app.subheader]
+    assert "No scenario to load" in texts(app.caption)
+    assert app.select_slider[0].value == 1
