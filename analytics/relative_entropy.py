@@ -172,7 +172,8 @@ def _test_window(
     return score, known
 
 
-@njit(cache=True)
+# Without the GIL: a service or a recomputation scores its signals on every core in threads.
+@njit(cache=True, nogil=True)
 def _relative_entropy(
     t: FloatArray,
     x: FloatArray,

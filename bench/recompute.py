@@ -6,13 +6,20 @@ counters, power that follows the state and 5 process signals, each signal a seri
 returns it. Then, timed part by part: OEE per machine per 8-hour shift from the state timeline
 and the counters; energy per machine and state and the 15-minute peak demand; the point and
 level-shift z-scores of all 160 signals (counters scored as parts per second) and Hotelling T²
-per machine over its 8 signals.
+per machine over its 8 signals; and the detector the analytics service runs live, relative
+entropy (`analytics.service.LIVE_DETECTOR`) of each process signal over the samples taken while
+running. That one runs a signal per thread (its kernel runs without the GIL) at under 10M
+samples/s per core: it is timed on RE_MACHINES machines over all 30 days (its cost per sample
+grows with the shapes it has learnt, so days cannot be cut) and scaled to all 20, whose data is
+made alike.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +28,8 @@ import numpy.typing as npt
 from analytics.anomaly import DetectorSettings, hotelling, level_shift, zscore
 from analytics.energy import energy_by_state, peak_demand
 from analytics.oee import StateEvent, oee_timeline
+from analytics.relative_entropy import relative_entropy
+from analytics.service import LIVE_DETECTOR
 from shopfloor.states import MachineState
 
 FloatArray = npt.NDArray[np.float64]
@@ -29,6 +38,8 @@ IntArray = npt.NDArray[np.int64]
 DAYS = 30
 MACHINES = 20
 SIGNALS = 8  # parts/s, rejects/s, power and 5 process signals
+PROCESS = range(3, SIGNALS)  # the signals the service scores: neither counters nor metered power
+RE_MACHINES = 2  # machines the relative-entropy detector is timed on, then scaled to MACHINES
 START = 1_793_577_600.0  # 2026-11-02 00:00 UTC, a Monday
 SHIFT_S = 8 * 3600
 IDEAL_CYCLE_S = 30.0
@@ -151,6 +162,20 @@ def hotelling_scores(plant: Plant) -> None:
     hotelling(plant.t, plant.signals.transpose(0, 2, 1), DETECTOR)  # read where they lie
 
 
+def relative_entropy_scores(plant: Plant, machines: int = MACHINES) -> None:
+    """The service's live detector on each process signal of the first `machines` machines,
+    samples taken while not running set to NaN (skipped), as `analytics.service` does; one
+    signal per thread on every core (the kernel runs without the GIL)."""
+    running = plant.states == STATES.index(MachineState.RUNNING)
+
+    def score(m: int, s: int) -> None:
+        relative_entropy(plant.t, np.where(running[m], plant.signals[m, s], np.nan), LIVE_DETECTOR)
+
+    count = min(machines, plant.states.shape[0])
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(score, *zip(*[(m, s) for m in range(count) for s in PROCESS], strict=True)))
+
+
 def timed(work: Callable[[Plant], None], plant: Plant) -> tuple[float, float]:
     """Wall-clock and CPU seconds (all threads) of one run: on a shared machine the CPU time
     tells how much of the wall time other processes took."""
@@ -167,7 +192,8 @@ def main() -> None:
         "z-scores, point and level shift, 160 signals": z_scores,
         "Hotelling T², 20 machines x 8 signals": hotelling_scores,
     }
-    for work in parts.values():
+    live = f"live detector: relative entropy, {MACHINES * len(PROCESS)} signals"
+    for work in [*parts.values(), relative_entropy_scores]:
         work(small)  # compile or load the kernels: a service does it once when it starts
     del small
     plant = make_plant()
@@ -176,12 +202,19 @@ def main() -> None:
         f"({plant.signals.size / 1e6:,.0f}M samples, {plant.signals.nbytes / 2**30:.1f} GiB)"
     )
     seconds = {name: timed(work, plant) for name, work in parts.items()}
+    scale = MACHINES / RE_MACHINES
+    wall, cpu = timed(lambda p: relative_entropy_scores(p, RE_MACHINES), plant)
+    seconds[live] = (wall * scale, cpu * scale)
     print(f"  {'':<46} {'wall s':>7} {'CPU s':>7}")
     for name, (wall, cpu) in seconds.items():
         print(f"  {name:<46} {wall:7.2f} {cpu:7.2f}")
     wall, cpu = (sum(column) for column in zip(*seconds.values(), strict=True))
     verdict = "met" if wall < GOAL_S else "missed"
     print(f"  {'total':<46} {wall:7.2f} {cpu:7.2f}   goal < {GOAL_S:g} s wall: {verdict}")
+    print(
+        f"  (the live detector timed on {RE_MACHINES} of {MACHINES} machines, x{scale:g}; "
+        "the rest on all of them)"
+    )
 
 
 if __name__ == "__main__":

@@ -50,6 +50,19 @@ def messy_series(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     return t, x
 
 
+def long_series(seed: int, n: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """Like `messy_series`, longer and with only a few NaNs, so that most blocks of 512 samples
+    run the z-score kernels' steady loop (past warm-up, without NaN or gap)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=np.float64)
+    t[12_000:] += 100.0
+    x = rng.standard_t(4, size=n) + np.linspace(0.0, 3.0, n)
+    x[rng.integers(0, n, 40)] += 15.0
+    x[15_000:] += 5.0
+    x[rng.integers(0, n, 6)] = np.nan
+    return t, x
+
+
 def assert_scores_agree(got: np.ndarray, want: np.ndarray) -> None:
     assert np.array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
@@ -86,6 +99,21 @@ def test_zscore_of_many_series_in_parallel_matches_one_by_one() -> None:
         np.testing.assert_array_equal(row, level_shift(t, x, SETTINGS))
 
 
+@pytest.mark.parametrize("smooth", [1.0, 0.05])
+def test_steady_blocks_score_like_the_sample_by_sample_loop(smooth: float) -> None:
+    t, x = long_series(13)
+    z = level_shift(t, x, SETTINGS, smooth)  # smooth = 1 is the point z-score
+    assert_scores_agree(z, level_shift_reference(t, x, SETTINGS, smooth))
+    assert_scores_agree(z, level_shift_numpy(t, x, SETTINGS, smooth))
+    # Without the NaNs, or from the restart after the gap on, the samples fall elsewhere in the
+    # blocks: some run the steady loop in one run and sample by sample in the other. Same bits.
+    clean = ~np.isnan(x)
+    np.testing.assert_array_equal(z[clean], level_shift(t[clean], x[clean], SETTINGS, smooth))
+    later = slice(12_000, None)
+    np.testing.assert_array_equal(z[later], level_shift(t[later], x[later], SETTINGS, smooth))
+    np.testing.assert_array_equal(level_shift(t, np.stack([x, x[::-1]]), SETTINGS, smooth)[0], z)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_hotelling_kernel_matches_references(seed: int) -> None:
     t, a = messy_series(seed)
@@ -101,6 +129,33 @@ def test_hotelling_kernel_matches_references(seed: int) -> None:
     # Signals stored one series after the other are read in place, with the same result.
     signal_major = np.ascontiguousarray(machines.transpose(0, 2, 1))
     np.testing.assert_array_equal(hotelling(t, signal_major.transpose(0, 2, 1), SETTINGS), together)
+
+
+def test_hotelling_skips_a_row_with_a_nan_as_if_it_were_not_there() -> None:
+    t, a = messy_series(3)
+    rng = np.random.default_rng(3)
+    x = np.column_stack([a, a + rng.normal(size=a.size), rng.normal(size=a.size)])
+    x[rng.integers(0, a.size, 30), 2] = np.nan
+    clean = ~np.isnan(x).any(axis=1)
+    t2 = hotelling(t, x, SETTINGS)
+    assert np.isnan(t2[~clean]).all()
+    np.testing.assert_array_equal(t2[clean], hotelling(t[clean], x[clean], SETTINGS))
+
+
+@pytest.mark.parametrize(("alpha", "warmup"), [(0.01, 30), (0.01, 2500), (0.5, 5), (0.6, 5)])
+def test_hotelling_updates_stay_exact_through_outliers_and_constant_signals(
+    alpha: float, warmup: int
+) -> None:
+    """Past the equal weights the kernel updates an inverse instead of factorising; a change
+    large against the covariance (an unclipped outlier in warm-up, the first rows where the
+    weights are never equal, a signal that starts to move) must not cost it its digits."""
+    rng = np.random.default_rng(14)
+    t = np.arange(3000.0)
+    x = rng.normal(size=(3000, 2)) * [1e-3, 1e3]
+    x[:500, 0] = 2.0  # constant, then moving
+    x[2000] += 1e6  # an outlier, unclipped while warming up
+    settings = DetectorSettings(alpha=alpha, warmup=warmup)
+    assert_scores_agree(hotelling(t, x, settings), hotelling_reference(t, x, settings))
 
 
 @pytest.mark.parametrize(
