@@ -60,6 +60,7 @@ from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import STATE, STOP_REASON, MachineState
 from shopfloor.store import (
+    ANOMALY_EVENT_PREFIX,
     EVENT_PREFIX,
     KPI_PREFIX,
     SCORE_PREFIX,
@@ -76,6 +77,7 @@ from shopfloor.store import (
 log = logging.getLogger(__name__)
 
 MACHINE = "machine"  # the score and events of all a machine's process signals together
+PREFIXES = (ANOMALY_EVENT_PREFIX, SILENT_EVENT_PREFIX)  # of the events found in one signal
 KPI_UNITS = {
     "availability": "", "performance": "", "quality": "", "oee": "", "teep": "", "nee": "",
     "mtbf": "s", "mttr": "s", "parts": "pcs", "rejects": "pcs", "good_parts": "pcs",
@@ -397,6 +399,7 @@ class _Known:
     extends an event instead of starting a second one."""
 
     events: dict[str, list[Event]] = field(default_factory=dict)
+    found_now: set[tuple[str, datetime]] = field(default_factory=set)  # (name, start) this cycle
 
     def merge(self, found: Event, tolerance_s: float) -> Event | None:
         """`found` as it should be stored (keeping an earlier start), or None if unchanged."""
@@ -405,12 +408,32 @@ class _Known:
             old_end = (old.end or found.start).timestamp() + tolerance_s
             if old.start.timestamp() - tolerance_s <= found.start.timestamp() <= old_end:
                 merged = old.model_copy(update={"end": found.end, "note": found.note})
+                self.found_now.add((old.name, old.start))
                 if merged == old:
                     return None
                 known[i] = merged
                 return merged
         known.append(found)
+        self.found_now.add((found.name, found.start))
         return found
+
+    def keep_open(self, names: list[str]) -> None:
+        """Leave these events as they are this cycle: nothing was there to look at (a signal
+        with no data in the window, silent all along)."""
+        self.found_now |= {(n, e.start) for n in names for e in self.events.get(n, [])}
+
+    def close_vanished(self, now: datetime) -> list[Event]:
+        """Open events this recomputation no longer found, closed at `now`: a silence that
+        more data showed to be the signal slowing down (a replay sped up), a score that fell
+        back unseen. Left open, they would be "ongoing" for ever."""
+        closed = []
+        for name, known in self.events.items():
+            for i, old in enumerate(known):
+                if old.end is None and (name, old.start) not in self.found_now:
+                    known[i] = old.model_copy(update={"end": max(now, old.start)})
+                    closed.append(known[i])
+        self.found_now.clear()
+        return closed
 
     def replace(self, event: Event) -> None:
         self.events[event.name] = [
@@ -559,6 +582,7 @@ class AnalyticsService:
         self._fit_lookback(path, running)
         for signal, series in signals.items():
             if len(series) == 0:
+                known.keep_open([anomaly_event_name(signal, prefix) for prefix in PREFIXES])
                 continue
             score = anomaly_score(running[signal], settings)
             points += self._score_points(path, signal, series, score)
@@ -566,12 +590,15 @@ class AnalyticsService:
             found += silence_events(signal, series, states, now.timestamp(), settings)
             points += self._event_points(path, found, known, settings.quiet * _step(series))
         joint = machine_score(signals, states, settings)
-        if joint is not None:
+        if joint is None:
+            known.keep_open([anomaly_event_name(MACHINE)])
+        else:
             t2, level = joint
             points += self._score_points(path, MACHINE, t2, t2.values)
             found = score_events(MACHINE, t2, t2.values, replace(settings, on=level, off=level))
             points += self._event_points(path, found, known, settings.quiet * _step(t2))
         points += self._link_points(path, known, now)
+        points += [Point.from_event(path, event) for event in known.close_vanished(now)]
         known.forget_before(now - settings.link_horizon)
         return points
 

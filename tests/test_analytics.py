@@ -185,3 +185,23 @@ def test_sparse_data_makes_the_detector_look_further_back_until_it_can_learn(
         p.ts for p in store.history(path, "anomaly.vibration", T0, now + timedelta(seconds=1))
     )
     assert first_score >= now - timedelta(hours=8)
+
+
+def test_an_open_silence_that_more_data_shows_to_be_a_slower_rate_is_closed(
+    example_plant: Plant, store: Store
+) -> None:
+    """A replay sped up to x60: the first slower step looks like a silence until more values
+    arrive at the new rate; the event then ends instead of staying "ongoing"."""
+    path = next(p for p, m in example_plant.machines() if m.id == "cnc-01")
+    fast = [T0 + timedelta(seconds=i) for i in range(600)]
+    store.write([Point(path, "state", T0, "running")])
+    store.write([Point(path, "vibration", t, 2.0 + (i % 7) / 10) for i, t in enumerate(fast)])
+    service = AnalyticsService(example_plant, store, AnalyticsSettings())
+    service.run_once(fast[-1] + timedelta(seconds=90))
+    [opened] = store.history(path, "event.silent_vibration", T0, T0 + timedelta(hours=1))
+    assert opened.as_event().end is None
+    slow = [fast[-1] + timedelta(seconds=30 * k) for k in range(1, 40)]
+    store.write([Point(path, "vibration", t, 2.0 + (k % 7) / 10) for k, t in enumerate(slow)])
+    service.run_once(slow[-1])
+    [closed] = store.history(path, "event.silent_vibration", T0, T0 + timedelta(hours=1))
+    assert closed.ts == opened.ts and closed.as_event().end == slow[-1]
