@@ -8,6 +8,7 @@ each machine's OPC UA methods): inject a fault, change the speed, reset the shif
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -68,6 +69,8 @@ class LiveSimulator:
             broker_url, f"shopfloor-sim-{self.plant.tenant.id}-{self.plant.site.id}", [(topic, 1)]
         )
         self.mqtt.on_message = self._on_control
+        # A simulator that dies without a word must not stay "running" for the controls page.
+        self.mqtt.will_set(self._status_topic, b"", qos=1, retain=True)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _new_floor(self, previous: PlantSim | None = None) -> PlantSim:
@@ -158,8 +161,17 @@ class LiveSimulator:
             speed=self.speed,
             started=self.floor.start,
         )
-        topic = status_topic(self.plant.tenant.id, self.plant.site.id)
-        self.mqtt.publish(topic, status.model_dump_json().encode(), qos=1, retain=True)
+        self.mqtt.publish(self._status_topic, status.model_dump_json().encode(), qos=1, retain=True)
+
+    @property
+    def _status_topic(self) -> str:
+        return status_topic(self.plant.tenant.id, self.plant.site.id)
+
+    def _withdraw(self) -> None:
+        """Clear the retained status (an empty retained message) on the way out."""
+        cleared = self.mqtt.publish(self._status_topic, b"", qos=1, retain=True)
+        with contextlib.suppress(RuntimeError, ValueError):
+            cleared.wait_for_publish(SHUTDOWN_S)
 
     # --- the clock -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -178,6 +190,7 @@ class LiveSimulator:
                 await self._publish()
         finally:
             await self._stop_servers()
+            self._withdraw()
             self.mqtt.disconnect()
             self.mqtt.loop_stop()
 

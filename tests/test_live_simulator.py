@@ -239,3 +239,28 @@ def test_a_machine_whose_port_is_taken_is_served_once_it_is_free(
     finally:
         squatter.close()
         stop_all([simulator])
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_a_simulator_that_is_gone_withdraws_its_status(
+    mosquitto: Mosquitto, tmp_path: Path, how: str
+) -> None:
+    """Stopped, it clears its retained status; killed, the broker does it (its last will): the
+    controls page must not show a simulator running that is not."""
+    from shopfloor.messages import status_topic
+    from shopfloor.mqtt import read_retained
+
+    scenario, _ = machining_on_free_ports(tmp_path)
+    topic = status_topic("metalform", "kragujevac")
+    simulator = shopfloor(
+        "simulate", "--scenario", str(scenario), "--broker", mosquitto.url, log=tmp_path / "sim.log"
+    )
+    try:
+        wait_until(lambda: read_retained(mosquitto.url, topic) is not None, 60, "the status")
+    finally:
+        if how == "killed":
+            simulator.kill()
+            simulator.wait(15)
+        else:
+            stop_all([simulator])
+    assert read_retained(mosquitto.url, topic, timeout_s=2.0) is None
