@@ -177,7 +177,7 @@ def ideal_cycle_times(plant: Plant, machine: Machine) -> dict[str, float] | None
     """The machine's ideal cycle time per product; parts of no known product (a machine that
     does not report its product) count at that of the first plant product it makes. None for
     a machine that makes no parts."""
-    first = next((p.id for p in plant.products if p.id in machine.ideal_cycle_time), None)
+    first = plant.default_product(machine)
     if first is None:
         return None
     return {**machine.ideal_cycle_time, "": machine.ideal_cycle_time[first]}

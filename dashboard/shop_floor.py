@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Plant
+from shopfloor.states import STANDARD_SIGNALS
 from shopfloor.store import EVENT_PREFIX, KPI_PREFIX, Point, Scope, Store
 
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
@@ -28,8 +30,7 @@ class AssetView:
 
     def process_values(self) -> list[tuple[str, Point]]:
         """The signals shown as a line under the headline figures (vibration, temperatures...)."""
-        headline: set[str | None] = {"state", "stop_reason", "part_count", "reject_count"}
-        headline |= {self.power_signal, self.energy_signal}
+        headline: set[str | None] = {*STANDARD_SIGNALS, self.power_signal, self.energy_signal}
         return sorted(
             (name, point)
             for name, point in self.values.items()
@@ -63,7 +64,7 @@ class ShopFloor:
     events: list[AssetEvent]
     read_at: datetime
 
-    @property
+    @cached_property  # read once per refresh, asked by every machine card
     def newest_reading(self) -> datetime | None:
         """The data clock: the newest reading of any asset."""
         stamps = [v.newest_reading for v in [*self.machines, *self.sensors]]

@@ -290,6 +290,11 @@ class Plant(_Part):
                 for sensor in zone.sensors:
                     yield self._path(area, zone, sensor), sensor
 
+    def default_product(self, machine: Machine) -> str | None:
+        """What a machine that does not report its product is taken to make: the first plant
+        product it has an ideal cycle time for; None for a machine that makes no parts."""
+        return next((p.id for p in self.products if p.id in machine.ideal_cycle_time), None)
+
     def injection_problem(self, machine_id: str, fault: FaultKind) -> str | None:
         """Why `fault` cannot be injected into `machine_id` of this plant, or None if it can."""
         machine = next((m for _, m in self.machines() if m.id == machine_id), None)

@@ -97,12 +97,6 @@ class PlantData:
     views: Sequence[DashboardView] | None  # None: the dashboard logs no views
 
 
-def first_product(plant: Plant, machine: Machine) -> str:
-    """The product a machine that reports none is taken to make: the first plant product it
-    has an ideal cycle time for, else none."""
-    return next((p.id for p in plant.products if p.id in machine.ideal_cycle_time), "")
-
-
 def plant_indicators(plant: Plant, data: PlantData, risk_zones: Collection[str]) -> Indicators:
     """The ten indicators of the plant's machines (all in scope) and of its risk zones."""
     start, end = data.start, data.end
@@ -250,7 +244,9 @@ def _machine_data(
     return MachineData(
         states=[StateRecord(e.time, platform_state_code(e.state, e.reason)) for e in log],
         seen=sorted({*seen, *(e.time for e in log)}),
-        counts=part_counts(log, start.timestamp(), machine.id, first_product(plant, machine)),
+        counts=part_counts(
+            log, start.timestamp(), machine.id, plant.default_product(machine) or ""
+        ),
     )
 
 
