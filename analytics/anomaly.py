@@ -752,35 +752,53 @@ def _room(rows: IntArray, found: int) -> IntArray:
     return grown
 
 
+_SCAN = 256  # samples searched at a time for a score reaching `on` between events
+
+
+@njit(cache=True)
+def _next_open(score: FloatArray, on: float, i: int) -> int:
+    """The first row from `i` on whose score reaches `on` (NaN counts as below), or the size.
+
+    Between events almost every score is below `on`: each chunk is counted in a loop without
+    an early exit, which the compiler vectorises, and only a chunk with a hit is stepped through.
+    """
+    for first in range(i, score.size, _SCAN):
+        chunk = score[first : first + _SCAN]  # indexed from 0: no wraparound check per load
+        hits = 0
+        for j in range(chunk.size):
+            hits += chunk[j] >= on
+        if hits:
+            for j in range(chunk.size):
+                if chunk[j] >= on:
+                    return first + j
+    return score.size
+
+
 @njit(cache=True)
 def _events(
     score: FloatArray, on: float, off: float, quiet: int, min_samples: int
 ) -> tuple[IntArray, IntArray, IntArray]:
     rows = np.empty((3, 64), dtype=np.int64)  # start, end and peak of each event
     found = 0
-    start = -1
-    last_high = -1
-    peak = -1
-    for i in range(score.size):
-        s = score[i]
-        if start < 0:
-            if s >= on:
-                start, last_high, peak = i, i, i
-            continue
-        if s >= off:
-            last_high = i
-            if s > score[peak]:
-                peak = i
-        elif i - last_high >= quiet:
-            if last_high - start + 1 >= min_samples:
-                rows = _room(rows, found)
-                rows[0, found], rows[1, found], rows[2, found] = start, last_high, peak
-                found += 1
-            start = -1
-    if start >= 0 and last_high - start + 1 >= min_samples:
-        rows = _room(rows, found)
-        rows[0, found], rows[1, found], rows[2, found] = start, last_high, peak
-        found += 1
+    n = score.size
+    i = _next_open(score, on, 0)
+    while i < n:
+        start, last_high, peak = i, i, i
+        i += 1
+        while i < n:  # the event is open: step row by row until it closes or the data ends
+            s = score[i]
+            if s >= off:
+                last_high = i
+                if s > score[peak]:
+                    peak = i
+            elif i - last_high >= quiet:
+                break
+            i += 1
+        if last_high - start + 1 >= min_samples:
+            rows = _room(rows, found)
+            rows[0, found], rows[1, found], rows[2, found] = start, last_high, peak
+            found += 1
+        i = _next_open(score, on, i + 1)  # the row that closed an event cannot open one
     return rows[0, :found], rows[1, :found], rows[2, :found]
 
 

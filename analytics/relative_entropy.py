@@ -45,8 +45,11 @@ from numba import njit
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-_TINY = 1e-300
-_EPSILON = 4e-16
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_MEMO_BITS = 12
+_MEMO = 1 << _MEMO_BITS  # memoised window tests per signal
+_FIBONACCI = 0x9E3779B97F4A7C15  # 2^64 / the golden ratio
+_UNSEEN = -1e300  # the log of a count of zero, finite so that 0 times it is 0
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,10 @@ class RelativeEntropySettings:
     max_hypotheses: int = 1024
 
     def __post_init__(self) -> None:
-        if self.window < 2 or self.bins < 2:
-            raise ValueError(f"window and bins must be >= 2, not {self.window}, {self.bins}")
+        if self.window < 2 or not 2 <= self.bins <= 1000:
+            raise ValueError(
+                f"window must be >= 2 and bins in [2, 1000], not {self.window}, {self.bins}"
+            )
         if self.learning < self.window:
             raise ValueError(f"learning ({self.learning}) must cover a window ({self.window})")
         if not 0.0 < self.confidence < 1.0:
@@ -78,41 +83,29 @@ class RelativeEntropySettings:
 
 
 def chi_square_cdf(stat: float, dof: int) -> float:
-    """P(chi-square with `dof` degrees of freedom <= stat): the regularised lower incomplete
-    gamma function, by its series below the mean and its continued fraction above."""
+    """P(chi-square with `dof` degrees of freedom <= stat), in closed form for a whole `dof`
+    (the detector's bins - 1): with x = stat / 2 and m = dof // 2, 1 - e^-x sum_{j<m} x^j / j!
+    for an even `dof`, erf(sqrt x) - e^-x sum_{j=1..m} x^(j-1/2) / Gamma(j+1/2) for an odd one.
+    A few terms instead of an iterated series: the detector calls it for every sample."""
     if stat <= 0.0:
         return 0.0
     if stat == math.inf:
         return 1.0
-    a = 0.5 * dof
     x = 0.5 * stat
-    scale = math.exp(a * math.log(x) - x - math.lgamma(a))
-    if x < a + 1.0:
-        term = 1.0 / a
+    if dof % 2 == 0:
+        term = math.exp(-x)
         total = term
-        for n in range(1, 1000):
-            term *= x / (a + n)
+        for j in range(1, dof // 2):
+            term *= x / j
             total += term
-            if term < total * _EPSILON:
-                break
-        return min(1.0, total * scale)
-    b = x + 1.0 - a
-    c = 1.0 / _TINY
-    d = 1.0 / b
-    fraction = d
-    for n in range(1, 1000):
-        an = -n * (n - a)
-        b += 2.0
-        d = an * d + b
-        d = d if abs(d) > _TINY else _TINY
-        c = b + an / c
-        c = c if abs(c) > _TINY else _TINY
-        d = 1.0 / d
-        change = d * c
-        fraction *= change
-        if abs(change - 1.0) < _EPSILON:
-            break
-    return max(0.0, 1.0 - scale * fraction)
+        return max(0.0, 1.0 - total)
+    root = math.sqrt(x)
+    term = math.exp(-x) * root * _TWO_OVER_SQRT_PI
+    total = 0.0
+    for j in range(1, dof // 2 + 1):
+        total += term
+        term *= x / (j + 0.5)
+    return min(1.0, max(0.0, math.erf(root) - total))
 
 
 _chi_square_cdf = njit(cache=True)(chi_square_cdf)
@@ -127,49 +120,60 @@ def _bin_of(value: float, low: float, width: float, bins: int) -> int:
 @njit(cache=True)
 def _test_window(
     hist: IntArray,
-    log_hypotheses: FloatArray,
+    log_expected: FloatArray,
     matches: IntArray,
     known: int,
     confidence: float,
-    occupied: IntArray,
-    log_hist: FloatArray,
-) -> tuple[float, int]:
-    """Score the window's histogram and learn from it; returns (score, hypotheses known).
-    `occupied` and `log_hist` are scratch space of `bins` entries."""
+    stats: FloatArray,
+    log_count: FloatArray,
+) -> tuple[float, int, int]:
+    """Score the window's histogram and learn from it; returns the score, the hypotheses known
+    and the one matched (-1 when the window was novel and became one).
+
+    `log_expected[k, h]` is the log of hypothesis h's count in bin k, or _UNSEEN where it has
+    none: a window with a value there gets a statistic too large for any confidence (the
+    chi-square CDF of infinity, 1, as it should). `log_count[c]` is log(c) for every count a bin
+    can hold (0 for none: 0 log 0 = 0); `stats` is scratch space for every hypothesis. The sum
+    runs bin by bin over all hypotheses at once, a loop the compiler vectorises, in the same
+    order as a sum per hypothesis, so the statistics are the same to the last bit."""
     bins = hist.size
-    used = 0
+    stats[:known] = 0.0
     for k in range(bins):
-        if hist[k] > 0:
-            occupied[used] = k
-            log_hist[used] = math.log(hist[k])
-            used += 1
+        c = hist[k]
+        if c == 0:
+            continue
+        log_c = log_count[c]
+        for h in range(known):
+            stats[h] += c * (log_c - log_expected[k, h])
     best = math.inf
     best_index = -1
     for h in range(known):
-        stat = 0.0
-        for j in range(used):
-            k = occupied[j]
-            if log_hypotheses[h, k] == -math.inf:
-                stat = math.inf
-                break
-            stat += hist[k] * (log_hist[j] - log_hypotheses[h, k])
-        stat *= 2.0
+        stat = 2.0 * stats[h]
         if stat < best:
             best = stat
             best_index = h
     score = _chi_square_cdf(best, bins - 1)
     if score < confidence:
         matches[best_index] += 1
-        return score, known
+        return score, known, best_index
     slot = known
     if known == matches.size:
         slot = int(np.argmin(matches))
     else:
         known += 1
     for k in range(bins):
-        log_hypotheses[slot, k] = math.log(hist[k]) if hist[k] > 0 else -math.inf
+        log_expected[k, slot] = log_count[hist[k]] if hist[k] > 0 else _UNSEEN
     matches[slot] = 1
-    return score, known
+    return score, known, -1
+
+
+@njit(cache=True)
+def _memo_slot(key: int, size: int) -> int:
+    """Slot of a histogram's key in a memo of `size` (a power of two), or -1 without one:
+    Fibonacci hashing, so that keys differing in any digit spread over the slots."""
+    if size == 0:
+        return -1
+    return int(np.int64((np.uint64(key) * np.uint64(_FIBONACCI)) >> np.uint64(64 - _MEMO_BITS)))
 
 
 # Without the GIL: a service or a recomputation scores its signals on every core in threads.
@@ -190,15 +194,31 @@ def _relative_entropy(
     learned = np.empty(learning)
     recent = np.empty(window, dtype=np.int64)
     hist = np.zeros(bins, dtype=np.int64)
-    log_hypotheses = np.empty((max_hypotheses, bins))
+    log_expected = np.empty((bins, max_hypotheses))
     matches = np.zeros(max_hypotheses, dtype=np.int64)
-    occupied = np.empty(bins, dtype=np.int64)
-    log_hist = np.empty(bins)
+    stats = np.empty(max_hypotheses)
+    log_count = np.log(np.maximum(np.arange(window + 1.0), 1.0))
+    # A window's test depends only on its histogram and the hypotheses, which change only when
+    # a window is novel (a new generation). Tests of the current generation are memoised by
+    # histogram: the window moves back and forth between a few hundred histograms. A histogram
+    # is keyed exactly by its counts as digits in base window + 1, kept up to date as values
+    # enter and leave; where that key would overflow there is no memo.
+    memo_size = _MEMO if (window + 1.0) ** bins < 2.0**62 else 0
+    digit = (window + 1) ** np.arange(bins) if memo_size else np.zeros(bins, dtype=np.int64)
+    memo_key = np.full(memo_size, -1, dtype=np.int64)
+    memo_generation = np.zeros(memo_size, dtype=np.int64)
+    memo_score = np.empty(memo_size)
+    memo_matched = np.empty(memo_size, dtype=np.int64)
+    generation = 0
+    key = 0
     count = 0
     known = 0
     low = 0.0
     width = 1.0
     last_t = 0.0
+    oldest = 0  # the position in `recent` of the value that leaves the window next
+    matched = -1
+    score = np.nan
     for i in range(x.size):
         value = x[i]
         if not np.isfinite(value):
@@ -216,6 +236,7 @@ def _relative_entropy(
             width = span * (1.0 + 2.0 * margin) / bins
             hist[:] = 0
             known = 0
+            generation += 1
             for j in range(learning):
                 b = _bin_of(learned[j], low, width, bins)
                 if j >= window:
@@ -223,18 +244,40 @@ def _relative_entropy(
                 recent[j % window] = b
                 hist[b] += 1
                 if j >= window - 1:
-                    known = _test_window(
-                        hist, log_hypotheses, matches, known, confidence, occupied, log_hist
-                    )[1]
+                    score, known, matched = _test_window(
+                        hist, log_expected, matches, known, confidence, stats, log_count
+                    )
+                    generation += matched < 0
+            key = 0
+            for k in range(bins):
+                key += hist[k] * digit[k]
+            oldest = learning % window
             continue
         b = _bin_of(value, low, width, bins)
-        hist[recent[count % window]] -= 1
-        recent[count % window] = b
+        leaving = recent[oldest]
+        recent[oldest] = b
+        oldest = oldest + 1 if oldest + 1 < window else 0
+        if b == leaving and matched >= 0:  # the same histogram, the same hypotheses
+            matches[matched] += 1
+            out[i] = score
+            continue
+        hist[leaving] -= 1
         hist[b] += 1
-        count += 1
-        out[i], known = _test_window(
-            hist, log_hypotheses, matches, known, confidence, occupied, log_hist
-        )
+        key += digit[b] - digit[leaving]
+        slot = _memo_slot(key, memo_size)
+        if slot >= 0 and memo_key[slot] == key and memo_generation[slot] == generation:
+            score, matched = memo_score[slot], memo_matched[slot]
+            matches[matched] += 1
+        else:
+            score, known, matched = _test_window(
+                hist, log_expected, matches, known, confidence, stats, log_count
+            )
+            if matched < 0:
+                generation += 1
+            elif slot >= 0:
+                memo_key[slot], memo_generation[slot] = key, generation
+                memo_score[slot], memo_matched[slot] = score, matched
+        out[i] = score
     return out
 
 

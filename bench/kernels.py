@@ -183,7 +183,7 @@ def figures(n: int = SAMPLES) -> list[Figure]:
     for case in cases(n):
         bandwidth = copy_bandwidth(n)
         rate = n / best_seconds(case.kernel, repeats=5)
-        reference = case.reference_samples / best_seconds(case.reference, repeats=1)
+        reference = case.reference_samples / best_seconds(case.reference, repeats=3)
         share = rate * case.bytes_per_sample / bandwidth
         found.append(Figure(case.name, rate, rate / reference, share, bandwidth))
     return found

@@ -186,7 +186,16 @@ def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
     if not anomalies:
         st.caption("None in this window.")
         return
-    st.dataframe([_event_row(a) for a in anomalies], hide_index=True)
+    st.dataframe(
+        [_event_row(a) for a in anomalies],
+        hide_index=True,
+        column_config={
+            "When (data time, UTC)": st.column_config.TextColumn(width="medium"),
+            "Followed by": st.column_config.TextColumn(
+                width="large", help="The OEE loss that began within the hour after the event"
+            ),
+        },
+    )
     waiting = [a for a in anomalies if a.acknowledged is None]
     if not waiting:
         return
@@ -216,8 +225,10 @@ def _event_row(item: AssetEvent) -> dict[str, object]:
     return {
         "Machine": item.machine,
         "Signal": item.signal,
-        "Start (data time, UTC)": f"{event.start:%Y-%m-%d %H:%M:%S}",
-        "End (data time, UTC)": f"{event.end:%H:%M:%S}" if event.end else "ongoing",
+        "When (data time, UTC)": (
+            f"{event.start:%m-%d %H:%M:%S} to "
+            + (f"{event.end:%H:%M:%S}" if event.end else "ongoing")
+        ),
         "Acknowledged": _response_text(item.response_s),
         "Peak": event.note,
         "Followed by": _loss_text(loss) if loss else "",
@@ -226,7 +237,7 @@ def _event_row(item: AssetEvent) -> dict[str, object]:
 
 def _loss_text(loss: LossLink) -> str:
     stop = loss.state.replace("_", " ") + (f" ({loss.reason})" if loss.reason else "")
-    return f"{stop} {loss.lead_s / 60:.0f} min later, lasting {loss.duration_s / 60:.0f} min"
+    return f"{stop} {loss.lead_s / 60:.0f} min after, for {loss.duration_s / 60:.0f} min"
 
 
 def _response_text(response_s: float | None) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from analytics.anomaly import (
+    _SCAN,
     DetectorSettings,
     Event,
     _alarms,
@@ -167,6 +168,31 @@ def test_event_kernel_matches_references(
 ) -> None:
     score = np.abs(np.random.default_rng(4).normal(size=5000))
     score[::97] = np.nan
+    starts, ends, peaks = _events(score, on, off, quiet, min_samples)
+    kernel = list(zip(starts.tolist(), ends.tolist(), peaks.tolist(), strict=True))
+    assert kernel == events_reference(score, on, off, quiet, min_samples)
+    assert kernel == events_numpy(score, on, off, quiet, min_samples)
+
+
+@pytest.mark.parametrize("size", [0, 1, _SCAN - 1, _SCAN, 2 * _SCAN + 1, 3 * _SCAN])
+@pytest.mark.parametrize(
+    ("on", "off", "quiet", "min_samples"),
+    [(4.0, 3.0, 5, 1), (4.0, 3.0, 0, 1), (4.0, 3.0, 2, 3), (1.0, 2.0, 0, 1)],
+)
+def test_event_kernel_matches_references_at_the_edges_of_its_chunks(
+    size: int, on: float, off: float, quiet: int, min_samples: int
+) -> None:
+    """Between events the kernel skips chunks of `_SCAN` rows with no score reaching `on`:
+    events opening on the first or the last row of a chunk, right after one closes (or on the
+    row that closed it, which must not reopen), NaN among the rows, and an event still open
+    at the end must come out as the references find them."""
+    score = np.zeros(size)
+    score[3::7] = np.nan
+    highs = {0: 5.0, 100: 5.0, 101: 1.5, 102: 5.0, _SCAN - 1: 5.0, _SCAN: 3.5, 2 * _SCAN: 5.0}
+    highs |= {size - 2: 5.0, size - 1: 3.5}  # open at the end
+    for row, value in highs.items():
+        if 0 <= row < size:
+            score[row] = value
     starts, ends, peaks = _events(score, on, off, quiet, min_samples)
     kernel = list(zip(starts.tolist(), ends.tolist(), peaks.tolist(), strict=True))
     assert kernel == events_reference(score, on, off, quiet, min_samples)

@@ -30,6 +30,8 @@ SETTINGS = RelativeEntropySettings(window=20, bins=8, learning=200, max_gap=30.0
         (2, RelativeEntropySettings(window=39, bins=10, learning=300, margin=0.5)),
         (3, RelativeEntropySettings(window=10, bins=5, learning=50, max_gap=30.0, margin=0.0)),
         (4, RelativeEntropySettings(window=10, bins=12, learning=50, max_hypotheses=3)),
+        # 101^10 histograms overflow the memo's key: every window is tested
+        (5, RelativeEntropySettings(window=100, bins=10, learning=400, margin=0.5)),
     ],
 )
 def test_kernel_matches_reference(seed: int, settings: RelativeEntropySettings) -> None:
@@ -85,6 +87,10 @@ def test_a_flat_signal_that_moves_is_novel() -> None:
 def test_chi_square_cdf_matches_published_quantiles() -> None:
     assert chi_square_cdf(13.276704135987622, 4) == pytest.approx(0.99, abs=1e-12)
     assert chi_square_cdf(21.665994333461924, 9) == pytest.approx(0.99, abs=1e-12)
+    assert chi_square_cdf(3.841458820694124, 1) == pytest.approx(0.95, abs=1e-12)
+    assert chi_square_cdf(7.814727903251178, 3) == pytest.approx(0.95, abs=1e-12)
+    assert chi_square_cdf(23.209251158954356, 10) == pytest.approx(0.99, abs=1e-12)
+    assert chi_square_cdf(135.80672317102676, 100) == pytest.approx(0.99, abs=1e-12)
     for stat in (0.1, 1.0, 5.0, 50.0):
         assert chi_square_cdf(stat, 2) == pytest.approx(1.0 - math.exp(-stat / 2), abs=1e-12)
     assert chi_square_cdf(0.0, 3) == 0.0
@@ -96,6 +102,8 @@ def test_settings_are_checked() -> None:
         RelativeEntropySettings(window=50, learning=20)
     with pytest.raises(ValueError, match="confidence"):
         RelativeEntropySettings(confidence=1.0)
+    with pytest.raises(ValueError, match="bins"):
+        RelativeEntropySettings(bins=1001)  # the chi-square CDF's closed form holds to 1e-13
 
 
 def test_fixed_threshold_beats_windowed_gaussian_on_nab() -> None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from analytics.kernels import counter_increase, counter_increase_reference
+from analytics.kernels import _CHUNK, counter_increase, counter_increase_reference
 from analytics.oee import (
     IdealCycleTimes,
     OeeAccumulator,
@@ -121,6 +121,20 @@ def test_counter_kernel_matches_numpy(seed: int) -> None:
     got, want = counter_increase(counts), counter_increase_reference(counts)
     assert got == pytest.approx(want, rel=1e-12)
     assert counter_increase(np.full(5, np.nan)) == counter_increase_reference(np.full(5, np.nan))
+
+
+@pytest.mark.parametrize("size", [1, _CHUNK - 1, _CHUNK, _CHUNK + 1, 3 * _CHUNK])
+@pytest.mark.parametrize("missing", [(), (0,), (_CHUNK - 1,), (_CHUNK,), (_CHUNK - 1, _CHUNK)])
+def test_counter_kernel_matches_numpy_at_the_edges_of_its_chunks(
+    size: int, missing: tuple[int, ...]
+) -> None:
+    """A NaN on either side of a chunk's edge, or no value in a whole chunk, sends a chunk
+    step by step; the increase must not change."""
+    counts = (np.cumsum(np.random.default_rng(size).integers(0, 3, size)) % 700).astype(float)
+    counts[[row for row in missing if row < size]] = np.nan
+    assert counter_increase(counts) == counter_increase_reference(counts)
+    counts[:_CHUNK] = np.nan  # no value before the second chunk: its first one starts the count
+    assert counter_increase(counts) == counter_increase_reference(counts)
 
 
 def test_counts_without_a_state_change_and_missing_readings() -> None:
