@@ -33,8 +33,9 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit, prange
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 FloatArray = npt.NDArray[np.float64]
@@ -457,6 +458,147 @@ def _invert(a: FloatArray, signals: tuple[int, ...]) -> None:
                     a[r, c] -= factor * a[p, c]
 
 
+# Vector kernels over rows of k float64 in one array, for the T² updates. Numba leaves LLVM's
+# SLP vectoriser off, and a loop of the constant length k is unrolled before its loop vectoriser
+# would see it, so loops over k compile to scalar code; these emit LLVM vector operations
+# themselves, which become AVX instructions where the CPU has them (SSE2 or NEON elsewhere):
+# k = 8 is two 4-wide vectors, other k a 2- and a 1-wide remainder. Offsets are in float64
+# from the start of the array, k is the length of `signals` (see `_mahalanobis`).
+
+
+def _chunks(k: int) -> list[tuple[int, int]]:
+    """(start, width) of the vectors a row of k float64 is processed in."""
+    chunks = []
+    start = 0
+    while start < k:
+        width = 4 if k - start >= 4 else 2 if k - start >= 2 else 1
+        chunks.append((start, width))
+        start += width
+    return chunks
+
+
+def _lane(index: int) -> Any:
+    return ir.Constant(ir.IntType(32), index)
+
+
+def _gather(builder: Any, values: list[Any]) -> Any:
+    """A vector of the given float64 values."""
+    vector = ir.Constant(ir.VectorType(ir.DoubleType(), len(values)), ir.Undefined)
+    for lane, value in enumerate(values):
+        vector = builder.insert_element(vector, value, _lane(lane))
+    return vector
+
+
+def _load(builder: Any, data: Any, offset: Any, start: int, width: int) -> Any:
+    vector = ir.VectorType(ir.DoubleType(), width)
+    element = builder.gep(data, [builder.add(offset, ir.Constant(offset.type, start))])
+    return builder.load(builder.bitcast(element, vector.as_pointer()), typ=vector, align=8)
+
+
+def _store(builder: Any, value: Any, data: Any, offset: Any, start: int) -> None:
+    element = builder.gep(data, [builder.add(offset, ir.Constant(offset.type, start))])
+    builder.store(value, builder.bitcast(element, value.type.as_pointer()), align=8)
+
+
+def _vector_fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
+    """a * b + c per lane, rounded once as `_fma` rounds it."""
+    name = f"llvm.fma.v{a.type.count}f64"
+    module = builder.module
+    fma = module.globals.get(name) or ir.Function(
+        module, ir.FunctionType(a.type, [a.type] * 3), name
+    )
+    return builder.call(fma, [a, b, c])
+
+
+def _add_halves(builder: Any, vector: Any) -> Any:
+    """The sum of a vector's low and high halves, a vector of half its width."""
+    half = vector.type.count // 2
+    lanes = ir.VectorType(ir.IntType(32), half)
+    low = builder.shuffle_vector(vector, vector, ir.Constant(lanes, list(range(half))))
+    high = builder.shuffle_vector(vector, vector, ir.Constant(lanes, list(range(half, 2 * half))))
+    return builder.fadd(low, high)
+
+
+@intrinsic
+def _axpy_intrinsic(
+    typingctx: object, s: Any, out: object, a: object, x: object, y: object, signals: Any
+) -> tuple[object, object]:
+    """s[out + c] = a * s[x + c] + s[y + c] for c < k, rounded once as by `_fma`: `_axpy`."""
+    signature = types.void(s, types.intp, types.float64, types.intp, types.intp, signals)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        array, out, a, x, y, _ = args
+        data = context.make_array(signature.args[0])(context, builder, array).data
+        for start, width in _chunks(signals.count):
+            xs = _load(builder, data, x, start, width)
+            ys = _load(builder, data, y, start, width)
+            result = _vector_fma(builder, _gather(builder, [a] * width), xs, ys)
+            _store(builder, result, data, out, start)
+
+    return signature, codegen
+
+
+@intrinsic
+def _dot_intrinsic(
+    typingctx: object, s: Any, x: object, y: object, signals: Any
+) -> tuple[object, object]:
+    """The sum of s[x + c] * s[y + c] for c < k, as a tree (lane by lane over the vectors, then
+    the lanes pairwise): log2(k) additions after the products, where a loop has k: `_dot`."""
+    signature = types.float64(s, types.intp, types.intp, signals)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array, x, y, _ = args
+        data = context.make_array(signature.args[0])(context, builder, array).data
+        (start, width), *rest = _chunks(signals.count)
+        total = builder.fmul(
+            _load(builder, data, x, start, width), _load(builder, data, y, start, width)
+        )
+        for start, width in rest:
+            while total.type.count > width:
+                total = _add_halves(builder, total)
+            xs = _load(builder, data, x, start, width)
+            ys = _load(builder, data, y, start, width)
+            total = _vector_fma(builder, xs, ys, total)
+        while total.type.count > 1:
+            total = _add_halves(builder, total)
+        return builder.extract_element(total, _lane(0))
+
+    return signature, codegen
+
+
+@intrinsic
+def _deviation_intrinsic(
+    typingctx: object, s: Any, out: object, x: Any, i: object, mean: object, signals: Any
+) -> tuple[object, object]:
+    """s[out + c] = x[i, c] - s[mean + c] for c < k, x two-dimensional of any strides (a
+    C-contiguous row is one vector load): `_deviation`."""
+    signature = types.void(s, types.intp, x, types.intp, types.intp, signals)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        array, out, values, i, mean, _ = args
+        data = context.make_array(signature.args[0])(context, builder, array).data
+        rows = context.make_array(x)(context, builder, values)
+        for start, width in _chunks(signals.count):
+            row = []
+            for column in range(start, start + width):
+                pointer = cgutils.get_item_pointer(  # type: ignore[no-untyped-call]
+                    context, builder, x, rows, [i, ir.Constant(i.type, column)]
+                )
+                row.append(builder.load(pointer))
+            means = _load(builder, data, mean, start, width)
+            _store(builder, builder.fsub(_gather(builder, row), means), data, out, start)
+
+    return signature, codegen
+
+
+# as compiled code calls them
+_axpy = cast(Callable[[FloatArray, int, float, int, int, tuple[int, ...]], None], _axpy_intrinsic)
+_dot = cast(Callable[[FloatArray, int, int, tuple[int, ...]], float], _dot_intrinsic)
+_deviation = cast(
+    Callable[[FloatArray, int, FloatArray, int, int, tuple[int, ...]], None], _deviation_intrinsic
+)
+
+
 @njit(cache=True, error_model="numpy")
 def _hotelling_series(
     t: FloatArray,
@@ -484,7 +626,11 @@ def _hotelling_series(
     # Q, D and the vectors live in one array `s` at fixed offsets, which lets the compiler
     # see that they do not overlap; it is padded by a cache line at each end, as small arrays
     # allocated by two threads can share a line, and writing it from both halves the speed.
-    # Only the lower triangles of Q, D and `work` are used.
+    # Past the equal weights Q and D are kept whole (symmetric, row-major), so that every step
+    # of a row is a vector operation on contiguous rows of k (`_axpy`, `_dot`, `_deviation`):
+    # Q d as a sum of Q's rows weighted by d, the rank-2 and rank-1 updates row by row. That
+    # does twice the arithmetic of the triangles, in AVX registers four at a time. The
+    # factorisations read the lower triangles; each refresh copies them to the upper ones.
     k = len(signals)
     equal_until = _equal_weight_count(alpha)
     keep = 1.0 - alpha
@@ -494,9 +640,10 @@ def _hotelling_series(
     keep_s = 1.0 - shrink
     clip2 = clip * clip
     mean, d, u, col, lam = 0, k, 2 * k, 3 * k, 4 * k
-    q = 5 * k
+    part, cu, cc, gd, zero = 5 * k, 6 * k, 7 * k, 8 * k, 9 * k  # scratch, and zeros
+    q = 10 * k
     cov = q + k * k
-    s = np.zeros(2 * _LINE + 5 * k + 2 * k * k)[_LINE:]
+    s = np.zeros(2 * _LINE + 10 * k + 2 * k * k)[_LINE:]
     space = np.zeros(2 * _LINE + 2 * k + k * k)
     y, lam_now = space[_LINE : _LINE + 2 * k].reshape((2, k))
     work = space[_LINE + 2 * k : _LINE + 2 * k + k * k].reshape((k, k))
@@ -567,32 +714,34 @@ def _hotelling_series(
                 s[lam + a] *= gamma
                 for b in range(a + 1):
                     s[cov + a * k + b] *= gamma
+                    s[cov + b * k + a] = s[cov + a * k + b]
                     work[a, b] = work[b, a] = keep_s * s[cov + a * k + b]
                 work[a, a] += s[lam + a]
             _invert(work, signals)
             for a in range(k):
                 for b in range(a + 1):
-                    s[q + a * k + b] = work[a, b]
+                    s[q + a * k + b] = s[q + b * k + a] = work[a, b]
             gamma = inverse_gamma = 1.0
-        for a in range(k):
-            s[d + a] = x[i, a] - s[mean + a]
-        for a in range(k):
-            total = 0.0
-            for b in range(k):
-                total += s[q + max(a, b) * k + min(a, b)] * s[d + b]
-            s[u + a] = total
+        _deviation(s, d, x, i, mean, signals)
+        # u = Q d, the rows of even and of odd index summed apart: half the chain of additions
+        _axpy(s, u, s[d], q, zero, signals)
+        if k > 1:
+            _axpy(s, part, s[d + 1], q + k, zero, signals)
+        for b in range(2, k, 2):
+            _axpy(s, u, s[d + b], q + b * k, u, signals)
+        for b in range(3, k, 2):
+            _axpy(s, part, s[d + b], q + b * k, part, signals)
+        if k > 1:
+            _axpy(s, u, 1.0, part, u, signals)
+        dqd = _dot(s, d, u, signals)
         # Signal j's shrinkage is refreshed from the covariance this row is scored with, so
         # its change delta does not wait for T², and the two divisions below run together.
         target = _shrink_target(gamma * s[cov + j * k + j], shrink, var_floor) * inverse_gamma
         delta = target - s[lam + j]
         s[lam + j] = target
-        for a in range(k):
-            s[col + a] = s[q + max(a, j) * k + min(a, j)]
+        _axpy(s, col, 0.0, zero, q + j * k, signals)  # a copy: Q's row j changes below
         one_d = 1.0 + delta * s[col + j]
         u_j = s[u + j]
-        dqd = 0.0
-        for a in range(k):
-            dqd += s[d + a] * s[u + a]
         t2 = dqd * inverse_gamma
         top = 1.0  # the clip multiplies d d' by clip² / max(T², clip²), sigma²
         bottom = 1.0
@@ -606,8 +755,8 @@ def _hotelling_series(
         # numerators and determinant are multiplied by `bottom` to leave sigma² out
         a_w = keep_s * w * inverse_gamma
         a_top = a_w * top
-        one_a = bottom + a_top * dqd
-        inverse = 1.0 / (one_a * one_d - a_top * delta * u_j * u_j)
+        one_a = _fma(a_top, dqd, bottom)
+        inverse = 1.0 / _fma(one_a, one_d, -a_top * delta * u_j * u_j)
         if one_a > 4.0 * bottom or not 0.25 < one_d < 4.0:
             # A change this large relative to reg (an unclipped outlier in warm-up, or the
             # first rows when the weights are never equal) would cancel most digits of Q:
@@ -619,18 +768,20 @@ def _hotelling_series(
         m22 = delta * one_a * inverse
         sigma = math.sqrt(shrunk)
         g = w * inverse_gamma * shrunk
-        for a in range(k):
-            s[mean + a] += w * sigma * s[d + a]
+        _axpy(s, mean, w * sigma, d, mean, signals)
         gamma *= keep
         inverse_gamma /= keep
         until_refresh -= 1
+        # -[u, col] M, and g d: the factors of the rows' updates
+        _axpy(s, cu, -m11, u, zero, signals)
+        _axpy(s, cu, -m12, col, cu, signals)
+        _axpy(s, cc, -m12, u, zero, signals)
+        _axpy(s, cc, -m22, col, cc, signals)
+        _axpy(s, gd, g, d, zero, signals)
         for r in range(k):
-            cu = m11 * s[u + r] + m12 * s[col + r]
-            cc = m12 * s[u + r] + m22 * s[col + r]
-            f = g * s[d + r]
-            for c in range(r + 1):
-                s[q + r * k + c] -= cu * s[u + c] + cc * s[col + c]
-                s[cov + r * k + c] += f * s[d + c]
+            _axpy(s, q + r * k, s[cc + r], col, q + r * k, signals)
+            _axpy(s, q + r * k, s[cu + r], u, q + r * k, signals)
+            _axpy(s, cov + r * k, s[gd + r], d, cov + r * k, signals)
         count += 1
         after = i + 1  # checked here, the next row's checks overlap this row's updates
         checked = after < n and t[after] - last_t <= max_gap
