@@ -134,8 +134,8 @@ def _test_window(
     none: a window with a value there gets a statistic too large for any confidence (the
     chi-square CDF of infinity, 1, as it should). `log_count[c]` is log(c) for every count a bin
     can hold (0 for none: 0 log 0 = 0); `stats` is scratch space for every hypothesis. The sum
-    runs bin by bin over all hypotheses at once, a loop the compiler vectorises, in the same
-    order as a sum per hypothesis, so the statistics are the same to the last bit."""
+    runs bin by bin over all hypotheses at once, along contiguous memory and without a branch
+    per hypothesis, in the same order as a sum per hypothesis: the same statistics to the bit."""
     bins = hist.size
     stats[:known] = 0.0
     for k in range(bins):
@@ -169,8 +169,8 @@ def _test_window(
 
 @njit(cache=True)
 def _memo_slot(key: int, size: int) -> int:
-    """Slot of a histogram's key in a memo of `size` (a power of two), or -1 without one:
-    Fibonacci hashing, so that keys differing in any digit spread over the slots."""
+    """Slot of a histogram's key in the memo, or -1 when there is none (`size` 0): Fibonacci
+    hashing, so that keys differing in any digit spread over the slots."""
     if size == 0:
         return -1
     return int(np.int64((np.uint64(key) * np.uint64(_FIBONACCI)) >> np.uint64(64 - _MEMO_BITS)))

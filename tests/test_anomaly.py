@@ -132,17 +132,15 @@ def test_hotelling_kernel_matches_references(seed: int) -> None:
     np.testing.assert_array_equal(hotelling(t, signal_major.transpose(0, 2, 1), SETTINGS), together)
 
 
-@pytest.mark.parametrize("k", [1, 5, 7, 8])
+@pytest.mark.parametrize("k", [1, 7, 8])
 def test_hotelling_kernel_matches_the_reference_for_any_number_of_signals(k: int) -> None:
     """Past the equal weights the kernel works on rows of k signals four at a time in vector
-    registers, then two, then one: every remainder, and rows that are whole vectors."""
+    registers, then two, then one: 7 takes all three widths, 8 whole vectors, 1 only the last.
+    (Each k is compiled anew; other layouts of the rows are tested above.)"""
     t, a = messy_series(k)
     rng = np.random.default_rng(k)
     x = a[:, np.newaxis] * rng.uniform(0.5, 2.0, k) + rng.normal(size=(a.size, k))
-    t2 = hotelling(t, x, SETTINGS)
-    assert_scores_agree(t2, hotelling_reference(t, x, SETTINGS))
-    signal_major = np.ascontiguousarray(x.T)
-    np.testing.assert_array_equal(hotelling(t, signal_major.T, SETTINGS), t2)
+    assert_scores_agree(hotelling(t, x, SETTINGS), hotelling_reference(t, x, SETTINGS))
 
 
 def test_hotelling_skips_a_row_with_a_nan_as_if_it_were_not_there() -> None:
