@@ -162,6 +162,7 @@ class OpcUaSource:
             try:
                 await self._session()
             except Exception as exc:  # any failure of one server must not stop the agent
+                _stop_if_cancelled()
                 if self.connected_once:  # a lost session: try again soon, then back off
                     backoff, self.connected_once = 1.0, False
                 log.warning(
@@ -353,6 +354,16 @@ async def secure_client(client: Client, security: OpcUaSecurity) -> None:
         ),
         mode=mode,
     )
+
+
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError if this task has been asked to stop. A cancellation that lands
+    inside the OPC UA client together with a server's reply can be lost there, leaving the
+    reply's error to be retried (seen under load: a source being stopped went on reconnecting
+    to a server that refused it); the task still counts the request, and stopping wins."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def disconnect_quietly(client: Client) -> None:

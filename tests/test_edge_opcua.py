@@ -214,6 +214,43 @@ def test_secured_server_reads_only_with_encryption_and_the_right_user(
     asyncio.run(main())
 
 
+def test_a_stop_that_asyncua_drops_with_a_refusal_still_stops_the_source(
+    certificates: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent is stopped just as the server refuses the session, and the OPC UA client
+    loses the cancellation (seen once in a loaded test run: a source that kept retrying).
+    Reproduced here by making every session activation drop the cancellation that arrives
+    with it."""
+    from asyncua import Client
+
+    activate = Client.activate_session
+
+    async def stopped_meanwhile(self: Client, *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)  # where the cancellation lands, and is lost
+        return await activate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "activate_session", stopped_meanwhile)
+    security = ServerSecurity(
+        certificates["server_cert"], certificates["server_key"], {"operator": "s3cret"}
+    )
+
+    async def main() -> OpcUaSource:
+        async with machine_server(security) as (_, machine):
+            config = OpcUaSourceConfig.model_validate(
+                {"machine": machine.id, **secured(certificates, "wrong")}
+            )
+            source = OpcUaSource(OpcUaTarget.build(PATH, machine, config, None), Collected())
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(source.run(), 10)
+            return source
+
+    assert asyncio.run(main()).reconnects == 0
+
+
 def test_secured_server_offers_only_basic256sha256_sign_and_encrypt(
     certificates: dict[str, Path],
 ) -> None:
