@@ -190,9 +190,8 @@ def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
         [_event_row(a) for a in anomalies],
         hide_index=True,
         column_config={
-            "When (data time, UTC)": st.column_config.TextColumn(width="medium"),
             "Followed by": st.column_config.TextColumn(
-                width="large", help="The OEE loss that began within the hour after the event"
+                help="The first unplanned stop after the event, within the analytics link horizon"
             ),
         },
     )
@@ -229,9 +228,10 @@ def _event_row(item: AssetEvent) -> dict[str, object]:
             f"{event.start:%m-%d %H:%M:%S} to "
             + (f"{event.end:%H:%M:%S}" if event.end else "ongoing")
         ),
-        "Acknowledged": _response_text(item.response_s),
-        "Peak": event.note,
+        "Response": _response_text(item.response_s),
         "Followed by": _loss_text(loss) if loss else "",
+        # the signal has a column of its own; the loss link matters more than the peak
+        "Peak": (event.note or "").removeprefix(f"{item.signal}: "),
     }
 
 
@@ -241,7 +241,7 @@ def _loss_text(loss: LossLink) -> str:
 
 
 def _response_text(response_s: float | None) -> str:
-    return "not yet" if response_s is None else f"after {response_s / 60:.1f} min"
+    return "waiting" if response_s is None else f"{response_s / 60:.1f} min"
 
 
 def _signal_figure(scored: ScoredSignal, events: Sequence[AssetEvent]) -> go.Figure:

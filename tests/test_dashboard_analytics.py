@@ -536,7 +536,7 @@ def test_the_pages_in_chromium(example_plant: Plant, embedded_url: str, tmp_path
             choose(page, "Machine", "Trimming centre")
             page.get_by_role("button", name="Acknowledge").click()
             # The trimmer's newest point is its KPI 10 s before NOW: 2 h after the event began.
-            page.get_by_text("after 119.8 min").wait_for(state="attached", timeout=30_000)
+            page.get_by_text("119.8 min").wait_for(state="attached", timeout=30_000)
             assert page.locator("[data-testid='stException']").count() == 0
         [anomaly, _] = read_events(example_plant, store, NOW - timedelta(hours=4), NOW)
         assert anomaly.response_s == 7190
