@@ -489,15 +489,19 @@ def _gather(builder: Any, values: list[Any]) -> Any:
     return vector
 
 
+def _vector_at(builder: Any, data: Any, offset: Any, start: int, vector: Any) -> Any:
+    """A pointer to the `vector`-typed run of float64 at data[offset + start]."""
+    element = builder.gep(data, [builder.add(offset, ir.Constant(offset.type, start))])
+    return builder.bitcast(element, vector.as_pointer())
+
+
 def _load(builder: Any, data: Any, offset: Any, start: int, width: int) -> Any:
     vector = ir.VectorType(ir.DoubleType(), width)
-    element = builder.gep(data, [builder.add(offset, ir.Constant(offset.type, start))])
-    return builder.load(builder.bitcast(element, vector.as_pointer()), typ=vector, align=8)
+    return builder.load(_vector_at(builder, data, offset, start, vector), typ=vector, align=8)
 
 
 def _store(builder: Any, value: Any, data: Any, offset: Any, start: int) -> None:
-    element = builder.gep(data, [builder.add(offset, ir.Constant(offset.type, start))])
-    builder.store(value, builder.bitcast(element, value.type.as_pointer()), align=8)
+    builder.store(value, _vector_at(builder, data, offset, start, value.type), align=8)
 
 
 def _vector_fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
@@ -629,7 +633,7 @@ def _hotelling_series(
     # Past the equal weights Q and D are kept whole (symmetric, row-major), so that every step
     # of a row is a vector operation on contiguous rows of k (`_axpy`, `_dot`, `_deviation`):
     # Q d as a sum of Q's rows weighted by d, the rank-2 and rank-1 updates row by row. That
-    # does twice the arithmetic of the triangles, in AVX registers four at a time. The
+    # does twice the arithmetic of the triangles, in vectors of four at a time. The
     # factorisations read the lower triangles; each refresh copies them to the upper ones.
     k = len(signals)
     equal_until = _equal_weight_count(alpha)

@@ -131,8 +131,8 @@ def _test_window(
     and the one matched (-1 when the window was novel and became one).
 
     `log_expected[k, h]` is the log of hypothesis h's count in bin k, or _UNSEEN where it has
-    none: a window with a value there gets a statistic too large for any confidence (the
-    chi-square CDF of infinity, 1, as it should). `log_count[c]` is log(c) for every count a bin
+    none: a window with a value there gets a statistic so large that its chi-square CDF is 1,
+    as for the infinite statistic it stands for. `log_count[c]` is log(c) for every count a bin
     can hold (0 for none: 0 log 0 = 0); `stats` is scratch space for every hypothesis. The sum
     runs bin by bin over all hypotheses at once, along contiguous memory and without a branch
     per hypothesis, in the same order as a sum per hypothesis: the same statistics to the bit."""
