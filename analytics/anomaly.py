@@ -892,8 +892,13 @@ def _hotelling_series(
                 kept = _block_weights(
                     t2_rows, gain_rows, weight_rows, m, count, equal_until, warmup, alpha, clip2
                 )
-            for j in range(m):
-                out[rows[j]] = s[t2 + j] if count + j >= warmup else np.nan
+            first = rows[0]
+            if count >= warmup and rows[m - 1] - first == m - 1:  # no row skipped: a copy
+                for j in range(m):
+                    out[first + j] = t2_rows[j]
+            else:
+                for j in range(m):
+                    out[rows[j]] = t2_rows[j] if count + j >= warmup else np.nan
             _absorb_block(s, deviation, gain, weight, kept, mean, cov, signals)
             count += m
         if restart:
