@@ -401,7 +401,6 @@ def level_shift_reference(
 _SNAPSHOT = 32  # rows of a block that share a snapshot of T²'s estimate (see `hotelling`)
 
 
-@njit(cache=True)
 def _snapshot_due(count: int, equal_until: int) -> bool:
     """Whether the row absorbed with `count` starts a block with a new snapshot: every row while
     the weights are equal (the estimate still moves fast), every _SNAPSHOT rows after."""
