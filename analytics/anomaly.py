@@ -642,8 +642,8 @@ def _take_four_intrinsic(
 
         if rowwise:
             lanes = []
+            whole = k - k % 4  # signals read as vectors of four, the rest one by one
             for r in range(4):
-                whole = k - k % 4
                 vectors = [vector_at(element(r, start)) for start in range(0, whole, 4)]
                 row = [
                     builder.extract_element(v, _lane(lane)) for v in vectors for lane in range(4)
@@ -948,7 +948,7 @@ def hotelling(
     own; at alpha = 0.01 the estimate averages over about 100 rows, and the lag changes the
     scores little. In exchange the rows of a block are independent of one another: they are
     scored and absorbed side by side in vector registers, with one factorisation of R per
-    block, about three times as fast as updating R's inverse row by row.
+    block instead of an update of its inverse per row.
     """
     if not 0.0 < shrink <= 1.0:
         raise ValueError(f"shrink must be in (0, 1], not {shrink}")
