@@ -6,13 +6,16 @@
 
 Sources (one OPC UA session per machine, raw MQTT sensor topics) push readings onto one queue;
 the publisher drains it every batch interval into one `data` message per asset, which waits on
-disk until the broker has acknowledged it.
+disk until the broker has acknowledged it. A sensor payload or OPC UA value that is not a
+reading of its signal is counted and logged, never sent; nothing one holds can stop the agent.
+The status names each cause of a degraded agent (see `EdgeAgent.causes`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -36,8 +39,9 @@ from shopfloor.messages import (
     edge_status_topic,
     encode_edge,
     encode_readings,
+    excerpt,
 )
-from shopfloor.mqtt import Presence, make_client
+from shopfloor.mqtt import Presence, make_client, network_thread
 from shopfloor.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,8 @@ log = logging.getLogger(__name__)
 MAX_READINGS_PER_MESSAGE = 500
 # The broker announces a vanished device (its last will) after 1.5 keep-alive periods.
 KEEPALIVE_S = 10
+# A message queued longer than this while the broker is connected: forwarding has stalled.
+MAX_FORWARD_LAG_S = 10.0
 
 
 def _version() -> str:
@@ -85,7 +91,9 @@ class EdgeAgent:
         self.forwarder = Forwarder(buffer, self.mqtt)
         self.published = 0
         self.lost_to_buffer_errors = 0
+        self.buffer_ok = True  # the last write to the disk queue succeeded
         self.rejected_sensor_payloads = 0
+        self._receiver: threading.Thread | None = None
         self._rate_mark = (time.monotonic(), 0)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -113,12 +121,21 @@ class EdgeAgent:
     def _on_sensor_message(
         self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage
     ) -> None:
-        route = self.sensor_routes[msg.topic]
         try:
+            self._take_sensor_message(msg)
+        except Exception:  # the network thread also forwards: it must live on
+            self.rejected_sensor_payloads += 1
+            log.exception("could not take a sensor message")
+
+    def _take_sensor_message(self, msg: mqtt.MQTTMessage) -> None:
+        route = self.sensor_routes.get(msg.topic)
+        try:
+            if route is None:
+                raise SensorPayloadError("no sensor mapping has this topic")
             reading = parse_sensor_payload(msg.payload, route)
         except SensorPayloadError as exc:
             self.rejected_sensor_payloads += 1
-            log.warning("sensor topic %s: %s", msg.topic, exc)
+            log.warning("sensor topic %s: %s", excerpt(msg.topic), exc)
             return
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._emit, route.path, reading)
@@ -128,6 +145,7 @@ class EdgeAgent:
         self._loop = asyncio.get_running_loop()
         metrics = self._metrics_server()
         self.mqtt.loop_start()
+        self._receiver = network_thread(self.mqtt)
         try:
             async with asyncio.TaskGroup() as group:
                 for source in self.sources:
@@ -178,6 +196,8 @@ class EdgeAgent:
         rate = (self.published - mark_count) / max(now - mark_time, 1e-9)
         if advance_rate:
             self._rate_mark = (now, self.published)
+        oldest_queued_s = self.buffer.oldest_age_s
+        receiving = self._receiver is not None and self._receiver.is_alive()
         return EdgeStatus(
             device=self.device,
             ts=datetime.now(UTC),
@@ -189,13 +209,29 @@ class EdgeAgent:
             queue_bytes=self.buffer.size_bytes,
             dropped_total=self.buffer.dropped,
             lost_total=self.lost_to_buffer_errors,
-            rejected_total=self.rejected_sensor_payloads,
+            rejected_total=self.rejected_sensor_payloads
+            + sum(source.rejected for source in self.sources),
             broker_connected=self.mqtt.is_connected(),
             broker_reconnects=self.forwarder.disconnects,
             sources_connected=sum(source.connected for source in self.sources),
             sources_total=len(self.sources),
             source_reconnects=sum(source.reconnects for source in self.sources),
+            oldest_queued_s=round(oldest_queued_s, 3),
+            receiving=receiving,
+            causes=self.causes(receiving, oldest_queued_s),
         )
+
+    def causes(self, receiving: bool, oldest_queued_s: float) -> list[str]:
+        """Why the agent is degraded now; empty when it does its job."""
+        connected = self.mqtt.is_connected()
+        checks = {
+            "receive_thread_dead": not receiving,
+            "broker_disconnected": not connected,
+            "forwarder_stalled": connected and oldest_queued_s > MAX_FORWARD_LAG_S,
+            "buffer_failing": not self.buffer_ok,
+            "sources_disconnected": any(not source.connected for source in self.sources),
+        }
+        return [cause for cause, failed in checks.items() if failed]
 
     def publish_pending(self) -> None:
         """Move what the sources read into the disk buffer, one message per asset (split when
@@ -214,7 +250,9 @@ class EdgeAgent:
             try:
                 self.buffer.put(messages)
                 self.published += count
+                self.buffer_ok = True
             except DiskQueueError as exc:
                 self.lost_to_buffer_errors += count
+                self.buffer_ok = False
                 log.error("%s; %d readings lost", exc, count)
         self.forwarder.pump()

@@ -2,11 +2,13 @@
 
 The same figures go to the broker every status interval (see `EdgeAgent`), so a demo centre sees
 every device on the dashboard, and a technician on site can still ask a device that has lost its
-network: `curl http://127.0.0.1:9108/metrics` or `shopfloor edge status`.
+network: `curl http://127.0.0.1:9108/metrics` or `shopfloor edge status`. `/health` answers 503
+with the causes when the agent is degraded, as a watchdog expects.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -26,12 +28,14 @@ _HELP = {
     "queue_bytes": ("gauge", "bytes waiting on disk for the broker"),
     "dropped_total": ("counter", "messages dropped by the queue's size or age bound"),
     "lost_total": ("counter", "readings lost because the queue could not be written"),
-    "rejected_total": ("counter", "sensor payloads that held no reading"),
+    "rejected_total": ("counter", "sensor payloads and OPC UA values that held no reading"),
     "broker_connected": ("gauge", "1 while connected to the broker"),
     "broker_reconnects": ("counter", "connections to the broker lost"),
     "sources_connected": ("gauge", "OPC UA servers connected"),
     "sources_total": ("gauge", "OPC UA servers configured"),
     "source_reconnects": ("counter", "failed or lost OPC UA connections"),
+    "oldest_queued_s": ("gauge", "seconds the oldest queued message has waited"),
+    "receiving": ("gauge", "1 while the MQTT network thread runs"),
 }
 
 
@@ -46,6 +50,17 @@ def prometheus_text(status: EdgeStatus) -> str:
             f"# TYPE {name} {kind}",
             f'{name}{{device="{status.device}"}} {_number(values[field])}',
         ]
+    lines += [
+        "# HELP shopfloor_edge_healthy 1 while no cause degrades the agent",
+        "# TYPE shopfloor_edge_healthy gauge",
+        f'shopfloor_edge_healthy{{device="{status.device}"}} {int(not status.causes)}',
+        "# HELP shopfloor_edge_degraded 1 for each cause that degrades the agent now",
+        "# TYPE shopfloor_edge_degraded gauge",
+        *(
+            f'shopfloor_edge_degraded{{device="{status.device}",cause="{cause}"}} 1'
+            for cause in status.causes
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -81,10 +96,20 @@ def _handler(status: Callable[[], EdgeStatus]) -> type[BaseHTTPRequestHandler]:
                 body, content_type = prometheus_text(status()).encode(), PROMETHEUS_TEXT
             elif page == "/status":
                 body, content_type = encode_edge(status()), "application/json"
-            else:
-                self.send_error(404, "try /metrics or /status")
+            elif page == "/health":
+                causes = status().causes
+                health = {"status": "degraded" if causes else "ok", "causes": causes}
+                self._answer(
+                    503 if causes else 200, json.dumps(health).encode(), "application/json"
+                )
                 return
-            self.send_response(200)
+            else:
+                self.send_error(404, "try /metrics, /status or /health")
+                return
+            self._answer(200, body, content_type)
+
+        def _answer(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -23,7 +23,7 @@ from asyncua import Client, Node, ua
 from asyncua.crypto import security_policies
 
 from edge.config import NodeMapping, OpcUaMode, OpcUaSecurity, OpcUaSourceConfig, SecurityPolicy
-from shopfloor.messages import AssetPath, Quality, Reading
+from shopfloor.messages import AssetPath, Quality, Reading, excerpt
 from shopfloor.plant import DEFAULT_OPCUA_NAMESPACE, Machine, Signal
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ class OpcUaSource:
         self.target, self.emit = target, emit
         self.settings = target.settings
         self.reconnects = 0
+        self.rejected = 0  # values that were not readings of their signal
         self.connected = False
         self.polled_nodes = 0  # how many nodes the current connection reads by polling
         self.connected_once = False  # since the last failure
@@ -293,24 +294,35 @@ class OpcUaSource:
             )
 
     def accept(self, node_id: str, target: NodeTarget, data: ua.DataValue) -> None:
-        """Emit one sampled value (from a notification or a poll) when it is a new reading."""
+        """Emit one sampled value (from a notification or a poll) when it is a new reading; a
+        value that is not one of its signal (a string on a temperature, an out-of-range
+        timestamp) is counted and logged, never sent."""
         value = data.Value.Value if data.Value is not None else None
-        if not isinstance(value, int | float | str | bool):
+        try:
+            if not isinstance(value, int | float | str | bool):
+                raise ValueError("not a scalar")
+            target.signal.check(value)
+            ts = data.SourceTimestamp or data.ServerTimestamp
+            if not self._filter.changed(node_id, value, ts, target.deadband):
+                return
+            moment = ts or datetime.now(UTC)
+            reading = Reading(
+                signal=target.signal.id,
+                value=value,
+                ts=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
+                quality=_quality(data.StatusCode),
+                unit=target.signal.unit,
+            )
+        except ValueError as exc:  # pydantic's ValidationError is one too
+            self.rejected += 1
             log.warning(
-                "ignoring %s = %r from %s: not a scalar", node_id, value, self.target.machine_id
+                "ignoring %s = %s from %s: %s",
+                node_id,
+                excerpt(repr(value)),
+                self.target.machine_id,
+                excerpt(str(exc)),
             )
             return
-        ts = data.SourceTimestamp or data.ServerTimestamp
-        if not self._filter.changed(node_id, value, ts, target.deadband):
-            return
-        moment = ts or datetime.now(UTC)
-        reading = Reading(
-            signal=target.signal.id,
-            value=value,
-            ts=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
-            quality=_quality(data.StatusCode),
-            unit=target.signal.unit,
-        )
         self.emit(self.target.path, reading)
 
 

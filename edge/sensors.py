@@ -2,19 +2,26 @@
 
 Sensor kits publish whatever their firmware does: `21.5`, `"21.5"`, `{"value": 21.5}` or
 `{"data": {"temp": 2150}, "time": "..."}`. A mapping names where the value (and, if any, the
-timestamp) sits in the JSON and how to scale it, so no kit needs reprogramming.
+timestamp) sits in the JSON and how to scale it, so no kit needs reprogramming. Whatever a
+payload holds, the result is a reading or a SensorPayloadError with the reason: a sensor, buggy
+or hostile, can cost its own message, never the agent's receive thread.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from edge.config import SensorMapping
-from shopfloor.messages import AssetPath, Reading
-from shopfloor.plant import Plant, Signal
+from shopfloor.messages import AssetPath, Reading, Value, excerpt
+from shopfloor.plant import Plant, Signal, SignalKind
+
+log = logging.getLogger(__name__)
 
 
 class SensorPayloadError(ValueError):
@@ -49,26 +56,68 @@ def sensor_routes(plant: Plant, mappings: list[SensorMapping] | None) -> dict[st
 
 def parse_sensor_payload(payload: bytes | bytearray, route: SensorRoute) -> Reading:
     """The reading in a raw payload; one without its own timestamp is stamped on arrival."""
+    try:
+        return _reading(payload, route)
+    except SensorPayloadError:
+        raise
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SensorPayloadError(f"{_shown(payload)}: {where}: {excerpt(first['msg'])}") from None
+    except (ArithmeticError, RecursionError, ValueError) as exc:  # limits of float and json
+        raise SensorPayloadError(f"{_shown(payload)}: {excerpt(str(exc))}") from None
+    except Exception as exc:  # a defect here must cost one payload, never the receive thread
+        log.exception("unexpected error on a sensor payload")
+        raise SensorPayloadError(f"{_shown(payload)}: {type(exc).__name__}") from None
+
+
+def _shown(payload: bytes | bytearray) -> str:
+    return f"payload {bytes(payload[:40])!r}" + (
+        f" ({len(payload)} bytes)" if len(payload) > 40 else ""
+    )
+
+
+def _reading(payload: bytes | bytearray, route: SensorRoute) -> Reading:
     mapping = route.mapping
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
-        raise SensorPayloadError(f"payload {payload[:40]!r} is not a number or JSON") from None
+        raise SensorPayloadError(f"{_shown(payload)} is not a number or JSON") from None
     ts = datetime.now(UTC)
     if isinstance(data, dict):
         if mapping.ts is not None:
             ts = _timestamp(_at(data, mapping.ts), payload) or ts
         data = _at(data, mapping.value)
         if data is None:
-            raise SensorPayloadError(f"payload {payload[:60]!r} has no {mapping.value!r}")
+            raise SensorPayloadError(f"{_shown(payload)} has no {mapping.value!r}")
+    value = _value(data, route.signal, mapping, payload)
+    return Reading(signal=route.signal.id, value=value, ts=ts, unit=route.signal.unit)
+
+
+def _value(
+    data: object, signal: Signal, mapping: SensorMapping, payload: bytes | bytearray
+) -> Value:
+    """The value as the signal's kind wants it: numbers scaled, text and booleans as sent."""
+    if signal.kind is SignalKind.TEXT:
+        if not isinstance(data, str):
+            raise SensorPayloadError(f"{_shown(payload)}: signal {signal.id!r} carries text")
+        return data
+    if signal.kind is SignalKind.BOOLEAN:
+        try:
+            signal.check(data)
+        except ValueError as exc:
+            raise SensorPayloadError(f"{_shown(payload)}: {exc}") from None
+        return bool(data)
+    if isinstance(data, bool) or not isinstance(data, int | float | str):
+        raise SensorPayloadError(f"{_shown(payload)} is not a number")
     try:
         value = float(data)
-    except (TypeError, ValueError):
-        raise SensorPayloadError(f"payload {payload[:40]!r} is not a number") from None
-    if not math.isfinite(value):
-        raise SensorPayloadError(f"payload {payload[:40]!r} is not a finite number")
+    except ValueError:
+        raise SensorPayloadError(f"{_shown(payload)} is not a number") from None
     value = value * mapping.scale + mapping.offset
-    return Reading(signal=route.signal.id, value=value, ts=ts, unit=route.signal.unit)
+    if not math.isfinite(value):
+        raise SensorPayloadError(f"{_shown(payload)} is not a finite number")
+    return value
 
 
 def _at(data: dict[str, object], key_path: str) -> object:
@@ -84,10 +133,12 @@ def _at(data: dict[str, object], key_path: str) -> object:
 def _timestamp(text: object, payload: bytes | bytearray) -> datetime | None:
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise SensorPayloadError(f"{_shown(payload)}: ts is not ISO 8601 text")
     try:
-        ts = datetime.fromisoformat(str(text))
+        ts = datetime.fromisoformat(text)
     except ValueError:
-        raise SensorPayloadError(f"payload {payload[:60]!r} has a bad ts") from None
+        raise SensorPayloadError(f"{_shown(payload)} has a bad ts") from None
     if ts.tzinfo is None:
-        raise SensorPayloadError(f"payload {payload[:60]!r} has a ts without a time zone")
+        raise SensorPayloadError(f"{_shown(payload)} has a ts without a time zone")
     return ts

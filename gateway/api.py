@@ -10,8 +10,11 @@
     GET /api/v1/events?asset=&start=&end=    labelled events starting in a range
     GET /openapi.json, /docs                 public: the spec and its browsable page
 
-/health answers 503 when the broker is disconnected or the last store write failed, as load
-balancers expect of a node that should get no traffic; the body says which. Everything else but
+/health answers 503 when the gateway is degraded, as load balancers expect of a node that should
+get no traffic; the body names each cause: its receive or writer thread has died, the broker is
+disconnected, the store is failing, or ingest lags (a message received longer ago than the
+gateway's lag bound is not yet stored). What it cannot see is the queue the broker keeps for it
+beyond the messages it was sent: MQTT tells a subscriber nothing of that. Everything else but
 the spec needs `Authorization: Bearer <token>`; with no token configured it is all refused.
 
 Times go in as ISO 8601 with a zone and come out in UTC. A range is [start, end): end defaults
@@ -80,8 +83,12 @@ class ApiError(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
+    causes: list[str]
     broker_connected: bool
     store_ok: bool
+    receiving: bool
+    writing: bool
+    unwritten_age_s: float
 
 
 class _Out(BaseModel):
@@ -302,6 +309,36 @@ def prometheus_text(stats: GatewayStats) -> str:
             "1 while the last store write succeeded",
             [("", int(stats.store_ok))],
         ),
+        (
+            f"{p}_receive_thread_alive",
+            "gauge",
+            "1 while the MQTT network thread runs",
+            [("", int(stats.receiving))],
+        ),
+        (
+            f"{p}_writer_thread_alive",
+            "gauge",
+            "1 while the store writer thread runs",
+            [("", int(stats.writing))],
+        ),
+        (
+            f"{p}_unwritten_age_seconds",
+            "gauge",
+            "age of the oldest message received and not yet stored",
+            [("", round(stats.unwritten_age_s, 3))],
+        ),
+        (
+            f"{p}_receive_errors_total",
+            "counter",
+            "messages the receive path could not take",
+            [("", stats.receive_errors)],
+        ),
+        (
+            f"{p}_degraded",
+            "gauge",
+            "1 for each cause that degrades the gateway now (/health answers 503)",
+            [(f'{{cause="{cause}"}}', int(failed)) for cause, failed in stats.checks().items()],
+        ),
     ]
     lines = []
     for name, kind, help_text, samples in families:
@@ -439,18 +476,21 @@ def create_app(
 
     @app.get(
         "/health",
-        responses={503: {"model": Health, "description": "degraded: broker or store down"}},
+        responses={503: {"model": Health, "description": "degraded: `causes` says why"}},
     )
     def health(response: Response) -> Health:
         """503 when degraded, so a load balancer stops sending traffic without parsing JSON."""
         now = stats()
-        ok = now.broker_connected and now.store_ok
-        if not ok:
+        if now.causes:
             response.status_code = 503
         return Health(
-            status="ok" if ok else "degraded",
+            status="degraded" if now.causes else "ok",
+            causes=now.causes,
             broker_connected=now.broker_connected,
             store_ok=now.store_ok,
+            receiving=now.receiving,
+            writing=now.writing,
+            unwritten_age_s=round(now.unwritten_age_s, 3),
         )
 
     guarded = APIRouter(dependencies=[Depends(_authoriser(token))], responses=_ERRORS)

@@ -13,7 +13,10 @@ then acknowledges its messages, so a gateway killed mid-batch gets them again fr
 persistent session (a repeated point overwrites itself). When the store is down, batches go to
 a bounded disk spill and are acknowledged; the spill is written back oldest first before
 anything newer. A refused message goes to the dead-letter topic with its reason and is
-acknowledged like any other, so one bad publisher never stops or slows the valid traffic.
+acknowledged once the broker has the dead letter, so one bad publisher never stops the valid
+traffic, and a restart does not meet the same message again. Nothing a message holds can raise
+out of the receive path; the writer thread survives whatever a store throws. `health()` says
+when either thread has died, the store is failing or ingest lags.
 """
 
 from __future__ import annotations
@@ -24,38 +27,38 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from gateway.acceptance import Acceptance, Refusal
 from gateway.stats import GatewayStats, StatsRecorder
 from shopfloor.diskqueue import DiskQueue, DiskQueueError
 from shopfloor.messages import (
     AssetPath,
     DeadLetter,
-    MessageError,
     MessageKind,
     Problem,
     Quality,
-    TopicError,
     dead_letter_topic,
-    decode_events,
-    decode_readings,
     encode_dead_letter,
-    parse_topic,
+    excerpt,
     subscription,
 )
-from shopfloor.mqtt import Session, make_client
-from shopfloor.plant import Plant, Signal
-from shopfloor.store import Point, Store, StoreError, from_ns, to_ns
+from shopfloor.mqtt import Session, make_client, network_thread
+from shopfloor.plant import Plant
+from shopfloor.store import EVENT_PREFIX, Point, Store, StoreError, from_ns, to_ns
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+# While the store is down, the spill is tried (or the store probed) this often, so that health
+# turns back to ok within two seconds of the store's return.
+STORE_RETRY_S = 1.0
 QUIET_S = 0.02  # no message for this long: the broker is waiting for our acknowledgements
 DEAD_LETTER_SAMPLE = 1000
-REJECTED_BY_STORE = "rejected_by_store"  # counted with the dead letters; the message is gone
+DEAD_LETTER_CONFIRM_S = 10.0  # the broker's acknowledgement of a dead letter, before ours
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class GatewaySettings:
     spill_max_age_h: float = 168
     mqtt5: bool = True  # False for brokers that speak only 3.1.1 (the embedded demo broker)
     session: Session = field(default_factory=Session)
+    max_lag_s: float = 5.0  # a message received longer ago and not yet stored: ingest lags
 
 
 @dataclass(slots=True)
@@ -83,23 +87,13 @@ class Batch:
     started: float = 0.0  # monotonic time of its first message
 
 
-Route = tuple[AssetPath, MessageKind, dict[str, Signal]]
-
-
 class Gateway:
     def __init__(
         self, plant: Plant, broker_url: str, store: Store, settings: GatewaySettings | None = None
     ):
         self.plant, self.store = plant, store
         self.settings = settings = settings or GatewaySettings()
-        self.catalogue = plant.catalogue()
-        # Every topic the plant allows, so that a message is routed with one lookup.
-        self.routes: dict[str, Route] = {
-            path.topic(kind): (path, kind, signals)
-            for path, signals in self.catalogue.items()
-            for kind in MessageKind
-        }
-        self.max_future = timedelta(seconds=settings.max_future_s)
+        self.accept = Acceptance(plant, settings.max_future_s)
         tenant, site = plant.tenant.id, plant.site.id
         self.client_id = settings.client_id or f"shopfloor-gateway-{tenant}-{site}"
         filters = [subscription(tenant, kind, site) for kind in MessageKind]
@@ -134,8 +128,10 @@ class Gateway:
         self._full: deque[Batch] = deque()
         self._last_arrival = 0.0
         self._connection = 0
-        self._next_drain = 0.0
-        self._drain_backoff = 0.5
+        self._next_store_try = 0.0
+        self._unconfirmed: list[mqtt.MQTTMessageInfo] = []  # dead letters the broker may lack
+        self._receiver: threading.Thread | None = None
+        self._writing: Batch | None = None  # the batch the writer holds, out of the queue
         self._final: GatewayStats | None = None
         # A daemon: whatever it has not acknowledged waits at the broker or in the spill, so
         # nothing is lost if the process must end without a clean stop.
@@ -157,13 +153,22 @@ class Gateway:
         if self.stopping.is_set():
             return  # unacknowledged: the broker gives it to the next gateway session
         self.stats.received()
-        topic, payload = msg.topic, msg.payload
-        letter = None
         try:
-            points = self.accept(topic, payload)
-        except (TopicError, MessageError) as exc:
-            problem = exc.problem if isinstance(exc, MessageError) else Problem.BAD_TOPIC
-            points, letter = [], self._letter(topic, payload, problem, str(exc))
+            self._take(msg)
+        except Exception:  # the network thread must live on; the message waits for a reconnect
+            self.stats.receive_error()
+            log.exception("could not take a message; it stays unacknowledged")
+
+    def _take(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers should refuse these, but not every one does
+            topic = "(a topic that is not UTF-8)"
+        accepted = self.accept(topic, msg.payload)
+        if isinstance(accepted, Refusal):
+            points, letter = [], self._letter(topic, msg.payload, accepted)
+        else:
+            points, letter = accepted, None
         with self._arrived:
             self._add(points, letter, msg.mid if msg.qos else 0)
 
@@ -186,37 +191,11 @@ class Gateway:
             self._filling = Batch()
             self._arrived.notify()
 
-    def accept(self, topic: str, payload: bytes | bytearray) -> list[Point]:
-        """Decode a message and check it against the plant; raises with the reason if bad."""
-        route = self.routes.get(topic)
-        if route is None:
-            path, _ = parse_topic(topic)
-            raise MessageError(f"no asset {path} in the plant model", Problem.UNKNOWN_ASSET)
-        path, kind, signals = route
-        if kind is MessageKind.EVENT:
-            return [Point.from_event(path, event) for event in decode_events(payload)]
-        readings = decode_readings(payload)
-        horizon = datetime.now(UTC) + self.max_future
-        for reading in readings:
-            if reading.signal not in signals:
-                raise MessageError(
-                    f"asset {path} has no signal {reading.signal!r}", Problem.UNKNOWN_SIGNAL
-                )
-            if reading.ts > horizon:
-                raise MessageError(
-                    f"{reading.signal}: ts {reading.ts.isoformat()} is more than "
-                    f"{self.settings.max_future_s:g} s ahead of the gateway's clock",
-                    Problem.FUTURE_TIMESTAMP,
-                )
-        return [Point.from_reading(path, reading) for reading in readings]
-
-    def _letter(
-        self, topic: str, payload: bytes | bytearray, problem: Problem, reason: str
-    ) -> DeadLetter:
+    def _letter(self, topic: str, payload: bytes | bytearray, refusal: Refusal) -> DeadLetter:
         return DeadLetter(
-            topic=topic,
-            problem=problem,
-            reason=reason,
+            topic=excerpt(topic),
+            problem=refusal.problem,
+            reason=refusal.reason,
             received=datetime.now(UTC),
             payload=bytes(payload[:DEAD_LETTER_SAMPLE]).decode("utf-8", errors="replace"),
             size=len(payload),
@@ -252,18 +231,45 @@ class Gateway:
 
     def _write_forever(self) -> None:
         while not (self.stopping.is_set() and not self._has_pending()):
-            taken = self._next_batch()
-            if taken and not self._handle(*taken):
-                return  # stopping with a batch neither written nor spilled: the broker keeps it
-            if not self.spill.empty and time.monotonic() >= self._next_drain:
+            try:
+                if not self._write_next():
+                    return  # stopping with a batch neither written nor spilled: the broker has it
+            except Exception:  # whatever a store throws, the writer lives on
+                self.stats.write_failed()
+                log.exception("the store writer failed; retrying")
+                self.stopping.wait(STORE_RETRY_S)
+
+    def _write_next(self) -> bool:
+        """Handle the next batch, if any, then the spill or a probe of a failing store."""
+        taken = self._next_batch()
+        if taken:
+            batch, connection = taken
+            self._writing = batch
+            try:
+                if not self._handle(batch, connection):
+                    return False
+            except BaseException:
+                with self._arrived:  # not lost: retried first
+                    self._full.appendleft(batch)
+                raise
+            finally:
+                self._writing = None
+        if time.monotonic() >= self._next_store_try:
+            if not self.spill.empty:
                 self._drain()
+            elif not self.stats.store_ok:
+                self._probe()
+        return True
 
     def _handle(self, batch: Batch, connection: int) -> bool:
-        """Store (or spill) a batch, dead-letter its refused messages, then acknowledge all."""
+        """Store (or spill) a batch and dead-letter its refused messages; once the broker has
+        the dead letters, acknowledge the batch's messages."""
         if batch.points and not self._persist(batch.points):
             return False
         for letter in batch.letters:
             self._dead_letter(letter)
+        if not self._confirm_dead_letters():
+            return True  # unacknowledged: the broker sends them again on the next connection
         with self._arrived:  # a disconnect meanwhile voids the batch's acknowledgements
             if connection == self._connection:
                 for mid in batch.mids:
@@ -287,53 +293,95 @@ class Gateway:
 
     def _write(self, points: list[Point]) -> bool:
         """Write points; False while the store is unavailable. Points the store rejects (an
-        out-of-range timestamp, say) are found by halving the batch and dropped, counted, so
+        out-of-range timestamp, say) are found by halving the batch and dead-lettered, so
         that one bad point never blocks the rest, nor the spill behind it."""
         started = time.monotonic()
         try:
             self.store.write(points)
         except StoreError as exc:
             if not exc.rejected:
-                self.stats.write_failed()
-                log.warning("store write of %d points failed: %s", len(points), exc)
+                self._store_failed(f"store write of {len(points)} points failed: {exc}")
                 return False
             if len(points) == 1:
-                self.stats.dead_letter(REJECTED_BY_STORE)
-                log.error("the store rejected %s: %s", points[0], exc)
+                self._dead_letter(self._rejected_letter(points[0], exc))
                 return True
             half = len(points) // 2
             return self._write(points[:half]) and self._write(points[half:])
         self.stats.wrote(len(points), time.monotonic() - started)
         return True
 
+    def _store_failed(self, reason: str) -> None:
+        self.stats.write_failed()
+        self._next_store_try = time.monotonic() + STORE_RETRY_S
+        log.warning("%s", reason)
+
+    def _rejected_letter(self, point: Point, exc: StoreError) -> DeadLetter:
+        """A dead letter for a point the store refused, the point (as the spill keeps it) as
+        its payload."""
+        kind = MessageKind.EVENT if point.signal.startswith(EVENT_PREFIX) else MessageKind.DATA
+        refusal = Refusal(Problem.REJECTED_BY_STORE, excerpt(str(exc)))
+        return self._letter(point.asset.topic(kind), encode_points([point]), refusal)
+
     def _drain(self, max_batches: int = 20) -> None:
-        """Write spilled batches back, oldest first; back off while the store stays down."""
+        """Write spilled batches back, oldest first, until the store fails again."""
         for entry in self.spill.oldest(max_batches):
             if not self._write(decode_points(entry.payload)):
-                self._next_drain = time.monotonic() + self._drain_backoff
-                self._drain_backoff = min(self._drain_backoff * 2, MAX_BACKOFF_S)
                 return
             self.spill.acknowledge([entry.id])
-        self._drain_backoff = 0.5
+
+    def _probe(self) -> None:
+        """A failing store with no traffic to try it: ask it whether it is back."""
+        try:
+            self.store.ping()
+        except StoreError as exc:
+            self._store_failed(f"the store is still failing: {exc}")
+        else:
+            self.stats.store_back()
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.stats.dead_letter(letter.problem.value)
-        log.warning("dead-lettered a message on %s: %s", letter.topic, letter.reason)
-        self.mqtt.publish(self.dead_letters, encode_dead_letter(letter), qos=1)
+        log.warning("dead-lettered a message on %s: %s", excerpt(letter.topic), letter.reason)
+        info = self.mqtt.publish(self.dead_letters, encode_dead_letter(letter), qos=1)
+        self._unconfirmed.append(info)
+
+    def _confirm_dead_letters(self) -> bool:
+        """Wait for the broker to acknowledge the dead letters published since the last call;
+        False when it has not in time (it is gone, say): the messages they stand for are then
+        left unacknowledged, and are refused again when the broker sends them again."""
+        deadline = time.monotonic() + DEAD_LETTER_CONFIRM_S
+        unconfirmed, self._unconfirmed = self._unconfirmed, []
+        confirmed = all(_confirmed(info, deadline) for info in unconfirmed)
+        if not confirmed:
+            log.warning("the broker has not confirmed the dead letters of a batch")
+        return confirmed
 
     # --- life cycle -------------------------------------------------------------------------
 
     def snapshot(self) -> GatewayStats:
-        """The figures now; after `stop`, the figures it stopped with."""
+        """The figures and health now; after `stop`, the figures it stopped with."""
         if self._final is not None:
             return self._final
         return self.stats.snapshot(
-            self.spill.depth, self.spill.dropped, broker_connected=self.mqtt.is_connected()
+            self.spill.depth,
+            self.spill.dropped,
+            broker_connected=self.mqtt.is_connected(),
+            receiving=self._receiver is not None and self._receiver.is_alive(),
+            writing=self._writer.is_alive(),
+            unwritten_age_s=self._unwritten_age(),
+            max_lag_s=self.settings.max_lag_s,
         )
+
+    def _unwritten_age(self) -> float:
+        """Seconds since the oldest message received and not yet stored (or spilled) came."""
+        with self._arrived:
+            held = [self._writing, *self._full, self._filling]
+            started = [batch.started for batch in held if batch is not None and batch.messages]
+        return time.monotonic() - min(started) if started else 0.0
 
     def start(self) -> None:
         self._writer.start()
         self.mqtt.loop_start()
+        self._receiver = network_thread(self.mqtt)
 
     def stop(self) -> None:
         """Stop taking messages, then store what was already received (or leave it at the
@@ -346,6 +394,15 @@ class Gateway:
         self.mqtt.loop_stop()
         self._final = self.snapshot()
         self.spill.close()
+
+
+def _confirmed(info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
+    """Whether the broker acknowledged a QoS 1 publication by `deadline`."""
+    try:
+        info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
+        return info.is_published()
+    except (RuntimeError, ValueError):  # paho: not sent (no connection, queue full)
+        return False
 
 
 def encode_points(points: list[Point]) -> bytes:

@@ -1,7 +1,8 @@
 """The gateway's running figures: what its /metrics page and health check report.
 
 The service counts; the HTTP API reads a consistent snapshot. Write latency is a histogram with
-fixed buckets, as Prometheus expects, so p50/p99 can be read from any scrape.
+fixed buckets, as Prometheus expects, so p50/p99 can be read from any scrape. Health is judged
+from the same snapshot: each cause of a degraded gateway has its own figure.
 """
 
 from __future__ import annotations
@@ -26,7 +27,27 @@ class GatewayStats:
     write_latency_sum_s: float
     write_latency_count: int
     broker_connected: bool
-    store_ok: bool  # the last write succeeded
+    store_ok: bool  # the last write (or probe) succeeded
+    receiving: bool  # the MQTT network thread runs
+    writing: bool  # the store writer thread runs
+    unwritten_age_s: float  # since the oldest message received and not yet stored came
+    max_lag_s: float  # past this, ingest lags
+    receive_errors: int  # messages the receive path could not take (a defect; never expected)
+
+    def checks(self) -> dict[str, bool]:
+        """Each cause that can degrade the gateway, and whether it does now."""
+        return {
+            "receive_thread_dead": not self.receiving,
+            "writer_thread_dead": not self.writing,
+            "broker_disconnected": not self.broker_connected,
+            "store_failing": not self.store_ok,
+            "ingest_lagging": self.unwritten_age_s > self.max_lag_s,
+        }
+
+    @property
+    def causes(self) -> list[str]:
+        """Why the gateway is degraded; empty when it is healthy."""
+        return [cause for cause, failed in self.checks().items() if failed]
 
 
 @dataclass
@@ -37,6 +58,7 @@ class StatsRecorder:
     points_written: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     store_ok: bool = True
+    receive_errors: int = 0
     _latencies: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
     _latency_sum: float = 0.0
     _latency_count: int = 0
@@ -64,8 +86,24 @@ class StatsRecorder:
         with self._lock:
             self.store_ok = False
 
+    def store_back(self) -> None:
+        with self._lock:
+            self.store_ok = True
+
+    def receive_error(self) -> None:
+        with self._lock:
+            self.receive_errors += 1
+
     def snapshot(
-        self, buffer_depth: int, buffer_dropped: int, broker_connected: bool
+        self,
+        buffer_depth: int,
+        buffer_dropped: int,
+        *,
+        broker_connected: bool,
+        receiving: bool,
+        writing: bool,
+        unwritten_age_s: float,
+        max_lag_s: float,
     ) -> GatewayStats:
         with self._lock:
             return GatewayStats(
@@ -79,4 +117,9 @@ class StatsRecorder:
                 write_latency_count=self._latency_count,
                 broker_connected=broker_connected,
                 store_ok=self.store_ok,
+                receiving=receiving,
+                writing=writing,
+                unwritten_age_s=unwritten_age_s,
+                max_lag_s=max_lag_s,
+                receive_errors=self.receive_errors,
             )

@@ -147,6 +147,13 @@ class DiskQueue:
             return not self._query_int("SELECT EXISTS (SELECT 1 FROM queue)")
 
     @property
+    def oldest_age_s(self) -> float:
+        """Seconds the oldest entry has waited; 0 when none waits."""
+        with self._lock:
+            row = self._db.execute("SELECT created FROM queue ORDER BY id LIMIT 1").fetchone()
+        return max(time.time() - float(row[0]), 0.0) if row else 0.0
+
+    @property
     def depth(self) -> int:
         with self._lock:
             return self._query_int("SELECT COUNT(*) FROM queue")

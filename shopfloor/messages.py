@@ -26,23 +26,35 @@ definition.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PositiveFloat,
     ValidationError,
-    field_validator,
+    model_validator,
 )
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
+EXCERPT_CHARS = 200  # of a topic or a payload, in a reason or a log line
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how long it was: a hostile topic or payload of
+    tens of kilobytes must never be logged or echoed whole."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 class MessageKind(StrEnum):
@@ -82,11 +94,15 @@ def parse_topic(topic: str) -> tuple[AssetPath, MessageKind]:
     """Split `<tenant>/<site>/<area>/<cell>/<asset>/<kind>` into its asset path and kind."""
     levels = topic.split("/")
     if len(levels) != 6 or not all(levels):
-        raise TopicError(f"topic {topic!r} is not <tenant>/<site>/<area>/<cell>/<asset>/<kind>")
+        raise TopicError(
+            f"topic {excerpt(topic)!r} is not <tenant>/<site>/<area>/<cell>/<asset>/<kind>"
+        )
     try:
         kind = MessageKind(levels[5])
     except ValueError:
-        raise TopicError(f"topic {topic!r} has unknown kind {levels[5]!r}") from None
+        raise TopicError(
+            f"topic {excerpt(topic)!r} has unknown kind {excerpt(levels[5])!r}"
+        ) from None
     return AssetPath(*levels[:5]), kind
 
 
@@ -95,7 +111,37 @@ def subscription(tenant: str = "+", kind: MessageKind = MessageKind.DATA, site: 
     return f"{tenant}/{site}/+/+/+/{kind.value}"
 
 
-Value = float | int | bool | str
+def _not_a_number(ts: object) -> object:
+    """Epoch numbers are ambiguous (seconds? milliseconds? which zone?): refused, not guessed."""
+    if isinstance(ts, int | float):
+        raise ValueError("a timestamp is ISO 8601 text with a zone, not a number")
+    return ts
+
+
+def _to_utc(ts: datetime) -> datetime:
+    """The same instant in UTC; one that UTC cannot hold (year 1 or 9999 with an offset that
+    moves it out of the calendar) is refused with the reason."""
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{ts.isoformat()} is outside the date range once put in UTC") from None
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]
+
+
+def _fits_a_float(value: object) -> object:
+    """An integer of hundreds of digits is valid JSON but no store can keep it as a number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            digits = int(value.bit_length() * math.log10(2)) + 1
+            raise ValueError(f"a number of about {digits} digits is too large") from None
+    return value
+
+
+Value = Annotated[float | int | bool | str, AfterValidator(_fits_a_float)]
 
 
 class Reading(BaseModel):
@@ -105,22 +151,18 @@ class Reading(BaseModel):
 
     signal: str = Field(min_length=1, max_length=64)
     value: Value
-    ts: AwareDatetime
+    ts: Timestamp
     quality: Quality = Quality.GOOD
-    unit: str = ""
-
-    @field_validator("ts")
-    @classmethod
-    def _to_utc(cls, ts: datetime) -> datetime:
-        return ts.astimezone(UTC)
+    unit: str = Field(default="", max_length=64)
 
 
 class DataMessage(BaseModel):
-    """Payload of a `data` topic: a batch of readings from one asset."""
+    """Payload of a `data` topic: a batch of readings from one asset. The version is required:
+    a payload without it may be of any schema."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1]
     readings: list[Reading] = Field(min_length=1)
 
 
@@ -133,7 +175,10 @@ class Problem(StrEnum):
     BAD_FIELD = "bad_field"  # wrong type, missing, NaN, naive timestamp, unknown version...
     UNKNOWN_ASSET = "unknown_asset"
     UNKNOWN_SIGNAL = "unknown_signal"
+    WRONG_KIND = "wrong_kind"  # text on a number signal, a number on a state...
     FUTURE_TIMESTAMP = "future_timestamp"
+    REJECTED_BY_STORE = "rejected_by_store"  # accepted, but the store refused the point
+    UNEXPECTED = "unexpected"  # an error nothing foresaw: the reason names it
 
 
 class MessageError(ValueError):
@@ -181,7 +226,9 @@ def _decode(model: type[_Payload], payload: bytes | bytearray) -> _Payload:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"
         problem = Problem.NOT_JSON if first["type"] == "json_invalid" else Problem.BAD_FIELD
-        raise MessageError(f"{where}: {first['msg']}", problem) from None
+        raise MessageError(f"{where}: {excerpt(first['msg'])}", problem) from None
+    except (ArithmeticError, RecursionError, ValueError) as exc:  # a limit the parser reached
+        raise MessageError(f"payload: {excerpt(str(exc))}", Problem.BAD_FIELD) from None
 
 
 def decode_readings(payload: bytes | bytearray) -> list[Reading]:
@@ -218,7 +265,7 @@ class LossLink(BaseModel):
 
     state: str
     reason: str = ""
-    start: AwareDatetime
+    start: Timestamp
     lead_s: float = Field(ge=0)
     duration_s: float = Field(ge=0)
 
@@ -234,28 +281,29 @@ class Event(BaseModel):
 
     type: EventType = EventType.FAULT
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)
-    start: AwareDatetime
-    end: AwareDatetime | None = None
+    start: Timestamp
+    end: Timestamp | None = None
     note: str = Field(default="", max_length=500)
     loss: LossLink | None = None
 
-    @field_validator("start", "end")
-    @classmethod
-    def _to_utc(cls, ts: datetime | None) -> datetime | None:
-        return ts.astimezone(UTC) if ts else None
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Event:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {iso_utc(self.end)} is before start {iso_utc(self.start)}")
+        return self
 
 
 class EventMessage(BaseModel):
-    """Payload of an `event` topic."""
+    """Payload of an `event` topic; the version is required, as for readings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1]
     events: list[Event] = Field(min_length=1)
 
 
 def encode_events(events: Sequence[Event]) -> bytes:
-    return EventMessage(events=list(events)).model_dump_json().encode()
+    return EventMessage(v=SCHEMA_VERSION, events=list(events)).model_dump_json().encode()
 
 
 def decode_events(payload: bytes | bytearray) -> list[Event]:
@@ -409,12 +457,15 @@ class EdgeStatus(BaseModel):
     queue_bytes: int
     dropped_total: int = Field(description="messages the queue's size or age bound dropped")
     lost_total: int = Field(description="readings lost because the queue could not be written")
-    rejected_total: int = Field(description="sensor payloads that were not readings")
+    rejected_total: int = Field(description="sensor payloads and OPC UA values not readings")
     broker_connected: bool
     broker_reconnects: int
     sources_connected: int
     sources_total: int
     source_reconnects: int
+    oldest_queued_s: float = Field(default=0.0, description="age of the oldest queued message")
+    receiving: bool = Field(default=True, description="the MQTT network thread runs")
+    causes: list[str] = Field(default=[], description="why the device is degraded; [] if ok")
 
 
 def encode_edge(message: EdgeState | EdgeStatus) -> bytes:

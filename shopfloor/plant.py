@@ -27,6 +27,7 @@ from pydantic import (
 
 from shopfloor.config import LocatedValueError, load_yaml_model
 from shopfloor.messages import AssetPath, FaultKind
+from shopfloor.states import PRODUCT, STATE, STOP_REASON
 
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_OPCUA_NAMESPACE = "urn:shopfloor:machines"
@@ -83,6 +84,27 @@ class Product(_Part):
     name: str = ""
 
 
+class SignalKind(StrEnum):
+    """What values a signal carries; a reading of another kind is refused, never stored."""
+
+    NUMBER = "number"
+    BOOLEAN = "boolean"  # true/false (or 0/1, as many devices send them)
+    TEXT = "text"  # machine states, stop reasons, product ids
+
+
+TEXT_SIGNALS = frozenset({STATE, STOP_REASON, PRODUCT})
+
+
+def _default_kind(signal: dict[str, object]) -> SignalKind:
+    return SignalKind.TEXT if signal.get("id") in TEXT_SIGNALS else SignalKind.NUMBER
+
+
+def _kind_of(value: object) -> SignalKind:
+    if isinstance(value, bool):
+        return SignalKind.BOOLEAN
+    return SignalKind.TEXT if isinstance(value, str) else SignalKind.NUMBER
+
+
 class Signal(_Part):
     """One measured value of an asset, e.g. spindle load in %."""
 
@@ -90,6 +112,18 @@ class Signal(_Part):
     unit: str = ""
     description: str = ""
     node: str | None = Field(default=None, description="OPC UA node id; default derives from ids")
+    kind: SignalKind = Field(
+        default_factory=_default_kind,
+        description="number, boolean or text; state, stop_reason and product default to text",
+    )
+
+    def check(self, value: object) -> None:
+        """Raise ValueError naming the signal when `value` is not of its kind."""
+        given = _kind_of(value)
+        if given is self.kind or (self.kind is SignalKind.BOOLEAN and value in (0, 1)):
+            return
+        shown = "text" if given is SignalKind.TEXT else f"{given} {value!r}"
+        raise ValueError(f"signal {self.id!r} carries {self.kind} values, not {shown}")
 
 
 class EnergyMeter(_Part):

@@ -151,7 +151,7 @@ def test_clamp_on_a_machine_without_a_state_signal_is_refused(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("payload", "value"),
-    [(b"21.5", 21.5), (b'"21.5"', 21.5), (b'{"value": -3}', -3.0), (b"true", 1.0)],
+    [(b"21.5", 21.5), (b'"21.5"', 21.5), (b'{"value": -3}', -3.0)],
 )
 def test_sensor_payloads_accepted(payload: bytes, value: float) -> None:
     reading = parse_sensor_payload(payload, route())
@@ -168,6 +168,12 @@ def test_sensor_payloads_accepted(payload: bytes, value: float) -> None:
         (b"[1]", "not a number"),
         (b"\xff", "not a number"),
         (b'{"value": "hot"}', "not a number"),
+        (b"true", "not a number"),  # a boolean on a temperature: the plant must say boolean
+        (b"1" + b"0" * 400, "too large"),
+        (b"1e999", "not a finite number"),
+        (b"[" * 50_000 + b"]" * 50_000, "recursion depth"),
+        (b'{"value": 1, "ts": "9999-12-31T23:59:59-05:00"}', "outside the date range"),
+        (b'{"value": 1, "ts": 1700000000}', "ts is not ISO 8601 text"),
     ],
 )
 def test_sensor_payloads_refused(payload: bytes, problem: str) -> None:
@@ -270,14 +276,18 @@ def test_metrics_are_prometheus_text_labelled_by_device() -> None:
         device="pi-1", ts=T0, uptime_s=12.5, readings_total=1200, readings_per_s=100.0,
         forwarded_total=40, queue_depth=3, queue_bytes=4096, dropped_total=0, lost_total=0,
         rejected_total=2, broker_connected=True, broker_reconnects=1, sources_connected=2,
-        sources_total=3, source_reconnects=4,
+        sources_total=3, source_reconnects=4, oldest_queued_s=0.5, receiving=True,
+        causes=["sources_disconnected"],
     )  # fmt: skip
     text = prometheus_text(status)
     assert "# TYPE shopfloor_edge_readings_total counter" in text
     assert 'shopfloor_edge_readings_total{device="pi-1"} 1200\n' in text
     assert 'shopfloor_edge_broker_connected{device="pi-1"} 1\n' in text
     assert 'shopfloor_edge_sources_total{device="pi-1"} 3\n' in text
-    assert len([line for line in text.splitlines() if not line.startswith("#")]) == 14
+    assert 'shopfloor_edge_oldest_queued_s{device="pi-1"} 0.5\n' in text
+    assert 'shopfloor_edge_healthy{device="pi-1"} 0\n' in text
+    assert 'shopfloor_edge_degraded{device="pi-1",cause="sources_disconnected"} 1\n' in text
+    assert len([line for line in text.splitlines() if not line.startswith("#")]) == 18
 
 
 def test_config_defaults_need_only_a_plant() -> None:

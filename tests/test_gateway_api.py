@@ -46,6 +46,11 @@ HEALTHY = GatewayStats(
     write_latency_count=0,
     broker_connected=True,
     store_ok=True,
+    receiving=True,
+    writing=True,
+    unwritten_age_s=0.0,
+    max_lag_s=5.0,
+    receive_errors=0,
 )
 PROTECTED = [
     "/metrics",
@@ -466,8 +471,12 @@ def test_health_spec_and_docs_are_public(example_plant: Plant, embedded: Store) 
     anonymous = TestClient(app_on(example_plant, embedded, token=None))
     assert anonymous.get("/health").json() == {
         "status": "ok",
+        "causes": [],
         "broker_connected": True,
         "store_ok": True,
+        "receiving": True,
+        "writing": True,
+        "unwritten_age_s": 0.0,
     }
     spec = anonymous.get("/openapi.json").json()
     assert anonymous.get("/docs").status_code == 200
@@ -481,20 +490,28 @@ def test_health_spec_and_docs_are_public(example_plant: Plant, embedded: Store) 
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
-@pytest.mark.parametrize(
-    ("broker_connected", "store_ok"), [(False, True), (True, False), (False, False)]
-)
-def test_health_is_503_degraded_when_broker_or_store_is_down(
-    example_plant: Plant, embedded: Store, broker_connected: bool, store_ok: bool
+DEGRADED = [
+    ({"receiving": False}, ["receive_thread_dead"]),
+    ({"writing": False}, ["writer_thread_dead"]),
+    ({"broker_connected": False}, ["broker_disconnected"]),
+    ({"store_ok": False}, ["store_failing"]),
+    ({"unwritten_age_s": 5.5}, ["ingest_lagging"]),
+    ({"broker_connected": False, "store_ok": False}, ["broker_disconnected", "store_failing"]),
+]
+
+
+@pytest.mark.parametrize(("changes", "causes"), DEGRADED)
+def test_health_is_503_degraded_naming_each_cause(
+    example_plant: Plant, embedded: Store, changes: dict[str, object], causes: list[str]
 ) -> None:
-    stats = replace(HEALTHY, broker_connected=broker_connected, store_ok=store_ok)
+    stats = replace(HEALTHY, **changes)  # type: ignore[arg-type]
     response = TestClient(app_on(example_plant, embedded, stats=stats)).get("/health")
     assert response.status_code == 503
-    assert response.json() == {
-        "status": "degraded",
-        "broker_connected": broker_connected,
-        "store_ok": store_ok,
-    }
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["causes"] == causes
+    for field, value in changes.items():
+        assert body[field] == value
 
 
 def test_metrics_in_prometheus_text(example_plant: Plant, embedded: Store) -> None:
@@ -509,6 +526,11 @@ def test_metrics_in_prometheus_text(example_plant: Plant, embedded: Store) -> No
         write_latency_count=7,
         broker_connected=True,
         store_ok=False,
+        receiving=True,
+        writing=True,
+        unwritten_age_s=7.25,
+        max_lag_s=5.0,
+        receive_errors=1,
     )
     response = TestClient(app_on(example_plant, embedded, stats=stats)).get(
         "/metrics", headers=AUTH
@@ -547,6 +569,25 @@ def test_metrics_in_prometheus_text(example_plant: Plant, embedded: Store) -> No
         "# HELP shopfloor_gateway_store_ok 1 while the last store write succeeded\n"
         "# TYPE shopfloor_gateway_store_ok gauge\n"
         "shopfloor_gateway_store_ok 0\n"
+        "# HELP shopfloor_gateway_receive_thread_alive 1 while the MQTT network thread runs\n"
+        "# TYPE shopfloor_gateway_receive_thread_alive gauge\n"
+        "shopfloor_gateway_receive_thread_alive 1\n"
+        "# HELP shopfloor_gateway_writer_thread_alive 1 while the store writer thread runs\n"
+        "# TYPE shopfloor_gateway_writer_thread_alive gauge\n"
+        "shopfloor_gateway_writer_thread_alive 1\n"
+        "# HELP shopfloor_gateway_unwritten_age_seconds age of the oldest message received and not yet stored\n"
+        "# TYPE shopfloor_gateway_unwritten_age_seconds gauge\n"
+        "shopfloor_gateway_unwritten_age_seconds 7.25\n"
+        "# HELP shopfloor_gateway_receive_errors_total messages the receive path could not take\n"
+        "# TYPE shopfloor_gateway_receive_errors_total counter\n"
+        "shopfloor_gateway_receive_errors_total 1\n"
+        "# HELP shopfloor_gateway_degraded 1 for each cause that degrades the gateway now (/health answers 503)\n"
+        "# TYPE shopfloor_gateway_degraded gauge\n"
+        'shopfloor_gateway_degraded{cause="receive_thread_dead"} 0\n'
+        'shopfloor_gateway_degraded{cause="writer_thread_dead"} 0\n'
+        'shopfloor_gateway_degraded{cause="broker_disconnected"} 0\n'
+        'shopfloor_gateway_degraded{cause="store_failing"} 1\n'
+        'shopfloor_gateway_degraded{cause="ingest_lagging"} 1\n'
     )
 
 

@@ -4,6 +4,7 @@ two gateways sharing one subscription."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -285,8 +286,10 @@ def test_a_point_the_database_rejects_is_dropped_alone(
     influx_store: tuple[InfluxDB, Store],
     tmp_path: Path,
 ) -> None:
-    """A sensor whose clock says 1601 (a reset RTC): InfluxDB refuses the batch it is in."""
+    """A sensor whose clock says 1601 (a reset RTC): InfluxDB refuses the batch it is in. The
+    point alone is dead-lettered, with the store's reason and the point as its payload."""
     _, store = influx_store
+    letters = DeadLetters(mosquitto, example_plant)
     service = gateway(example_plant, mosquitto, store, tmp_path)
     publisher = make_client(mosquitto.url, f"rtc-{uuid.uuid4().hex[:6]}")
     publisher.loop_start()
@@ -299,9 +302,15 @@ def test_a_point_the_database_rejects_is_dropped_alone(
                 batch.insert(1, broken_clock)
             publisher.publish(PRESS.topic(), encode_readings(batch), qos=1)
         wait_until(lambda: all_stored(store, 200), 30, "the 200 good points")
+        wait_until(lambda: letters.count() == 1, 20, "the dead letter")
     finally:
         service.stop()
         publisher.disconnect()
         publisher.loop_stop()
+        letters.close()
     assert_exactly(store, 200)
     assert service.snapshot().dead_lettered == {"rejected_by_store": 1}
+    letter = decode_dead_letter(letters.letters[0])
+    assert (letter.problem, letter.topic) == (Problem.REJECTED_BY_STORE, PRESS.topic())
+    assert "400" in letter.reason  # InfluxDB's answer to the write
+    assert json.loads(letter.payload)[0][5:8] == ["power", -11644473600000000000, 1.0]

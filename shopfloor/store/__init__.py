@@ -174,6 +174,9 @@ class Store(Protocol):
         """The newest point of one signal strictly before `ts`: the state or counter reading
         that still holds when a window opens, however long ago it was written."""
 
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers: a cheap check while nothing is written."""
+
     def close(self) -> None: ...
 
 

@@ -103,6 +103,13 @@ class EmbeddedStore:
             except sqlite3.Error as exc:
                 self._series_ids.clear()  # ids inserted in the rolled-back transaction are gone
                 raise StoreError(f"embedded store {self.path}: write failed: {exc}") from exc
+            except OverflowError as exc:
+                self._series_ids.clear()
+                raise StoreError(
+                    f"embedded store {self.path}: a timestamp outside 1677-2262 "
+                    "(64-bit nanoseconds since 1970)",
+                    rejected=True,
+                ) from exc
 
     def _query(self, sql: str, args: list[object]) -> list[Point]:
         with self._lock:
@@ -158,6 +165,13 @@ class EmbeddedStore:
         )
         found = self._query(sql, [*asset, signal, to_ns(ts)])
         return found[0] if found else None
+
+    def ping(self) -> None:
+        with self._lock:
+            try:
+                self._db.execute("SELECT 1 FROM series LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"embedded store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -217,6 +217,9 @@ class InfluxStore:
         found = _points(self._query(statement)[0])
         return found[0] if found else None
 
+    def ping(self) -> None:
+        self._request("GET", "/ping")
+
     def close(self) -> None:
         self._http.close()
         if self._client is not None:
