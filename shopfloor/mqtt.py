@@ -134,8 +134,8 @@ def make_client(
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme == "mqtts":
         client.tls_set(ca_certs=parse_qs(parts.query).get("ca", [None])[0])
-    # Back within two seconds of the broker's return, so health recovers as fast (see /health).
-    client.reconnect_delay_set(min_delay=1, max_delay=2)
+    # Back within a second or two of the broker's return, so health recovers as fast.
+    client.reconnect_delay_set(min_delay=1, max_delay=1)
     if presence:
         client.will_set(presence.topic, presence.offline, qos=1, retain=True)
     client.on_connect = functools.partial(
