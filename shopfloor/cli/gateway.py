@@ -76,6 +76,15 @@ def gateway(
             help="Seconds a reading may be ahead of this clock (a simulator above x1 runs ahead).",
         ),
     ] = 300,
+    max_lag: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="SHOPFLOOR_GATEWAY_MAX_LAG",
+            help="Seconds a received message may wait to be stored before /health says "
+            "ingest lags.",
+        ),
+    ] = 5,
     spill: Annotated[
         Path,
         typer.Option(
@@ -122,6 +131,7 @@ def gateway(
         mqtt5=mqtt_version == "5",
         session=Session(expiry_s=session_expiry),
         max_future_s=max_future,
+        max_lag_s=max_lag,
         spill_path=spill,
         spill_max_mb=spill_max_mb,
     )
