@@ -51,6 +51,7 @@ class EdgeDeviceRow:
     readings_per_s: float | None = None
     sources: str | None = None  # "connected/total"
     version: str = ""
+    causes: tuple[str, ...] = ()  # why the device says it is degraded
 
     def age_s(self, now: datetime) -> float | None:
         return None if self.last_seen is None else (now - self.last_seen).total_seconds()
@@ -149,6 +150,7 @@ def _row(device: str, state: EdgeState | None, status: EdgeStatus | None) -> Edg
         source_reconnects=status.source_reconnects,
         readings_per_s=status.readings_per_s,
         sources=f"{status.sources_connected}/{status.sources_total}",
+        causes=tuple(status.causes) if row.online else (),
     )
 
 
@@ -213,6 +215,9 @@ def _edge_table(devices: list[EdgeDeviceRow], now: datetime) -> None:
         column_config=COLUMNS,
         placeholder=MISSING,  # the figures of a device that has sent no status
     )
+    degraded = [f"{d.device} ({', '.join(d.causes)})" for d in devices if d.causes]
+    if degraded:
+        st.warning(f"Degraded: {'; '.join(degraded)}.")
     stale = [d.device for d in devices if d.stale(now)]
     if stale:
         st.warning(
@@ -225,7 +230,7 @@ def _table_row(d: EdgeDeviceRow, now: datetime) -> dict[str, object]:
     """Plain text throughout: a status emoji is a box in a browser without an emoji font."""
     return {
         "Device": d.device,
-        "Status": "online" if d.online else "offline",
+        "Status": ("degraded" if d.causes else "online") if d.online else "offline",
         "Last seen": _last_seen(d, now),
         "Queue": d.queue_depth,
         "Queue kB": None if d.queue_bytes is None else d.queue_bytes / 1024,

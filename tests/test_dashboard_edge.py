@@ -25,14 +25,16 @@ from tests.test_end_to_end import shopfloor, stop_all, wait_until
 STARTED = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 
-def status(device: str, ts: datetime, **figures: float | bool) -> bytes:
+def status(device: str, ts: datetime, causes: tuple[str, ...] = (), **figures: float) -> bytes:
     defaults: dict[str, float | bool] = dict(
         uptime_s=0, readings_total=0, readings_per_s=0, forwarded_total=0, queue_depth=0,
         queue_bytes=0, dropped_total=0, lost_total=0, rejected_total=0, broker_connected=True,
         broker_reconnects=0, sources_connected=0, sources_total=0, source_reconnects=0,
     )  # fmt: skip
     return encode_edge(
-        EdgeStatus.model_validate({"device": device, "ts": ts, **defaults, **figures})
+        EdgeStatus.model_validate(
+            {"device": device, "ts": ts, "causes": causes, **defaults, **figures}
+        )
     )
 
 
@@ -67,7 +69,9 @@ def test_rows_carry_each_devices_state_and_latest_figures(mosquitto: Mosquitto) 
         mosquitto.url,
         {
             edge_state_topic(tenant, site, "pi-1"): encode_edge(birth),
-            edge_status_topic(tenant, site, "pi-1"): status("pi-1", seen, **figures),
+            edge_status_topic(tenant, site, "pi-1"): status(
+                "pi-1", seen, ("sources_disconnected",), **figures
+            ),
             # what the broker publishes for pi-2 after it vanished: the agent's last will
             edge_state_topic(tenant, site, "pi-2"): b'{"v": 1, "device": "pi-2", "online": false}',
             edge_status_topic(tenant, site, "pi-2"): status("pi-2", STARTED, queue_depth=5),
@@ -81,7 +85,7 @@ def test_rows_carry_each_devices_state_and_latest_figures(mosquitto: Mosquitto) 
         EdgeDeviceRow(
             device="pi-1", online=True, last_seen=seen, queue_depth=1200, queue_bytes=350_000,
             dropped_total=7, broker_reconnects=3, source_reconnects=2, readings_per_s=41.5,
-            sources="2/3", version="1.4.0",
+            sources="2/3", version="1.4.0", causes=("sources_disconnected",),
         ),
         EdgeDeviceRow(
             device="pi-2", online=False, last_seen=STARTED, queue_depth=5, queue_bytes=0,
@@ -157,6 +161,12 @@ def test_page_shows_each_device_online_or_offline(mosquitto: Mosquitto, tmp_path
                 EdgeState(device="pi-up", online=True, started=now)
             ),
             edge_status_topic(tenant, "lab", "pi-up"): status("pi-up", now, queue_depth=42),
+            edge_state_topic(tenant, "lab", "pi-sick"): encode_edge(
+                EdgeState(device="pi-sick", online=True, started=now)
+            ),
+            edge_status_topic(tenant, "lab", "pi-sick"): status(
+                "pi-sick", now, ("broker_disconnected", "forwarder_stalled")
+            ),
             edge_state_topic(tenant, "lab", "pi-gone"): encode_edge(
                 EdgeState(device="pi-gone", online=False)
             ),
@@ -180,10 +190,15 @@ def test_page_shows_each_device_online_or_offline(mosquitto: Mosquitto, tmp_path
             scroller = page.locator("[data-testid='stDataFrame'] .dvn-scroller")
             overflow = scroller.evaluate("grid => grid.scrollWidth - grid.clientWidth")
         assert overflow <= 0, f"the table is {overflow} px wider than the page"
-        assert "1 / 2" in text
-        assert [row[:2] for row in cells] == [["pi-gone", "offline"], ["pi-up", "online"]]
-        assert cells[0][2] == "no status" and cells[1][2].endswith(" s ago")
-        assert cells[1][3] == "42"
+        assert "2 / 3" in text
+        assert [row[:2] for row in cells] == [
+            ["pi-gone", "offline"],
+            ["pi-sick", "degraded"],
+            ["pi-up", "online"],
+        ]
+        assert cells[0][2] == "no status" and cells[2][2].endswith(" s ago")
+        assert cells[2][3] == "42"
+        assert "Degraded: pi-sick (broker_disconnected, forwarder_stalled)." in text
     finally:
         stop_all([dashboard])
 
