@@ -97,7 +97,12 @@ class Mosquitto(ServerProcess):
 
 
 class InfluxDB(ServerProcess):
-    def __init__(self, workdir: Path):
+    """InfluxDB 1.x; with `auth` (user, password), one admin account and every request logged,
+    for the tests to look for credentials in the server's log too."""
+
+    def __init__(self, workdir: Path, auth: tuple[str, str] | None = None):
+        self.auth = auth
+        self.admin_created = False
         port, rpc_port = free_port(), free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "influxdb.conf"
@@ -109,21 +114,31 @@ bind-address = "127.0.0.1:{rpc_port}"
 [data]
   dir = "{workdir}/data"
   wal-dir = "{workdir}/wal"
-  query-log-enabled = false
+  query-log-enabled = {str(bool(auth)).lower()}
 [http]
   bind-address = "127.0.0.1:{port}"
-  log-enabled = false
+  auth-enabled = {str(bool(auth)).lower()}
+  log-enabled = {str(bool(auth)).lower()}
 [monitor]
   store-enabled = false
 [continuous_queries]
   enabled = false
 [logging]
-  level = "warn"
+  level = "{"info" if auth else "warn"}"
 """
         )
         super().__init__(
             "influxd", [require_binary("influxd"), "-config", str(config)], port, workdir
         )
+
+    def start(self, timeout: float = 30) -> None:
+        super().start(timeout)
+        if self.auth and not self.admin_created:
+            # The first account may be made without logging in; its password goes in the body.
+            user, password = self.auth
+            statement = f"CREATE USER {user} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+            httpx.post(f"{self.url}/query", data={"q": statement}).raise_for_status()
+            self.admin_created = True
 
     @property
     def url(self) -> str:
