@@ -13,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-INSTALL_HINT = "install it with: apt-get install -y mosquitto influxdb victoria-metrics chromium"
+INSTALL_HINT = (
+    "install it with: apt-get install -y mosquitto mosquitto-clients influxdb victoria-metrics "
+    "chromium"
+)
 
 
 def free_port() -> int:
@@ -44,13 +47,22 @@ def port_open(port: int) -> bool:
 class ServerProcess:
     """A server binary run with a config file; can be stopped and started again (fault tests)."""
 
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path):
-        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ):
+        self.name, self.argv, self.port, self.workdir, self.env = name, argv, port, workdir, env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         log = (self.workdir / f"{self.name}.log").open("ab")
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=log, cwd=self.workdir)
+        self.process = subprocess.Popen(
+            self.argv, stdout=log, stderr=log, cwd=self.workdir, env=self.env
+        )
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
