@@ -25,7 +25,8 @@ INFLUX_USER = "admin"
 INFLUX_PASSWORD = "influx-test-password-9c1e"
 STORE_TOKEN = "store-test-token-2d7b"
 API_TOKEN = "api-test-token-0e48b6"
-SECRETS = (MQTT_PASSWORD, INFLUX_PASSWORD, STORE_TOKEN, API_TOKEN)
+OPCUA_PASSWORD = "opcua-test-password-81d4"
+SECRETS = (MQTT_PASSWORD, INFLUX_PASSWORD, STORE_TOKEN, API_TOKEN, OPCUA_PASSWORD)
 
 
 def leaks(text: str) -> list[str]:
