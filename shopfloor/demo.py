@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shopfloor.credentials import hide
 from shopfloor.plant import load_plant
 from shopfloor.store import ENV_VARS, StoreSettings
 
@@ -198,6 +199,7 @@ def run_demo(
     kind, broker = _broker(broker_choice, port, data_dir)
     store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
     api_port, api_token = _free_port(API_PORT), secrets.token_urlsafe(16)
+    hide(api_token)
     token_file = data_dir / "api-token"
     _write_private(token_file, api_token)
     # The store and the token reach the children in their environment, which only their user

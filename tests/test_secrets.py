@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
 from pydantic import SecretStr
 
@@ -37,7 +38,7 @@ from tests.test_end_to_end import wait_until
 from tests.test_gateway_tls import SecureMosquitto
 
 PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 def secured_store(server: InfluxDB, database: str, password: str = INFLUX_PASSWORD) -> InfluxStore:
@@ -187,11 +188,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _publish_and_wait(publisher: object, reader: InfluxStore, second: int) -> list[Point]:
+def _publish_and_wait(publisher: mqtt.Client, reader: InfluxStore, second: int) -> list[Point]:
     """Publish the press's power at T0 + `second` s with the value `second`; wait until the
     gateway has written it (one store write at least), and return what is stored."""
     reading = Reading(signal="power", value=float(second), ts=T0 + timedelta(seconds=second))
-    publisher.publish(PRESS.topic(), encode_readings([reading]), qos=1)  # type: ignore[attr-defined]
+    publisher.publish(PRESS.topic(), encode_readings([reading]), qos=1)
     end = T0 + timedelta(seconds=60)
     wait_until(lambda: len(reader.history(PRESS, "power", T0, end)) > second, 20, "the point")
     return reader.history(PRESS, "power", T0, end)
