@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests need (binary:package): real servers, the browser, the compose checker.
-SERVER_BINARIES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics \
+SERVER_BINARIES := mosquitto:mosquitto mosquitto_sub:mosquitto-clients influxd:influxdb victoria-metrics:victoria-metrics \
 	chromium:chromium docker-compose:docker-compose
 
 .PHONY: demo test lint typecheck bench servers clean

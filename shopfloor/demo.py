@@ -28,8 +28,9 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shopfloor.credentials import hide
 from shopfloor.plant import load_plant
-from shopfloor.store import StoreSettings
+from shopfloor.store import ENV_VARS, StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,20 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _spawn(argv: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], log_file: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     output = log_file.open("ab")
-    return subprocess.Popen(argv, stdout=output, stderr=output, preexec_fn=_die_with_parent)
+    return subprocess.Popen(
+        argv, stdout=output, stderr=output, env=env, preexec_fn=_die_with_parent
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from its creation on."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(text + "\n")
 
 
 @contextlib.contextmanager
@@ -187,9 +199,15 @@ def run_demo(
     kind, broker = _broker(broker_choice, port, data_dir)
     store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
     api_port, api_token = _free_port(API_PORT), secrets.token_urlsafe(16)
+    hide(api_token)
+    token_file = data_dir / "api-token"
+    _write_private(token_file, api_token)
+    # The store and the token reach the children in their environment, which only their user
+    # can read, not on their command lines, which every user of the machine can (ps).
+    env = {**os.environ, ENV_VARS["url"]: store.url}
+    gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
     shopfloor = [sys.executable, "-m", "shopfloor"]
     common = ["--plant", str(source.plant)]
-    store_args = ["--store-url", store.url]
     commands = {
         "simulate": [*shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url],
         "edge": [
@@ -197,16 +215,16 @@ def run_demo(
             "--buffer", str(data_dir / "edge-buffer.db"),
         ],
         "gateway": [
-            *shopfloor, "gateway", *common, "--broker", broker_url, *store_args,
+            *shopfloor, "gateway", *common, "--broker", broker_url,
             "--mqtt-version", "5" if kind == "Mosquitto" else "3.1.1",
             # The dashboard's speed control runs the simulated clock ahead of this one.
             "--max-future", str(DEMO_MAX_FUTURE_S),
             "--spill", str(data_dir / "gateway-spill.db"),
-            "--http-port", str(api_port), "--api-token", api_token,
+            "--http-port", str(api_port),
         ],
-        "analytics": [*shopfloor, "analytics", *common, *store_args],
+        "analytics": [*shopfloor, "analytics", *common],
         "dashboard": [
-            *shopfloor, "dashboard", *common, *store_args, "--port", str(dashboard_port),
+            *shopfloor, "dashboard", *common, "--port", str(dashboard_port),
             "--broker", broker_url,
         ],
     }  # fmt: skip
@@ -214,15 +232,17 @@ def run_demo(
         if not wait_for_port(port):
             raise RuntimeError(f"the MQTT broker did not start on port {port}")
         announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
-        announce(f"API: http://127.0.0.1:{api_port}/docs  (Authorization: Bearer {api_token})")
+        announce(f"API: http://127.0.0.1:{api_port}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         try:
             # The machines first: an edge agent started before their OPC UA servers would
             # log refused connections and count reconnects on a demo that just began.
-            children["simulate"] = _spawn(commands.pop("simulate"), data_dir / "simulate.log")
+            children["simulate"] = _spawn(commands.pop("simulate"), data_dir / "simulate.log", env)
             _wait_for_machines(source.plant)
             for name, argv in commands.items():
-                children[name] = _spawn(argv, data_dir / f"{name}.log")
+                children[name] = _spawn(
+                    argv, data_dir / f"{name}.log", gateway_env if name == "gateway" else env
+                )
             threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
             _watch(children, data_dir, dashboard_port, announce)
         except KeyboardInterrupt:

@@ -23,6 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from shopfloor.credentials import hide
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
@@ -131,7 +133,9 @@ def make_client(
             manual_ack=True,
         )
     if parts.username:
-        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+        password = unquote(parts.password or "")
+        hide(password, parts.password)
+        client.username_pw_set(unquote(parts.username), password)
     if parts.scheme == "mqtts":
         client.tls_set(ca_certs=parse_qs(parts.query).get("ca", [None])[0])
     # Back within a second or two of the broker's return, so health recovers as fast.

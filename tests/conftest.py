@@ -1,7 +1,9 @@
-"""Shared fixtures: real servers, stores on both backends, the example plant."""
+"""Shared fixtures: real servers, stores on both backends, the example plant; and the guard
+that fails a test when a secret of the suite shows in a log."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import uuid
@@ -16,6 +18,54 @@ from tests.servers import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANT = ROOT / "examples" / "plant.yaml"
+
+# Every secret the tests hand to servers and components: none may appear in any log.
+MQTT_PASSWORD = "mqtt-test-password-5f3a"
+INFLUX_USER = "admin"
+INFLUX_PASSWORD = "influx-test-password-9c1e"
+STORE_TOKEN = "store-test-token-2d7b"
+API_TOKEN = "api-test-token-0e48b6"
+OPCUA_PASSWORD = "opcua-test-password-81d4"
+SECRETS = (MQTT_PASSWORD, INFLUX_PASSWORD, STORE_TOKEN, API_TOKEN, OPCUA_PASSWORD)
+
+
+def leaks(text: str) -> list[str]:
+    """The secrets of the suite that `text` shows."""
+    return [secret for secret in SECRETS if secret in text]
+
+
+def assert_no_secret_in_logs(directory: Path) -> None:
+    """The log files a server or process wrote in `directory` show no secret."""
+    found = {
+        log.name: leaks(log.read_text(errors="replace")) for log in sorted(directory.glob("*.log"))
+    }
+    assert not {name: shown for name, shown in found.items() if shown}
+
+
+class _SecretWatch(logging.Handler):
+    """Keeps the log records that show a secret of the suite."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaked: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if leaks(text):
+            self.leaked.append(text)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_log_records() -> Iterator[None]:
+    """Fail a test when a record logged in this process shows a secret of the suite."""
+    watch = _SecretWatch()
+    root = logging.getLogger()
+    root.addHandler(watch)
+    try:
+        yield
+    finally:
+        root.removeHandler(watch)
+    assert not watch.leaked, f"secrets logged: {watch.leaked}"
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +83,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     server.start()
     yield server
     server.stop()
+    assert_no_secret_in_logs(server.workdir)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +92,17 @@ def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
     server.start()
     yield server
     server.stop()
+    assert_no_secret_in_logs(server.workdir)
+
+
+@pytest.fixture(scope="session")
+def secured_influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    """InfluxDB 1.x that lets in only INFLUX_USER with INFLUX_PASSWORD, and logs every request."""
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb-auth"), (INFLUX_USER, INFLUX_PASSWORD))
+    server.start()
+    yield server
+    server.stop()
+    assert_no_secret_in_logs(server.workdir)
 
 
 @pytest.fixture(params=["embedded", "influxdb"])

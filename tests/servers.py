@@ -13,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-INSTALL_HINT = "install it with: apt-get install -y mosquitto influxdb victoria-metrics chromium"
+INSTALL_HINT = (
+    "install it with: apt-get install -y mosquitto mosquitto-clients influxdb victoria-metrics "
+    "chromium"
+)
 
 
 def free_port() -> int:
@@ -44,13 +47,22 @@ def port_open(port: int) -> bool:
 class ServerProcess:
     """A server binary run with a config file; can be stopped and started again (fault tests)."""
 
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path):
-        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ):
+        self.name, self.argv, self.port, self.workdir, self.env = name, argv, port, workdir, env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         log = (self.workdir / f"{self.name}.log").open("ab")
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=log, cwd=self.workdir)
+        self.process = subprocess.Popen(
+            self.argv, stdout=log, stderr=log, cwd=self.workdir, env=self.env
+        )
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -97,7 +109,12 @@ class Mosquitto(ServerProcess):
 
 
 class InfluxDB(ServerProcess):
-    def __init__(self, workdir: Path):
+    """InfluxDB 1.x; with `auth` (user, password), one admin account and every request logged,
+    for the tests to look for credentials in the server's log too."""
+
+    def __init__(self, workdir: Path, auth: tuple[str, str] | None = None):
+        self.auth = auth
+        self.admin_created = False
         port, rpc_port = free_port(), free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "influxdb.conf"
@@ -109,21 +126,31 @@ bind-address = "127.0.0.1:{rpc_port}"
 [data]
   dir = "{workdir}/data"
   wal-dir = "{workdir}/wal"
-  query-log-enabled = false
+  query-log-enabled = {str(bool(auth)).lower()}
 [http]
   bind-address = "127.0.0.1:{port}"
-  log-enabled = false
+  auth-enabled = {str(bool(auth)).lower()}
+  log-enabled = {str(bool(auth)).lower()}
 [monitor]
   store-enabled = false
 [continuous_queries]
   enabled = false
 [logging]
-  level = "warn"
+  level = "{"info" if auth else "warn"}"
 """
         )
         super().__init__(
             "influxd", [require_binary("influxd"), "-config", str(config)], port, workdir
         )
+
+    def start(self, timeout: float = 30) -> None:
+        super().start(timeout)
+        if self.auth and not self.admin_created:
+            # The first account may be made without logging in; its password goes in the body.
+            user, password = self.auth
+            statement = f"CREATE USER {user} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+            httpx.post(f"{self.url}/query", data={"q": statement}).raise_for_status()
+            self.admin_created = True
 
     @property
     def url(self) -> str:

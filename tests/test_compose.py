@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,10 +20,13 @@ import yaml
 from typer.core import TyperGroup
 
 from shopfloor.cli import app
+from tests.conftest import MQTT_PASSWORD, assert_no_secret_in_logs
+from tests.servers import ServerProcess, free_port, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+MOSQUITTO_ENTRYPOINT = ROOT / "deploy" / "mosquitto" / "entrypoint.sh"
 SHOPFLOOR_SCRIPT = Path(sys.executable).parent / "shopfloor"
 
 SERVICES = {"mosquitto", "influxdb", "simulators", "edge", "gateway", "analytics", "dashboard"}
@@ -198,3 +203,96 @@ def test_shopfloor_variables_are_option_envvars() -> None:
     assert used, "no SHOPFLOOR_ variables found in docker-compose.yml"
     unknown = sorted(f"{service}: {var}" for service, var in used if var not in known)
     assert not unknown, f"not the envvar of any `shopfloor` option: {unknown}"
+
+
+def test_placeholders_of_the_env_file_all_start_with_change_me() -> None:
+    """What the components refuse at start (shopfloor.credentials.PLACEHOLDER_PREFIX)."""
+    settings = read_env_file(ENV_EXAMPLE)
+    secrets = {k: v for k, v in settings.items() if k.endswith(("PASSWORD", "TOKEN"))}
+    assert set(secrets) == {"MQTT_PASSWORD", "INFLUXDB_PASSWORD", "INFLUXDB_TOKEN", "API_TOKEN"}
+    assert all(value.startswith("change-me") for value in secrets.values())
+
+
+def container_script(text: str, root: Path) -> str:
+    """`text` with the container's folders of the broker moved below `root`."""
+    folders = {"/shopfloor/mosquitto/": f"{root}/shopfloor/", "/mosquitto/": f"{root}/mosquitto/"}
+    return re.sub("|".join(folders), lambda found: folders[found.group()], text)
+
+
+class ComposeMosquitto(ServerProcess):
+    """Mosquitto started by the compose file's entry point, its folders below `workdir`."""
+
+    def __init__(self, workdir: Path, password: str):
+        port = free_port()
+        for folder in ("shopfloor", "mosquitto/config", "mosquitto/data"):
+            (workdir / folder).mkdir(parents=True)
+        (workdir / "shopfloor" / "mosquitto.conf").write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous false\n"
+            f"password_file {workdir}/mosquitto/config/passwd\nuser {getpass.getuser()}\n"
+        )
+        script = workdir / "entrypoint.sh"
+        script.write_text(container_script(MOSQUITTO_ENTRYPOINT.read_text(), workdir))
+        env = {
+            "PATH": f"{Path(require_binary('mosquitto')).parent}:{os.environ['PATH']}",
+            "MQTT_USERNAME": "shopfloor",
+            "MQTT_PASSWORD": password,
+        }
+        super().__init__("mosquitto", ["sh", str(script)], port, workdir, env)
+
+    def health_check(self) -> subprocess.CompletedProcess[str]:
+        """The compose file's health check, run in the container's shell without the account."""
+        command = compose_services()["mosquitto"]["healthcheck"]["test"]
+        assert command[0] == "CMD-SHELL"
+        shell = container_script(command[1].replace("$$", "$"), self.workdir)
+        return subprocess.run(
+            ["sh", "-c", shell.replace("-p 1883", f"-p {self.port}")],
+            env={"PATH": f"{Path(require_binary('mosquitto_sub')).parent}:{os.environ['PATH']}"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+
+@pytest.fixture
+def compose_mosquitto(tmp_path: Path) -> Iterator[ComposeMosquitto]:
+    server = ComposeMosquitto(tmp_path / "container", MQTT_PASSWORD)
+    server.start()
+    yield server
+    server.stop()
+    assert_no_secret_in_logs(server.workdir)
+
+
+def test_mosquitto_health_check_logs_in_without_the_password_on_its_command_line(
+    compose_mosquitto: ComposeMosquitto,
+) -> None:
+    command = compose_services()["mosquitto"]["healthcheck"]["test"][1]
+    assert "PASSWORD" not in command and "-P" not in command
+    config = compose_mosquitto.workdir / "mosquitto" / "config"
+    for written in ("passwd", "mosquitto_sub"):
+        assert (config / written).stat().st_mode & 0o777 == 0o600, written
+    assert MQTT_PASSWORD not in (config / "passwd").read_text()  # hashed in place
+    healthy = compose_mosquitto.health_check()
+    assert healthy.returncode == 0, healthy.stderr
+    # It logs in with the options file, not with something else that happens to work.
+    (config / "mosquitto_sub").write_text("-u shopfloor\n-P not-the-password\n")
+    assert compose_mosquitto.health_check().returncode != 0
+
+
+def test_mosquitto_entrypoint_hands_the_password_only_to_shell_built_ins() -> None:
+    """A command's arguments show in every process list; `:`, `case` and `printf` run in the
+    shell itself."""
+    lines = MOSQUITTO_ENTRYPOINT.read_text().splitlines()
+    using = [
+        line.split()[0] for line in lines if "$MQTT_PASSWORD" in line or "{MQTT_PASSWORD" in line
+    ]
+    assert using and set(using) <= {":", "case", "printf"}, using
+
+
+def test_mosquitto_refuses_the_placeholder_password_in_one_line(tmp_path: Path) -> None:
+    server = ComposeMosquitto(tmp_path, read_env_file(ENV_EXAMPLE)["MQTT_PASSWORD"])
+    result = subprocess.run(server.argv, env=server.env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: MQTT_PASSWORD is still the placeholder of .env.example (change-me...): "
+        "set a secret of your own\n"
+    )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shopfloor.store import Scope, StoreSettings, open_store
@@ -35,15 +36,21 @@ def session_members(session_id: int) -> list[int]:
     return members
 
 
+def command_lines(session_id: int) -> list[str]:
+    """The command lines of a session's processes, as `ps` shows them to every user."""
+    found = []
+    for pid in session_members(session_id):
+        with contextlib.suppress(OSError):
+            found.append((Path("/proc") / str(pid) / "cmdline").read_text().replace("\0", " "))
+    return found
+
+
 def assert_session_ends(session_id: int, timeout_s: float) -> None:
     """Wait for every process of the session to exit; name the ones that do not."""
     deadline = time.monotonic() + timeout_s
     while (members := session_members(session_id)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    commands = []
-    for pid in members:
-        with contextlib.suppress(OSError):
-            commands.append((Path("/proc") / str(pid) / "cmdline").read_text().replace("\0", " "))
+    commands = command_lines(session_id) if members else []
     assert not commands, f"still running after {timeout_s} s: {commands}"
 
 
@@ -104,6 +111,13 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
 def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> None:
     broker_line = demo.wait_for_line("broker:", 60)
     assert "store: sqlite:" in broker_line
+    api_line = demo.wait_for_line("API:", 10)
+    api_url, _, token_note = api_line.partition("/docs  ")
+    token_file = demo.data_dir / "api-token"
+    assert token_note.strip() == f"(bearer token in {token_file})"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 16
     url_line = demo.wait_for_line("dashboard:", 120)
     assert f"http://127.0.0.1:{demo.dashboard_port}" in url_line
     wait_until(
@@ -112,9 +126,20 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
         "data from every machine",
     )
     assert len(session_members(demo.process.pid)) >= 6  # supervisor and its children
+    # The gateway got the token (from its environment): the API answers with it, not without.
+    plant_url = api_url.removeprefix("API: ") + "/api/v1/plant"
+    assert httpx.get(plant_url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert httpx.get(plant_url).status_code == 401
+    commands = command_lines(demo.process.pid)
+    assert any(" gateway " in command for command in commands), commands
+    assert not [command for command in commands if token in command]
     os.killpg(demo.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     assert demo.process.wait(30) == 0
     assert_session_ends(demo.process.pid, 10)
+    logs = sorted(demo.data_dir.glob("*.log"))
+    assert {log.name for log in logs} >= {"gateway.log", "edge.log", "simulate.log"}
+    assert not [log.name for log in logs if token in log.read_text(errors="replace")]
+    assert not [line for line in demo.output if token in line]
 
 
 def test_killing_the_supervisor_takes_its_children_along(tmp_path: Path) -> None:

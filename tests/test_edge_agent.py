@@ -27,17 +27,17 @@ from shopfloor.messages import (
 )
 from shopfloor.mqtt import make_client
 from shopfloor.plant import load_plant
-from tests.conftest import ROOT
+from tests.conftest import OPCUA_PASSWORD, ROOT, assert_no_secret_in_logs
 from tests.servers import Mosquitto, free_port, port_open
 from tests.test_edge import Received
 from tests.test_edge_config import RETROFIT_PLANT
 from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shopfloor", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -168,18 +168,21 @@ def test_secured_machine_is_read_with_a_certificate_and_a_password(
             mosquitto.url,
             "--opcua-secure",
             str(tmp_path / "server-certs"),
-            "--opcua-user",
-            "operator:s3cret",
             log=tmp_path / "simulate.log",
+            env={"SHOPFLOOR_OPCUA_USERS": f"operator:{OPCUA_PASSWORD}"},
         )
     )
     url = opcua_url(plant, "imm-01")
     wait_for_port(url)
     certs = ["--certificate", str(tmp_path / "certs" / "edge-cert.der"), "--private-key", str(key)]
     browse = ["edge", "browse", url, "--machine", "imm-01", "-o", str(tmp_path / "browsed.yaml")]
-    refused = run(*browse, "--username", "operator", "--password", "wrong", *certs)
+    refused = run(
+        *browse, "--username", "operator", *certs, env={"SHOPFLOOR_OPCUA_PASSWORD": "wrong"}
+    )
     assert refused.returncode == 2 and refused.stderr.startswith(f"error: cannot browse {url}: ")
-    browsed = run(*browse, "--username", "operator", "--password", "s3cret", *certs)
+    browsed = run(
+        *browse, "--username", "operator", *certs, env={"SHOPFLOOR_OPCUA_PASSWORD": OPCUA_PASSWORD}
+    )
     assert browsed.returncode == 0, browsed.stderr
     assert "{signal: melt_temperature, " in (tmp_path / "browsed.yaml").read_text()
     config = tmp_path / "edge.yaml"
@@ -208,11 +211,11 @@ def test_secured_machine_is_read_with_a_certificate_and_a_password(
     )
     listener = Listener(mosquitto, "polimer")
     try:
-        run_agent(processes, config, mosquitto, env={"TEST_OPCUA_PASSWORD": "s3cret"})
+        run_agent(processes, config, mosquitto, env={"TEST_OPCUA_PASSWORD": OPCUA_PASSWORD})
         wait_until(lambda: listener.received.seen(0, "imm-01"), 45, "imm-01 over Sign & Encrypt")
     finally:
         listener.close()
-    assert "s3cret" not in (tmp_path / "edge.log").read_text()
+    assert_no_secret_in_logs(tmp_path)
 
 
 def retrofit_config(directory: Path, metrics_port: int) -> Path:

@@ -26,11 +26,10 @@ from gateway.stats import LATENCY_BUCKETS_S, GatewayStats
 from shopfloor.messages import AssetPath, Event, Quality
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import Point, Store, StoreSettings, open_store
-from tests.conftest import EXAMPLE_PLANT
+from tests.conftest import API_TOKEN, EXAMPLE_PLANT
 from tests.servers import InfluxDB, port_open
 
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
 TRIMMER = AssetPath("polimer", "brest", "moulding", "line-1", "cnc-01")
@@ -83,7 +82,7 @@ def ref(path: AssetPath) -> dict[str, str]:
 def app_on(
     plant: Plant,
     store: Store,
-    token: str | None = TOKEN,
+    token: str | None = API_TOKEN,
     stats: GatewayStats = HEALTHY,
     cors_origins: tuple[str, ...] = (),
 ) -> FastAPI:
@@ -442,9 +441,9 @@ def test_protected_routes_need_the_right_bearer_token(
     anonymous = TestClient(app_on(example_plant, embedded))
     refused: list[tuple[dict[bytes, bytes], str]] = [
         ({}, "missing bearer token"),
-        ({b"Authorization": f"Basic {TOKEN}".encode()}, "missing bearer token"),
+        ({b"Authorization": f"Basic {API_TOKEN}".encode()}, "missing bearer token"),
         ({b"Authorization": b"Bearer wrong"}, "wrong bearer token"),
-        ({b"Authorization": "Bearer s3cret-tokeñ".encode("latin-1")}, "wrong bearer token"),
+        ({b"Authorization": f"Bearer {API_TOKEN[:-1]}ñ".encode("latin-1")}, "wrong bearer token"),
     ]
     for headers, detail in refused:
         response = anonymous.get(path, headers=headers)

@@ -21,6 +21,7 @@ from shopfloor.messages import AssetPath, Reading, encode_readings
 from shopfloor.mqtt import make_client
 from shopfloor.plant import Plant
 from shopfloor.store import StoreSettings, open_store
+from tests.conftest import MQTT_PASSWORD, assert_no_secret_in_logs
 from tests.servers import ServerProcess, free_port, require_binary
 from tests.test_end_to_end import wait_until
 
@@ -81,12 +82,14 @@ class SecureMosquitto(ServerProcess):
         workdir.mkdir(parents=True, exist_ok=True)
         self.ca, cert, key = write_certificates(workdir)
         passwords = workdir / "passwd"
+        # Written in clear, then hashed in place: the password goes on no command line.
+        passwords.touch(0o600)
+        passwords.write_text(f"{user}:{password}\n")
         subprocess.run(
-            [require_binary("mosquitto_passwd"), "-b", "-c", str(passwords), user, password],
+            [require_binary("mosquitto_passwd"), "-U", str(passwords)],
             check=True,
             capture_output=True,
         )
-        passwords.chmod(0o600)
         port = free_port()
         config = workdir / "mosquitto.conf"
         config.write_text(
@@ -103,10 +106,11 @@ class SecureMosquitto(ServerProcess):
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[SecureMosquitto]:
-    server = SecureMosquitto(tmp_path / "broker", "gateway", "s3cret-pw")
+    server = SecureMosquitto(tmp_path / "broker", "gateway", MQTT_PASSWORD)
     server.start()
     yield server
     server.stop()
+    assert_no_secret_in_logs(server.workdir)
 
 
 def test_gateway_over_tls_with_a_password_stores_what_is_published(
@@ -114,9 +118,9 @@ def test_gateway_over_tls_with_a_password_stores_what_is_published(
 ) -> None:
     store = open_store(StoreSettings(url=f"sqlite:{tmp_path / 'store.db'}"))
     settings = GatewaySettings(client_id="gw-tls", spill_path=tmp_path / "spill.db")
-    gateway = Gateway(example_plant, broker.url("gateway", "s3cret-pw"), store, settings)
+    gateway = Gateway(example_plant, broker.url("gateway", MQTT_PASSWORD), store, settings)
     gateway.start()
-    publisher = make_client(broker.url("gateway", "s3cret-pw"), "publisher-tls")
+    publisher = make_client(broker.url("gateway", MQTT_PASSWORD), "publisher-tls")
     publisher.loop_start()
     try:
         wait_until(gateway.mqtt.is_connected, 15, "the gateway over TLS")
@@ -139,7 +143,7 @@ def test_gateway_over_tls_with_a_password_stores_what_is_published(
     "url_of",
     [
         lambda b: b.url("gateway", "wrong-pw"),  # refused by the broker
-        lambda b: b.url("gateway", "s3cret-pw").split("?")[
+        lambda b: b.url("gateway", MQTT_PASSWORD).split("?")[
             0
         ],  # a broker the system CAs do not vouch for
     ],

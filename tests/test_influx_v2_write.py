@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from shopfloor.messages import AssetPath
 from shopfloor.store import Point, StoreSettings
 from shopfloor.store.influx import InfluxStore
+from tests.conftest import STORE_TOKEN
 from tests.servers import VictoriaMetrics
 
 PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
@@ -46,7 +47,7 @@ def test_points_written_through_influxdb_client_arrive_with_tags_and_timestamps(
     settings = StoreSettings(
         url=victoria.url,
         database="shopfloor",
-        token=SecretStr("secret"),
+        token=SecretStr(STORE_TOKEN),
         org="demo",
         write_api="v2",
     )

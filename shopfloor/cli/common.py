@@ -11,15 +11,50 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from shopfloor.config import ConfigError
+from shopfloor.credentials import (
+    CredentialError,
+    RedactingFilter,
+    check_broker_url,
+    check_secret,
+)
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
+
+# Loggers of the HTTP libraries that write a line per request at INFO or DEBUG.
+REQUEST_LOGGERS = ("httpx", "httpcore", "urllib3", "influxdb_client", "uvicorn.access")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print the error; the caller raises what this returns (exit code 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def checked(
+    check: Callable[[str, str | None], None],
+) -> Callable[[typer.CallbackParam, str | None], str | None]:
+    """An option callback that refuses a value `check` refuses, in one line naming the option
+    and its variable, before the command starts anything."""
+
+    def callback(param: typer.CallbackParam, value: str | None) -> str | None:
+        name = (
+            f"{param.envvar} ({param.opts[0]})" if isinstance(param.envvar, str) else param.opts[0]
+        )
+        try:
+            check(name, value)
+        except CredentialError as exc:
+            raise fail(str(exc)) from None
+        return value
+
+    return callback
+
 
 app = typer.Typer(
     help="shopfloor: a smart-manufacturing demonstration platform "
@@ -37,6 +72,7 @@ BrokerOption = Annotated[
         "--broker",
         envvar="SHOPFLOOR_BROKER_URL",
         help="MQTT broker, mqtt[s]://[user:pw@]host:port.",
+        callback=checked(check_broker_url),
     ),
 ]
 StoreUrlOption = Annotated[
@@ -55,7 +91,12 @@ DatabaseOption = Annotated[
 ]
 TokenOption = Annotated[
     str | None,
-    typer.Option("--store-token", envvar=ENV_VARS["token"], help="InfluxDB 2.x/3.x token."),
+    typer.Option(
+        "--store-token",
+        envvar=ENV_VARS["token"],
+        help="InfluxDB 2.x/3.x token.",
+        callback=checked(check_secret),
+    ),
 ]
 OrgOption = Annotated[
     str | None,
@@ -90,12 +131,13 @@ def setup_logging(verbose: bool) -> None:
     # The embedded demo broker logs every session transition at INFO.
     for chatty in ("amqtt", "transitions"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print the error; the caller raises what this returns (exit code 2)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
+    # HTTP clients and servers log a line per request (a line per store write): shown only
+    # with --verbose, and even then without a credential (RedactingFilter).
+    if not verbose:
+        for requests in REQUEST_LOGGERS:
+            logging.getLogger(requests).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def read_plant(plant_file: Path) -> Plant:
@@ -128,7 +170,13 @@ def read_scenario(plant_file: Path, scenario_file: Path | None, seed: int | None
 
 
 def store_settings(url: str, database: str, token: str | None, org: str | None) -> StoreSettings:
-    """The store options, with user name, password and write API from the environment."""
+    """The store options, with user name, password and write API from the environment (the
+    password only there: never on a command line)."""
+    password = os.environ.get(ENV_VARS["password"])
+    try:
+        check_secret(ENV_VARS["password"], password)
+    except CredentialError as exc:
+        raise fail(str(exc)) from None
     return StoreSettings.model_validate(
         {
             "url": url,
@@ -136,7 +184,7 @@ def store_settings(url: str, database: str, token: str | None, org: str | None) 
             "token": token,
             "org": org,
             "username": os.environ.get(ENV_VARS["username"]),
-            "password": os.environ.get(ENV_VARS["password"]),
+            "password": password,
             "write_api": os.environ.get(ENV_VARS["write_api"], "auto"),
         }
     )

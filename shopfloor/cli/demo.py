@@ -18,12 +18,14 @@ from shopfloor.cli.common import (
     StoreUrlOption,
     TokenOption,
     app,
+    checked,
     fail,
     read_plant,
     read_scenario,
     setup_logging,
     store_settings,
 )
+from shopfloor.credentials import check_broker_url
 from shopfloor.demo import BrokerChoice, DemoSource, run_demo
 
 
@@ -43,6 +45,7 @@ def dashboard(
         typer.Option(
             envvar="SHOPFLOOR_BROKER_URL",
             help="Broker of the simulator to drive and of the edge devices to show.",
+            callback=checked(check_broker_url),
         ),
     ] = None,
 ) -> None:

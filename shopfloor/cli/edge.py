@@ -14,12 +14,14 @@ from shopfloor.cli.common import (
     PlantOption,
     VerboseOption,
     app,
+    checked,
     fail,
     read_plant,
     run_until_interrupted,
     setup_logging,
 )
 from shopfloor.config import ConfigError
+from shopfloor.credentials import check_broker_url
 from shopfloor.diskqueue import DiskQueueError
 from shopfloor.mqtt import BrokerUrlError
 from shopfloor.plant import Plant, load_plant
@@ -46,7 +48,9 @@ def edge_run(
     broker: Annotated[
         str | None,
         typer.Option(
-            envvar="SHOPFLOOR_BROKER_URL", help="MQTT broker (overrides the config's broker.url)."
+            envvar="SHOPFLOOR_BROKER_URL",
+            help="MQTT broker (overrides the config's broker.url).",
+            callback=checked(check_broker_url),
         ),
     ] = None,
     opcua_host: Annotated[

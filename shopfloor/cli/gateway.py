@@ -20,12 +20,14 @@ from shopfloor.cli.common import (
     TokenOption,
     VerboseOption,
     app,
+    checked,
     connect_store,
     fail,
     read_plant,
     setup_logging,
     store_settings,
 )
+from shopfloor.credentials import check_api_token, hide
 from shopfloor.diskqueue import DiskQueueError
 from shopfloor.mqtt import DEFAULT_BROKER_URL, BrokerUrlError
 
@@ -106,7 +108,9 @@ def gateway(
         str | None,
         typer.Option(
             envvar="SHOPFLOOR_API_TOKEN",
-            help="Bearer token of the HTTP API; without one, only /health answers.",
+            help="Bearer token of the HTTP API, 16 characters or more (better given in the "
+            "environment than on a command line); without one, only /health answers.",
+            callback=checked(check_api_token),
         ),
     ] = None,
     cors_origin: Annotated[
@@ -121,6 +125,7 @@ def gateway(
     from shopfloor.mqtt import Session
 
     setup_logging(verbose)
+    hide(api_token)
     if mqtt_version not in ("5", "3.1.1"):
         raise fail("--mqtt-version is 5 or 3.1.1")
     plant = read_plant(plant_file)
