@@ -15,7 +15,7 @@ a bounded disk spill and are acknowledged; the spill is written back oldest firs
 anything newer. A refused message goes to the dead-letter topic with its reason and is
 acknowledged once the broker has the dead letter, so one bad publisher never stops the valid
 traffic, and a restart does not meet the same message again. Nothing a message holds can raise
-out of the receive path; the writer thread survives whatever a store throws. `health()` says
+out of the receive path; the writer thread survives whatever a store throws. `snapshot()` says
 when either thread has died, the store is failing or ingest lags.
 """
 
