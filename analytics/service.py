@@ -23,10 +23,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -52,9 +51,6 @@ from analytics.history import (
 )
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
-from analytics.readiness.live import rescore
-from analytics.readiness.persistence import ReadinessStoreError
-from analytics.readiness.report import alert_text
 from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
@@ -68,10 +64,10 @@ from shopfloor.store import (
     SHIFT_REPORT,
     SILENT_EVENT_PREFIX,
     Point,
-    Scope,
     Store,
     StoreError,
     anomaly_event_name,
+    data_clock,
 )
 
 log = logging.getLogger(__name__)
@@ -116,8 +112,6 @@ class AnalyticsSettings:
     t2_z: float = 8.0  # T² events at the rarity of an 8-sigma single-signal value
     link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
     grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
-    readiness_db: Path | None = None  # Lean 4.0 readiness snapshots to add to, if any
-    rescore_every: timedelta = timedelta(days=1)  # of data time between readiness snapshots
 
 
 # --- KPIs and energy of a window ------------------------------------------------------------
@@ -472,9 +466,17 @@ class AnalyticsService:
     """Recomputes every machine's KPIs, energy and anomalies into the store."""
 
     def __init__(
-        self, plant: Plant, store: Store, settings: AnalyticsSettings = AnalyticsSettings()
+        self,
+        plant: Plant,
+        store: Store,
+        settings: AnalyticsSettings = AnalyticsSettings(),
+        after_cycle: Sequence[Callable[[datetime], None]] = (),
     ):
+        """`after_cycle` is called with the data clock after each recomputation has been
+        written: how the start-up layer has the readiness assessment rescored, without the
+        analytics knowing of it."""
         self.plant, self.store, self.settings = plant, store, settings
+        self.after_cycle = list(after_cycle)
         self.stopping = threading.Event()
         self._known: dict[AssetPath, _Known] = {}
         self._scored_until: dict[tuple[AssetPath, str], float] = {}
@@ -497,19 +499,9 @@ class AnalyticsService:
         energy_from_meter(t)
         return time.perf_counter() - began
 
-    def data_clock(self) -> datetime | None:
-        """The newest reading of any plant signal: the analysis's "now"."""
-        catalogue = self.plant.catalogue()
-        stamps = [
-            p.ts
-            for p in self.store.latest(Scope(self.plant.tenant.id, self.plant.site.id))
-            if p.signal in catalogue.get(p.asset, {})
-        ]
-        return max(stamps, default=None)
-
     def run_once(self, now: datetime | None = None) -> list[Point]:
         """One recomputation at `now` (default: the data clock); returns what it wrote."""
-        now = now or self.data_clock()
+        now = now or data_clock(self.plant, self.store)
         if now is None:
             return []
         points: list[Point] = []
@@ -519,26 +511,9 @@ class AnalyticsService:
             points += self._kpis(path, machine, now, shifts)
             points += self._anomalies(path, machine, now)
         self.store.write(points)
-        self._rescore_readiness(now)
+        for hook in self.after_cycle:
+            hook(now)
         return points
-
-    def _rescore_readiness(self, now: datetime) -> None:
-        """A readiness snapshot of the plant's SME once its latest is `rescore_every` old in
-        data time (a freshly seeded or saved one waits); a gate whose indicator fell short
-        since the last snapshot is logged as a warning."""
-        database = self.settings.readiness_db
-        if database is None:
-            return
-        try:
-            rescored = rescore(self.plant, self.store, database, now, self.settings.rescore_every)
-        except ReadinessStoreError as exc:
-            log.warning("readiness not rescored: %s", exc)
-            return
-        if rescored is None:
-            return
-        log.info("readiness of %s: R %.2f", rescored.snapshot.sme, rescored.snapshot.index)
-        for alert in rescored.fallen:
-            log.warning("readiness of %s: %s", rescored.snapshot.sme, alert_text(alert))
 
     @property
     def _finish_s(self) -> float:

@@ -183,7 +183,7 @@ class Agent:
     def __init__(self, directory: Path, broker_url: str):
         self.log = directory / "edge.log"
         argv = [
-            *(sys.executable, "-m", "shopfloor", "edge", "run"),
+            *(sys.executable, "-m", "launcher", "edge", "run"),
             *("--plant", str(_plant(directory)), "--broker", broker_url),
             *("--buffer", str(directory / "edge.db"), "--metrics-port", "0"),
         ]

@@ -278,7 +278,7 @@ class GatewayProcess:
         self.log = directory / "gateway.log"
         token = uuid.uuid4().hex
         argv = [
-            *(sys.executable, "-m", "shopfloor", "gateway", "--plant", str(_plant(directory))),
+            *(sys.executable, "-m", "launcher", "gateway", "--plant", str(_plant(directory))),
             *("--broker", broker.url, "--store-url", influx.url, "--store-database", DATABASE),
             *("--client-id", f"bench-gateway-{uuid.uuid4().hex[:6]}"),
             *("--spill", str(directory / "spill.db"), "--http-port", "0"),

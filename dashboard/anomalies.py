@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard.kpis import JUST_AFTER, clock_note, data_clock
+from dashboard.kpis import JUST_AFTER, clock_note
 from dashboard.store_errors import shows_store_errors
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
@@ -31,6 +31,7 @@ from shopfloor.store import (
     Store,
     acknowledgements,
     anomaly_event_name,
+    data_clock,
 )
 
 log = logging.getLogger(__name__)

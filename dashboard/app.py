@@ -11,16 +11,16 @@ import os
 
 import streamlit as st
 
-from analytics.readiness.live import record_view
 from dashboard.anomalies import anomalies_page
 from dashboard.controls import controls_page
 from dashboard.edge_devices import edge_devices_page
 from dashboard.energy import energy_page
 from dashboard.kpis import clock_note
+from dashboard.lean_readiness import readiness_page
 from dashboard.oee import oee_page
-from dashboard.readiness import readiness_page
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from dashboard.store_errors import shows_store_errors
+from readiness.live import record_view
 from shopfloor.config import ConfigError
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import Store, StoreError, StoreSettings, open_store

@@ -1,8 +1,5 @@
-"""What the analytics service wrote back to the store: its clock, rolling KPIs, shift reports.
-
-The series names repeat those of analytics.service rather than import them: that module needs
-numpy and Numba, which the dashboard does not install.
-"""
+"""What the analytics service wrote back to the store: rolling KPIs and shift reports, read
+on the plant's data clock."""
 
 from __future__ import annotations
 
@@ -18,7 +15,15 @@ import streamlit as st
 from analytics.oee import LossTree, OeeReport, pooled, sum_by_key
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Plant
-from shopfloor.store import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, Point, Scope, Store
+from shopfloor.store import (
+    KPI_PREFIX,
+    SHIFT_KPI_PREFIX,
+    SHIFT_REPORT,
+    Point,
+    Scope,
+    Store,
+    data_clock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +53,6 @@ class ShiftReport:
     @property
     def label(self) -> str:
         return f"{self.day:%a %d %b} {self.shift}"
-
-
-def data_clock(plant: Plant, store: Store) -> datetime | None:
-    """The newest rolling KPI of the plant's machines: the analysis's "now", which follows the
-    data (a simulator at x60 runs ahead of the wall clock, a replayed day lies behind it)."""
-    machines = {path for path, _ in plant.machines()}
-    stamps = [
-        p.ts
-        for p in store.latest(Scope(plant.tenant.id, plant.site.id))
-        if p.asset in machines and _is_rolling_kpi(p.signal)
-    ]
-    return max(stamps, default=None)
 
 
 def clock_note(data_now: datetime, wall_now: datetime) -> str:

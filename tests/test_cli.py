@@ -18,7 +18,7 @@ SUBCOMMANDS = [
 
 def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shopfloor", *args],
+        [sys.executable, "-m", "launcher", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

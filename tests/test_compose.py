@@ -19,7 +19,7 @@ import typer.main
 import yaml
 from typer.core import TyperGroup
 
-from shopfloor.cli import app
+from launcher.cli import app
 from tests.conftest import MQTT_PASSWORD, assert_no_secret_in_logs
 from tests.servers import ServerProcess, free_port, require_binary
 

@@ -19,7 +19,6 @@ from dashboard.energy import Tariff, energy_by_machine
 from dashboard.kpis import (
     by_product,
     clock_note,
-    data_clock,
     line_reports,
     line_rolling_kpis,
     read_shift_reports,
@@ -34,14 +33,19 @@ from dashboard.oee import (
     shift_kpis,
     stop_pareto,
 )
+from readiness import DATABASE_ENV
+from readiness.answers import load_answers
+from readiness.assessment import run_assessment
+from readiness.persistence import ReadinessStore
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
-from shopfloor.store import Point, Store, StoreSettings, open_store
-from tests.conftest import EXAMPLE_PLANT
+from shopfloor.store import Point, Store, StoreSettings, data_clock, open_store
+from tests.conftest import EXAMPLE_PLANT, ROOT
 from tests.servers import InfluxDB, free_port
 from tests.test_dashboard_driving import artifact, choose, open_page, start_dashboard
 from tests.test_end_to_end import stop_all
+from tests.test_packaging import NOT_IN_EXTRA, without
 
 PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
 TRIMMER = AssetPath("polimer", "brest", "moulding", "line-1", "cnc-01")
@@ -122,11 +126,12 @@ def analysed_store(store: Store) -> None:
                 for i, t in enumerate(samples)
             ],
             *[Point(TRIMMER, "anomaly.vibration", t, i / 20) for i, t in enumerate(samples)],
+            Point(PRESS, "state", NOW, "running"),  # the newest reading: the data clock
         ]
     )
 
 
-def test_the_clock_and_rolling_kpis_come_from_the_newest_kpis(
+def test_the_clock_is_the_newest_reading_and_rolling_kpis_the_newest_kpis(
     example_plant: Plant, store: Store
 ) -> None:
     analysed_store(store)
@@ -439,6 +444,7 @@ def test_the_oee_page_explains_implausible_figures(embedded_url: str) -> None:
                 Point(PRESS, "kpi.performance", NOW, 37.9),
                 Point(PRESS, "kpi.parts", NOW, 1600.0),
                 Point(PRESS, "kpi.good_parts", NOW, 1600.0),
+                Point(PRESS, "state", NOW, "idle"),  # the newest reading: the data clock
             ]
         )
     finally:
@@ -515,17 +521,28 @@ def test_the_acknowledge_button_records_the_acknowledgement(
 
 @pytest.mark.browser
 def test_the_pages_in_chromium(example_plant: Plant, embedded_url: str, tmp_path: Path) -> None:
+    """Every page of the analysis, served as `pip install ".[dashboard]"` leaves it: no Numba."""
     store = open_store(StoreSettings(url=embedded_url))
     analysed_store(store)
     no_broker = f"mqtt://127.0.0.1:{free_port()}"  # these pages need none
-    dashboard, port = start_dashboard(EXAMPLE_PLANT, embedded_url, no_broker, tmp_path / "dash.log")
+    numba_free = without(tmp_path / "uninstalled", *NOT_IN_EXTRA["dashboard"])
+    assessments = tmp_path / "readiness.db"
+    with ReadinessStore(assessments) as saved:
+        saved.save(run_assessment(load_answers(ROOT / "examples/readiness/moulding.yaml"), None))
+    dashboard, port = start_dashboard(
+        EXAMPLE_PLANT, embedded_url, no_broker, tmp_path / "dash.log",
+        env={**numba_free, DATABASE_ENV: str(assessments)},
+    )  # fmt: skip
     try:
         for page_path, heading in [
+            ("", "Machines"),
             ("oee", "Where the planned time went"),
             ("energy", "kWh by machine state"),
+            ("readiness", "Readiness index R"),
         ]:
             with open_page(
-                f"http://127.0.0.1:{port}/{page_path}", artifact(f"dashboard-{page_path}.png")
+                f"http://127.0.0.1:{port}/{page_path}",
+                artifact(f"dashboard-{page_path or 'shop-floor'}.png"),
             ) as page:
                 page.get_by_text(heading).wait_for(timeout=60_000)
                 assert page.locator("[data-testid='stException']").count() == 0

@@ -68,12 +68,12 @@ def open_page(url: str, screenshot: Path) -> Iterator[Page]:
 
 
 def start_dashboard(
-    plant: Path, store_url: str, broker: str, log: Path
+    plant: Path, store_url: str, broker: str, log: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = shopfloor(
         "dashboard", "--plant", str(plant), "--port", str(port), "--store-url", store_url,
-        "--broker", broker, log=log,
+        "--broker", broker, log=log, env=env,
     )  # fmt: skip
 
     def listening() -> bool:
@@ -162,7 +162,7 @@ def test_a_recorded_shift_replayed_at_x60_drives_the_dashboard(
     scenario = scenario_for(plant, tmp_path, duration="15m")
     recording = tmp_path / "shift.jsonl"
     fast = subprocess.run(
-        [sys.executable, "-m", "shopfloor", "simulate", "--scenario", str(scenario), "--fast",
+        [sys.executable, "-m", "launcher", "simulate", "--scenario", str(scenario), "--fast",
          "--output", str(recording)],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )  # fmt: skip

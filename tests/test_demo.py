@@ -85,7 +85,7 @@ def start_demo(tmp_path: Path, broker: str) -> Demo:
     port = free_port()
     data_dir = tmp_path / "data"
     argv = [
-        sys.executable, "-m", "shopfloor", "demo", "--plant", str(plant_on_free_ports(tmp_path)),
+        sys.executable, "-m", "launcher", "demo", "--plant", str(plant_on_free_ports(tmp_path)),
         "--data-dir", str(data_dir), "--dashboard-port", str(port), "--broker-server", broker,
     ]  # fmt: skip
     process = subprocess.Popen(

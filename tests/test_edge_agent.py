@@ -36,7 +36,7 @@ from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shopfloor", *args],
+        [sys.executable, "-m", "launcher", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, **(env or {})},
     )  # fmt: skip
 

@@ -49,7 +49,7 @@ def plant_on_free_ports(directory: Path) -> Path:
 def shopfloor(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     output = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "shopfloor", *args],
+        [sys.executable, "-m", "launcher", *args],
         stdout=output,
         stderr=output,
         cwd=ROOT,

@@ -47,6 +47,7 @@ from tests.test_gateway_delivery import (
     influx_store,  # noqa: F401 - a fixture
     reading,
 )
+from tests.test_packaging import NOT_IN_EXTRA, without
 
 ENV = AssetPath("polimer", "brest", "moulding", "hall-a", "env-01")
 VALID_TS = "2026-11-02T08:00:00Z"
@@ -302,7 +303,8 @@ def test_gateway_killed_with_poison_unacknowledged_goes_on_after_restart(
     publisher = make_client(mosquitto.url, f"poison-{uuid.uuid4().hex[:6]}")
     publisher.loop_start()
     wait_until(publisher.is_connected, 10, "the publisher")
-    process = shopfloor(*command, log=log)
+    gateway_only = without(tmp_path / "uninstalled", *NOT_IN_EXTRA["gateway"])
+    process = shopfloor(*command, log=log, env=gateway_only)
     try:
         wait_until(lambda: _health(port)[0] == 200, 30, "a healthy gateway")
         process.send_signal(signal.SIGKILL)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from shopfloor.cli import app
+from launcher.cli import app
 from tests.conftest import EXAMPLE_PLANT
 
 HEADER = "time,state,total_count,bad_count,stop_reason"

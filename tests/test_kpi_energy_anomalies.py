@@ -21,7 +21,7 @@ HOUR_AT_10_KW = [f"{time},10" for time in [*FIVE_MINUTES, "2026-03-02T01:00:00Z"
 
 def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shopfloor", "kpi", *args],
+        [sys.executable, "-m", "launcher", "kpi", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

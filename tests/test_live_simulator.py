@@ -161,7 +161,7 @@ def test_stop_and_start_methods(live: Live) -> None:
 
 def control(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shopfloor", "control", *args, "--plant", str(live.plant),
+        [sys.executable, "-m", "launcher", "control", *args, "--plant", str(live.plant),
          "--broker", live.broker.url],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from analytics.readiness.answers import Response, SmeAnswers, Special, load_answers
-from analytics.readiness.assessment import Assessment, run_assessment
-from analytics.readiness.catalogue import CURRENT
-from analytics.readiness.evidence import (
+from readiness.answers import Response, SmeAnswers, Special, load_answers
+from readiness.assessment import Assessment, run_assessment
+from readiness.catalogue import CURRENT
+from readiness.evidence import (
     Evidence,
     Indicators,
     ResponseTime,
@@ -21,8 +21,8 @@ from analytics.readiness.evidence import (
     ratio_score,
     response_score,
 )
-from analytics.readiness.indicator_file import load_indicators
-from analytics.readiness.scoring import Scorecard, round_score, score
+from readiness.indicator_file import load_indicators
+from readiness.scoring import Scorecard, round_score, score
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"
 NA = Special.NOT_APPLICABLE

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from analytics.readiness.answers import load_answers
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.demo import seed_demo_smes, simulated_evidence
-from analytics.readiness.persistence import ReadinessStore
+from launcher.seeding import seed_demo_smes, simulated_evidence
+from readiness.answers import load_answers
+from readiness.assessment import run_assessment
+from readiness.persistence import ReadinessStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from analytics.readiness.answers import Special, load_answers, share_bracket
-from analytics.readiness.indicator_file import load_indicators
-from analytics.readiness.persistence import ReadinessStore
-from shopfloor.cli import app
+from launcher.cli import app
+from readiness.answers import Special, load_answers, share_bracket
+from readiness.indicator_file import load_indicators
+from readiness.persistence import ReadinessStore
 from shopfloor.config import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"

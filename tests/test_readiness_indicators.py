@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from analytics.readiness.indicators import (
+from readiness.indicators import (
     AlarmEvent,
     Bucket,
     DashboardView,

@@ -11,12 +11,14 @@ import yaml
 from typer.testing import CliRunner
 
 from analytics.oee import StateEvent
-from analytics.readiness.answers import load_answers
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicator_file import indicators_from_dict
-from analytics.readiness.indicators import PartCount, StateRecord
-from analytics.readiness.live import (
+from analytics.service import AnalyticsService, AnalyticsSettings
+from launcher.cli import app
+from readiness.answers import load_answers
+from readiness.assessment import run_assessment
+from readiness.evidence import Evidence
+from readiness.indicator_file import indicators_from_dict
+from readiness.indicators import PartCount, StateRecord
+from readiness.live import (
     MachineData,
     PlantData,
     live_evidence,
@@ -24,10 +26,9 @@ from analytics.readiness.live import (
     plant_indicators,
     record_view,
     rescore,
+    rescorer,
 )
-from analytics.readiness.persistence import ReadinessStore
-from analytics.service import AnalyticsService, AnalyticsSettings
-from shopfloor.cli import app
+from readiness.persistence import ReadinessStore
 from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
@@ -218,8 +219,8 @@ def test_the_analytics_service_rescores_the_sme_daily_from_the_store(
     with ReadinessStore(database) as saved:  # assessed on answers alone two days earlier
         saved.save(run_assessment(answers, None, taken_at=minute(120) - timedelta(days=2)))
     write_plant(store, example_plant)
-    settings = AnalyticsSettings(readiness_db=database)
-    service = AnalyticsService(example_plant, store, settings)
+    hook = rescorer(example_plant, store, database)  # as the `analytics` command wires it
+    service = AnalyticsService(example_plant, store, AnalyticsSettings(), after_cycle=[hook])
     service.run_once(minute(120))
     service.run_once(minute(130))  # the latest snapshot is not a day old: no third one
     with ReadinessStore(database) as saved:

@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from analytics.readiness.answers import Special
-from analytics.readiness.catalogue import CURRENT
-from analytics.readiness.questionnaire import (
+from dashboard.lean_readiness import option_label
+from readiness.answers import Special
+from readiness.catalogue import CURRENT
+from readiness.questionnaire import (
     FREQUENCY_OPTIONS,
     SHARE_OPTIONS,
     Item,
     Scale,
 )
-from dashboard.readiness import option_label
 
 # The anchors specification B2 spells out in the item (Q11 elides its levels 1 and 2).
 SPEC_ANCHORS = {

@@ -13,25 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.readiness import DATABASE_ENV
-from analytics.readiness.answers import load_answers
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.demo import seed_demo_smes
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicator_file import indicators_from_dict, load_indicators
-from analytics.readiness.persistence import ReadinessStore, Snapshot
-from analytics.readiness.report import (
-    cohort,
-    dimension_rows,
-    flag_lines,
-    gate_notes,
-    indicator_cards,
-    indicator_parts,
-    indicator_text,
-    recommendation_rows,
-    report_csv,
-)
-from dashboard.readiness import (
+from dashboard.lean_readiness import (
     HEATMAP_FONT_SIZE,
     NO_PROGRESS_YET,
     SERIES_COLOURS,
@@ -42,6 +24,24 @@ from dashboard.readiness import (
     radar_label,
     ranking_rows,
     report_pdf,
+)
+from launcher.seeding import seed_demo_smes
+from readiness import DATABASE_ENV
+from readiness.answers import load_answers
+from readiness.assessment import run_assessment
+from readiness.evidence import Evidence
+from readiness.indicator_file import indicators_from_dict, load_indicators
+from readiness.persistence import ReadinessStore, Snapshot
+from readiness.report import (
+    cohort,
+    dimension_rows,
+    flag_lines,
+    gate_notes,
+    indicator_cards,
+    indicator_parts,
+    indicator_text,
+    recommendation_rows,
+    report_csv,
 )
 from shopfloor.store import ENV_VARS
 
@@ -281,7 +281,7 @@ def readiness_app() -> None:
     """The page as the dashboard runs it, with the plant and store of the environment."""
     import os
 
-    from dashboard.readiness import readiness_page
+    from dashboard.lean_readiness import readiness_page
     from shopfloor.plant import load_plant
     from shopfloor.store import StoreSettings, open_store
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from analytics.readiness.answers import SmeAnswers, load_answers
-from analytics.readiness.assessment import Assessment, assessment_to_dict, run_assessment
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicator_file import load_indicators
-from analytics.readiness.persistence import GateAlert, ReadinessStore, ReadinessStoreError
-from analytics.readiness.report import alert_text
+from readiness.answers import SmeAnswers, load_answers
+from readiness.assessment import Assessment, assessment_to_dict, run_assessment
+from readiness.evidence import Evidence
+from readiness.indicator_file import load_indicators
+from readiness.persistence import GateAlert, ReadinessStore, ReadinessStoreError
+from readiness.report import alert_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "readiness"
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)

@@ -137,7 +137,7 @@ def test_gateway_shows_no_secret_in_any_log_nor_on_any_command_line(
         "SHOPFLOOR_API_TOKEN": API_TOKEN,
     }
     argv = [
-        sys.executable, "-m", "shopfloor", "gateway", "--plant", str(EXAMPLE_PLANT),
+        sys.executable, "-m", "launcher", "gateway", "--plant", str(EXAMPLE_PLANT),
         "--client-id", f"gw-{uuid.uuid4().hex[:8]}", "--session-expiry", "60",
         "--spill", str(tmp_path / "spill.db"), "--http-port", api.rsplit(":", 1)[1],
         *(["--verbose"] if verbose else []),
@@ -217,7 +217,7 @@ def test_placeholders_and_short_api_tokens_are_refused_at_start_in_one_line(
     command: list[str], env: dict[str, str], message: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shopfloor", *command, "--plant", str(EXAMPLE_PLANT)],
+        [sys.executable, "-m", "launcher", *command, "--plant", str(EXAMPLE_PLANT)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -232,7 +232,7 @@ def test_placeholders_and_short_api_tokens_are_refused_at_start_in_one_line(
 
 def test_an_api_token_of_16_characters_is_accepted() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shopfloor", "gateway", "--plant", str(EXAMPLE_PLANT),
+        [sys.executable, "-m", "launcher", "gateway", "--plant", str(EXAMPLE_PLANT),
          "--store-url", "http://127.0.0.1:9"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
         env={**os.environ, "SHOPFLOOR_API_TOKEN": "sixteen-chars-16"},

@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, SecretStr
 
 from shopfloor.messages import AssetPath, Event, Quality, Reading, iso_utc
+from shopfloor.plant import Plant
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,20 @@ class StoreSettings(BaseModel):
 
 
 ENV_VARS = {field: f"SHOPFLOOR_STORE_{field.upper()}" for field in StoreSettings.model_fields}
+
+
+def data_clock(plant: Plant, store: Store) -> datetime | None:
+    """The plant's "now": its newest reading of any plant signal. Every component that analyses
+    or shows "the latest hour" counts back from it, not from the wall clock, so that a
+    simulation above x1 (ahead of the wall clock) or a replayed day (behind it) is treated like
+    a live line. None before the first reading."""
+    catalogue = plant.catalogue()
+    stamps = [
+        p.ts
+        for p in store.latest(Scope(plant.tenant.id, plant.site.id))
+        if p.signal in catalogue.get(p.asset, {})
+    ]
+    return max(stamps, default=None)
 
 
 def open_store(settings: StoreSettings) -> Store:

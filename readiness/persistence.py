@@ -22,17 +22,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from analytics.readiness.answers import SmeAnswers
-from analytics.readiness.assessment import (
+from readiness.answers import SmeAnswers
+from readiness.assessment import (
     Assessment,
     assessment_to_dict,
     responses_from_dict,
     responses_to_dict,
 )
-from analytics.readiness.catalogue import questionnaire
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicator_file import indicators_from_dict
-from analytics.readiness.scoring import INDICATOR_GATES, Requirement
+from readiness.catalogue import questionnaire
+from readiness.evidence import Evidence
+from readiness.indicator_file import indicators_from_dict
+from readiness.scoring import INDICATOR_GATES, Requirement
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shopfloor.cli.common import (
+from launcher.cli.common import (
     DEFAULT_PLANT,
     DEFAULT_STORE,
     BrokerOption,

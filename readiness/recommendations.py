@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from analytics.readiness.answers import Response
-from analytics.readiness.evidence import Indicators, ResponseTime
-from analytics.readiness.questionnaire import Questionnaire
-from analytics.readiness.scoring import (
+from readiness.answers import Response
+from readiness.evidence import Indicators, ResponseTime
+from readiness.questionnaire import Questionnaire
+from readiness.scoring import (
     INDICATOR_GATES,
     DimensionScore,
     Priority,

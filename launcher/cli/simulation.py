@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shopfloor.cli.common import (
+from launcher.cli.common import (
     DEFAULT_PLANT,
     BrokerOption,
     PlantOption,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from analytics.readiness.questionnaire import Questionnaire
-from analytics.readiness.questionnaire_v1 import QUESTIONNAIRE_V1
+from readiness.questionnaire import Questionnaire
+from readiness.questionnaire_v1 import QUESTIONNAIRE_V1
 
 QUESTIONNAIRES = {q.version: q for q in (QUESTIONNAIRE_V1,)}
 CURRENT = QUESTIONNAIRE_V1

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import fmean
 
-from analytics.readiness.answers import Response, Special
-from analytics.readiness.evidence import (
+from readiness.answers import Response, Special
+from readiness.evidence import (
     MIN_RESPONSE_EVENTS,
     TOLERANCE,
     Indicators,
@@ -34,7 +34,7 @@ from analytics.readiness.evidence import (
     reaches,
     within,
 )
-from analytics.readiness.questionnaire import LEVEL_NAMES, MAX_SCORE, Dimension, Questionnaire
+from readiness.questionnaire import LEVEL_NAMES, MAX_SCORE, Dimension, Questionnaire
 
 QUESTIONNAIRE_SHARE = 0.4
 EVIDENCE_SHARE = 0.6  # measured data outweighs claims

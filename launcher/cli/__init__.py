@@ -7,11 +7,11 @@ agent's process imports this whole package, so its modules import only typer and
 shopfloor modules at the top (bench/edge.py measures the agent's memory).
 """
 
-from shopfloor.cli.common import app
+from launcher.cli.common import app
 
 # Each module registers its commands on import; `shopfloor --help` lists them in this order.
 # isort: off
-from shopfloor.cli import plant, simulation, edge, gateway, analytics, demo, kpi  # noqa: F401
+from launcher.cli import plant, simulation, edge, gateway, analytics, demo, kpi  # noqa: F401
 # isort: on
 
 __all__ = ["app"]

@@ -33,8 +33,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from analytics.readiness.catalogue import UnknownVersionError, questionnaire
-from analytics.readiness.questionnaire import MAX_SCORE, SCALE_NAMES, Item, Questionnaire, Scale
+from readiness.catalogue import UnknownVersionError, questionnaire
+from readiness.questionnaire import MAX_SCORE, SCALE_NAMES, Item, Questionnaire, Scale
 from shopfloor.config import LocatedValueError, load_yaml_model
 from shopfloor.plant import Identifier
 

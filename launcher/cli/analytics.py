@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from analytics.readiness import DATABASE_ENV, DEFAULT_DATABASE, DEFAULT_WINDOW
-from shopfloor.cli.common import (
+from launcher.cli.common import (
     DEFAULT_PLANT,
     DEFAULT_STORE,
     DatabaseOption,
@@ -27,6 +26,7 @@ from shopfloor.cli.common import (
     setup_logging,
     store_settings,
 )
+from readiness import DATABASE_ENV, DEFAULT_DATABASE, DEFAULT_WINDOW
 
 
 @app.command()
@@ -56,14 +56,14 @@ def analytics(
     and anomaly events linked to the stop that followed them; the clock is the data's.
     """
     from analytics.service import AnalyticsService, AnalyticsSettings
+    from readiness.live import rescorer
 
     setup_logging(verbose)
     plant = read_plant(plant_file)
     store = connect_store(store_settings(store_url, store_database, store_token, store_org))
-    settings = AnalyticsSettings(
-        window=timedelta(minutes=window), interval_s=interval, readiness_db=readiness_db
-    )
-    service = AnalyticsService(plant, store, settings)
+    settings = AnalyticsSettings(window=timedelta(minutes=window), interval_s=interval)
+    hooks = [rescorer(plant, store, readiness_db)] if readiness_db else []
+    service = AnalyticsService(plant, store, settings, after_cycle=hooks)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             service.run()
@@ -119,8 +119,8 @@ def assess(
 ) -> None:
     """Lean 4.0 readiness: questionnaire and evidence per dimension, index, level, archetype,
     flags and ranked priorities with their recommendation and what-if gain."""
-    from analytics.readiness.command import CommandError
-    from analytics.readiness.command import assess as run
+    from readiness.command import CommandError
+    from readiness.command import assess as run
 
     store = None
     if store_url is not None:
@@ -139,8 +139,8 @@ def assess_history(
     as_json: JsonOption = False,
 ) -> None:
     """An SME's readiness over time: R and Fd of every snapshot, and their change."""
-    from analytics.readiness.command import CommandError
-    from analytics.readiness.command import assess_history as run
+    from readiness.command import CommandError
+    from readiness.command import assess_history as run
 
     try:
         run(sme, database, as_json)

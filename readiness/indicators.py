@@ -52,7 +52,7 @@ from enum import StrEnum
 from itertools import pairwise
 from statistics import median
 
-from analytics.readiness.evidence import MIN_RESPONSE_EVENTS, ResponseTime
+from readiness.evidence import MIN_RESPONSE_EVENTS, ResponseTime
 from shopfloor.plant import Shift
 from shopfloor.states import MachineState
 

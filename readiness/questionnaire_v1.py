@@ -6,7 +6,7 @@ stages 2-6, the anchored-answer and %-bracket style follows the IMPULS/VDMA read
 
 from __future__ import annotations
 
-from analytics.readiness.questionnaire import Dimension, Item, Options, Questionnaire, Scale
+from readiness.questionnaire import Dimension, Item, Options, Questionnaire, Scale
 
 A, P, F = Scale.ANCHORED, Scale.SHARE, Scale.FREQUENCY
 

@@ -30,7 +30,8 @@ What the platform measures, and what it cannot:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -39,10 +40,10 @@ from zoneinfo import ZoneInfo
 
 from analytics.history import machine_history, points_in_force
 from analytics.oee import StateEvent, shift_calendar
-from analytics.readiness import DEFAULT_WINDOW
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.evidence import Evidence, Indicators
-from analytics.readiness.indicators import (
+from readiness import DEFAULT_WINDOW
+from readiness.assessment import run_assessment
+from readiness.evidence import Evidence, Indicators
+from readiness.indicators import (
     AlarmEvent,
     DashboardView,
     PartCount,
@@ -63,11 +64,20 @@ from analytics.readiness.indicators import (
     standard_time_coverage,
     working_days,
 )
-from analytics.readiness.persistence import GateAlert, ReadinessStore, Snapshot, fallen_gates
+from readiness.persistence import (
+    GateAlert,
+    ReadinessStore,
+    ReadinessStoreError,
+    Snapshot,
+    fallen_gates,
+)
+from readiness.report import alert_text
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import PRODUCT, STATE, STOP_REASON
-from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store
+from shopfloor.store import ACK_PREFIX, EVENT_PREFIX, Point, Scope, Store, data_clock
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT = timedelta(minutes=1)  # readings are heartbeats at this resolution
 TEXT_SIGNALS = frozenset({STATE, STOP_REASON, PRODUCT})
@@ -330,13 +340,6 @@ def _first_reading(
     return min([*firsts, *(times[0] for times in zone_seen.values() if times)], default=None)
 
 
-def data_clock(plant: Plant, store: Store) -> datetime | None:
-    """The newest reading of any plant signal: the window's default end."""
-    from analytics.service import AnalyticsService
-
-    return AnalyticsService(plant, store).data_clock()
-
-
 def live_evidence(
     plant: Plant,
     store: Store,
@@ -386,3 +389,27 @@ def rescore(
         evidence = live_evidence(plant, store, answers.risk_zones, end=end)
         snapshot = saved.save(run_assessment(answers, evidence, taken_at=end))
     return Rescored(snapshot, fallen_gates(earlier[-1], snapshot))
+
+
+def rescorer(
+    plant: Plant, store: Store, database: Path, every: timedelta = timedelta(days=1)
+) -> Callable[[datetime], None]:
+    """What the analytics service calls after each cycle (see `AnalyticsService.after_cycle`):
+    a snapshot of the plant's SME once its latest is `every` old in data time (a freshly seeded
+    or saved one waits); a gate whose indicator fell short since the last snapshot is logged as
+    a warning, and a database that cannot be read only costs the snapshot."""
+
+    def rescore_at(now: datetime) -> None:
+        try:
+            rescored = rescore(plant, store, database, now, every)
+        except ReadinessStoreError as exc:
+            log.warning("readiness not rescored: %s", exc)
+            return
+        if rescored is None:
+            return
+        sme = rescored.snapshot.sme
+        log.info("readiness of %s: R %.2f", sme, rescored.snapshot.index)
+        for alert in rescored.fallen:
+            log.warning("readiness of %s: %s", sme, alert_text(alert))
+
+    return rescore_at

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from analytics.readiness.evidence import (
+from readiness.evidence import (
     MIN_RESPONSE_EVENTS,
     Evidence,
     Indicators,

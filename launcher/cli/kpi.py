@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shopfloor.cli.common import JsonOption, app, fail, read_plant
+from launcher.cli.common import JsonOption, app, fail, read_plant
 from shopfloor.config import ConfigError
 
 if TYPE_CHECKING:

@@ -14,12 +14,12 @@ from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
 
-from analytics.readiness.answers import load_answers
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicators import AlarmEvent, PartCount, StateRecord, platform_state_code
-from analytics.readiness.live import HEARTBEAT, MachineData, PlantData, plant_indicators
-from analytics.readiness.persistence import ReadinessStore
+from readiness.answers import load_answers
+from readiness.assessment import run_assessment
+from readiness.evidence import Evidence
+from readiness.indicators import AlarmEvent, PartCount, StateRecord, platform_state_code
+from readiness.live import HEARTBEAT, MachineData, PlantData, plant_indicators
+from readiness.persistence import ReadinessStore
 from simulators.fast import run_fast
 from simulators.machines import Station
 from simulators.plant_sim import PlantSim

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shopfloor.cli.common import (
+from launcher.cli.common import (
     DEFAULT_PLANT,
     DEFAULT_STORE,
     DatabaseOption,
@@ -25,8 +25,8 @@ from shopfloor.cli.common import (
     setup_logging,
     store_settings,
 )
+from launcher.demo import BrokerChoice, DemoSource, run_demo
 from shopfloor.credentials import check_broker_url
-from shopfloor.demo import BrokerChoice, DemoSource, run_demo
 
 
 @app.command()

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import typer
 
-from analytics.readiness.answers import SmeAnswers, load_answers
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.indicator_file import load_indicators
-from analytics.readiness.live import live_evidence
-from analytics.readiness.persistence import ReadinessStore, ReadinessStoreError
-from analytics.readiness.render import assessment_json, print_assessment, print_progress
+from readiness.answers import SmeAnswers, load_answers
+from readiness.assessment import run_assessment
+from readiness.evidence import Evidence
+from readiness.indicator_file import load_indicators
+from readiness.live import live_evidence
+from readiness.persistence import ReadinessStore, ReadinessStoreError
+from readiness.render import assessment_json, print_assessment, print_progress
 from shopfloor.config import ConfigError
 from shopfloor.plant import load_plant
 from shopfloor.store import StoreError, StoreSettings, open_store

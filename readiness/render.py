@@ -7,10 +7,10 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from analytics.readiness.assessment import Assessment, assessment_to_dict
-from analytics.readiness.evidence import INDICATOR_NAMES, ResponseTime
-from analytics.readiness.persistence import Progress
-from analytics.readiness.recommendations import RankedPriority
+from readiness.assessment import Assessment, assessment_to_dict
+from readiness.evidence import INDICATOR_NAMES, ResponseTime
+from readiness.persistence import Progress
+from readiness.recommendations import RankedPriority
 
 
 def _number(value: float | None, digits: int = 2) -> str:

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from analytics.readiness.answers import Response, SmeAnswers, Special
-from analytics.readiness.evidence import INDICATOR_NAMES, Evidence, plain_value
-from analytics.readiness.questionnaire import LEVEL_NAMES
-from analytics.readiness.recommendations import RankedPriority, Recommendation, ranked_priorities
-from analytics.readiness.scoring import DimensionScore, Scorecard, score
+from readiness.answers import Response, SmeAnswers, Special
+from readiness.evidence import INDICATOR_NAMES, Evidence, plain_value
+from readiness.questionnaire import LEVEL_NAMES
+from readiness.recommendations import RankedPriority, Recommendation, ranked_priorities
+from readiness.scoring import DimensionScore, Scorecard, score
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,20 @@ import plotly.graph_objects as go
 import streamlit as st
 from fpdf import FPDF
 
-from analytics.readiness import DATABASE_ENV, DEFAULT_DATABASE
-from analytics.readiness.answers import Response, SmeAnswers, Special
-from analytics.readiness.assessment import run_assessment
-from analytics.readiness.evidence import Evidence
-from analytics.readiness.live import live_evidence
-from analytics.readiness.persistence import (
+from dashboard.store_errors import shows_store_errors
+from readiness import DATABASE_ENV, DEFAULT_DATABASE
+from readiness.answers import Response, SmeAnswers, Special
+from readiness.assessment import run_assessment
+from readiness.evidence import Evidence
+from readiness.live import live_evidence
+from readiness.persistence import (
     Progress,
     ReadinessStore,
     ReadinessStoreError,
     Snapshot,
 )
-from analytics.readiness.questionnaire import MAX_SCORE, Item
-from analytics.readiness.report import (
+from readiness.questionnaire import MAX_SCORE, Item
+from readiness.report import (
     Cohort,
     DimensionRow,
     IndicatorCard,
@@ -50,8 +51,7 @@ from analytics.readiness.report import (
     recommendation_rows,
     report_csv,
 )
-from analytics.readiness.scoring import ARCHETYPE_THRESHOLD
-from dashboard.store_errors import shows_store_errors
+from readiness.scoring import ARCHETYPE_THRESHOLD
 from shopfloor.plant import Plant
 from shopfloor.store import Store
 

@@ -206,7 +206,7 @@ def run_demo(
     # can read, not on their command lines, which every user of the machine can (ps).
     env = {**os.environ, ENV_VARS["url"]: store.url}
     gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
-    shopfloor = [sys.executable, "-m", "shopfloor"]
+    shopfloor = [sys.executable, "-m", "launcher"]
     common = ["--plant", str(source.plant)]
     commands = {
         "simulate": [*shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url],
@@ -254,7 +254,7 @@ def run_demo(
 
 def _readiness_database(data_dir: Path) -> Path:
     """The readiness page's database: SHOPFLOOR_READINESS_DB, set for the children if unset."""
-    from analytics.readiness import DATABASE_ENV
+    from readiness import DATABASE_ENV
 
     return Path(os.environ.setdefault(DATABASE_ENV, str(data_dir / "readiness.db")))
 
@@ -262,8 +262,8 @@ def _readiness_database(data_dir: Path) -> Path:
 def _seed_readiness(database: Path) -> None:
     """Assess the three demo SMEs for the dashboard's readiness page, beside the demo's start
     (it takes a few seconds of simulation, which the dashboard need not wait for)."""
-    from analytics.readiness.demo import seed_demo_smes
-    from analytics.readiness.persistence import ReadinessStoreError
+    from launcher.seeding import seed_demo_smes
+    from readiness.persistence import ReadinessStoreError
     from shopfloor.config import ConfigError
 
     try:

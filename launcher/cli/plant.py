@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shopfloor.cli.common import app, read_plant
+from launcher.cli.common import app, read_plant
 
 plant_app = typer.Typer(help="Work with plant files (the YAML description of a site).")
 app.add_typer(plant_app, name="plant")

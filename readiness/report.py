@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from analytics.readiness.evidence import INDICATOR_NAMES
-from analytics.readiness.persistence import GateAlert
+from readiness.evidence import INDICATOR_NAMES
+from readiness.persistence import GateAlert
 
 Result = Mapping[str, Any]  # a snapshot's result, as assessment_to_dict gives it
 

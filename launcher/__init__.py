@@ -1,0 +1,6 @@
+"""The start-up layer: the `shopfloor` command, the demo supervisor and its seeding.
+
+The only code that imports several components: it reads settings, builds each component from
+the shared contract and wires them together (the analytics service's readiness hook, say).
+Nothing imports it.
+"""

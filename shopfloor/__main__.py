@@ -1,5 +1,0 @@
-"""`python -m shopfloor` runs the `shopfloor` command."""
-
-from shopfloor.cli import app
-
-app()
