@@ -18,14 +18,13 @@ backfilled day is analysed like a live line.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -52,16 +51,14 @@ from analytics.history import (
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
 from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
+from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_KPI_PREFIX, SHIFT_REPORT, ShiftReportDoc
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import STATE, STOP_REASON, MachineState
 from shopfloor.store import (
     ANOMALY_EVENT_PREFIX,
     EVENT_PREFIX,
-    KPI_PREFIX,
     SCORE_PREFIX,
-    SHIFT_KPI_PREFIX,
-    SHIFT_REPORT,
     SILENT_EVENT_PREFIX,
     Point,
     Store,
@@ -74,12 +71,6 @@ log = logging.getLogger(__name__)
 
 MACHINE = "machine"  # the score and events of all a machine's process signals together
 PREFIXES = (ANOMALY_EVENT_PREFIX, SILENT_EVENT_PREFIX)  # of the events found in one signal
-KPI_UNITS = {
-    "availability": "", "performance": "", "quality": "", "oee": "", "teep": "", "nee": "",
-    "mtbf": "s", "mttr": "s", "parts": "pcs", "rejects": "pcs", "good_parts": "pcs",
-    "energy": "kWh", "energy_per_good_part": "kWh/pcs", "idle_energy_share": "",
-    "peak_demand": "kW", "co2": "kg",
-}  # fmt: skip
 
 
 # Learns a signal's range and shapes from 600 samples taken while running (10 min at 1 Hz), then
@@ -150,21 +141,26 @@ class MachineReport:
             }  # fmt: skip
         return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready: the loss tree and the energy of each state, for the dashboard."""
+    def document(self, shift: str, day: date) -> ShiftReportDoc:
+        """The report as a shift's `report.shift` point holds it: the loss tree and the energy
+        of each state, for the dashboard."""
         energy = self.energy
-        return {
-            "oee": self.oee.to_dict() if self.oee else None,
-            "by_product": {p: r.to_dict() for p, r in self.by_product.items()},
-            "energy_kwh": self.energy_kwh,
-            "energy_by_state_kwh": {s.value: v for s, v in energy.by_state.items()}
-            if energy
-            else {},
-            "energy_by_group_kwh": {g.value: v for g, v in energy.by_group.items()}
-            if energy
-            else {},
-            "kpis": self.kpis(),
-        }
+        return ShiftReportDoc.model_validate(
+            {
+                "shift": shift,
+                "day": day,
+                "oee": self.oee.to_dict() if self.oee else None,
+                "by_product": {p: r.to_dict() for p, r in self.by_product.items()},
+                "energy_kwh": self.energy_kwh,
+                "energy_by_state_kwh": {s.value: v for s, v in energy.by_state.items()}
+                if energy
+                else {},
+                "energy_by_group_kwh": {g.value: v for g, v in energy.by_group.items()}
+                if energy
+                else {},
+                "kpis": self.kpis(),
+            }
+        )
 
 
 def ideal_cycle_times(plant: Plant, machine: Machine) -> dict[str, float] | None:
@@ -538,9 +534,9 @@ class AnalyticsService:
             read = self._cache.reader(shift_key(shift))
             history = machine_history(read, path, machine, at, _utc(shift_end))
             report = machine_report(self.plant, machine, history, shift.start, shift_end, grid)
-            detail = {"shift": shift.name, "day": shift.day.isoformat(), **report.to_dict()}
+            detail = report.document(shift.name, shift.day)
             points += kpi_points(report, path, at, SHIFT_KPI_PREFIX)
-            points.append(Point(path, SHIFT_REPORT, at, json.dumps(detail)))
+            points.append(Point(path, SHIFT_REPORT, at, detail.model_dump_json()))
         return points
 
     def _anomalies(self, path: AssetPath, machine: Machine, now: datetime) -> list[Point]:

@@ -3,22 +3,18 @@ on the plant's data clock."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import streamlit as st
 
 from analytics.oee import LossTree, OeeReport, pooled, sum_by_key
+from shopfloor.kpis import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, OeeDoc, ShiftReportDoc
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Plant
 from shopfloor.store import (
-    KPI_PREFIX,
-    SHIFT_KPI_PREFIX,
-    SHIFT_REPORT,
     Point,
     Scope,
     Store,
@@ -112,36 +108,36 @@ def read_shift_reports(
         for point in store.history(path, SHIFT_REPORT, start, end + JUST_AFTER):
             try:
                 reports.append(_shift_report(point, machine.name))
-            except (ValueError, KeyError, TypeError) as exc:
+            except ValueError as exc:  # pydantic's ValidationError is one
                 log.warning("skipped unreadable shift report of %s at %s: %s", path, point.ts, exc)
     return sorted(reports, key=lambda r: r.start)  # stable: plant order within a shift
 
 
 def _shift_report(point: Point, machine: str) -> ShiftReport:
-    detail = json.loads(str(point.value))
+    detail = ShiftReportDoc.model_validate_json(str(point.value))
     return ShiftReport(
         path=point.asset,
         machine=machine,
-        shift=detail["shift"],
-        day=date.fromisoformat(detail["day"]),
+        shift=detail.shift,
+        day=detail.day,
         start=point.ts,
-        oee=_oee_report(detail["oee"]) if detail["oee"] else None,
-        energy_kwh=detail["energy_kwh"],
-        energy_by_state_kwh=detail["energy_by_state_kwh"],
-        kpis=detail["kpis"],
-        by_product={p: _oee_report(r) for p, r in detail.get("by_product", {}).items()},
+        oee=_oee_report(detail.oee) if detail.oee else None,
+        energy_kwh=detail.energy_kwh,
+        energy_by_state_kwh=detail.energy_by_state_kwh,
+        kpis=detail.kpis,
+        by_product={p: _oee_report(r) for p, r in detail.by_product.items()},
     )
 
 
-def _oee_report(data: dict[str, Any]) -> OeeReport:
-    """The OeeReport that `OeeReport.to_dict` wrote."""
+def _oee_report(doc: OeeDoc) -> OeeReport:
+    """The OEE core's report of a window, from what a `report.shift` point holds."""
     return OeeReport(
         **{
-            **data,
-            "start": datetime.fromisoformat(data["start"]).timestamp(),
-            "end": datetime.fromisoformat(data["end"]).timestamp(),
-            "losses": LossTree(**data["losses"]),
-            "problems": tuple(data["problems"]),
+            **doc.model_dump(),
+            "start": doc.start.timestamp(),
+            "end": doc.end.timestamp(),
+            "losses": LossTree(**doc.losses.model_dump()),
+            "problems": tuple(doc.problems),
         }
     )
 

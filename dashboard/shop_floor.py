@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 
+from shopfloor.kpis import KPI_PREFIX
 from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Plant
 from shopfloor.states import STANDARD_SIGNALS
-from shopfloor.store import EVENT_PREFIX, KPI_PREFIX, Point, Scope, Store
+from shopfloor.store import EVENT_PREFIX, Point, Scope, Store
 
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
 

@@ -8,6 +8,8 @@
                                              a signal's (or kpi.<name>'s) points or means
     GET /api/v1/kpis?asset=&start=&end=      analytics KPIs: latest of each, or all in a range
     GET /api/v1/events?asset=&start=&end=    labelled events starting in a range
+    GET /api/v1/shift-reports?asset=&start=&end=
+                                             each machine's shift: loss tree, OEE by product, energy
     GET /openapi.json, /docs                 public: the spec and its browsable page
 
 /health answers 503 when the gateway is degraded, as load balancers expect of a node that should
@@ -43,15 +45,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.stats import GatewayStats
+from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_REPORT, ShiftReportDoc
 from shopfloor.messages import AssetPath, EventType, LossLink, Quality
 from shopfloor.plant import MachineType, Plant
 from shopfloor.store import (
     ACK_PREFIX,
     EVENT_PREFIX,
-    KPI_PREFIX,
     Point,
     Scope,
     Store,
@@ -195,11 +197,22 @@ class HistoryOut(BaseModel):
     points: list[Sample]
 
 
+class ShiftReportOut(BaseModel):
+    """One machine's shift as the analytics service reported it, from the shift's start."""
+
+    asset: AssetRef
+    start: datetime
+    report: ShiftReportDoc
+
+
 class KpiOut(BaseModel):
     """A KPI over the analytics window ending at `ts`."""
 
     asset: AssetRef
-    kpi: str
+    kpi: str = Field(
+        description="a name of the rolling window's KPIs, or shift.<name> for a shift's: "
+        + ", ".join(KPI_UNITS)
+    )
     ts: datetime
     value: float
     unit: str
@@ -593,6 +606,27 @@ def create_app(
             for p in sorted(points, key=lambda p: (p.asset, p.signal, p.ts))
             if not isinstance(p.value, str)
         ]
+
+    @guarded.get("/api/v1/shift-reports", responses=_ASSET_ERRORS)
+    def shift_reports(
+        asset: AssetId = None, start: Start = None, end: End = None
+    ) -> list[ShiftReportOut]:
+        """The analysed shifts that began in the range (default: the last 24 hours)."""
+        begin, finish = _range(start, end, EVENT_SPAN)
+        _check_span(
+            begin, finish, MAX_EVENT_SPAN, "start", "a shift range may span at most 31 days"
+        )
+        latest = [p for p in store.latest(index.asset_scope(asset)) if p.asset in index.catalogue]
+        points = _series(store, [p for p in latest if p.signal == SHIFT_REPORT], begin, finish)
+        found = []
+        for point in points:
+            try:
+                report = ShiftReportDoc.model_validate_json(str(point.value))
+            except ValueError as exc:  # pydantic's ValidationError is one
+                log.warning("skipped unreadable shift report of %s: %s", point.asset, exc)
+                continue
+            found.append(ShiftReportOut(asset=_ref(point.asset), start=point.ts, report=report))
+        return sorted(found, key=lambda out: (out.start, out.asset.asset))
 
     @guarded.get("/api/v1/events", responses=_ASSET_ERRORS)
     def events(asset: AssetId = None, start: Start = None, end: End = None) -> list[EventOut]:

@@ -3,9 +3,8 @@ shift reports made by the service's own code, KPIs, anomaly scores and events, a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -94,8 +93,8 @@ def shift_report_point(
     report = MachineReport(
         t0, t0 + 8 * 3600, oee, kwh, StateEnergy(by_state, 0.0), peak_kw, kwh * 0.25
     )
-    detail = {"shift": shift, "day": "2026-11-16", **report.to_dict()}
-    return Point(path, "report.shift", start, json.dumps(detail))
+    detail = report.document(shift, date(2026, 11, 16))
+    return Point(path, "report.shift", start, detail.model_dump_json())
 
 
 def analysed_store(store: Store) -> None:
@@ -193,7 +192,7 @@ def test_oee_by_product_over_several_shifts(example_plant: Plant, store: Store) 
     }
     report = MachineReport(t0, t0 + 28_800, oee_timeline(events, t0, t0 + 28_800, ideal),
                            None, None, None, None, made)  # fmt: skip
-    detail = json.dumps({"shift": "early", "day": "2026-11-16", **report.to_dict()})
+    detail = report.document("early", date(2026, 11, 16)).model_dump_json()
     store.write([Point(PRESS, "report.shift", EARLY, detail)])
     [shift] = read_shift_reports(example_plant, store, EARLY, NOW)
     products = by_product([shift, shift])

@@ -20,11 +20,15 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.hooks import HookContext
 
+from analytics.oee import StateEvent, oee_timeline
+from analytics.service import MachineReport
 from gateway import api
 from gateway.api import create_app, serve
 from gateway.stats import LATENCY_BUCKETS_S, GatewayStats
+from shopfloor.kpis import ShiftReportDoc
 from shopfloor.messages import AssetPath, Event, Quality
 from shopfloor.plant import Plant, load_plant
+from shopfloor.states import MachineState
 from shopfloor.store import Point, Store, StoreSettings, open_store
 from tests.conftest import API_TOKEN, EXAMPLE_PLANT
 from tests.servers import InfluxDB, port_open
@@ -58,12 +62,14 @@ PROTECTED = [
     "/api/v1/history/imm-01/power",
     "/api/v1/kpis",
     "/api/v1/events",
+    "/api/v1/shift-reports",
 ]
 READING_STORE = [
     "/api/v1/latest",
     "/api/v1/history/imm-01/power",
     "/api/v1/kpis",
     "/api/v1/events",
+    "/api/v1/shift-reports",
 ]
 
 
@@ -376,6 +382,27 @@ def test_an_asset_id_used_twice_in_the_site_is_409(example_plant: Plant, embedde
     }
 
 
+def test_shift_reports_come_back_as_the_analytics_wrote_them(
+    client: TestClient, store: Store
+) -> None:
+    log = [StateEvent(at(0).timestamp(), MachineState.RUNNING, 0, 0),
+           StateEvent(at(3600).timestamp(), MachineState.RUNNING, 300, 12)]  # fmt: skip
+    oee = oee_timeline(log, at(0).timestamp(), at(3600).timestamp(), 12.0)
+    report = MachineReport(at(0).timestamp(), at(3600).timestamp(), oee, 4.5, None, 3.0, 1.0)
+    written = report.document("early", at(0).date())
+    store.write(
+        [
+            Point(PRESS, "report.shift", at(0), written.model_dump_json()),
+            Point(PRESS, "report.shift", at(7200), '{"shift": "late"}'),  # not the analytics'
+        ]
+    )
+    span = {"start": iso(at(-60)), "end": iso(at(9000))}
+    [got] = client.get("/api/v1/shift-reports", params=span).json()
+    assert (got["asset"], got["start"]) == (ref(PRESS), "2026-11-02T08:00:00Z")
+    assert ShiftReportDoc.model_validate(got["report"]) == written
+    assert got["report"]["oee"]["good"] == 288 and got["report"]["kpis"]["energy"] == 4.5
+
+
 def test_events_default_to_the_last_24_hours(client: TestClient, store: Store) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     store.write(
@@ -481,7 +508,7 @@ def test_health_spec_and_docs_are_public(example_plant: Plant, embedded: Store) 
     assert anonymous.get("/docs").status_code == 200
     assert anonymous.get("/redoc").status_code == 404
     assert sorted(spec["paths"]) == sorted(
-        ["/health", *PROTECTED[:-3], "/api/v1/history/{asset}/{signal}", *PROTECTED[-2:]]
+        ["/health", *PROTECTED[:3], "/api/v1/history/{asset}/{signal}", *PROTECTED[4:]]
     )
     assert "security" not in spec["paths"]["/health"]["get"]
     for path in set(spec["paths"]) - {"/health"}:

@@ -75,8 +75,8 @@ def test_a_machine_report_has_the_oee_of_each_product() -> None:
     assert large.performance == pytest.approx(220 * 15.0 / 3600)
     assert large.losses.six_big_losses["setup_and_adjustments"] == 600
     assert pooled([small, large]).oee == pytest.approx(report.oee.oee)
-    by_product = report.to_dict()["by_product"]
-    assert isinstance(by_product, dict) and by_product["cap-38mm"]["produced"] == 220
+    by_product = report.document("early", T0.date()).by_product
+    assert by_product["cap-38mm"].produced == 220
 
 
 def test_parts_of_a_machine_that_reports_no_product_count_at_its_first_products_time() -> None:

@@ -23,11 +23,6 @@ log = logging.getLogger(__name__)
 
 EVENT_PREFIX = "event."
 ACK_PREFIX = "ack."
-# What the analytics service writes next to a machine's own signals; the gateway's API and the
-# dashboard read them (neither installs the analytics' numpy and Numba).
-KPI_PREFIX = "kpi."  # rolling-window KPIs
-SHIFT_KPI_PREFIX = "kpi.shift."  # a shift's KPIs, stamped with its start
-SHIFT_REPORT = "report.shift"  # a shift's whole loss tree and energy, as JSON
 SCORE_PREFIX = "anomaly."  # the anomaly score of each sample of a signal
 ANOMALY_EVENT_PREFIX = "anomaly_"
 SILENT_EVENT_PREFIX = "silent_"
