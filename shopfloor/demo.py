@@ -28,6 +28,8 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shopfloor.messages import MAX_PAYLOAD_BYTES
+from shopfloor.mqtt import SESSION_EXPIRY_S
 from shopfloor.plant import load_plant
 from shopfloor.store import StoreSettings
 
@@ -37,6 +39,20 @@ PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
 DEMO_MAX_FUTURE_S = 365 * 86400
+
+# What Mosquitto keeps, how much of it and for how long: the demo's broker and
+# deploy/mosquitto/mosquitto.conf carry these same settings (a test holds them equal), and that
+# file says what happens at each bound and where it is counted.
+MOSQUITTO_POLICY = {
+    "persistence": "true",
+    "autosave_interval": "5",  # a SIGKILL loses what was queued since the last save
+    "max_inflight_messages": "1000",
+    "max_queued_messages": "500000",  # per client
+    "max_queued_bytes": str(128 * 2**20),  # per client, payloads only
+    "memory_limit": str(2**30),  # the whole broker's heap
+    "max_packet_size": str(4 * MAX_PAYLOAD_BYTES),
+    "persistent_client_expiration": f"{SESSION_EXPIRY_S // 3600}h",
+}
 
 
 def _port_free(port: int) -> bool:
@@ -94,10 +110,8 @@ def mosquitto_broker(binary: str, port: int, data_dir: Path) -> Iterator[None]:
     config = data_dir / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-        f"persistence true\npersistence_location {data_dir.resolve()}/\n"
-        # The gateway acknowledges a message once its batch is stored: let the broker keep
-        # enough in flight and queued for it.
-        "max_inflight_messages 1000\nmax_queued_messages 1000000\n"
+        f"persistence_location {data_dir.resolve()}/\n"
+        + "".join(f"{option} {value}\n" for option, value in MOSQUITTO_POLICY.items())
     )
     process = _spawn([binary, "-c", str(config)], data_dir / "mosquitto.log")
     try:

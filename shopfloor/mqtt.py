@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 
+# How long a broker keeps a persistent session, and the messages queued for it, while its
+# client is away: a weekend. The Mosquitto the platform ships forgets any session after this
+# long (persistent_client_expiration), so a client asking for more would not get it.
+SESSION_EXPIRY_S = 3 * 86400
+
 
 class BrokerUrlError(ValueError):
     """A broker URL that cannot be used."""
@@ -47,7 +52,7 @@ class Session:
     """A persistent MQTT 5 session: QoS 1 messages wait at the broker while the client is
     away, and the application acknowledges each one itself once it has done its job."""
 
-    expiry_s: int = 7 * 86400
+    expiry_s: int = SESSION_EXPIRY_S
     receive_maximum: int = 1000  # unacknowledged messages the broker may send at once
 
 

@@ -27,7 +27,7 @@ from shopfloor.cli.common import (
     store_settings,
 )
 from shopfloor.diskqueue import DiskQueueError
-from shopfloor.mqtt import DEFAULT_BROKER_URL, BrokerUrlError
+from shopfloor.mqtt import DEFAULT_BROKER_URL, SESSION_EXPIRY_S, BrokerUrlError
 
 
 @app.command()
@@ -67,7 +67,7 @@ def gateway(
             help="Seconds the broker keeps this gateway's session (and its messages) while it "
             "is away.",
         ),
-    ] = 7 * 86400,
+    ] = SESSION_EXPIRY_S,
     max_future: Annotated[
         float,
         typer.Option(
