@@ -40,7 +40,7 @@ def index_of(message: bytes | bytearray) -> int:
     return int(message)
 
 
-def hours(duration: str) -> float:
+def hours(duration: str) -> int:
     """A persistent_client_expiration duration (`72h`, `3d`, `1w`) in hours."""
     unit = {"h": 1, "d": 24, "w": 168, "m": 720, "y": 8760}[duration[-1]]
     return int(duration[:-1]) * unit
