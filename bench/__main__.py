@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import anomaly, edge, faults, gateway, kernels, recompute
+from bench import anomaly, broker, edge, faults, gateway, kernels, recompute
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.store import Point, StoreSettings, open_store
@@ -184,6 +184,7 @@ def main() -> None:
     recompute.main()
     anomaly.main()
     faults.main()
+    broker.main()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shopfloor.credentials import hide
+from shopfloor.mqtt import MOSQUITTO_POLICY
 from shopfloor.plant import load_plant
 from shopfloor.store import ENV_VARS, StoreSettings
 
@@ -106,10 +107,8 @@ def mosquitto_broker(binary: str, port: int, data_dir: Path) -> Iterator[None]:
     config = data_dir / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-        f"persistence true\npersistence_location {data_dir.resolve()}/\n"
-        # The gateway acknowledges a message once its batch is stored: let the broker keep
-        # enough in flight and queued for it.
-        "max_inflight_messages 1000\nmax_queued_messages 1000000\n"
+        f"persistence_location {data_dir.resolve()}/\n"
+        + "".join(f"{option} {value}\n" for option, value in MOSQUITTO_POLICY.items())
     )
     process = _spawn([binary, "-c", str(config)], data_dir / "mosquitto.log")
     try:

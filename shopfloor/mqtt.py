@@ -24,10 +24,31 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.credentials import hide
+from shopfloor.messages import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
+
+# How long a broker keeps a persistent session, and the messages queued for it, while its
+# client is away: a weekend. The Mosquitto the platform ships forgets any session after this
+# long (persistent_client_expiration), so a client asking for more would not get it.
+SESSION_EXPIRY_S = 3 * 86400
+
+
+# What Mosquitto keeps, how much of it and for how long: the demo's broker, the tests' and
+# deploy/mosquitto/mosquitto.conf carry these same settings (a test holds them equal), and that
+# file says what happens at each bound and where it is counted.
+MOSQUITTO_POLICY = {
+    "persistence": "true",
+    "autosave_interval": "5",  # a SIGKILL loses what was queued since the last save
+    "max_inflight_messages": "1000",
+    "max_queued_messages": "500000",  # per client
+    "max_queued_bytes": str(128 * 2**20),  # per client, payloads only
+    "memory_limit": str(2**30),  # the whole broker's heap
+    "max_packet_size": str(4 * MAX_PAYLOAD_BYTES),
+    "persistent_client_expiration": f"{SESSION_EXPIRY_S // 3600}h",
+}
 
 
 class BrokerUrlError(ValueError):
@@ -49,7 +70,7 @@ class Session:
     """A persistent MQTT 5 session: QoS 1 messages wait at the broker while the client is
     away, and the application acknowledges each one itself once it has done its job."""
 
-    expiry_s: int = 7 * 86400
+    expiry_s: int = SESSION_EXPIRY_S
     receive_maximum: int = 1000  # unacknowledged messages the broker may send at once
 
 

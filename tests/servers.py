@@ -8,10 +8,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 import pytest
+
+from shopfloor.mqtt import MOSQUITTO_POLICY
 
 INSTALL_HINT = (
     "install it with: apt-get install -y mosquitto mosquitto-clients influxdb victoria-metrics "
@@ -85,19 +88,20 @@ class ServerProcess:
 
 
 class Mosquitto(ServerProcess):
-    def __init__(self, workdir: Path):
+    """Mosquitto with the settings the platform ships (MOSQUITTO_POLICY), `settings` on top."""
+
+    def __init__(self, workdir: Path, settings: Mapping[str, str] | None = None):
         port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
+        options = {**MOSQUITTO_POLICY, **(settings or {})}
         config = workdir / "mosquitto.conf"
         config.write_text(
             f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
             f"user {getpass.getuser()}\n"
-            "persistence true\n"
             f"persistence_location {workdir}/\n"
-            "max_queued_messages 0\n"
-            "max_inflight_messages 1000\n"
             "log_type error\nlog_type warning\n"
+            + "".join(f"{option} {value}\n" for option, value in options.items())
         )
         super().__init__(
             "mosquitto", [require_binary("mosquitto"), "-c", str(config)], port, workdir

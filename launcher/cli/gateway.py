@@ -29,7 +29,7 @@ from launcher.cli.common import (
 )
 from shopfloor.credentials import check_api_token, hide
 from shopfloor.diskqueue import DiskQueueError
-from shopfloor.mqtt import DEFAULT_BROKER_URL, BrokerUrlError
+from shopfloor.mqtt import DEFAULT_BROKER_URL, SESSION_EXPIRY_S, BrokerUrlError
 
 
 @app.command()
@@ -69,7 +69,7 @@ def gateway(
             help="Seconds the broker keeps this gateway's session (and its messages) while it "
             "is away.",
         ),
-    ] = 7 * 86400,
+    ] = SESSION_EXPIRY_S,
     max_future: Annotated[
         float,
         typer.Option(
