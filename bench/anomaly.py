@@ -29,11 +29,8 @@ import numpy as np
 
 from analytics.anomaly import alarms
 from analytics.nab import PROBATION_PERCENT, BoolArray, FloatArray, NabCorpus, load_corpus
-from analytics.relative_entropy import (
-    RelativeEntropySettings,
-    relative_entropy,
-    relative_entropy_reference,
-)
+from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
+from tests.references.entropy import relative_entropy_reference
 
 NAB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"
 DEVELOPMENT = ("artificialNoAnomaly", "artificialWithAnomaly", "realKnownCause")
