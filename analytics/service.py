@@ -31,7 +31,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analytics.anomaly import DetectorSettings, events, hotelling, t2_level
+from analytics.anomaly import (
+    DetectorSettings,
+    RelativeEntropySettings,
+    events,
+    hotelling,
+    relative_entropy,
+    t2_level,
+)
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -55,7 +62,6 @@ from analytics.oee import shift_occurrences as occurrences_of
 from analytics.readiness.live import rescore
 from analytics.readiness.persistence import ReadinessStoreError
 from analytics.readiness.report import alert_text
-from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import STATE, STOP_REASON, MachineState

@@ -13,17 +13,15 @@ import numpy as np
 import pytest
 
 from analytics.anomaly import (
-    _SCAN,
     DetectorSettings,
     Event,
-    _alarms,
-    _events,
     alarms,
     events,
     hotelling,
     level_shift,
     zscore,
 )
+from analytics.anomaly.thresholds import _SCAN, _alarms, _events
 from tests.references.anomaly import (
     alarms_numpy,
     alarms_reference,

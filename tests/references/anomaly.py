@@ -10,7 +10,9 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from analytics.anomaly import _SNAPSHOT, DetectorSettings, _equal_weight_count
+from analytics.anomaly import DetectorSettings
+from analytics.anomaly._intrinsics import _SNAPSHOT
+from analytics.anomaly.settings import _equal_weight_count
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

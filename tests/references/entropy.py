@@ -1,4 +1,4 @@
-"""The reference for the relative-entropy kernel of `analytics.relative_entropy`: the detector as
+"""The reference for the relative-entropy kernel of `analytics.anomaly.entropy`: the detector as
 a plain Python loop, which the tests compare the kernel with and the NAB bench measures it
 against.
 """
@@ -11,7 +11,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from analytics.relative_entropy import RelativeEntropySettings, chi_square_cdf
+from analytics.anomaly import RelativeEntropySettings, chi_square_cdf
 
 FloatArray = npt.NDArray[np.float64]
 
