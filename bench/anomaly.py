@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from analytics.anomaly import RelativeEntropySettings, alarms, relative_entropy
-from analytics.nab import PROBATION_PERCENT, BoolArray, FloatArray, NabCorpus, load_corpus
+from bench.nab import PROBATION_PERCENT, BoolArray, FloatArray, NabCorpus, load_corpus
 from tests.references.entropy import relative_entropy_reference
 
 NAB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from analytics.anomaly import RelativeEntropySettings, chi_square_cdf, relative_entropy
-from analytics.nab import load_corpus
 from bench.anomaly import DEVELOPMENT, FIXED, HELD_OUT, detections, subset
+from bench.nab import load_corpus
 from tests.references.entropy import relative_entropy_reference
 from tests.test_anomaly import messy_series
 
