@@ -29,7 +29,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analytics.anomaly import DetectorSettings, events, hotelling, t2_level
+from analytics.anomaly import (
+    DetectorSettings,
+    RelativeEntropySettings,
+    events,
+    hotelling,
+    relative_entropy,
+    t2_level,
+)
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -50,7 +57,6 @@ from analytics.history import (
 )
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
-from analytics.relative_entropy import RelativeEntropySettings, relative_entropy
 from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_KPI_PREFIX, SHIFT_REPORT, ShiftReportDoc
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant

@@ -1,7 +1,7 @@
 """Anomaly detection on NAB v1.1 and kernel throughput: `python -m bench.anomaly [NAB path]`.
 
 The NAB figure that counts is the fixed one. Protocol: the design (the relative-entropy detector
-of `analytics.relative_entropy`, learning on NAB's probation rows as every NAB detector does, one
+of `analytics.anomaly.entropy`, learning on NAB's probation rows as every NAB detector does, one
 alarm per rest period) and every parameter in FIXED below were chosen by scoring only the
 development folders (artificialNoAnomaly, artificialWithAnomaly, realKnownCause), on a grid of
 360 settings: quantisation range learned on probation then fixed, or expanding with the data
@@ -27,13 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.anomaly import alarms
-from analytics.nab import PROBATION_PERCENT, BoolArray, FloatArray, NabCorpus, load_corpus
-from analytics.relative_entropy import (
-    RelativeEntropySettings,
-    relative_entropy,
-    relative_entropy_reference,
-)
+from analytics.anomaly import RelativeEntropySettings, alarms, relative_entropy
+from bench.nab import PROBATION_PERCENT, BoolArray, FloatArray, NabCorpus, load_corpus
+from tests.references.entropy import relative_entropy_reference
 
 NAB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"
 DEVELOPMENT = ("artificialNoAnomaly", "artificialWithAnomaly", "realKnownCause")

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from analytics.anomaly import DetectorSettings, hotelling, level_shift, zscore
+from analytics.anomaly import DetectorSettings, hotelling, level_shift, relative_entropy, zscore
 from analytics.energy import energy_by_state, peak_demand
 from analytics.oee import StateEvent, oee_timeline
-from analytics.relative_entropy import relative_entropy
 from analytics.service import LIVE_DETECTOR
 from shopfloor.states import MachineState
 

@@ -13,24 +13,24 @@ import numpy as np
 import pytest
 
 from analytics.anomaly import (
-    _SCAN,
     DetectorSettings,
     Event,
-    _alarms,
-    _events,
     alarms,
+    events,
+    hotelling,
+    level_shift,
+    zscore,
+)
+from analytics.anomaly.thresholds import _SCAN, _alarms, _events
+from tests.references.anomaly import (
     alarms_numpy,
     alarms_reference,
-    events,
     events_numpy,
     events_reference,
-    hotelling,
     hotelling_numpy,
     hotelling_reference,
-    level_shift,
     level_shift_numpy,
     level_shift_reference,
-    zscore,
     zscore_numpy,
     zscore_reference,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.nab import NabCorpus, load_corpus
+from bench.nab import NabCorpus, load_corpus
 
 NAB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"
 PROFILES = {

@@ -9,14 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.nab import load_corpus
-from analytics.relative_entropy import (
-    RelativeEntropySettings,
-    chi_square_cdf,
-    relative_entropy,
-    relative_entropy_reference,
-)
+from analytics.anomaly import RelativeEntropySettings, chi_square_cdf, relative_entropy
 from bench.anomaly import DEVELOPMENT, FIXED, HELD_OUT, detections, subset
+from bench.nab import load_corpus
+from tests.references.entropy import relative_entropy_reference
 from tests.test_anomaly import messy_series
 
 NAB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"

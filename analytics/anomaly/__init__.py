@@ -1,0 +1,36 @@
+"""Causal, streaming anomaly detectors, and alarms or events from their scores.
+
+- `standard_score`: a robust z-score per signal (`zscore`), and the same score of a short mean
+  of the signal for level shifts (`level_shift`);
+- `hotelling_t2`: Hotelling T² of a machine's signals together (`hotelling`), and `t2_level` to
+  threshold it like a z-score;
+- `entropy`: the relative-entropy score of a signal's recent shape (`relative_entropy`), the
+  detector the analytics service runs live;
+- `thresholds`: `alarms` and labelled `events` from any of these scores;
+- `settings`: `DetectorSettings` of the z-score and T², and the conventions they share.
+
+Each detector is a Numba kernel; `_intrinsics` holds the LLVM code they generate themselves.
+Numba's cache notices changes to a kernel's own file only: after changing `settings` or
+`_intrinsics`, whose code the other modules' kernels compile in, clear this package's
+`__pycache__`. The tests compare every kernel with plain references (`tests/references/`).
+"""
+
+from analytics.anomaly.entropy import RelativeEntropySettings, chi_square_cdf, relative_entropy
+from analytics.anomaly.hotelling_t2 import hotelling, t2_level
+from analytics.anomaly.settings import DetectorSettings
+from analytics.anomaly.standard_score import level_shift, zscore
+from analytics.anomaly.thresholds import Event, alarms, events
+
+__all__ = [
+    "DetectorSettings",
+    "Event",
+    "RelativeEntropySettings",
+    "alarms",
+    "chi_square_cdf",
+    "events",
+    "hotelling",
+    "level_shift",
+    "relative_entropy",
+    "t2_level",
+    "zscore",
+]

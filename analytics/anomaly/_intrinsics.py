@@ -1,0 +1,322 @@
+"""What the detectors' kernels ask of the machine beyond what Numba generates: LLVM intrinsics,
+the fused multiply-add of every recurrence and T²'s block kernels in vectors of four float64,
+and the cache line their scratch arrays are padded by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+FloatArray = npt.NDArray[np.float64]
+
+_LINE = 8  # float64 in a cache line
+
+
+@intrinsic
+def _fma_intrinsic(typingctx: object, a: object, b: object, c: object) -> tuple[object, object]:
+    """a * b + c rounded once (the CPU's fused multiply-add), for compiled code: `_fma`.
+
+    One instruction instead of two on a recurrence's dependency chain, and, unlike letting the
+    compiler contract `a * b + c` where it sees fit, the same rounding wherever it is called:
+    the steady loop and the sample-by-sample loop of a kernel must give identical bits.
+    """
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context: object, builder: Any, signature: object, args: Any) -> Any:
+        double = args[0].type
+        function = builder.module.declare_intrinsic("llvm.fma", [double, double, double])
+        return builder.call(function, args)
+
+    return signature, codegen
+
+
+_fma = cast(Callable[[float, float, float], float], _fma_intrinsic)  # as compiled code calls it
+
+
+_SNAPSHOT = 32  # rows of a block that share a snapshot of T²'s estimate (see `hotelling`)
+
+
+# Vector kernels over a block of _SNAPSHOT rows of k signals, for T². The block's deviations
+# are stored signal after signal, so that a vector holds four rows of one signal and the rows
+# are processed side by side. Numba leaves LLVM's SLP vectoriser off, and its loop vectoriser
+# unrolls or vectorises short loops as its heuristics decide (a 32-row reduction came out
+# scalar), so these emit LLVM vector operations themselves: vectors of four float64, which
+# become AVX instructions where the CPU has them (SSE2 or NEON elsewhere). All data lives in
+# one array `s`, at offsets in float64 given as arguments; k is the length of `signals`, a
+# tuple of that many zeros, so that the code is generated for the number of signals.
+
+_DOUBLES = ir.VectorType(ir.DoubleType(), 4)
+_LANES = ir.VectorType(ir.IntType(32), 4)  # to pick lanes of vectors
+
+
+def _lane(index: int) -> Any:
+    return ir.Constant(ir.IntType(32), index)
+
+
+def _at(builder: Any, data: Any, offset: Any, start: int) -> Any:
+    """A pointer to data[offset + start]."""
+    return builder.gep(data, [builder.add(offset, ir.Constant(offset.type, start))])
+
+
+def _load(builder: Any, data: Any, offset: Any, start: int) -> Any:
+    """The four float64 at data[offset + start]."""
+    pointer = builder.bitcast(_at(builder, data, offset, start), _DOUBLES.as_pointer())
+    return builder.load(pointer, typ=_DOUBLES, align=8)
+
+
+def _store(builder: Any, value: Any, data: Any, offset: Any, start: int) -> None:
+    pointer = builder.bitcast(_at(builder, data, offset, start), _DOUBLES.as_pointer())
+    builder.store(value, pointer, align=8)
+
+
+def _splat_value(builder: Any, value: Any) -> Any:
+    """Four copies of a float64."""
+    single = builder.insert_element(ir.Constant(_DOUBLES, ir.Undefined), value, _lane(0))
+    return builder.shuffle_vector(single, single, ir.Constant(_LANES, [0] * 4))
+
+
+def _splat(builder: Any, data: Any, offset: Any, start: int) -> Any:
+    """Four copies of the float64 at data[offset + start]."""
+    return _splat_value(builder, builder.load(_at(builder, data, offset, start)))
+
+
+def _vector_fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
+    """a * b + c per lane, rounded once."""
+    module = builder.module
+    fma = module.globals.get("llvm.fma.v4f64") or ir.Function(
+        module, ir.FunctionType(_DOUBLES, [_DOUBLES] * 3), "llvm.fma.v4f64"
+    )
+    return builder.call(fma, [a, b, c])
+
+
+def _reload_barrier(builder: Any) -> None:
+    """Make the code after this load from memory again what the code before loaded: otherwise
+    the compiler keeps every loaded vector of a block in registers, and with 16 of them spills
+    most to the stack and back."""
+    barrier = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "", "~{memory}", side_effect=True)
+    builder.call(barrier, [])
+
+
+def _array_data(context: Any, builder: Any, array_type: Any, array: Any) -> Any:
+    return context.make_array(array_type)(context, builder, array).data
+
+
+@contextmanager
+def _each_group(builder: Any, index_type: Any) -> Iterator[Any]:
+    """A loop over the block's groups of four rows, yielding the first row of the group: a loop,
+    not unrolled code, so that what each group loads is loaded again for the next instead of
+    kept in registers through the block."""
+    entry = builder.block
+    body = builder.append_basic_block("group")
+    done = builder.append_basic_block("groups_done")
+    builder.branch(body)
+    builder.position_at_end(body)
+    group = builder.phi(index_type)
+    group.add_incoming(ir.Constant(index_type, 0), entry)
+    yield group
+    following = builder.add(group, ir.Constant(index_type, 4))
+    group.add_incoming(following, builder.block)
+    more = builder.icmp_signed("<", following, ir.Constant(index_type, _SNAPSHOT))
+    builder.cbranch(more, body, done)
+    builder.position_at_end(done)
+
+
+@intrinsic
+def _score_block_intrinsic(
+    typingctx: object, s: Any, deviation: object, factor: object, inverse_d: object,
+    t2: object, signals: Any,
+) -> tuple[object, object]:  # fmt: skip
+    """T² of the block's rows, four rows at a time: with f the rows' deviations from the
+    snapshot's mean, s[deviation + a * _SNAPSHOT + j] for row j's signal a, and L and 1/D of
+    the snapshot's LDL' in s[factor + a * k + b] and s[inverse_d + a], L z = f is solved for
+    four rows at once and T² = sum z_a² / D_a stored in s[t2 + j]: `_score_block`."""
+    signature = types.void(s, types.intp, types.intp, types.intp, types.intp, signals)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        array, deviation, factor, inverse_d, t2, _ = args
+        data = _array_data(context, builder, signature.args[0], array)
+        k = signals.count
+        with _each_group(builder, deviation.type) as group:
+            rows = builder.add(deviation, group)
+            z: list[Any] = []
+            total = ir.Constant(_DOUBLES, [0.0] * 4)
+            for a in range(k):
+                f = _load(builder, data, rows, a * _SNAPSHOT)
+                for b in range(a):
+                    lab = builder.fneg(_splat(builder, data, factor, a * k + b))
+                    f = _vector_fma(builder, lab, z[b], f)
+                z.append(f)
+                scaled = builder.fmul(f, _splat(builder, data, inverse_d, a))
+                total = _vector_fma(builder, scaled, f, total)
+            _store(builder, total, data, builder.add(t2, group), 0)
+
+    return signature, codegen
+
+
+@njit(cache=True)
+def _padded(k: int) -> int:
+    """k rounded up to whole vectors: the row length of T²'s covariance, the length of its
+    mean (`_absorb_block` updates them a vector at a time)."""
+    return -(-k // 4) * 4
+
+
+def _totals(builder: Any, vectors: list[Any]) -> Any:
+    """The sums of four vectors' lanes, as one vector."""
+
+    def pairs(a: Any, b: Any) -> Any:  # [a0 + a1, b0 + b1, a2 + a3, b2 + b3]
+        even = builder.shuffle_vector(a, b, ir.Constant(_LANES, [0, 4, 2, 6]))
+        odd = builder.shuffle_vector(a, b, ir.Constant(_LANES, [1, 5, 3, 7]))
+        return builder.fadd(even, odd)
+
+    low, high = pairs(vectors[0], vectors[1]), pairs(vectors[2], vectors[3])
+    halves = builder.shuffle_vector(low, high, ir.Constant(_LANES, [0, 1, 4, 5]))
+    others = builder.shuffle_vector(low, high, ir.Constant(_LANES, [2, 3, 6, 7]))
+    return builder.fadd(halves, others)
+
+
+def _dot(builder: Any, a: list[Any], b: list[Any]) -> Any:
+    """Lane by lane, the sum of a[g] * b[g] over the groups."""
+    total = builder.fmul(a[0], b[0])
+    for ag, bg in zip(a[1:], b[1:], strict=True):
+        total = _vector_fma(builder, ag, bg, total)
+    return total
+
+
+@intrinsic
+def _absorb_block_intrinsic(
+    typingctx: object, s: Any, deviation: object, gain: object, weight: object,
+    kept: object, mean: object, cov: object, signals: Any,
+) -> tuple[object, object]:  # fmt: skip
+    """Absorb the block's rows, given their deviations f_j from the snapshot's mean
+    (s[deviation:], as `_score_block` reads them): the mean s[mean:] moves by
+    sum_j s[gain + j] f_j, and the lower triangle of the covariance (rows of `_padded(k)` at
+    s[cov:]) becomes kept C + sum_j s[weight + j] f_j f_j' (what lies above the diagonal is
+    scratch): `_absorb_block`. Each sum runs over the rows four at a time in one vector; four
+    sums are added up together and stored as one vector."""
+    signature = types.void(
+        s, types.intp, types.intp, types.intp, types.float64, types.intp, types.intp, signals
+    )
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        array, deviation, gain, weight, kept, mean, cov, _ = args
+        data = _array_data(context, builder, signature.args[0], array)
+        k = signals.count
+        groups = range(0, _SNAPSHOT, 4)
+        zero_vector = ir.Constant(_DOUBLES, [0.0] * 4)
+        zero = [zero_vector] * len(groups)
+
+        def rows(a: int) -> list[Any]:
+            if a >= k:
+                return zero
+            return [_load(builder, data, deviation, a * _SNAPSHOT + g) for g in groups]
+
+        def update(offset: Any, start: int, scale: Any, sums: list[Any]) -> None:
+            old = _load(builder, data, offset, start)
+            _store(
+                builder,
+                _vector_fma(builder, scale, old, _totals(builder, sums)),
+                data,
+                offset,
+                start,
+            )
+
+        gains = [_load(builder, data, gain, g) for g in groups]
+        one = ir.Constant(_DOUBLES, [1.0] * 4)
+        for a0 in range(0, k, 4):
+            update(mean, a0, one, [_dot(builder, gains, rows(a)) for a in range(a0, a0 + 4)])
+        kept_vector = _splat_value(builder, kept)
+        for a in range(k):
+            _reload_barrier(builder)
+            weights = [_load(builder, data, weight, g) for g in groups]
+            weighted = [builder.fmul(w, f) for w, f in zip(weights, rows(a), strict=True)]
+            for b0 in range(0, a + 1, 4):
+                sums = [
+                    _dot(builder, weighted, rows(b)) if b <= a else zero_vector
+                    for b in range(b0, b0 + 4)
+                ]
+                update(cov, a * _padded(k) + b0, kept_vector, sums)
+
+    return signature, codegen
+
+
+@intrinsic(prefer_literal=True)
+def _take_four_intrinsic(
+    typingctx: object, s: Any, x: Any, i: object, m: object, deviation: object,
+    centre: object, by_rows: Any, signals: Any,
+) -> tuple[object, object]:  # fmt: skip
+    """Rows i to i + 3 of x as columns m to m + 3 of the block, their deviations from the
+    snapshot's mean s[centre:]; whether none has a NaN (they are written either way).
+    `by_rows` (known when compiling) says how x lies: True, each row's k values one after the
+    other, read a row at a time and transposed in registers; False, each signal's rows one
+    after the other, read four rows of a signal at a time: `_take_four`."""
+    signature = types.boolean(
+        s, x, types.intp, types.intp, types.intp, types.intp, by_rows, signals
+    )
+    k = signals.count
+    rowwise = by_rows.literal_value
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array, values, i, m, deviation, centre, _, _ = args
+        data = _array_data(context, builder, signature.args[0], array)
+        rows = context.make_array(x)(context, builder, values)
+
+        def element(row: int, column: int) -> Any:
+            index = [builder.add(i, ir.Constant(i.type, row)), ir.Constant(i.type, column)]
+            return cgutils.get_item_pointer(context, builder, x, rows, index)  # type: ignore[no-untyped-call]
+
+        def vector_at(pointer: Any) -> Any:
+            return builder.load(
+                builder.bitcast(pointer, _DOUBLES.as_pointer()), typ=_DOUBLES, align=8
+            )
+
+        if rowwise:
+            lanes = []
+            whole = k - k % 4  # signals read as vectors of four, the rest one by one
+            for r in range(4):
+                vectors = [vector_at(element(r, start)) for start in range(0, whole, 4)]
+                row = [
+                    builder.extract_element(v, _lane(lane)) for v in vectors for lane in range(4)
+                ]
+                lanes.append(row + [builder.load(element(r, a)) for a in range(whole, k)])
+            columns = []
+            for a in range(k):
+                column = ir.Constant(_DOUBLES, ir.Undefined)
+                for r in range(4):
+                    column = builder.insert_element(column, lanes[r][a], _lane(r))
+                columns.append(column)
+        else:
+            columns = [vector_at(element(0, a)) for a in range(k)]
+        missing = None
+        for a, column in enumerate(columns):
+            nan = builder.fcmp_unordered("uno", column, column)
+            missing = nan if missing is None else builder.or_(missing, nan)
+            f = builder.fsub(column, _splat(builder, data, centre, a))
+            _store(builder, f, data, builder.add(deviation, m), a * _SNAPSHOT)
+        flags = builder.bitcast(missing, ir.IntType(4))
+        return builder.icmp_unsigned("==", flags, ir.Constant(ir.IntType(4), 0))
+
+    return signature, codegen
+
+
+# as compiled code calls them
+_score_block = cast(
+    Callable[[FloatArray, int, int, int, int, tuple[int, ...]], None],
+    _score_block_intrinsic,
+)
+_absorb_block = cast(
+    Callable[[FloatArray, int, int, int, float, int, int, tuple[int, ...]], None],
+    _absorb_block_intrinsic,
+)
+_take_four = cast(
+    Callable[[FloatArray, FloatArray, int, int, int, int, bool, tuple[int, ...]], bool],
+    _take_four_intrinsic,
+)
