@@ -7,7 +7,6 @@ next to the measured code, on the same data, in the same process.
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from rich.table import Table
 from bench import anomaly, broker, edge, faults, gateway, kernels, recompute
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
+from shopfloor.sqlite import open_sqlite
 from shopfloor.store import Point, StoreSettings, open_store
 from shopfloor.store.influx import to_line_protocol
 from tests.servers import InfluxDB
@@ -104,9 +104,7 @@ def raw_influx_posts(server: InfluxDB, batch: int = 5000) -> float:
 
 def raw_sqlite_inserts(path: Path, batch: int = 5000) -> float:
     """The disk's and SQLite's own limit: prebuilt rows inserted with executemany, WAL mode."""
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    db = open_sqlite(path, wal=True, synchronous="NORMAL")  # as the embedded store opens it
     db.execute(
         "CREATE TABLE points (series INTEGER, ts INTEGER, value REAL, text TEXT, quality TEXT, "
         "unit TEXT, PRIMARY KEY (series, ts)) WITHOUT ROWID"

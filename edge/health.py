@@ -13,13 +13,14 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
 from shopfloor.messages import EdgeStatus, encode_edge
+from shopfloor.prometheus import CONTENT_TYPE, Family, Sample, render
 
 log = logging.getLogger(__name__)
 
-PROMETHEUS_TEXT = "text/plain; version=0.0.4"
-_HELP = {
+_HELP: dict[str, tuple[Literal["counter", "gauge"], str]] = {
     "uptime_s": ("gauge", "seconds since the agent started"),
     "readings_total": ("counter", "readings accepted into the disk queue"),
     "readings_per_s": ("gauge", "readings accepted per second over the last status interval"),
@@ -41,32 +42,27 @@ _HELP = {
 
 def prometheus_text(status: EdgeStatus) -> str:
     """The status in Prometheus' text exposition format, labelled with the device."""
-    lines = []
+    device = {"device": status.device}
     values = status.model_dump()
-    for field, (kind, help_text) in _HELP.items():
-        name = f"shopfloor_edge_{field}"
-        lines += [
-            f"# HELP {name} {help_text}",
-            f"# TYPE {name} {kind}",
-            f'{name}{{device="{status.device}"}} {_number(values[field])}',
-        ]
-    lines += [
-        "# HELP shopfloor_edge_healthy 1 while no cause degrades the agent",
-        "# TYPE shopfloor_edge_healthy gauge",
-        f'shopfloor_edge_healthy{{device="{status.device}"}} {int(not status.causes)}',
-        "# HELP shopfloor_edge_degraded 1 for each cause that degrades the agent now",
-        "# TYPE shopfloor_edge_degraded gauge",
-        *(
-            f'shopfloor_edge_degraded{{device="{status.device}",cause="{cause}"}} 1'
-            for cause in status.causes
+    families = [
+        Family(f"shopfloor_edge_{field}", kind, help_text, [Sample(values[field], device)])
+        for field, (kind, help_text) in _HELP.items()
+    ]
+    families += [
+        Family(
+            "shopfloor_edge_healthy",
+            "gauge",
+            "1 while no cause degrades the agent",
+            [Sample(not status.causes, device)],
+        ),
+        Family(
+            "shopfloor_edge_degraded",
+            "gauge",
+            "1 for each cause that degrades the agent now",
+            [Sample(1, {**device, "cause": cause}) for cause in status.causes],
         ),
     ]
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float | int | bool) -> str:
-    """Counters exactly (a rounded 1.23457e+06 would hide a change), gauges as they are."""
-    return str(int(value)) if isinstance(value, bool | int) else repr(float(value))
+    return render(families)
 
 
 class MetricsServer:
@@ -93,7 +89,7 @@ def _handler(status: Callable[[], EdgeStatus]) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             page = self.path.split("?")[0]
             if page == "/metrics":
-                body, content_type = prometheus_text(status()).encode(), PROMETHEUS_TEXT
+                body, content_type = prometheus_text(status()).encode(), CONTENT_TYPE
             elif page == "/status":
                 body, content_type = encode_edge(status()), "application/json"
             elif page == "/health":

@@ -23,6 +23,7 @@ from asyncua import Client, Node, ua
 from asyncua.crypto import security_policies
 
 from edge.config import NodeMapping, OpcUaMode, OpcUaSecurity, OpcUaSourceConfig, SecurityPolicy
+from shopfloor._asyncua import monitor
 from shopfloor.messages import AssetPath, Quality, Reading, excerpt
 from shopfloor.plant import DEFAULT_OPCUA_NAMESPACE, Machine, Signal
 
@@ -251,8 +252,8 @@ class OpcUaSource:
         polled: dict[str, NodeTarget] = {}
         for (sampling, deadband), group in groupby(sorted(nodes.items(), key=key), key=key):
             items = list(group)
-            # asyncua's public helpers take either a filter or a sampling interval, not both.
-            results = await subscription._subscribe(
+            results = await monitor(
+                subscription,
                 [client.get_node(node_id) for node_id, _ in items],
                 mfilter=_deadband_filter(deadband),
                 queuesize=100,

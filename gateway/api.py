@@ -48,6 +48,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.stats import GatewayStats
+from shopfloor import prometheus
 from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_REPORT, ShiftReportDoc
 from shopfloor.messages import AssetPath, EventType, LossLink, Quality
 from shopfloor.plant import MachineType, Plant
@@ -73,7 +74,6 @@ MAX_EVERY_S = 366 * 86400.0
 # The store keeps nanoseconds since 1970 in 64 bits (InfluxDB's range ends in April 2262).
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)
-PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 STOP_TIMEOUT_S = 2
 
 
@@ -266,102 +266,98 @@ def _check_count(points: list[Point], advice: str, parameter: str) -> None:
         raise _invalid(parameter, message, None)
 
 
-def _escape(label: str) -> str:
-    return label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def prometheus_text(stats: GatewayStats) -> str:
     """The figures in Prometheus' text exposition format 0.0.4."""
     p = "shopfloor_gateway"
-    buckets = [
-        (f'_bucket{{le="{float(bound)}"}}', count)
-        for bound, count in sorted(stats.write_latency_buckets.items())
-    ]
-    latency: list[tuple[str, float]] = [
-        *buckets,
-        ('_bucket{le="+Inf"}', stats.write_latency_count),
-        ("_sum", stats.write_latency_sum_s),
-        ("_count", stats.write_latency_count),
-    ]
-    families: list[tuple[str, str, str, list[tuple[str, float]]]] = [
-        (f"{p}_messages_in_total", "counter", "MQTT messages received", [("", stats.messages_in)]),
-        (
-            f"{p}_points_written_total",
-            "counter",
-            "points written to the store",
-            [("", stats.points_written)],
-        ),
-        (
-            f"{p}_dead_lettered_total",
-            "counter",
-            "messages refused, by reason",
-            [(f'{{reason="{_escape(r)}"}}', n) for r, n in sorted(stats.dead_lettered.items())],
-        ),
-        (
-            f"{p}_buffer_depth",
-            "gauge",
-            "batches spilled to disk, waiting for the store",
-            [("", stats.buffer_depth)],
-        ),
-        (
-            f"{p}_buffer_dropped_total",
-            "counter",
-            "spilled batches dropped by the buffer's size or age bound",
-            [("", stats.buffer_dropped)],
-        ),
-        (f"{p}_write_latency_seconds", "histogram", "seconds per store write", latency),
-        (
-            f"{p}_broker_connected",
-            "gauge",
-            "1 while connected to the broker",
-            [("", int(stats.broker_connected))],
-        ),
-        (
-            f"{p}_store_ok",
-            "gauge",
-            "1 while the last store write succeeded",
-            [("", int(stats.store_ok))],
-        ),
-        (
-            f"{p}_receive_thread_alive",
-            "gauge",
-            "1 while the MQTT network thread runs",
-            [("", int(stats.receiving))],
-        ),
-        (
-            f"{p}_writer_thread_alive",
-            "gauge",
-            "1 while the store writer thread runs",
-            [("", int(stats.writing))],
-        ),
-        (
-            f"{p}_unwritten_age_seconds",
-            "gauge",
-            "age of the oldest message received and not yet stored",
-            [("", round(stats.unwritten_age_s, 3))],
-        ),
-        (
-            f"{p}_receive_errors_total",
-            "counter",
-            "messages the receive path could not take",
-            [("", stats.receive_errors)],
-        ),
-        (
-            f"{p}_degraded",
-            "gauge",
-            "1 for each cause that degrades the gateway now (/health answers 503)",
-            [(f'{{cause="{cause}"}}', int(failed)) for cause, failed in stats.checks().items()],
-        ),
-    ]
-    lines = []
-    for name, kind, help_text, samples in families:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [f"{name}{suffix} {value}" for suffix, value in samples]
-    return "\n".join(lines) + "\n"
+
+    def one(
+        name: str, kind: Literal["counter", "gauge"], help_text: str, value: float
+    ) -> prometheus.Family:
+        return prometheus.Family(f"{p}_{name}", kind, help_text, [prometheus.Sample(value)])
+
+    return prometheus.render(
+        [
+            one("messages_in_total", "counter", "MQTT messages received", stats.messages_in),
+            one(
+                "points_written_total",
+                "counter",
+                "points written to the store",
+                stats.points_written,
+            ),
+            prometheus.Family(
+                f"{p}_dead_lettered_total",
+                "counter",
+                "messages refused, by reason",
+                [
+                    prometheus.Sample(n, {"reason": r})
+                    for r, n in sorted(stats.dead_lettered.items())
+                ],
+            ),
+            one(
+                "buffer_depth",
+                "gauge",
+                "batches spilled to disk, waiting for the store",
+                stats.buffer_depth,
+            ),
+            one(
+                "buffer_dropped_total",
+                "counter",
+                "spilled batches dropped by the buffer's size or age bound",
+                stats.buffer_dropped,
+            ),
+            prometheus.histogram(
+                f"{p}_write_latency_seconds",
+                "seconds per store write",
+                stats.write_latency_buckets,
+                stats.write_latency_sum_s,
+                stats.write_latency_count,
+            ),
+            one(
+                "broker_connected",
+                "gauge",
+                "1 while connected to the broker",
+                stats.broker_connected,
+            ),
+            one("store_ok", "gauge", "1 while the last store write succeeded", stats.store_ok),
+            one(
+                "receive_thread_alive",
+                "gauge",
+                "1 while the MQTT network thread runs",
+                stats.receiving,
+            ),
+            one(
+                "writer_thread_alive",
+                "gauge",
+                "1 while the store writer thread runs",
+                stats.writing,
+            ),
+            one(
+                "unwritten_age_seconds",
+                "gauge",
+                "age of the oldest message received and not yet stored",
+                round(stats.unwritten_age_s, 3),
+            ),
+            one(
+                "receive_errors_total",
+                "counter",
+                "messages the receive path could not take",
+                stats.receive_errors,
+            ),
+            prometheus.Family(
+                f"{p}_degraded",
+                "gauge",
+                "1 for each cause that degrades the gateway now (/health answers 503)",
+                [
+                    prometheus.Sample(failed, {"cause": cause})
+                    for cause, failed in stats.checks().items()
+                ],
+            ),
+        ]
+    )
 
 
 class PrometheusResponse(PlainTextResponse):
-    media_type = PROMETHEUS_TEXT
+    media_type = prometheus.CONTENT_TYPE
 
 
 _bearer = HTTPBearer(auto_error=False, description="the gateway's API token")

@@ -33,6 +33,7 @@ from readiness.catalogue import questionnaire
 from readiness.evidence import Evidence
 from readiness.indicator_file import indicators_from_dict
 from readiness.scoring import INDICATOR_GATES, Requirement
+from shopfloor.sqlite import open_sqlite
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -174,8 +175,7 @@ class ReadinessStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=10)
+            self._db = open_sqlite(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise ReadinessStoreError(f"{self.path}: cannot open the database: {exc}") from None
         try:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shopfloor.sqlite import open_sqlite
+
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -58,10 +60,7 @@ class DiskQueue:
         self.name = name
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_sqlite(path, wal=True, synchronous="FULL", any_thread=True)
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise DiskQueueError(f"cannot open the {name} {path}: {exc}") from exc

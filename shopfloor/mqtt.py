@@ -13,16 +13,16 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt import _packet
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from shopfloor._paho import lean_mqtt5_decoding
+from shopfloor._paho import network_thread as network_thread
 from shopfloor.credentials import hide
 from shopfloor.messages import MAX_PAYLOAD_BYTES
 
@@ -74,49 +74,6 @@ class Session:
     receive_maximum: int = 1000  # unacknowledged messages the broker may send at once
 
 
-class _LeanProperties(Properties):
-    """paho's MQTT 5 properties without two costs it pays for every packet it decodes: it
-    builds its lookup tables again, and it clears every property name before unpacking into
-    an object that has none yet. In a flood of small messages that is about 30 of the 100 µs
-    paho spends on each PUBLISH, which makes MQTT 5 dearer than 3.1.1 to receive. Here the
-    tables are shared (paho only reads them) and an empty property list returns at once; any
-    other list is unpacked by paho itself."""
-
-    tables: ClassVar[dict[str, object]] = {}
-
-    def __init__(self, packet_type: int) -> None:
-        self.__dict__.update(self.tables, packetType=packet_type)
-
-    def unpack(self, buffer: bytes | bytearray) -> tuple[Properties, int]:
-        if buffer[:1] == b"\x00":
-            return self, 1
-        unpacked: tuple[Properties, int] = super().unpack(buffer)  # type: ignore[no-untyped-call]
-        return unpacked
-
-
-def _lean_mqtt5_decoding() -> None:
-    """Have paho decode packets with _LeanProperties, as long as its internals are the ones
-    this was written against; otherwise paho is left as it is."""
-    if getattr(_packet, "Properties", None) is not Properties:
-        return  # installed already, or paho has changed
-    template = Properties(PacketTypes.PUBLISH).__dict__  # type: ignore[no-untyped-call]
-    if set(template) != {"packetType", "types", "names", "properties"}:
-        return
-    _LeanProperties.tables = {
-        name: table for name, table in template.items() if name != "packetType"
-    }
-    _packet.Properties = _LeanProperties  # type: ignore[attr-defined]
-
-
-def network_thread(client: mqtt.Client) -> threading.Thread:
-    """The thread `loop_start` runs the client's network loop in, so that a health check can
-    see it die. paho keeps it private; a paho that no longer does fails here, by name."""
-    thread = getattr(client, "_thread", None)
-    if not isinstance(thread, threading.Thread):
-        raise RuntimeError("paho-mqtt no longer keeps its network thread in Client._thread")
-    return thread
-
-
 def make_client(
     url: str,
     client_id: str,
@@ -131,9 +88,9 @@ def make_client(
     `subscriptions` (topic filter, QoS) are made again on every connect, so a broker restart
     never silently leaves a component deaf. MQTT 3.1.1 is used so that every broker the
     platform runs on, including the embedded demo broker, accepts it; a `session` asks for
-    MQTT 5 with manual acknowledgements, its packets decoded with _LeanProperties. `mqtts://`
-    verifies the broker against the system's certificate authorities, or the one in
-    `?ca=/path/to/ca.pem`.
+    MQTT 5 with manual acknowledgements, its packets decoded with shopfloor._paho's
+    LeanProperties. `mqtts://` verifies the broker against the system's certificate
+    authorities, or the one in `?ca=/path/to/ca.pem`.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
@@ -146,7 +103,7 @@ def make_client(
             protocol=mqtt.MQTTv311,
         )
     else:
-        _lean_mqtt5_decoding()
+        lean_mqtt5_decoding()
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,

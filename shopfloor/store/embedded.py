@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from shopfloor.messages import AssetPath, Quality
+from shopfloor.sqlite import open_sqlite
 from shopfloor.store import Point, Scope, StoreError, from_ns, to_ns
 
 _SCHEMA = """
@@ -57,10 +58,7 @@ class EmbeddedStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = open_sqlite(self.path, wal=True, synchronous="NORMAL", any_thread=True)
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open embedded store {self.path}: {exc}") from exc
