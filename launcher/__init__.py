@@ -3,4 +3,9 @@
 The only code that imports several components: it reads settings, builds each component from
 the shared contract and wires them together (the analytics service's readiness hook, say).
 Nothing imports it.
+
+`cli` is the command (`python -m launcher` runs it), `demo` the supervisor of `shopfloor demo`,
+`seeding` the demo SMEs' readiness assessments. See README.md in this folder.
 """
+
+__all__ = ["cli", "demo", "seeding"]

@@ -5,6 +5,11 @@ docker-compose and systemd units configure the components. Components are import
 their commands so that an edge device never imports what it has not installed: the edge
 agent's process imports this whole package, so its modules import only typer and light
 shopfloor modules at the top (bench/edge.py measures the agent's memory).
+
+Where each command is declared: `plant` (plant check), `simulation` (simulate, record, replay,
+control), `edge` (edge run, check, browse, status, certificate), `gateway`, `analytics`
+(analytics, assess, assess-history), `demo` (dashboard, demo), `kpi` (kpi oee, energy,
+anomalies); `common` holds the app, the shared options and how a command fails or stops.
 """
 
 from launcher.cli.common import app

@@ -1,7 +1,9 @@
 """The time-series store: one small interface, an embedded and an InfluxDB backend.
 
-The gateway writes points, analytics and the dashboard read them; none of them knows which
-backend is behind `open_store`.
+The gateway writes the readings and events, the analytics service writes its KPIs and anomaly
+scores back, the dashboard and readiness read them (the dashboard also writes acknowledgements
+and its view log); none of them knows which backend is behind `open_store`. The backends,
+`embedded` (SQLite) and `influx`, are opened by `open_store`; no component imports them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,26 @@ from pydantic import BaseModel, SecretStr
 
 from shopfloor.messages import AssetPath, Event, Quality, Reading, iso_utc
 from shopfloor.plant import Plant
+
+__all__ = [
+    "ACK_PREFIX",
+    "ANOMALY_EVENT_PREFIX",
+    "ENV_VARS",
+    "EVENT_PREFIX",
+    "SCORE_PREFIX",
+    "SILENT_EVENT_PREFIX",
+    "Point",
+    "Scope",
+    "Store",
+    "StoreError",
+    "StoreSettings",
+    "acknowledgements",
+    "anomaly_event_name",
+    "data_clock",
+    "from_ns",
+    "open_store",
+    "to_ns",
+]
 
 log = logging.getLogger(__name__)
 
