@@ -1,4 +1,5 @@
-"""The Streamlit dashboard: the live shop floor, the demo controls and the edge devices.
+"""The Streamlit dashboard: shop floor, demo controls, edge devices, OEE, anomalies, energy and
+Lean 4.0 readiness pages.
 
 Run it with `shopfloor dashboard`; it reads the plant and store settings from the environment
 that command sets, and the broker (for demo controls and edge devices) from SHOPFLOOR_BROKER_URL.

@@ -1,4 +1,5 @@
-"""Analytics over the store: the continuous KPI service and the Lean 4.0 readiness assessment."""
+"""The `analytics` command (the KPI service, with the readiness rescoring wired in) and the
+Lean 4.0 readiness commands `assess` and `assess-history`."""
 
 from __future__ import annotations
 
