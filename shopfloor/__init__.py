@@ -7,9 +7,9 @@ with located errors; `mqtt` broker URLs and the MQTT client; `states` the machin
 taxonomy; `diskqueue` the store-and-forward queue on disk; `credentials` the secret checks and
 log redaction; `opcua_security` OPC UA certificates; `prometheus` the one Prometheus text
 renderer; `sqlite` the one SQLite opener; `_paho` and `_asyncua` the private internals of
-those libraries the platform relies on, each behind one adapter. It imports no component (the layers of
-pyproject.toml's import-linter contracts), and importing the package imports none of these
-modules. See README.md in this folder.
+those libraries the platform relies on, each behind one adapter. It imports no component
+(the layers of pyproject.toml's import-linter contracts), and importing the package imports
+none of these modules. See README.md in this folder.
 """
 
 __all__ = [
