@@ -38,9 +38,3 @@ def counter_increase(values: npt.NDArray[np.float64]) -> float:
                 total += value - previous
             previous = value
     return total
-
-
-def counter_increase_reference(values: npt.NDArray[np.float64]) -> float:
-    """NumPy reference: the positive steps between the samples that are not NaN, summed."""
-    steps = np.diff(values[~np.isnan(values)])
-    return float(steps[steps > 0].sum())

@@ -34,19 +34,22 @@ from analytics.anomaly import DetectorSettings, alarms, events, hotelling, level
 from analytics.energy import (
     DEMAND_INTERVAL_S,
     integrate_bins,
-    integrate_bins_reference,
     integrate_many,
-    integrate_many_reference,
     meter_increase,
-    meter_increase_reference,
 )
-from analytics.kernels import counter_increase, counter_increase_reference
+from analytics.kernels import counter_increase
 from tests.references.anomaly import (
     alarms_numpy,
     events_numpy,
     hotelling_reference,
     level_shift_numpy,
     zscore_numpy,
+)
+from tests.references.energy import (
+    counter_increase_reference,
+    integrate_bins_reference,
+    integrate_many_reference,
+    meter_increase_reference,
 )
 
 FloatArray = npt.NDArray[np.float64]

@@ -24,18 +24,20 @@ from analytics.energy import (
     energy_from_power,
     energy_per_good_part,
     integrate_bins,
-    integrate_bins_reference,
     integrate_many,
-    integrate_many_reference,
     interval_means,
     meter_increase,
-    meter_increase_reference,
     peak_demand,
 )
 from shopfloor.states import MachineState
 from simulators.plant_sim import PlantSim
 from simulators.scenario import load_scenario
 from tests.conftest import ROOT
+from tests.references.energy import (
+    integrate_bins_reference,
+    integrate_many_reference,
+    meter_increase_reference,
+)
 
 Array = npt.NDArray[np.float64]
 S = MachineState

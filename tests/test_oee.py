@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from analytics.kernels import _CHUNK, counter_increase, counter_increase_reference
+from analytics.kernels import _CHUNK, counter_increase
 from analytics.oee import (
     IdealCycleTimes,
     OeeAccumulator,
@@ -22,6 +22,7 @@ from analytics.oee import (
 )
 from shopfloor.plant import Shift
 from shopfloor.states import MachineState as S
+from tests.references.energy import counter_increase_reference
 
 MIN = 60.0
 
