@@ -101,6 +101,8 @@ async def test_deadband_reports_only_moves_larger_than_it(
 
 
 async def refusing_subscriptions(serve: ServeMachine, machine: Machine) -> MachineServer:
+    """The oven's server allowing no subscription, as some PLCs do; asyncua checks the limit at
+    each new subscription, so a running server takes it."""
     server = await serve(machine, IDLE)
     server.server.iserver.max_subscriptions = 0
     return server
