@@ -19,6 +19,9 @@ from tests.servers import InfluxDB, Mosquitto
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANT = ROOT / "examples" / "plant.yaml"
 
+# The async OPC UA server and client fixtures, for every test module that asks for them.
+pytest_plugins = ["tests.opcua_fixtures"]
+
 # Every secret the tests hand to servers and components: none may appear in any log.
 MQTT_PASSWORD = "mqtt-test-password-5f3a"
 INFLUX_USER = "admin"

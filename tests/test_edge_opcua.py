@@ -5,33 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from asyncua import Client
 
 from edge.config import OpcUaSourceConfig
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.opcua_security import create_certificate
 from shopfloor.plant import Machine
-from simulators.opcua import MachineServer, ServerSecurity
+from simulators.opcua import MachineServer, ServerSecurity, Value
+from tests.opcua_fixtures import ConnectClient, ServeMachine, eventually
 from tests.servers import free_port
 
 PATH = AssetPath("sf", "lab", "shop", "line-1", "oven-01")
-
-
-class NoControls:
-    """The machine's Start/Stop/InjectFault methods are not what these tests exercise."""
-
-    def start_machine(self, machine_id: str) -> None: ...
-
-    def stop_machine(self, machine_id: str) -> None: ...
-
-    def inject_fault(self, machine_id: str, fault: str, duration_s: float) -> str:
-        return ""
+IDLE: dict[str, Value] = {"temperature": 0.0, "state": "idle"}
 
 
 def oven(port: int) -> Machine:
@@ -44,20 +37,10 @@ def oven(port: int) -> Machine:
     )  # fmt: skip
 
 
-@contextlib.asynccontextmanager
-async def machine_server(
-    security: ServerSecurity | None = None, max_subscriptions: int | None = None
-) -> AsyncIterator[tuple[MachineServer, Machine]]:
-    machine = oven(free_port())
-    assert machine.opcua is not None
-    server = MachineServer(machine, machine.opcua, "127.0.0.1", NoControls(), security)
-    if max_subscriptions is not None:
-        server.server.iserver.max_subscriptions = max_subscriptions
-    await server.start({"temperature": 0.0, "state": "idle"})
-    try:
-        yield server, machine
-    finally:
-        await server.stop()
+@pytest.fixture
+def machine() -> Machine:
+    """The oven, on a port of its own."""
+    return oven(free_port())
 
 
 class Collected:
@@ -72,25 +55,17 @@ class Collected:
         return [r.value for r in self.readings if r.signal == signal]
 
 
-async def eventually(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
+@contextlib.asynccontextmanager
 async def reading(
-    server: MachineServer, machine: Machine, settings: dict[str, Any],
-    scenario: Callable[[MachineServer, OpcUaSource, Collected], Awaitable[None]],
-) -> None:  # fmt: skip
-    """Run a source with `settings` against `server` while `scenario` drives and checks it."""
+    machine: Machine, settings: dict[str, Any]
+) -> AsyncIterator[tuple[OpcUaSource, Collected]]:
+    """A source with `settings` reading `machine`'s server while the block drives and checks it."""
     collected = Collected()
     config = OpcUaSourceConfig.model_validate({"machine": machine.id, **settings})
     source = OpcUaSource(OpcUaTarget.build(PATH, machine, config, None), collected)
     task = asyncio.create_task(source.run())
     try:
-        await scenario(server, source, collected)
+        yield source, collected
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -100,6 +75,7 @@ async def reading(
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     "settings",
     [
@@ -108,8 +84,11 @@ T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     ],
     ids=["subscribed", "polled"],
 )
-def test_deadband_reports_only_moves_larger_than_it(settings: dict[str, Any]) -> None:
-    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+async def test_deadband_reports_only_moves_larger_than_it(
+    settings: dict[str, Any], machine: Machine, opcua_server: ServeMachine
+) -> None:
+    server = await opcua_server(machine, IDLE)
+    async with reading(machine, {**settings, "deadband": 1.0}) as (source, got):
         await eventually(lambda: got.values("temperature") == [0.0], 10, "the first value")
         for second, value in enumerate([20.0, 20.5, 22.0, 22.3, 25.0, 24.2], 1):
             await server.publish({"temperature": value}, T0 + timedelta(seconds=second))
@@ -120,55 +99,49 @@ def test_deadband_reports_only_moves_larger_than_it(settings: dict[str, Any]) ->
         assert got.values("state") == ["idle"]
         assert source.polled_nodes == (2 if settings["mode"] == "poll" else 0)
 
-    async def main() -> None:
-        async with machine_server() as (server, machine):
-            await reading(server, machine, {**settings, "deadband": 1.0}, scenario)
 
-    asyncio.run(main())
+async def refusing_subscriptions(serve: ServeMachine, machine: Machine) -> MachineServer:
+    """The oven's server allowing no subscription, as some PLCs do; asyncua checks the limit at
+    each new subscription, so a running server takes it."""
+    server = await serve(machine, IDLE)
+    server.server.iserver.max_subscriptions = 0
+    return server
 
 
-def test_a_server_refusing_subscriptions_is_polled_in_auto_mode() -> None:
-    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+@pytest.mark.asyncio
+async def test_a_server_refusing_subscriptions_is_polled_in_auto_mode(
+    machine: Machine, opcua_server: ServeMachine
+) -> None:
+    server = await refusing_subscriptions(opcua_server, machine)
+    async with reading(machine, {"mode": "auto", "poll_interval_s": 0.2}) as (source, got):
         await eventually(lambda: got.values("temperature") == [0.0], 10, "the first value")
         await server.publish({"temperature": 42.0, "state": "running"}, T0)
         await eventually(lambda: 42.0 in got.values("temperature"), 5, "the polled change")
         assert got.values("state") == ["idle", "running"]
         assert (source.connected, source.polled_nodes) == (True, 2)
 
-    async def main() -> None:
-        async with machine_server(max_subscriptions=0) as (server, machine):
-            await reading(server, machine, {"mode": "auto", "poll_interval_s": 0.2}, scenario)
 
-    asyncio.run(main())
-
-
-def test_subscribe_mode_does_not_silently_poll() -> None:
-    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+@pytest.mark.asyncio
+async def test_subscribe_mode_does_not_silently_poll(
+    machine: Machine, opcua_server: ServeMachine
+) -> None:
+    await refusing_subscriptions(opcua_server, machine)
+    async with reading(machine, {"mode": "subscribe"}) as (source, got):
         await eventually(lambda: source.reconnects >= 1, 10, "a refused subscription")
         assert got.readings == [] and not source.connected
 
-    async def main() -> None:
-        async with machine_server(max_subscriptions=0) as (server, machine):
-            await reading(server, machine, {"mode": "subscribe"}, scenario)
 
-    asyncio.run(main())
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("certs")
-
-    async def make() -> dict[str, Path]:
-        server_cert, server_key = await create_certificate(
-            directory, "simulator", "urn:shopfloor:simulator", server=True
-        )
-        edge_cert, edge_key = await create_certificate(
-            directory, "edge", "urn:shopfloor:edge", server=False
-        )
-        return {"server_cert": server_cert, "server_key": server_key,
-                "edge_cert": edge_cert, "edge_key": edge_key}  # fmt: skip
-
-    return asyncio.run(make())
+    server_cert, server_key = await create_certificate(
+        directory, "simulator", "urn:shopfloor:simulator", server=True
+    )
+    edge_cert, edge_key = await create_certificate(
+        directory, "edge", "urn:shopfloor:edge", server=False
+    )
+    return {"server_cert": server_cert, "server_key": server_key,
+            "edge_cert": edge_cert, "edge_key": edge_key}  # fmt: skip
 
 
 def secured(certificates: dict[str, Path], password: str) -> dict[str, Any]:
@@ -184,13 +157,19 @@ def secured(certificates: dict[str, Path], password: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("password", "with_security", "reads"),
     [("s3cret", True, True), ("wrong", True, False), ("s3cret", False, False)],
     ids=["right-password", "wrong-password", "no-encryption"],
 )
-def test_secured_server_reads_only_with_encryption_and_the_right_user(
-    certificates: dict[str, Path], password: str, with_security: bool, reads: bool
+async def test_secured_server_reads_only_with_encryption_and_the_right_user(
+    certificates: dict[str, Path],
+    password: str,
+    with_security: bool,
+    reads: bool,
+    machine: Machine,
+    opcua_server: ServeMachine,
 ) -> None:
     security = ServerSecurity(
         certificates["server_cert"], certificates["server_key"], {"operator": "s3cret"}
@@ -198,8 +177,8 @@ def test_secured_server_reads_only_with_encryption_and_the_right_user(
     settings = secured(certificates, password)
     if not with_security:
         del settings["security"]
-
-    async def scenario(server: MachineServer, source: OpcUaSource, got: Collected) -> None:
+    await opcua_server(machine, IDLE, security=security)
+    async with reading(machine, settings) as (source, got):
         if reads:
             await eventually(lambda: got.values("temperature") == [0.0], 15, "a secured read")
             assert source.connected
@@ -207,22 +186,18 @@ def test_secured_server_reads_only_with_encryption_and_the_right_user(
             await eventually(lambda: source.reconnects >= 1, 15, "a refused session")
             assert got.readings == []
 
-    async def main() -> None:
-        async with machine_server(security) as (server, machine):
-            await reading(server, machine, settings, scenario)
 
-    asyncio.run(main())
-
-
-def test_a_stop_that_asyncua_drops_with_a_refusal_still_stops_the_source(
-    certificates: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.asyncio
+async def test_a_stop_that_asyncua_drops_with_a_refusal_still_stops_the_source(
+    certificates: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    machine: Machine,
+    opcua_server: ServeMachine,
 ) -> None:
     """The agent is stopped just as the server refuses the session, and the OPC UA client
     loses the cancellation (seen once in a loaded test run: a source that kept retrying).
     Reproduced here by making every session activation drop the cancellation that arrives
     with it."""
-    from asyncua import Client
-
     activate = Client.activate_session
 
     async def stopped_meanwhile(self: Client, *args: Any, **kwargs: Any) -> Any:
@@ -237,34 +212,26 @@ def test_a_stop_that_asyncua_drops_with_a_refusal_still_stops_the_source(
     security = ServerSecurity(
         certificates["server_cert"], certificates["server_key"], {"operator": "s3cret"}
     )
-
-    async def main() -> OpcUaSource:
-        async with machine_server(security) as (_, machine):
-            config = OpcUaSourceConfig.model_validate(
-                {"machine": machine.id, **secured(certificates, "wrong")}
-            )
-            source = OpcUaSource(OpcUaTarget.build(PATH, machine, config, None), Collected())
-            with pytest.raises(asyncio.CancelledError):
-                await asyncio.wait_for(source.run(), 10)
-            return source
-
-    assert asyncio.run(main()).reconnects == 0
+    await opcua_server(machine, IDLE, security=security)
+    config = OpcUaSourceConfig.model_validate(
+        {"machine": machine.id, **secured(certificates, "wrong")}
+    )
+    source = OpcUaSource(OpcUaTarget.build(PATH, machine, config, None), Collected())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(source.run(), 10)
+    assert source.reconnects == 0
 
 
-def test_secured_server_offers_only_basic256sha256_sign_and_encrypt(
-    certificates: dict[str, Path],
+@pytest.mark.asyncio
+async def test_secured_server_offers_only_basic256sha256_sign_and_encrypt(
+    certificates: dict[str, Path], machine: Machine, opcua_server: ServeMachine
 ) -> None:
-    from asyncua import Client
-
     security = ServerSecurity(certificates["server_cert"], certificates["server_key"])
-
-    async def main() -> list[tuple[str, int]]:
-        async with machine_server(security) as (server, _):
-            client = Client(server.url)
-            endpoints = await client.connect_and_get_server_endpoints()
-            return sorted({(e.SecurityPolicyUri, int(e.SecurityMode)) for e in endpoints})
-
-    assert asyncio.run(main()) == [("http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256", 3)]
+    server = await opcua_server(machine, IDLE, security=security)
+    endpoints = await Client(server.url).connect_and_get_server_endpoints()
+    assert sorted({(e.SecurityPolicyUri, int(e.SecurityMode)) for e in endpoints}) == [
+        ("http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256", 3)
+    ]
 
 
 def test_endpoint_is_required_when_the_plant_has_none() -> None:
@@ -280,26 +247,17 @@ def test_endpoint_is_required_when_the_plant_has_none() -> None:
     ]
 
 
-def test_a_servers_first_values_carry_the_simulated_time_they_were_sampled_at() -> None:
+@pytest.mark.asyncio
+async def test_a_servers_first_values_carry_the_simulated_time_they_were_sampled_at(
+    machine: Machine, opcua_server: ServeMachine, opcua_client: ConnectClient
+) -> None:
     """Stamped with the server's start instead, the first state would be newer than the
     simulator's next writes and stay the machine's state in every store."""
-
-    async def main() -> None:
-        from asyncua import Client
-
-        machine = oven(free_port())
-        assert machine.opcua is not None
-        server = MachineServer(machine, machine.opcua, "127.0.0.1", NoControls())
-        await server.start({"temperature": 180.0, "state": "running"}, T0)
-        try:
-            async with Client(machine.opcua.endpoint) as client:
-                namespace = await client.get_namespace_index(machine.opcua.namespace)
-                node = client.get_node(machine.node_id(machine.signals[1], namespace))
-                data = await node.read_data_value()
-        finally:
-            await server.stop()
-        assert data.Value is not None and data.Value.Value == "running"
-        assert data.SourceTimestamp is not None
-        assert data.SourceTimestamp.replace(tzinfo=UTC) == T0
-
-    asyncio.run(main())
+    assert machine.opcua is not None
+    await opcua_server(machine, {"temperature": 180.0, "state": "running"}, T0)
+    client = await opcua_client(machine.opcua.endpoint)
+    namespace = await client.get_namespace_index(machine.opcua.namespace)
+    data = await client.get_node(machine.node_id(machine.signals[1], namespace)).read_data_value()
+    assert data.Value is not None and data.Value.Value == "running"
+    assert data.SourceTimestamp is not None
+    assert data.SourceTimestamp.replace(tzinfo=UTC) == T0

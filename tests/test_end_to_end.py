@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import subprocess
@@ -17,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from asyncua import Client, ua
+from asyncua import ua
 
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT, ROOT
+from tests.opcua_fixtures import ConnectClient, eventually
 from tests.servers import InfluxDB, Mosquitto, free_port, port_open, require_binary
 
 
@@ -136,21 +136,22 @@ def test_every_machine_and_sensor_reaches_the_store(pipeline: Pipeline) -> None:
     assert 15 < float(latest[("env-01", "temperature")].value) < 30
 
 
-async def _write_opcua(endpoint: str, node: str, value: float) -> None:
-    async with Client(endpoint, timeout=5) as client:
-        namespace = await client.get_namespace_index("urn:shopfloor:machines")
-        variable = client.get_node(node.format(ns=namespace))
-        await variable.write_value(ua.DataValue(ua.Variant(value, ua.VariantType.Double)))
-
-
-def test_value_changed_on_opcua_node_is_stored_within_5_s(pipeline: Pipeline) -> None:
+@pytest.mark.asyncio
+async def test_value_changed_on_opcua_node_is_stored_within_5_s(
+    pipeline: Pipeline, opcua_client: ConnectClient
+) -> None:
     plant = load_plant(pipeline.plant_file)
     path, machine = next((p, m) for p, m in plant.machines() if m.id == "cnc-01")
     assert machine.opcua is not None
-    wait_until(lambda: "spindle_load" in signals_of(pipeline.store, "cnc-01"), 60, "first data")
+    await eventually(
+        lambda: "spindle_load" in signals_of(pipeline.store, "cnc-01"), 60, "first data"
+    )
+    client = await opcua_client(machine.opcua.endpoint)
+    namespace = await client.get_namespace_index(machine.opcua.namespace)
+    variable = client.get_node(f"ns={namespace};s=cnc-01.spindle_load")
     marker = 4242.25
     started = datetime.now(UTC)
-    asyncio.run(_write_opcua(machine.opcua.endpoint, "ns={ns};s=cnc-01.spindle_load", marker))
+    await variable.write_value(ua.DataValue(ua.Variant(marker, ua.VariantType.Double)))
 
     def marker_stored() -> bool:
         history = pipeline.store.history(
@@ -158,7 +159,7 @@ def test_value_changed_on_opcua_node_is_stored_within_5_s(pipeline: Pipeline) ->
         )
         return marker in [p.value for p in history]
 
-    wait_until(marker_stored, 5, "the written value in the store")
+    await eventually(marker_stored, 5, "the written value in the store")
 
 
 @pytest.mark.browser

@@ -22,6 +22,7 @@ from asyncua import Client, ua
 from shopfloor.messages import Event, MessageKind, decode_events, parse_topic, subscription
 from shopfloor.mqtt import make_client
 from tests.conftest import ROOT
+from tests.opcua_fixtures import ConnectClient, eventually
 from tests.servers import Mosquitto, free_port, port_open
 from tests.test_end_to_end import shopfloor, stop_all, wait_until
 
@@ -96,67 +97,70 @@ def live(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Live]:
         listener.loop_stop()
 
 
-async def call(endpoint: str, machine: str, method: str, *args: ua.Variant) -> object:
-    async with Client(endpoint, timeout=10) as client:
-        ns = await client.get_namespace_index(NAMESPACE)
-        machine_object = client.get_node(ua.NodeId(machine, ns))
-        return await machine_object.call_method(f"{ns}:{method}", *args)
+async def call(client: Client, machine: str, method: str, *args: ua.Variant) -> object:
+    ns = await client.get_namespace_index(NAMESPACE)
+    return await client.get_node(ua.NodeId(machine, ns)).call_method(f"{ns}:{method}", *args)
 
 
-async def read(endpoint: str, machine: str, signal: str) -> ua.DataValue:
-    async with Client(endpoint, timeout=10) as client:
-        ns = await client.get_namespace_index(NAMESPACE)
-        return await client.get_node(f"ns={ns};s={machine}.{signal}").read_data_value()
+async def read(client: Client, machine: str, signal: str) -> ua.DataValue:
+    ns = await client.get_namespace_index(NAMESPACE)
+    return await client.get_node(f"ns={ns};s={machine}.{signal}").read_data_value()
 
 
-def test_inject_fault_method_labels_an_event_and_changes_the_signal(live: Live) -> None:
-    endpoint = live.endpoints["cnc-01"]
-    before = asyncio.run(read(endpoint, "cnc-01", "spindle_temperature")).Value.Value
-    started = asyncio.run(
-        call(
-            endpoint, "cnc-01", "InjectFault",
-            ua.Variant("overheating", ua.VariantType.String),
-            ua.Variant(1200.0, ua.VariantType.Double),
-        )
+@pytest.mark.asyncio
+async def test_inject_fault_method_labels_an_event_and_changes_the_signal(
+    live: Live, opcua_client: ConnectClient
+) -> None:
+    client = await opcua_client(live.endpoints["cnc-01"])
+    before = (await read(client, "cnc-01", "spindle_temperature")).Value.Value
+    started = await call(
+        client, "cnc-01", "InjectFault",
+        ua.Variant("overheating", ua.VariantType.String),
+        ua.Variant(1200.0, ua.VariantType.Double),
     )  # fmt: skip
     assert isinstance(started, str) and datetime.fromisoformat(started)
-    wait_until(lambda: bool(live.events.of("cnc-01", "overheating")), 10, "the opened event")
+    await eventually(lambda: bool(live.events.of("cnc-01", "overheating")), 10, "the opened event")
     opened = live.events.of("cnc-01", "overheating")[0]
     assert opened.end is None and opened.start == datetime.fromisoformat(started)
-    time.sleep(12)  # at x60: 12 minutes of simulated heating
-    hot = asyncio.run(read(endpoint, "cnc-01", "spindle_temperature")).Value.Value
+    await asyncio.sleep(12)  # at x60: 12 minutes of simulated heating
+    hot = (await read(client, "cnc-01", "spindle_temperature")).Value.Value
     assert hot > before + 8
-    wait_until(lambda: len(live.events.of("cnc-01", "overheating")) == 2, 20, "the closed event")
+    await eventually(
+        lambda: len(live.events.of("cnc-01", "overheating")) == 2, 20, "the closed event"
+    )
     closed = live.events.of("cnc-01", "overheating")[1]
     assert closed.start == opened.start and closed.end is not None
     assert (closed.end - closed.start).total_seconds() == pytest.approx(1200)
 
 
-def test_unknown_fault_through_the_method_is_refused(live: Live) -> None:
+@pytest.mark.asyncio
+async def test_unknown_fault_through_the_method_is_refused(
+    live: Live, opcua_client: ConnectClient
+) -> None:
+    client = await opcua_client(live.endpoints["cnc-02"])
     with pytest.raises(ua.UaStatusCodeError):
-        asyncio.run(
-            call(
-                live.endpoints["cnc-02"], "cnc-02", "InjectFault",
-                ua.Variant("gremlins", ua.VariantType.String),
-                ua.Variant(60.0, ua.VariantType.Double),
-            )
+        await call(
+            client, "cnc-02", "InjectFault",
+            ua.Variant("gremlins", ua.VariantType.String),
+            ua.Variant(60.0, ua.VariantType.Double),
         )  # fmt: skip
 
 
-def test_stop_and_start_methods(live: Live) -> None:
-    endpoint = live.endpoints["cnc-02"]
-    asyncio.run(call(endpoint, "cnc-02", "Stop"))
-    wait_until(
-        lambda: asyncio.run(read(endpoint, "cnc-02", "state")).Value.Value == "planned_stop",
-        10,
-        "the operator stop",
-    )
-    asyncio.run(call(endpoint, "cnc-02", "Start"))
-    wait_until(
-        lambda: asyncio.run(read(endpoint, "cnc-02", "state")).Value.Value != "planned_stop",
-        10,
-        "the restart",
-    )
+@pytest.mark.asyncio
+async def test_stop_and_start_methods(live: Live, opcua_client: ConnectClient) -> None:
+    client = await opcua_client(live.endpoints["cnc-02"])
+
+    async def stopped() -> bool:
+        state: object = (await read(client, "cnc-02", "state")).Value.Value
+        return state == "planned_stop"
+
+    async def restarted() -> bool:
+        return not await stopped()
+
+    await call(client, "cnc-02", "Stop")
+    await eventually(stopped, 10, "the operator stop")
+    await call(client, "cnc-02", "Start")
+    await eventually(restarted, 10, "the restart")
 
 
 def control(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
@@ -167,22 +171,31 @@ def control(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_control_commands_inject_faults_and_change_speed(live: Live) -> None:
-    result = control(live, "inject", "cnc-02", "bearing_wear", "--duration", "900")
-    assert result.returncode == 0, result.stderr
-    wait_until(lambda: bool(live.events.of("cnc-02", "bearing_wear")), 10, "the event")
+@pytest.mark.asyncio
+async def test_control_commands_inject_faults_and_change_speed(
+    live: Live, opcua_client: ConnectClient
+) -> None:
+    client = await opcua_client(live.endpoints["cnc-01"])
 
-    def simulated_seconds_over(wall_s: float) -> float:
-        first = asyncio.run(read(live.endpoints["cnc-01"], "cnc-01", "power")).SourceTimestamp
-        time.sleep(wall_s)
-        last = asyncio.run(read(live.endpoints["cnc-01"], "cnc-01", "power")).SourceTimestamp
+    async def command(*args: str) -> subprocess.CompletedProcess[str]:
+        """`control` in a thread, so that the loop and the client's session on it go on."""
+        return await asyncio.to_thread(control, live, *args)
+
+    result = await command("inject", "cnc-02", "bearing_wear", "--duration", "900")
+    assert result.returncode == 0, result.stderr
+    await eventually(lambda: bool(live.events.of("cnc-02", "bearing_wear")), 10, "the event")
+
+    async def simulated_seconds_over(wall_s: float) -> float:
+        first = (await read(client, "cnc-01", "power")).SourceTimestamp
+        await asyncio.sleep(wall_s)
+        last = (await read(client, "cnc-01", "power")).SourceTimestamp
         return float((last - first).total_seconds())
 
-    assert simulated_seconds_over(3) > 100  # x60
-    assert control(live, "speed", "1").returncode == 0
-    time.sleep(1)
-    assert simulated_seconds_over(3) < 10  # x1
-    bad = control(live, "inject", "cnc-02", "gremlins")
+    assert await simulated_seconds_over(3) > 100  # x60
+    assert (await command("speed", "1")).returncode == 0
+    await asyncio.sleep(1)
+    assert await simulated_seconds_over(3) < 10  # x1
+    bad = await command("inject", "cnc-02", "gremlins")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown fault 'gremlins'")
 
 
