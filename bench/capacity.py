@@ -1,0 +1,642 @@
+"""Capacity of one box: how many machines of 10 signals sampled at 1 Hz the whole chain carries
+on this machine with zero loss, p99 publish-to-queryable under 1.5 s and analytics cycles that
+keep up with their interval, and which process gives out first (`python -m bench.capacity`).
+
+Every component runs as in a demo centre, a process of its own started with its `shopfloor`
+command: the simulator (an OPC UA server per machine), the edge agent (an OPC UA client per
+machine, polling the machine's 10 nodes once a second), Mosquitto, the gateway, InfluxDB 1.x and
+the analytics service. Each step runs a plant of N machines on fresh servers; N doubles until a
+criterion fails, then is bisected between the last N that passed and the first that failed.
+
+The analytics service reads up to two hours of history a cycle, so a step first backfills two
+hours of the plant's data into the store (a fast simulator run of one line, copied onto every
+line): a cycle then costs what it costs in a running demo, not what it costs on a minute of data.
+
+What a step measures, from the end of its warm-up to the end of its window:
+
+- loss: once the simulator is stopped and the edge's disk buffer is empty, the readings the edge
+  accepted (`readings_total` of its /metrics) against the points of the plant's signals stored
+  since the step began, both settled; exact, since a point written twice overwrites itself and
+  the edge never emits a sample twice;
+- 1 Hz held: power and the process signals change at every tick of the simulator, so each must
+  yield one stored reading a second, or a process fell behind before the edge published;
+- publish to queryable: a value is published when the simulator's tick writes it to its OPC UA
+  node, and queryable when a poller asking InfluxDB every 50 ms for the newest point of each
+  series of the plant's last line (written last in a tick) first sees it. The simulator stamps
+  values with its own clock, which lags the wall clock by its start-up time, so that lag is
+  measured by reading a node's source timestamp over OPC UA and added back;
+- analytics: every cycle the service logs ("wrote N points in S s") in the window must take less
+  than its interval, and one must end in the window at least;
+- CPU: utime+stime of each process from /proc (a share of one core), and the busy time of the
+  whole machine from /proc/stat, so what other users of a shared machine took is known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import yaml
+from asyncua import Client
+from rich.console import Console
+from rich.table import Table
+
+from analytics.service import AnalyticsSettings
+from bench.gateway import DATABASE, GOAL_P99_S, GatewayProcess, Poller, _cpu, _percentile, _query
+from gateway.service import GatewaySettings
+from shopfloor.messages import AssetPath, decode_readings, parse_topic
+from shopfloor.plant import DEFAULT_OPCUA_NAMESPACE, Plant, load_plant
+from shopfloor.store import Point, StoreSettings, open_store, to_ns
+from simulators.fast import run_fast
+from simulators.scenario import LoadedScenario, Scenario
+from tests.servers import InfluxDB, Mosquitto, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT, SITE, AREA = "bench", "site", "area"
+LINE = 10  # machines a line; the backfill is one line's, copied onto every line
+PROCESS = ("spindle_load", "spindle_temperature", "motor_temperature", "vibration")
+SIGNALS = ("state", "stop_reason", "part_count", "reject_count", "power", "energy", *PROCESS)
+EVERY_TICK = ("power", *PROCESS)  # noisy: a new value at every tick of the simulator
+POLL_INTERVAL_S = 1.0  # the edge reads every node of a machine once a second
+INTERVAL_S = AnalyticsSettings().interval_s
+MIN_HZ = 0.98  # readings a second of each EVERY_TICK signal, at least
+CORES = os.cpu_count() or 1
+SINGLE_THREADED = 1.0  # cores a Python service (one GIL) or Mosquitto can use
+EDGE_DEVICE = "bench-edge"
+NUMERIC = "signal =~ /^({})$/".format(
+    "|".join(s for s in SIGNALS if s not in ("state", "stop_reason"))
+)
+CYCLE = re.compile(r"wrote \d+ points in ([\d.]+) s")
+SKIPPED = "recomputation skipped"
+BATCH = GatewaySettings().batch_size  # points a backfill write
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The first N, the largest, how a step warms up and measures, the history it starts with."""
+
+    first: int
+    most: int
+    warm_up_s: float
+    window_s: float
+    backfill: timedelta
+    resolution: float  # bisect until the failing N is within this share of the passing one
+
+
+FULL = Sizing(10, 640, warm_up_s=20.0, window_s=60.0, backfill=timedelta(hours=2), resolution=0.1)
+QUICK = Sizing(2, 2, warm_up_s=5.0, window_s=15.0, backfill=timedelta(minutes=15), resolution=1)
+
+
+def _machine_id(index: int) -> str:
+    return f"cnc-{index:03d}"
+
+
+def _line_id(index: int) -> str:
+    return f"line-{index // LINE:02d}"
+
+
+def _plant(machines: int) -> dict[str, object]:
+    """`machines` CNC machines with SIGNALS on lines of LINE, each with an OPC UA port of its
+    own, and three 8-hour shifts every day, so that a shift is always running."""
+    lines: dict[str, list[dict[str, object]]] = {}
+    for i in range(machines):
+        lines.setdefault(_line_id(i), []).append(
+            {
+                "id": _machine_id(i),
+                "name": f"CNC {i}",
+                "type": "cnc",
+                "rated_power_kw": 11.0,
+                "ideal_cycle_time": {"part": 30.0},
+                "energy_meter": {
+                    "id": f"em-{i:03d}",
+                    "power_signal": "power",
+                    "energy_signal": "energy",
+                },
+                "opcua": {"endpoint": f"opc.tcp://127.0.0.1:{free_port()}"},
+                "signals": [{"id": signal} for signal in SIGNALS],
+            }
+        )
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    shifts = [("early", "06:00", "14:00"), ("late", "14:00", "22:00"), ("night", "22:00", "06:00")]
+    area = {"id": AREA, "lines": [{"id": k, "machines": v} for k, v in lines.items()]}
+    return {
+        "version": 1,
+        "tenant": {"id": TENANT, "name": "Bench"},
+        "site": {"id": SITE, "name": "Bench site", "areas": [area]},
+        "products": [{"id": "part"}],
+        "shifts": [{"name": n, "start": s, "end": e, "days": days} for n, s, e in shifts],
+    }
+
+
+def write_files(directory: Path, machines: int) -> tuple[Path, Path]:
+    """The plant file, and the edge's config: every machine polled once a second."""
+    plant = directory / "plant.yaml"
+    plant.write_text(yaml.safe_dump(_plant(machines), sort_keys=False))
+    sources = [
+        {"machine": _machine_id(i), "mode": "poll", "poll_interval_s": POLL_INTERVAL_S}
+        for i in range(machines)
+    ]
+    edge = directory / "edge.yaml"
+    config = {"version": 1, "plant": plant.name, "device": EDGE_DEVICE, "opcua": sources}
+    edge.write_text(yaml.safe_dump(config, sort_keys=False))
+    return plant, edge
+
+
+# --- the backfill ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Template:
+    """One line's readings over the backfill: (machine index in the line, seconds before the
+    end, signal, value, unit), in time order."""
+
+    readings: list[tuple[int, float, str, float | str, str]]
+
+    @classmethod
+    def simulate(cls, directory: Path, span: timedelta) -> Template:
+        """A fast simulator run of one line (default behaviour: breakdowns, micro-stops),
+        recorded as the edge reports it: every change, sampled each second."""
+        plant = Plant.model_validate(_plant(LINE))
+        seconds = span.total_seconds()
+        scenario = Scenario(
+            name="backfill", plant=Path("plant.yaml"), product="part", duration=seconds
+        )
+        start = datetime(2026, 11, 2, tzinfo=UTC)
+        recording = directory / "backfill.jsonl"
+        run_fast(
+            LoadedScenario(scenario=scenario, plant=plant, path=Path("plant.yaml")),
+            recording,
+            start,
+        )
+        readings = []
+        with recording.open() as lines:
+            next(lines)  # the header
+            for line in lines:
+                message = json.loads(line)
+                if "readings" not in message["payload"]:
+                    continue  # an event, which the analytics service does not read
+                path, _ = parse_topic(message["topic"])
+                index = int(path.asset.removeprefix("cnc-"))
+                for r in decode_readings(json.dumps(message["payload"]).encode()):
+                    value = r.value if isinstance(r.value, str) else float(r.value)
+                    ago = seconds - (r.ts - start).total_seconds()
+                    readings.append((index, ago, r.signal, value, r.unit))
+        recording.unlink()
+        return cls(readings)
+
+    def points(self, machines: int, end: datetime) -> Iterator[list[Point]]:
+        """The template on every line of a plant of `machines`, ending at `end`, in batches of
+        the gateway's size at most (a partial last line takes the template's first machines)."""
+        for first in range(0, machines, LINE):
+            paths = [
+                AssetPath(TENANT, SITE, AREA, _line_id(i), _machine_id(i))
+                for i in range(first, min(first + LINE, machines))
+            ]
+            line = [
+                Point(paths[index], signal, end - timedelta(seconds=ago), value, unit=unit)
+                for index, ago, signal, value, unit in self.readings
+                if index < len(paths)
+            ]
+            for start in range(0, len(line), BATCH):
+                yield line[start : start + BATCH]
+
+
+# --- the chain, seen from outside -----------------------------------------------------------
+
+
+class Command:
+    """A `shopfloor` command as a subprocess, its output in a log file."""
+
+    def __init__(self, directory: Path, name: str, *args: str):
+        self.name, self.log = name, directory / f"{name}.log"
+        argv = [sys.executable, "-m", "shopfloor", *args]
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(argv, stdout=output, stderr=output, cwd=ROOT)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        if self.process.poll() is not None:
+            tail = self.text()[-3000:]
+            raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{tail}")
+        return self.process.pid
+
+    def wait_for(self, pattern: str, count: int, timeout_s: float) -> None:
+        """Until the log holds `count` matches of `pattern`."""
+        deadline = time.monotonic() + timeout_s
+        while len(re.findall(pattern, self.text())) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: not {count} x {pattern!r} in {self.log}")
+            _ = self.pid
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class EdgeMetrics:
+    """The edge agent's /metrics, as numbers by name (`readings_total`, `queue_depth`, ...)."""
+
+    def __init__(self, port: int):
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def read(self) -> dict[str, float]:
+        text = self.http.get("/metrics").raise_for_status().text
+        found = re.findall(r"^shopfloor_edge_(\w+)\{[^}]*\} (\S+)$", text, re.MULTILINE)
+        return {name: float(value) for name, value in found}
+
+    def wait_connected(self, edge: Command, machines: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.read().get("sources_connected") == machines:
+                    return
+            except httpx.HTTPError:
+                pass  # not serving yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the edge did not connect to {machines} machines")
+            _ = edge.pid
+            time.sleep(0.5)
+
+
+async def _clock_lag(url: str, machine: str, seconds: float = 3.0) -> float:
+    """How far the simulator's clock runs behind the wall clock: the least age of a value read
+    over OPC UA (its source timestamp against the midpoint of the read's round trip), since a
+    read that follows a tick closely sees a value almost 0 s old."""
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # its session-timeout notice
+    async with Client(url) as client:
+        namespace = await client.get_namespace_index(DEFAULT_OPCUA_NAMESPACE)
+        node = client.get_node(f"ns={namespace};s={machine}.power")
+        lag, deadline = float("inf"), time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            sent = time.time()
+            data = await node.read_data_value()
+            received = time.time()
+            assert data.SourceTimestamp is not None
+            source = data.SourceTimestamp.replace(tzinfo=UTC).timestamp()
+            lag = min(lag, (sent + received) / 2 - source)
+            await asyncio.sleep(0.02)
+    return lag
+
+
+class LivePoller(Poller):
+    """The gateway bench's poller on one line's numeric signals (not the analytics' results),
+    from `since` on, so that the backfill is not scanned at every poll."""
+
+    def __init__(self, influx: httpx.Client, cell: str, since: datetime):
+        super().__init__(influx, cell, "asset, signal")
+        self.statement = (
+            f"SELECT last(value) FROM reading WHERE cell = '{cell}' AND {NUMERIC} "
+            f"AND time >= {to_ns(since)} GROUP BY asset, signal"
+        )
+
+
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine since boot (/proc/stat, all but idle and iowait)."""
+    ticks = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _stored(influx: httpx.Client, start: datetime, end: datetime | None = None) -> int:
+    """Points of the plant's own signals (not the analytics' results) stored in [start, end)."""
+    bound = f" AND time < {to_ns(end)}" if end else ""
+    statement = f"SELECT count(quality) FROM reading WHERE time >= {to_ns(start)}{bound}"
+    series = _query(influx, f"{statement} GROUP BY signal")
+    return sum(int(s["values"][0][1]) for s in series if s["tags"]["signal"] in SIGNALS)
+
+
+def _every_tick_hz(influx: httpx.Client, start: datetime, end: datetime, machines: int) -> float:
+    """Readings a second of each EVERY_TICK signal stamped in [start, end), over the plant."""
+    pattern = "|".join(EVERY_TICK)
+    series = _query(
+        influx,
+        f"SELECT count(value) FROM reading WHERE signal =~ /^({pattern})$/ "
+        f"AND time >= {to_ns(start)} AND time < {to_ns(end)}",
+    )
+    count = int(series[0]["values"][0][1]) if series else 0
+    return count / ((end - start).total_seconds() * machines * len(EVERY_TICK))
+
+
+def _latencies(
+    influx: httpx.Client, poller: Poller, cell: str, start: datetime, end: datetime, lag: float
+) -> list[float]:
+    """Publish-to-queryable delay of every numeric reading of `cell` stamped in [start, end)."""
+    series = _query(
+        influx,
+        f"SELECT value FROM reading WHERE cell = '{cell}' AND {NUMERIC} "
+        f"AND time >= {to_ns(start)} AND time < {to_ns(end)} GROUP BY asset, signal",
+    )
+    delays = []
+    for one in series:
+        key = (one["tags"]["asset"], one["tags"]["signal"])
+        for ts, _ in one["values"]:
+            seen = poller.queryable_at(key, int(ts))
+            if seen is not None:
+                delays.append(seen - (int(ts) / 1e9 + lag))
+    return delays
+
+
+def _settled(read: Callable[[], float], done: Callable[[float], bool], timeout_s: float) -> float:
+    """What `read` returns once `done` says so and it has not changed for 2 s, or at timeout."""
+    value, since, deadline = read(), time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not (done(value) and time.monotonic() - since > 2):
+        time.sleep(0.5)
+        if (latest := read()) != value:
+            value, since = latest, time.monotonic()
+    return value
+
+
+# --- a step ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a plant of `machines` did over one step's window."""
+
+    machines: int
+    readings_per_s: float  # stored, stamped within the window
+    hz: float  # readings a second of each EVERY_TICK signal, over the plant
+    published: int  # readings the edge accepted over the whole step
+    lost: int
+    latencies: list[float]
+    cycles: list[float]  # durations of the analytics cycles that ended within the window
+    skipped: int  # analytics cycles the store failed
+    cpu: dict[str, float]  # shares of one core, by process
+    busy: float  # the whole machine's busy time, in cores
+    lag_s: float  # of the simulator's clock
+
+    @property
+    def p99(self) -> float:
+        return _percentile(self.latencies, 0.99)
+
+    def failures(self) -> list[str]:
+        """The criteria this step misses, worded for the report."""
+        failed = []
+        if self.lost:
+            failed.append(f"{self.lost:,} of {self.published:,} readings lost")
+        if self.hz < MIN_HZ:
+            failed.append(f"sampling fell to {self.hz:.2f} Hz")
+        if not self.latencies or self.p99 >= GOAL_P99_S:
+            failed.append(f"p99 publish-to-queryable {self.p99:.2f} s")
+        if not self.cycles or max(self.cycles) >= INTERVAL_S or self.skipped:
+            slowest = f"{max(self.cycles):.1f} s" if self.cycles else "none ended"
+            failed.append(f"analytics cycle {slowest} (interval {INTERVAL_S:g} s)")
+        return failed
+
+    def chain(self) -> dict[str, float]:
+        """CPU of the chain's processes, without the bench's own poller."""
+        return {name: share for name, share in self.cpu.items() if name != "bench"}
+
+    def bottleneck(self) -> tuple[str, float]:
+        """The process nearest what it can use: one core for the single-threaded ones, every
+        core for InfluxDB."""
+        chain = self.chain()
+        name = max(chain, key=lambda n: chain[n] / (CORES if n == "influxd" else SINGLE_THREADED))
+        return name, chain[name]
+
+
+def run_step(machines: int, sizing: Sizing, template: Template, console: Console) -> Step:
+    """A plant of `machines` through the whole chain, on fresh servers in a fresh folder."""
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+        directory = Path(folder)
+        plant, edge_config = write_files(directory, machines)
+        broker, server = Mosquitto(directory / "broker"), InfluxDB(directory / "influxdb")
+        for service in (broker, server):
+            service.start()
+            stack.callback(service.stop)
+        assert broker.process and server.process
+        influx = stack.enter_context(httpx.Client(base_url=server.url, timeout=60))
+        gateway = GatewayProcess(directory, broker, server, plant)
+        stack.callback(gateway.stop)
+        began = datetime.now(UTC).replace(microsecond=0)  # no live reading is stamped earlier
+        simulator = Command(
+            directory, "simulator", "simulate", "--plant", str(plant), "--broker", broker.url
+        )
+        stack.callback(simulator.stop)
+        store = open_store(StoreSettings(url=server.url, database=DATABASE))
+        try:
+            for points in template.points(machines, began - timedelta(seconds=1)):
+                store.write(points)
+        finally:
+            store.close()
+        simulator.wait_for("OPC UA server for .* listening", machines, 60 + 5 * machines)
+        metrics_port = free_port()
+        edge = Command(
+            directory,
+            "edge",
+            "edge",
+            "run",
+            "--config",
+            str(edge_config),
+            "--broker",
+            broker.url,
+            "--buffer",
+            str(directory / "edge.db"),
+            "--metrics-port",
+            str(metrics_port),
+        )
+        stack.callback(edge.stop)
+        analytics = Command(
+            directory,
+            "analytics",
+            "analytics",
+            "--plant",
+            str(plant),
+            "--store-url",
+            server.url,
+            "--store-database",
+            DATABASE,
+        )
+        stack.callback(analytics.stop)
+        metrics = EdgeMetrics(metrics_port)
+        metrics.wait_connected(edge, machines, 60 + machines)
+        *_, (_, last) = load_plant(plant).machines()
+        assert last.opcua is not None
+        lag = asyncio.run(_clock_lag(last.opcua.endpoint, last.id))
+        console.log(f"{machines} machines: up, the simulator's clock {lag:.2f} s behind")
+        analytics.wait_for(CYCLE.pattern, 1, 300 + 10 * machines)
+        cell = _line_id(machines - 1)
+        poller = LivePoller(influx, cell, began)
+        poller.start()
+        stack.callback(poller.stop)
+        time.sleep(sizing.warm_up_s)
+        pids = {
+            "simulator": [simulator.pid],
+            "edge": [edge.pid],
+            "mosquitto": [broker.process.pid],
+            "gateway": [gateway.pid],
+            "influxd": [server.process.pid],
+            "analytics": [analytics.pid],
+            "bench": [os.getpid()],
+        }
+        logged = len(analytics.text())
+        start, cpu, busy = time.time(), _cpu(pids), _machine_busy()
+        time.sleep(sizing.window_s)
+        end, cpu_end, busy_end = time.time(), _cpu(pids), _machine_busy()
+        log = analytics.text()[logged:]
+        simulator.stop()  # nothing new from here on: count what the edge accepted
+        published = _settled(
+            lambda: metrics.read()["readings_total"],
+            lambda _: metrics.read()["queue_depth"] == 0,
+            60,
+        )
+        stored = _settled(lambda: _stored(influx, began), lambda n: n >= published, 120)
+        poller.stop()
+        data_start = datetime.fromtimestamp(start - lag, UTC)
+        data_end = datetime.fromtimestamp(end - lag, UTC)
+        elapsed = end - start
+        return Step(
+            machines=machines,
+            readings_per_s=_stored(influx, data_start, data_end) / elapsed,
+            hz=_every_tick_hz(influx, data_start, data_end, machines),
+            published=int(published),
+            lost=int(published - stored),
+            latencies=_latencies(influx, poller, cell, data_start, data_end, lag),
+            cycles=[float(s) for s in CYCLE.findall(log)],
+            skipped=log.count(SKIPPED),
+            cpu={name: (cpu_end[name] - cpu[name]) / elapsed for name in pids},
+            busy=(busy_end - busy) / elapsed,
+            lag_s=lag,
+        )
+
+
+# --- stepping and the report ----------------------------------------------------------------
+
+
+def capacity(sizing: Sizing, console: Console) -> tuple[int, Step | None, list[Step]]:
+    """(machines carried, the first step that failed or None, every step in N order)."""
+    with tempfile.TemporaryDirectory() as folder:
+        template = Template.simulate(Path(folder), sizing.backfill)
+    steps: dict[int, Step] = {}
+
+    def step(machines: int) -> bool:
+        steps[machines] = run_step(machines, sizing, template, console)
+        failures = steps[machines].failures()
+        console.log(f"{machines} machines: {'; '.join(failures) or 'passed'}")
+        return not failures
+
+    passed, failed, machines = 0, None, sizing.first
+    while failed is None and machines <= sizing.most:
+        if step(machines):
+            passed, machines = machines, 2 * machines
+        else:
+            failed = machines
+    bisect = sizing.first < sizing.most
+    while bisect and failed is not None and failed - passed > max(1.0, sizing.resolution * passed):
+        machines = (passed + failed) // 2
+        if step(machines):
+            passed = machines
+        else:
+            failed = machines
+    ordered = [steps[n] for n in sorted(steps)]
+    return passed, steps.get(failed) if failed is not None else None, ordered
+
+
+def report(passed: int, failed: Step | None, steps: list[Step], console: Console) -> None:
+    table = Table(
+        title="capacity: simulator -> edge -> Mosquitto -> gateway -> InfluxDB 1.x -> analytics",
+        caption=(
+            f"{len(SIGNALS)} signals a machine, polled at {1 / POLL_INTERVAL_S:g} Hz; Hz: "
+            "stored readings a second of each signal that changes at every tick; cores: CPU "
+            f"of the chain's processes / of the whole machine (other users included), {CORES} "
+            "cores"
+        ),
+    )
+    columns = ("machines", "readings/s", "Hz", "lost", "p99 s", "slowest cycle s", "chain",
+               "machine", "verdict")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "verdict" else "right")
+    for step in steps:
+        table.add_row(
+            f"{step.machines}",
+            f"{step.readings_per_s:,.0f}",
+            f"{step.hz:.2f}",
+            f"{step.lost:,} of {step.published:,}",
+            f"{step.p99:.2f}",
+            f"{max(step.cycles, default=float('nan')):.1f}",
+            f"{sum(step.chain().values()) / CORES:.0%}",
+            f"{step.busy / CORES:.0%}",
+            "; ".join(step.failures()) or "passed",
+        )
+    console.print(table)
+    cpu = Table(
+        title="CPU of each process over the window, in shares of one core",
+        caption="bench: the poller asking InfluxDB what is queryable (not part of the chain)",
+    )
+    cpu.add_column("machines", justify="right")
+    for name in steps[0].cpu:
+        cpu.add_column(name, justify="right")
+    for step in steps:
+        cpu.add_row(f"{step.machines}", *(f"{share:.0%}" for share in step.cpu.values()))
+    console.print(cpu)
+    carried = next((s for s in steps if s.machines == passed), None)
+    if carried is None:
+        console.print(
+            f"[red]not even {steps[0].machines} machines pass: "
+            f"{'; '.join(steps[0].failures())}[/red]"
+        )
+        return
+    chain = sum(carried.chain().values())
+    figure = (
+        f"{passed} machines ({passed * len(SIGNALS)} signals at 1 Hz, "
+        f"{carried.readings_per_s:,.0f} readings/s stored) with zero loss, "
+        f"p99 {carried.p99:.2f} s, slowest analytics cycle {max(carried.cycles):.1f} s"
+    )
+    if failed is None:
+        console.print(f"capacity: at least {figure}; no step up to {passed} machines failed")
+        return
+    name, share = failed.bottleneck()
+    console.print(
+        f"capacity: {figure}; first bottleneck: {name} at {share:.0%} of a core "
+        f"(at {failed.machines} machines: {'; '.join(failed.failures())})"
+    )
+    console.print(
+        f"the machine's own limit: the chain used {chain:.2f} of {CORES} cores "
+        f"({chain / CORES:.0%}) at {passed} machines, {sum(failed.chain().values()):.2f} at "
+        f"{failed.machines}; the whole machine was {carried.busy / CORES:.0%} busy"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one short step of 2 machines")
+    parser.add_argument("--machines", type=int, help="one step of this many machines")
+    options = parser.parse_args(argv)
+    sizing = QUICK if options.quick else FULL
+    if options.machines:
+        sizing = Sizing(
+            options.machines,
+            options.machines,
+            sizing.warm_up_s,
+            sizing.window_s,
+            sizing.backfill,
+            sizing.resolution,
+        )
+    console = Console()
+    report(*capacity(sizing, console), console)
+
+
+if __name__ == "__main__":
+    main()
