@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import anomaly, edge, faults, gateway, kernels, recompute
+from bench import anomaly, capacity, edge, faults, gateway, kernels, recompute
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.store import Point, StoreSettings, open_store
@@ -160,12 +160,12 @@ def main() -> None:
         f"{raw:,.0f} (raw InfluxDB)",
         f"{influx / raw:.2f}",
     )
-    cpu, capacity = machines_per_process()
+    cpu, per_core = machines_per_process()
     table.add_row(
         "simulator: 20 machines x 7 signals at 1 Hz, OPC UA",
         f"{cpu:.1%} of one core",
         "one core",
-        f"{capacity:,.0f} machines/core",
+        f"{per_core:,.0f} machines/core",
     )
     bare, recorded = fast_speed_factor()
     table.add_row(
@@ -184,6 +184,7 @@ def main() -> None:
     recompute.main()
     anomaly.main()
     faults.main()
+    capacity.main([])
 
 
 if __name__ == "__main__":
