@@ -42,11 +42,13 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -82,6 +84,7 @@ NUMERIC = "signal =~ /^({})$/".format(
 )
 CYCLE = re.compile(r"wrote \d+ points in ([\d.]+) s")
 SKIPPED = "recomputation skipped"
+SAMPLE_S = 0.25  # between two readings of every process's CPU
 BATCH = GatewaySettings().batch_size  # points a backfill write
 
 
@@ -403,7 +406,9 @@ class Step:
     latencies: list[float]
     cycles: list[float]  # durations of the analytics cycles that ended within the window
     skipped: int  # analytics cycles the store failed
+    queries_per_cycle: float  # the analytics service's queries to InfluxDB
     cpu: dict[str, float]  # shares of one core, by process
+    cycling: dict[str, float]  # the same, while the analytics service computed
     busy: float  # the whole machine's busy time, in cores
     lag_s: float  # of the simulator's clock
 
@@ -435,15 +440,75 @@ class Step:
         """Cores the chain's processes used, without the bench's own poller."""
         return sum(share for name, share in self.cpu.items() if name != "bench")
 
-    def bottleneck(self, failure: Failure) -> tuple[str, float]:
-        """The process on the failed criterion's path nearest what it can use: one core for
-        the single-threaded ones, every core for InfluxDB."""
-        name = max(PATHS[failure.criterion], key=lambda n: self.cpu[n] / _usable(n))
-        return name, self.cpu[name]
+    def bottleneck(self, failure: Failure) -> str:
+        """The process on the failed criterion's path nearest what it can use (one core for
+        the single-threaded ones, every core for InfluxDB) with the CPU of the others, over
+        the window or, for the analytics cycles, while the service computed."""
+        analytics = failure.criterion == "analytics"
+        shares = self.cycling if analytics else self.cpu
+        path = sorted(PATHS[failure.criterion], key=lambda n: -shares[n] / _usable(n))
+        others = ", ".join(f"{n} {shares[n]:.0%}" for n in path[1:])
+        if not analytics:
+            return f"{path[0]} at {shares[path[0]]:.0%} of a core ({failure.text}; {others})"
+        return (
+            f"{path[0]} at {shares[path[0]]:.0%} of a core while the service computed "
+            f"({failure.text}; {self.queries_per_cycle:,.0f} InfluxDB queries a cycle; "
+            f"{others} meanwhile)"
+        )
 
 
 def _usable(process: str) -> float:
     return CORES if process == "influxd" else SINGLE_THREADED
+
+
+class CpuSampler(threading.Thread):
+    """CPU seconds of each process every SAMPLE_S: the analytics service uses none while it
+    waits for its next cycle, so what each process used while it computed can be told apart
+    from the average over the window."""
+
+    def __init__(self, pids: dict[str, list[int]]):
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.samples: list[tuple[float, dict[str, float]]] = []  # (wall clock, CPU seconds)
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.samples.append((time.time(), _cpu(self.pids)))
+            if self._stopping.wait(SAMPLE_S):
+                self.samples.append((time.time(), _cpu(self.pids)))
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(10)
+
+    def shares(self, busy: str | None = None) -> dict[str, float]:
+        """Shares of one core of each process over the whole window or, with `busy`, over
+        the samples in which that process used CPU."""
+        spans = [
+            (a, b) for a, b in pairwise(self.samples) if busy is None or b[1][busy] > a[1][busy]
+        ]
+        seconds = sum(b[0] - a[0] for a, b in spans) or float("nan")
+        return {
+            name: sum(b[1][name] - a[1][name] for a, b in spans) / seconds for name in self.pids
+        }
+
+
+class Requests:
+    """An httpx event hook counting the requests of a client (the poller's)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, request: httpx.Request) -> None:
+        self.count += 1
+
+
+def _influx_queries(influx: httpx.Client) -> int:
+    """Queries InfluxDB has answered since it started (its /debug/vars)."""
+    stats = influx.get("/debug/vars").raise_for_status().json()
+    return int(next(v for k, v in stats.items() if k.startswith("httpd"))["values"]["queryReq"])
 
 
 def run_step(machines: int, sizing: Sizing, template: Template, console: Console) -> Step:
@@ -460,9 +525,8 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
         gateway = GatewayProcess(directory, broker, server, plant)
         stack.callback(gateway.stop)
         began = datetime.now(UTC).replace(microsecond=0)  # no live reading is stamped earlier
-        simulator = Command(
-            directory, "simulator", "simulate", "--plant", str(plant), "--broker", broker.url
-        )
+        simulator = Command(directory, "simulator", "simulate", "--plant", str(plant),
+                            "--broker", broker.url)  # fmt: skip
         stack.callback(simulator.stop)
         store = open_store(StoreSettings(url=server.url, database=DATABASE))
         try:
@@ -472,32 +536,12 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
             store.close()
         simulator.wait_for("OPC UA server for .* listening", machines, 120)
         metrics_port = free_port()
-        edge = Command(
-            directory,
-            "edge",
-            "edge",
-            "run",
-            "--config",
-            str(edge_config),
-            "--broker",
-            broker.url,
-            "--buffer",
-            str(directory / "edge.db"),
-            "--metrics-port",
-            str(metrics_port),
-        )
+        edge = Command(directory, "edge", "edge", "run", "--config", str(edge_config),
+                       "--broker", broker.url, "--buffer", str(directory / "edge.db"),
+                       "--metrics-port", str(metrics_port))  # fmt: skip
         stack.callback(edge.stop)
-        analytics = Command(
-            directory,
-            "analytics",
-            "analytics",
-            "--plant",
-            str(plant),
-            "--store-url",
-            server.url,
-            "--store-database",
-            DATABASE,
-        )
+        analytics = Command(directory, "analytics", "analytics", "--plant", str(plant),
+                            "--store-url", server.url, "--store-database", DATABASE)  # fmt: skip
         stack.callback(analytics.stop)
         metrics = EdgeMetrics(metrics_port)
         metrics.wait_connected(edge, machines, 120)
@@ -506,47 +550,53 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
         lag = asyncio.run(_clock_lag(last.opcua.endpoint, last.id))
         console.log(f"{machines} machines: up, the simulator's clock {lag:.2f} s behind")
         analytics.wait_for(CYCLE.pattern, 1, 600 + 10 * machines)
-        cell = _line_id(machines - 1)
-        poller = LivePoller(influx, cell, began)
+        cell, polls = _line_id(machines - 1), Requests()
+        client = httpx.Client(base_url=server.url, timeout=60, event_hooks={"request": [polls]})
+        poller = LivePoller(stack.enter_context(client), cell, began)
         poller.start()
         stack.callback(poller.stop)
         time.sleep(sizing.warm_up_s)
-        pids = {
-            "simulator": [simulator.pid],
-            "edge": [edge.pid],
-            "mosquitto": [broker.process.pid],
-            "gateway": [gateway.pid],
-            "influxd": [server.process.pid],
-            "analytics": [analytics.pid],
-            "bench": [os.getpid()],
-        }
-        logged = len(analytics.text())
-        start, cpu, busy = time.time(), _cpu(pids), _machine_busy()
+        sampler = CpuSampler(
+            {
+                "simulator": [simulator.pid],
+                "edge": [edge.pid],
+                "mosquitto": [broker.process.pid],
+                "gateway": [gateway.pid],
+                "influxd": [server.process.pid],
+                "analytics": [analytics.pid],
+                "bench": [os.getpid()],
+            }
+        )
+        logged, queries, polled = len(analytics.text()), _influx_queries(influx), polls.count
+        busy = _machine_busy()
+        sampler.start()
         time.sleep(sizing.window_s)
-        end, cpu_end, busy_end = time.time(), _cpu(pids), _machine_busy()
+        sampler.stop()
+        busy = _machine_busy() - busy
+        queries = _influx_queries(influx) - queries - (polls.count - polled)
         log = analytics.text()[logged:]
         simulator.stop()  # nothing new from here on: count what the edge accepted
-        published = _settled(
-            lambda: metrics.read()["readings_total"],
-            lambda _: metrics.read()["queue_depth"] == 0,
-            60,
-        )
+        published = _settled(lambda: metrics.read()["readings_total"],
+                             lambda _: metrics.read()["queue_depth"] == 0, 60)  # fmt: skip
         stored = _settled(lambda: _stored(influx, began), lambda n: n >= published, 120)
         poller.stop()
+        (start, _), (end, _) = sampler.samples[0], sampler.samples[-1]
         data_start = datetime.fromtimestamp(start - lag, UTC)
         data_end = datetime.fromtimestamp(end - lag, UTC)
-        elapsed = end - start
+        cycles = [float(seconds) for seconds in CYCLE.findall(log)]
         return Step(
             machines=machines,
-            readings_per_s=_stored(influx, data_start, data_end) / elapsed,
+            readings_per_s=_stored(influx, data_start, data_end) / (end - start),
             hz=_every_tick_hz(influx, data_start, data_end, machines),
             published=int(published),
             lost=int(published - stored),
             latencies=_latencies(influx, poller, cell, data_start, data_end, lag),
-            cycles=[float(s) for s in CYCLE.findall(log)],
+            cycles=cycles,
             skipped=log.count(SKIPPED),
-            cpu={name: (cpu_end[name] - cpu[name]) / elapsed for name in pids},
-            busy=(busy_end - busy) / elapsed,
+            queries_per_cycle=queries / max(len(cycles), 1),
+            cpu=sampler.shares(),
+            cycling=sampler.shares(busy="analytics"),
+            busy=busy / (end - start),
             lag_s=lag,
         )
 
@@ -592,8 +642,8 @@ def report(passed: int, failed: Step | None, steps: list[Step], console: Console
             "cores"
         ),
     )
-    columns = ("machines", "readings/s", "Hz", "lost", "p99 s", "slowest cycle s", "chain",
-               "machine", "verdict")  # fmt: skip
+    columns = ("machines", "readings/s", "Hz", "lost", "p99 s", "slowest cycle s",
+               "queries a cycle", "chain", "machine", "verdict")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "verdict" else "right")
     for step in steps:
@@ -604,20 +654,23 @@ def report(passed: int, failed: Step | None, steps: list[Step], console: Console
             f"{step.lost:,} of {step.published:,}",
             f"{step.p99:.2f}",
             f"{max(step.cycles, default=float('nan')):.1f}",
+            f"{step.queries_per_cycle:,.0f}",
             f"{step.chain() / CORES:.0%}",
             f"{step.busy / CORES:.0%}",
             step.verdict(),
         )
     console.print(table)
     cpu = Table(
-        title="CPU of each process over the window, in shares of one core",
+        title="CPU of each process in shares of one core: over the window / while the "
+        "analytics service computed",
         caption="bench: the poller asking InfluxDB what is queryable (not part of the chain)",
     )
     cpu.add_column("machines", justify="right")
     for name in steps[0].cpu:
         cpu.add_column(name, justify="right")
     for step in steps:
-        cpu.add_row(f"{step.machines}", *(f"{share:.0%}" for share in step.cpu.values()))
+        shares = (f"{step.cpu[n]:.0%} / {step.cycling[n]:.0%}" for n in step.cpu)
+        cpu.add_row(f"{step.machines}", *shares)
     console.print(cpu)
     carried = next((s for s in steps if s.machines == passed), None)
     if carried is None:
@@ -631,14 +684,9 @@ def report(passed: int, failed: Step | None, steps: list[Step], console: Console
     if failed is None:
         console.print(f"capacity: at least {figure}; no step up to {passed} machines failed")
         return
-    bottlenecks = []
-    for failure in failed.failures():
-        name, share = failed.bottleneck(failure)
-        path = ", ".join(f"{n} {failed.cpu[n]:.0%}" for n in PATHS[failure.criterion] if n != name)
-        bottlenecks.append(f"{name} at {share:.0%} of a core ({failure.text}; {path})")
+    bottlenecks = "; and ".join(failed.bottleneck(failure) for failure in failed.failures())
     console.print(
-        f"capacity: {figure}; first bottleneck at {failed.machines} machines: "
-        + "; and ".join(bottlenecks)
+        f"capacity: {figure}; first bottleneck at {failed.machines} machines: {bottlenecks}"
     )
     console.print(
         f"the machine's own limit: the chain used {carried.chain():.2f} of {CORES} cores "
