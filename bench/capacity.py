@@ -1,34 +1,43 @@
 """Capacity of one box: how many machines of 10 signals sampled at 1 Hz the whole chain carries
 on this machine with zero loss, p99 publish-to-queryable under 1.5 s and analytics cycles that
-keep up with their interval, and which process gives out first (`python -m bench.capacity`).
+keep up with their interval, and which process gives out first (`python -m bench.capacity`;
+`--quick` for one short step of 2 machines, `--machines N` for one step of N).
 
 Every component runs as in a demo centre, a process of its own started with its `shopfloor`
-command: the simulator (an OPC UA server per machine), the edge agent (an OPC UA client per
-machine, polling the machine's 10 nodes once a second), Mosquitto, the gateway, InfluxDB 1.x and
-the analytics service. Each step runs a plant of N machines on fresh servers; N doubles until a
-criterion fails, then is bisected between the last N that passed and the first that failed.
+command: the simulator (an OPC UA server per machine), the edge agent (an OPC UA session per
+machine), Mosquitto, the gateway, InfluxDB 1.x and the analytics service. The edge polls each
+machine's 10 nodes once a second: the simulator writes its nodes every 0.5 s and asyncua's server
+ignores a subscription's sampling interval, so a subscription would report 2 Hz. Each step runs
+a plant of N machines (lines of 10) on fresh servers; N doubles from 10 until a criterion fails,
+then is bisected between the last N that passed and the first that failed.
 
-The analytics service reads up to two hours of history a cycle, so a step first backfills two
-hours of the plant's data into the store (a fast simulator run of one line, copied onto every
-line): a cycle then costs what it costs in a running demo, not what it costs on a minute of data.
-
-What a step measures, from the end of its warm-up to the end of its window:
+The analytics service reads up to two hours of history a cycle, so a step first writes two hours
+of the plant's data into the store (a fast simulator run of one line, copied onto every line): a
+cycle then costs what it costs in a running demo, not what it costs on a minute of data. The
+step warms up until the service has finished its first cycle (which scores the whole backfill),
+and 20 s more, then measures a 60 s window:
 
 - loss: once the simulator is stopped and the edge's disk buffer is empty, the readings the edge
   accepted (`readings_total` of its /metrics) against the points of the plant's signals stored
   since the step began, both settled; exact, since a point written twice overwrites itself and
   the edge never emits a sample twice;
 - 1 Hz held: power and the process signals change at every tick of the simulator, so each must
-  yield one stored reading a second, or a process fell behind before the edge published;
+  yield a stored reading a second (0.98 at least), or a process fell behind before the edge;
 - publish to queryable: a value is published when the simulator's tick writes it to its OPC UA
   node, and queryable when a poller asking InfluxDB every 50 ms for the newest point of each
-  series of the plant's last line (written last in a tick) first sees it. The simulator stamps
-  values with its own clock, which lags the wall clock by its start-up time, so that lag is
-  measured by reading a node's source timestamp over OPC UA and added back;
+  numeric series of the plant's last line (written last in a tick) first sees it. The simulator
+  stamps values with its own clock, which lags the wall clock by its start-up time, so that lag
+  is measured by reading a node's source timestamp over OPC UA and added back;
 - analytics: every cycle the service logs ("wrote N points in S s") in the window must take less
   than its interval, and one must end in the window at least;
-- CPU: utime+stime of each process from /proc (a share of one core), and the busy time of the
-  whole machine from /proc/stat, so what other users of a shared machine took is known.
+- CPU: utime+stime of each process from /proc, in shares of one core, over the window and over
+  the moments the analytics service computed (it uses none between cycles); the busy time of
+  the whole machine from /proc/stat, so what other users of a shared machine took is known; and
+  the queries the analytics service sent InfluxDB a cycle (its /debug/vars, the poller's left
+  out).
+
+The first bottleneck is named on the failed criterion's path: the process nearest the CPU it
+can use (one core for the Python services and Mosquitto, every core for InfluxDB).
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -70,8 +79,9 @@ from tests.servers import InfluxDB, Mosquitto, free_port
 ROOT = Path(__file__).resolve().parent.parent
 TENANT, SITE, AREA = "bench", "site", "area"
 LINE = 10  # machines a line; the backfill is one line's, copied onto every line
+TEXT = ("state", "stop_reason")
 PROCESS = ("spindle_load", "spindle_temperature", "motor_temperature", "vibration")
-SIGNALS = ("state", "stop_reason", "part_count", "reject_count", "power", "energy", *PROCESS)
+SIGNALS = (*TEXT, "part_count", "reject_count", "power", "energy", *PROCESS)
 EVERY_TICK = ("power", *PROCESS)  # noisy: a new value at every tick of the simulator
 POLL_INTERVAL_S = 1.0  # the edge reads every node of a machine once a second
 INTERVAL_S = AnalyticsSettings().interval_s
@@ -79,9 +89,7 @@ MIN_HZ = 0.98  # readings a second of each EVERY_TICK signal, at least
 CORES = os.cpu_count() or 1
 SINGLE_THREADED = 1.0  # cores a Python service (one GIL) or Mosquitto can use
 EDGE_DEVICE = "bench-edge"
-NUMERIC = "signal =~ /^({})$/".format(
-    "|".join(s for s in SIGNALS if s not in ("state", "stop_reason"))
-)
+NUMERIC = "signal =~ /^({})$/".format("|".join(s for s in SIGNALS if s not in TEXT))
 CYCLE = re.compile(r"wrote \d+ points in ([\d.]+) s")
 SKIPPED = "recomputation skipped"
 SAMPLE_S = 0.25  # between two readings of every process's CPU
@@ -97,11 +105,11 @@ class Sizing:
     warm_up_s: float
     window_s: float
     backfill: timedelta
-    resolution: float  # bisect until the failing N is within this share of the passing one
 
 
-FULL = Sizing(10, 640, warm_up_s=20.0, window_s=60.0, backfill=timedelta(hours=2), resolution=0.1)
-QUICK = Sizing(2, 2, warm_up_s=5.0, window_s=15.0, backfill=timedelta(minutes=15), resolution=1)
+FULL = Sizing(10, 640, warm_up_s=20.0, window_s=60.0, backfill=timedelta(hours=2))
+QUICK = Sizing(2, 2, warm_up_s=5.0, window_s=15.0, backfill=timedelta(minutes=15))
+RESOLUTION = 0.1  # bisect until the first failing N is within 10 % of the last passing one
 
 
 def _machine_id(index: int) -> str:
@@ -410,7 +418,6 @@ class Step:
     cpu: dict[str, float]  # shares of one core, by process
     cycling: dict[str, float]  # the same, while the analytics service computed
     busy: float  # the whole machine's busy time, in cores
-    lag_s: float  # of the simulator's clock
 
     @property
     def p99(self) -> float:
@@ -568,11 +575,11 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
             }
         )
         logged, queries, polled = len(analytics.text()), _influx_queries(influx), polls.count
-        busy = _machine_busy()
+        busy, since = _machine_busy(), time.time()
         sampler.start()
         time.sleep(sizing.window_s)
         sampler.stop()
-        busy = _machine_busy() - busy
+        busy = (_machine_busy() - busy) / (time.time() - since)
         queries = _influx_queries(influx) - queries - (polls.count - polled)
         log = analytics.text()[logged:]
         simulator.stop()  # nothing new from here on: count what the edge accepted
@@ -596,8 +603,7 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
             queries_per_cycle=queries / max(len(cycles), 1),
             cpu=sampler.shares(),
             cycling=sampler.shares(busy="analytics"),
-            busy=busy / (end - start),
-            lag_s=lag,
+            busy=busy,
         )
 
 
@@ -622,7 +628,7 @@ def capacity(sizing: Sizing, console: Console) -> tuple[int, Step | None, list[S
         else:
             failed = machines
     bisect = sizing.first < sizing.most
-    while bisect and failed is not None and failed - passed > max(1.0, sizing.resolution * passed):
+    while bisect and failed is not None and failed - passed > max(1.0, RESOLUTION * passed):
         machines = (passed + failed) // 2
         if step(machines):
             passed = machines
@@ -703,14 +709,7 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     sizing = QUICK if options.quick else FULL
     if options.machines:
-        sizing = Sizing(
-            options.machines,
-            options.machines,
-            sizing.warm_up_s,
-            sizing.window_s,
-            sizing.backfill,
-            sizing.resolution,
-        )
+        sizing = replace(sizing, first=options.machines, most=options.machines)
     console = Console()
     report(*capacity(sizing, console), console)
 
