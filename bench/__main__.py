@@ -17,7 +17,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import anomaly, broker, edge, faults, gateway, kernels, recompute
+from bench import anomaly, broker, capacity, edge, faults, gateway, kernels, recompute
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.sqlite import open_sqlite
@@ -158,12 +158,12 @@ def main() -> None:
         f"{raw:,.0f} (raw InfluxDB)",
         f"{influx / raw:.2f}",
     )
-    cpu, capacity = machines_per_process()
+    cpu, per_core = machines_per_process()
     table.add_row(
         "simulator: 20 machines x 7 signals at 1 Hz, OPC UA",
         f"{cpu:.1%} of one core",
         "one core",
-        f"{capacity:,.0f} machines/core",
+        f"{per_core:,.0f} machines/core",
     )
     bare, recorded = fast_speed_factor()
     table.add_row(
@@ -183,6 +183,7 @@ def main() -> None:
     anomaly.main()
     faults.main()
     broker.main()
+    capacity.main([])
 
 
 if __name__ == "__main__":

@@ -272,13 +272,17 @@ def _do_nothing(port: int, topic: str, mqtt5: bool, ready: Event, pipe: Connecti
 
 
 class GatewayProcess:
-    """`shopfloor gateway` as a subprocess, on the bench plant, its /metrics read with a token."""
+    """`shopfloor gateway` as a subprocess, on the bench plant (or `plant`), its /metrics read
+    with a token."""
 
-    def __init__(self, directory: Path, broker: Mosquitto, influx: InfluxDB):
+    def __init__(
+        self, directory: Path, broker: Mosquitto, influx: InfluxDB, plant: Path | None = None
+    ):
         self.log = directory / "gateway.log"
         token = uuid.uuid4().hex
+        plant = plant or _plant(directory)
         argv = [
-            *(sys.executable, "-m", "launcher", "gateway", "--plant", str(_plant(directory))),
+            *(sys.executable, "-m", "launcher", "gateway", "--plant", str(plant)),
             *("--broker", broker.url, "--store-url", influx.url, "--store-database", DATABASE),
             *("--client-id", f"bench-gateway-{uuid.uuid4().hex[:6]}"),
             *("--spill", str(directory / "spill.db"), "--http-port", "0"),
