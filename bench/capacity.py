@@ -477,20 +477,38 @@ def _usable(process: str) -> float:
     return CORES if process == "influxd" else SINGLE_THREADED
 
 
-class CpuSampler(threading.Thread):
-    """CPU seconds of each process every SAMPLE_S: the analytics service uses none while it
-    waits for its next cycle, so what each process used while it computed can be told apart
-    from the average over the window."""
+class Requests:
+    """An httpx event hook counting the requests of a client (the poller's)."""
 
-    def __init__(self, pids: dict[str, list[int]]):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, request: httpx.Request) -> None:
+        self.count += 1
+
+
+class Watch(threading.Thread):
+    """Every SAMPLE_S the CPU seconds of each process, and at the end of each analytics cycle
+    (a new line in its log) the queries InfluxDB has answered less the poller's. The service
+    neither computes nor queries while it waits for its next cycle, so what each process used
+    while it computed is told apart from the average, and a cycle's queries are exact."""
+
+    def __init__(
+        self, pids: dict[str, list[int]], analytics: Command, influx: httpx.Client, polls: Requests
+    ):
         super().__init__(daemon=True)
-        self.pids = pids
+        self.pids, self.analytics, self.influx, self.polls = pids, analytics, influx, polls
         self.samples: list[tuple[float, dict[str, float]]] = []  # (wall clock, CPU seconds)
+        self.queries: list[int] = []  # at each cycle's end
         self._stopping = threading.Event()
 
     def run(self) -> None:
+        cycles = len(CYCLE.findall(self.analytics.text()))
         while True:
             self.samples.append((time.time(), _cpu(self.pids)))
+            if (ended := len(CYCLE.findall(self.analytics.text()))) > cycles:
+                self.queries.append(_influx_queries(self.influx) - self.polls.count)
+                cycles = ended
             if self._stopping.wait(SAMPLE_S):
                 self.samples.append((time.time(), _cpu(self.pids)))
                 return
@@ -510,15 +528,10 @@ class CpuSampler(threading.Thread):
             name: sum(b[1][name] - a[1][name] for a, b in spans) / seconds for name in self.pids
         }
 
-
-class Requests:
-    """An httpx event hook counting the requests of a client (the poller's)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, request: httpx.Request) -> None:
-        self.count += 1
+    def queries_per_cycle(self) -> float:
+        """The analytics service's queries in the cycles that began and ended in the window."""
+        done = [b - a for a, b in pairwise(self.queries)]
+        return sum(done) / len(done) if done else float("nan")
 
 
 def _influx_queries(influx: httpx.Client) -> int:
@@ -572,31 +585,28 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
         poller.start()
         stack.callback(poller.stop)
         time.sleep(sizing.warm_up_s)
-        sampler = CpuSampler(
-            {
-                "simulator": [simulator.pid],
-                "edge": [edge.pid],
-                "mosquitto": [broker.process.pid],
-                "gateway": [gateway.pid],
-                "influxd": [server.process.pid],
-                "analytics": [analytics.pid],
-                "bench": [os.getpid()],
-            }
-        )
-        logged, queries, polled = len(analytics.text()), _influx_queries(influx), polls.count
-        busy, since = _machine_busy(), time.time()
-        sampler.start()
+        pids = {
+            "simulator": [simulator.pid],
+            "edge": [edge.pid],
+            "mosquitto": [broker.process.pid],
+            "gateway": [gateway.pid],
+            "influxd": [server.process.pid],
+            "analytics": [analytics.pid],
+            "bench": [os.getpid()],
+        }
+        watch = Watch(pids, analytics, influx, polls)
+        logged, busy, since = len(analytics.text()), _machine_busy(), time.time()
+        watch.start()
         time.sleep(sizing.window_s)
-        sampler.stop()
+        watch.stop()
         busy = (_machine_busy() - busy) / (time.time() - since)
-        queries = _influx_queries(influx) - queries - (polls.count - polled)
         log = analytics.text()[logged:]
         simulator.stop()  # nothing new from here on: count what the edge accepted
         published = _settled(lambda: metrics.read()["readings_total"],
                              lambda _: metrics.read()["queue_depth"] == 0, 60)  # fmt: skip
         stored = _settled(lambda: _stored(influx, began), lambda n: n >= published, 120)
         poller.stop()
-        (start, _), (end, _) = sampler.samples[0], sampler.samples[-1]
+        (start, _), (end, _) = watch.samples[0], watch.samples[-1]
         data_start = datetime.fromtimestamp(start - lag, UTC)
         data_end = datetime.fromtimestamp(end - lag, UTC)
         cycles = [float(seconds) for seconds in CYCLE.findall(log)]
@@ -609,9 +619,9 @@ def run_step(machines: int, sizing: Sizing, template: Template, console: Console
             latencies=_latencies(influx, poller, cell, data_start, data_end, lag),
             cycles=cycles,
             skipped=log.count(SKIPPED),
-            queries_per_cycle=queries / max(len(cycles), 1),
-            cpu=sampler.shares(),
-            cycling=sampler.shares(busy="analytics"),
+            queries_per_cycle=watch.queries_per_cycle(),
+            cpu=watch.shares(),
+            cycling=watch.shares(busy="analytics"),
             busy=busy,
         )
 
