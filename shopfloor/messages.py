@@ -13,7 +13,8 @@ injected faults with their ground truth. Payloads are JSON::
     {"v": 1, "events": [{"type": "fault", "name": "bearing_wear",
       "start": "2026-11-22T08:00:00Z", "end": null, "note": ""}]}
 
-Demo controls (inject a fault, set the simulation speed, reset the shift) travel outside the
+Demo controls (inject a fault, break a machine down, set the simulation speed, reset the shift)
+travel outside the
 asset namespace, on `<tenant>/<site>/_control`, so no data subscriber ever sees them. Edge
 devices report their health there too, retained: `<tenant>/<site>/_edge/<device>/state` holds
 the birth message (`online: true`) or the broker's last-will death message (`online: false`),
@@ -255,6 +256,10 @@ class FaultKind(StrEnum):
 
 
 SIGNAL_FAULTS = frozenset({FaultKind.SENSOR_STUCK, FaultKind.SPIKE, FaultKind.DROPOUT})
+# Wear, heat and leaks change what a running machine does: they show only on a running one.
+RUNNING_FAULTS = frozenset(
+    {FaultKind.BEARING_WEAR, FaultKind.OVERHEATING, FaultKind.TOOL_WEAR, FaultKind.AIR_LEAK}
+)
 
 
 class LossLink(BaseModel):
@@ -321,8 +326,20 @@ def status_topic(tenant: str, site: str) -> str:
     return f"{tenant}/{site}/_control/status"
 
 
+class PendingFault(BaseModel):
+    """A wear, heat or leak fault waiting for its machine to run again (docs/simulator.md,
+    section 4): what waits, on which machine, and the stop it waits for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    asset: str
+    fault: FaultKind
+    waits_for: str
+
+
 class SimulatorStatus(BaseModel):
-    """What a running simulator announces: its scenario, the others it can load, its speed."""
+    """What a running simulator announces: its scenario, the others it can load, its speed,
+    the faults waiting to start and each machine's stop reasons (for "Breakdown now")."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -331,6 +348,8 @@ class SimulatorStatus(BaseModel):
     available: list[str]
     speed: PositiveFloat
     started: AwareDatetime
+    pending: list[PendingFault] = []
+    stop_reasons: dict[str, list[str]] = {}
 
 
 def decode_status(payload: bytes | bytearray) -> SimulatorStatus:
@@ -344,6 +363,19 @@ class InjectFault(BaseModel):
     asset: str
     fault: FaultKind
     duration_s: PositiveFloat = 600.0
+
+
+ReasonCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)]
+
+
+class Breakdown(BaseModel):
+    """Break a machine down now: an unplanned stop with `reason` for `duration_s` seconds of
+    simulated time, whatever the machine was doing."""
+
+    command: Literal["breakdown"] = "breakdown"
+    asset: str
+    reason: ReasonCode
+    duration_s: PositiveFloat = 900.0
 
 
 class SetSpeed(BaseModel):
@@ -366,7 +398,7 @@ class LoadScenario(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
 
 
-Action = InjectFault | SetSpeed | ResetShift | LoadScenario
+Action = InjectFault | Breakdown | SetSpeed | ResetShift | LoadScenario
 Command = Annotated[Action, Field(discriminator="command")]
 
 

@@ -61,3 +61,9 @@ STATE, STOP_REASON, PART_COUNT, REJECT_COUNT, PRODUCT = (
     "product",
 )
 STANDARD_SIGNALS = frozenset({STATE, STOP_REASON, PART_COUNT, REJECT_COUNT, PRODUCT})
+
+# Reason codes of unplanned stops that any machine may give, beside a scenario's own: random
+# breakdowns default to the first, wear and heat faults end in the next two. The dashboard's
+# "Breakdown now" offers them.
+MECHANICAL, BEARING_FAILURE, OVERHEAT_TRIP = "mechanical", "bearing_failure", "overheat_trip"
+BREAKDOWN_REASONS = (MECHANICAL, BEARING_FAILURE, OVERHEAT_TRIP, "electrical", "material_jam")

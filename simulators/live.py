@@ -2,7 +2,8 @@
 
 The simulated clock advances `speed` times as fast as the wall clock (x1 for a live demo, x60 to
 show a shift in eight minutes). Demo controls arrive on the site's control topic (and through
-each machine's OPC UA methods): inject a fault, change the speed, reset the shift.
+each machine's OPC UA methods): inject a fault, break a machine down, change the speed, reset the
+shift.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import paho.mqtt.client as mqtt
 from shopfloor.config import ConfigError
 from shopfloor.messages import (
     Action,
+    Breakdown,
     FaultKind,
     InjectFault,
     LoadScenario,
     MessageError,
     MessageKind,
+    PendingFault,
     SetSpeed,
     SimulatorStatus,
     control_topic,
@@ -33,7 +36,7 @@ from shopfloor.messages import (
     status_topic,
 )
 from shopfloor.mqtt import make_client
-from shopfloor.states import MachineState
+from shopfloor.states import BREAKDOWN_REASONS, MachineState
 from simulators.machines import MachineSim
 from simulators.opcua import MachineServer, ServerSecurity
 from simulators.plant_sim import PlantSim
@@ -72,6 +75,7 @@ class LiveSimulator:
         # A simulator that dies without a word must not stay "running" for the controls page.
         self.mqtt.will_set(self._status_topic, b"", qos=1, retain=True)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._announced_pending: list[PendingFault] = []
 
     def _new_floor(self, previous: PlantSim | None = None) -> PlantSim:
         """A shift starting now; the scenario's stops and faults keep their offsets.
@@ -100,6 +104,10 @@ class LiveSimulator:
         log.info("fault %s injected on %s for %.0f s", fault, machine_id, duration_s)
         return event.start.isoformat()
 
+    def break_down(self, machine_id: str, reason: str, duration_s: float) -> None:
+        self.floor.break_down(machine_id, reason, duration_s)
+        log.info("%s broken down (%s) for %.0f s", machine_id, reason, duration_s)
+
     def _machine(self, machine_id: str) -> MachineSim:
         return self.floor.machines[machine_id]
 
@@ -117,6 +125,8 @@ class LiveSimulator:
         try:
             if isinstance(command, InjectFault):
                 self.inject_fault(command.asset, command.fault, command.duration_s)
+            elif isinstance(command, Breakdown):
+                self.break_down(command.asset, command.reason, command.duration_s)
             elif isinstance(command, SetSpeed):
                 self.speed = command.speed
                 log.info("simulation speed set to x%g", command.speed)
@@ -160,8 +170,21 @@ class LiveSimulator:
             available=sorted(self.scenarios()),
             speed=self.speed,
             started=self.floor.start,
+            pending=self.floor.pending(),
+            stop_reasons=self.stop_reasons(),
         )
+        self._announced_pending = status.pending
         self.mqtt.publish(self._status_topic, status.model_dump_json().encode(), qos=1, retain=True)
+
+    def stop_reasons(self) -> dict[str, list[str]]:
+        """Each machine's reasons for a breakdown: its scenario's own, then the common ones."""
+        scenario = self.loaded.scenario
+        return {
+            machine_id: list(
+                dict.fromkeys([*scenario.behaviour(machine_id).stop_reasons, *BREAKDOWN_REASONS])
+            )
+            for machine_id in self.floor.machines
+        }
 
     @property
     def _status_topic(self) -> str:
@@ -241,6 +264,8 @@ class LiveSimulator:
                 payload = json.dumps({"value": value, "ts": stamp})
                 self.mqtt.publish(f"{sensor.mqtt_topic}/{signal}", payload, qos=0)
         self._publish_events(self.floor)
+        if self.floor.pending() != self._announced_pending:  # a waiting fault has started
+            self._announce()
 
     def _publish_events(self, floor: PlantSim) -> None:
         for event in floor.take_outbox():

@@ -8,15 +8,20 @@ so that a run carries its own ground truth for availability, performance and qua
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shopfloor.messages import FaultKind
 from shopfloor.plant import Machine, MachineType
-from shopfloor.states import MachineState
+from shopfloor.states import BEARING_FAILURE, OVERHEAT_TRIP, MachineState
 from simulators.engine import Simulation
 from simulators.scenario import MachineBehaviour
 
-# Which hold wins when several apply at once (a break during a repair is still a break).
+# Hold keys: the stops a station draws by chance, and a breakdown commanded from the controls.
+RANDOM_BREAKDOWN, MICRO_STOP, BREAKDOWN_NOW = "breakdown", "micro_stop", "breakdown_now"
+RANDOM_STOPS = frozenset({RANDOM_BREAKDOWN, MICRO_STOP})
+# Which hold wins when several apply at once (a break during a repair is still a break); a
+# commanded breakdown wins over them all, since it is asked for to be seen at once.
 HOLD_PRIORITY = [
     MachineState.PLANNED_STOP,
     MachineState.SETUP,
@@ -99,6 +104,7 @@ class MachineSim:
         self.runs: list[ProductRun] = []
         self.faults: dict[FaultKind, ActiveFault] = {}
         self.holds: dict[str, tuple[MachineState, str]] = {}
+        self._on_running: list[Callable[[], None]] = []
 
     # --- state and energy -------------------------------------------------------------
     def power_kw(self) -> float:
@@ -126,6 +132,14 @@ class MachineSim:
         if now > self.since:
             self.log.append(StateInterval(self.since, now, self.state, self.reason))
         self.state, self.reason, self.since = state, reason, now
+        if state is MachineState.RUNNING and self._on_running:
+            waiting, self._on_running = self._on_running, []
+            for action in waiting:
+                action()
+
+    def when_running(self, action: Callable[[], None]) -> None:
+        """Call `action` once, the next time the machine starts running."""
+        self._on_running.append(action)
 
     def close_log(self) -> None:
         """Log the current state up to now (at the end of a run)."""
@@ -138,18 +152,41 @@ class MachineSim:
     def top_hold(self) -> tuple[MachineState, str] | None:
         if not self.holds:
             return None
-        return min(self.holds.values(), key=lambda hold: HOLD_PRIORITY.index(hold[0]))
+        key = min(
+            self.holds,
+            key=lambda k: (k != BREAKDOWN_NOW, HOLD_PRIORITY.index(self.holds[k][0])),
+        )
+        return self.holds[key]
 
     def hold(self, key: str, state: MachineState, reason: str, duration: float | None) -> None:
         """Stop the machine for `duration` seconds (None: until `release(key)`)."""
         self.interrupt()
-        self.holds[key] = (state, reason)
+        held = (state, reason)
+        self.holds[key] = held
         self.set_state(*self.top_hold())  # type: ignore[misc]
         if duration is not None:
-            self.sim.after(duration, lambda: self.release(key))
+            self.sim.after(duration, lambda: self._expire(key, held))
+
+    def _expire(self, key: str, held: tuple[MachineState, str]) -> None:
+        """A timed hold's end, unless it was ended early and `key` is held anew since."""
+        if self.holds.get(key) is held:
+            self.release(key)
 
     def release(self, key: str) -> None:
         if self.holds.pop(key, None) is not None:
+            self.resume()
+
+    def break_down(self, reason: str, duration: float) -> None:
+        """Stop unplanned now with `reason`, whatever the machine was doing; a stop it cuts
+        into (a break, a changeover) holds again afterwards if it is still due."""
+        self.hold(BREAKDOWN_NOW, MachineState.UNPLANNED_STOP, reason, duration)
+
+    def end_random_stops(self) -> None:
+        """End the breakdown or micro-stop that chance put the machine in: repaired now."""
+        random_stops = RANDOM_STOPS & self.holds.keys()
+        for key in random_stops:
+            del self.holds[key]
+        if random_stops:
             self.resume()
 
     def interrupt(self) -> None:
@@ -178,9 +215,9 @@ class MachineSim:
         del self.faults[fault.kind]
         repair = self.behaviour.mttr
         if fault.kind is FaultKind.BEARING_WEAR:
-            self.hold("bearing_failure", MachineState.UNPLANNED_STOP, "bearing_failure", 3 * repair)
+            self.hold(BEARING_FAILURE, MachineState.UNPLANNED_STOP, BEARING_FAILURE, 3 * repair)
         elif fault.kind is FaultKind.OVERHEATING:
-            self.hold("overheat_trip", MachineState.UNPLANNED_STOP, "overheat_trip", repair)
+            self.hold(OVERHEAT_TRIP, MachineState.UNPLANNED_STOP, OVERHEAT_TRIP, repair)
         elif fault.kind is FaultKind.TOOL_WEAR:
             self.hold("tool_change", MachineState.SETUP, "tool_change", 600.0)
 
@@ -318,11 +355,11 @@ class Station(MachineSim):
             reasons = list(behaviour.stop_reasons)
             reason = self.rng.choices(reasons, weights=list(behaviour.stop_reasons.values()))[0]
             repair = self.rng.expovariate(1 / behaviour.mttr) if behaviour.mttr else 0.0
-            self.hold("breakdown", MachineState.UNPLANNED_STOP, reason, repair)
+            self.hold(RANDOM_BREAKDOWN, MachineState.UNPLANNED_STOP, reason, repair)
             return True
         if draw < cycle / behaviour.mtbf + cycle * behaviour.micro_stops_per_hour / 3600:
             duration = behaviour.micro_stop * self.rng.uniform(0.5, 1.5)
-            self.hold("micro_stop", MachineState.MICRO_STOP, "micro_stop", duration)
+            self.hold(MICRO_STOP, MachineState.MICRO_STOP, MICRO_STOP, duration)
             return True
         return False
 
@@ -349,8 +386,13 @@ class Compressor(MachineSim):
         if FaultKind.AIR_LEAK in self.faults:
             demand += self.LEAK_LOAD
         self.load = min(demand, 1.0)
+        self.resume()
+
+    def resume(self) -> None:
         if self.top_hold() is None:
             self.set_state(MachineState.RUNNING if self.load > 0 else MachineState.IDLE)
+        else:
+            super().resume()
 
     def power_kw(self) -> float:
         full = self.behaviour.power_kw.get("running", RUNNING_POWER_KW[MachineType.COMPRESSOR])

@@ -7,6 +7,7 @@ backfills and tests, or tick by tick against the wall clock for live demos.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import zlib
 from collections.abc import Sequence
@@ -14,7 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shopfloor.messages import SIGNAL_FAULTS, AssetPath, Event, FaultKind
+from shopfloor.messages import (
+    RUNNING_FAULTS,
+    SIGNAL_FAULTS,
+    AssetPath,
+    Event,
+    FaultKind,
+    PendingFault,
+)
 from shopfloor.plant import MachineType, SensorDevice, Shift
 from shopfloor.states import MachineState
 from simulators.engine import Simulation
@@ -22,6 +30,9 @@ from simulators.machines import ActiveFault, Buffer, Compressor, MachineSim, Sta
 from simulators.scenario import LoadedScenario, ScriptedFault
 from simulators.signals import Value, faulty_signal, machine_values, sensor_values
 
+log = logging.getLogger(__name__)
+
+BREAKDOWN_EVENT = "breakdown"
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -65,6 +76,16 @@ class AssetEvent:
     event: Event
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A fault of RUNNING_FAULTS injected while its machine was held: it starts when it runs."""
+
+    kind: FaultKind
+    duration_s: float
+    signal: str | None
+    notice: Event  # the open `<fault>_pending` event, closed when the fault starts
+
+
 class PlantSim:
     """Every machine and sensor kit of a scenario's plant on one simulated clock."""
 
@@ -78,6 +99,8 @@ class PlantSim:
         self.noise = {key: seeded(self.scenario.seed, f"noise:{key}") for key in self._asset_ids()}
         self.ground_truth: list[AssetEvent] = []
         self.outbox: list[AssetEvent] = []  # events to publish, open ones and closed ones
+        self.waiting: dict[tuple[str, FaultKind], Waiting] = {}
+        self.breakdowns: list[AssetEvent] = []  # commanded ones, as they will be closed
         self._build_lines()
         self._schedule(follow_shift_calendar)
 
@@ -191,12 +214,34 @@ class PlantSim:
     def inject(
         self, machine_id: str, kind: FaultKind, duration_s: float, signal: str | None = None
     ) -> Event:
-        """Start a fault now; its ground truth goes to `ground_truth` and the `outbox`."""
+        """Start a fault now, or announce it as pending; return the event published.
+
+        An injected fault always shows. Sensor and network faults show on the signals whatever
+        the machine does, so they start at once. Wear, heat and leaks change what a running
+        machine does, so they take precedence over chance: a random breakdown or micro-stop
+        ends (the machine is repaired and runs with the fault, its vibration or temperature
+        climbing). What people decided keeps precedence over them: during a break, a planned
+        stop, a changeover, an operator's stop, a commanded breakdown or the stop an earlier
+        fault ended in, the fault waits and starts when the machine runs again, announced
+        meanwhile by an open `<fault>_pending` event (the note names the stop it waits for)
+        and in `pending()`. A visitor so sees either the fault or why it has not started yet.
+        """
         machine = self.machines.get(machine_id)
         if machine is None:
             raise KeyError(f"no machine {machine_id!r} in this plant")
         if kind is FaultKind.AIR_LEAK and not isinstance(machine, Compressor):
             raise ValueError(f"{machine_id} is not a compressor: an air leak needs one")
+        if kind in RUNNING_FAULTS:
+            machine.end_random_stops()
+            held = machine.top_hold()
+            if held is not None:
+                return self._wait(machine_id, kind, duration_s, signal, held[1])
+        return self._start(machine_id, kind, duration_s, signal)
+
+    def _start(
+        self, machine_id: str, kind: FaultKind, duration_s: float, signal: str | None
+    ) -> Event:
+        machine = self.machines[machine_id]
         fault = machine.start_fault(kind, duration_s, signal)
         opened = self._event(machine, fault, end=None)
         path = self.paths[machine_id]
@@ -204,6 +249,61 @@ class PlantSim:
         closed = self._event(machine, fault, end=fault.end)
         self.sim.at(fault.end, lambda: self._close(AssetEvent(path, closed)))
         return opened
+
+    def _wait(
+        self, machine_id: str, kind: FaultKind, duration_s: float, signal: str | None, stop: str
+    ) -> Event:
+        key = (machine_id, kind)
+        self._end_wait(key)  # injected again while waiting: the new one replaces it
+        notice = Event(
+            name=f"{kind.value}_pending",
+            start=self.wall(self.sim.now),
+            note=f"waits for the stop {stop!r} to end",
+        )
+        waiting = Waiting(kind, duration_s, signal, notice)
+        self.waiting[key] = waiting
+        self.outbox.append(AssetEvent(self.paths[machine_id], notice))
+        self.machines[machine_id].when_running(lambda: self._start_waiting(key, waiting))
+        log.info("%s on %s waits for the stop %r to end", kind.value, machine_id, stop)
+        return notice
+
+    def _start_waiting(self, key: tuple[str, FaultKind], waiting: Waiting) -> None:
+        if self.waiting.get(key) is waiting:
+            self._end_wait(key)
+            self._start(key[0], waiting.kind, waiting.duration_s, waiting.signal)
+
+    def _end_wait(self, key: tuple[str, FaultKind]) -> None:
+        """Close a waiting fault's pending event now (it starts, or it is replaced)."""
+        waiting = self.waiting.pop(key, None)
+        if waiting is not None:
+            closed = waiting.notice.model_copy(update={"end": self.wall(self.sim.now)})
+            self.outbox.append(AssetEvent(self.paths[key[0]], closed))
+
+    def break_down(self, machine_id: str, reason: str, duration_s: float) -> Event:
+        """Stop a machine now with `reason` (MachineSim.break_down), published as an open
+        `breakdown` event whose note names the reason, closed when the repair is done."""
+        machine = self.machines.get(machine_id)
+        if machine is None:
+            raise KeyError(f"no machine {machine_id!r} in this plant")
+        machine.break_down(reason, duration_s)
+        now, path = self.sim.now, self.paths[machine_id]
+        opened = Event(name=BREAKDOWN_EVENT, start=self.wall(now), note=f"reason={reason}")
+        self.outbox.append(AssetEvent(path, opened))
+        closed = AssetEvent(path, opened.model_copy(update={"end": self.wall(now + duration_s)}))
+        self.breakdowns.append(closed)
+        self.sim.at(now + duration_s, lambda: self._close(closed))
+        return opened
+
+    def pending(self) -> list[PendingFault]:
+        """The faults waiting for their machine to run, with the stop each waits for."""
+        return [
+            PendingFault(asset=machine_id, fault=kind, waits_for=self._held_reason(machine_id))
+            for machine_id, kind in self.waiting
+        ]
+
+    def _held_reason(self, machine_id: str) -> str:
+        held = self.machines[machine_id].top_hold()
+        return held[1] if held else self.machines[machine_id].state.value
 
     def _event(self, machine: MachineSim, fault: ActiveFault, end: float | None) -> Event:
         note = (
@@ -217,7 +317,15 @@ class PlantSim:
         )
 
     def abort_faults(self) -> None:
-        """End every fault now (a reset or a new scenario), closing its event in the outbox."""
+        """End every fault and commanded breakdown now (a reset or a new scenario), closing
+        their events in the outbox, and forget the faults that were waiting."""
+        for key in list(self.waiting):
+            self._end_wait(key)
+        now = self.wall(self.sim.now)
+        for item in self.breakdowns:
+            if item.event.end is not None and item.event.end > now:
+                self._close(AssetEvent(item.path, item.event.model_copy(update={"end": now})))
+        self.breakdowns = []
         for machine_id, machine in self.machines.items():
             for fault in list(machine.faults.values()):
                 del machine.faults[fault.kind]
