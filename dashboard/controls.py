@@ -16,6 +16,7 @@ import streamlit as st
 
 from shopfloor.messages import (
     Action,
+    Breakdown,
     FaultKind,
     InjectFault,
     LoadScenario,
@@ -30,10 +31,12 @@ from shopfloor.messages import (
 )
 from shopfloor.mqtt import publish_once, read_retained
 from shopfloor.plant import Plant
+from shopfloor.states import BREAKDOWN_REASONS
 
 SPEEDS = [1, 10, 60, 600, 1000]
 READ_TIMEOUT_S = 3.0  # the retained status arrives in milliseconds; this is for a busy machine
 ANNOUNCE_TIMEOUT_S = 3.0
+FAULT_ANNOUNCE_S = 1.0  # a fault or breakdown changes the status only when a fault must wait
 POLL_S = 0.1
 STATUS_KEY = "controls.simulator_status"
 
@@ -108,10 +111,12 @@ def controls_page(plant: Plant, broker_url: str | None) -> None:
     status = remembered(read)
     last_seen = None if read is not None else status  # until a command's answer replaces it
     status = _inject(plant, controls, status)
+    status = _breakdown(plant, controls, status)
     status = _speed_and_shift(controls, status)
     status = _scenario(controls, status)
     with status_line.container():
         _status_text(status, fresh=status is not last_seen)
+        _pending(plant, status)
 
 
 def _status_text(status: SimulatorStatus | None, fresh: bool) -> None:
@@ -125,7 +130,7 @@ def _status_text(status: SimulatorStatus | None, fresh: bool) -> None:
 def _inject(
     plant: Plant, controls: Controls, status: SimulatorStatus | None
 ) -> SimulatorStatus | None:
-    machines = {machine.id: machine.name for _, machine in plant.machines()}
+    machines = machine_names(plant)
     with st.form("inject"):
         st.subheader("Inject a fault")
         machine = st.selectbox("Machine", list(machines), format_func=lambda m: machines[m])
@@ -139,6 +144,58 @@ def _inject(
         return status
     action = InjectFault(asset=machine, fault=FaultKind(fault), duration_s=minutes * 60)
     return _send(controls, action, f"{fault.replace('_', ' ')} sent to {machines[machine]}", status)
+
+
+def machine_names(plant: Plant) -> dict[str, str]:
+    return {machine.id: machine.name for _, machine in plant.machines()}
+
+
+def breakdown_reasons(status: SimulatorStatus | None, machine: str) -> list[str]:
+    """The reasons to offer for a machine: those its simulator announced (its scenario's own
+    first), else the platform's common ones."""
+    announced = status.stop_reasons.get(machine) if status else None
+    return announced or list(BREAKDOWN_REASONS)
+
+
+def _breakdown(
+    plant: Plant, controls: Controls, status: SimulatorStatus | None
+) -> SimulatorStatus | None:
+    """Not a form: the reasons follow the machine chosen."""
+    st.subheader("Breakdown now")
+    machines = machine_names(plant)
+    machine = st.selectbox(
+        "Machine to break down",
+        list(machines),
+        format_func=lambda m: machines[m],
+        key="breakdown.machine",
+    )
+    if machine is None:
+        return status
+    reason = st.selectbox(
+        "Stop reason",
+        breakdown_reasons(status, machine),
+        format_func=lambda r: r.replace("_", " "),
+        key="breakdown.reason",
+    )
+    minutes = st.number_input(
+        "Repair time (simulated minutes)", 1, 24 * 60, 15, key="breakdown.minutes"
+    )
+    if not (st.button("Breakdown now") and reason):
+        return status
+    action = Breakdown(asset=machine, reason=reason, duration_s=minutes * 60)
+    done = f"{machines[machine]} broken down: {reason.replace('_', ' ')}"
+    return _send(controls, action, done, status)
+
+
+def _pending(plant: Plant, status: SimulatorStatus | None) -> None:
+    """Faults injected into a machine in a planned stop wait for it to run: say so."""
+    machines = machine_names(plant)
+    for pending in status.pending if status else []:
+        st.info(
+            f"{pending.fault.replace('_', ' ')} on {machines.get(pending.asset, pending.asset)} "
+            f"waits for the stop {pending.waits_for.replace('_', ' ')!r} to end; it starts "
+            "when the machine runs again."
+        )
 
 
 def _speed_and_shift(controls: Controls, status: SimulatorStatus | None) -> SimulatorStatus | None:
@@ -176,14 +233,15 @@ def _scenario(controls: Controls, status: SimulatorStatus | None) -> SimulatorSt
 def _send(
     controls: Controls, action: Action, done: str, status: SimulatorStatus | None
 ) -> SimulatorStatus | None:
-    """Send the command and return the status after it: a fault changes nothing announced, any
-    other command is awaited in the simulator's next announcement."""
+    """Send the command and return the status after it, awaited in the simulator's next
+    announcement (briefly for a fault or breakdown, which change it only when a fault waits)."""
     try:
         controls.send(action)
     except ConnectionError as exc:
         st.error(str(exc))
         return status
     st.success(done)
-    if isinstance(action, InjectFault):
-        return status
-    return remembered(controls.announced_after(status))
+    faulty = isinstance(action, InjectFault | Breakdown)
+    return remembered(
+        controls.announced_after(status, FAULT_ANNOUNCE_S if faulty else ANNOUNCE_TIMEOUT_S)
+    )

@@ -9,7 +9,7 @@ from functools import cached_property
 from shopfloor.kpis import KPI_PREFIX
 from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Plant
-from shopfloor.states import STANDARD_SIGNALS
+from shopfloor.states import STANDARD_SIGNALS, STATE, STOP_REASON, MachineState
 from shopfloor.store import EVENT_PREFIX, Point, Scope, Store
 
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
@@ -28,6 +28,15 @@ class AssetView:
     def value(self, signal: str) -> float | str | None:
         point = self.values.get(signal)
         return point.value if point else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the machine stands, as its stop_reason signal says; None while it runs or when
+        it gives no reason."""
+        reason = self.value(STOP_REASON)
+        if self.value(STATE) == MachineState.RUNNING or not reason:
+            return None
+        return str(reason)
 
     def process_values(self) -> list[tuple[str, Point]]:
         """The signals shown as a line under the headline figures (vibration, temperatures...)."""

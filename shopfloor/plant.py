@@ -329,8 +329,9 @@ class Plant(_Part):
         product it has an ideal cycle time for; None for a machine that makes no parts."""
         return next((p.id for p in self.products if p.id in machine.ideal_cycle_time), None)
 
-    def injection_problem(self, machine_id: str, fault: FaultKind) -> str | None:
-        """Why `fault` cannot be injected into `machine_id` of this plant, or None if it can."""
+    def injection_problem(self, machine_id: str, fault: FaultKind | None = None) -> str | None:
+        """Why `fault` (or a breakdown) cannot be injected into `machine_id` of this plant, or
+        None if it can."""
         machine = next((m for _, m in self.machines() if m.id == machine_id), None)
         if machine is None:
             return f"no machine {machine_id!r} in {self.tenant.id}/{self.site.id}"

@@ -92,7 +92,8 @@ def artifact(name: str) -> Path:
 
 def choose(page: Page, label: str, option: str) -> None:
     """Pick an option of a Streamlit selectbox the way a user does: open, type, Enter."""
-    page.locator("[data-testid='stSelectbox']").filter(has_text=label).click()
+    labelled = page.get_by_text(label, exact=True)
+    page.locator("[data-testid='stSelectbox']").filter(has=labelled).click()
     page.get_by_role("option").first.wait_for(timeout=10_000)
     page.keyboard.type(option)
     page.keyboard.press("Enter")

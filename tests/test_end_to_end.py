@@ -18,6 +18,7 @@ import pytest
 import yaml
 from asyncua import ua
 
+from shopfloor.messages import Event
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT, ROOT
@@ -160,6 +161,44 @@ async def test_value_changed_on_opcua_node_is_stored_within_5_s(
         return marker in [p.value for p in history]
 
     await eventually(marker_stored, 5, "the written value in the store")
+
+
+def test_a_breakdown_command_stops_the_machine_at_once_with_its_reason(
+    pipeline: Pipeline,
+) -> None:
+    """`shopfloor control breakdown` on the control topic: the state, the reason (a text
+    signal) and the event travel simulator -> edge -> broker -> gateway -> store."""
+    from dashboard.shop_floor import read_shop_floor
+
+    plant = load_plant(pipeline.plant_file)
+    wait_until(lambda: "state" in signals_of(pipeline.store, "imm-01"), 60, "first data")
+    control = subprocess.run(
+        [sys.executable, "-m", "launcher", "control", "breakdown", "imm-01",
+         "--reason", "heater_fault", "--plant", str(pipeline.plant_file),
+         "--broker", pipeline.broker_url],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert control.returncode == 0, control.stderr
+    sent = time.monotonic()
+
+    def press() -> tuple[object, str | None]:
+        view = next(
+            m for m in read_shop_floor(plant, pipeline.store).machines if m.path.asset == "imm-01"
+        )
+        return view.value("state"), view.stop_reason
+
+    def breakdown_events() -> list[Event]:
+        floor = read_shop_floor(plant, pipeline.store)
+        return [
+            e.event for e in floor.events if e.asset == "imm-01" and e.event.name == "breakdown"
+        ]
+
+    wait_until(lambda: press() == ("unplanned_stop", "heater_fault"), 15, "the stop and reason")
+    assert time.monotonic() - sent < 10
+    wait_until(lambda: bool(breakdown_events()), 15, "the breakdown event")
+    breakdown = breakdown_events()[0]
+    assert breakdown.end is None
+    assert breakdown.note == "reason=heater_fault"
 
 
 @pytest.mark.browser

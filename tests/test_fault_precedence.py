@@ -60,7 +60,7 @@ def readings(
     """The machine's `signal` every 5 s for `seconds` (None when absent), or only while it
     runs (wear, heat and leaks change a running machine's readings)."""
     machine, path = floor.machines[machine_id], floor.paths[machine_id]
-    values = []
+    values: list[object] = []
     end = floor.sim.now + seconds
     while floor.sim.now < end:
         floor.run_until(floor.sim.now + 5)

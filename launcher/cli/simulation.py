@@ -232,6 +232,31 @@ def control_inject(
     )
 
 
+@control_app.command("breakdown")
+def control_breakdown(
+    machine: Annotated[str, typer.Argument(help="Machine id, e.g. imm-01.")],
+    reason: Annotated[
+        str, typer.Option(help="Stop reason code, e.g. mould_jam, mechanical or electrical.")
+    ],
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of simulated repair.")] = 900,
+    plant_file: PlantOption = DEFAULT_PLANT,
+    broker: BrokerOption = DEFAULT_BROKER_URL,
+) -> None:
+    """Break a machine down now with a stop reason; its state and the reason show at once."""
+    from pydantic import ValidationError
+
+    from shopfloor.messages import Breakdown
+
+    problem = read_plant(plant_file).injection_problem(machine)
+    if problem:
+        raise fail(problem)
+    try:
+        action = Breakdown(asset=machine, reason=reason, duration_s=duration)
+    except ValidationError:
+        raise fail(f"--reason {reason!r}: a reason code is lower case, digits and _") from None
+    _send(plant_file, broker, action)
+
+
 @control_app.command("speed")
 def control_speed(
     speed: Annotated[float, typer.Argument(min=0.001, help="Simulated seconds per second.")],
