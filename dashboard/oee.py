@@ -23,8 +23,10 @@ from dashboard.kpis import (
     read_shift_reports,
     rolling_kpis,
 )
+from dashboard.shop_floor import read_shop_floor
 from dashboard.store_errors import shows_store_errors
 from shopfloor.plant import Plant
+from shopfloor.states import STATE
 from shopfloor.store import Store
 
 NO_REASON = "no reason code"
@@ -199,6 +201,7 @@ def _oee(plant: Plant, store: Store) -> None:
         _rolling(rolling_kpis(store, machines[name]))
         members = reports = grouped.get(name, [])
     _shifts(name, reports, members)
+    _stopped_now(stopped_now(plant, store, lines.get(name, [name])))
 
 
 def _shifts(name: str, reports: Sequence[ShiftReport], members: Sequence[ShiftReport]) -> None:
@@ -215,6 +218,21 @@ def _shifts(name: str, reports: Sequence[ShiftReport], members: Sequence[ShiftRe
     _problems(report_problems(members))
     _products(by_product(analysed))
     _losses(analysed)
+
+
+def stopped_now(plant: Plant, store: Store, names: Sequence[str]) -> list[str]:
+    """The machines named that stand now, each with its state and stop reason: a stop's
+    minutes reach the shift reports only at the analytics service's next cycle."""
+    return [
+        f"{view.name}: {view.stop_reason} ({view.value(STATE)})".replace("_", " ")
+        for view in read_shop_floor(plant, store).machines
+        if view.name in names and view.stop_reason
+    ]
+
+
+def _stopped_now(stops: Sequence[str]) -> None:
+    if stops:
+        st.info("Stopped now: " + "; ".join(stops))
 
 
 def production_lines(plant: Plant) -> dict[str, list[str]]:

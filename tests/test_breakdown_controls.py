@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -13,6 +14,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.oee import stopped_now
+from dashboard.shop_floor import read_shop_floor
 from shopfloor.messages import (
     Action,
     Breakdown,
@@ -25,8 +28,9 @@ from shopfloor.messages import (
     subscription,
 )
 from shopfloor.mqtt import make_client, wait_connected
-from shopfloor.plant import load_plant
+from shopfloor.plant import Plant, load_plant
 from shopfloor.states import BREAKDOWN_REASONS
+from shopfloor.store import Point, Store
 from tests.servers import Mosquitto
 from tests.test_dashboard_driving import (
     MOULDING,
@@ -43,6 +47,33 @@ from tests.test_dashboard_driving import (
 from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
 
 T = TypeVar("T")
+
+
+def test_a_stopped_machine_shows_its_reason_and_a_running_one_none(
+    example_plant: Plant, store: Store
+) -> None:
+    now = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    press, trimmer, packer = (path for path, _ in example_plant.machines())
+    store.write(
+        [
+            Point(press, "state", now, "unplanned_stop"),
+            Point(press, "stop_reason", now, "heater_fault"),
+            Point(trimmer, "state", now, "running"),
+            Point(trimmer, "stop_reason", now - timedelta(minutes=5), "chip_jam"),  # repaired
+            Point(packer, "state", now, "planned_stop"),
+            Point(packer, "stop_reason", now, "lunch"),
+        ]
+    )
+    views = {view.path.asset: view for view in read_shop_floor(example_plant, store).machines}
+    assert [views[m].stop_reason for m in ("imm-01", "cnc-01", "pack-01")] == [
+        "heater_fault",
+        None,
+        "lunch",
+    ]
+    names = ["Injection press 1", "Trimming centre"]
+    assert stopped_now(example_plant, store, names) == [
+        "Injection press 1: heater fault (unplanned stop)"
+    ]
 
 
 class Heard(Generic[T]):

@@ -50,6 +50,7 @@ def test_top_level_help_lists_every_component() -> None:
         (["record"], "--duration"),
         (["replay"], "--tenant"),
         (["control", "inject"], "bearing_wear"),
+        (["control", "breakdown"], "--reason"),
         (["control", "speed"], "Simulated seconds per second"),
         (["control", "reset-shift"], "shift"),
         (["control", "scenario"], "same plant"),
@@ -126,6 +127,21 @@ def test_control_with_an_unreachable_broker_is_one_line() -> None:
     result = shopfloor("control", "speed", "60", "--broker", "mqtt://127.0.0.1:9")
     assert result.returncode == 2
     assert result.stderr == "error: cannot reach the broker at mqtt://127.0.0.1:9\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["cnc-99", "--reason", "mechanical"], "error: no machine 'cnc-99' in polimer/brest\n"),
+        (
+            ["cnc-01", "--reason", "Bad Reason!"],
+            "error: --reason 'Bad Reason!': a reason code is lower case, digits and _\n",
+        ),
+    ],
+)
+def test_control_breakdown_refuses_bad_input_in_one_line(args: list[str], error: str) -> None:
+    result = shopfloor("control", "breakdown", *args, "--broker", "mqtt://127.0.0.1:9")
+    assert (result.returncode, result.stderr) == (2, error)
 
 
 def test_broker_password_never_shows_in_an_error() -> None:

@@ -10,12 +10,16 @@ import pytest
 from shopfloor.messages import (
     MAX_PAYLOAD_BYTES,
     AssetPath,
+    Breakdown,
     MessageError,
     MessageKind,
     Quality,
     Reading,
     TopicError,
+    decode_command,
     decode_readings,
+    decode_status,
+    encode_command,
     encode_readings,
     parse_topic,
     subscription,
@@ -101,3 +105,20 @@ def test_bad_payloads_name_the_field(raw: bytes, fragment: str) -> None:
 def test_encoding_refuses_non_finite_values() -> None:
     with pytest.raises(ValueError):
         Reading(signal="x", value=float("inf"), ts=TS)
+
+
+def test_a_breakdown_command_round_trips_and_a_bad_reason_is_named() -> None:
+    wire = b'{"v":1,"action":{"command":"breakdown","asset":"imm-01","reason":"heater_fault"}}'
+    assert decode_command(wire) == Breakdown(asset="imm-01", reason="heater_fault", duration_s=900)
+    command = Breakdown(asset="cnc-01", reason="chip_jam", duration_s=60)
+    assert decode_command(encode_command(command)) == command
+    bad = b'{"v":1,"action":{"command":"breakdown","asset":"imm-01","reason":"Heater fault!"}}'
+    with pytest.raises(MessageError, match=r"^action\.breakdown\.reason: String should match"):
+        decode_command(bad)
+
+
+def test_a_status_without_the_newer_fields_still_decodes() -> None:
+    """A status of a simulator from before waiting faults and breakdown reasons: version 1."""
+    old = b'{"v":1,"scenario":"s","available":[],"speed":1.0,"started":"2026-11-22T20:16:12Z"}'
+    status = decode_status(old)
+    assert (status.pending, status.stop_reasons) == ([], {})
