@@ -53,7 +53,7 @@ STATE_NAMES = {
 # What each figure on screen means, in one line of plain words: tooltips and captions.
 KPI_HELP = {
     "oee": "Overall equipment effectiveness: the share of planned time spent making good parts "
-    "at full speed (availability × performance × quality).",
+    "at full speed (availability times performance times quality).",
     "availability": "Share of the planned time the machine was actually producing, not stopped.",
     "performance": "How fast it produced while running, against its ideal cycle time.",
     "quality": "Share of the parts made that were good, not rejects.",
@@ -94,7 +94,7 @@ def unit_text(unit: str) -> str:
 
 
 def signal_title(signal_id: str, declared: Signal | None) -> str:
-    """"Melt temperature (°C)": a chart's or column's title."""
+    """ "Melt temperature (°C)": a chart's or column's title."""
     unit = unit_text(declared.unit) if declared else ""
     name = signal_name(signal_id, declared)
     return f"{name} ({unit})" if unit else name
@@ -127,3 +127,13 @@ def local(ts: datetime, plant: Plant) -> datetime:
 def time_text(ts: datetime, plant: Plant, with_date: bool = False) -> str:
     """A time of day on the site's clock, e.g. 14:05:09; with the date when asked."""
     return f"{local(ts, plant):{'%Y-%m-%d %H:%M:%S' if with_date else '%H:%M:%S'}}"
+
+
+def chart_time(ts: datetime, plant: Plant) -> datetime:
+    """A time for a chart's axis: the site's wall-clock time without an offset, which plotly
+    draws as it is (it has no time zones), under an axis titled with `axis_title`."""
+    return local(ts, plant).replace(tzinfo=None)
+
+
+def axis_title(plant: Plant) -> str:
+    return f"time ({plant.site.timezone})"
