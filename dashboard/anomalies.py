@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -52,6 +53,7 @@ WINDOW_HOURS = [1, 4, 8, 24, 72]
 MAX_CHART_POINTS = 2000
 REFRESH_S = 10.0
 EXPANDED_ACKS = 5
+PEAK_AT = re.compile(r"at (\d\d:\d\d:\d\d)Z")  # in an anomaly event's note, in UTC
 
 
 @dataclass(frozen=True)
@@ -248,8 +250,22 @@ def _event_row(plant: Plant, item: AssetEvent) -> dict[str, object]:
         "Response": _response_text(item.response_s),
         "Followed by": _loss_text(loss) if loss else "",
         # the signal has a column of its own; the loss link matters more than the peak
-        "Peak": (event.note or "").removeprefix(f"{item.signal}: "),
+        "Peak": _peak_text(plant, item),
     }
+
+
+def _peak_text(plant: Plant, item: AssetEvent) -> str:
+    """The analysis' note ("score 0.998 at 07:27:45Z") with the peak's time on the site's
+    clock; the peak is within a day of the event's start."""
+    note = (item.event.note or "").removeprefix(f"{item.signal}: ")
+    found = PEAK_AT.search(note)
+    if found is None:
+        return note
+    start = item.event.start.astimezone(UTC)
+    peak = datetime.combine(start.date(), time.fromisoformat(found[1]), UTC)
+    if peak < start - timedelta(minutes=1):
+        peak += timedelta(days=1)
+    return note.replace(found[0], f"at {time_text(peak, plant)}")
 
 
 def _loss_text(loss: LossLink) -> str:

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard.kpis import clock_note
 from dashboard.labels import (
     KPI_HELP,
+    age_text,
     number_text,
     reason_text,
     signal_name,
@@ -106,7 +107,7 @@ def _freshness(plant: Plant, asset: AssetView, shop_floor: ShopFloor) -> None:
         )
         return
     age = asset.age_s(shop_floor.clock)
-    st.caption("no data yet" if age is None else f"updated {max(age, 0):.0f} s ago")
+    st.caption("no data yet" if age is None else f"updated {age_text(age)} ago")
 
 
 def sensor_card(plant: Plant, sensor: AssetView, shop_floor: ShopFloor) -> None:

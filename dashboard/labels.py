@@ -115,6 +115,15 @@ def number_text(value: float, unit: str = "", digits: int = 1) -> str:
     return f"{rounded:,.{digits}f} {unit_text(unit)}".strip()
 
 
+def age_text(seconds: float) -> str:
+    """How long ago, in the largest unit that says it: 42 s, 5 min, 3 h, 35 d."""
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def money_text(amount: float, currency: str) -> str:
     return f"{amount:,.2f} {currency}"
 

@@ -20,7 +20,7 @@ MACHINE_SCORE = SCORE_PREFIX + "machine"  # the analytics service's T² of all s
 BADGES = ("normal", "watch", "anomaly")
 # A source is lost when it has sent nothing for this many of its sampling intervals, and for
 # at least LOST_AFTER_MIN_S, while the other sources go on (a live pipeline lags a second or two).
-LOST_AFTER_INTERVALS = 5
+LOST_AFTER_INTERVALS = 10
 LOST_AFTER_MIN_S = 10.0
 SAMPLING_LOOKBACK = timedelta(minutes=10)  # of the asset's own readings to time its sampling
 

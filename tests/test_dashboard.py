@@ -9,6 +9,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from dashboard.labels import (
+    age_text,
     axis_title,
     chart_time,
     number_text,
@@ -82,6 +83,9 @@ def test_signals_and_units_read_as_people_write_them() -> None:
     own = Signal(id="pm2_5", unit="ug/m3", label="Fine dust")  # the plant file's label wins
     assert signal_title("pm2_5", own) == "Fine dust (µg/m³)"
     assert number_text(-0.04, "m/min") == "0.0 m/min"  # never "-0.0"
+    assert [age_text(s) for s in (4.4, 59.9, 300, 3 * 3600 + 5, 35 * 86400)] == [
+        "4 s", "60 s", "5 min", "3 h", "35 d",
+    ]  # fmt: skip
     assert number_text(-12.94, "bar") == "-12.9 bar"  # a real negative stays one
     assert (state_text("unplanned_stop"), reason_text("bearing_failure")) == (
         "Stopped (breakdown)",
@@ -135,7 +139,7 @@ def test_a_machine_silent_for_a_few_sampling_intervals_is_lost(
     assert (press.sampling_s, trimmer.sampling_s, packer.sampling_s) == (1.0, 1.0, 2.0)
     assert floor.lost_since(press) is None
     assert floor.lost_since(trimmer) == now - timedelta(seconds=60)
-    assert floor.lost_since(packer) is None  # 8 s behind: within 5 of its 2-s intervals
+    assert floor.lost_since(packer) is None  # 8 s behind: within 10 of its 2-s intervals
 
 
 def render_shop_floor(store_url: str) -> None:
@@ -153,7 +157,7 @@ def test_cards_show_words_units_the_stop_reason_and_a_lost_machine(
     store_url = f"sqlite:{tmp_path / 'store.db'}"
     store = open_store(StoreSettings(url=store_url))
     now = datetime.now(UTC).replace(microsecond=0)
-    paths = {a.id: p for p, a in [*example_plant.machines(), *example_plant.sensors()]}
+    paths = {path.asset: path for path in example_plant.catalogue()}
     press, trimmer, kit = paths["imm-01"], paths["cnc-01"], paths["env-01"]
     store.write(
         [
