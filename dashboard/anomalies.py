@@ -269,7 +269,7 @@ def _peak_text(plant: Plant, item: AssetEvent) -> str:
 
 
 def _loss_text(loss: LossLink) -> str:
-    stop = state_text(loss.state) + (f" ({reason_text(loss.reason)})" if loss.reason else "")
+    stop = state_text(loss.state) + (f": {reason_text(loss.reason)}" if loss.reason else "")
     return f"{stop} {loss.lead_s / 60:.0f} min after, for {loss.duration_s / 60:.0f} min"
 
 
