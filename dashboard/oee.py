@@ -235,7 +235,7 @@ def _products(reports: dict[str, OeeReport]) -> None:
     if not reports:
         return
     st.subheader("By product")
-    percent = st.column_config.NumberColumn(format="percent")
+    number = st.column_config.NumberColumn
     st.dataframe(
         [
             {
@@ -252,8 +252,8 @@ def _products(reports: dict[str, OeeReport]) -> None:
         ],
         hide_index=True,
         column_config={
-            "Hours loaded": st.column_config.NumberColumn(format="%.2f"),
-            **dict.fromkeys(("Availability", "Performance", "Quality", "OEE"), percent),
+            "Hours loaded": number(format="%.2f"),
+            **{t: number(format="percent", help=KPI_HELP[k]) for k, t in RATIOS.items()},
         },
         placeholder=MISSING,
     )
