@@ -250,11 +250,11 @@ def _event_row(plant: Plant, item: AssetEvent) -> dict[str, object]:
         "Response": _response_text(item.response_s),
         "Followed by": _loss_text(loss) if loss else "",
         # the signal has a column of its own; the loss link matters more than the peak
-        "Peak": _peak_text(plant, item),
+        "Peak": peak_text(plant, item),
     }
 
 
-def _peak_text(plant: Plant, item: AssetEvent) -> str:
+def peak_text(plant: Plant, item: AssetEvent) -> str:
     """The analysis' note ("score 0.998 at 07:27:45Z") with the peak's time on the site's
     clock; the peak is within a day of the event's start."""
     note = (item.event.note or "").removeprefix(f"{item.signal}: ")

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from dashboard.anomalies import AssetEvent as AnomalyEvent
+from dashboard.anomalies import peak_text
 from dashboard.labels import (
+    KPI_HELP,
     age_text,
     axis_title,
     chart_time,
@@ -21,7 +24,8 @@ from dashboard.labels import (
     unit_text,
 )
 from dashboard.shop_floor import AssetView, read_shop_floor
-from shopfloor.messages import AssetPath
+from shopfloor.kpis import KPI_UNITS
+from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant, Signal, load_plant
 from shopfloor.store import Point, Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT
@@ -186,3 +190,19 @@ def test_cards_show_words_units_the_stop_reason_and_a_lost_machine(
     assert ":orange-badge[watch]" in text and "normal" not in text
     metrics = {m.label: m.value for m in app.metric}
     assert (metrics["PM2.5"], metrics["Temperature"]) == ("9.1 µg/m³", "22.5 °C")
+
+
+def test_every_kpi_on_screen_is_explained_in_one_line() -> None:
+    shown = set(KPI_UNITS) - {"teep", "nee"}  # written by the service, on no page
+    assert shown <= set(KPI_HELP), shown - set(KPI_HELP)
+    assert {"anomaly", "anomaly_score", "cost", "power"} <= set(KPI_HELP)
+    assert all("\n" not in text and len(text) < 200 for text in KPI_HELP.values())
+
+
+def test_an_anomaly_peak_is_told_on_the_sites_clock(example_plant: Plant) -> None:
+    path = next(p for p, _ in example_plant.machines())
+    start = datetime(2026, 11, 2, 23, 50, tzinfo=UTC)
+    event = Event(type=EventType.ANOMALY, name="anomaly_vibration", start=start,
+                  note="vibration: score 0.998 at 00:05:00Z")  # fmt: skip
+    item = AnomalyEvent(path, "Trimming centre", event)
+    assert peak_text(example_plant, item) == "score 0.998 at 03:05:00"  # the next day, UTC+3
