@@ -55,6 +55,7 @@ from analytics.history import (
     process_signals,
     state_log,
 )
+from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
 from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_KPI_PREFIX, SHIFT_REPORT, ShiftReportDoc
@@ -99,14 +100,14 @@ class AnalyticsSettings:
     lookback: timedelta = timedelta(hours=2)  # of history the detector is run over, at least
     max_lookback: timedelta = timedelta(hours=24)  # when sparse data needs more to warm up
     detector: RelativeEntropySettings = LIVE_DETECTOR
-    on: float = 0.99  # score that opens an anomaly event (the detector's confidence)
-    off: float = 0.9  # score under which it closes, after `quiet` samples
+    on: float = SIGNAL_ON  # score that opens an anomaly event (the detector's confidence)
+    off: float = SIGNAL_OFF  # score under which it closes, after `quiet` samples
     quiet: int = 30
     min_samples: int = 3
     silent_after: float = 60.0  # typical sampling intervals without a value while running
     machine_detector: DetectorSettings = MACHINE_DETECTOR  # Hotelling T² over all signals
     align_s: float = 5.0  # how old a signal's value may be to sit next to the others
-    t2_z: float = 8.0  # T² events at the rarity of an 8-sigma single-signal value
+    t2_z: float = T2_Z  # T² events at the rarity of an 8-sigma single-signal value
     link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
     grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
 

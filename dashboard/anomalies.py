@@ -9,15 +9,28 @@ event's start, whose value is when it was given: the response time is that minus
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard.kpis import JUST_AFTER, clock_note
+from dashboard.labels import (
+    KPI_HELP,
+    axis_title,
+    chart_time,
+    local,
+    reason_text,
+    signal_name,
+    signal_title,
+    state_text,
+    time_text,
+)
 from dashboard.store_errors import shows_store_errors
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
@@ -40,6 +53,7 @@ WINDOW_HOURS = [1, 4, 8, 24, 72]
 MAX_CHART_POINTS = 2000
 REFRESH_S = 10.0
 EXPANDED_ACKS = 5
+PEAK_AT = re.compile(r"at (\d\d:\d\d:\d\d)Z")  # in an anomaly event's note, in UTC
 
 
 @dataclass(frozen=True)
@@ -167,28 +181,31 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
     if now is None:
         return
     start, end = now - window, now + JUST_AFTER
-    st.caption(f"{clock_note(now, datetime.now(UTC))}, every {REFRESH_S:.0f} s.")
+    st.caption(f"{clock_note(plant, now, datetime.now(UTC))}, every {REFRESH_S:.0f} s.")
     events = read_events(plant, store, start, end)
-    _event_table(store, [e for e in events if e.event.type is EventType.ANOMALY])
+    _event_table(plant, store, [e for e in events if e.event.type is EventType.ANOMALY])
     st.subheader("Signals")
     machine_events = [e for e in events if e.path == path]
-    signals = read_scored_signals(plant, store, path, start, end)
+    signals = [s for s in read_scored_signals(plant, store, path, start, end) if _finite(s.scores)]
     st.caption(
-        "Orange: the signal's anomaly events. Red: injected faults (ground truth)."
+        "Orange: the signal's anomaly events. Red: injected faults (ground truth).  \n"
+        + KPI_HELP["anomaly_score"]
         if signals
-        else "No anomaly scores for this machine yet."
+        else "No anomaly scores for this machine in this window yet."
     )
+    declared = plant.catalogue().get(path, {})
     for scored in signals:
-        st.plotly_chart(_signal_figure(scored, machine_events))
+        title = signal_title(scored.signal, declared.get(scored.signal))
+        st.plotly_chart(_signal_figure(plant, title, scored, machine_events, (start, now)))
 
 
-def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
+def _event_table(plant: Plant, store: Store, anomalies: Sequence[AssetEvent]) -> None:
     st.subheader("Anomaly events")
     if not anomalies:
         st.caption("None in this window.")
         return
     st.dataframe(
-        [_event_row(a) for a in anomalies],
+        [_event_row(plant, a) for a in anomalies],
         hide_index=True,
         column_config={
             "Followed by": st.column_config.TextColumn(
@@ -205,7 +222,8 @@ def _event_table(store: Store, anomalies: Sequence[AssetEvent]) -> None:
         for item in waiting:
             text, button = st.columns([4, 1])
             text.markdown(
-                f"**{item.machine}** · {item.signal} · {item.event.start:%H:%M:%S} data time"
+                f"**{item.machine}** · {signal_name(item.signal)} · "
+                f"{time_text(item.event.start, plant)} ({plant.site.timezone}, data time)"
             )
             button.button(
                 "Acknowledge",
@@ -220,24 +238,38 @@ def _acknowledge_now(store: Store, item: AssetEvent) -> None:
     acknowledge(store, item, clock)
 
 
-def _event_row(item: AssetEvent) -> dict[str, object]:
+def _event_row(plant: Plant, item: AssetEvent) -> dict[str, object]:
     event, loss = item.event, item.event.loss
     return {
         "Machine": item.machine,
-        "Signal": item.signal,
-        "When (data time, UTC)": (
-            f"{event.start:%m-%d %H:%M:%S} to "
-            + (f"{event.end:%H:%M:%S}" if event.end else "ongoing")
+        "Signal": signal_name(item.signal),
+        f"When (data time, {plant.site.timezone})": (
+            f"{local(event.start, plant):%m-%d %H:%M:%S} to "
+            + (time_text(event.end, plant) if event.end else "ongoing")
         ),
         "Response": _response_text(item.response_s),
         "Followed by": _loss_text(loss) if loss else "",
         # the signal has a column of its own; the loss link matters more than the peak
-        "Peak": (event.note or "").removeprefix(f"{item.signal}: "),
+        "Peak": peak_text(plant, item),
     }
 
 
+def peak_text(plant: Plant, item: AssetEvent) -> str:
+    """The analysis' note ("score 0.998 at 07:27:45Z") with the peak's time on the site's
+    clock; the peak is within a day of the event's start."""
+    note = (item.event.note or "").removeprefix(f"{item.signal}: ")
+    found = PEAK_AT.search(note)
+    if found is None:
+        return note
+    start = item.event.start.astimezone(UTC)
+    peak = datetime.combine(start.date(), time.fromisoformat(found[1]), UTC)
+    if peak < start - timedelta(minutes=1):
+        peak += timedelta(days=1)
+    return note.replace(found[0], f"at {time_text(peak, plant)}")
+
+
 def _loss_text(loss: LossLink) -> str:
-    stop = loss.state.replace("_", " ") + (f" ({loss.reason})" if loss.reason else "")
+    stop = state_text(loss.state) + (f": {reason_text(loss.reason)}" if loss.reason else "")
     return f"{stop} {loss.lead_s / 60:.0f} min after, for {loss.duration_s / 60:.0f} min"
 
 
@@ -245,35 +277,47 @@ def _response_text(response_s: float | None) -> str:
     return "waiting" if response_s is None else f"{response_s / 60:.1f} min"
 
 
-def _signal_figure(scored: ScoredSignal, events: Sequence[AssetEvent]) -> go.Figure:
-    """The signal above its score, with its anomaly events (orange) and the injected faults
-    (red, the simulator's ground truth) as bands across both."""
-    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.05)
-    figure.add_scatter(
-        x=[p.ts for p in scored.values], y=[p.value for p in scored.values], name=scored.signal,
-        row=1, col=1,
-    )  # fmt: skip
-    figure.add_scatter(
-        x=[p.ts for p in scored.scores], y=[p.value for p in scored.scores], name="score",
-        row=2, col=1,
-    )  # fmt: skip
-    last = scored.values[-1].ts if scored.values else None
+def _signal_figure(
+    plant: Plant,
+    title: str,
+    scored: ScoredSignal,
+    events: Sequence[AssetEvent],
+    window: tuple[datetime, datetime],
+) -> go.Figure:
+    """The signal above its score (the score alone for the machine's joint score, which has
+    no signal of its own), with its anomaly events (orange) and the injected faults (red, the
+    simulator's ground truth) as bands across both, on the window's span in site time."""
+    values, scores = _finite(scored.values), _finite(scored.scores)
+    rows = 2 if values else 1
+    figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    if values:
+        _add_line(figure, plant, values, title, row=1)
+    _add_line(figure, plant, scores, "score", row=rows)
+    last = (values or scores)[-1].ts
     own = anomaly_event_name(scored.signal)
     # One layout update: add_vrect re-validates the whole layout per band, seconds for dozens.
-    bands = [_band(item, last) for item in events if item.event.type is EventType.FAULT]
-    bands += [_band(item, last) for item in events if item.event.name == own]
-    title = scored.signal.replace("_", " ")
-    figure.update_layout(
-        title=f"{title} ({scored.unit})" if scored.unit else title,
-        height=380,
-        showlegend=False,
-        shapes=bands,
-    )
-    figure.update_yaxes(title_text="score", row=2, col=1)
+    bands = [_band(plant, item, last) for item in events if item.event.type is EventType.FAULT]
+    bands += [_band(plant, item, last) for item in events if item.event.name == own]
+    figure.update_layout(title=title, height=380 if values else 240, showlegend=False, shapes=bands)
+    figure.update_xaxes(type="date", range=[chart_time(t, plant) for t in window])
+    figure.update_xaxes(title_text=axis_title(plant), row=rows, col=1)
+    figure.update_yaxes(title_text="score", row=rows, col=1)
     return figure
 
 
-def _band(item: AssetEvent, last: datetime | None) -> dict[str, object]:
+def _finite(points: Sequence[Point]) -> list[Point]:
+    """The points a chart can draw: a mean over an empty interval is no number."""
+    return [p for p in points if isinstance(p.value, int | float) and math.isfinite(p.value)]
+
+
+def _add_line(
+    figure: go.Figure, plant: Plant, points: Sequence[Point], name: str, row: int
+) -> None:
+    times = [chart_time(p.ts, plant) for p in points]
+    figure.add_scatter(x=times, y=[p.value for p in points], name=name, row=row, col=1)
+
+
+def _band(plant: Plant, item: AssetEvent, last: datetime) -> dict[str, object]:
     """A band over the event's span, up to the newest sample while it lasts."""
     event = item.event
     fault = event.type is EventType.FAULT
@@ -281,8 +325,8 @@ def _band(item: AssetEvent, last: datetime | None) -> dict[str, object]:
         "type": "rect",
         "xref": "x",
         "yref": "paper",
-        "x0": event.start,
-        "x1": event.end or last or event.start,
+        "x0": chart_time(event.start, plant),
+        "x1": chart_time(event.end or max(last, event.start), plant),
         "y0": 0,
         "y1": 1,
         "fillcolor": "red" if fault else "orange",
@@ -290,7 +334,7 @@ def _band(item: AssetEvent, last: datetime | None) -> dict[str, object]:
         "line": {"width": 0},
         "layer": "below",
         "label": {
-            "text": f"{event.name.replace('_', ' ')} (injected)" if fault else "",
+            "text": f"{reason_text(event.name)} (injected)" if fault else "",
             "textposition": "top left",
             "font": {"size": 11},
         },

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import streamlit as st
 
 from dashboard.kpis import MISSING
+from dashboard.labels import KPI_HELP, time_text
 from shopfloor.messages import (
     EdgeState,
     EdgeStatus,
@@ -52,6 +53,7 @@ class EdgeDeviceRow:
     sources: str | None = None  # "connected/total"
     version: str = ""
     causes: tuple[str, ...] = ()  # why the device says it is degraded
+    lost: tuple[tuple[str, datetime], ...] = ()  # machines it cannot reach, and since when
 
     def age_s(self, now: datetime) -> float | None:
         return None if self.last_seen is None else (now - self.last_seen).total_seconds()
@@ -151,6 +153,7 @@ def _row(device: str, state: EdgeState | None, status: EdgeStatus | None) -> Edg
         readings_per_s=status.readings_per_s,
         sources=f"{status.sources_connected}/{status.sources_total}",
         causes=tuple(status.causes) if row.online else (),
+        lost=tuple(sorted(status.sources_lost.items())) if row.online else (),
     )
 
 
@@ -177,9 +180,29 @@ def live_edge_devices(plant: Plant, broker_url: str) -> None:
         )
     else:
         _edge_table(fleet.devices, now)
+        for note in lost_sources(plant, fleet.devices):
+            st.warning(note)
     if fleet.undecodable:
         st.warning(f"{fleet.undecodable} message(s) on the edge topics could not be read.")
-    st.caption(f"Refreshed {now:%H:%M:%S} UTC, every {REFRESH_S:.0f} s")
+    st.caption(
+        f"Refreshed {time_text(now, plant)} ({plant.site.timezone}), every {REFRESH_S:.0f} s"
+    )
+
+
+def lost_sources(plant: Plant, devices: list[EdgeDeviceRow]) -> list[str]:
+    """A line per device that cannot reach some of its machines, naming them and since when
+    (on the device's clock, in the site's zone)."""
+    names = {machine.id: machine.name for _, machine in plant.machines()}
+    return [
+        f"Sources {device.sources} on {device.device}: "
+        + "; ".join(
+            f"{names.get(machine, machine)} unreachable since {time_text(since, plant)}"
+            for machine, since in device.lost
+        )
+        + f" ({plant.site.timezone})."
+        for device in devices
+        if device.lost
+    ]
 
 
 # Widths in pixels (810 in all) that fit the table beside the sidebar in a 1280-pixel window;
@@ -188,9 +211,7 @@ COLUMNS = {
     "Device": st.column_config.TextColumn(width=110),
     "Status": st.column_config.TextColumn(width=65),
     "Last seen": st.column_config.TextColumn(width=115),
-    "Queue": st.column_config.NumberColumn(
-        width=70, format="%d", help="Messages waiting in the device's buffer"
-    ),
+    "Queue": st.column_config.NumberColumn(width=70, format="%d", help=KPI_HELP["queue"]),
     "Queue kB": st.column_config.NumberColumn(width=75, format="%.1f"),
     "Dropped": st.column_config.NumberColumn(
         width=70, format="%d", help="Messages dropped since the agent started: buffer full"
@@ -199,7 +220,7 @@ COLUMNS = {
         width=90, help="Reconnections to the broker / to the device's sources"
     ),
     "Readings/s": st.column_config.NumberColumn(width=80, format="%.1f"),
-    "Sources": st.column_config.TextColumn(width=70, help="Sources connected / configured"),
+    "Sources": st.column_config.TextColumn(width=70, help=KPI_HELP["sources"]),
     "Version": st.column_config.TextColumn(width=65),
 }
 

@@ -2,7 +2,8 @@
 and CO2, from the analytics service's shift reports.
 
 The service does not price energy: the page multiplies kWh by a price per kWh the user can
-change, from SHOPFLOOR_PRICE_PER_KWH (and SHOPFLOOR_CURRENCY) by default.
+change, by default the site's (`energy_price` in the plant file, else SHOPFLOOR_PRICE_PER_KWH),
+in the site's currency.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import streamlit as st
 
 from analytics.oee import sum_by_key
 from dashboard.kpis import ShiftReport, by_machine, choose_period, read_shift_reports
+from dashboard.labels import KPI_HELP, money_text, state_text
 from dashboard.shop_floor import STATE_COLOURS
 from dashboard.store_errors import shows_store_errors
-from shopfloor.plant import Plant
+from shopfloor.plant import Plant, Site
 from shopfloor.states import MachineState
 from shopfloor.store import Store
 
 DEFAULT_PRICE_PER_KWH = 0.15
-DEFAULT_CURRENCY = "EUR"
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,11 @@ class Tariff:
     currency: str
 
     @classmethod
-    def from_env(cls) -> Tariff:
-        price = os.environ.get("SHOPFLOOR_PRICE_PER_KWH")
-        return cls(
-            float(price) if price else DEFAULT_PRICE_PER_KWH,
-            os.environ.get("SHOPFLOOR_CURRENCY", DEFAULT_CURRENCY),
-        )
+    def of(cls, site: Site) -> Tariff:
+        """The site's price per kWh and currency; a site without a price takes
+        SHOPFLOOR_PRICE_PER_KWH's, else the default's."""
+        price = site.energy_price or os.environ.get("SHOPFLOOR_PRICE_PER_KWH")
+        return cls(float(price) if price else DEFAULT_PRICE_PER_KWH, site.currency)
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,11 @@ def _energy(plant: Plant, store: Store) -> None:
     period = choose_period(plant, store)
     if period is None:
         return
-    default = Tariff.from_env()
+    default = Tariff.of(plant.site)
     price = st.number_input(
         f"Price per kWh ({default.currency})", min_value=0.0, value=default.price_per_kwh,
-        step=0.01, format="%.3f",
+        step=0.01, format="%.3f", help="The site's price from its plant file; change it to see "
+        "what another tariff would cost.",
     )  # fmt: skip
     tariff = Tariff(price, default.currency)
     reports = read_shift_reports(plant, store, *period)
@@ -114,9 +115,11 @@ def _energy(plant: Plant, store: Store) -> None:
 
 def _headline(machines: Mapping[str, EnergyTotals], tariff: Tariff) -> None:
     kwh, cost, co2 = st.columns(3)
-    kwh.metric("Energy", f"{sum(m.kwh for m in machines.values()):,.1f} kWh")
-    cost.metric("Cost", f"{sum(m.cost for m in machines.values()):,.2f} {tariff.currency}")
-    co2.metric("CO2", f"{sum(m.co2_kg for m in machines.values()):,.1f} kg")
+    total_kwh = sum(m.kwh for m in machines.values())
+    kwh.metric("Energy", f"{total_kwh:,.1f} kWh", help=KPI_HELP["energy"])
+    total_cost = money_text(sum(m.cost for m in machines.values()), tariff.currency)
+    cost.metric("Cost", total_cost, help=KPI_HELP["cost"])
+    co2.metric("CO₂", f"{sum(m.co2_kg for m in machines.values()):,.1f} kg", help=KPI_HELP["co2"])
 
 
 def _states_figure(machines: Mapping[str, EnergyTotals]) -> go.Figure:
@@ -124,7 +127,7 @@ def _states_figure(machines: Mapping[str, EnergyTotals]) -> go.Figure:
     figure = go.Figure(
         [
             go.Bar(
-                name=state.replace("_", " "),
+                name=state_text(state),
                 x=list(machines),
                 y=[m.by_state_kwh.get(state, 0.0) for m in machines.values()],
                 marker_color=STATE_COLOURS.get(state),
@@ -147,7 +150,7 @@ def _machine_table(machines: Mapping[str, EnergyTotals], tariff: Tariff) -> None
                 "kWh per good part": m.kwh_per_good_part,
                 "Peak demand (kW)": m.peak_kw,
                 f"Cost ({tariff.currency})": m.cost,
-                "CO2 (kg)": m.co2_kg,
+                "CO₂ (kg)": m.co2_kg,
             }
             for name, m in machines.items()
         ],
@@ -186,7 +189,7 @@ def _shift_table(reports: Sequence[ShiftReport], tariff: Tariff) -> None:
                 "Idle share": report.kpis.get("idle_energy_share"),
                 "Peak demand (kW)": totals.peak_kw,
                 f"Cost ({tariff.currency})": totals.cost,
-                "CO2 (kg)": totals.co2_kg,
+                "CO₂ (kg)": totals.co2_kg,
             }
         )
     _table(rows, tariff)
@@ -198,11 +201,11 @@ def _table(rows: list[dict[str, object]], tariff: Tariff) -> None:
         rows,
         hide_index=True,
         column_config={
-            "kWh": number(format="%.2f"),
-            "kWh per good part": number(format="%.4f"),
-            "Idle share": number(format="percent"),
-            "Peak demand (kW)": number(format="%.1f"),
-            f"Cost ({tariff.currency})": number(format="%.2f"),
-            "CO2 (kg)": number(format="%.2f"),
+            "kWh": number(format="%.2f", help=KPI_HELP["energy"]),
+            "kWh per good part": number(format="%.4f", help=KPI_HELP["energy_per_good_part"]),
+            "Idle share": number(format="percent", help=KPI_HELP["idle_energy_share"]),
+            "Peak demand (kW)": number(format="%.1f", help=KPI_HELP["peak_demand"]),
+            f"Cost ({tariff.currency})": number(format="%.2f", help=KPI_HELP["cost"]),
+            "CO₂ (kg)": number(format="%.2f", help=KPI_HELP["co2"]),
         },
     )

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 import streamlit as st
 
 from analytics.oee import LossTree, OeeReport, pooled, sum_by_key
+from dashboard.labels import time_text
 from shopfloor.kpis import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, OeeDoc, ShiftReportDoc
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Plant
@@ -51,17 +52,20 @@ class ShiftReport:
         return f"{self.day:%a %d %b} {self.shift}"
 
 
-def clock_note(data_now: datetime, wall_now: datetime) -> str:
-    """Which clock a page's times are on. Readings and events carry data time, the clock the
-    machines stamp them with, which a simulator above x1 runs ahead of the wall clock (and a
-    replay leaves behind): next to a wall-clock refresh time, unnamed, they look like the
-    future or the past."""
-    text = f"Times are data time (the machines' clock): data up to {data_now:%Y-%m-%d %H:%M:%S} UTC"
+def clock_note(plant: Plant, data_now: datetime, wall_now: datetime) -> str:
+    """Which clock a page's times are on, in the site's zone. Readings and events carry data
+    time, the clock the machines stamp them with, which a simulator above x1 runs ahead of the
+    wall clock (and a replay leaves behind): next to a wall-clock refresh time, unnamed, they
+    look like the future or the past."""
+    text = (
+        f"Times are data time (the machines' clock) in {plant.site.timezone}: data up to "
+        f"{time_text(data_now, plant, with_date=True)}"
+    )
     apart = data_now - wall_now
     if abs(apart) >= CLOCKS_APART:
         side = "ahead of" if apart > timedelta(0) else "behind"
         text += f", {_span(abs(apart))} {side} the wall clock (a fast simulation, or a replay)"
-    return f"{text}. Refreshed {wall_now:%H:%M:%S} UTC by the wall clock"
+    return f"{text}. Refreshed {time_text(wall_now, plant)} by the wall clock"
 
 
 def _span(span: timedelta) -> str:
@@ -197,5 +201,5 @@ def choose_period(plant: Plant, store: Store) -> tuple[datetime, datetime] | Non
     days = st.selectbox(
         "Period", PERIOD_DAYS, format_func=lambda d: f"last {d} day{'s' if d > 1 else ''}"
     )
-    st.caption(f"Data up to {now:%Y-%m-%d %H:%M:%S} UTC")
+    st.caption(f"Data up to {time_text(now, plant, with_date=True)} ({plant.site.timezone})")
     return now - timedelta(days=days or 1), now

@@ -14,6 +14,7 @@ import os
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +24,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from fpdf import FPDF
 
+from dashboard.labels import time_text
 from dashboard.store_errors import shows_store_errors
 from readiness import DATABASE_ENV, DEFAULT_DATABASE
 from readiness.answers import Response, SmeAnswers, Special
@@ -602,7 +604,8 @@ def readiness_page(plant: Plant, data: Store) -> None:
         index.metric("Readiness index R", f"{result['index']:.2f}")
         level.metric("Level", f"{result['level']} {result['level_name']}")
         kind.metric("Archetype", archetype["name"], help=archetype["warning"] or None)
-        st.caption(f"Scored {result['taken_at'][:16]} UTC, {result['mode']}")
+        scored = time_text(datetime.fromisoformat(result["taken_at"]), plant, with_date=True)
+        st.caption(f"Scored {scored[:16]} ({plant.site.timezone}), {result['mode']}")
         _alerts(store, sme)
         tabs = st.tabs(["Profile", "Indicators", "Recommendations", "Questionnaire",
                         "Progress", "Cohort", "Export"])  # fmt: skip

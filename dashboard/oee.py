@@ -23,6 +23,7 @@ from dashboard.kpis import (
     read_shift_reports,
     rolling_kpis,
 )
+from dashboard.labels import KPI_HELP, reason_text
 from dashboard.shop_floor import read_shop_floor
 from dashboard.store_errors import shows_store_errors
 from shopfloor.plant import Plant
@@ -213,6 +214,7 @@ def _shifts(name: str, reports: Sequence[ShiftReport], members: Sequence[ShiftRe
         return
     st.subheader("Per shift")
     rows = shift_kpis(analysed)
+    st.caption(KPI_HELP["oee"])
     st.plotly_chart(_shift_figure(rows))
     _shift_table(rows)
     _problems(report_problems(members))
@@ -251,7 +253,7 @@ def _products(reports: dict[str, OeeReport]) -> None:
     if not reports:
         return
     st.subheader("By product")
-    percent = st.column_config.NumberColumn(format="percent")
+    number = st.column_config.NumberColumn
     st.dataframe(
         [
             {
@@ -268,8 +270,8 @@ def _products(reports: dict[str, OeeReport]) -> None:
         ],
         hide_index=True,
         column_config={
-            "Hours loaded": st.column_config.NumberColumn(format="%.2f"),
-            **dict.fromkeys(("Availability", "Performance", "Quality", "OEE"), percent),
+            "Hours loaded": number(format="%.2f"),
+            **{t: number(format="percent", help=KPI_HELP[k]) for k, t in RATIOS.items()},
         },
         placeholder=MISSING,
     )
@@ -280,7 +282,7 @@ def _rolling(kpis: dict[str, float]) -> None:
     st.subheader("Last hour")
     for column, (name, title) in zip(st.columns(len(RATIOS)), RATIOS.items(), strict=True):
         value = kpis.get(name)
-        column.metric(title, "no data" if value is None else f"{value:.1%}")
+        column.metric(title, "no data" if value is None else f"{value:.1%}", help=KPI_HELP[name])
     above = [title for name, title in RATIOS.items() if kpis.get(name, 0.0) > 1 + 1e-9]
     if above:
         st.warning(
@@ -295,10 +297,11 @@ def _line_rolling(kpis: dict[str, float]) -> None:
     st.subheader("Last hour")
     if kpis:
         parts, good, quality = st.columns(3)
-        parts.metric("Parts", f"{kpis['parts']:,.0f}")
-        good.metric("Good parts", f"{kpis['good_parts']:,.0f}")
+        parts.metric("Parts", f"{kpis['parts']:,.0f}", help=KPI_HELP["parts"])
+        good.metric("Good parts", f"{kpis['good_parts']:,.0f}", help=KPI_HELP["good_parts"])
         value = kpis.get("quality")
-        quality.metric("Quality", "no data" if value is None else f"{value:.1%}")
+        shown = "no data" if value is None else f"{value:.1%}"
+        quality.metric("Quality", shown, help=KPI_HELP["quality"])
     st.caption(
         "A line's availability, performance and OEE are per shift only (below): pooling its "
         "machines' figures needs their planned busy and production times, which the rolling "
@@ -342,8 +345,7 @@ def _shift_figure(rows: Sequence[ShiftKpis]) -> go.Figure:
 
 
 def _shift_table(rows: Sequence[ShiftKpis]) -> None:
-    percent = st.column_config.NumberColumn(format="percent")
-    minutes = st.column_config.NumberColumn(format="%.1f")
+    number = st.column_config.NumberColumn
     st.dataframe(
         [
             {
@@ -363,12 +365,9 @@ def _shift_table(rows: Sequence[ShiftKpis]) -> None:
         ],
         hide_index=True,
         column_config={
-            "Availability": percent,
-            "Performance": percent,
-            "Quality": percent,
-            "OEE": percent,
-            "MTBF (min)": minutes,
-            "MTTR (min)": minutes,
+            **{t: number(format="percent", help=KPI_HELP[k]) for k, t in RATIOS.items()},
+            "MTBF (min)": number(format="%.1f", help=KPI_HELP["mtbf"]),
+            "MTTR (min)": number(format="%.1f", help=KPI_HELP["mttr"]),
         },
         placeholder=MISSING,
     )
@@ -406,7 +405,7 @@ def _waterfall_figure(steps: Sequence[WaterfallStep]) -> go.Figure:
 def pareto_figure(bars: Sequence[ParetoBar]) -> go.Figure:
     """Minutes by reason with the cumulative share on a 0-100 % axis of its own; the legend
     above the plot, where it hides neither the bars nor the reasons under them."""
-    reasons = [b.reason.replace("_", " ") for b in bars]
+    reasons = [reason_text(b.reason) for b in bars]
     figure = go.Figure(
         [
             go.Bar(x=reasons, y=[b.seconds / 60 for b in bars], name="minutes"),

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import statistics
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from itertools import pairwise
 
+from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z, t2_level
 from shopfloor.kpis import KPI_PREFIX
 from shopfloor.messages import AssetPath, Event
-from shopfloor.plant import Plant
+from shopfloor.plant import Machine, Plant
 from shopfloor.states import STANDARD_SIGNALS, STATE, STOP_REASON, MachineState
-from shopfloor.store import EVENT_PREFIX, Point, Scope, Store
+from shopfloor.store import EVENT_PREFIX, SCORE_PREFIX, Point, Scope, Store
 
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
+MACHINE_SCORE = SCORE_PREFIX + "machine"  # the analytics service's T² of all signals together
+BADGES = ("normal", "watch", "anomaly")
+# A source is lost when it has sent nothing for this many of its sampling intervals, and for
+# at least LOST_AFTER_MIN_S, while the other sources go on (a live pipeline lags a second or two).
+LOST_AFTER_INTERVALS = 10
+LOST_AFTER_MIN_S = 10.0
+SAMPLING_LOOKBACK = timedelta(minutes=10)  # of the asset's own readings to time its sampling
+
+
+def _is_reading(signal: str) -> bool:
+    """KPIs and anomaly scores are the analytics service's, not what the asset reported."""
+    return not signal.startswith((KPI_PREFIX, SCORE_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -24,6 +39,7 @@ class AssetView:
     values: dict[str, Point]
     power_signal: str | None = None
     energy_signal: str | None = None
+    sampling_s: float | None = None  # the typical step between its readings, when known
 
     def value(self, signal: str) -> float | str | None:
         point = self.values.get(signal)
@@ -44,21 +60,51 @@ class AssetView:
         return sorted(
             (name, point)
             for name, point in self.values.items()
-            if name not in headline
-            and not name.startswith(KPI_PREFIX)
-            and not isinstance(point.value, str)
+            if name not in headline and _is_reading(name) and not isinstance(point.value, str)
         )
 
     @property
     def newest_reading(self) -> datetime | None:
-        """When the asset last reported (KPIs are not readings)."""
-        stamps = [p.ts for name, p in self.values.items() if not name.startswith(KPI_PREFIX)]
+        """When the asset last reported (KPIs and scores are not readings)."""
+        stamps = [p.ts for name, p in self.values.items() if _is_reading(name)]
         return max(stamps, default=None)
+
+    @property
+    def newest_signal(self) -> str | None:
+        """The signal the asset reported last: the one to time its sampling by."""
+        readings = [(p.ts, name) for name, p in self.values.items() if _is_reading(name)]
+        return max(readings)[1] if readings else None
+
+    def anomaly_badge(self) -> str | None:
+        """ "normal", "watch" or "anomaly" from the latest anomaly scores, at the levels the
+        analytics service opens events at (a signal's confidence, the machine's joint T²);
+        "watch" is a signal above the level that closes an event, or a T² as rare as half the
+        sigmas. None before the service has scored the machine."""
+        scores = {
+            name.removeprefix(SCORE_PREFIX): float(p.value)
+            for name, p in self.values.items()
+            if name.startswith(SCORE_PREFIX) and not isinstance(p.value, str)
+        }
+        if not scores:
+            return None
+        joint = scores.pop(MACHINE_SCORE.removeprefix(SCORE_PREFIX), None)
+        level = max((_signal_level(score) for score in scores.values()), default=0)
+        if joint is not None and len(scores) > 1:
+            level = max(level, _joint_level(joint, len(scores)))
+        return BADGES[level]
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the asset's newest reading, or None."""
         newest = self.newest_reading
         return None if newest is None else (now - newest).total_seconds()
+
+
+def _signal_level(score: float) -> int:
+    return 2 if score >= SIGNAL_ON else 1 if score >= SIGNAL_OFF else 0
+
+
+def _joint_level(t2: float, signals: int) -> int:
+    return 2 if t2 >= t2_level(T2_Z, signals) else 1 if t2 >= t2_level(T2_Z / 2, signals) else 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +133,16 @@ class ShopFloor:
         newest = self.newest_reading
         return max(self.read_at, newest) if newest else self.read_at
 
+    def lost_since(self, asset: AssetView) -> datetime | None:
+        """When a source that others outlive last reported: its newest reading, once that is
+        older than a few of its sampling intervals against the data clock; else None."""
+        newest, clock = asset.newest_reading, self.newest_reading
+        if newest is None or clock is None:
+            return None
+        silent_s = (clock - newest).total_seconds()
+        allowed = max(LOST_AFTER_INTERVALS * (asset.sampling_s or 0.0), LOST_AFTER_MIN_S)
+        return newest if silent_s > allowed else None
+
 
 def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
     """The latest value of every machine and sensor signal of the plant's site."""
@@ -99,16 +155,13 @@ def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
             latest.setdefault(point.asset, {})[point.signal] = point
 
     machines = [
-        AssetView(
-            path,
-            machine.name,
-            latest.get(path, {}),
-            machine.energy_meter.power_signal if machine.energy_meter else None,
-            machine.energy_meter.energy_signal if machine.energy_meter else None,
-        )
+        _timed(store, AssetView(path, machine.name, latest.get(path, {}), *_meter(machine)))
         for path, machine in plant.machines()
     ]
-    sensors = [AssetView(p, s.name or s.id, latest.get(p, {})) for p, s in plant.sensors()]
+    sensors = [
+        _timed(store, AssetView(path, sensor.name or sensor.id, latest.get(path, {})))
+        for path, sensor in plant.sensors()
+    ]
     events.sort(key=lambda e: e.event.start, reverse=True)
     return ShopFloor(
         machines=machines,
@@ -116,3 +169,19 @@ def read_shop_floor(plant: Plant, store: Store) -> ShopFloor:
         events=events,
         read_at=datetime.now(UTC),
     )
+
+
+def _meter(machine: Machine) -> tuple[str | None, str | None]:
+    meter = machine.energy_meter
+    return (meter.power_signal, meter.energy_signal) if meter else (None, None)
+
+
+def _timed(store: Store, view: AssetView) -> AssetView:
+    """The view with its sampling interval: the median step of its newest signal's readings
+    over the minutes before the last one (at x60 a step is a minute of data time)."""
+    signal, newest = view.newest_signal, view.newest_reading
+    if signal is None or newest is None:
+        return view
+    stamps = [p.ts for p in store.history(view.path, signal, newest - SAMPLING_LOOKBACK, newest)]
+    steps = [(b - a).total_seconds() for a, b in pairwise(stamps)]
+    return replace(view, sampling_s=statistics.median(steps) if steps else None)

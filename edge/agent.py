@@ -216,6 +216,11 @@ class EdgeAgent:
             sources_connected=sum(source.connected for source in self.sources),
             sources_total=len(self.sources),
             source_reconnects=sum(source.reconnects for source in self.sources),
+            sources_lost={
+                source.target.machine_id: source.down_since
+                for source in self.sources
+                if source.down_since is not None
+            },
             oldest_queued_s=round(oldest_queued_s, 3),
             receiving=receiving,
             causes=self.causes(receiving, oldest_queued_s),

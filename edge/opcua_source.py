@@ -149,6 +149,7 @@ class OpcUaSource:
         self.reconnects = 0
         self.rejected = 0  # values that were not readings of their signal
         self.connected = False
+        self.down_since: datetime | None = datetime.now(UTC)  # not connected since; None if it is
         self.polled_nodes = 0  # how many nodes the current connection reads by polling
         self.connected_once = False  # since the last failure
         self._filter = _ChangeFilter()
@@ -189,8 +190,11 @@ class OpcUaSource:
                 else await self._subscribe(client, nodes)
             )
             self.connected, self.connected_once, self.polled_nodes = True, True, len(polled)
+            self.down_since = None
             await self._watch(client, polled)
         finally:
+            if self.connected:
+                self.down_since = datetime.now(UTC)
             self.connected = False
             await disconnect_quietly(client)
 

@@ -495,6 +495,9 @@ class EdgeStatus(BaseModel):
     sources_connected: int
     sources_total: int
     source_reconnects: int
+    sources_lost: dict[str, AwareDatetime] = Field(
+        default={}, description="machines whose OPC UA server is not connected, and since when"
+    )
     oldest_queued_s: float = Field(default=0.0, description="age of the oldest queued message")
     receiving: bool = Field(default=True, description="the MQTT network thread runs")
     causes: list[str] = Field(default=[], description="why the device is degraded; [] if ok")

@@ -48,6 +48,15 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def _check_currency(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError(
+            f"{value!r} is not a currency code: use its three-letter ISO 4217 code such as "
+            "EUR, BYN or RSD"
+        )
+    return value
+
+
 def _check_endpoint(value: str) -> str:
     if not re.match(r"^opc\.tcp://[^/:]+:\d+(/.*)?$", value):
         raise ValueError(f"{value!r} is not an OPC UA endpoint like opc.tcp://host:4840")
@@ -110,6 +119,7 @@ class Signal(_Part):
 
     id: Identifier
     unit: str = ""
+    label: str = Field(default="", description="name on screens; default from the signal's id")
     description: str = ""
     node: str | None = Field(default=None, description="OPC UA node id; default derives from ids")
     kind: SignalKind = Field(
@@ -255,6 +265,7 @@ def _clock_text(value: object) -> object:
 
 ClockTime = Annotated[time, BeforeValidator(_clock_text)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
 
 
 class Shift(_Part):
@@ -267,9 +278,16 @@ class Shift(_Part):
 
 
 class Site(_Part):
+    """Where the SME works: its local clock (shifts, and times on screens) and its money."""
+
     id: Identifier
     name: str
     timezone: TimeZoneName = "UTC"
+    currency: CurrencyCode = Field(default="EUR", description="ISO 4217 code costs are shown in")
+    energy_price: PositiveFloat | None = Field(
+        default=None,
+        description="price of a kWh in the site's currency; the dashboard's default without it",
+    )
     areas: list[Area] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -52,6 +52,14 @@ DRIFT_PERIOD_S = 5400.0
 SPIKE_CHANCE = 0.08
 
 
+def physical(name: str, value: float) -> float:
+    """The value within its physical bounds: noise around a stopped machine's zero must not
+    read as a negative pressure, speed or flow. Only a temperature can be below zero; every
+    other simulated quantity (pressure, speed, flow, load, vibration, humidity, dust, sound
+    level) cannot."""
+    return value if "temperature" in name else max(value, 0.0)
+
+
 def _process_value(name: str, machine: MachineSim, now: float, rng: random.Random) -> float:
     running = machine.state is MachineState.RUNNING
     mean_running, mean_stopped, noise = PROCESS.get(name, GENERIC)
@@ -70,7 +78,7 @@ def _process_value(name: str, machine: MachineSim, now: float, rng: random.Rando
             value -= 0.5 * machine.load
         elif name == "air_flow":
             value = 12.0 * machine.load
-    return round(rng.gauss(value, noise), 3)
+    return round(physical(name, rng.gauss(value, noise)), 3)
 
 
 def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[str, Value]:
@@ -117,7 +125,8 @@ def _corrupt(machine: MachineSim, values: dict[str, Value], rng: random.Random) 
         elif kind is FaultKind.SPIKE and rng.random() < SPIKE_CHANCE:
             value = values[signal]
             if isinstance(value, float):
-                values[signal] = round(value * rng.choice([3.0, 4.0, -1.0]) + 10.0, 3)
+                spiked = value * rng.choice([3.0, 4.0, -1.0]) + 10.0
+                values[signal] = round(physical(signal, spiked), 3)
     return values
 
 
@@ -129,5 +138,6 @@ def sensor_values(
     for signal in sensor.signals:
         base, with_floor, noise = ENVIRONMENT.get(signal.id, GENERIC)
         daily = 1.0 * math.sin(2 * math.pi * now / 86400) if signal.id == "temperature" else 0.0
-        values[signal.id] = round(rng.gauss(base + with_floor * running_share + daily, noise), 3)
+        value = rng.gauss(base + with_floor * running_share + daily, noise)
+        values[signal.id] = round(physical(signal.id, value), 3)
     return values

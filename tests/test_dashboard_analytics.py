@@ -309,16 +309,21 @@ def test_a_line_pools_only_the_rolling_counts(example_plant: Plant, store: Store
     }
 
 
-def test_the_clock_note_names_data_time_and_how_far_it_is_from_the_wall_clock() -> None:
+def test_the_clock_note_names_data_time_and_how_far_it_is_from_the_wall_clock(
+    example_plant: Plant,
+) -> None:
     wall = datetime(2026, 11, 23, 3, 53, 2, tzinfo=UTC)
-    ahead = clock_note(wall + timedelta(hours=3, minutes=51), wall)
+    ahead = clock_note(example_plant, wall + timedelta(hours=3, minutes=51), wall)
     assert ahead == (
-        "Times are data time (the machines' clock): data up to 2026-11-23 07:44:02 UTC, "
+        "Times are data time (the machines' clock) in Europe/Minsk: data up to 2026-11-23 "
+        "10:44:02, "
         "3 h 51 min ahead of the wall clock (a fast simulation, or a replay). "
-        "Refreshed 03:53:02 UTC by the wall clock"
+        "Refreshed 06:53:02 by the wall clock"
     )
-    assert "behind the wall clock" in clock_note(wall - timedelta(days=2), wall)
-    assert "wall clock (" not in clock_note(wall - timedelta(seconds=30), wall)  # live lag
+    assert "behind the wall clock" in clock_note(example_plant, wall - timedelta(days=2), wall)
+    assert "wall clock (" not in clock_note(
+        example_plant, wall - timedelta(seconds=30), wall
+    )  # live lag
 
 
 def test_energy_per_machine_by_state_with_cost_and_co2(example_plant: Plant, store: Store) -> None:
@@ -338,13 +343,15 @@ def test_energy_per_machine_by_state_with_cost_and_co2(example_plant: Plant, sto
     assert machines["Trimming centre"].kwh == pytest.approx(40.0)
 
 
-def test_the_price_per_kwh_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SHOPFLOOR_PRICE_PER_KWH", raising=False)
-    monkeypatch.delenv("SHOPFLOOR_CURRENCY", raising=False)
-    assert Tariff.from_env() == Tariff(0.15, "EUR")
+def test_the_price_and_currency_are_the_sites(
+    example_plant: Plant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SHOPFLOOR_PRICE_PER_KWH", "0.32")
-    monkeypatch.setenv("SHOPFLOOR_CURRENCY", "PLN")
-    assert Tariff.from_env() == Tariff(0.32, "PLN")
+    assert Tariff.of(example_plant.site) == Tariff(0.35, "BYN")  # the plant file wins
+    unpriced = example_plant.site.model_copy(update={"energy_price": None, "currency": "RSD"})
+    assert Tariff.of(unpriced) == Tariff(0.32, "RSD")
+    monkeypatch.delenv("SHOPFLOOR_PRICE_PER_KWH")
+    assert Tariff.of(unpriced) == Tariff(0.15, "RSD")
 
 
 def test_anomaly_events_carry_their_loss_and_acknowledging_records_the_response_time(

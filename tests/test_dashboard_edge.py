@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dashboard.edge_devices import EdgeDeviceRow, EdgeFleet, read_edge_devices
+from dashboard.edge_devices import EdgeDeviceRow, EdgeFleet, lost_sources, read_edge_devices
 from shopfloor.messages import (
     EdgeState,
     EdgeStatus,
@@ -18,6 +18,7 @@ from shopfloor.messages import (
     edge_status_topic,
     encode_edge,
 )
+from shopfloor.plant import Plant
 from tests.servers import Mosquitto, free_port
 from tests.test_dashboard_driving import artifact, open_page, publish_retained, start_dashboard
 from tests.test_end_to_end import shopfloor, stop_all, wait_until
@@ -25,7 +26,7 @@ from tests.test_end_to_end import shopfloor, stop_all, wait_until
 STARTED = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 
-def status(device: str, ts: datetime, causes: tuple[str, ...] = (), **figures: float) -> bytes:
+def status(device: str, ts: datetime, causes: tuple[str, ...] = (), **figures: object) -> bytes:
     defaults: dict[str, float | bool] = dict(
         uptime_s=0, readings_total=0, readings_per_s=0, forwarded_total=0, queue_depth=0,
         queue_bytes=0, dropped_total=0, lost_total=0, rejected_total=0, broker_connected=True,
@@ -64,6 +65,7 @@ def test_rows_carry_each_devices_state_and_latest_figures(mosquitto: Mosquitto) 
     figures = dict(
         queue_depth=1200, queue_bytes=350_000, dropped_total=7, broker_reconnects=3,
         source_reconnects=2, readings_per_s=41.5, sources_connected=2, sources_total=3,
+        sources_lost={"cnc-01": STARTED},
     )  # fmt: skip
     publish_retained(
         mosquitto.url,
@@ -86,6 +88,7 @@ def test_rows_carry_each_devices_state_and_latest_figures(mosquitto: Mosquitto) 
             device="pi-1", online=True, last_seen=seen, queue_depth=1200, queue_bytes=350_000,
             dropped_total=7, broker_reconnects=3, source_reconnects=2, readings_per_s=41.5,
             sources="2/3", version="1.4.0", causes=("sources_disconnected",),
+            lost=(("cnc-01", STARTED),),
         ),
         EdgeDeviceRow(
             device="pi-2", online=False, last_seen=STARTED, queue_depth=5, queue_bytes=0,
@@ -97,6 +100,18 @@ def test_rows_carry_each_devices_state_and_latest_figures(mosquitto: Mosquitto) 
     assert not pi_1.stale(seen + timedelta(seconds=30))
     assert pi_1.stale(seen + timedelta(seconds=31))
     assert not pi_2.stale(seen)  # offline says more than stale
+
+
+def test_a_lost_source_is_named_with_since_when_in_site_time(example_plant: Plant) -> None:
+    since = datetime(2026, 11, 22, 9, 5, 9, tzinfo=UTC)
+    lost = EdgeDeviceRow(
+        device="pi-moulding-1", online=True, last_seen=since, sources="2/3",
+        lost=(("cnc-01", since),),
+    )  # fmt: skip
+    healthy = EdgeDeviceRow(device="pi-2", online=True, last_seen=since, sources="1/1")
+    assert lost_sources(example_plant, [lost, healthy]) == [
+        "Sources 2/3 on pi-moulding-1: Trimming centre unreachable since 12:05:09 (Europe/Minsk)."
+    ]
 
 
 def test_a_site_without_edge_devices_has_no_rows(mosquitto: Mosquitto) -> None:

@@ -100,6 +100,22 @@ async def test_deadband_reports_only_moves_larger_than_it(
         assert source.polled_nodes == (2 if settings["mode"] == "poll" else 0)
 
 
+@pytest.mark.asyncio
+async def test_a_lost_server_is_down_since_the_session_ended(
+    machine: Machine, opcua_server: ServeMachine
+) -> None:
+    """What the edge status names as lost: a machine not connected yet, or no longer."""
+    server = await opcua_server(machine, IDLE)
+    async with reading(machine, {"mode": "subscribe", "sampling_interval_ms": 50}) as (source, _):
+        assert source.down_since is not None  # not connected yet
+        await eventually(lambda: source.connected, 10, "the session")
+        assert source.down_since is None
+        before_loss = datetime.now(UTC)
+        await server.stop()
+        await eventually(lambda: source.down_since is not None, 15, "the loss noticed")
+        assert source.down_since is not None and source.down_since >= before_loss
+
+
 async def refusing_subscriptions(serve: ServeMachine, machine: Machine) -> MachineServer:
     """The oven's server allowing no subscription, as some PLCs do; asyncua checks the limit at
     each new subscription, so a running server takes it."""

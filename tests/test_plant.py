@@ -34,6 +34,28 @@ def test_example_plant_describes_a_line_of_three_machines_and_a_sensor_kit(
     assert example_plant.site.timezone == "Europe/Minsk"
 
 
+@pytest.mark.parametrize(
+    ("plant", "zone", "currency"),
+    [
+        ("plant.yaml", "Europe/Minsk", "BYN"),  # Brest, Belarus
+        ("packaging-plant.yaml", "Europe/Minsk", "BYN"),
+        ("machining-plant.yaml", "Europe/Belgrade", "RSD"),  # Kragujevac, Serbia
+    ],
+)
+def test_each_example_site_has_its_zone_currency_and_energy_price(
+    plant: str, zone: str, currency: str
+) -> None:
+    site = load_plant(EXAMPLE_PLANT.parent / plant).site
+    assert (site.timezone, site.currency) == (zone, currency)
+    assert site.energy_price is not None and site.energy_price > 0
+
+
+def test_a_site_without_a_currency_counts_in_euros(tmp_path: Path) -> None:
+    path = broken(tmp_path, "  currency: BYN", "  # no currency")
+    site = load_plant(path).site
+    assert site.currency == "EUR"
+
+
 def test_catalogue_lists_every_asset_with_its_signals(example_plant: Plant) -> None:
     catalogue = example_plant.catalogue()
     assert len(catalogue) == 4
@@ -80,6 +102,9 @@ CASES = [
      "http://127.0.0.1:4843"),
     ("rated_power_kw: 3.0", "rated_power_kw: 0", "site.areas[0].lines[0].machines[2].rated_power_kw",
      "greater than 0", "rated_power_kw: 0"),
+    ("currency: BYN", "currency: rouble", "site.currency", "ISO 4217 code", "currency: rouble"),
+    ("energy_price: 0.35", "energy_price: -1", "site.energy_price", "greater than 0",
+     "energy_price: -1"),
     ('start: "06:00"', 'start: "25:00"', "shifts[0].start", "time", 'start: "25:00"'),
     # YAML 1.1 reads an unquoted 22:00 as 1320: refused, not silently 00:22.
     ('end: "22:00"', "end: 22:00", "shifts[1].end", "write the time in quotes", "end: 22:00"),

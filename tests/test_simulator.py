@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,21 @@ def test_an_idle_spell_is_an_availability_loss_not_planned_time() -> None:
     assert [(i.start, i.reason) for i in spells][:1] == [(3600, "no_operator")]
     assert sum(i.end - i.start for i in spells) == pytest.approx(1800, abs=300)  # ends with a cycle
     assert kpis(machine).availability < 0.9
+
+
+@pytest.mark.parametrize("name", ["moulding", "machining", "packaging"])
+def test_no_process_value_below_its_physical_minimum(name: str) -> None:
+    """A whole run of each example plant, faults included, sampled every 5 s: noise around a
+    stopped machine's zero never reads as a negative pressure, speed, flow or load."""
+    loaded = scenario(name)
+    floor = PlantSim(loaded, datetime(2026, 3, 2, 6, tzinfo=UTC))
+    lowest: dict[str, float] = {}
+    for step in range(1, int(loaded.scenario.duration / 5) + 1):
+        floor.run_until(step * 5.0)
+        for values in floor.sample().values():
+            for signal, value in values.items():
+                if isinstance(value, float) and "temperature" not in signal:
+                    lowest[signal] = min(value, lowest.get(signal, value))
+    assert lowest and min(lowest.values()) >= 0.0, lowest
+    for signal in {"injection_pressure", "spindle_load", "belt_speed", "air_flow"} & lowest.keys():
+        assert lowest[signal] == 0.0, signal  # it stopped, and read zero then

@@ -2,8 +2,8 @@
 
 - `standard_score`: a robust z-score per signal (`zscore`), and the same score of a short mean
   of the signal for level shifts (`level_shift`);
-- `hotelling_t2`: Hotelling T² of a machine's signals together (`hotelling`), and `t2_level` to
-  threshold it like a z-score;
+- `hotelling_t2`: Hotelling T² of a machine's signals together (`hotelling`), and `t2_level`
+  (from `analytics.levels`) to threshold it like a z-score;
 - `entropy`: the relative-entropy score of a signal's recent shape (`relative_entropy`), the
   detector the analytics service runs live;
 - `thresholds`: `alarms` and labelled `events` from any of these scores;
@@ -16,10 +16,11 @@ Numba's cache notices changes to a kernel's own file only: after changing `setti
 """
 
 from analytics.anomaly.entropy import RelativeEntropySettings, chi_square_cdf, relative_entropy
-from analytics.anomaly.hotelling_t2 import hotelling, t2_level
+from analytics.anomaly.hotelling_t2 import hotelling
 from analytics.anomaly.settings import DetectorSettings
 from analytics.anomaly.standard_score import level_shift, zscore
 from analytics.anomaly.thresholds import Event, alarms, events
+from analytics.levels import t2_level
 
 __all__ = [
     "DetectorSettings",

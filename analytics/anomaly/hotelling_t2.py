@@ -1,7 +1,7 @@
 """Hotelling T² of a machine's signals together against their past (`hotelling`), which sees
-signals that usually move together parting ways, and the T² level as rare as a z-score
-(`t2_level`). Settings and conventions: `analytics.anomaly.settings`; the kernels that score and
-absorb a block of rows, written in LLVM IR: `analytics.anomaly._intrinsics`.
+signals that usually move together parting ways; the T² level as rare as a z-score is
+`analytics.levels.t2_level`. Settings and conventions: `analytics.anomaly.settings`; the
+kernels that score and absorb a block of rows, written in LLVM IR: `analytics.anomaly._intrinsics`.
 """
 
 from __future__ import annotations
@@ -303,26 +303,3 @@ def hotelling(
     out = np.empty(machines.shape[:2])  # allocated by NumPy: see standard_score._zscore_run
     _hotelling_many(t, machines, *args, shrink, signals, out)
     return out[0] if x.ndim == 2 else out
-
-
-def t2_level(z: float, k: int) -> float:
-    """The T² level of k signals as rare as |z| >= `z` of one, so one threshold serves both.
-
-    T² of k Gaussian signals is chi-squared with k degrees of freedom: its quantile at the
-    two-sided normal tail of z, by bisection on the chi-squared tail, closed-form for whole k.
-    """
-
-    def tail(x: float) -> float:
-        total = math.erfc(math.sqrt(x / 2)) if k % 2 else math.exp(-x / 2)
-        for m in range(3 if k % 2 else 4, k + 1, 2):
-            total += math.exp((m / 2 - 1) * math.log(x / 2) - x / 2 - math.lgamma(m / 2))
-        return total
-
-    target = math.erfc(z / math.sqrt(2))
-    low, high = z * z, 2 * z * z  # chi-squared with k >= 1 is at least the 1-signal level
-    while tail(high) > target:
-        low, high = high, 2 * high
-    for _ in range(60):
-        middle = (low + high) / 2
-        low, high = (middle, high) if tail(middle) > target else (low, middle)
-    return high

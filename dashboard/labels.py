@@ -1,0 +1,148 @@
+"""How every page names things for a visitor: signals, units, machine states, stop reasons,
+KPIs with a one-line explanation each, times in the site's zone and money in its currency.
+
+One table of each, so that a signal is "Melt temperature (°C)" on the shop floor and on the
+Anomalies page alike; a label the plant file gives a signal wins over the table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from shopfloor.plant import Plant, Signal
+
+SIGNAL_NAMES = {
+    "pm2_5": "PM2.5",
+    "pm10": "PM10",
+    "co2": "CO₂",
+    "humidity": "Humidity",
+    "noise": "Noise",
+    "temperature": "Temperature",
+    "air_flow": "Air flow",
+    "part_count": "Parts",
+    "reject_count": "Rejects",
+    "machine": "All signals together",  # the analytics service's joint score of a machine
+}
+
+UNITS = {
+    "degC": "°C",
+    "degF": "°F",
+    "ug/m3": "µg/m³",
+    "mg/m3": "mg/m³",
+    "m3/min": "m³/min",
+    "m3/h": "m³/h",
+    "%RH": "% RH",
+    "dBA": "dB(A)",
+    "pcs": "parts",
+    "kWh/pcs": "kWh per part",
+}
+
+STATE_NAMES = {
+    "running": "Running",
+    "micro_stop": "Short stop",
+    "idle": "Idle",
+    "starved": "Waiting for parts",
+    "blocked": "Blocked by the next station",
+    "setup": "Setting up",
+    "unplanned_stop": "Stopped (breakdown)",
+    "planned_stop": "Planned stop",
+    "off": "Switched off",
+}
+
+# What each figure on screen means, in one line of plain words: tooltips and captions.
+KPI_HELP = {
+    "oee": "Overall equipment effectiveness: the share of planned time spent making good parts "
+    "at full speed (availability times performance times quality).",
+    "availability": "Share of the planned time the machine was actually producing, not stopped.",
+    "performance": "How fast it produced while running, against its ideal cycle time.",
+    "quality": "Share of the parts made that were good, not rejects.",
+    "parts": "Parts the machine made, good and rejected.",
+    "good_parts": "Parts made without a defect.",
+    "rejects": "Parts made that failed the quality check.",
+    "mtbf": "Mean time between failures: how long the machine runs, on average, between "
+    "breakdowns.",
+    "mttr": "Mean time to repair: how long a breakdown lasts, on average.",
+    "power": "Electrical power the machine draws now.",
+    "energy": "Electricity used, from the machines' energy meters.",
+    "energy_per_good_part": "Electricity used for each good part: lower is better; idle "
+    "machines and rejects raise it.",
+    "idle_energy_share": "Share of the electricity used while the machine made nothing.",
+    "peak_demand": "Highest average power over 15 minutes: what the grid connection is "
+    "sized and often billed for.",
+    "co2": "CO₂ emitted to make the electricity used, at the grid's average emission factor.",
+    "cost": "Electricity used times the site's price per kWh.",
+    "anomaly": "How unusual the machine's signals look against what the analysis learned is "
+    "normal for it: 'watch' is unusual, 'anomaly' is rare enough to warn of a failure.",
+    "anomaly_score": "How unusual a signal looks, from 0 (as usual) to 1 (never seen like this);"
+    " an anomaly event opens above 0.99.",
+    "queue": "Readings a device keeps on its own disk while it cannot reach the broker.",
+    "sources": "Machines (OPC UA servers) the device reads, connected out of configured.",
+}
+
+
+def signal_name(signal_id: str, declared: Signal | None = None) -> str:
+    """A signal's name for people: the plant file's label, the table's, else its id in words."""
+    if declared is not None and declared.label:
+        return declared.label
+    return SIGNAL_NAMES.get(signal_id) or signal_id.replace("_", " ").capitalize()
+
+
+def unit_text(unit: str) -> str:
+    """A unit as people write it: °C for degC, µg/m³ for ug/m3; unknown units as given."""
+    return UNITS.get(unit, unit)
+
+
+def signal_title(signal_id: str, declared: Signal | None) -> str:
+    """ "Melt temperature (°C)": a chart's or column's title."""
+    unit = unit_text(declared.unit) if declared else ""
+    name = signal_name(signal_id, declared)
+    return f"{name} ({unit})" if unit else name
+
+
+def state_text(state: str) -> str:
+    return STATE_NAMES.get(state) or state.replace("_", " ").capitalize()
+
+
+def reason_text(reason: str) -> str:
+    """A stop-reason code in words: bearing_failure -> bearing failure."""
+    return reason.replace("_", " ").strip()
+
+
+def number_text(value: float, unit: str = "", digits: int = 1) -> str:
+    """A value with its unit, never "-0.0": a reading that rounds to zero is zero."""
+    rounded = round(value, digits) + 0.0  # adding 0.0 turns -0.0 into 0.0
+    return f"{rounded:,.{digits}f} {unit_text(unit)}".strip()
+
+
+def age_text(seconds: float) -> str:
+    """How long ago, in the largest unit that says it: 42 s, 5 min, 3 h, 35 d."""
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def money_text(amount: float, currency: str) -> str:
+    return f"{amount:,.2f} {currency}"
+
+
+def local(ts: datetime, plant: Plant) -> datetime:
+    """A stored (UTC) time on the site's clock."""
+    return ts.astimezone(ZoneInfo(plant.site.timezone))
+
+
+def time_text(ts: datetime, plant: Plant, with_date: bool = False) -> str:
+    """A time of day on the site's clock, e.g. 14:05:09; with the date when asked."""
+    return f"{local(ts, plant):{'%Y-%m-%d %H:%M:%S' if with_date else '%H:%M:%S'}}"
+
+
+def chart_time(ts: datetime, plant: Plant) -> datetime:
+    """A time for a chart's axis: the site's wall-clock time without an offset, which plotly
+    draws as it is (it has no time zones), under an axis titled with `axis_title`."""
+    return local(ts, plant).replace(tzinfo=None)
+
+
+def axis_title(plant: Plant) -> str:
+    return f"time ({plant.site.timezone})"
