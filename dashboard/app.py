@@ -16,11 +16,13 @@ from dashboard.anomalies import anomalies_page
 from dashboard.controls import controls_page
 from dashboard.edge_devices import edge_devices_page
 from dashboard.energy import energy_page
+from dashboard.kiosk import navigate
 from dashboard.kpis import clock_note
 from dashboard.lean_readiness import readiness_page
 from dashboard.oee import oee_page
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from dashboard.store_errors import shows_store_errors
+from dashboard.story import story_page
 from readiness.live import record_view
 from shopfloor.config import ConfigError
 from shopfloor.plant import Plant, load_plant
@@ -160,6 +162,11 @@ def main() -> None:
     pages = [
         st.Page(shop_floor_page, title="Shop floor", default=True),
         st.Page(
+            lambda: story_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"), pages),
+            title="Demo story",
+            url_path="story",
+        ),
+        st.Page(
             lambda: controls_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL")),
             title="Demo controls",
             url_path="controls",
@@ -174,7 +181,7 @@ def main() -> None:
             lambda: readiness_page(_plant(), _store()), title="Readiness", url_path="readiness"
         ),
     ]
-    st.navigation(pages).run()
+    navigate(pages)
 
 
 main()
