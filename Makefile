@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need (binary:package): real servers, the browser, the compose checker.
+# Debian packages the tests need (binary:package): real servers, the browser, the compose checker,
+# and libfaketime (the demo-day test runs the demo at an off-shift hour).
 SERVER_BINARIES := mosquitto:mosquitto mosquitto_sub:mosquitto-clients influxd:influxdb victoria-metrics:victoria-metrics \
-	chromium:chromium docker-compose:docker-compose
+	chromium:chromium docker-compose:docker-compose faketime:faketime
 
 .PHONY: demo test lint typecheck bench servers clean
 

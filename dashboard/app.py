@@ -17,8 +17,10 @@ from dashboard.cards import live_shop_floor
 from dashboard.controls import controls_page
 from dashboard.edge_devices import edge_devices_page
 from dashboard.energy import energy_page
+from dashboard.kiosk import navigate
 from dashboard.lean_readiness import readiness_page
 from dashboard.oee import oee_page
+from dashboard.story import story_page
 from readiness.live import record_view
 from shopfloor.config import ConfigError
 from shopfloor.plant import Plant, load_plant
@@ -66,6 +68,11 @@ def main() -> None:
     pages = [
         st.Page(shop_floor_page, title="Shop floor", default=True),
         st.Page(
+            lambda: story_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"), pages),
+            title="Demo story",
+            url_path="story",
+        ),
+        st.Page(
             lambda: controls_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL")),
             title="Demo controls",
             url_path="controls",
@@ -80,7 +87,7 @@ def main() -> None:
             lambda: readiness_page(_plant(), _store()), title="Readiness", url_path="readiness"
         ),
     ]
-    st.navigation(pages).run()
+    navigate(pages)
 
 
 main()

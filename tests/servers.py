@@ -18,7 +18,7 @@ from shopfloor.mqtt import MOSQUITTO_POLICY
 
 INSTALL_HINT = (
     "install it with: apt-get install -y mosquitto mosquitto-clients influxdb victoria-metrics "
-    "chromium"
+    "chromium faketime"
 )
 
 
