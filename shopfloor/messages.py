@@ -322,13 +322,17 @@ def status_topic(tenant: str, site: str) -> str:
 
 
 class SimulatorStatus(BaseModel):
-    """What a running simulator announces: its scenario, the others it can load, its speed."""
+    """What a running simulator announces: its scenario, the others it can load, its speed.
+
+    `other_plants` are scenarios beside its own that run another plant: a demo supervisor
+    loads one of them in a new session (LoadScenario); a lone simulator cannot."""
 
     model_config = ConfigDict(frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
     scenario: str
     available: list[str]
+    other_plants: list[str] = []
     speed: PositiveFloat
     started: AwareDatetime
 

@@ -3,6 +3,13 @@
 The simulated clock advances `speed` times as fast as the wall clock (x1 for a live demo, x60 to
 show a shift in eight minutes). Demo controls arrive on the site's control topic (and through
 each machine's OPC UA methods): inject a fault, change the speed, reset the shift.
+
+The clock keeps to the plant's shift calendar, so that a demo has a shift to show at any hour:
+it starts inside a shift (now if a shift runs now, else at the next shift's start), skips from
+the end of a shift to the start of the next one, and a shift reset goes to the next shift's
+start with every counter from zero, which analytics then reports as a new shift. It never goes
+back: a reset, a scenario loaded or a resumed session (`not_before`) all go on from the time
+reached. A plant without a shift calendar runs from now, round the clock.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ import contextlib
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 
@@ -33,10 +42,11 @@ from shopfloor.messages import (
     status_topic,
 )
 from shopfloor.mqtt import make_client
+from shopfloor.plant import Plant
 from shopfloor.states import MachineState
 from simulators.machines import MachineSim
 from simulators.opcua import MachineServer, ServerSecurity
-from simulators.plant_sim import PlantSim
+from simulators.plant_sim import WEEKDAYS, PlantSim
 from simulators.scenario import LoadedScenario, load_scenario
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,52 @@ log = logging.getLogger(__name__)
 TICK_S = 0.5
 SHUTDOWN_S = 5.0
 OPERATOR_STOP = "operator_stop"
+CALENDAR_DAYS = 8  # a weekly calendar has its next shift within this many days
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def shift_spans(plant: Plant, since: datetime) -> list[tuple[datetime, datetime]]:
+    """Every shift occurrence of the plant's calendar that ends after `since`, within
+    CALENDAR_DAYS, in order of start (an overnight shift ends the next day)."""
+    zone = ZoneInfo(plant.site.timezone)
+    first = since.astimezone(zone).date() - timedelta(days=1)  # a night shift's eve
+    spans = []
+    for day in (first + timedelta(days=n) for n in range(CALENDAR_DAYS + 1)):
+        for shift in plant.shifts:
+            if WEEKDAYS[day.weekday()] not in shift.days:
+                continue
+            begin = datetime.combine(day, shift.start, zone)
+            end = datetime.combine(day, shift.end, zone)
+            end += timedelta(days=int(end <= begin))
+            if end > since:
+                spans.append((begin.astimezone(UTC), end.astimezone(UTC)))
+    return sorted(spans)
+
+
+def shift_start_from(plant: Plant, at: datetime) -> datetime:
+    """`at` if a shift runs then (or the plant has no calendar), else the next shift's start."""
+    spans = shift_spans(plant, at)
+    if not spans or spans[0][0] <= at:
+        return at
+    return spans[0][0]
+
+
+def next_shift_start(plant: Plant, at: datetime) -> datetime:
+    """The start of the first shift after `at`; `at` itself for a plant without calendar."""
+    return next((begin for begin, _ in shift_spans(plant, at) if begin > at), at)
+
+
+def shift_end(plant: Plant, at: datetime) -> datetime | None:
+    """When the work that runs at `at` stops: the end of its shift, or of the shifts that
+    follow on without a break (early then late); None without a calendar."""
+    end = None
+    for begin, finish in shift_spans(plant, at):
+        if begin <= (end or at) and (end is None or finish > end):
+            end = finish
+    return end
 
 
 class LiveSimulator:
@@ -56,13 +112,18 @@ class LiveSimulator:
         bind_host: str = "127.0.0.1",
         speed: float = 1.0,
         opcua_security: ServerSecurity | None = None,
+        not_before: datetime | None = None,
+        clock: Callable[[], datetime] = wall_clock,
     ):
+        """`not_before`: a resumed session's newest reading, which its clock goes on from."""
         self.loaded = loaded
         self.opcua_security = opcua_security
         self.bind_host = bind_host
         self.speed = speed
         self.plant = loaded.plant
-        self.floor = self._new_floor()
+        self.clock = clock
+        self.floor = self._first_floor(not_before)
+        self._published = False  # a new floor is published at its start before its clock runs
         self.servers: dict[str, MachineServer | None] = {}
         topic = control_topic(self.plant.tenant.id, self.plant.site.id)
         self.mqtt = make_client(
@@ -73,17 +134,23 @@ class LiveSimulator:
         self.mqtt.will_set(self._status_topic, b"", qos=1, retain=True)
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _new_floor(self, previous: PlantSim | None = None) -> PlantSim:
-        """A shift starting now; the scenario's stops and faults keep their offsets.
+    def _first_floor(self, not_before: datetime | None) -> PlantSim:
+        """A shift from now, or from where a resumed session's data stopped if that is later:
+        then in a new shift, if that shift already has data (its counters would fall back)."""
+        now = self.clock()
+        start = shift_start_from(self.plant, max(now, not_before or now))
+        if not_before is not None and start < (shift_end(self.plant, not_before) or start):
+            start = next_shift_start(self.plant, not_before)
+        return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
-        After a reset the new shift starts where the old one's clock stood if that is later
-        (above x1 the simulated clock runs ahead), so no signal ever goes back in time.
-        """
-        start = datetime.now(UTC).replace(microsecond=0)
-        if previous is not None:
-            previous.abort_faults()
-            self._publish_events(previous)
-            start = max(start, previous.wall(previous.sim.now).replace(microsecond=0))
+    def _new_floor(self, previous: PlantSim) -> PlantSim:
+        """A new shift at the next shift's start after the time `previous` reached (no sooner
+        than now), its faults aborted; the scenario's stops and faults keep their offsets."""
+        previous.abort_faults()
+        self._publish_events(previous)
+        reached = max(self.clock(), previous.wall(previous.sim.now).replace(microsecond=0))
+        self._published = False
+        start = next_shift_start(self.plant, reached)
         return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
     # --- demo controls (OPC UA methods and the control topic) ----------------------------
@@ -129,8 +196,9 @@ class LiveSimulator:
             log.warning("cannot %s: %s", command.command.replace("_", " "), exc)
         self._announce()
 
-    def scenarios(self) -> dict[str, Path]:
-        """Scenario files beside the current one that run the same plant, by name."""
+    def _scenario_files(self) -> dict[str, tuple[Path, bool]]:
+        """Scenario files beside the current one, by name: each with whether it runs this
+        plant (one of another plant is for the demo supervisor to load, in a new session)."""
         if (
             self.loaded.path.suffix not in (".yaml", ".yml")
             or self.loaded.path == self.loaded.scenario.plant
@@ -139,25 +207,29 @@ class LiveSimulator:
         found = {}
         for path in sorted(self.loaded.path.parent.glob("*.y*ml")):
             try:
-                if load_scenario(path).plant == self.plant:
-                    found[path.stem] = path
+                found[path.stem] = (path, load_scenario(path).plant == self.plant)
             except ConfigError:
                 continue
         return found
 
     def _load(self, name: str) -> None:
-        path = self.scenarios().get(name)
+        path, same_plant = self._scenario_files().get(name, (None, False))
         if path is None:
-            raise KeyError(f"no scenario {name!r} for this plant beside {self.loaded.path}")
+            raise KeyError(f"no scenario {name!r} beside {self.loaded.path}")
+        if not same_plant:
+            log.info("scenario %s runs another plant: only a demo supervisor switches plants", name)
+            return
         self.loaded = load_scenario(path)
         self.floor = self._new_floor(self.floor)
         log.info("scenario %s loaded", name)
 
     def _announce(self) -> None:
         """Keep the simulator's status retained on the broker, for the dashboard's controls."""
+        files = self._scenario_files()
         status = SimulatorStatus(
             scenario=self.loaded.scenario.name,
-            available=sorted(self.scenarios()),
+            available=sorted(name for name, (_, same) in files.items() if same),
+            other_plants=sorted(name for name, (_, same) in files.items() if not same),
             speed=self.speed,
             started=self.floor.start,
         )
@@ -185,14 +257,33 @@ class LiveSimulator:
             while True:
                 await asyncio.sleep(TICK_S)
                 now = time.monotonic()
-                self.floor.run_until(self.floor.sim.now + (now - last) * self.speed)
+                self._advance((now - last) * self.speed)
                 last = now
                 await self._publish()
+                self._published = True
         finally:
             await self._stop_servers()
             self._withdraw()
             self.mqtt.disconnect()
             self.mqtt.loop_stop()
+
+    def _advance(self, seconds: float) -> None:
+        """Run the simulated clock on by `seconds`, to the next shift at the end of this one.
+
+        A floor not yet published stays at its start for one publication, so that its first
+        readings (every counter at zero) carry the shift's start time: analytics then counts
+        the shift from them rather than see counters fall back inside it."""
+        if not self._published:
+            return
+        floor = self.floor
+        target = floor.wall(floor.sim.now + seconds)
+        end = shift_end(self.plant, floor.wall(floor.sim.now))
+        if end is None or target < end:
+            floor.run_until(floor.sim.now + seconds)
+            return
+        floor.run_until((end - floor.start).total_seconds())
+        self.floor = self._new_floor(floor)
+        log.info("shift over; the next one starts at %s", self.floor.start.isoformat())
 
     async def _stop_servers(self) -> None:
         """Stop every OPC UA server at once, giving up after a few seconds: a demo that is
