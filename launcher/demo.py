@@ -54,6 +54,7 @@ PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
 DEMO_MAX_FUTURE_S = 365 * 86400
+DASHBOARD_START_S = 20.0
 
 
 def _port_free(port: int) -> bool:
@@ -265,15 +266,24 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"broker: {kind} on {broker_url}; store: {store_url}; logs in {directory}/")
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
-        try:
-            # The machines first: an edge agent started before their OPC UA servers would
-            # log refused connections and count reconnects on a demo that just began.
-            children["simulate"] = _spawn(commands.pop("simulate"), directory / "simulate.log", env)
-            _wait_for_machines(session.plant)
-            gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
-            for name, argv in commands.items():
+        gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+
+        def spawn(*names: str) -> None:
+            for name in names:
                 child_env = gateway_env if name == "gateway" else env
-                children[name] = _spawn(argv, directory / f"{name}.log", child_env)
+                children[name] = _spawn(commands[name], directory / f"{name}.log", child_env)
+
+        try:
+            # On two cores what the first live values wait for goes first: the machines and
+            # the gateway that stores their readings, then the edge agent (started before the
+            # OPC UA servers listen, it would log refused connections and count reconnects on
+            # a demo that just began) and the dashboard; the analytics (its kernels take
+            # seconds of CPU) and the readiness seeding once the dashboard is up.
+            spawn("simulate", "gateway")
+            _wait_for_machines(session.plant)
+            spawn("edge", "dashboard")
+            wait_for_port(options.dashboard_port, DASHBOARD_START_S)
+            spawn("analytics")
             threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
             with ScenarioSwitch(broker_url, session) as switch:
                 requested = _watch(children, directory, options.dashboard_port, announce, switch)
@@ -297,7 +307,7 @@ def _commands(
     session: Session, directory: Path, broker_url: str, kind: str, api_port: int,
     dashboard_port: int,
 ) -> dict[str, list[str]]:  # fmt: skip
-    """Each child's command line, the simulator's first."""
+    """Each child's command line, by name."""
     shopfloor = [sys.executable, "-m", "launcher"]
     source = DemoSource(session.plant, session.scenario)
     common = ["--plant", str(session.plant)]
