@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from analytics.service import AnalyticsService
 from launcher.demo import choose_port
@@ -121,10 +122,11 @@ def start_demo(tmp_path: Path, broker: str, *options: str) -> Demo:
     port = free_port()
     data_dir = tmp_path / "data"
     plant = tmp_path / "plant.yaml"
-    if not plant.exists():
+    if "--scenario" not in options and not plant.exists():
         plant_on_free_ports(tmp_path)
+    source = [] if "--scenario" in options else ["--plant", str(plant)]
     argv = [
-        sys.executable, "-m", "launcher", "demo", "--plant", str(plant),
+        sys.executable, "-m", "launcher", "demo", *source,
         "--data-dir", str(data_dir), "--dashboard-port", str(port), "--broker-server", broker,
         *options,
     ]  # fmt: skip
@@ -315,3 +317,43 @@ def test_a_port_in_time_wait_is_free_and_a_taken_one_is_named() -> None:
     assert said == [
         f"port {port} is in use by another process; the broker listens on {other} instead"
     ]
+
+
+def examples_on_free_ports(directory: Path) -> Path:
+    """The moulding and machining scenarios and their plants, machines on free OPC UA ports;
+    returns the moulding scenario."""
+    for plant in ("plant.yaml", "machining-plant.yaml"):
+        data = yaml.safe_load((ROOT / "examples" / plant).read_text())
+        for area in data["site"]["areas"]:
+            for line in area["lines"]:
+                for machine in line["machines"]:
+                    machine["opcua"]["endpoint"] = f"opc.tcp://127.0.0.1:{free_port()}"
+        (directory / plant).write_text(yaml.safe_dump(data, sort_keys=False))
+    for name in ("moulding", "machining"):
+        scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / f"{name}.yaml").read_text())
+        scenario["plant"] = Path(scenario["plant"]).name
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return directory / "moulding.yaml"
+
+
+def test_a_scenario_of_another_plant_restarts_the_demo_in_a_new_session(tmp_path: Path) -> None:
+    scenario = examples_on_free_ports(tmp_path)
+    demo = start_demo(tmp_path, "embedded", "--scenario", str(scenario))
+    try:
+        moulding = demo.wait_until_up()
+        switched = control(demo, "scenario", "machining")
+        assert switched.returncode == 0, switched.stderr
+        demo.wait_for_line("loading ", 30)
+        machining = demo.wait_until_up()
+        assert machining.session_dir != moulding.session_dir
+        assert machining.plant == (tmp_path / "machining-plant.yaml").resolve()
+        assert machining.dashboard_url == moulding.dashboard_url
+        with session_store(machining.session_dir) as store:
+            wait_until(
+                lambda: {p.asset.asset for p in store.latest(Scope("metalform"))} >= {"cnc-01"},
+                60,
+                "the machining plant's data in the new session",
+            )
+        demo.stop()
+    finally:
+        stop_if_running(demo)
