@@ -316,6 +316,7 @@ def _commands(
     return {
         "simulate": [
             *shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url,
+            "--shift-calendar",  # something to show at any hour
             *(["--not-before", _whole_second_after(resume).isoformat()] if resume else []),
         ],
         "edge": [

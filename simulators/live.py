@@ -4,12 +4,13 @@ The simulated clock advances `speed` times as fast as the wall clock (x1 for a l
 show a shift in eight minutes). Demo controls arrive on the site's control topic (and through
 each machine's OPC UA methods): inject a fault, change the speed, reset the shift.
 
-The clock keeps to the plant's shift calendar, so that a demo has a shift to show at any hour:
-it starts inside a shift (now if a shift runs now, else at the next shift's start), skips from
-the end of a shift to the start of the next one, and a shift reset goes to the next shift's
-start with every counter from zero, which analytics then reports as a new shift. It never goes
-back: a reset, a scenario loaded or a resumed session (`not_before`) all go on from the time
-reached. A plant without a shift calendar runs from now, round the clock.
+With `shift_calendar` (the demo's) the clock keeps to the plant's shift calendar, so that a demo
+has a shift to show at any hour: it starts inside a shift (now if a shift runs now, else at the
+next shift's start), skips from the end of a shift to the start of the next one, and a shift
+reset goes to the next shift's start with every counter from zero, which analytics then reports
+as a new shift. Without it, or for a plant without shifts, the clock runs from now, round the
+clock. It never goes back: a reset, a scenario loaded or a resumed session (`not_before`) all go
+on from the time reached.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -42,7 +44,7 @@ from shopfloor.messages import (
     status_topic,
 )
 from shopfloor.mqtt import make_client
-from shopfloor.plant import Plant
+from shopfloor.plant import Plant, Shift
 from shopfloor.states import MachineState
 from simulators.machines import MachineSim
 from simulators.opcua import MachineServer, ServerSecurity
@@ -61,45 +63,52 @@ def wall_clock() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def shift_spans(plant: Plant, since: datetime) -> list[tuple[datetime, datetime]]:
-    """Every shift occurrence of the plant's calendar that ends after `since`, within
-    CALENDAR_DAYS, in order of start (an overnight shift ends the next day)."""
-    zone = ZoneInfo(plant.site.timezone)
-    first = since.astimezone(zone).date() - timedelta(days=1)  # a night shift's eve
-    spans = []
-    for day in (first + timedelta(days=n) for n in range(CALENDAR_DAYS + 1)):
-        for shift in plant.shifts:
-            if WEEKDAYS[day.weekday()] not in shift.days:
-                continue
-            begin = datetime.combine(day, shift.start, zone)
-            end = datetime.combine(day, shift.end, zone)
-            end += timedelta(days=int(end <= begin))
-            if end > since:
-                spans.append((begin.astimezone(UTC), end.astimezone(UTC)))
-    return sorted(spans)
+@dataclass(frozen=True)
+class ShiftClock:
+    """Where a shift calendar puts the simulated clock; without shifts, wherever it is."""
 
+    shifts: Sequence[Shift]
+    zone: ZoneInfo
 
-def shift_start_from(plant: Plant, at: datetime) -> datetime:
-    """`at` if a shift runs then (or the plant has no calendar), else the next shift's start."""
-    spans = shift_spans(plant, at)
-    if not spans or spans[0][0] <= at:
-        return at
-    return spans[0][0]
+    @classmethod
+    def of(cls, plant: Plant, follow: bool) -> ShiftClock:
+        return cls(plant.shifts if follow else [], ZoneInfo(plant.site.timezone))
 
+    def spans(self, since: datetime) -> list[tuple[datetime, datetime]]:
+        """Every shift occurrence that ends after `since`, within CALENDAR_DAYS, in order of
+        start (an overnight shift ends the next day)."""
+        first = since.astimezone(self.zone).date() - timedelta(days=1)  # a night shift's eve
+        spans = []
+        for day in (first + timedelta(days=n) for n in range(CALENDAR_DAYS + 1)):
+            for shift in self.shifts:
+                if WEEKDAYS[day.weekday()] not in shift.days:
+                    continue
+                begin = datetime.combine(day, shift.start, self.zone)
+                end = datetime.combine(day, shift.end, self.zone)
+                end += timedelta(days=int(end <= begin))
+                if end > since:
+                    spans.append((begin.astimezone(UTC), end.astimezone(UTC)))
+        return sorted(spans)
 
-def next_shift_start(plant: Plant, at: datetime) -> datetime:
-    """The start of the first shift after `at`; `at` itself for a plant without calendar."""
-    return next((begin for begin, _ in shift_spans(plant, at) if begin > at), at)
+    def start_from(self, at: datetime) -> datetime:
+        """`at` if a shift runs then (or there are no shifts), else the next shift's start."""
+        spans = self.spans(at)
+        if not spans or spans[0][0] <= at:
+            return at
+        return spans[0][0]
 
+    def next_start(self, at: datetime) -> datetime:
+        """The start of the first shift after `at`; `at` itself without shifts."""
+        return next((begin for begin, _ in self.spans(at) if begin > at), at)
 
-def shift_end(plant: Plant, at: datetime) -> datetime | None:
-    """When the work that runs at `at` stops: the end of its shift, or of the shifts that
-    follow on without a break (early then late); None without a calendar."""
-    end = None
-    for begin, finish in shift_spans(plant, at):
-        if begin <= (end or at) and (end is None or finish > end):
-            end = finish
-    return end
+    def end(self, at: datetime) -> datetime | None:
+        """When the work that runs at `at` stops: the end of its shift, or of the shifts that
+        follow on without a break (early then late); None off-shift or without shifts."""
+        end = None
+        for begin, finish in self.spans(at):
+            if begin <= (end or at) and (end is None or finish > end):
+                end = finish
+        return end
 
 
 class LiveSimulator:
@@ -113,15 +122,19 @@ class LiveSimulator:
         speed: float = 1.0,
         opcua_security: ServerSecurity | None = None,
         not_before: datetime | None = None,
+        shift_calendar: bool = False,
         clock: Callable[[], datetime] = wall_clock,
     ):
-        """`not_before`: a resumed session's newest reading, which its clock goes on from."""
+        """`not_before`: a resumed session's newest reading, which its clock goes on from;
+        `shift_calendar`: keep the clock in the plant's shifts (the readings then run ahead
+        of the wall clock off-shift: the gateway must accept them, see `--max-future`)."""
         self.loaded = loaded
         self.opcua_security = opcua_security
         self.bind_host = bind_host
         self.speed = speed
         self.plant = loaded.plant
         self.clock = clock
+        self.shift_clock = ShiftClock.of(self.plant, shift_calendar)
         self.floor = self._first_floor(not_before)
         self._published = False  # a new floor is published at its start before its clock runs
         self.servers: dict[str, MachineServer | None] = {}
@@ -138,9 +151,10 @@ class LiveSimulator:
         """A shift from now, or from where a resumed session's data stopped if that is later:
         then in a new shift, if that shift already has data (its counters would fall back)."""
         now = self.clock()
-        start = shift_start_from(self.plant, max(now, not_before or now))
-        if not_before is not None and start < (shift_end(self.plant, not_before) or start):
-            start = next_shift_start(self.plant, not_before)
+        shifts = self.shift_clock
+        start = shifts.start_from(max(now, not_before or now))
+        if not_before is not None and start < (shifts.end(not_before) or start):
+            start = shifts.next_start(not_before)
         return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
     def _new_floor(self, previous: PlantSim) -> PlantSim:
@@ -150,7 +164,7 @@ class LiveSimulator:
         self._publish_events(previous)
         reached = max(self.clock(), previous.wall(previous.sim.now).replace(microsecond=0))
         self._published = False
-        start = next_shift_start(self.plant, reached)
+        start = self.shift_clock.next_start(reached)
         return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
     # --- demo controls (OPC UA methods and the control topic) ----------------------------
@@ -277,7 +291,7 @@ class LiveSimulator:
             return
         floor = self.floor
         target = floor.wall(floor.sim.now + seconds)
-        end = shift_end(self.plant, floor.wall(floor.sim.now))
+        end = self.shift_clock.end(floor.wall(floor.sim.now))
         if end is None or target < end:
             floor.run_until(floor.sim.now + seconds)
             return

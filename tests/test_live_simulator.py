@@ -306,7 +306,8 @@ def minsk(day: int, hour: int, minute: int = 0) -> datetime:
 def simulator_at(mosquitto: Mosquitto, now: datetime, **options: Any) -> LiveSimulator:
     """The example plant's simulator with its wall clock stopped at `now`."""
     loaded = load_scenario(ROOT / "examples" / "scenarios" / "moulding.yaml")
-    return LiveSimulator(loaded, mosquitto.url, clock=lambda: now.astimezone(UTC), **options)
+    wall = now.astimezone(UTC)
+    return LiveSimulator(loaded, mosquitto.url, shift_calendar=True, clock=lambda: wall, **options)
 
 
 def test_the_clock_starts_inside_a_shift_at_any_hour(mosquitto: Mosquitto) -> None:
@@ -314,6 +315,9 @@ def test_the_clock_starts_inside_a_shift_at_any_hour(mosquitto: Mosquitto) -> No
     assert saturday_dawn.floor.start == minsk(7, 6)  # Monday's early shift
     tuesday = simulator_at(mosquitto, minsk(8, 10, 30))
     assert tuesday.floor.start == minsk(8, 10, 30)  # in a shift: now
+    loaded = load_scenario(ROOT / "examples" / "scenarios" / "moulding.yaml")
+    round_the_clock = LiveSimulator(loaded, mosquitto.url, clock=lambda: minsk(5, 5))
+    assert round_the_clock.floor.start == minsk(5, 5)  # without --shift-calendar
 
 
 def test_a_plant_without_shifts_runs_from_now(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -324,7 +328,9 @@ def test_a_plant_without_shifts_runs_from_now(mosquitto: Mosquitto, tmp_path: Pa
     scenario["plant"] = "plant.yaml"
     (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(scenario))
     loaded = load_scenario(tmp_path / "scenario.yaml")
-    simulator = LiveSimulator(loaded, mosquitto.url, clock=lambda: minsk(5, 5).astimezone(UTC))
+    simulator = LiveSimulator(
+        loaded, mosquitto.url, shift_calendar=True, clock=lambda: minsk(5, 5).astimezone(UTC)
+    )
     assert simulator.floor.start == minsk(5, 5)
     simulator.apply(ResetShift())
     assert simulator.floor.start == minsk(5, 5)

@@ -84,6 +84,15 @@ def simulate(
             help="Start the simulated clock no sooner than this (a resumed demo's newest data).",
         ),
     ] = None,
+    shift_calendar: Annotated[
+        bool,
+        typer.Option(
+            "--shift-calendar",
+            help="Keep the simulated clock in the plant's shifts: start in one (the next, "
+            "off-shift), skip from each shift's end to the next; readings then run ahead of "
+            "the wall clock, which the gateway must accept (its --max-future).",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run a plant or scenario live (OPC UA servers, MQTT sensors), or as fast as possible."""
@@ -95,7 +104,9 @@ def simulate(
     from simulators.live import LiveSimulator
 
     security = _server_security(opcua_secure, opcua_user or [])
-    simulator = LiveSimulator(loaded, broker, bind_host, speed, security, not_before)
+    simulator = LiveSimulator(
+        loaded, broker, bind_host, speed, security, not_before, shift_calendar
+    )
     run_until_interrupted(simulator.run())
 
 
