@@ -252,7 +252,8 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         **os.environ, ENV_VARS["url"]: store_url, SESSION_ENV: str(directory),
         READINESS_DB_ENV: str(readiness_db),
     }  # fmt: skip
-    commands = _commands(session, directory, broker_url, kind, api_port, options.dashboard_port)
+    newest = session.last_data_time()  # of a resumed session; None for a new one
+    commands = _commands(session, newest, broker_url, kind, api_port, options.dashboard_port)
     running = RunningDemo(
         directory, broker_url, f"http://127.0.0.1:{api_port}",
         f"http://127.0.0.1:{options.dashboard_port}", session.plant, session.scenario, os.getpid(),
@@ -262,7 +263,9 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         if not wait_for_port(port):
             raise RuntimeError(f"the MQTT broker did not start on port {port}")
         running.write(options.data_dir)
-        announce(f"session: {session.id} ({_describe(session)})")
+        what = (session.scenario or session.plant).name
+        since = f"data until {newest:%Y-%m-%d %H:%M} UTC" if newest else "new"
+        announce(f"session: {session.id} ({what}, {since})")
         announce(f"broker: {kind} on {broker_url}; store: {store_url}; logs in {directory}/")
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
@@ -297,27 +300,21 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
     return new_session(options.data_dir, requested.plant, requested.scenario)
 
 
-def _describe(session: Session) -> str:
-    what = session.scenario or session.plant
-    since = session.last_data_time()
-    return f"{what.name}, data until {since:%Y-%m-%d %H:%M} UTC" if since else f"{what.name}, new"
-
-
 def _commands(
-    session: Session, directory: Path, broker_url: str, kind: str, api_port: int,
+    session: Session, newest: datetime | None, broker_url: str, kind: str, api_port: int,
     dashboard_port: int,
 ) -> dict[str, list[str]]:  # fmt: skip
-    """Each child's command line, by name."""
+    """Each child's command line, by name. A resumed session's simulated clock goes on from
+    its `newest` reading, never back behind it."""
     shopfloor = [sys.executable, "-m", "launcher"]
     source = DemoSource(session.plant, session.scenario)
     common = ["--plant", str(session.plant)]
-    # A resumed session's clock goes on from its newest reading, never back behind it.
-    resume = session.last_data_time()
+    directory = session.directory
     return {
         "simulate": [
             *shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url,
             "--shift-calendar",  # something to show at any hour
-            *(["--not-before", _whole_second_after(resume).isoformat()] if resume else []),
+            *(["--not-before", _whole_second_after(newest).isoformat()] if newest else []),
         ],
         "edge": [
             *shopfloor, "edge", "run", *common, "--broker", broker_url,
