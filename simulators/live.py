@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 TICK_S = 0.5
 SHUTDOWN_S = 5.0
 OPERATOR_STOP = "operator_stop"
+WATCHERS_S = 30.0
+POLL_S = 0.1
 CALENDAR_DAYS = 8  # a weekly calendar has its next shift within this many days
 
 
@@ -127,7 +129,8 @@ class LiveSimulator:
     ):
         """`not_before`: a resumed session's newest reading, which its clock goes on from;
         `shift_calendar`: keep the clock in the plant's shifts (the readings then run ahead
-        of the wall clock off-shift: the gateway must accept them, see `--max-future`)."""
+        of the wall clock off-shift: the gateway must accept them, see `--max-future`), and
+        start it once the machines are watched (`_until_watched`), as a demo does."""
         self.loaded = loaded
         self.opcua_security = opcua_security
         self.bind_host = bind_host
@@ -267,6 +270,8 @@ class LiveSimulator:
         self._announce()
         try:
             await self._sync_servers()
+            if self.shift_clock.shifts:
+                await self._until_watched(WATCHERS_S)
             last = time.monotonic()
             while True:
                 await asyncio.sleep(TICK_S)
@@ -280,6 +285,16 @@ class LiveSimulator:
             self._withdraw()
             self.mqtt.disconnect()
             self.mqtt.loop_stop()
+
+    async def _until_watched(self, timeout_s: float) -> None:
+        """Hold the clock at the shift's start until every machine's server has a subscriber
+        (the edge agent, started once they listen), for at most `timeout_s`: the edge then
+        records the shift from its first instant, and the analytics find no time in it
+        without a known state."""
+        deadline = time.monotonic() + timeout_s
+        servers = [server for server in self.servers.values() if server is not None]
+        while not all(server.watched for server in servers) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
 
     def _advance(self, seconds: float) -> None:
         """Run the simulated clock on by `seconds`, to the next shift at the end of this one.

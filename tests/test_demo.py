@@ -231,6 +231,13 @@ def test_sessions_control_reset_shift_and_resume(tmp_path: Path) -> None:
         running = first.wait_until_up()
         wait_until(lambda: "imm-01" in first.machines_with_data(), 60, "live data")
         shift_before = simulator_started(first)
+        # The clock waited for the edge agent: the shift is recorded from its first instant.
+        with session_store(first.session_dir) as store:
+            path = next(p for p, _ in load_plant(running.plant).machines())
+            day = store.history(
+                path, "state", shift_before - timedelta(1), shift_before + timedelta(1)
+            )
+            assert day[0].ts == shift_before
         assert control(first, "speed", "60").returncode == 0
         reset = control(first, "reset-shift")
         assert reset.returncode == 0, reset.stderr

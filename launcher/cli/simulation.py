@@ -89,8 +89,9 @@ def simulate(
         typer.Option(
             "--shift-calendar",
             help="Keep the simulated clock in the plant's shifts: start in one (the next, "
-            "off-shift), skip from each shift's end to the next; readings then run ahead of "
-            "the wall clock, which the gateway must accept (its --max-future).",
+            "off-shift) once every machine has a subscriber (30 s at most), skip from each "
+            "shift's end to the next; readings then run ahead of the wall clock, which the "
+            "gateway must accept (its --max-future).",
         ),
     ] = False,
     verbose: VerboseOption = False,
