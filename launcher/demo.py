@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from launcher.session import SESSION_ENV, RunningDemo, Session, new_session, stop_running
+from launcher.session import SESSION_ENV, RunningDemo, Session, clear_running, new_session
 from readiness import DATABASE_ENV as READINESS_DB_ENV
 from shopfloor.config import ConfigError
 from shopfloor.credentials import hide
@@ -230,7 +230,7 @@ def run_demo(session: Session, options: DemoOptions) -> None:
         while current is not None:
             current = _run_session(current, options)
     finally:
-        stop_running(options.data_dir)
+        clear_running(options.data_dir)
     options.announce("demo stopped")
 
 

@@ -80,7 +80,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stop_running(data_dir: Path) -> None:
+def clear_running(data_dir: Path) -> None:
+    """Say that no demo runs from `data_dir` any more (the supervisor, as it stops)."""
     (data_dir / RUNNING_FILE).unlink(missing_ok=True)
 
 
