@@ -17,7 +17,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import anomaly, broker, capacity, edge, faults, gateway, kernels, recompute
+from bench import anomaly, broker, capacity, demo_start, edge, faults, gateway, kernels, recompute
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.sqlite import open_sqlite
@@ -184,6 +184,7 @@ def main() -> None:
     faults.main()
     broker.main()
     capacity.main([])
+    demo_start.main()
 
 
 if __name__ == "__main__":

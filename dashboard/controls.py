@@ -217,17 +217,32 @@ def _speed_and_shift(controls: Controls, status: SimulatorStatus | None) -> Simu
 
 def _scenario(controls: Controls, status: SimulatorStatus | None) -> SimulatorStatus | None:
     st.subheader("Scenario")
-    available: Sequence[str] = status.available if status else []
-    if not available:
+    same_plant: Sequence[str] = status.available if status else []
+    other_plants: Sequence[str] = status.other_plants if status else []
+    if not (same_plant or other_plants):
         st.caption(
-            "No scenario to load: a simulator offers the scenario files beside its own that run "
-            "the same plant (none when it runs a plant file, or before it has announced itself)."
+            "No scenario to load: a simulator offers the scenario files beside its own (none "
+            "when it runs a plant file, or before it has announced itself)."
         )
         return status
-    name = st.selectbox("Scenario", available)
+    name = st.selectbox(
+        "Scenario",
+        [*same_plant, *other_plants],
+        format_func=lambda n: (
+            f"{n} (another plant: the demo restarts with it)" if n in other_plants else n
+        ),
+    )
     if st.button("Load scenario") and name:
+        if name in other_plants:
+            return _send(controls, LoadScenario(name=name), _SWITCHING.format(name=name), status)
         return _send(controls, LoadScenario(name=name), f"scenario {name} loaded", status)
     return status
+
+
+_SWITCHING = (
+    "scenario {name} runs another plant: the demo restarts with it in a new session; this page "
+    "comes back with the new plant in about twenty seconds"
+)
 
 
 def _send(

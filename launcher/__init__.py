@@ -5,7 +5,8 @@ the shared contract and wires them together (the analytics service's readiness h
 Nothing imports it.
 
 `cli` is the command (`python -m launcher` runs it), `demo` the supervisor of `shopfloor demo`,
-`seeding` the demo SMEs' readiness assessments. See README.md in this folder.
+`session` its sessions and where the running one listens, `seeding` the demo SMEs' readiness
+assessments. See README.md in this folder.
 """
 
-__all__ = ["cli", "demo", "seeding"]
+__all__ = ["cli", "demo", "seeding", "session"]

@@ -4,6 +4,9 @@ The supervisor starts a broker (Mosquitto when it is installed, otherwise an emb
 broker in this process), then the simulator, edge agent, gateway and dashboard as child
 processes. Ctrl-C (or SIGTERM) stops every child; children also ask the kernel to stop them
 if the supervisor dies, so a demo never leaves orphans behind.
+
+Each run writes into a session directory of its own (`launcher.session`), and says where its
+servers listen in `running.json` for the rest of the CLI.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import contextlib
 import ctypes
 import getpass
 import logging
+import math
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -22,16 +27,26 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from launcher.session import SESSION_ENV, RunningDemo, Session, clear_running, new_session
+from readiness import DATABASE_ENV as READINESS_DB_ENV
+from shopfloor.config import ConfigError
 from shopfloor.credentials import hide
+from shopfloor.messages import LoadScenario, MessageError, control_topic, decode_command
 from shopfloor.mqtt import MOSQUITTO_POLICY
 from shopfloor.plant import load_plant
-from shopfloor.store import ENV_VARS, StoreSettings
+from shopfloor.store import ENV_VARS
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +54,15 @@ PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
 DEMO_MAX_FUTURE_S = 365 * 86400
+DASHBOARD_START_S = 20.0
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on `port` now. The probe binds as the demo's servers do
+    (Mosquitto, uvicorn, Tornado, asyncio all set SO_REUSEADDR), so a port left in TIME_WAIT
+    by a demo stopped a moment ago counts as free, and only a listener elsewhere as taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -50,12 +70,15 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _free_port(preferred: int) -> int:
+def choose_port(preferred: int, server: str, announce: Callable[[str], None]) -> int:
+    """`preferred` if free, else a free port chosen by the kernel, said out loud."""
     if _port_free(preferred):
         return preferred
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    announce(f"port {preferred} is in use by another process; {server} listens on {port} instead")
+    return port
 
 
 def wait_for_port(port: int, timeout_s: float = 15) -> bool:
@@ -186,39 +209,123 @@ class DemoSource:
         return ["--scenario", str(self.scenario)] if self.scenario else ["--plant", str(self.plant)]
 
 
-def run_demo(
-    source: DemoSource, data_dir: Path, influx_url: str | None, dashboard_port: int,
-    broker_choice: BrokerChoice = BrokerChoice.AUTO, announce: Callable[[str], None] = print,
-) -> None:  # fmt: skip
-    """Run the demo until Ctrl-C or SIGTERM, or until one of its processes fails."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    readiness_db = _readiness_database(data_dir)
-    port = _free_port(BROKER_PORT)
+@dataclass(frozen=True)
+class DemoOptions:
+    """How the demo runs, the same for every session it goes through."""
+
+    data_dir: Path
+    influx_url: str | None = None
+    dashboard_port: int = 8501
+    broker_choice: BrokerChoice = BrokerChoice.AUTO
+    announce: Callable[[str], None] = print
+
+
+def run_demo(session: Session, options: DemoOptions) -> None:
+    """Run the demo until Ctrl-C or SIGTERM, or until one of its processes fails.
+
+    A scenario of another plant asked for on the dashboard's controls page ends this session
+    and starts a new one with that scenario (see `ScenarioSwitch`)."""
+    current: Session | None = session
+    try:
+        while current is not None:
+            current = _run_session(current, options)
+    finally:
+        clear_running(options.data_dir)
+    options.announce("demo stopped")
+
+
+def _run_session(session: Session, options: DemoOptions) -> Session | None:
+    """Run one session; returns the session to run next (another plant's), or None to stop."""
+    directory, announce = session.directory, options.announce
+    port = choose_port(BROKER_PORT, "the broker", announce)
     broker_url = f"mqtt://127.0.0.1:{port}"
-    kind, broker = _broker(broker_choice, port, data_dir)
-    store = StoreSettings(url=influx_url or f"sqlite:{data_dir / 'store.db'}")
-    api_port, api_token = _free_port(API_PORT), secrets.token_urlsafe(16)
+    kind, broker = _broker(options.broker_choice, port, directory)
+    store_url = options.influx_url or session.store_url
+    api_port, api_token = choose_port(API_PORT, "the API", announce), secrets.token_urlsafe(16)
     hide(api_token)
-    token_file = data_dir / "api-token"
+    token_file = directory / "api-token"
     _write_private(token_file, api_token)
+    readiness_db = _readiness_database(directory)
     # The store and the token reach the children in their environment, which only their user
     # can read, not on their command lines, which every user of the machine can (ps).
-    env = {**os.environ, ENV_VARS["url"]: store.url}
-    gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+    env = {
+        **os.environ, ENV_VARS["url"]: store_url, SESSION_ENV: str(directory),
+        READINESS_DB_ENV: str(readiness_db),
+    }  # fmt: skip
+    newest = session.last_data_time()  # of a resumed session; None for a new one
+    commands = _commands(session, newest, broker_url, kind, api_port, options.dashboard_port)
+    running = RunningDemo(
+        directory, broker_url, f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{options.dashboard_port}", session.plant, session.scenario, os.getpid(),
+    )  # fmt: skip
+    requested: DemoSource | None = None
+    with broker:
+        if not wait_for_port(port):
+            raise RuntimeError(f"the MQTT broker did not start on port {port}")
+        running.write(options.data_dir)
+        what = (session.scenario or session.plant).name
+        since = f"data until {newest:%Y-%m-%d %H:%M} UTC" if newest else "new"
+        announce(f"session: {session.id} ({what}, {since})")
+        announce(f"broker: {kind} on {broker_url}; store: {store_url}; logs in {directory}/")
+        announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+
+        def spawn(*names: str) -> None:
+            for name in names:
+                child_env = gateway_env if name == "gateway" else env
+                children[name] = _spawn(commands[name], directory / f"{name}.log", child_env)
+
+        try:
+            # On two cores what the first live values wait for goes first: the machines and
+            # the gateway that stores their readings, then the edge agent (started before the
+            # OPC UA servers listen, it would log refused connections and count reconnects on
+            # a demo that just began) and the dashboard; the analytics (its kernels take
+            # seconds of CPU) and the readiness seeding once the dashboard is up.
+            spawn("simulate", "gateway")
+            _wait_for_machines(session.plant)
+            spawn("edge", "dashboard")
+            wait_for_port(options.dashboard_port, DASHBOARD_START_S)
+            spawn("analytics")
+            threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
+            with ScenarioSwitch(broker_url, session) as switch:
+                requested = _watch(children, directory, options.dashboard_port, announce, switch)
+        except KeyboardInterrupt:
+            announce("stopping the demo...")
+        finally:
+            _stop(list(children.values()))
+    if requested is None:
+        return None
+    announce(f"loading {requested.scenario or requested.plant}, another plant: a new session")
+    return new_session(options.data_dir, requested.plant, requested.scenario)
+
+
+def _commands(
+    session: Session, newest: datetime | None, broker_url: str, kind: str, api_port: int,
+    dashboard_port: int,
+) -> dict[str, list[str]]:  # fmt: skip
+    """Each child's command line, by name. A resumed session's simulated clock goes on from
+    its `newest` reading, never back behind it."""
     shopfloor = [sys.executable, "-m", "launcher"]
-    common = ["--plant", str(source.plant)]
-    commands = {
-        "simulate": [*shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url],
+    source = DemoSource(session.plant, session.scenario)
+    common = ["--plant", str(session.plant)]
+    directory = session.directory
+    return {
+        "simulate": [
+            *shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url,
+            "--shift-calendar",  # something to show at any hour
+            *(["--not-before", _whole_second_after(newest).isoformat()] if newest else []),
+        ],
         "edge": [
             *shopfloor, "edge", "run", *common, "--broker", broker_url,
-            "--buffer", str(data_dir / "edge-buffer.db"),
+            "--buffer", str(directory / "edge-buffer.db"),
         ],
         "gateway": [
             *shopfloor, "gateway", *common, "--broker", broker_url,
             "--mqtt-version", "5" if kind == "Mosquitto" else "3.1.1",
-            # The dashboard's speed control runs the simulated clock ahead of this one.
+            # The simulated clock runs ahead of this one: above x1, and to the next shift.
             "--max-future", str(DEMO_MAX_FUTURE_S),
-            "--spill", str(data_dir / "gateway-spill.db"),
+            "--spill", str(directory / "gateway-spill.db"),
             "--http-port", str(api_port),
         ],
         "analytics": [*shopfloor, "analytics", *common],
@@ -227,35 +334,15 @@ def run_demo(
             "--broker", broker_url,
         ],
     }  # fmt: skip
-    with broker:
-        if not wait_for_port(port):
-            raise RuntimeError(f"the MQTT broker did not start on port {port}")
-        announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
-        announce(f"API: http://127.0.0.1:{api_port}/docs  (bearer token in {token_file})")
-        children: dict[str, subprocess.Popen[bytes]] = {}
-        try:
-            # The machines first: an edge agent started before their OPC UA servers would
-            # log refused connections and count reconnects on a demo that just began.
-            children["simulate"] = _spawn(commands.pop("simulate"), data_dir / "simulate.log", env)
-            _wait_for_machines(source.plant)
-            for name, argv in commands.items():
-                children[name] = _spawn(
-                    argv, data_dir / f"{name}.log", gateway_env if name == "gateway" else env
-                )
-            threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
-            _watch(children, data_dir, dashboard_port, announce)
-        except KeyboardInterrupt:
-            announce("stopping the demo...")
-        finally:
-            _stop(list(children.values()))
-    announce("demo stopped")
 
 
-def _readiness_database(data_dir: Path) -> Path:
-    """The readiness page's database: SHOPFLOOR_READINESS_DB, set for the children if unset."""
-    from readiness import DATABASE_ENV
+def _whole_second_after(moment: datetime) -> datetime:
+    return datetime.fromtimestamp(math.ceil(moment.timestamp()), UTC)
 
-    return Path(os.environ.setdefault(DATABASE_ENV, str(data_dir / "readiness.db")))
+
+def _readiness_database(session_dir: Path) -> Path:
+    """The readiness page's database: SHOPFLOOR_READINESS_DB if set, else the session's."""
+    return Path(os.environ.get(READINESS_DB_ENV) or session_dir / "readiness.db")
 
 
 def _seed_readiness(database: Path) -> None:
@@ -271,13 +358,70 @@ def _seed_readiness(database: Path) -> None:
         log.warning("the demo SMEs were not assessed: %s", exc)
 
 
+class ScenarioSwitch:
+    """Hears the dashboard ask for a scenario of another plant, which the supervisor must run.
+
+    The simulator loads a scenario of its own plant itself (`LoadScenario`), but another plant
+    means other machines, OPC UA servers and topics for every component: a new session. The
+    supervisor therefore listens on the site's control topic beside the simulator (which
+    leaves such a request alone) rather than have the simulator relay it: the request comes
+    to the one process that can act on it, by the channel every demo control already uses.
+    """
+
+    def __init__(self, broker_url: str, session: Session):
+        from shopfloor.mqtt import make_client
+
+        self.plant = session.plant.resolve()
+        self.directory = session.scenario.parent if session.scenario else None
+        self.requested: queue.SimpleQueue[DemoSource] = queue.SimpleQueue()
+        plant = load_plant(session.plant)
+        topic = control_topic(plant.tenant.id, plant.site.id)
+        self.client = make_client(
+            broker_url, f"shopfloor-demo-{uuid.uuid4().hex[:8]}", [(topic, 1)]
+        )
+        self.client.on_message = self._on_message
+
+    def __enter__(self) -> ScenarioSwitch:
+        self.client.loop_start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            command = decode_command(msg.payload)
+        except MessageError:
+            return
+        if isinstance(command, LoadScenario) and self.directory is not None:
+            source = other_plant_scenario(self.directory, command.name, self.plant)
+            if source is not None:
+                self.requested.put(source)
+
+
+def other_plant_scenario(directory: Path, name: str, plant: Path) -> DemoSource | None:
+    """The scenario `name` in `directory` if it runs a plant other than `plant`, else None."""
+    from simulators.scenario import load_scenario
+
+    for path in directory.glob("*.y*ml"):
+        if path.stem != name:
+            continue
+        try:
+            loaded = load_scenario(path)
+        except ConfigError:
+            return None
+        other = (loaded.path.parent / loaded.scenario.plant).resolve()
+        return DemoSource(other, path.resolve()) if other != plant else None
+    return None
+
+
 def _watch(
-    children: dict[str, subprocess.Popen[bytes]],
-    data_dir: Path,
-    dashboard_port: int,
-    announce: Callable[[str], None],
-) -> None:
-    """Announce the dashboard once it listens; return when any child exits, naming its log."""
+    children: dict[str, subprocess.Popen[bytes]], log_dir: Path, dashboard_port: int,
+    announce: Callable[[str], None], switch: ScenarioSwitch,
+) -> DemoSource | None:  # fmt: skip
+    """Announce the dashboard once it listens; return when any child exits (naming its log),
+    or with the scenario of another plant that was asked for."""
     dashboard_up = False
     while True:
         if not dashboard_up and wait_for_port(dashboard_port, timeout_s=0.5):
@@ -285,6 +429,7 @@ def _watch(
             announce(f"dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops the demo)")
         for name, process in children.items():
             if process.poll() is not None:
-                announce(f"{name} exited with code {process.returncode}; see {data_dir / name}.log")
-                return
-        time.sleep(0.5)
+                announce(f"{name} exited with code {process.returncode}; see {log_dir / name}.log")
+                return None
+        with contextlib.suppress(queue.Empty):
+            return switch.requested.get(timeout=0.5)

@@ -339,13 +339,17 @@ class PendingFault(BaseModel):
 
 class SimulatorStatus(BaseModel):
     """What a running simulator announces: its scenario, the others it can load, its speed,
-    the faults waiting to start and each machine's stop reasons (for "Breakdown now")."""
+    the faults waiting to start and each machine's stop reasons (for "Breakdown now").
+
+    `other_plants` are scenarios beside its own that run another plant: a demo supervisor
+    loads one of them in a new session (LoadScenario); a lone simulator cannot."""
 
     model_config = ConfigDict(frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
     scenario: str
     available: list[str]
+    other_plants: list[str] = []
     speed: PositiveFloat
     started: AwareDatetime
     pending: list[PendingFault] = []

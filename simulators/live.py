@@ -4,6 +4,14 @@ The simulated clock advances `speed` times as fast as the wall clock (x1 for a l
 show a shift in eight minutes). Demo controls arrive on the site's control topic (and through
 each machine's OPC UA methods): inject a fault, break a machine down, change the speed, reset the
 shift.
+
+With `shift_calendar` (the demo's) the clock keeps to the plant's shift calendar, so that a demo
+has a shift to show at any hour: it starts inside a shift (now if a shift runs now, else at the
+next shift's start), skips from the end of a shift to the start of the next one, and a shift
+reset goes to the next shift's start with every counter from zero, which analytics then reports
+as a new shift. Without it, or for a plant without shifts, the clock runs from now, round the
+clock. It never goes back: a reset, a scenario loaded or a resumed session (`not_before`) all go
+on from the time reached.
 """
 
 from __future__ import annotations
@@ -13,8 +21,11 @@ import contextlib
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 
@@ -36,10 +47,11 @@ from shopfloor.messages import (
     status_topic,
 )
 from shopfloor.mqtt import make_client
+from shopfloor.plant import Plant, Shift
 from shopfloor.states import BREAKDOWN_REASONS, MachineState
 from simulators.machines import MachineSim
 from simulators.opcua import MachineServer, ServerSecurity
-from simulators.plant_sim import PlantSim
+from simulators.plant_sim import WEEKDAYS, PlantSim
 from simulators.scenario import LoadedScenario, load_scenario
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,61 @@ log = logging.getLogger(__name__)
 TICK_S = 0.5
 SHUTDOWN_S = 5.0
 OPERATOR_STOP = "operator_stop"
+WATCHERS_S = 30.0
+POLL_S = 0.1
+CALENDAR_DAYS = 8  # a weekly calendar has its next shift within this many days
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class ShiftClock:
+    """Where a shift calendar puts the simulated clock; without shifts, wherever it is."""
+
+    shifts: Sequence[Shift]
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, plant: Plant, follow: bool) -> ShiftClock:
+        return cls(plant.shifts if follow else [], ZoneInfo(plant.site.timezone))
+
+    def spans(self, since: datetime) -> list[tuple[datetime, datetime]]:
+        """Every shift occurrence that ends after `since`, within CALENDAR_DAYS, in order of
+        start (an overnight shift ends the next day)."""
+        first = since.astimezone(self.zone).date() - timedelta(days=1)  # a night shift's eve
+        spans = []
+        for day in (first + timedelta(days=n) for n in range(CALENDAR_DAYS + 1)):
+            for shift in self.shifts:
+                if WEEKDAYS[day.weekday()] not in shift.days:
+                    continue
+                begin = datetime.combine(day, shift.start, self.zone)
+                end = datetime.combine(day, shift.end, self.zone)
+                end += timedelta(days=int(end <= begin))
+                if end > since:
+                    spans.append((begin.astimezone(UTC), end.astimezone(UTC)))
+        return sorted(spans)
+
+    def start_from(self, at: datetime) -> datetime:
+        """`at` if a shift runs then (or there are no shifts), else the next shift's start."""
+        spans = self.spans(at)
+        if not spans or spans[0][0] <= at:
+            return at
+        return spans[0][0]
+
+    def next_start(self, at: datetime) -> datetime:
+        """The start of the first shift after `at`; `at` itself without shifts."""
+        return next((begin for begin, _ in self.spans(at) if begin > at), at)
+
+    def end(self, at: datetime) -> datetime | None:
+        """When the work that runs at `at` stops: the end of its shift, or of the shifts that
+        follow on without a break (early then late); None off-shift or without shifts."""
+        end = None
+        for begin, finish in self.spans(at):
+            if begin <= (end or at) and (end is None or finish > end):
+                end = finish
+        return end
 
 
 class LiveSimulator:
@@ -59,13 +126,23 @@ class LiveSimulator:
         bind_host: str = "127.0.0.1",
         speed: float = 1.0,
         opcua_security: ServerSecurity | None = None,
+        not_before: datetime | None = None,
+        shift_calendar: bool = False,
+        clock: Callable[[], datetime] = wall_clock,
     ):
+        """`not_before`: a resumed session's newest reading, which its clock goes on from;
+        `shift_calendar`: keep the clock in the plant's shifts (the readings then run ahead
+        of the wall clock off-shift: the gateway must accept them, see `--max-future`), and
+        start it once the machines are watched (`_until_watched`), as a demo does."""
         self.loaded = loaded
         self.opcua_security = opcua_security
         self.bind_host = bind_host
         self.speed = speed
         self.plant = loaded.plant
-        self.floor = self._new_floor()
+        self.clock = clock
+        self.shift_clock = ShiftClock.of(self.plant, shift_calendar)
+        self.floor = self._first_floor(not_before)
+        self._published = False  # a new floor is published at its start before its clock runs
         self.servers: dict[str, MachineServer | None] = {}
         topic = control_topic(self.plant.tenant.id, self.plant.site.id)
         self.mqtt = make_client(
@@ -77,17 +154,24 @@ class LiveSimulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._announced_pending: list[PendingFault] = []
 
-    def _new_floor(self, previous: PlantSim | None = None) -> PlantSim:
-        """A shift starting now; the scenario's stops and faults keep their offsets.
+    def _first_floor(self, not_before: datetime | None) -> PlantSim:
+        """A shift from now, or from where a resumed session's data stopped if that is later:
+        then in a new shift, if that shift already has data (its counters would fall back)."""
+        now = self.clock()
+        shifts = self.shift_clock
+        start = shifts.start_from(max(now, not_before or now))
+        if not_before is not None and start < (shifts.end(not_before) or start):
+            start = shifts.next_start(not_before)
+        return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
-        After a reset the new shift starts where the old one's clock stood if that is later
-        (above x1 the simulated clock runs ahead), so no signal ever goes back in time.
-        """
-        start = datetime.now(UTC).replace(microsecond=0)
-        if previous is not None:
-            previous.abort_faults()
-            self._publish_events(previous)
-            start = max(start, previous.wall(previous.sim.now).replace(microsecond=0))
+    def _new_floor(self, previous: PlantSim) -> PlantSim:
+        """A new shift at the next shift's start after the time `previous` reached (no sooner
+        than now), its faults aborted; the scenario's stops and faults keep their offsets."""
+        previous.abort_faults()
+        self._publish_events(previous)
+        reached = max(self.clock(), previous.wall(previous.sim.now).replace(microsecond=0))
+        self._published = False
+        start = self.shift_clock.next_start(reached)
         return PlantSim(self.loaded, start, follow_shift_calendar=False)
 
     # --- demo controls (OPC UA methods and the control topic) ----------------------------
@@ -139,8 +223,9 @@ class LiveSimulator:
             log.warning("cannot %s: %s", command.command.replace("_", " "), exc)
         self._announce()
 
-    def scenarios(self) -> dict[str, Path]:
-        """Scenario files beside the current one that run the same plant, by name."""
+    def _scenario_files(self) -> dict[str, tuple[Path, bool]]:
+        """Scenario files beside the current one, by name: each with whether it runs this
+        plant (one of another plant is for the demo supervisor to load, in a new session)."""
         if (
             self.loaded.path.suffix not in (".yaml", ".yml")
             or self.loaded.path == self.loaded.scenario.plant
@@ -149,25 +234,29 @@ class LiveSimulator:
         found = {}
         for path in sorted(self.loaded.path.parent.glob("*.y*ml")):
             try:
-                if load_scenario(path).plant == self.plant:
-                    found[path.stem] = path
+                found[path.stem] = (path, load_scenario(path).plant == self.plant)
             except ConfigError:
                 continue
         return found
 
     def _load(self, name: str) -> None:
-        path = self.scenarios().get(name)
+        path, same_plant = self._scenario_files().get(name, (None, False))
         if path is None:
-            raise KeyError(f"no scenario {name!r} for this plant beside {self.loaded.path}")
+            raise KeyError(f"no scenario {name!r} beside {self.loaded.path}")
+        if not same_plant:
+            log.info("scenario %s runs another plant: only a demo supervisor switches plants", name)
+            return
         self.loaded = load_scenario(path)
         self.floor = self._new_floor(self.floor)
         log.info("scenario %s loaded", name)
 
     def _announce(self) -> None:
         """Keep the simulator's status retained on the broker, for the dashboard's controls."""
+        files = self._scenario_files()
         status = SimulatorStatus(
             scenario=self.loaded.scenario.name,
-            available=sorted(self.scenarios()),
+            available=sorted(name for name, (_, same) in files.items() if same),
+            other_plants=sorted(name for name, (_, same) in files.items() if not same),
             speed=self.speed,
             started=self.floor.start,
             pending=self.floor.pending(),
@@ -204,18 +293,49 @@ class LiveSimulator:
         self._announce()
         try:
             await self._sync_servers()
+            if self.shift_clock.shifts:
+                await self._until_watched(WATCHERS_S)
             last = time.monotonic()
             while True:
                 await asyncio.sleep(TICK_S)
                 now = time.monotonic()
-                self.floor.run_until(self.floor.sim.now + (now - last) * self.speed)
+                self._advance((now - last) * self.speed)
                 last = now
                 await self._publish()
+                self._published = True
         finally:
             await self._stop_servers()
             self._withdraw()
             self.mqtt.disconnect()
             self.mqtt.loop_stop()
+
+    async def _until_watched(self, timeout_s: float) -> None:
+        """Hold the clock at the shift's start until every machine's server has a subscriber
+        (the edge agent, started once they listen), for at most `timeout_s`: the edge then
+        records the shift from its first instant, and the analytics find no time in it
+        without a known state."""
+        deadline = time.monotonic() + timeout_s
+        servers = [server for server in self.servers.values() if server is not None]
+        while not all(server.watched for server in servers) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+
+    def _advance(self, seconds: float) -> None:
+        """Run the simulated clock on by `seconds`, to the next shift at the end of this one.
+
+        A floor not yet published stays at its start for one publication, so that its first
+        readings (every counter at zero) carry the shift's start time: analytics then counts
+        the shift from them rather than see counters fall back inside it."""
+        if not self._published:
+            return
+        floor = self.floor
+        target = floor.wall(floor.sim.now + seconds)
+        end = self.shift_clock.end(floor.wall(floor.sim.now))
+        if end is None or target < end:
+            floor.run_until(floor.sim.now + seconds)
+            return
+        floor.run_until((end - floor.start).total_seconds())
+        self.floor = self._new_floor(floor)
+        log.info("shift over; the next one starts at %s", self.floor.start.isoformat())
 
     async def _stop_servers(self) -> None:
         """Stop every OPC UA server at once, giving up after a few seconds: a demo that is

@@ -186,5 +186,10 @@ class MachineServer:
             )
             await self.server.write_attribute_value(node_id, data)
 
+    @property
+    def watched(self) -> bool:
+        """Whether a client (the edge agent) subscribes to this server."""
+        return bool(self.server.iserver.subscription_service.subscriptions)
+
     async def stop(self) -> None:
         await self.server.stop()

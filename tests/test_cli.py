@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,28 @@ def test_simulate_with_a_bad_scenario_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith(
         f"error: {(tmp_path / 'nowhere.yaml').resolve()}: cannot read file"
     )
+
+
+def test_control_takes_the_running_demos_broker_and_plant(tmp_path: Path) -> None:
+    """Given nothing, a command drives the demo running from the data folder; given a broker
+    or a plant, those; with no demo running, the defaults, and an error that says so."""
+    from launcher.cli.simulation import DemoTarget, demo_target
+    from launcher.session import RunningDemo
+
+    nothing = demo_target(None, None, tmp_path)
+    assert nothing == DemoTarget(
+        "mqtt://127.0.0.1:1883",
+        Path("examples/plant.yaml"),
+        f" (no demo runs from {tmp_path}; start one or give --broker)",
+    )
+    assert demo_target("mqtt://elsewhere:1884", None, tmp_path).hint == ""
+    demo = RunningDemo(
+        tmp_path / "sessions" / "1", "mqtt://127.0.0.1:4321", "http://127.0.0.1:8081",
+        "http://127.0.0.1:8502", EXAMPLE_PLANT, None, os.getpid(),
+    )  # fmt: skip
+    demo.write(tmp_path)
+    assert demo_target(None, None, tmp_path) == DemoTarget(
+        "mqtt://127.0.0.1:4321", EXAMPLE_PLANT, ""
+    )
+    other = tmp_path / "other.yaml"
+    assert demo_target("mqtt://h:1", other, tmp_path) == DemoTarget("mqtt://h:1", other, "")

@@ -327,3 +327,34 @@ def test_without_a_simulator_the_scenario_section_says_why_it_is_empty(
     assert "Scenario" in [h.value for h in app.subheader]
     assert "No scenario to load" in texts(app.caption)
     assert app.select_slider[0].value == 1
+
+
+def test_a_scenario_of_another_plant_is_offered_and_handed_to_the_demo_supervisor(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The supervisor hears the request on the control topic and starts a session with it."""
+    from launcher.demo import DemoSource, ScenarioSwitch
+    from launcher.session import Session
+
+    plant = plant_of_tenant(tmp_path, f"t{uuid.uuid4().hex[:8]}")
+    status = MOULDING.model_copy(update={"other_plants": ["machining", "packaging"]})
+    scenarios = ROOT / "examples" / "scenarios"
+    session = Session(tmp_path, plant, scenarios / "moulding.yaml", MOULDING.started)
+    with ScenarioSwitch(mosquitto.url, session) as switch, announcing(mosquitto.url, plant, status):
+        wait_until(switch.client.is_connected, 10, "the supervisor's listener")
+        app = controls_app(plant, mosquitto.url).run()
+        [scenario] = [s for s in app.selectbox if s.label == "Scenario"]
+        assert scenario.options == [
+            "moulding", "moulding-bad-day",
+            "machining (another plant: the demo restarts with it)",
+            "packaging (another plant: the demo restarts with it)",
+        ]  # fmt: skip
+        scenario.set_value("machining").run()
+        [load] = [b for b in app.button if b.label == "Load scenario"]
+        load.click().run()
+        assert not app.exception, app.exception
+        assert "runs another plant: the demo restarts with it" in texts(app.success)
+        requested = switch.requested.get(timeout=10)
+    assert requested == DemoSource(
+        (ROOT / "examples" / "machining-plant.yaml").resolve(), (scenarios / "machining.yaml")
+    )

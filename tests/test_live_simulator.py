@@ -11,16 +11,28 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from asyncua import Client, ua
 
-from shopfloor.messages import Event, MessageKind, decode_events, parse_topic, subscription
+from shopfloor.messages import (
+    Event,
+    MessageKind,
+    ResetShift,
+    SetSpeed,
+    decode_events,
+    parse_topic,
+    subscription,
+)
 from shopfloor.mqtt import make_client
+from simulators.live import LiveSimulator
+from simulators.scenario import load_scenario
 from tests.conftest import ROOT
 from tests.opcua_fixtures import ConnectClient, eventually
 from tests.servers import Mosquitto, free_port, port_open
@@ -192,9 +204,11 @@ async def test_control_commands_inject_faults_and_change_speed(
         return float((last - first).total_seconds())
 
     assert await simulated_seconds_over(3) > 100  # x60
+    reached = (await read(client, "cnc-01", "power")).SourceTimestamp
     assert (await command("speed", "1")).returncode == 0
     await asyncio.sleep(1)
     assert await simulated_seconds_over(3) < 10  # x1
+    assert (await read(client, "cnc-01", "power")).SourceTimestamp > reached  # never back
     bad = await command("inject", "cnc-02", "gremlins")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown fault 'gremlins'")
 
@@ -277,3 +291,78 @@ def test_a_simulator_that_is_gone_withdraws_its_status(
         else:
             stop_all([simulator])
     assert read_retained(mosquitto.url, topic, timeout_s=2.0) is None
+
+
+# --- the clock: always in a shift, never back ---------------------------------------------
+
+MINSK = ZoneInfo("Europe/Minsk")  # the example plant's site; shifts 06-14 and 14-22, Mon-Fri
+
+
+def minsk(day: int, hour: int, minute: int = 0) -> datetime:
+    """A local time in December 2026 (the 5th a Saturday, the 7th a Monday)."""
+    return datetime(2026, 12, day, hour, minute, tzinfo=MINSK)
+
+
+def simulator_at(mosquitto: Mosquitto, now: datetime, **options: Any) -> LiveSimulator:
+    """The example plant's simulator with its wall clock stopped at `now`."""
+    loaded = load_scenario(ROOT / "examples" / "scenarios" / "moulding.yaml")
+    wall = now.astimezone(UTC)
+    return LiveSimulator(loaded, mosquitto.url, shift_calendar=True, clock=lambda: wall, **options)
+
+
+def test_the_clock_starts_inside_a_shift_at_any_hour(mosquitto: Mosquitto) -> None:
+    saturday_dawn = simulator_at(mosquitto, minsk(5, 5))
+    assert saturday_dawn.floor.start == minsk(7, 6)  # Monday's early shift
+    tuesday = simulator_at(mosquitto, minsk(8, 10, 30))
+    assert tuesday.floor.start == minsk(8, 10, 30)  # in a shift: now
+    loaded = load_scenario(ROOT / "examples" / "scenarios" / "moulding.yaml")
+    round_the_clock = LiveSimulator(loaded, mosquitto.url, clock=lambda: minsk(5, 5))
+    assert round_the_clock.floor.start == minsk(5, 5)  # without --shift-calendar
+
+
+def test_a_plant_without_shifts_runs_from_now(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    plant = yaml.safe_load((ROOT / "examples" / "plant.yaml").read_text())
+    del plant["shifts"]
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(plant))
+    scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / "moulding.yaml").read_text())
+    scenario["plant"] = "plant.yaml"
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+    loaded = load_scenario(tmp_path / "scenario.yaml")
+    simulator = LiveSimulator(
+        loaded, mosquitto.url, shift_calendar=True, clock=lambda: minsk(5, 5).astimezone(UTC)
+    )
+    assert simulator.floor.start == minsk(5, 5)
+    simulator.apply(ResetShift())
+    assert simulator.floor.start == minsk(5, 5)
+
+
+def test_the_clock_skips_to_the_next_shift_and_a_reset_starts_one(mosquitto: Mosquitto) -> None:
+    simulator = simulator_at(mosquitto, minsk(4, 21, 58))  # Friday, the late shift's end
+    simulator._published = True
+    simulator._advance(60)
+    assert simulator.floor.wall(simulator.floor.sim.now) == minsk(4, 21, 59)
+    simulator._advance(600)  # past 22:00: the weekend is skipped
+    assert simulator.floor.start == minsk(7, 6) and simulator.floor.sim.now == 0
+    simulator._advance(60)  # a new shift is published at its start before its clock runs
+    assert simulator.floor.sim.now == 0
+    simulator._published = True
+    simulator._advance(3600)
+    simulator.apply(SetSpeed(speed=1))
+    assert simulator.floor.wall(simulator.floor.sim.now) == minsk(7, 7)
+    simulator.apply(ResetShift())
+    assert simulator.floor.start == minsk(7, 14) and simulator.floor.sim.now == 0
+
+
+@pytest.mark.parametrize(
+    ("newest", "start"),
+    [
+        (minsk(8, 12), minsk(8, 14)),  # ahead of now, in a shift with data: the next shift
+        (minsk(8, 9), minsk(8, 14)),  # behind now in the same shift: the next shift too
+        (minsk(7, 10), minsk(8, 10, 30)),  # yesterday: today's shift, from now
+    ],
+)
+def test_a_resumed_session_goes_on_from_its_newest_reading(
+    mosquitto: Mosquitto, newest: datetime, start: datetime
+) -> None:
+    simulator = simulator_at(mosquitto, minsk(8, 10, 30), not_before=newest)
+    assert simulator.floor.start == start

@@ -102,6 +102,14 @@ OrgOption = Annotated[
     str | None,
     typer.Option("--store-org", envvar=ENV_VARS["org"], help="InfluxDB 2.x organisation."),
 ]
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="SHOPFLOOR_DATA_DIR",
+        help="The demo's directory: its sessions, and running.json while it runs.",
+    ),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

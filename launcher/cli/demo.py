@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from launcher.cli.common import (
     DEFAULT_PLANT,
     DEFAULT_STORE,
     DatabaseOption,
+    DataDirOption,
     OrgOption,
     PlantOption,
     StoreUrlOption,
@@ -25,7 +27,16 @@ from launcher.cli.common import (
     setup_logging,
     store_settings,
 )
-from launcher.demo import BrokerChoice, DemoSource, run_demo
+from launcher.demo import BrokerChoice, DemoOptions, run_demo
+from launcher.session import (
+    DEFAULT_DATA_DIR,
+    RUNNING_FILE,
+    SessionError,
+    find_session,
+    new_session,
+    running_demo,
+    sessions,
+)
 from shopfloor.credentials import check_broker_url
 
 
@@ -81,14 +92,23 @@ def demo(
             "--plant", help="Run this plant with default behaviour instead of a scenario."
         ),
     ] = None,
-    data_dir: Annotated[
-        Path, typer.Option(help="Where the embedded store and broker files live.")
-    ] = Path(".shopfloor"),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            flag_value="",
+            help="Go on with the latest session (or the one named) instead of a new one.",
+        ),
+    ] = None,
+    list_sessions: Annotated[
+        bool, typer.Option("--list", help="List the demo sessions kept in --data-dir.")
+    ] = False,
     store_url: Annotated[
         str | None,
         typer.Option(
             envvar="SHOPFLOOR_INFLUX_URL",
-            help="An InfluxDB URL to use instead of the embedded store.",
+            help="An InfluxDB URL to use instead of each session's embedded store.",
         ),
     ] = None,
     dashboard_port: Annotated[int, typer.Option(help="Dashboard HTTP port.")] = 8501,
@@ -97,15 +117,55 @@ def demo(
         typer.Option(help="Broker to run: Mosquitto when installed (auto), or the embedded one."),
     ] = BrokerChoice.AUTO,
 ) -> None:
-    """Start broker, simulator, edge, gateway, analytics and dashboard; Ctrl-C stops them all."""
+    """Start broker, simulator, edge, gateway, analytics and dashboard in a new session (or
+    --resume one); Ctrl-C stops them all."""
+    if list_sessions:
+        _list_sessions(data_dir)
+        return
     setup_logging(False)
+    logging.getLogger("shopfloor.mqtt").setLevel(logging.WARNING)  # the console is for staff
+    if running_demo(data_dir) is not None:
+        raise fail(f"a demo already runs from {data_dir} (see {data_dir / RUNNING_FILE})")
+    try:
+        if resume is not None:
+            session = find_session(data_dir, resume or None)
+        else:
+            plant, scenario = _source(scenario_file, plant_file)
+            session = new_session(data_dir, plant, scenario)
+        options = DemoOptions(data_dir, store_url, dashboard_port, broker_server)
+        run_demo(session, options)
+    except (SessionError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+
+
+def _source(scenario_file: Path, plant_file: Path | None) -> tuple[Path, Path | None]:
+    """The plant and scenario to run, checked before anything starts."""
     if plant_file is not None:
         read_plant(plant_file)
-        source = DemoSource(plant_file, None)
-    else:
-        loaded = read_scenario(DEFAULT_PLANT, scenario_file, None)
-        source = DemoSource(loaded.path.parent / loaded.scenario.plant, scenario_file)
-    try:
-        run_demo(source, data_dir, store_url, dashboard_port, broker_server)
-    except RuntimeError as exc:
-        raise fail(str(exc)) from None
+        return plant_file, None
+    loaded = read_scenario(DEFAULT_PLANT, scenario_file, None)
+    return loaded.path.parent / loaded.scenario.plant, scenario_file
+
+
+def _list_sessions(data_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    kept = sessions(data_dir)
+    if not kept:
+        typer.echo(f"no demo session in {data_dir / 'sessions'}")
+        return
+    live = running_demo(data_dir)
+    table = Table(title=f"demo sessions in {data_dir}")
+    for column in ("id", "scenario", "started (UTC)", "last data (UTC)", ""):
+        table.add_column(column)
+    for session in kept:
+        last = session.last_data_time()
+        table.add_row(
+            session.id,
+            (session.scenario or session.plant).stem,
+            f"{session.started:%Y-%m-%d %H:%M:%S}",
+            f"{last:%Y-%m-%d %H:%M:%S}" if last else "no data",
+            "running" if live and live.session_dir == session.directory else "",
+        )
+    Console(width=120).print(table)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,15 +15,19 @@ import typer
 from launcher.cli.common import (
     DEFAULT_PLANT,
     BrokerOption,
+    DataDirOption,
     PlantOption,
     VerboseOption,
     app,
+    checked,
     fail,
     read_plant,
     read_scenario,
     run_until_interrupted,
     setup_logging,
 )
+from launcher.session import DEFAULT_DATA_DIR, running_demo
+from shopfloor.credentials import check_broker_url
 from shopfloor.mqtt import DEFAULT_BROKER_URL
 
 ScenarioOption = Annotated[
@@ -71,6 +77,23 @@ def simulate(
             help="With --opcua-secure: a NAME:PASSWORD allowed in (repeatable); no anonymous.",
         ),
     ] = None,
+    not_before: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z"],
+            help="Start the simulated clock no sooner than this (a resumed demo's newest data).",
+        ),
+    ] = None,
+    shift_calendar: Annotated[
+        bool,
+        typer.Option(
+            "--shift-calendar",
+            help="Keep the simulated clock in the plant's shifts: start in one (the next, "
+            "off-shift) once every machine has a subscriber (30 s at most), skip from each "
+            "shift's end to the next; readings then run ahead of the wall clock, which the "
+            "gateway must accept (its --max-future).",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run a plant or scenario live (OPC UA servers, MQTT sensors), or as fast as possible."""
@@ -82,7 +105,10 @@ def simulate(
     from simulators.live import LiveSimulator
 
     security = _server_security(opcua_secure, opcua_user or [])
-    run_until_interrupted(LiveSimulator(loaded, broker, bind_host, speed, security).run())
+    simulator = LiveSimulator(
+        loaded, broker, bind_host, speed, security, not_before, shift_calendar
+    )
+    run_until_interrupted(simulator.run())
 
 
 def _server_security(directory: Path | None, users: list[str]) -> Any:
@@ -169,7 +195,8 @@ def replay(
     recording: Annotated[
         Path, typer.Argument(help="Recording file (from record or simulate --fast).")
     ],
-    broker: BrokerOption = DEFAULT_BROKER_URL,
+    broker: DemoBrokerOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     speed: Annotated[
         float, typer.Option(min=0.001, help="Playback speed: 1, 10, 60, 1000...")
     ] = 1.0,
@@ -186,9 +213,12 @@ def replay(
     from simulators.recording import replay as replay_session
 
     setup_logging(verbose)
+    target = demo_target(broker, None, data_dir)
     try:
-        count = replay_session(recording, broker, speed, tenant, shift_time=not keep_time)
-    except (RecordingError, ValueError, ConnectionError) as exc:
+        count = replay_session(recording, target.broker, speed, tenant, shift_time=not keep_time)
+    except ConnectionError as exc:
+        raise fail(f"{exc}{target.hint}") from None
+    except (RecordingError, ValueError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
@@ -199,15 +229,52 @@ control_app = typer.Typer(help="Drive a running simulator: inject faults, set sp
 app.add_typer(control_app, name="control")
 
 
-def _send(plant_file: Path, broker: str, action: Any) -> None:
+DemoBrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        envvar="SHOPFLOOR_BROKER_URL",
+        help="MQTT broker, mqtt[s]://[user:pw@]host:port; default: the running demo's.",
+        callback=checked(check_broker_url),
+    ),
+]
+DemoPlantOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plant", envvar="SHOPFLOOR_PLANT", help="Plant file (YAML); default: the running demo's."
+    ),
+]
+
+
+@dataclass(frozen=True)
+class DemoTarget:
+    """The broker and plant a command drives, and what to add to an error reaching it."""
+
+    broker: str
+    plant: Path
+    hint: str
+
+
+def demo_target(broker: str | None, plant_file: Path | None, data_dir: Path) -> DemoTarget:
+    """Those given, else the running demo's (its broker from its session, never a guessed
+    port), else the defaults."""
+    demo = running_demo(data_dir)
+    if demo is not None:
+        return DemoTarget(broker or demo.broker_url, plant_file or demo.plant, "")
+    hint = "" if broker else f" (no demo runs from {data_dir}; start one or give --broker)"
+    return DemoTarget(broker or DEFAULT_BROKER_URL, plant_file or DEFAULT_PLANT, hint)
+
+
+def _send(target: DemoTarget, action: Any) -> None:
     from shopfloor.messages import control_topic, encode_command
     from shopfloor.mqtt import publish_once
 
-    plant = read_plant(plant_file)
+    plant = read_plant(target.plant)
+    topic = control_topic(plant.tenant.id, plant.site.id)
     try:
-        publish_once(broker, control_topic(plant.tenant.id, plant.site.id), encode_command(action))
+        publish_once(target.broker, topic, encode_command(action))
     except ConnectionError as exc:
-        raise fail(str(exc)) from None
+        raise fail(f"{exc}{target.hint}") from None
     typer.echo(f"sent {action.command} to {plant.tenant.id}/{plant.site.id}")
 
 
@@ -216,20 +283,20 @@ def control_inject(
     machine: Annotated[str, typer.Argument(help="Machine id, e.g. cnc-01.")],
     fault: Annotated[str, typer.Argument(help="Fault kind, e.g. bearing_wear or air_leak.")],
     duration: Annotated[float, typer.Option(min=1, help="Seconds of simulated time.")] = 600,
-    plant_file: PlantOption = DEFAULT_PLANT,
-    broker: BrokerOption = DEFAULT_BROKER_URL,
+    plant_file: DemoPlantOption = None,
+    broker: DemoBrokerOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Inject a fault into a running simulator; it appears as a labelled event."""
     from shopfloor.messages import FaultKind, InjectFault
 
     if fault not in set(FaultKind):
         raise fail(f"unknown fault {fault!r}; choose one of {', '.join(FaultKind)}")
-    problem = read_plant(plant_file).injection_problem(machine, FaultKind(fault))
+    target = demo_target(broker, plant_file, data_dir)
+    problem = read_plant(target.plant).injection_problem(machine, FaultKind(fault))
     if problem:
         raise fail(problem)
-    _send(
-        plant_file, broker, InjectFault(asset=machine, fault=FaultKind(fault), duration_s=duration)
-    )
+    _send(target, InjectFault(asset=machine, fault=FaultKind(fault), duration_s=duration))
 
 
 @control_app.command("breakdown")
@@ -239,53 +306,61 @@ def control_breakdown(
         str, typer.Option(help="Stop reason code, e.g. mould_jam, mechanical or electrical.")
     ],
     duration: Annotated[float, typer.Option(min=1, help="Seconds of simulated repair.")] = 900,
-    plant_file: PlantOption = DEFAULT_PLANT,
-    broker: BrokerOption = DEFAULT_BROKER_URL,
+    plant_file: DemoPlantOption = None,
+    broker: DemoBrokerOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Break a machine down now with a stop reason; its state and the reason show at once."""
     from pydantic import ValidationError
 
     from shopfloor.messages import Breakdown
 
-    problem = read_plant(plant_file).injection_problem(machine)
+    target = demo_target(broker, plant_file, data_dir)
+    problem = read_plant(target.plant).injection_problem(machine)
     if problem:
         raise fail(problem)
     try:
         action = Breakdown(asset=machine, reason=reason, duration_s=duration)
     except ValidationError:
         raise fail(f"--reason {reason!r}: a reason code is lower case, digits and _") from None
-    _send(plant_file, broker, action)
+    _send(target, action)
 
 
 @control_app.command("speed")
 def control_speed(
     speed: Annotated[float, typer.Argument(min=0.001, help="Simulated seconds per second.")],
-    plant_file: PlantOption = DEFAULT_PLANT,
-    broker: BrokerOption = DEFAULT_BROKER_URL,
+    plant_file: DemoPlantOption = None,
+    broker: DemoBrokerOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Change a running simulator's speed (x1 live, x60 a shift in eight minutes)."""
     from shopfloor.messages import SetSpeed
 
-    _send(plant_file, broker, SetSpeed(speed=speed))
+    _send(demo_target(broker, plant_file, data_dir), SetSpeed(speed=speed))
 
 
 @control_app.command("scenario")
 def control_scenario(
     name: Annotated[str, typer.Argument(help="Scenario file name beside the running one.")],
-    plant_file: PlantOption = DEFAULT_PLANT,
-    broker: BrokerOption = DEFAULT_BROKER_URL,
+    plant_file: DemoPlantOption = None,
+    broker: DemoBrokerOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
-    """Switch the running simulator to another scenario of the same plant."""
+    """Switch the running simulator to another scenario of the same plant (a demo also
+    switches to another plant's, in a new session)."""
     from shopfloor.messages import LoadScenario
 
-    _send(plant_file, broker, LoadScenario(name=name))
+    _send(demo_target(broker, plant_file, data_dir), LoadScenario(name=name))
 
 
 @control_app.command("reset-shift")
 def control_reset_shift(
-    plant_file: PlantOption = DEFAULT_PLANT, broker: BrokerOption = DEFAULT_BROKER_URL
+    plant_file: DemoPlantOption = None,
+    broker: DemoBrokerOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
-    """Start the running simulator's shift again from zero."""
+    """Start a new shift in the running simulator: at the next shift of the plant's calendar,
+    with every counter from zero."""
     from shopfloor.messages import ResetShift
 
-    _send(plant_file, broker, ResetShift())
+    _send(demo_target(broker, plant_file, data_dir), ResetShift())
