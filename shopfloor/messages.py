@@ -322,7 +322,10 @@ def status_topic(tenant: str, site: str) -> str:
 
 
 class SimulatorStatus(BaseModel):
-    """What a running simulator announces: its scenario, the others it can load, its speed."""
+    """What a running simulator or replay announces: its scenario, the others it can load, and
+    its session's clock, which reads `clock` at wall time `announced` and runs `speed` times as
+    fast as the wall clock. A status without them (an older simulator) says the clock started
+    at `started` and has run at `speed` since."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -331,6 +334,8 @@ class SimulatorStatus(BaseModel):
     available: list[str]
     speed: PositiveFloat
     started: AwareDatetime
+    clock: AwareDatetime | None = None
+    announced: AwareDatetime | None = None
 
 
 def decode_status(payload: bytes | bytearray) -> SimulatorStatus:

@@ -160,6 +160,8 @@ class LiveSimulator:
             available=sorted(self.scenarios()),
             speed=self.speed,
             started=self.floor.start,
+            clock=self.floor.wall(self.floor.sim.now),
+            announced=datetime.now(UTC),
         )
         self.mqtt.publish(self._status_topic, status.model_dump_json().encode(), qos=1, retain=True)
 
