@@ -19,6 +19,7 @@ from dashboard.energy import energy_page
 from dashboard.kpis import clock_note
 from dashboard.lean_readiness import readiness_page
 from dashboard.oee import oee_page
+from dashboard.sandboxes import choose_plant
 from dashboard.shop_floor import STATE_COLOURS, AssetView, ShopFloor, read_shop_floor
 from dashboard.store_errors import shows_store_errors
 from readiness.live import record_view
@@ -30,8 +31,13 @@ REFRESH_S = 2.0
 
 
 @st.cache_resource
-def _plant() -> Plant:
+def _demo_plant() -> Plant:
     return load_plant(os.environ.get("SHOPFLOOR_PLANT", "examples/plant.yaml"))
+
+
+def _plant() -> Plant:
+    """The plant chosen in the sidebar: the demo's or a trainee sandbox's."""
+    return choose_plant(_demo_plant())
 
 
 @st.cache_resource
@@ -152,7 +158,7 @@ def edge_page() -> None:
 def main() -> None:
     st.set_page_config(page_title="shopfloor", page_icon="🏭", layout="wide")
     try:
-        _plant()
+        _demo_plant()
         _store()
     except (ConfigError, StoreError) as exc:
         st.error(str(exc))

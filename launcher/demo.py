@@ -28,9 +28,12 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from launcher.sandboxes import Sandboxes
+from launcher.session import RunningDemo, announced
 from shopfloor.credentials import hide
 from shopfloor.mqtt import MOSQUITTO_POLICY
 from shopfloor.plant import load_plant
+from shopfloor.sandboxes import SESSION_DIR_ENV
 from shopfloor.store import ENV_VARS, StoreSettings
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
-DEMO_MAX_FUTURE_S = 365 * 86400
 
 
 def _port_free(port: int) -> bool:
@@ -203,7 +205,7 @@ def run_demo(
     _write_private(token_file, api_token)
     # The store and the token reach the children in their environment, which only their user
     # can read, not on their command lines, which every user of the machine can (ps).
-    env = {**os.environ, ENV_VARS["url"]: store.url}
+    env = {**os.environ, ENV_VARS["url"]: store.url, SESSION_DIR_ENV: str(data_dir.resolve())}
     gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
     shopfloor = [sys.executable, "-m", "launcher"]
     common = ["--plant", str(source.plant)]
@@ -216,8 +218,6 @@ def run_demo(
         "gateway": [
             *shopfloor, "gateway", *common, "--broker", broker_url,
             "--mqtt-version", "5" if kind == "Mosquitto" else "3.1.1",
-            # The dashboard's speed control runs the simulated clock ahead of this one.
-            "--max-future", str(DEMO_MAX_FUTURE_S),
             "--spill", str(data_dir / "gateway-spill.db"),
             "--http-port", str(api_port),
         ],
@@ -227,7 +227,16 @@ def run_demo(
             "--broker", broker_url,
         ],
     }  # fmt: skip
-    with broker:
+    session = RunningDemo(
+        data_dir.resolve(), broker_url, f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{dashboard_port}", source.plant.resolve(),
+        source.scenario and source.scenario.resolve(), os.getpid(),
+    )  # fmt: skip
+    sandboxes = Sandboxes(
+        session.session_dir, broker_url, "5" if kind == "Mosquitto" else "3.1.1",
+        lambda argv, log_file: _spawn(argv, log_file, env), announce,
+    )  # fmt: skip
+    with broker, announced(session, data_dir):
         if not wait_for_port(port):
             raise RuntimeError(f"the MQTT broker did not start on port {port}")
         announce(f"broker: {kind} on {broker_url}; store: {store.url}; logs in {data_dir}/")
@@ -243,11 +252,11 @@ def run_demo(
                     argv, data_dir / f"{name}.log", gateway_env if name == "gateway" else env
                 )
             threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
-            _watch(children, data_dir, dashboard_port, announce)
+            _watch(children, data_dir, dashboard_port, announce, sandboxes.poll)
         except KeyboardInterrupt:
             announce("stopping the demo...")
         finally:
-            _stop(list(children.values()))
+            _stop([*children.values(), *sandboxes.processes])
     announce("demo stopped")
 
 
@@ -276,10 +285,13 @@ def _watch(
     data_dir: Path,
     dashboard_port: int,
     announce: Callable[[str], None],
+    tick: Callable[[], None],
 ) -> None:
-    """Announce the dashboard once it listens; return when any child exits, naming its log."""
+    """Announce the dashboard once it listens, `tick` every half second; return when any
+    child exits, naming its log."""
     dashboard_up = False
     while True:
+        tick()
         if not dashboard_up and wait_for_port(dashboard_port, timeout_s=0.5):
             dashboard_up = True
             announce(f"dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops the demo)")

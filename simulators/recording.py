@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import time
 import uuid
@@ -57,6 +56,7 @@ from shopfloor.messages import (
     subscription,
 )
 from shopfloor.mqtt import make_client, publish_once, wait_connected
+from shopfloor.sandboxes import TENANT_ID
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,6 @@ CONNECT_TIMEOUT_S = 30.0
 # A replay gives up (rather than return as if nothing were lost) when the broker acknowledges
 # nothing for this long; the client keeps reconnecting and resending until then.
 ACK_TIMEOUT_S = 60.0
-
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def check_tenant(tenant: str) -> None:
-    """Raise ValueError unless `tenant` can be a tenant id (and so a topic level)."""
-    if not _TENANT.match(tenant):
-        raise ValueError(f"tenant {tenant!r} is not an id (lower-case letters, digits, - and _)")
 
 
 class RecordingError(Exception):
@@ -381,8 +373,8 @@ def replay(
     """
     if not speed > 0:
         raise ValueError(f"speed must be > 0, not {speed}")
-    if tenant is not None:
-        check_tenant(tenant)
+    if tenant is not None and not TENANT_ID.match(tenant):
+        raise ValueError(f"tenant {tenant!r} is not an id (lower-case letters, digits, - and _)")
     total, sites = 0, set()
     for message in _messages(path):
         total += 1

@@ -22,6 +22,7 @@ from launcher.cli.common import (
     run_until_interrupted,
     setup_logging,
 )
+from shopfloor.config import ConfigError
 from shopfloor.mqtt import DEFAULT_BROKER_URL
 
 ScenarioOption = Annotated[
@@ -174,8 +175,15 @@ def replay(
         float, typer.Option(min=0.001, help="Playback speed: 1, 10, 60, 1000...")
     ] = 1.0,
     tenant: Annotated[
-        str | None, typer.Option(help="Publish under this tenant instead: an isolated sandbox.")
+        str | None,
+        typer.Option(
+            help="Publish under this tenant instead: an isolated sandbox. While a demo runs, "
+            "into the demo, where its dashboard offers the sandbox."
+        ),
     ] = None,
+    demo_dir: Annotated[
+        Path, typer.Option(help="The data folder of the demo that --tenant replays into.")
+    ] = Path(".shopfloor"),
     keep_time: Annotated[
         bool, typer.Option("--keep-time", help="Keep the recorded timestamps (backfill history).")
     ] = False,
@@ -187,12 +195,36 @@ def replay(
 
     setup_logging(verbose)
     try:
+        if tenant is not None:
+            broker = _into_running_demo(recording, tenant, demo_dir) or broker
         count = replay_session(recording, broker, speed, tenant, shift_time=not keep_time)
-    except (RecordingError, ValueError, ConnectionError) as exc:
+    except (RecordingError, ValueError, ConnectionError, ConfigError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
     typer.echo(f"replayed {count} messages from {recording}")
+
+
+def _into_running_demo(recording: Path, tenant: str, demo_dir: Path) -> str | None:
+    """With a demo running, add the sandbox of `tenant` to its session and return its broker;
+    None when no demo runs. Raises ValueError when the recording is not of the demo's plant."""
+    from launcher.session import running_demo
+    from shopfloor.sandboxes import write_tenant_plant
+    from simulators.recording import recording_header
+
+    demo = running_demo(demo_dir)
+    if demo is None:
+        return None
+    recorded, _ = recording_header(recording)
+    plant = read_plant(demo.plant)
+    if recorded != plant.tenant.id:
+        raise ValueError(
+            f"{recording} is a recording of tenant {recorded!r}, but the demo runs "
+            f"{plant.tenant.id!r} ({demo.plant}); replay it into a demo of its plant"
+        )
+    write_tenant_plant(demo.plant, tenant, demo.session_dir)
+    typer.echo(f"trainee sandbox {tenant}: into the demo's dashboard ({demo.dashboard_url})")
+    return demo.broker_url
 
 
 control_app = typer.Typer(help="Drive a running simulator: inject faults, set speed, reset shift.")
