@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gateway.acceptance import MAX_SESSION_LEAD, Acceptance, Refusal
-from shopfloor.messages import Problem, Reading, SimulatorStatus, encode_readings
+from shopfloor.messages import AssetPath, Problem, Reading, SimulatorStatus, encode_readings
 from shopfloor.plant import Plant
-from tests.test_hostile_messages import PRESS
+
+PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
 
 
 def ahead(accept: Acceptance, by: timedelta) -> bool:
@@ -21,12 +22,17 @@ def ahead(accept: Acceptance, by: timedelta) -> bool:
     return True
 
 
-def status(speed: float, started: datetime, **clock: datetime) -> bytes:
-    return (
-        SimulatorStatus(scenario="replay", available=[], speed=speed, started=started, **clock)
-        .model_dump_json()
-        .encode()
-    )
+def status(
+    speed: float,
+    started: datetime,
+    clock: datetime | None = None,
+    announced: datetime | None = None,
+) -> bytes:
+    announcement = SimulatorStatus(
+        scenario="replay", available=[], speed=speed, started=started, clock=clock,
+        announced=announced,
+    )  # fmt: skip
+    return announcement.model_dump_json().encode()
 
 
 def test_without_an_announcement_the_wall_clock_bounds_the_future(example_plant: Plant) -> None:
