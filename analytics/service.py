@@ -191,8 +191,8 @@ def _intervals(
     history: MachineHistory, start: float, end: float
 ) -> Iterator[tuple[float, float, MachineState]]:
     """The state log as (start, end, state) spans clipped to [start, end)."""
-    log_ = history.events
-    for event, until in zip(log_, [e.time for e in log_[1:]] + [end], strict=True):
+    log_ = history.events  # none yet, while a machine's first state is on its way
+    for event, until in zip(log_, [e.time for e in log_[1:]] + [end][: len(log_)], strict=True):
         a, b = max(event.time, start), min(until, end)
         if a < b:
             yield a, b, event.state

@@ -20,6 +20,7 @@ from dashboard.energy import energy_page
 from dashboard.kiosk import navigate
 from dashboard.lean_readiness import readiness_page
 from dashboard.oee import oee_page
+from dashboard.sandboxes import choose_plant
 from dashboard.story import story_page
 from readiness.live import record_view
 from shopfloor.config import ConfigError
@@ -28,8 +29,13 @@ from shopfloor.store import Store, StoreError, StoreSettings, open_store
 
 
 @st.cache_resource
-def _plant() -> Plant:
+def _demo_plant() -> Plant:
     return load_plant(os.environ.get("SHOPFLOOR_PLANT", "examples/plant.yaml"))
+
+
+def _plant() -> Plant:
+    """The plant chosen in the sidebar: the demo's or a trainee sandbox's."""
+    return choose_plant(_demo_plant())
 
 
 @st.cache_resource
@@ -60,7 +66,7 @@ def edge_page() -> None:
 def main() -> None:
     st.set_page_config(page_title="shopfloor", page_icon="🏭", layout="wide")
     try:
-        _plant()
+        _demo_plant()
         _store()
     except (ConfigError, StoreError) as exc:
         st.error(str(exc))

@@ -44,6 +44,7 @@ from shopfloor.messages import (
     dead_letter_topic,
     encode_dead_letter,
     excerpt,
+    status_topic,
     subscription,
 )
 from shopfloor.mqtt import Session, make_client, network_thread
@@ -99,10 +100,12 @@ class Gateway:
         filters = [subscription(tenant, kind, site) for kind in MessageKind]
         if settings.share_group:
             filters = [f"$share/{settings.share_group}/{topic}" for topic in filters]
+        # Every gateway of the site follows the session clock, queued in order with the data.
+        self.status_topic = status_topic(tenant, site)
         self.mqtt = make_client(
             broker_url,
             self.client_id,
-            [(topic, 1) for topic in filters],
+            [(topic, 1) for topic in (*filters, self.status_topic)],
             clean_session=False,
             session=settings.session if settings.mqtt5 else None,
         )
@@ -152,6 +155,11 @@ class Gateway:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self.stopping.is_set():
             return  # unacknowledged: the broker gives it to the next gateway session
+        if _topic(msg) == self.status_topic:
+            self.accept.follow(msg.payload, datetime.now(UTC))
+            if msg.qos:
+                self.mqtt.ack(msg.mid, 1)
+            return
         self.stats.received()
         try:
             self._take(msg)
@@ -160,10 +168,7 @@ class Gateway:
             log.exception("could not take a message; it stays unacknowledged")
 
     def _take(self, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:  # brokers should refuse these, but not every one does
-            topic = "(a topic that is not UTF-8)"
+        topic = _topic(msg)
         accepted = self.accept(topic, msg.payload)
         if isinstance(accepted, Refusal):
             points, letter = [], self._letter(topic, msg.payload, accepted)
@@ -394,6 +399,13 @@ class Gateway:
         self.mqtt.loop_stop()
         self._final = self.snapshot()
         self.spill.close()
+
+
+def _topic(msg: mqtt.MQTTMessage) -> str:
+    try:
+        return msg.topic
+    except UnicodeDecodeError:  # brokers should refuse these, but not every one does
+        return "(a topic that is not UTF-8)"
 
 
 def _confirmed(info: mqtt.MQTTMessageInfo, deadline: float) -> bool:

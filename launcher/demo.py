@@ -36,13 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from launcher.session import SESSION_ENV, RunningDemo, Session, clear_running, new_session
+from launcher.sandboxes import Sandboxes
+from launcher.session import RunningDemo, Session, clear_running, new_session
 from readiness import DATABASE_ENV as READINESS_DB_ENV
 from shopfloor.config import ConfigError
 from shopfloor.credentials import hide
 from shopfloor.messages import LoadScenario, MessageError, control_topic, decode_command
 from shopfloor.mqtt import MOSQUITTO_POLICY
 from shopfloor.plant import load_plant
+from shopfloor.sandboxes import SESSION_DIR_ENV
 from shopfloor.store import ENV_VARS
 
 if TYPE_CHECKING:
@@ -249,7 +251,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
     # The store and the token reach the children in their environment, which only their user
     # can read, not on their command lines, which every user of the machine can (ps).
     env = {
-        **os.environ, ENV_VARS["url"]: store_url, SESSION_ENV: str(directory),
+        **os.environ, ENV_VARS["url"]: store_url, SESSION_DIR_ENV: str(directory),
         READINESS_DB_ENV: str(readiness_db),
     }  # fmt: skip
     newest = session.last_data_time()  # of a resumed session; None for a new one
@@ -270,6 +272,10 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+        sandboxes = Sandboxes(
+            directory, broker_url, _mqtt_version(kind),
+            lambda argv, log_file: _spawn(argv, log_file, env), announce,
+        )  # fmt: skip
 
         def spawn(*names: str) -> None:
             for name in names:
@@ -289,11 +295,13 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             spawn("analytics")
             threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
             with ScenarioSwitch(broker_url, session) as switch:
-                requested = _watch(children, directory, options.dashboard_port, announce, switch)
+                requested = _watch(
+                    children, directory, options.dashboard_port, announce, switch, sandboxes.poll
+                )
         except KeyboardInterrupt:
             announce("stopping the demo...")
         finally:
-            _stop(list(children.values()))
+            _stop([*children.values(), *sandboxes.processes])
     if requested is None:
         return None
     announce(f"loading {requested.scenario or requested.plant}, another plant: a new session")
@@ -322,7 +330,7 @@ def _commands(
         ],
         "gateway": [
             *shopfloor, "gateway", *common, "--broker", broker_url,
-            "--mqtt-version", "5" if kind == "Mosquitto" else "3.1.1",
+            "--mqtt-version", _mqtt_version(kind),
             # The simulated clock runs ahead of this one: above x1, and to the next shift.
             "--max-future", str(DEMO_MAX_FUTURE_S),
             "--spill", str(directory / "gateway-spill.db"),
@@ -334,6 +342,11 @@ def _commands(
             "--broker", broker_url,
         ],
     }  # fmt: skip
+
+
+def _mqtt_version(broker_kind: str) -> str:
+    """MQTT 5 on Mosquitto; the embedded broker speaks 3.1.1 only."""
+    return "5" if broker_kind == "Mosquitto" else "3.1.1"
 
 
 def _whole_second_after(moment: datetime) -> datetime:
@@ -418,12 +431,13 @@ def other_plant_scenario(directory: Path, name: str, plant: Path) -> DemoSource 
 
 def _watch(
     children: dict[str, subprocess.Popen[bytes]], log_dir: Path, dashboard_port: int,
-    announce: Callable[[str], None], switch: ScenarioSwitch,
+    announce: Callable[[str], None], switch: ScenarioSwitch, tick: Callable[[], None],
 ) -> DemoSource | None:  # fmt: skip
-    """Announce the dashboard once it listens; return when any child exits (naming its log),
-    or with the scenario of another plant that was asked for."""
+    """Announce the dashboard once it listens and `tick` every half second; return when any
+    child exits (naming its log), or with the scenario of another plant that was asked for."""
     dashboard_up = False
     while True:
+        tick()
         if not dashboard_up and wait_for_port(dashboard_port, timeout_s=0.5):
             dashboard_up = True
             announce(f"dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops the demo)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shopfloor.config import ConfigError
 from shopfloor.plant import load_plant
+from shopfloor.sandboxes import TENANTS_DIR
 from shopfloor.store import StoreError, data_clock
 from shopfloor.store.embedded import EmbeddedStore
 
@@ -26,7 +27,6 @@ DEFAULT_DATA_DIR = Path(".shopfloor")
 RUNNING_FILE = "running.json"
 SESSION_FILE = "session.json"
 STORE_FILE = "store.db"
-SESSION_ENV = "SHOPFLOOR_SESSION_DIR"
 
 
 class SessionError(Exception):
@@ -153,7 +153,7 @@ def new_session(data_dir: Path, plant: Path, scenario: Path | None) -> Session:
         except FileExistsError:
             number += 1
             directory = root / f"{stem}-{number}"
-    (directory / "tenants").mkdir()
+    (directory / TENANTS_DIR).mkdir()
     session = Session(directory, plant.resolve(), scenario.resolve() if scenario else None, started)
     session.save()
     return session

@@ -338,8 +338,11 @@ class PendingFault(BaseModel):
 
 
 class SimulatorStatus(BaseModel):
-    """What a running simulator announces: its scenario, the others it can load, its speed,
-    the faults waiting to start and each machine's stop reasons (for "Breakdown now").
+    """What a running simulator or replay announces: its scenario, the others it can load, the
+    faults waiting to start and each machine's stop reasons (for "Breakdown now"), and its
+    session's clock, which reads `clock` at wall time `announced` and runs `speed` times as fast
+    as the wall clock. A status without them (an older simulator) says the clock started at
+    `started` and has run at `speed` since.
 
     `other_plants` are scenarios beside its own that run another plant: a demo supervisor
     loads one of them in a new session (LoadScenario); a lone simulator cannot."""
@@ -354,6 +357,8 @@ class SimulatorStatus(BaseModel):
     started: AwareDatetime
     pending: list[PendingFault] = []
     stop_reasons: dict[str, list[str]] = {}
+    clock: AwareDatetime | None = None
+    announced: AwareDatetime | None = None
 
 
 def decode_status(payload: bytes | bytearray) -> SimulatorStatus:

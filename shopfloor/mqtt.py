@@ -172,18 +172,20 @@ def wait_connected(client: mqtt.Client, url: str, timeout_s: float) -> None:
         time.sleep(0.02)
 
 
-def publish_once(url: str, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
+def publish_once(
+    url: str, topic: str, payload: bytes, timeout_s: float = 10.0, retain: bool = False
+) -> None:
     """Connect, publish one message with QoS 1, wait for the broker's acknowledgement, leave.
 
-    For commands from the CLI and the dashboard; raises ConnectionError naming the broker when
-    it cannot be reached or does not acknowledge in time.
+    For commands from the CLI and the dashboard, and a replay's status; raises ConnectionError
+    naming the broker when it cannot be reached or does not acknowledge in time.
     """
     client = make_client(url, f"shopfloor-once-{uuid.uuid4().hex[:12]}")
     client.loop_start()
     try:
         deadline = time.monotonic() + timeout_s
         wait_connected(client, url, timeout_s)
-        info = client.publish(topic, payload, qos=1)
+        info = client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(max(deadline - time.monotonic(), 0.1))
         if not info.is_published():
             raise ConnectionError(f"the broker at {redacted(url)} did not acknowledge the message")

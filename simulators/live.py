@@ -261,6 +261,8 @@ class LiveSimulator:
             started=self.floor.start,
             pending=self.floor.pending(),
             stop_reasons=self.stop_reasons(),
+            clock=self.floor.wall(self.floor.sim.now),
+            announced=self.clock(),
         )
         self._announced_pending = status.pending
         self.mqtt.publish(self._status_topic, status.model_dump_json().encode(), qos=1, retain=True)

@@ -8,8 +8,10 @@ the start of the recording::
 
 A replay starts the recording "now": every timestamp in the payloads moves by the same offset,
 so dashboards and analytics see a live line. Its pace can be changed (`speed`), which turns the
-recording's own timestamps into a simulated clock, and its tenant can be replaced, so several
-trainees can each get an isolated copy of the same session on one broker.
+recording's own timestamps into a simulated clock; the replay announces that clock on each
+site's status topic, as a live simulator does, so gateways accept readings that run ahead of
+the wall clock. Its tenant can be replaced, so several trainees can each get an isolated copy of
+the same session on one broker.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import time
 import uuid
@@ -43,6 +44,7 @@ from shopfloor.messages import (
     Event,
     MessageKind,
     Reading,
+    SimulatorStatus,
     TopicError,
     decode_events,
     decode_readings,
@@ -50,9 +52,11 @@ from shopfloor.messages import (
     encode_readings,
     iso_utc,
     parse_topic,
+    status_topic,
     subscription,
 )
-from shopfloor.mqtt import make_client, wait_connected
+from shopfloor.mqtt import make_client, publish_once, wait_connected
+from shopfloor.sandboxes import TENANT_ID
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +66,6 @@ CONNECT_TIMEOUT_S = 30.0
 # A replay gives up (rather than return as if nothing were lost) when the broker acknowledges
 # nothing for this long; the client keeps reconnecting and resending until then.
 ACK_TIMEOUT_S = 60.0
-
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class RecordingError(Exception):
@@ -215,8 +217,8 @@ def _read_lines(path: Path) -> Generator[tuple[int, str], None, None]:
         raise RecordingError(path, f"cannot read the recording: {exc.strerror}") from None
 
 
-def _read_header(path: Path, lines: Iterator[tuple[int, str]]) -> datetime:
-    """The recording's start time, from its first line."""
+def _read_header(path: Path, lines: Iterator[tuple[int, str]]) -> tuple[str, datetime]:
+    """The recording's tenant and start time, from its first line."""
     first = next(lines, None)
     if first is None:
         raise RecordingError(path, "empty file: no recording header")
@@ -241,7 +243,10 @@ def _read_header(path: Path, lines: Iterator[tuple[int, str]]) -> datetime:
         started = None
     if started is None or started.tzinfo is None:
         raise RecordingError(path, "header: 'started' is not an ISO 8601 time with a zone", number)
-    return started
+    tenant = header.get("tenant")
+    if not isinstance(tenant, str):
+        raise RecordingError(path, "header: 'tenant' is not text", number)
+    return tenant, started
 
 
 def _parse_message(path: Path, number: int, text: str) -> _Message:
@@ -271,7 +276,8 @@ def _parse_message(path: Path, number: int, text: str) -> _Message:
         raise RecordingError(path, f"payload breaks the message contract: {exc}", number) from None
 
 
-def _started(path: Path) -> datetime:
+def recording_header(path: Path) -> tuple[str, datetime]:
+    """The tenant a recording was made of and when it started; raises RecordingError."""
     lines = _read_lines(path)
     try:
         return _read_header(path, lines)
@@ -359,18 +365,26 @@ def replay(
     The whole file is validated first, so a bad line never leaves a half-played session.
     Message `t` is published at `t / speed` seconds after the start and every payload
     timestamp moves by (now - recording start), so at `speed` 60 a minute carries an hour of
-    readings; with `shift_time` false they keep their recorded times (to backfill history).
-    `tenant` replaces the first topic level, isolating concurrent replays. Returns
-    only once the broker has acknowledged every message (QoS 1).
+    readings; with `shift_time` false
+    they keep their recorded times (to backfill history). The session's clock is announced,
+    retained, on each site's status topic while the replay runs. `tenant` replaces the first
+    topic level, isolating concurrent replays. Returns only once the broker has acknowledged
+    every message (QoS 1).
     """
     if not speed > 0:
         raise ValueError(f"speed must be > 0, not {speed}")
-    if tenant is not None and not _TENANT.match(tenant):
+    if tenant is not None and not TENANT_ID.match(tenant):
         raise ValueError(f"tenant {tenant!r} is not an id (lower-case letters, digits, - and _)")
-    total = sum(1 for _ in _messages(path))
-    started = _started(path)
+    total, sites = 0, set()
+    for message in _messages(path):
+        total += 1
+        sites.add(message.topic.split("/", 2)[1])
+    recorded_tenant, started = recording_header(path)
+    statuses = sorted(status_topic(tenant or recorded_tenant, site) for site in sites)
 
     client = make_client(broker_url, f"shopfloor-replay-{uuid.uuid4().hex[:12]}")
+    if statuses:  # a replay that dies without a word must not leave its clock running
+        client.will_set(statuses[0], b"", qos=1, retain=True)
     bar = Progress(
         TextColumn("replay {task.description}"),
         BarColumn(),
@@ -388,12 +402,23 @@ def replay(
             bar.start()
         except LiveError:  # older rich shows one live display at a time; later replays go without
             bar.disable = True
+        begun = _now()
+        offset = begun - started if shift_time else timedelta(0)
+        status = SimulatorStatus(
+            scenario=f"replay of {path.name}",
+            available=[],
+            speed=speed,
+            started=started + offset,
+            clock=started + offset,
+            announced=begun,
+        )
+        _announce(broker_url, statuses, status.model_dump_json().encode())
         try:
-            origin = started if shift_time else None
-            published = _publish_all(client, path, speed, tenant, origin)
+            published = _publish_all(client, path, speed, tenant, offset)
             acks.wait_for(published)
         finally:
             bar.stop()
+            _announce(broker_url, statuses, b"")  # the session is over: its clock stops
     finally:
         client.disconnect()
         client.loop_stop()
@@ -401,12 +426,17 @@ def replay(
     return published
 
 
+def _announce(broker_url: str, topics: list[str], payload: bytes) -> None:
+    """Keep `payload` retained on each status topic (an empty one clears it)."""
+    for topic in topics:
+        publish_once(broker_url, topic, payload, CONNECT_TIMEOUT_S, retain=True)
+
+
 def _publish_all(
-    client: mqtt.Client, path: Path, speed: float, tenant: str | None, origin: datetime | None
+    client: mqtt.Client, path: Path, speed: float, tenant: str | None, offset: timedelta
 ) -> int:
-    """Publish every message on time; timestamps move by (now - origin) unless origin is None."""
+    """Publish every message on time, its timestamps moved by `offset`."""
     start_mono = time.monotonic()
-    offset = _now() - origin if origin is not None else timedelta(0)
     published = 0
     for message in _messages(path):
         delay = start_mono + message.t / speed - time.monotonic()

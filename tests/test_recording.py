@@ -192,7 +192,7 @@ def test_record_then_replay_under_another_tenant(
     ]
     assert all(a["t"] <= b["t"] for a, b in itertools.pairwise(lines))
 
-    listener = listen("trainee-1/#")
+    listener = listen("trainee-1/+/+/+/+/+")
     before = datetime.now(UTC)
     assert replay(path, mosquitto.url, speed=1000, tenant="trainee-1", progress=False) == len(sent)
     after = datetime.now(UTC)
@@ -221,7 +221,7 @@ def test_concurrent_replays_stay_in_their_own_tenant(
     path = write_recording(
         tmp_path / "session.jsonl", [(i / 100, t, p) for i, (t, p) in enumerate(sent)]
     )
-    listener = listen("trainee-1/#", "trainee-2/#")
+    listener = listen("trainee-1/+/+/+/+/+", "trainee-2/+/+/+/+/+")
     results: dict[str, int] = {}
 
     def run(tenant: str) -> None:
@@ -249,7 +249,7 @@ def test_replay_paces_messages_by_speed(
 ) -> None:
     batch = encode_readings([Reading(signal="power", value=1.0, ts=BASE, unit="kW")])
     path = write_recording(tmp_path / "paced.jsonl", [(t, CNC.topic(), batch) for t in (0, 1, 2)])
-    listener = listen("paced/#")
+    listener = listen("paced/+/+/+/+/+")
     started = time.monotonic()
     assert replay(path, mosquitto.url, speed=2, tenant="paced", progress=True) == 3
     assert 0.8 <= time.monotonic() - started <= 3

@@ -27,6 +27,7 @@ from launcher.cli.common import (
     setup_logging,
 )
 from launcher.session import DEFAULT_DATA_DIR, running_demo
+from shopfloor.config import ConfigError
 from shopfloor.credentials import check_broker_url
 from shopfloor.mqtt import DEFAULT_BROKER_URL
 
@@ -201,7 +202,11 @@ def replay(
         float, typer.Option(min=0.001, help="Playback speed: 1, 10, 60, 1000...")
     ] = 1.0,
     tenant: Annotated[
-        str | None, typer.Option(help="Publish under this tenant instead: an isolated sandbox.")
+        str | None,
+        typer.Option(
+            help="Publish under this tenant instead: an isolated sandbox. While a demo runs, "
+            "into the demo, where its dashboard offers the sandbox."
+        ),
     ] = None,
     keep_time: Annotated[
         bool, typer.Option("--keep-time", help="Keep the recorded timestamps (backfill history).")
@@ -215,14 +220,37 @@ def replay(
     setup_logging(verbose)
     target = demo_target(broker, None, data_dir)
     try:
+        if tenant is not None:
+            _into_running_demo(recording, tenant, data_dir)
         count = replay_session(recording, target.broker, speed, tenant, shift_time=not keep_time)
     except ConnectionError as exc:
         raise fail(f"{exc}{target.hint}") from None
-    except (RecordingError, ValueError) as exc:
+    except (RecordingError, ValueError, ConfigError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
     typer.echo(f"replayed {count} messages from {recording}")
+
+
+def _into_running_demo(recording: Path, tenant: str, data_dir: Path) -> None:
+    """With a demo running, add the sandbox of `tenant` to its session, where its supervisor
+    starts the sandbox's services. Raises ValueError when the recording is not of the demo's
+    plant."""
+    from shopfloor.sandboxes import write_tenant_plant
+    from simulators.recording import recording_header
+
+    demo = running_demo(data_dir)
+    if demo is None:
+        return
+    recorded, _ = recording_header(recording)
+    plant = read_plant(demo.plant)
+    if recorded != plant.tenant.id:
+        raise ValueError(
+            f"{recording} is a recording of tenant {recorded!r}, but the demo runs "
+            f"{plant.tenant.id!r} ({demo.plant}); replay it into a demo of its plant"
+        )
+    write_tenant_plant(demo.plant, tenant, demo.session_dir)
+    typer.echo(f"trainee sandbox {tenant}: into the demo's dashboard ({demo.dashboard_url})")
 
 
 control_app = typer.Typer(help="Drive a running simulator: inject faults, set speed, reset shift.")
