@@ -6,8 +6,8 @@ each machine's OPC UA methods): inject a fault, break a machine down, change the
 shift.
 
 With `shift_calendar` (the demo's) the clock keeps to the plant's shift calendar, so that a demo
-has a shift to show at any hour: it starts inside a shift (now if a shift runs now, else at the
-next shift's start), skips from the end of a shift to the start of the next one, and a shift
+has a shift to show at any hour: it starts at the start of a shift (the one that runs now, else the
+next one), skips from the end of a shift to the start of the next one, and a shift
 reset goes to the next shift's start with every counter from zero, which analytics then reports
 as a new shift. Without it, or for a plant without shifts, the clock runs from now, round the
 clock. It never goes back: a reset, a scenario loaded or a resumed session (`not_before`) all go
@@ -96,11 +96,12 @@ class ShiftClock:
         return sorted(spans)
 
     def start_from(self, at: datetime) -> datetime:
-        """`at` if a shift runs then (or there are no shifts), else the next shift's start."""
+        """The start of the shift that runs at `at`, else of the next one; `at` without shifts.
+
+        A demo shows a whole shift from its first instant: started in the middle of one, its
+        analytics would report the hours before as time with no state known."""
         spans = self.spans(at)
-        if not spans or spans[0][0] <= at:
-            return at
-        return spans[0][0]
+        return spans[0][0] if spans else at
 
     def next_start(self, at: datetime) -> datetime:
         """The start of the first shift after `at`; `at` itself without shifts."""
@@ -155,8 +156,8 @@ class LiveSimulator:
         self._announced_pending: list[PendingFault] = []
 
     def _first_floor(self, not_before: datetime | None) -> PlantSim:
-        """A shift from now, or from where a resumed session's data stopped if that is later:
-        then in a new shift, if that shift already has data (its counters would fall back)."""
+        """The shift of now, or of where a resumed session's data stopped if that is later: then
+        the next shift, if that shift already has data (its counters would fall back)."""
         now = self.clock()
         shifts = self.shift_clock
         start = shifts.start_from(max(now, not_before or now))

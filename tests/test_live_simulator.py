@@ -314,7 +314,7 @@ def test_the_clock_starts_inside_a_shift_at_any_hour(mosquitto: Mosquitto) -> No
     saturday_dawn = simulator_at(mosquitto, minsk(5, 5))
     assert saturday_dawn.floor.start == minsk(7, 6)  # Monday's early shift
     tuesday = simulator_at(mosquitto, minsk(8, 10, 30))
-    assert tuesday.floor.start == minsk(8, 10, 30)  # in a shift: now
+    assert tuesday.floor.start == minsk(8, 6)  # in a shift: from that shift's start
     loaded = load_scenario(ROOT / "examples" / "scenarios" / "moulding.yaml")
     round_the_clock = LiveSimulator(loaded, mosquitto.url, clock=lambda: minsk(5, 5))
     assert round_the_clock.floor.start == minsk(5, 5)  # without --shift-calendar
@@ -337,8 +337,11 @@ def test_a_plant_without_shifts_runs_from_now(mosquitto: Mosquitto, tmp_path: Pa
 
 
 def test_the_clock_skips_to_the_next_shift_and_a_reset_starts_one(mosquitto: Mosquitto) -> None:
-    simulator = simulator_at(mosquitto, minsk(4, 21, 58))  # Friday, the late shift's end
+    simulator = simulator_at(mosquitto, minsk(4, 21, 58))  # Friday, near the late shift's end
+    assert simulator.floor.start == minsk(4, 14)
     simulator._published = True
+    simulator._advance(7 * 3600 + 58 * 60)
+    assert simulator.floor.wall(simulator.floor.sim.now) == minsk(4, 21, 58)
     simulator._advance(60)
     assert simulator.floor.wall(simulator.floor.sim.now) == minsk(4, 21, 59)
     simulator._advance(600)  # past 22:00: the weekend is skipped
@@ -358,7 +361,7 @@ def test_the_clock_skips_to_the_next_shift_and_a_reset_starts_one(mosquitto: Mos
     [
         (minsk(8, 12), minsk(8, 14)),  # ahead of now, in a shift with data: the next shift
         (minsk(8, 9), minsk(8, 14)),  # behind now in the same shift: the next shift too
-        (minsk(7, 10), minsk(8, 10, 30)),  # yesterday: today's shift, from now
+        (minsk(7, 10), minsk(8, 6)),  # yesterday: today's shift, from its start
     ],
 )
 def test_a_resumed_session_goes_on_from_its_newest_reading(

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dashboard.sandboxes import plant_choices
+from launcher.session import running_demo
 from shopfloor.plant import load_plant
 from shopfloor.sandboxes import write_tenant_plant
 from shopfloor.store import Scope, StoreSettings, open_store
@@ -61,7 +62,10 @@ def test_a_replay_with_a_tenant_appears_in_the_running_demo(tmp_path: Path) -> N
         assert done.returncode == 0, done.stderr
         assert "trainee sandbox trainee-1" in done.stdout
         demo.wait_for_line("trainee sandbox trainee-1: gateway and analytics started", 10)
-        store = open_store(StoreSettings(url=f"sqlite:{demo.data_dir / 'store.db'}"))
+        running = running_demo(demo.data_dir)
+        assert running is not None
+        session = running.session_dir
+        store = open_store(StoreSettings(url=f"sqlite:{session / 'store.db'}"))
         try:
 
             def oee() -> list[float]:
@@ -72,9 +76,9 @@ def test_a_replay_with_a_tenant_appears_in_the_running_demo(tmp_path: Path) -> N
             assert all(0 < value <= 1 for value in oee())
         finally:
             store.close()
-        plant = yaml.safe_load((demo.data_dir / "tenants" / "trainee-1.yaml").read_text())
+        plant = yaml.safe_load((session / "tenants" / "trainee-1.yaml").read_text())
         assert plant["tenant"]["id"] == "trainee-1"
-        assert "dead-lettered" not in (demo.data_dir / "tenants/trainee-1-gateway.log").read_text()
+        assert "dead-lettered" not in (session / "tenants/trainee-1-gateway.log").read_text()
         os.killpg(demo.process.pid, signal.SIGINT)
         assert demo.process.wait(30) == 0
     finally:
