@@ -52,6 +52,9 @@ class ShiftReport:
         return f"{self.day:%a %d %b} {self.shift}"
 
 
+CLOCKS_APART_WHY = "a fast simulation, a demo keeping to its shifts, or a replay"
+
+
 def clock_note(plant: Plant, data_now: datetime, wall_now: datetime) -> str:
     """Which clock a page's times are on, in the site's zone. Readings and events carry data
     time, the clock the machines stamp them with, which a simulator above x1 runs ahead of the
@@ -64,7 +67,7 @@ def clock_note(plant: Plant, data_now: datetime, wall_now: datetime) -> str:
     apart = data_now - wall_now
     if abs(apart) >= CLOCKS_APART:
         side = "ahead of" if apart > timedelta(0) else "behind"
-        text += f", {_span(abs(apart))} {side} the wall clock (a fast simulation, or a replay)"
+        text += f", {_span(abs(apart))} {side} the wall clock ({CLOCKS_APART_WHY})"
     return f"{text}. Refreshed {time_text(wall_now, plant)} by the wall clock"
 
 

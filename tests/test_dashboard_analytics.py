@@ -317,7 +317,7 @@ def test_the_clock_note_names_data_time_and_how_far_it_is_from_the_wall_clock(
     assert ahead == (
         "Times are data time (the machines' clock) in Europe/Minsk: data up to 2026-11-23 "
         "10:44:02, "
-        "3 h 51 min ahead of the wall clock (a fast simulation, or a replay). "
+        "3 h 51 min ahead of the wall clock (a fast simulation, a demo keeping to its shifts, or a replay). "
         "Refreshed 06:53:02 by the wall clock"
     )
     assert "behind the wall clock" in clock_note(example_plant, wall - timedelta(days=2), wall)
