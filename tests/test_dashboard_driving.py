@@ -18,6 +18,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import yaml
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
 from streamlit.testing.v1 import AppTest
 
@@ -63,7 +64,7 @@ def open_page(url: str, screenshot: Path) -> Iterator[Page]:
         try:
             yield page
         finally:
-            page.screenshot(path=str(screenshot), full_page=True)
+            screenshot_settled(page, screenshot)
             browser.close()
 
 
@@ -82,6 +83,16 @@ def start_dashboard(
 
     wait_until(listening, 90, "the dashboard")
     return process, port
+
+
+def screenshot_settled(page: Page, path: Path, timeout_ms: float = 5_000) -> None:
+    """A screenshot once Streamlit has drawn the page (no placeholder left), or after
+    `timeout_ms` as it is: a screenshot is evidence, never the reason a test fails."""
+    with contextlib.suppress(PlaywrightError):
+        page.wait_for_function(
+            "!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms
+        )
+    page.screenshot(path=str(path), full_page=True)
 
 
 def artifact(name: str) -> Path:

@@ -33,7 +33,7 @@ from dashboard.labels import reason_text, state_text
 from shopfloor.plant import load_plant
 from tests.conftest import ROOT
 from tests.servers import free_port, require_binary
-from tests.test_dashboard_driving import artifact
+from tests.test_dashboard_driving import artifact, screenshot_settled
 from tests.test_demo import Demo
 from tests.test_end_to_end import plant_on_free_ports
 
@@ -129,7 +129,7 @@ class Walk:
             self.failures.append(f"{name}: {str(exc).splitlines()[0]}")
         finally:
             shot = artifact(f"demo-day-{self.steps:02d}-{name.replace(' ', '-')}.png")
-            self.page.screenshot(path=str(shot), full_page=True)
+            screenshot_settled(self.page, shot)
 
     def open(self, title: str, heading: str | re.Pattern[str]) -> None:
         """Open a page from the sidebar, as staff do."""
