@@ -191,7 +191,9 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
         "Orange: the signal's anomaly events. Red: injected faults (ground truth).  \n"
         + KPI_HELP["anomaly_score"]
         if signals
-        else "No anomaly scores for this machine in this window yet."
+        else "No anomaly scores for this machine in this window yet: the detector first learns "
+        "each signal's normal behaviour from its readings while the machine runs, then scores "
+        "every new reading against it."
     )
     declared = plant.catalogue().get(path, {})
     for scored in signals:
