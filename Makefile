@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVER_BINARIES := mosquitto:mosquitto mosquitto_sub:mosquitto-clients influxd:influxdb victoria-metrics:victoria-metrics \
 	chromium:chromium docker-compose:docker-compose faketime:faketime
 
-.PHONY: demo test lint typecheck bench servers clean
+.PHONY: demo test lint typecheck bench servers clean translations
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,25 @@ typecheck: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test servers
 	$(BIN)/python -m bench
+
+# Translations: extract the marked texts into the template, merge it into every language's .po
+# (new texts come in empty, gone ones are dropped), regenerate Serbian Latin from Cyrillic, and
+# compile each catalogue to check it (the .mo goes to a scratch folder: the dashboard and the
+# reports read the .po at run time). `make translations NEW_LANG=xx` starts a new language xx.
+LOCALES := shopfloor/locales
+POT := $(LOCALES)/shopfloor.pot
+translations: $(VENV)/.installed-test
+	$(BIN)/pybabel extract --mapping-file babel.cfg --output-file $(POT) --no-location \
+	  --sort-by-file --keywords N_ --project shopfloor --width 100 dashboard readiness
+	$(if $(NEW_LANG),test -f $(LOCALES)/$(NEW_LANG)/LC_MESSAGES/shopfloor.po || \
+	  $(BIN)/pybabel init --input-file $(POT) --output-dir $(LOCALES) --domain shopfloor \
+	  --locale $(NEW_LANG) --width 100,)
+	$(BIN)/pybabel update --input-file $(POT) --output-dir $(LOCALES) --domain shopfloor \
+	  --no-fuzzy-matching --ignore-obsolete --width 100
+	$(BIN)/python -m shopfloor.i18n
+	for po in $(LOCALES)/*/LC_MESSAGES/shopfloor.po; do \
+	  $(BIN)/pybabel compile --statistics --input-file $$po --output-file $$(mktemp) || exit 1; \
+	done
 
 # Installs the servers from Debian's packages when missing (as root), or says what to install.
 servers:

@@ -17,6 +17,7 @@ from dashboard.cards import live_shop_floor
 from dashboard.controls import controls_page
 from dashboard.edge_devices import edge_devices_page
 from dashboard.energy import energy_page
+from dashboard.i18n import _, choose_language, language_menu
 from dashboard.kiosk import navigate
 from dashboard.lean_readiness import readiness_page
 from dashboard.oee import oee_page
@@ -71,26 +72,28 @@ def main() -> None:
     except (ConfigError, StoreError) as exc:
         st.error(str(exc))
         return
+    choose_language(_demo_plant())
+    language_menu()
     pages = [
-        st.Page(shop_floor_page, title="Shop floor", default=True),
+        st.Page(shop_floor_page, title=_("Shop floor"), default=True),
         st.Page(
             lambda: story_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"), pages),
-            title="Demo story",
+            title=_("Demo story"),
             url_path="story",
         ),
         st.Page(
             lambda: controls_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL")),
-            title="Demo controls",
+            title=_("Demo controls"),
             url_path="controls",
         ),
-        st.Page(edge_page, title="Edge devices", url_path="edge"),
-        st.Page(lambda: oee_page(_plant(), _store()), title="OEE", url_path="oee"),
+        st.Page(edge_page, title=_("Edge devices"), url_path="edge"),
+        st.Page(lambda: oee_page(_plant(), _store()), title=_("OEE"), url_path="oee"),
         st.Page(
-            lambda: anomalies_page(_plant(), _store()), title="Anomalies", url_path="anomalies"
+            lambda: anomalies_page(_plant(), _store()), title=_("Anomalies"), url_path="anomalies"
         ),
-        st.Page(lambda: energy_page(_plant(), _store()), title="Energy", url_path="energy"),
+        st.Page(lambda: energy_page(_plant(), _store()), title=_("Energy"), url_path="energy"),
         st.Page(
-            lambda: readiness_page(_plant(), _store()), title="Readiness", url_path="readiness"
+            lambda: readiness_page(_plant(), _store()), title=_("Readiness"), url_path="readiness"
         ),
     ]
     navigate(pages)

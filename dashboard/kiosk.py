@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
+from dashboard.i18n import LANG_KEY, language
+
 # The pages shown in turn, by URL path ("" is the default page, the shop floor).
 ROTATION = ("", "oee", "anomalies", "energy", "readiness")
 DEFAULT_ROTATE_S = 30
@@ -88,6 +90,7 @@ def _rotation(kiosk: Kiosk, following: StreamlitPage) -> None:
     def rotate() -> None:
         shown_for = time.monotonic() - st.session_state.get(SHOWN_AT_KEY, time.monotonic())
         if shown_for >= kiosk.rotate_s - 1:  # the fragment's first run is the page's own
-            st.switch_page(following, query_params=kiosk.query_params())
+            params = kiosk.query_params() | {LANG_KEY: language()}  # the next page's language too
+            st.switch_page(following, query_params=params)
 
     rotate()

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from shopfloor.config import LocatedValueError, load_yaml_model
+from shopfloor.i18n import check_language
 from shopfloor.messages import AssetPath, FaultKind
 from shopfloor.states import PRODUCT, STATE, STOP_REASON
 
@@ -266,6 +267,7 @@ def _clock_text(value: object) -> object:
 ClockTime = Annotated[time, BeforeValidator(_clock_text)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
+LanguageCode = Annotated[str, AfterValidator(check_language)]
 
 
 class Shift(_Part):
@@ -287,6 +289,11 @@ class Site(_Part):
     energy_price: PositiveFloat | None = Field(
         default=None,
         description="price of a kWh in the site's currency; the dashboard's default without it",
+    )
+    language: LanguageCode | None = Field(
+        default=None,
+        description="language screens and reports open in (en, ru, be, sr-Cyrl, sr-Latn); "
+        "without it the visitor's browser chooses",
     )
     areas: list[Area] = Field(min_length=1)
 
