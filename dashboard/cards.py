@@ -7,6 +7,7 @@ from typing import Literal
 
 import streamlit as st
 
+from dashboard.i18n import N_, _, ngettext
 from dashboard.kpis import clock_note
 from dashboard.labels import (
     KPI_HELP,
@@ -26,12 +27,12 @@ from shopfloor.store import Store
 REFRESH_S = 2.0
 BadgeColour = Literal["green", "orange", "red"]
 BADGE_COLOURS: dict[str, BadgeColour] = {"normal": "green", "watch": "orange", "anomaly": "red"}
-NO_DATA = "no data"
+BADGE_NAMES = {"normal": N_("normal"), "watch": N_("watch"), "anomaly": N_("anomaly")}
 
 
 def _shown(point_value: float | str | None, unit: str = "", digits: int = 1) -> str:
     if point_value is None:
-        return NO_DATA
+        return _("no data")
     if isinstance(point_value, str):
         return point_value
     return number_text(point_value, unit, digits)
@@ -48,16 +49,18 @@ def machine_card(plant: Plant, machine: AssetView, shop_floor: ShopFloor) -> Non
         _state_line(plant, machine)
         badge = machine.anomaly_badge()
         if badge:
-            st.badge(badge, color=BADGE_COLOURS[badge], help=KPI_HELP["anomaly"])
+            st.badge(_(BADGE_NAMES[badge]), color=BADGE_COLOURS[badge], help=KPI_HELP["anomaly"])
         parts, rejects = st.columns(2)
-        parts.metric("Parts", _shown(machine.value(PART_COUNT), digits=0), help=KPI_HELP["parts"])
+        parts.metric(
+            _("Parts"), _shown(machine.value(PART_COUNT), digits=0), help=KPI_HELP["parts"]
+        )
         rejects.metric(
-            "Rejects", _shown(machine.value(REJECT_COUNT), digits=0), help=KPI_HELP["rejects"]
+            _("Rejects"), _shown(machine.value(REJECT_COUNT), digits=0), help=KPI_HELP["rejects"]
         )
         if machine.power_signal:
             power = machine.values.get(machine.power_signal)
-            shown = _shown(power.value, power.unit) if power else NO_DATA
-            st.metric("Power", shown, help=KPI_HELP["power"])
+            shown = _shown(power.value, power.unit) if power else _("no data")
+            st.metric(_("Power"), shown, help=KPI_HELP["power"])
         _last_hour(machine)
         process = machine.process_values()
         if process:
@@ -74,7 +77,7 @@ def _state_line(plant: Plant, machine: AssetView) -> None:
     """The state in words, why it stopped, and what it makes."""
     state, reason = machine.value(STATE), machine.stop_reason
     if state is None:
-        st.caption("state not reported yet")
+        st.caption(_("state not reported yet"))
         return
     colour = STATE_COLOURS.get(str(state), "gray")
     line = f":{colour}-background[{state_text(str(state))}]"
@@ -83,7 +86,7 @@ def _state_line(plant: Plant, machine: AssetView) -> None:
     product = machine.value(PRODUCT)
     if product:
         names = {p.id: p.name or p.id for p in plant.products}
-        line += f"  \nmaking {names.get(str(product), str(product))}"
+        line += "  \n" + _("making {product}").format(product=names.get(str(product), str(product)))
     st.markdown(line)
 
 
@@ -91,9 +94,14 @@ def _last_hour(machine: AssetView) -> None:
     good, per_part = machine.value("kpi.good_parts"), machine.value("kpi.energy_per_good_part")
     if good is None:
         return
-    energy = f", {_shown(per_part, 'kWh per good part', 3)}" if per_part is not None else ""
+    count = int(float(good))
+    text = ngettext("last hour: {count} good part", "last hour: {count} good parts", count).format(
+        count=_shown(good, digits=0)
+    )
+    if per_part is not None:
+        text += ", " + _("{energy} kWh per good part").format(energy=_shown(per_part, digits=3))
     st.caption(
-        f"last hour: {_shown(good, digits=0)} good parts{energy}",
+        text,
         help=KPI_HELP["energy_per_good_part"],
     )
 
@@ -103,11 +111,15 @@ def _freshness(plant: Plant, asset: AssetView, shop_floor: ShopFloor) -> None:
     lost = shop_floor.lost_since(asset)
     if lost is not None:
         st.warning(
-            f"No data from {asset.name} since {time_text(lost, plant)} ({plant.site.timezone})"
+            _("No data from {asset} since {time} ({zone})").format(
+                asset=asset.name, time=time_text(lost, plant), zone=plant.site.timezone
+            )
         )
         return
     age = asset.age_s(shop_floor.clock)
-    st.caption("no data yet" if age is None else f"updated {age_text(age)} ago")
+    st.caption(
+        _("no data yet") if age is None else _("updated {age} ago").format(age=age_text(age))
+    )
 
 
 def sensor_card(plant: Plant, sensor: AssetView, shop_floor: ShopFloor) -> None:
@@ -115,7 +127,7 @@ def sensor_card(plant: Plant, sensor: AssetView, shop_floor: ShopFloor) -> None:
     with st.container(border=True):
         st.markdown(f"**{sensor.name}**")
         if not sensor.values:
-            st.caption("no data yet")
+            st.caption(_("no data yet"))
             return
         columns = st.columns(len(sensor.values))
         for column, (signal, point) in zip(columns, sorted(sensor.values.items()), strict=True):
@@ -126,19 +138,23 @@ def sensor_card(plant: Plant, sensor: AssetView, shop_floor: ShopFloor) -> None:
 
 
 def events_table(plant: Plant, shop_floor: ShopFloor) -> None:
-    st.subheader("Faults and events")
+    st.subheader(_("Faults and events"))
     if not shop_floor.events:
-        st.caption("none so far")
+        st.caption(_("none so far"))
         return
     zone = plant.site.timezone
     names = {asset.path.asset: asset.name for asset in [*shop_floor.machines, *shop_floor.sensors]}
     rows = [
         {
-            "Machine": names.get(item.asset, item.asset),
-            "Event": reason_text(item.event.name),
-            f"Start ({zone})": time_text(item.event.start, plant, with_date=True),
-            f"End ({zone})": time_text(item.event.end, plant) if item.event.end else "ongoing",
-            "Note": item.event.note,
+            _("Machine"): names.get(item.asset, item.asset),
+            _("Event"): reason_text(item.event.name),
+            _("Start ({zone})").format(zone=zone): time_text(
+                item.event.start, plant, with_date=True
+            ),
+            _("End ({zone})").format(zone=zone): (
+                time_text(item.event.end, plant) if item.event.end else _("ongoing")
+            ),
+            _("Note"): item.event.note,
         }
         for item in shop_floor.events
     ]
@@ -149,19 +165,23 @@ def events_table(plant: Plant, shop_floor: ShopFloor) -> None:
 @shows_store_errors
 def live_shop_floor(plant: Plant, store: Store) -> None:
     shop_floor = read_shop_floor(plant, store)
-    st.subheader("Machines")
+    st.subheader(_("Machines"))
     columns = st.columns(3)
     for index, machine in enumerate(shop_floor.machines):
         with columns[index % 3]:
             machine_card(plant, machine, shop_floor)
-    st.subheader("Environment")
+    st.subheader(_("Environment"))
     for sensor in shop_floor.sensors:
         sensor_card(plant, sensor, shop_floor)
     events_table(plant, shop_floor)
     newest = shop_floor.newest_reading
+    every = number_text(REFRESH_S, "s", digits=0)
     st.caption(
-        f"{clock_note(plant, newest, shop_floor.read_at)}, every {REFRESH_S:.0f} s"
+        _("{clock_note}, every {interval}").format(
+            clock_note=clock_note(plant, newest, shop_floor.read_at), interval=every
+        )
         if newest
-        else f"Refreshed {time_text(shop_floor.read_at, plant)} ({plant.site.timezone}, "
-        f"wall clock), every {REFRESH_S:.0f} s"
+        else _("Refreshed {time} ({zone}, wall clock), every {interval}").format(
+            time=time_text(shop_floor.read_at, plant), zone=plant.site.timezone, interval=every
+        )
     )

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 import streamlit as st
 
 from analytics.oee import LossTree, OeeReport, pooled, sum_by_key
+from dashboard.i18n import N_, _
 from dashboard.labels import time_text
 from shopfloor.kpis import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, OeeDoc, ShiftReportDoc
 from shopfloor.messages import AssetPath
@@ -52,7 +53,7 @@ class ShiftReport:
         return f"{self.day:%a %d %b} {self.shift}"
 
 
-CLOCKS_APART_WHY = "a fast simulation, a demo keeping to its shifts, or a replay"
+CLOCKS_APART_WHY = N_("a fast simulation, a demo keeping to its shifts, or a replay")
 
 
 def clock_note(plant: Plant, data_now: datetime, wall_now: datetime) -> str:
@@ -60,15 +61,22 @@ def clock_note(plant: Plant, data_now: datetime, wall_now: datetime) -> str:
     time, the clock the machines stamp them with, which a simulator above x1 runs ahead of the
     wall clock (and a replay leaves behind): next to a wall-clock refresh time, unnamed, they
     look like the future or the past."""
-    text = (
-        f"Times are data time (the machines' clock) in {plant.site.timezone}: data up to "
-        f"{time_text(data_now, plant, with_date=True)}"
+    text = _("Times are data time (the machines' clock) in {zone}: data up to {time}").format(
+        zone=plant.site.timezone, time=time_text(data_now, plant, with_date=True)
     )
     apart = data_now - wall_now
     if abs(apart) >= CLOCKS_APART:
-        side = "ahead of" if apart > timedelta(0) else "behind"
-        text += f", {_span(abs(apart))} {side} the wall clock ({CLOCKS_APART_WHY})"
-    return f"{text}. Refreshed {time_text(wall_now, plant)} by the wall clock"
+        side = (
+            _("{span} ahead of the wall clock ({why})")
+            if apart > timedelta(0)
+            else _("{span} behind the wall clock ({why})")
+        )
+        text += ", " + side.format(span=_span(abs(apart)), why=_(CLOCKS_APART_WHY))
+    return (
+        text
+        + ". "
+        + _("Refreshed {time} by the wall clock").format(time=time_text(wall_now, plant))
+    )
 
 
 def _span(span: timedelta) -> str:

@@ -10,19 +10,29 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from dashboard.i18n import N_, _, language
+from shopfloor import i18n
 from shopfloor.plant import Plant, Signal
+
+
+class _Translated(dict[str, str]):
+    """A table of English texts (marked N_) that reads out in the visitor's language."""
+
+    def __getitem__(self, key: str) -> str:
+        return _(super().__getitem__(key))
+
 
 SIGNAL_NAMES = {
     "pm2_5": "PM2.5",
     "pm10": "PM10",
     "co2": "CO₂",
-    "humidity": "Humidity",
-    "noise": "Noise",
-    "temperature": "Temperature",
-    "air_flow": "Air flow",
-    "part_count": "Parts",
-    "reject_count": "Rejects",
-    "machine": "All signals together",  # the analytics service's joint score of a machine
+    "humidity": N_("Humidity"),
+    "noise": N_("Noise"),
+    "temperature": N_("Temperature"),
+    "air_flow": N_("Air flow"),
+    "part_count": N_("Parts"),
+    "reject_count": N_("Rejects"),
+    "machine": N_("All signals together"),  # the analytics service's joint score of a machine
 }
 
 UNITS = {
@@ -34,63 +44,81 @@ UNITS = {
     "m3/h": "m³/h",
     "%RH": "% RH",
     "dBA": "dB(A)",
-    "pcs": "parts",
-    "kWh/pcs": "kWh per part",
+    "pcs": N_("parts"),
+    "kWh/pcs": N_("kWh per part"),
 }
 
 STATE_NAMES = {
-    "running": "Running",
-    "micro_stop": "Short stop",
-    "idle": "Idle",
-    "starved": "Waiting for parts",
-    "blocked": "Blocked by the next station",
-    "setup": "Setting up",
-    "unplanned_stop": "Stopped (breakdown)",
-    "planned_stop": "Planned stop",
-    "off": "Switched off",
+    "running": N_("Running"),
+    "micro_stop": N_("Short stop"),
+    "idle": N_("Idle"),
+    "starved": N_("Waiting for parts"),
+    "blocked": N_("Blocked by the next station"),
+    "setup": N_("Setting up"),
+    "unplanned_stop": N_("Stopped (breakdown)"),
+    "planned_stop": N_("Planned stop"),
+    "off": N_("Switched off"),
 }
 
 # What each figure on screen means, in one line of plain words: tooltips and captions.
-KPI_HELP = {
-    "oee": "Overall equipment effectiveness: the share of planned time spent making good parts "
-    "at full speed (availability times performance times quality).",
-    "availability": "Share of the planned time the machine was actually producing, not stopped.",
-    "performance": "How fast it produced while running, against its ideal cycle time.",
-    "quality": "Share of the parts made that were good, not rejects.",
-    "parts": "Parts the machine made, good and rejected.",
-    "good_parts": "Parts made without a defect.",
-    "rejects": "Parts made that failed the quality check.",
-    "mtbf": "Mean time between failures: how long the machine runs, on average, between "
-    "breakdowns.",
-    "mttr": "Mean time to repair: how long a breakdown lasts, on average.",
-    "power": "Electrical power the machine draws now.",
-    "energy": "Electricity used, from the machines' energy meters.",
-    "energy_per_good_part": "Electricity used for each good part: lower is better; idle "
-    "machines and rejects raise it.",
-    "idle_energy_share": "Share of the electricity used while the machine made nothing.",
-    "peak_demand": "Highest average power over 15 minutes: what the grid connection is "
-    "sized and often billed for.",
-    "co2": "CO₂ emitted to make the electricity used, at the grid's average emission factor.",
-    "cost": "Electricity used times the site's price per kWh.",
-    "anomaly": "How unusual the machine's signals look against what the analysis learned is "
-    "normal for it: 'watch' is unusual, 'anomaly' is rare enough to warn of a failure.",
-    "anomaly_score": "How unusual a signal looks, from 0 (as usual) to 1 (never seen like this);"
-    " an anomaly event opens above 0.99.",
-    "queue": "Readings a device keeps on its own disk while it cannot reach the broker.",
-    "sources": "Machines (OPC UA servers) the device reads, connected out of configured.",
-}
+KPI_HELP = _Translated(
+    {
+        "oee": N_(
+            "Overall equipment effectiveness: the share of planned time spent making good parts "
+            "at full speed (availability times performance times quality)."
+        ),
+        "availability": N_(
+            "Share of the planned time the machine was actually producing, not stopped."
+        ),
+        "performance": N_("How fast it produced while running, against its ideal cycle time."),
+        "quality": N_("Share of the parts made that were good, not rejects."),
+        "parts": N_("Parts the machine made, good and rejected."),
+        "good_parts": N_("Parts made without a defect."),
+        "rejects": N_("Parts made that failed the quality check."),
+        "mtbf": N_(
+            "Mean time between failures: how long the machine runs, on average, between breakdowns."
+        ),
+        "mttr": N_("Mean time to repair: how long a breakdown lasts, on average."),
+        "power": N_("Electrical power the machine draws now."),
+        "energy": N_("Electricity used, from the machines' energy meters."),
+        "energy_per_good_part": N_(
+            "Electricity used for each good part: lower is better; idle "
+            "machines and rejects raise it."
+        ),
+        "idle_energy_share": N_("Share of the electricity used while the machine made nothing."),
+        "peak_demand": N_(
+            "Highest average power over 15 minutes: what the grid connection is "
+            "sized and often billed for."
+        ),
+        "co2": N_(
+            "CO₂ emitted to make the electricity used, at the grid's average emission factor."
+        ),
+        "cost": N_("Electricity used times the site's price per kWh."),
+        "anomaly": N_(
+            "How unusual the machine's signals look against what the analysis learned is "
+            "normal for it: 'watch' is unusual, 'anomaly' is rare enough to warn of a failure."
+        ),
+        "anomaly_score": N_(
+            "How unusual a signal looks, from 0 (as usual) to 1 (never seen like this);"
+            " an anomaly event opens above 0.99."
+        ),
+        "queue": N_("Readings a device keeps on its own disk while it cannot reach the broker."),
+        "sources": N_("Machines (OPC UA servers) the device reads, connected out of configured."),
+    }
+)
 
 
 def signal_name(signal_id: str, declared: Signal | None = None) -> str:
     """A signal's name for people: the plant file's label, the table's, else its id in words."""
     if declared is not None and declared.label:
         return declared.label
-    return SIGNAL_NAMES.get(signal_id) or signal_id.replace("_", " ").capitalize()
+    known = SIGNAL_NAMES.get(signal_id)
+    return _(known) if known else signal_id.replace("_", " ").capitalize()
 
 
 def unit_text(unit: str) -> str:
     """A unit as people write it: °C for degC, µg/m³ for ug/m3; unknown units as given."""
-    return UNITS.get(unit, unit)
+    return _(UNITS[unit]) if unit in UNITS else unit
 
 
 def signal_title(signal_id: str, declared: Signal | None) -> str:
@@ -101,7 +129,8 @@ def signal_title(signal_id: str, declared: Signal | None) -> str:
 
 
 def state_text(state: str) -> str:
-    return STATE_NAMES.get(state) or state.replace("_", " ").capitalize()
+    known = STATE_NAMES.get(state)
+    return _(known) if known else state.replace("_", " ").capitalize()
 
 
 def reason_text(reason: str) -> str:
@@ -111,8 +140,7 @@ def reason_text(reason: str) -> str:
 
 def number_text(value: float, unit: str = "", digits: int = 1) -> str:
     """A value with its unit, never "-0.0": a reading that rounds to zero is zero."""
-    rounded = round(value, digits) + 0.0  # adding 0.0 turns -0.0 into 0.0
-    return f"{rounded:,.{digits}f} {unit_text(unit)}".strip()
+    return f"{i18n.number_text(value, language(), digits)} {unit_text(unit)}".strip()
 
 
 def age_text(seconds: float) -> str:

@@ -48,8 +48,7 @@ def catalogue_path(code: str) -> Path:
 
 def _discovered() -> tuple[str, ...]:
     found = sorted(
-        _code(path.parent.parent.name)
-        for path in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")
+        _code(path.parent.parent.name) for path in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")
     )
     return (SOURCE_LANGUAGE, *found)
 
@@ -177,7 +176,7 @@ def _in_capitals(text: str, index: int) -> bool:
 
 def write_serbian_latin() -> None:
     """Generate the sr-Latn catalogue from the sr-Cyrl one (`make translations` runs this)."""
-    from babel.messages.pofile import write_po  # noqa: PLC0415 - only the translators' tool
+    from babel.messages.pofile import write_po
 
     with catalogue_path("sr-Cyrl").open("rb") as po:
         catalogue = read_po(po, locale="sr_Cyrl", domain=DOMAIN)
