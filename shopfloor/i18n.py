@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import gettext
 import io
+import re
 from datetime import date, datetime, tzinfo
 from functools import cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_skeleton
+from babel.dates import format_date as _babel_date
 from babel.dates import format_time as _babel_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -133,9 +134,18 @@ def money_text(amount: float, currency: str, code: str) -> str:
     return format_currency(amount, currency, locale=babel_locale(code))
 
 
+@cache
+def _numeric_date_pattern(code: str) -> str:
+    """CLDR's numeric date (skeleton yMd) with a two-digit day and month and a four-digit year:
+    dd.MM.y in Russian and Belarusian, dd.MM.y. in Serbian, MM/dd/y in English."""
+    pattern = str(babel_locale(code).datetime_skeletons["yMd"].pattern)
+    widened = re.sub(r"(?<!d)d(?!d)", "dd", pattern)
+    return re.sub(r"(?<!M)M(?!M)", "MM", widened)
+
+
 def date_text(day: date | datetime, code: str) -> str:
     """A calendar date, numeric, in the language's order: 09.03.2026 in Russian."""
-    return format_skeleton("yMMdd", day, locale=babel_locale(code))
+    return _babel_date(day, _numeric_date_pattern(code), locale=babel_locale(code))
 
 
 def time_text(ts: datetime, code: str, zone: tzinfo | None = None) -> str:
@@ -181,6 +191,10 @@ def write_serbian_latin() -> None:
     with catalogue_path("sr-Cyrl").open("rb") as po:
         catalogue = read_po(po, locale="sr_Cyrl", domain=DOMAIN)
     catalogue.locale = Locale.parse("sr_Latn")
+    catalogue.header_comment = catalogue.header_comment.replace("(Cyrillic)", "(Latin)") + (
+        "\n# Generated from sr_Cyrl by `make translations`: translate there, not here."
+    )
+    catalogue.language_team = "sr_Latn"
     for message in catalogue:
         if not message.id:
             continue

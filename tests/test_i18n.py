@@ -1,0 +1,199 @@
+"""Languages: every text marked in the source is translated in every catalogue, Serbian Latin
+is Serbian Cyrillic letter by letter, and numbers, dates and money follow each language."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+from pydantic import ValidationError
+
+from shopfloor import i18n
+from shopfloor.plant import Plant
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("dashboard", "readiness")  # what `make translations` extracts, as babel.cfg says
+TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.SOURCE_LANGUAGE]
+PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+
+
+def _source_messages() -> dict[str, str | tuple[str, str]]:
+    """Every message marked in the source, by msgid: (singular, plural) for ngettext's."""
+    method_map, options_map = parse_mapping_cfg((ROOT / "babel.cfg").open())
+    found: dict[str, str | tuple[str, str]] = {}
+    for folder in SOURCES:
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / folder,
+            method_map,
+            options_map,
+            keywords={"_": None, "N_": None, "ngettext": (1, 2)},
+        ):
+            key = message if isinstance(message, str) else message[0]
+            found[key] = message
+    return found
+
+
+def _catalogue(code: str) -> Catalog:
+    with i18n.catalogue_path(code).open("rb") as po:
+        return read_po(po, locale=code.replace("-", "_"))
+
+
+def test_the_languages_are_english_and_every_catalogue() -> None:
+    assert i18n.LANGUAGES == ("en", "be", "ru", "sr-Cyrl", "sr-Latn")
+
+
+def test_the_source_marks_texts_for_translation() -> None:
+    messages = _source_messages()
+    assert "Shop floor" in messages and "Running" in messages
+    assert len(messages) > 50
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_every_message_is_translated_none_fuzzy_none_stale(code: str) -> None:
+    source = _source_messages()
+    catalogue = _catalogue(code)
+    entries = {
+        message.id if isinstance(message.id, str) else message.id[0]: message
+        for message in catalogue
+        if message.id
+    }
+    missing = sorted(set(source) - set(entries))
+    stale = sorted(set(entries) - set(source))
+    assert not missing, f"{code}: not in the catalogue (run make translations): {missing}"
+    assert not stale, f"{code}: no longer in the source (run make translations): {stale}"
+    assert not catalogue.obsolete, f"{code}: obsolete entries: {list(catalogue.obsolete)}"
+    for msgid, message in entries.items():
+        assert not message.fuzzy, f"{code}: fuzzy: {msgid!r}"
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert all(forms), f"{code}: untranslated: {msgid!r}"
+        assert isinstance(message.id, tuple) == isinstance(source[msgid], tuple), msgid
+        if isinstance(message.id, tuple):
+            assert len(forms) == catalogue.num_plurals, f"{code}: plural forms of {msgid!r}"
+        for form in forms:  # a translation keeps every placeholder and adds none
+            assert set(PLACEHOLDER.findall(form)) == set(PLACEHOLDER.findall(msgid)), (
+                f"{code}: placeholders of {msgid!r} in {form!r}"
+            )
+
+
+def test_serbian_latin_is_serbian_cyrillic_transliterated() -> None:
+    cyrillic, latin = _catalogue("sr-Cyrl"), _catalogue("sr-Latn")
+    for message in cyrillic:
+        if not message.id:
+            continue
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        other = latin[message.id]
+        assert other is not None, message.id
+        latin_forms = other.string if isinstance(other.string, tuple) else (other.string,)
+        assert latin_forms == tuple(i18n.cyrillic_to_latin(f) for f in forms), message.id
+    assert len(list(latin)) == len(list(cyrillic))
+
+
+@pytest.mark.parametrize(
+    ("cyrillic", "latin"),
+    [
+        ("Љубљана", "Ljubljana"),
+        ("ЊЕГОШ", "NJEGOŠ"),
+        ("Џеп и Ђорђе", "Džep i Đorđe"),
+        ("Нема података од {asset}", "Nema podataka od {asset}"),
+        ("шкарт 0,99", "škart 0,99"),
+    ],
+)
+def test_cyrillic_to_latin(cyrillic: str, latin: str) -> None:
+    assert i18n.cyrillic_to_latin(cyrillic) == latin
+
+
+def test_translations_come_from_the_po_files_with_slavic_plurals() -> None:
+    ru = i18n.translations("ru")
+    assert ru.gettext("Shop floor") == "Цех"
+    forms = [
+        ru.ngettext("last hour: {count} good part", "last hour: {count} good parts", n)
+        for n in (1, 3, 5, 11, 21, 22)
+    ]
+    assert [f.split()[-2] for f in forms] == [
+        "годная",
+        "годные",
+        "годных",
+        "годных",
+        "годная",
+        "годные",
+    ]
+    assert i18n.translations("en").gettext("Shop floor") == "Shop floor"
+    assert i18n.translations("sr-Latn").gettext("Shop floor") == "Pogon"
+
+
+@pytest.mark.parametrize(
+    ("code", "number", "percent", "money", "day"),
+    [
+        ("en", "12,345.7", "87.5%", "BYN1,234.50", "03/09/2026"),
+        ("ru", "12\xa0345,7", "87,5%", "1\xa0234,50\xa0BYN", "09.03.2026"),
+        ("be", "12\xa0345,7", "87,5%", "1\xa0234,50\xa0Br", "09.03.2026"),
+        ("sr-Cyrl", "12.345,7", "87,5%", "1.234,50\xa0BYN", "09. 03. 2026."),
+        ("sr-Latn", "12.345,7", "87,5%", "1.234,50\xa0BYN", "09. 03. 2026."),
+    ],
+)
+def test_numbers_dates_and_money_follow_the_language(
+    code: str, number: str, percent: str, money: str, day: str
+) -> None:
+    assert i18n.number_text(12345.678, code) == number
+    assert i18n.percent_text(0.875, code) == percent
+    assert i18n.money_text(1234.5, "BYN", code) == money
+    assert i18n.date_text(date(2026, 3, 9), code) == day
+    noon = datetime(2026, 3, 9, 12, 0, 5, tzinfo=UTC)
+    assert i18n.time_text(noon, code, ZoneInfo("Europe/Minsk")) == "15:00:05"
+
+
+def test_a_number_never_shows_minus_zero() -> None:
+    assert i18n.number_text(-0.04, "ru") == "0,0"
+    assert i18n.number_text(-12.94, "en") == "-12.9"
+    assert i18n.number_text(1234.4, "ru", digits=0) == "1\xa0234"
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [
+        ("ru-RU", "ru"),
+        ("ru", "ru"),
+        ("be-BY", "be"),
+        ("sr-RS", "sr-Cyrl"),  # Serbian without a script is Cyrillic
+        ("sr", "sr-Cyrl"),
+        ("sr-Latn-RS", "sr-Latn"),
+        ("sr-Cyrl-BA", "sr-Cyrl"),
+        ("en-GB", "en"),
+        ("de-DE", None),
+        ("", None),
+        (None, None),
+        ("not a locale", None),
+    ],
+)
+def test_a_browser_locale_picks_a_language(tag: str | None, code: str | None) -> None:
+    assert i18n.match_language(tag) == code
+
+
+def test_languages_are_named_in_themselves() -> None:
+    assert i18n.language_name("ru") == "Русский"
+    assert i18n.language_name("sr-Latn").startswith("Srpski")
+
+
+def test_the_plant_file_may_name_a_supported_language(example_plant: Plant) -> None:
+    assert example_plant.site.language is None
+    data = example_plant.model_dump(mode="json")
+    data["site"]["language"] = "sr-Latn"
+    assert Plant.model_validate(data).site.language == "sr-Latn"
+    data["site"]["language"] = "sr_RS@latin"
+    with pytest.raises(ValidationError, match="unknown language 'sr_RS@latin'"):
+        Plant.model_validate(data)
+
+
+def test_dashboard_texts_are_english_outside_a_session() -> None:
+    from dashboard.labels import KPI_HELP, number_text, state_text
+
+    assert state_text("unplanned_stop") == "Stopped (breakdown)"
+    assert KPI_HELP["parts"] == "Parts the machine made, good and rejected."
+    assert number_text(1234.56, "kWh/pcs") == "1,234.6 kWh per part"
