@@ -198,10 +198,10 @@ def write_serbian_latin() -> None:
     for message in catalogue:
         if not message.id:
             continue
-        if isinstance(message.string, tuple):
-            message.string = tuple(cyrillic_to_latin(s) for s in message.string)
-        else:
+        if isinstance(message.string, str):
             message.string = cyrillic_to_latin(message.string)
+        elif message.string:
+            message.string = tuple(cyrillic_to_latin(s) for s in message.string)
     target = LOCALES_DIR / "sr_Latn" / "LC_MESSAGES" / f"{DOMAIN}.po"
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as po:

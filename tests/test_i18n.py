@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
@@ -24,10 +24,11 @@ TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.SOURCE_LANGUAGE]
 PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
 
 
-def _source_messages() -> dict[str, str | tuple[str, str]]:
+def _source_messages() -> dict[str, str | tuple[str, ...]]:
     """Every message marked in the source, by msgid: (singular, plural) for ngettext's."""
-    method_map, options_map = parse_mapping_cfg((ROOT / "babel.cfg").open())
-    found: dict[str, str | tuple[str, str]] = {}
+    with (ROOT / "babel.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)  # type: ignore[no-untyped-call]
+    found: dict[str, str | tuple[str, ...]] = {}
     for folder in SOURCES:
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / folder,
@@ -38,6 +39,13 @@ def _source_messages() -> dict[str, str | tuple[str, str]]:
             key = message if isinstance(message, str) else message[0]
             found[key] = message
     return found
+
+
+def _forms(message: Message) -> tuple[str, ...]:
+    """A message's translation: one string, or one per plural form."""
+    if isinstance(message.string, str):
+        return (message.string,)
+    return tuple(message.string or ())
 
 
 def _catalogue(code: str) -> Catalog:
@@ -71,8 +79,8 @@ def test_every_message_is_translated_none_fuzzy_none_stale(code: str) -> None:
     assert not catalogue.obsolete, f"{code}: obsolete entries: {list(catalogue.obsolete)}"
     for msgid, message in entries.items():
         assert not message.fuzzy, f"{code}: fuzzy: {msgid!r}"
-        forms = message.string if isinstance(message.string, tuple) else (message.string,)
-        assert all(forms), f"{code}: untranslated: {msgid!r}"
+        forms = _forms(message)
+        assert forms and all(forms), f"{code}: untranslated: {msgid!r}"
         assert isinstance(message.id, tuple) == isinstance(source[msgid], tuple), msgid
         if isinstance(message.id, tuple):
             assert len(forms) == catalogue.num_plurals, f"{code}: plural forms of {msgid!r}"
@@ -87,11 +95,10 @@ def test_serbian_latin_is_serbian_cyrillic_transliterated() -> None:
     for message in cyrillic:
         if not message.id:
             continue
-        forms = message.string if isinstance(message.string, tuple) else (message.string,)
         other = latin[message.id]
         assert other is not None, message.id
-        latin_forms = other.string if isinstance(other.string, tuple) else (other.string,)
-        assert latin_forms == tuple(i18n.cyrillic_to_latin(f) for f in forms), message.id
+        transliterated = tuple(i18n.cyrillic_to_latin(form) for form in _forms(message))
+        assert _forms(other) == transliterated, message.id
     assert len(list(latin)) == len(list(cyrillic))
 
 
