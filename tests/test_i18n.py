@@ -4,19 +4,24 @@ is Serbian Cyrillic letter by letter, and numbers, dates and money follow each l
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import streamlit as st
+import yaml
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from pydantic import ValidationError
+from streamlit.testing.v1 import AppTest
 
 from shopfloor import i18n
 from shopfloor.plant import Plant
+from shopfloor.store import Point, StoreSettings, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("dashboard", "readiness")  # what `make translations` extracts, as babel.cfg says
@@ -204,3 +209,99 @@ def test_dashboard_texts_are_english_outside_a_session() -> None:
     assert state_text("unplanned_stop") == "Stopped (breakdown)"
     assert KPI_HELP["parts"] == "Parts the machine made, good and rejected."
     assert number_text(1234.56, "kWh/pcs") == "1,234.6 kWh per part"
+
+
+# The Shop floor page in every language: what it says, and no English text it marks left.
+SHOP_FLOOR_WORDS = {
+    "en": ("Machines", "Faults and events", "Stopped (breakdown)", "Parts"),
+    "ru": ("Станки", "Отказы и события", "Остановлен (поломка)", "Детали"),
+    "be": ("Станкі", "Адмовы і падзеі", "Спынены (паломка)", "Дэталі"),
+    "sr-Cyrl": ("Машине", "Кварови и догађаји", "Заустављена (квар)", "Делови"),
+    "sr-Latn": ("Mašine", "Kvarovi i događaji", "Zaustavljena (kvar)", "Delovi"),
+}
+
+
+@pytest.fixture
+def dashboard_env(
+    example_plant: Plant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str | None], None]:
+    """The dashboard's environment: a store with a stopped press, and the example plant with
+    the given `site.language`."""
+    store_url = f"sqlite:{tmp_path / 'store.db'}"
+    store = open_store(StoreSettings(url=store_url))
+    now = datetime.now(UTC).replace(microsecond=0)
+    press = next(path for path, _ in example_plant.machines())
+    store.write(
+        [
+            Point(press, "state", now, "unplanned_stop"),
+            Point(press, "part_count", now, 1234.0),
+            Point(press, "kpi.good_parts", now, 3.0),
+        ]
+    )
+    store.close()
+    monkeypatch.setenv("SHOPFLOOR_STORE_URL", store_url)
+
+    def with_language(language: str | None) -> None:
+        data = example_plant.model_dump(mode="json", exclude_none=True)
+        if language:
+            data["site"]["language"] = language
+        plant_file = tmp_path / f"plant-{language}.yaml"
+        plant_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        monkeypatch.setenv("SHOPFLOOR_PLANT", str(plant_file))
+        st.cache_resource.clear()  # the dashboard keeps the plant it read first
+
+    return with_language
+
+
+def _shown(app: AppTest) -> str:
+    elements = [*app.subheader, *app.markdown, *app.caption, *app.warning]
+    return " | ".join([*(str(e.value) for e in elements), *(m.label for m in app.metric)])
+
+
+def _dashboard() -> AppTest:
+    return AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)
+
+
+@pytest.mark.parametrize("code", i18n.LANGUAGES)
+def test_the_shop_floor_page_speaks_the_language_of_the_url(
+    code: str, dashboard_env: Callable[[str | None], None]
+) -> None:
+    dashboard_env(None)
+    app = _dashboard()
+    app.query_params["lang"] = code
+    app.run()
+    assert not app.exception, app.exception
+    shown = _shown(app)
+    for word in SHOP_FLOOR_WORDS[code]:
+        assert word in shown, (code, word, shown)
+    if code != "en":
+        for word in SHOP_FLOOR_WORDS["en"]:
+            assert word not in shown, (code, word, shown)
+        assert "1,234" not in shown  # the part count in the language's digits
+    assert app.sidebar.selectbox[0].value == code
+    assert app.query_params["lang"] == code
+
+
+def test_the_language_comes_from_the_plant_then_stays_with_the_session(
+    dashboard_env: Callable[[str | None], None],
+) -> None:
+    dashboard_env("be")
+    app = _dashboard()
+    app.run()
+    assert "Адмовы і падзеі" in _shown(app)
+    del app.query_params["lang"]  # as a change of page drops it
+    app.run()
+    assert "Адмовы і падзеі" in _shown(app) and app.query_params["lang"] == "be"
+    app.sidebar.selectbox[0].select("sr-Latn").run()
+    assert "Kvarovi i događaji" in _shown(app) and app.query_params["lang"] == "sr-Latn"
+
+
+def test_an_unknown_language_in_the_url_falls_back(
+    dashboard_env: Callable[[str | None], None],
+) -> None:
+    dashboard_env(None)
+    app = _dashboard()
+    app.query_params["lang"] = "xx"
+    app.run()
+    assert not app.exception
+    assert "Faults and events" in _shown(app)  # AppTest's browser locale is English
