@@ -280,7 +280,7 @@ def test_sessions_control_reset_shift_and_resume(tmp_path: Path) -> None:
     finally:
         stop_if_running(second)
 
-    resumed = start_demo(tmp_path, "mosquitto", "--resume", running.session_dir.name)
+    resumed = start_demo(tmp_path, "mosquitto", "--session", running.session_dir.name)
     try:
         assert resumed.wait_until_up().session_dir == running.session_dir
         assert simulator_started(resumed) >= first_clock  # on from where the session stopped

@@ -94,12 +94,14 @@ def demo(
     ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     resume: Annotated[
-        str | None,
+        bool,
         typer.Option(
-            "--resume",
-            flag_value="",
-            help="Go on with the latest session (or the one named) instead of a new one.",
+            "--resume", help="Go on with the latest session (or --session's) instead of a new one."
         ),
+    ] = False,
+    session_id: Annotated[
+        str | None,
+        typer.Option("--session", help="The session to go on with: an id from --list."),
     ] = None,
     list_sessions: Annotated[
         bool, typer.Option("--list", help="List the demo sessions kept in --data-dir.")
@@ -127,8 +129,8 @@ def demo(
     if running_demo(data_dir) is not None:
         raise fail(f"a demo already runs from {data_dir} (see {data_dir / RUNNING_FILE})")
     try:
-        if resume is not None:
-            session = find_session(data_dir, resume or None)
+        if resume or session_id:
+            session = find_session(data_dir, session_id)
         else:
             plant, scenario = _source(scenario_file, plant_file)
             session = new_session(data_dir, plant, scenario)
