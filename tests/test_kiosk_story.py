@@ -97,6 +97,11 @@ def test_kiosk_rotates_its_pages_in_large_type_and_the_story_sends_its_commands(
             expect(page.get_by_test_id("stToolbar")).to_be_hidden()
             page.wait_for_url(f"{base}/oee?kiosk=1&rotate=5", timeout=20_000)
             page.get_by_role("heading", name="OEE").wait_for(timeout=10_000)
+            # Nothing a visitor could click: choosers, help icons, table toolbars.
+            page.get_by_test_id("stSelectbox").first.wait_for(state="attached", timeout=10_000)
+            for control in ("stSelectbox", "stTooltipIcon", "stElementToolbar"):
+                for element in page.get_by_test_id(control).all():
+                    expect(element).to_be_hidden()
             page.wait_for_url(f"{base}/anomalies?kiosk=1&rotate=5", timeout=20_000)
             assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "26px"
             expect(page.get_by_test_id("stSidebar")).to_be_hidden()
