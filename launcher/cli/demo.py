@@ -125,7 +125,8 @@ def demo(
         _list_sessions(data_dir)
         return
     setup_logging(False)
-    logging.getLogger("shopfloor.mqtt").setLevel(logging.WARNING)  # the console is for staff
+    for chatty in ("shopfloor.mqtt", "simulators"):  # the console is for staff
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if running_demo(data_dir) is not None:
         raise fail(f"a demo already runs from {data_dir} (see {data_dir / RUNNING_FILE})")
     try:
@@ -158,8 +159,12 @@ def _list_sessions(data_dir: Path) -> None:
         typer.echo(f"no demo session in {data_dir / 'sessions'}")
         return
     live = running_demo(data_dir)
-    table = Table(title=f"demo sessions in {data_dir}")
-    for column in ("id", "scenario", "started (UTC)", "last data (UTC)", ""):
+    table = Table(
+        title=f"demo sessions in {data_dir}",
+        caption="Data time is the simulated clock: it keeps to the plant's shifts (and runs "
+        "faster when sped up), so it can be hours or days from the wall clock.",
+    )
+    for column in ("id", "scenario", "started (wall clock, UTC)", "data reached (UTC)", ""):
         table.add_column(column)
     for session in kept:
         last = session.last_data_time()
