@@ -56,6 +56,7 @@ PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
 SEED_WAIT_S = 60.0  # for the session's first readings, which date the demo SMEs' snapshots
+SEED_JOIN_S = 30.0  # for a seeding under way at the stop (a few seconds of simulation)
 DEMO_MAX_FUTURE_S = 365 * 86400
 DASHBOARD_START_S = 20.0
 
@@ -273,6 +274,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+        stopping, seeder = threading.Event(), None
         sandboxes = Sandboxes(
             directory, broker_url, _mqtt_version(kind),
             lambda argv, log_file: _spawn(argv, log_file, env), announce,
@@ -294,8 +296,9 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             spawn("edge", "dashboard")
             wait_for_port(options.dashboard_port, DASHBOARD_START_S)
             spawn("analytics")
-            seeding = (readiness_db, session.plant, store_url)
-            threading.Thread(target=_seed_readiness, args=seeding, daemon=True).start()
+            seeding = (readiness_db, session.plant, store_url, stopping)
+            seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
+            seeder.start()
             with ScenarioSwitch(broker_url, session) as switch:
                 requested = _watch(
                     children, directory, options.dashboard_port, announce, switch, sandboxes.poll
@@ -303,7 +306,10 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         except KeyboardInterrupt:
             announce("stopping the demo...")
         finally:
+            stopping.set()  # a seeding still waiting for data gives up, not left to the exit
             _stop([*children.values(), *sandboxes.processes])
+            if seeder is not None:
+                seeder.join(SEED_JOIN_S)
     if requested is None:
         return None
     announce(f"loading {requested.scenario or requested.plant}, another plant: a new session")
@@ -360,7 +366,9 @@ def _readiness_database(session_dir: Path) -> Path:
     return Path(os.environ.get(READINESS_DB_ENV) or session_dir / "readiness.db")
 
 
-def _seed_readiness(database: Path, plant_file: Path, store_url: str) -> None:
+def _seed_readiness(
+    database: Path, plant_file: Path, store_url: str, stopping: threading.Event
+) -> None:
     """Assess the three demo SMEs for the dashboard's readiness page, beside the demo's start
     (it takes a few seconds of simulation, which the dashboard need not wait for).
 
@@ -372,14 +380,17 @@ def _seed_readiness(database: Path, plant_file: Path, store_url: str) -> None:
     from readiness.persistence import ReadinessStoreError
 
     try:
-        seed_demo_smes(database, taken_at=_first_data_time(plant_file, store_url))
+        seed_demo_smes(database, taken_at=_first_data_time(plant_file, store_url, stopping))
     except (ConfigError, ReadinessStoreError, OSError) as exc:
         log.warning("the demo SMEs were not assessed: %s", exc)
 
 
-def _first_data_time(plant_file: Path, store_url: str) -> datetime | None:
+def _first_data_time(
+    plant_file: Path, store_url: str, stopping: threading.Event
+) -> datetime | None:
     """The session's data clock once its first readings are stored (None if none come within
-    SEED_WAIT_S, or the store cannot be read: the snapshots then take the wall clock)."""
+    SEED_WAIT_S, the store cannot be read or the session stops: the snapshots then take the
+    wall clock)."""
     from shopfloor.store import StoreError, StoreSettings, data_clock, open_store
 
     plant = load_plant(plant_file)
@@ -389,12 +400,12 @@ def _first_data_time(plant_file: Path, store_url: str) -> datetime | None:
     except StoreError:
         return None
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopping.is_set():
             with contextlib.suppress(StoreError):
                 clock = data_clock(plant, store)
                 if clock is not None:
                     return clock
-            time.sleep(1)
+            stopping.wait(1)
         return None
     finally:
         store.close()
