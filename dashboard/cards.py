@@ -3,6 +3,7 @@ events table, in the words, units and local time a visitor reads."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import streamlit as st
@@ -116,10 +117,21 @@ def _freshness(plant: Plant, asset: AssetView, shop_floor: ShopFloor) -> None:
             )
         )
         return
-    age = asset.age_s(shop_floor.clock)
+    age = asset.age_s(shop_floor.clock(_newest_seen_at(shop_floor)))
     st.caption(
         _("no data yet") if age is None else _("updated {age} ago").format(age=age_text(age))
     )
+
+
+def _newest_seen_at(shop_floor: ShopFloor) -> datetime | None:
+    """When this browser session first saw the shop floor's newest reading (the same for every
+    card of a refresh)."""
+    newest = shop_floor.newest_reading
+    seen = st.session_state.get("newest_seen")
+    if seen is None or seen[0] != newest:
+        seen = (newest, shop_floor.read_at)
+        st.session_state["newest_seen"] = seen
+    return seen[1]
 
 
 def sensor_card(plant: Plant, sensor: AssetView, shop_floor: ShopFloor) -> None:

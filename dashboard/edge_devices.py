@@ -26,7 +26,7 @@ from shopfloor.messages import (
     decode_edge_status,
     edge_subscription,
 )
-from shopfloor.mqtt import BrokerUrlError, make_client, wait_connected
+from shopfloor.mqtt import BrokerUrlError, close, make_client, wait_connected
 from shopfloor.plant import Plant
 
 REFRESH_S = 5.0
@@ -107,8 +107,7 @@ def _gather(url: str, topic_filter: str) -> dict[str, bytes]:
         while time.monotonic() < min(last_activity + QUIET_S, cap):
             time.sleep(0.05)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     return payloads
 
 

@@ -16,7 +16,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.oee import sum_by_key
-from dashboard.kpis import ShiftReport, by_machine, choose_period, read_shift_reports
+from dashboard.kpis import (
+    ANALYSIS_REFRESH_S,
+    ShiftReport,
+    by_machine,
+    choose_period,
+    read_shift_reports,
+)
 from dashboard.labels import KPI_HELP, money_text, state_text
 from dashboard.shop_floor import STATE_COLOURS
 from dashboard.store_errors import shows_store_errors
@@ -87,6 +93,7 @@ def energy_page(plant: Plant, store: Store) -> None:
     _energy(plant, store)
 
 
+@st.fragment(run_every=ANALYSIS_REFRESH_S)  # figures come in as the analytics write them
 @shows_store_errors
 def _energy(plant: Plant, store: Store) -> None:
     period = choose_period(plant, store)

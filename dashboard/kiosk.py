@@ -30,7 +30,10 @@ html { font-size: 26px; }
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
 [data-testid="stStatusWidget"], [data-testid="stButton"], [data-testid="stDownloadButton"],
-[data-testid="stForm"], [data-testid="stNumberInput"], .modebar-container { display: none; }
+[data-testid="stForm"], [data-testid="stNumberInput"], [data-testid="stSelectbox"],
+[data-testid="stMultiSelect"], [data-testid="stRadio"], [data-testid="stSlider"],
+[data-testid="stTooltipIcon"], [data-testid="stElementToolbar"],
+[data-testid="stTabs"] [role="tablist"], .modebar-container { display: none; }
 [data-testid="stMainBlockContainer"] { max-width: 100%; padding: 1rem 2rem; }
 </style>
 """

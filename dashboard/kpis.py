@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 JUST_AFTER = timedelta(microseconds=1)
 PERIOD_DAYS = [1, 7, 30]
 MISSING = "\N{EN DASH}"  # a table cell without a value (MTBF of a shift without breakdowns)
+ANALYSIS_REFRESH_S = 10.0  # pages of the analytics service's figures redraw at its pace
 CLOCKS_APART = timedelta(minutes=2)  # less is a live pipeline's lag, not another clock
 POOLED_COUNTS = {"parts", "good_parts"}  # rolling KPIs that add up over a line's machines
 

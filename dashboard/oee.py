@@ -13,6 +13,7 @@ import streamlit as st
 
 from analytics.oee import OeeReport, sum_by_key
 from dashboard.kpis import (
+    ANALYSIS_REFRESH_S,
     MISSING,
     ShiftReport,
     by_machine,
@@ -183,6 +184,7 @@ def oee_page(plant: Plant, store: Store) -> None:
     _oee(plant, store)
 
 
+@st.fragment(run_every=ANALYSIS_REFRESH_S)  # figures come in as the analytics write them
 @shows_store_errors
 def _oee(plant: Plant, store: Store) -> None:
     period = choose_period(plant, store)

@@ -9,6 +9,7 @@ from functools import cached_property
 from itertools import pairwise
 
 from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z, t2_level
+from dashboard.kpis import CLOCKS_APART
 from shopfloor.kpis import KPI_PREFIX
 from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Machine, Plant
@@ -126,12 +127,20 @@ class ShopFloor:
         stamps = [v.newest_reading for v in [*self.machines, *self.sensors]]
         return max((ts for ts in stamps if ts is not None), default=None)
 
-    @property
-    def clock(self) -> datetime:
-        """What "now" is for a reading's age: the data clock when it runs ahead of the wall
-        clock (a fast simulation), else the wall clock."""
+    def clock(self, newest_seen_at: datetime | None = None) -> datetime:
+        """What "now" is for a reading's age. The wall clock while the data keeps to it; the
+        data clock when that runs ahead (a fast simulation); and when it runs far behind (a
+        replay, or a demo that began at its shift's start), the data clock moved on by the wall
+        time since its newest reading was first seen (`newest_seen_at`), so that readings that
+        stop coming still grow old."""
         newest = self.newest_reading
-        return max(self.read_at, newest) if newest else self.read_at
+        if newest is None:
+            return self.read_at
+        if newest >= self.read_at:
+            return newest
+        if self.read_at - newest < CLOCKS_APART:
+            return self.read_at
+        return newest + (self.read_at - (newest_seen_at or self.read_at))
 
     def lost_since(self, asset: AssetView) -> datetime | None:
         """When a source that others outlive last reported: its newest reading, once that is

@@ -41,7 +41,7 @@ from shopfloor.messages import (
     encode_readings,
     excerpt,
 )
-from shopfloor.mqtt import Presence, make_client, network_thread
+from shopfloor.mqtt import Presence, close, make_client, network_thread
 from shopfloor.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,7 @@ class EdgeAgent:
         if self.mqtt.is_connected():
             info = self.mqtt.publish(self.presence.topic, self.presence.offline, qos=1, retain=True)
             info.wait_for_publish(timeout=2)
-        self.mqtt.disconnect()
-        self.mqtt.loop_stop()
+        close(self.mqtt)
 
     async def _publish_forever(self) -> None:
         while True:

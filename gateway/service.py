@@ -47,7 +47,7 @@ from shopfloor.messages import (
     status_topic,
     subscription,
 )
-from shopfloor.mqtt import Session, make_client, network_thread
+from shopfloor.mqtt import Session, close, make_client, network_thread
 from shopfloor.plant import Plant
 from shopfloor.store import EVENT_PREFIX, Point, Store, StoreError, from_ns, to_ns
 
@@ -395,8 +395,7 @@ class Gateway:
         with self._arrived:
             self._arrived.notify()  # a writer waiting for a first message stops waiting
         self._writer.join()
-        self.mqtt.disconnect()
-        self.mqtt.loop_stop()
+        close(self.mqtt)
         self._final = self.snapshot()
         self.spill.close()
 

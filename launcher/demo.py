@@ -42,7 +42,7 @@ from readiness import DATABASE_ENV as READINESS_DB_ENV
 from shopfloor.config import ConfigError
 from shopfloor.credentials import hide
 from shopfloor.messages import LoadScenario, MessageError, control_topic, decode_command
-from shopfloor.mqtt import MOSQUITTO_POLICY
+from shopfloor.mqtt import MOSQUITTO_POLICY, close
 from shopfloor.plant import load_plant
 from shopfloor.sandboxes import SESSION_DIR_ENV
 from shopfloor.store import ENV_VARS
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
+SEED_WAIT_S = 60.0  # for the session's first readings, which date the demo SMEs' snapshots
+SEED_JOIN_S = 30.0  # for a seeding under way at the stop (a few seconds of simulation)
 DEMO_MAX_FUTURE_S = 365 * 86400
 DASHBOARD_START_S = 20.0
 
@@ -272,6 +274,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+        stopping, seeder = threading.Event(), None
         sandboxes = Sandboxes(
             directory, broker_url, _mqtt_version(kind),
             lambda argv, log_file: _spawn(argv, log_file, env), announce,
@@ -293,7 +296,9 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             spawn("edge", "dashboard")
             wait_for_port(options.dashboard_port, DASHBOARD_START_S)
             spawn("analytics")
-            threading.Thread(target=_seed_readiness, args=(readiness_db,), daemon=True).start()
+            seeding = (readiness_db, session.plant, store_url, stopping)
+            seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
+            seeder.start()
             with ScenarioSwitch(broker_url, session) as switch:
                 requested = _watch(
                     children, directory, options.dashboard_port, announce, switch, sandboxes.poll
@@ -301,7 +306,10 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         except KeyboardInterrupt:
             announce("stopping the demo...")
         finally:
+            stopping.set()  # a seeding still waiting for data gives up, not left to the exit
             _stop([*children.values(), *sandboxes.processes])
+            if seeder is not None:
+                seeder.join(SEED_JOIN_S)
     if requested is None:
         return None
     announce(f"loading {requested.scenario or requested.plant}, another plant: a new session")
@@ -358,17 +366,49 @@ def _readiness_database(session_dir: Path) -> Path:
     return Path(os.environ.get(READINESS_DB_ENV) or session_dir / "readiness.db")
 
 
-def _seed_readiness(database: Path) -> None:
+def _seed_readiness(
+    database: Path, plant_file: Path, store_url: str, stopping: threading.Event
+) -> None:
     """Assess the three demo SMEs for the dashboard's readiness page, beside the demo's start
-    (it takes a few seconds of simulation, which the dashboard need not wait for)."""
+    (it takes a few seconds of simulation, which the dashboard need not wait for).
+
+    The snapshots are dated by the session's data clock, not the wall clock: the demo's
+    simulated clock can run days from the wall clock (a Saturday's demo runs Monday's shift),
+    and a snapshot a day older than the data would be rescored at once, on a store that holds
+    only the session's first minutes, every measured gate then falling."""
     from launcher.seeding import seed_demo_smes
     from readiness.persistence import ReadinessStoreError
-    from shopfloor.config import ConfigError
 
     try:
-        seed_demo_smes(database)
+        seed_demo_smes(database, taken_at=_first_data_time(plant_file, store_url, stopping))
     except (ConfigError, ReadinessStoreError, OSError) as exc:
         log.warning("the demo SMEs were not assessed: %s", exc)
+
+
+def _first_data_time(
+    plant_file: Path, store_url: str, stopping: threading.Event
+) -> datetime | None:
+    """The session's data clock once its first readings are stored (None if none come within
+    SEED_WAIT_S, the store cannot be read or the session stops: the snapshots then take the
+    wall clock)."""
+    from shopfloor.store import StoreError, StoreSettings, data_clock, open_store
+
+    plant = load_plant(plant_file)
+    deadline = time.monotonic() + SEED_WAIT_S
+    try:
+        store = open_store(StoreSettings(url=store_url))
+    except StoreError:
+        return None
+    try:
+        while time.monotonic() < deadline and not stopping.is_set():
+            with contextlib.suppress(StoreError):
+                clock = data_clock(plant, store)
+                if clock is not None:
+                    return clock
+            stopping.wait(1)
+        return None
+    finally:
+        store.close()
 
 
 class ScenarioSwitch:
@@ -399,8 +439,7 @@ class ScenarioSwitch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        close(self.client)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from readiness.answers import load_answers
@@ -93,8 +93,11 @@ def simulated_evidence(scenario_file: Path, risk_zones: Collection[str]) -> Evid
     )
 
 
-def seed_demo_smes(database: Path, examples: Path = EXAMPLES) -> list[str]:
-    """Assess every demo SME that has no snapshot in the database yet; returns those assessed.
+def seed_demo_smes(
+    database: Path, examples: Path = EXAMPLES, taken_at: datetime | None = None
+) -> list[str]:
+    """Assess every demo SME that has no snapshot in the database yet, dated `taken_at` (default:
+    now); returns those assessed.
 
     An SME already there keeps its history: a restarted demo does not add a snapshot each time.
     """
@@ -107,7 +110,9 @@ def seed_demo_smes(database: Path, examples: Path = EXAMPLES) -> list[str]:
                 continue
             scenario_file = examples / "scenarios" / f"{scenario}.yaml"
             store.save(
-                run_assessment(answers, simulated_evidence(scenario_file, answers.risk_zones))
+                run_assessment(
+                    answers, simulated_evidence(scenario_file, answers.risk_zones), taken_at
+                )
             )
             assessed.append(answers.sme)
     log.info("demo SMEs assessed into %s: %s", database, ", ".join(assessed) or "none new")

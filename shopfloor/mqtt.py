@@ -6,6 +6,7 @@ so the same setting works on the command line, in environment variables and in c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -172,6 +173,15 @@ def wait_connected(client: mqtt.Client, url: str, timeout_s: float) -> None:
         time.sleep(0.02)
 
 
+def close(client: mqtt.Client) -> None:
+    """Disconnect and stop the client's network thread. paho's `loop_stop` reads the thread
+    twice while the thread, ending after the disconnect, clears it: in between, `loop_stop`
+    fails with AttributeError on a thread that has already ended, which is all it waits for."""
+    client.disconnect()
+    with contextlib.suppress(AttributeError):
+        client.loop_stop()
+
+
 def publish_once(
     url: str, topic: str, payload: bytes, timeout_s: float = 10.0, retain: bool = False
 ) -> None:
@@ -190,8 +200,7 @@ def publish_once(
         if not info.is_published():
             raise ConnectionError(f"the broker at {redacted(url)} did not acknowledge the message")
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
 
 
 def read_retained(url: str, topic: str, timeout_s: float = 1.5) -> bytes | None:
@@ -209,6 +218,5 @@ def read_retained(url: str, topic: str, timeout_s: float = 1.5) -> bytes | None:
     try:
         arrived.wait(timeout_s)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     return received[0] if received else None

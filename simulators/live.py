@@ -46,7 +46,7 @@ from shopfloor.messages import (
     encode_events,
     status_topic,
 )
-from shopfloor.mqtt import make_client
+from shopfloor.mqtt import close, make_client
 from shopfloor.plant import Plant, Shift
 from shopfloor.states import BREAKDOWN_REASONS, MachineState
 from simulators.machines import MachineSim
@@ -309,8 +309,7 @@ class LiveSimulator:
         finally:
             await self._stop_servers()
             self._withdraw()
-            self.mqtt.disconnect()
-            self.mqtt.loop_stop()
+            close(self.mqtt)
 
     async def _until_watched(self, timeout_s: float) -> None:
         """Hold the clock at the shift's start until every machine's server has a subscriber

@@ -55,7 +55,7 @@ from shopfloor.messages import (
     status_topic,
     subscription,
 )
-from shopfloor.mqtt import make_client, publish_once, wait_connected
+from shopfloor.mqtt import close, make_client, publish_once, wait_connected
 from shopfloor.sandboxes import TENANT_ID
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,7 @@ def record(
                     break
                 stop.wait(remaining)
         finally:
-            client.disconnect()
-            client.loop_stop()
+            close(client)
             recorder.start()
     log.info(
         "recorded %d messages of tenant %s to %s (%d skipped as breaking the contract)",
@@ -420,8 +419,7 @@ def replay(
             bar.stop()
             _announce(broker_url, statuses, b"")  # the session is over: its clock stops
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     log.info("replayed %d messages from %s at speed %g", published, path, speed)
     return published
 

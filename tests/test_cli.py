@@ -92,6 +92,17 @@ def test_missing_plant_file_is_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_resume_is_a_flag_and_session_names_one(tmp_path: Path) -> None:
+    """`demo --resume` takes no value (the latest session), so an option after it is read as
+    an option; `--session` names a session."""
+    latest = shopfloor("demo", "--resume", "--data-dir", str(tmp_path))
+    assert latest.stderr == f"error: no demo session in {tmp_path / 'sessions'} to resume\n"
+    named = shopfloor("demo", "--session", "nope", "--data-dir", str(tmp_path))
+    assert named.stderr == (
+        f"error: no demo session 'nope' in {tmp_path / 'sessions'} (known: none)\n"
+    )
+
+
 @pytest.mark.parametrize("command", ["simulate", "edge run", "gateway", "analytics", "dashboard"])
 def test_components_refuse_a_bad_plant_file_without_a_traceback(
     tmp_path: Path, command: str

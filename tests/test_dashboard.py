@@ -23,7 +23,7 @@ from dashboard.labels import (
     time_text,
     unit_text,
 )
-from dashboard.shop_floor import AssetView, read_shop_floor
+from dashboard.shop_floor import AssetView, ShopFloor, read_shop_floor
 from shopfloor.kpis import KPI_UNITS
 from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant, Signal, load_plant
@@ -110,6 +110,24 @@ def scored(path: AssetPath, **scores: float) -> AssetView:
     now = datetime(2026, 7, 1, 12, tzinfo=UTC)
     values = {f"anomaly.{s}": Point(path, f"anomaly.{s}", now, v) for s, v in scores.items()}
     return AssetView(path, "Trimming centre", values)
+
+
+def test_a_readings_age_is_against_the_clock_the_data_keeps(example_plant: Plant) -> None:
+    path = next(p for p, _ in example_plant.machines())
+    wall = datetime(2026, 12, 7, 9, tzinfo=UTC)
+
+    def floor(newest: datetime) -> ShopFloor:
+        view = AssetView(path, "press", {"state": Point(path, "state", newest, "running")})
+        return ShopFloor([view], [], [], wall)
+
+    live = floor(wall - timedelta(seconds=3))
+    assert live.clock() == wall  # a live pipeline: the wall clock, so a silent plant ages
+    ahead = floor(wall + timedelta(hours=2))
+    assert ahead.clock() == wall + timedelta(hours=2)  # a fast simulation: its own clock
+    behind = floor(wall - timedelta(hours=5))  # a demo that began at its shift's start
+    assert behind.clock(newest_seen_at=wall) == wall - timedelta(hours=5)  # fresh: 0 s old
+    seen_a_minute_ago = wall - timedelta(minutes=1)
+    assert behind.clock(seen_a_minute_ago) == wall - timedelta(hours=5) + timedelta(minutes=1)
 
 
 def test_the_anomaly_badge_uses_the_analytics_levels(example_plant: Plant) -> None:

@@ -166,7 +166,7 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
     assert len(token) >= 16
     wait_until(
         lambda: {"imm-01", "cnc-01", "pack-01", "env-01"} <= demo.machines_with_data(),
-        60,
+        120,  # the kit's first reading waits for the shift's start, held for the edge (30 s)
         "data from every machine",
     )
     assert len(session_members(demo.process.pid)) >= 6  # supervisor and its children
@@ -280,7 +280,7 @@ def test_sessions_control_reset_shift_and_resume(tmp_path: Path) -> None:
     finally:
         stop_if_running(second)
 
-    resumed = start_demo(tmp_path, "mosquitto", "--resume", running.session_dir.name)
+    resumed = start_demo(tmp_path, "mosquitto", "--session", running.session_dir.name)
     try:
         assert resumed.wait_until_up().session_dir == running.session_dir
         assert simulator_started(resumed) >= first_clock  # on from where the session stopped

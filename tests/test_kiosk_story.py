@@ -92,11 +92,19 @@ def test_kiosk_rotates_its_pages_in_large_type_and_the_story_sends_its_commands(
         with open_page(f"{base}/?kiosk=1&rotate=5", artifact("kiosk.png")) as page:
             errors = watch_console(page)
             page.get_by_role("heading", name=re.compile("Polimer")).wait_for(timeout=30_000)
-            assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "26px"
+            # The style arrives with the page's first elements, not always before its title.
+            page.wait_for_function(
+                "getComputedStyle(document.documentElement).fontSize === '26px'", timeout=10_000
+            )
             expect(page.get_by_test_id("stSidebar")).to_be_hidden()
             expect(page.get_by_test_id("stToolbar")).to_be_hidden()
             page.wait_for_url(f"{base}/oee?kiosk=1&rotate=5", timeout=20_000)
             page.get_by_role("heading", name="OEE").wait_for(timeout=10_000)
+            # Nothing a visitor could click: choosers, help icons, table toolbars.
+            page.wait_for_timeout(1_000)  # the page's script runs on after its title
+            for control in ("stSelectbox", "stTooltipIcon", "stElementToolbar"):
+                for element in page.get_by_test_id(control).all():
+                    expect(element).to_be_hidden()
             page.wait_for_url(f"{base}/anomalies?kiosk=1&rotate=5", timeout=20_000)
             assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "26px"
             expect(page.get_by_test_id("stSidebar")).to_be_hidden()

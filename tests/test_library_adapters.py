@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shopfloor import _asyncua, _paho
-from shopfloor.mqtt import make_client, wait_connected
+from shopfloor.mqtt import close, make_client, wait_connected
 from tests.servers import Mosquitto
 
 
@@ -44,9 +44,22 @@ def test_paho_network_thread_is_the_loop_started(mosquitto: Mosquitto) -> None:
         thread = _paho.network_thread(client)
         assert thread.is_alive()
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     assert not thread.is_alive()
+
+
+def test_closing_a_client_whose_network_thread_has_ended_is_quiet(mosquitto: Mosquitto) -> None:
+    """paho's loop_stop on a thread that ended after the disconnect (and cleared
+    Client._thread) fails with AttributeError or is refused; `close` takes both in its stride."""
+    client = make_client(mosquitto.url, "shopfloor-close-probe")
+    client.loop_start()
+    wait_connected(client, mosquitto.url, 10)
+    thread = _paho.network_thread(client)
+    client.disconnect()
+    thread.join(10)  # the thread ends on the disconnect and clears Client._thread
+    assert not thread.is_alive()
+    close(client)
+    close(client)
 
 
 def test_asyncua_holds_what_monitor_relies_on() -> None:

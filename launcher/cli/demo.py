@@ -94,12 +94,14 @@ def demo(
     ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     resume: Annotated[
-        str | None,
+        bool,
         typer.Option(
-            "--resume",
-            flag_value="",
-            help="Go on with the latest session (or the one named) instead of a new one.",
+            "--resume", help="Go on with the latest session (or --session's) instead of a new one."
         ),
+    ] = False,
+    session_id: Annotated[
+        str | None,
+        typer.Option("--session", help="The session to go on with: an id from --list."),
     ] = None,
     list_sessions: Annotated[
         bool, typer.Option("--list", help="List the demo sessions kept in --data-dir.")
@@ -123,12 +125,13 @@ def demo(
         _list_sessions(data_dir)
         return
     setup_logging(False)
-    logging.getLogger("shopfloor.mqtt").setLevel(logging.WARNING)  # the console is for staff
+    for chatty in ("shopfloor.mqtt", "simulators"):  # the console is for staff
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if running_demo(data_dir) is not None:
         raise fail(f"a demo already runs from {data_dir} (see {data_dir / RUNNING_FILE})")
     try:
-        if resume is not None:
-            session = find_session(data_dir, resume or None)
+        if resume or session_id:
+            session = find_session(data_dir, session_id)
         else:
             plant, scenario = _source(scenario_file, plant_file)
             session = new_session(data_dir, plant, scenario)
@@ -156,8 +159,12 @@ def _list_sessions(data_dir: Path) -> None:
         typer.echo(f"no demo session in {data_dir / 'sessions'}")
         return
     live = running_demo(data_dir)
-    table = Table(title=f"demo sessions in {data_dir}")
-    for column in ("id", "scenario", "started (UTC)", "last data (UTC)", ""):
+    table = Table(
+        title=f"demo sessions in {data_dir}",
+        caption="Data time is the simulated clock: it keeps to the plant's shifts (and runs "
+        "faster when sped up), so it can be hours or days from the wall clock.",
+    )
+    for column in ("id", "scenario", "started (wall clock, UTC)", "data reached (UTC)", ""):
         table.add_column(column)
     for session in kept:
         last = session.last_data_time()
