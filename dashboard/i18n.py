@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from shopfloor import i18n
+from shopfloor.i18n import N_ as N_  # re-exported: pages mark table texts with it
 from shopfloor.plant import Plant
 
 LANG_KEY = "lang"  # the query parameter and the session-state key alike
@@ -34,11 +35,6 @@ def _(message: str) -> str:
 def ngettext(singular: str, plural: str, count: int) -> str:
     """The message for `count` things in the visitor's language and its plural forms."""
     return i18n.translations(language()).ngettext(singular, plural, count)
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark only"
-    """Marks a text for extraction where it is defined; `_()` translates it where it is shown."""
-    return message
 
 
 def choose_language(plant: Plant) -> str:

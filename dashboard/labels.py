@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dashboard.i18n import N_, _, language
+from dashboard.i18n import _, language
 from shopfloor import i18n
+from shopfloor.i18n import N_
 from shopfloor.plant import Plant, Signal
 
 
@@ -144,16 +145,24 @@ def number_text(value: float, unit: str = "", digits: int = 1) -> str:
 
 
 def age_text(seconds: float) -> str:
-    """How long ago, in the largest unit that says it: 42 s, 5 min, 3 h, 35 d."""
-    seconds = max(seconds, 0.0)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size:.0f} {unit}"
-    return f"{seconds:.0f} s"
+    """How long ago, in the largest unit that says it (42 s, 5 min, 3 h), in the language's
+    words and plural forms."""
+    return i18n.duration_text(max(seconds, 0.0), language())
 
 
 def money_text(amount: float, currency: str) -> str:
-    return f"{amount:,.2f} {currency}"
+    """An amount in the site's currency, in the visitor's language: 1 234,50 €."""
+    return i18n.money_text(amount, currency, language())
+
+
+def percent_text(share: float, digits: int = 1) -> str:
+    """A share (0.875) as a percentage in the visitor's language: 87.5% or 87,5 %."""
+    return i18n.percent_text(share, language(), digits)
+
+
+def date_text(ts: datetime, plant: Plant) -> str:
+    """A calendar day on the site's clock, numeric in the visitor's language: 09.03.2026."""
+    return i18n.date_text(local(ts, plant), language())
 
 
 def local(ts: datetime, plant: Plant) -> datetime:
@@ -163,7 +172,8 @@ def local(ts: datetime, plant: Plant) -> datetime:
 
 def time_text(ts: datetime, plant: Plant, with_date: bool = False) -> str:
     """A time of day on the site's clock, e.g. 14:05:09; with the date when asked."""
-    return f"{local(ts, plant):{'%Y-%m-%d %H:%M:%S' if with_date else '%H:%M:%S'}}"
+    clock = i18n.time_text(local(ts, plant), language())
+    return f"{date_text(ts, plant)} {clock}" if with_date else clock
 
 
 def chart_time(ts: datetime, plant: Plant) -> datetime:
@@ -173,4 +183,4 @@ def chart_time(ts: datetime, plant: Plant) -> datetime:
 
 
 def axis_title(plant: Plant) -> str:
-    return f"time ({plant.site.timezone})"
+    return _("time ({zone})").format(zone=plant.site.timezone)

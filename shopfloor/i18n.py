@@ -18,13 +18,14 @@ from __future__ import annotations
 import gettext
 import io
 import re
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_time as _babel_time
+from babel.dates import format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -116,6 +117,12 @@ def translations(code: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark only"
+    """Marks a text for extraction where it is defined (a table, a questionnaire item);
+    `gettext` translates it where it is shown, in that reader's language."""
+    return message
+
+
 def number_text(value: float, code: str, digits: int = 1) -> str:
     """A number with `digits` decimals in the language's way: 12,345.7 or 12 345,7; never "-0"."""
     rounded = round(value, digits) + 0.0  # adding 0.0 turns -0.0 into 0.0
@@ -151,6 +158,13 @@ def date_text(day: date | datetime, code: str) -> str:
 def time_text(ts: datetime, code: str, zone: tzinfo | None = None) -> str:
     """A time of day with seconds on a 24-hour clock (14:05:09), on `zone`'s clock when given."""
     return _babel_time(ts, "HH:mm:ss", tzinfo=zone, locale=babel_locale(code))
+
+
+def duration_text(seconds: float, code: str) -> str:
+    """A duration in its largest whole unit, in the language's words: 42 s, 5 мин, 3 ч."""
+    return format_timedelta(
+        timedelta(seconds=seconds), threshold=1, format="short", locale=babel_locale(code)
+    )
 
 
 # Serbian Cyrillic to Latin (Gaj's alphabet), letter by letter: the mapping is exact, so the
