@@ -15,6 +15,7 @@ from typing import Any
 
 from readiness.evidence import INDICATOR_NAMES
 from readiness.persistence import GateAlert
+from shopfloor.i18n import SOURCE_LANGUAGE
 
 Result = Mapping[str, Any]  # a snapshot's result, as assessment_to_dict gives it
 
@@ -59,7 +60,7 @@ class DimensionRow:
         return f"{self.id} {self.name}"
 
 
-def dimension_rows(result: Result) -> list[DimensionRow]:
+def dimension_rows(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[DimensionRow]:
     return [
         DimensionRow(
             id=d["id"],
@@ -79,7 +80,7 @@ def dimension_rows(result: Result) -> list[DimensionRow]:
     ]
 
 
-def gate_notes(result: Result) -> list[str]:
+def gate_notes(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[str]:
     """One line per dimension a gate holds down: the gap chart labels its bar with the gate's
     id only, since the full requirement does not fit beside a bar."""
     return [f"{r.label}: {r.binding}" for r in dimension_rows(result) if r.binding]
@@ -92,7 +93,7 @@ FLAG_MEANINGS = {
 }
 
 
-def flag_lines(result: Result) -> list[str]:
+def flag_lines(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[str]:
     """Each claim flag in plain words: what it means for the SME and what follows, so that a
     flag reads as a question for the gemba visit rather than as a fault."""
     names = {d["id"]: d["name"] for d in result["dimensions"]}
@@ -103,7 +104,7 @@ def flag_lines(result: Result) -> list[str]:
     ]
 
 
-def radar_series(result: Result) -> dict[str, list[float | None]]:
+def radar_series(result: Result, *, lang: str = SOURCE_LANGUAGE) -> dict[str, list[float | None]]:
     """The radar's series per dimension, for the page's chart and the PDF's alike; evidence is
     None where a dimension has no indicators."""
     rows = dimension_rows(result)
@@ -115,7 +116,7 @@ def radar_series(result: Result) -> dict[str, list[float | None]]:
     }
 
 
-def report_csv(result: Result) -> str:
+def report_csv(result: Result, *, lang: str = SOURCE_LANGUAGE) -> str:
     """One row per dimension, with the SME, the date and the overall figures on each."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -149,7 +150,7 @@ def _response_time_parts(value: Mapping[str, Any]) -> tuple[str, str]:
     return f"{value['median_minutes']:.0f} min", f"median, n = {value['events']}{share}"
 
 
-def indicator_parts(value: object) -> tuple[str, str]:
+def indicator_parts(value: object, *, lang: str = SOURCE_LANGUAGE) -> tuple[str, str]:
     """An indicator's raw value split into a headline short enough for a metric card (a ratio,
     ART's median, or "-") and a note with the rest ("" when there is none)."""
     if isinstance(value, Mapping):
@@ -163,7 +164,7 @@ def _phrase(headline: str, note: str) -> str:
     return note if headline == NO_VALUE else f"{headline} ({note})"
 
 
-def indicator_text(value: object) -> str:
+def indicator_text(value: object, *, lang: str = SOURCE_LANGUAGE) -> str:
     """An indicator's raw value in one phrase: "34%", "42 min (median, n = 37)", "not
     measured"."""
     return _phrase(*indicator_parts(value))
@@ -176,7 +177,7 @@ def indicator_number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def alert_text(alert: GateAlert) -> str:
+def alert_text(alert: GateAlert, *, lang: str = SOURCE_LANGUAGE) -> str:
     """A fall below a gate as the page shows it: when, what, how far, and what it costs."""
     name = f"{alert.indicator} ({INDICATOR_NAMES[alert.indicator]})"
     return (
@@ -201,7 +202,9 @@ class IndicatorCard:
         return _phrase(self.value, self.note)
 
 
-def indicator_cards(results: Sequence[Result]) -> list[IndicatorCard]:
+def indicator_cards(
+    results: Sequence[Result], *, lang: str = SOURCE_LANGUAGE
+) -> list[IndicatorCard]:
     """The latest snapshot's indicators, each with its values over every snapshot."""
     latest = results[-1]["indicators"]
     return [
@@ -227,7 +230,7 @@ class RecommendationRow:
     gain: float
 
 
-def recommendation_rows(result: Result) -> list[RecommendationRow]:
+def recommendation_rows(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[RecommendationRow]:
     """The ranked priorities that carry a recommendation, with its what-if."""
     rows = []
     for p in result["priorities"]:
@@ -268,7 +271,9 @@ class Cohort:
     digital: list[float]  # Δ, its digital index
 
 
-def cohort(latest: Mapping[str, Result], anonymise: bool = False) -> Cohort:
+def cohort(
+    latest: Mapping[str, Result], anonymise: bool = False, *, lang: str = SOURCE_LANGUAGE
+) -> Cohort:
     """The latest result of every SME; anonymised labels are "SME 1".. by rank."""
     ranked = sorted(latest.values(), key=lambda r: (-r["index"], r["sme"]))
     dimensions = [d["id"] for d in ranked[0]["dimensions"]] if ranked else []
