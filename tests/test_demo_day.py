@@ -40,7 +40,7 @@ from tests.test_end_to_end import plant_on_free_ports
 SATURDAY = 5  # datetime.weekday()
 OFF_SHIFT_HOUR = 5
 FIGURES_WITHIN_S = 120  # the promise: every page has figures two minutes after start
-UPDATED = re.compile(r"updated (\d+) s ago")
+UPDATED = re.compile(r"updated (\d+) sec ago")
 LIVE_S = 15
 SLEEP_FIX = Path(__file__).parent / "faketime"
 
