@@ -305,3 +305,75 @@ def test_an_unknown_language_in_the_url_falls_back(
     app.run()
     assert not app.exception
     assert "Faults and events" in _shown(app)  # AppTest's browser locale is English
+
+
+GLOSSARY = ROOT / "docs" / "glossary.md"
+GLOSSARY_COLUMNS = ("en", "ru", "be", "sr-Cyrl", "sr-Latn")
+
+
+def glossary() -> list[dict[str, str]]:
+    """docs/glossary.md's terms: one row per term, by language code."""
+    rows = []
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != len(GLOSSARY_COLUMNS) or cells[0] in ("English", "---"):
+            continue
+        rows.append(dict(zip(GLOSSARY_COLUMNS, cells, strict=True)))
+    return rows
+
+
+def _head(term: str) -> str:
+    """A term without its explanation in brackets: "OEE (overall ...)" -> "OEE"."""
+    return term.split(" (")[0].strip()
+
+
+def _english_pattern(term: str) -> re.Pattern[str]:
+    """The English term in a text, also in the plural; case matters for names (a level,
+    a dimension) and not for common nouns."""
+    words = re.escape(term)
+    plural = words[:-1] + "(?:y|ies)" if term.endswith("y") else words + "(?:s|es)?"
+    flags = 0 if term[:1].isupper() else re.IGNORECASE
+    return re.compile(rf"(?<![\w-]){plural}(?![\w-])", flags)
+
+
+def _stems(term: str) -> list[str]:
+    """What a term's words keep in every grammatical case: each word of four letters or more
+    without its last two (доступность -> доступност..., плановый простой -> планов, прост)."""
+    words = re.findall(r"\w+", term.lower())
+    return [w[: max(4, len(w) - 2)] for w in words if len(w) >= 4] or [term.lower()]
+
+
+def test_the_glossary_has_every_core_term_and_serbian_latin_is_its_cyrillic() -> None:
+    terms = {row["en"].split(" (")[0] for row in glossary()}
+    core = {
+        "OEE", "availability", "performance", "quality", "six big losses", "changeover", "SMED",
+        "planned stop", "unplanned stop", "MTBF", "MTTR", "kaizen", "gemba", "standard work",
+        "Not started", "Predictive/adaptive", "Strategy & leadership", "People & CI culture",
+    }  # fmt: skip
+    assert core <= terms, core - terms
+    for row in glossary():
+        assert row["sr-Latn"] == i18n.cyrillic_to_latin(row["sr-Cyrl"]), row
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_the_catalogues_use_the_glossary_terms(code: str) -> None:
+    """A message that names a glossary term says it with the glossary's word: the longest
+    term first (a dimension's name before the words in it)."""
+    rows = sorted(glossary(), key=lambda row: len(_head(row["en"])), reverse=True)
+    wrong = []
+    for message in _catalogue(code):
+        if not message.id or not message.string:
+            continue
+        english = message.id if isinstance(message.id, str) else message.id[0]
+        said = " ".join(_forms(message)).lower()
+        for row in rows:
+            term, pattern = _head(row["en"]), _english_pattern(_head(row["en"]))
+            if not pattern.search(english):
+                continue
+            english = pattern.sub(" ", english)
+            wanted = _head(row[code])
+            abbreviation = term.isupper() or term[:1].isdigit()  # OEE, 5S: kept as they are
+            stems = [term.lower()] if abbreviation else _stems(wanted)
+            if not all(stem in said for stem in stems):
+                wrong.append(f"{message.id!r}: {term!r} is {wanted!r}, not in {said!r}")
+    assert not wrong, "\n".join(wrong)
