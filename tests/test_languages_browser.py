@@ -184,3 +184,10 @@ def test_the_language_stays_while_moving_between_pages_and_english_is_whole(
         page.goto(f"{url}/energy?lang=en", timeout=60_000)
         english = settled_text(page)
         assert all(label in english for label in NAVIGATION), english
+
+        browser = page.context.browser
+        assert browser is not None
+        serbian = browser.new_page(locale="sr-Latn-RS")  # a visitor's browser set to Serbian
+        serbian.goto(url, timeout=60_000)
+        assert not forgotten(settled_text(serbian), "sr-Latn", plant)
+        assert "lang=sr-Latn" in serbian.url
