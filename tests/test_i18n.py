@@ -3,7 +3,11 @@ is Serbian Cyrillic letter by letter, and numbers, dates and money follow each l
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -377,3 +381,33 @@ def test_the_catalogues_use_the_glossary_terms(code: str) -> None:
             if not all(stem in said for stem in stems):
                 wrong.append(f"{message.id!r}: {term!r} is {wanted!r}, not in {said!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_sixth_language_needs_no_code_change(tmp_path: Path) -> None:
+    """`make translations NEW_LANG=pl`'s catalogue, translated, is a language of the platform:
+    listed, matched from a browser's locale, and read with Polish plural forms."""
+    package = tmp_path / "shopfloor"
+    shutil.copytree(ROOT / "shopfloor", package, ignore=shutil.ignore_patterns("__pycache__"))
+    pybabel = Path(sys.executable).parent / "pybabel"
+    subprocess.run(
+        [pybabel, "init", "--input-file", package / "locales" / "shopfloor.pot", "--output-dir",
+         package / "locales", "--domain", "shopfloor", "--locale", "pl"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    po = package / "locales" / "pl" / "LC_MESSAGES" / "shopfloor.po"
+    po.write_text(
+        po.read_text(encoding="utf-8").replace(
+            'msgid "Shop floor"\nmsgstr ""', 'msgid "Shop floor"\nmsgstr "Hala produkcyjna"'
+        ),
+        encoding="utf-8",
+    )
+    probe = (
+        "from shopfloor import i18n; "
+        "print(i18n.LANGUAGES, i18n.match_language('pl-PL'), "
+        "i18n.translations('pl').gettext('Shop floor'), i18n.number_text(1234.5, 'pl'))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert "'pl'" in shown and " pl Hala produkcyjna 1\xa0234,5" in shown, shown
