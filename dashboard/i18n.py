@@ -9,6 +9,10 @@ English. The sidebar's menu changes it. Texts are marked `_("...")` (`N_` in tab
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -70,3 +74,41 @@ def _switch_language() -> None:
     chosen = st.session_state[MENU_KEY]
     st.session_state[LANG_KEY] = chosen
     st.query_params[LANG_KEY] = chosen
+
+
+_D3_DATE = {"dd": "%d", "MM": "%m", "y": "%Y"}
+_MINUTE_MS, _DAY_MS = 60_000, 86_400_000
+
+
+def _d3_date(code: str) -> str:
+    """The language's numeric date as a d3 time format (plotly's): %d.%m.%Y in Russian."""
+    pattern = i18n.numeric_date_pattern(code)
+    for cldr, d3 in _D3_DATE.items():
+        pattern = pattern.replace(cldr, d3)
+    return pattern
+
+
+def _is_time(values: object) -> bool:
+    if values is None or isinstance(values, str):
+        return False
+    first = next(iter(np.asarray(values).ravel()), None)
+    return isinstance(first, datetime | date | np.datetime64)
+
+
+def localised(figure: go.Figure) -> go.Figure:
+    """A chart in the visitor's language: decimal and group separators of the language, and
+    numeric dates on time axes (plotly would write English month names)."""
+    code = language()
+    symbols = i18n.babel_locale(code).number_symbols["latn"]
+    figure.update_layout(separators=f"{symbols['decimal']}{symbols['group']}")
+    if any(_is_time(getattr(trace, "x", None)) for trace in figure.data):
+        day = _d3_date(code)
+        figure.update_xaxes(
+            hoverformat=f"{day} %H:%M:%S",
+            tickformatstops=[
+                {"dtickrange": [None, _MINUTE_MS], "value": "%H:%M:%S"},
+                {"dtickrange": [_MINUTE_MS, _DAY_MS], "value": "%H:%M"},
+                {"dtickrange": [_DAY_MS, None], "value": day},
+            ],
+        )
+    return figure

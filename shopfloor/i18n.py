@@ -142,7 +142,7 @@ def money_text(amount: float, currency: str, code: str) -> str:
 
 
 @cache
-def _numeric_date_pattern(code: str) -> str:
+def numeric_date_pattern(code: str) -> str:
     """CLDR's numeric date (skeleton yMd) with a two-digit day and month and a four-digit year:
     dd.MM.y in Russian and Belarusian, dd.MM.y. in Serbian, MM/dd/y in English."""
     pattern = str(babel_locale(code).datetime_skeletons["yMd"].pattern)
@@ -152,7 +152,7 @@ def _numeric_date_pattern(code: str) -> str:
 
 def date_text(day: date | datetime, code: str) -> str:
     """A calendar date, numeric, in the language's order: 09.03.2026 in Russian."""
-    return _babel_date(day, _numeric_date_pattern(code), locale=babel_locale(code))
+    return _babel_date(day, numeric_date_pattern(code), locale=babel_locale(code))
 
 
 def time_text(ts: datetime, code: str, zone: tzinfo | None = None) -> str:

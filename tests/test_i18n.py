@@ -411,3 +411,25 @@ def test_a_sixth_language_needs_no_code_change(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path,
     ).stdout  # fmt: skip
     assert "'pl'" in shown and " pl Hala produkcyjna 1\xa0234,5" in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("code", "separators", "day"),
+    [("en", ".,", "%m/%d/%Y"), ("ru", ",\xa0", "%d.%m.%Y"), ("sr-Latn", ",.", "%d. %m. %Y.")],
+)
+def test_charts_write_numbers_and_dates_in_the_language(
+    code: str, separators: str, day: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plotly.graph_objects as go
+
+    from dashboard import i18n as page_i18n
+
+    monkeypatch.setattr(page_i18n, "language", lambda: code)
+    over_time = page_i18n.localised(
+        go.Figure(go.Scatter(x=[datetime(2026, 3, 9, 8), datetime(2026, 3, 10, 8)], y=[1, 2]))
+    )
+    assert over_time.layout.separators == separators
+    assert over_time.layout.xaxis.tickformatstops[-1].value == day
+    assert over_time.layout.xaxis.hoverformat == f"{day} %H:%M:%S"
+    by_name = page_i18n.localised(go.Figure(go.Bar(x=["press", "trim"], y=[1.5, 2.5])))
+    assert by_name.layout.separators == separators and not by_name.layout.xaxis.tickformatstops
