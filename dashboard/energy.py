@@ -16,14 +16,20 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.oee import sum_by_key
+from dashboard.i18n import _
 from dashboard.kpis import (
     ANALYSIS_REFRESH_S,
+    Column,
     ShiftReport,
     by_machine,
+    chart_separators,
     choose_period,
+    day_text,
+    decimals,
     read_shift_reports,
+    show_table,
 )
-from dashboard.labels import KPI_HELP, money_text, state_text
+from dashboard.labels import KPI_HELP, money_text, number_text, percent_text, state_text
 from dashboard.shop_floor import STATE_COLOURS
 from dashboard.store_errors import shows_store_errors
 from shopfloor.plant import Plant, Site
@@ -89,7 +95,7 @@ def energy_by_machine(
 
 
 def energy_page(plant: Plant, store: Store) -> None:
-    st.title("Energy")
+    st.title(_("Energy"))
     _energy(plant, store)
 
 
@@ -101,21 +107,22 @@ def _energy(plant: Plant, store: Store) -> None:
         return
     default = Tariff.of(plant.site)
     price = st.number_input(
-        f"Price per kWh ({default.currency})", min_value=0.0, value=default.price_per_kwh,
-        step=0.01, format="%.3f", help="The site's price from its plant file; change it to see "
-        "what another tariff would cost.",
+        _("Price per kWh ({currency})").format(currency=default.currency), min_value=0.0,
+        value=default.price_per_kwh, step=0.01, format="%.3f",
+        help=_("The site's price from its plant file; change it to see what another tariff "
+               "would cost."),
     )  # fmt: skip
     tariff = Tariff(price, default.currency)
     reports = read_shift_reports(plant, store, *period)
     if not reports:
-        st.info("No shift has been analysed in this period.")
+        st.info(_("No shift has been analysed in this period."))
         return
     machines = energy_by_machine(reports, tariff.price_per_kwh)
     _headline(machines, tariff)
-    st.subheader("Per machine and state")
+    st.subheader(_("Per machine and state"))
     st.plotly_chart(_states_figure(machines))
     _machine_table(machines, tariff)
-    st.subheader("Per shift")
+    st.subheader(_("Per shift"))
     st.plotly_chart(_per_part_figure(reports))
     _shift_table(reports, tariff)
 
@@ -123,10 +130,15 @@ def _energy(plant: Plant, store: Store) -> None:
 def _headline(machines: Mapping[str, EnergyTotals], tariff: Tariff) -> None:
     kwh, cost, co2 = st.columns(3)
     total_kwh = sum(m.kwh for m in machines.values())
-    kwh.metric("Energy", f"{total_kwh:,.1f} kWh", help=KPI_HELP["energy"])
+    kwh.metric(_("Energy"), _kwh_text(total_kwh), help=KPI_HELP["energy"])
     total_cost = money_text(sum(m.cost for m in machines.values()), tariff.currency)
-    cost.metric("Cost", total_cost, help=KPI_HELP["cost"])
-    co2.metric("CO₂", f"{sum(m.co2_kg for m in machines.values()):,.1f} kg", help=KPI_HELP["co2"])
+    cost.metric(_("Cost"), total_cost, help=KPI_HELP["cost"])
+    total_co2 = number_text(sum(m.co2_kg for m in machines.values()))
+    co2.metric("CO₂", _("{mass} kg").format(mass=total_co2), help=KPI_HELP["co2"])
+
+
+def _kwh_text(kwh: float, digits: int = 1) -> str:
+    return _("{energy} kWh").format(energy=number_text(kwh, digits=digits))
 
 
 def _states_figure(machines: Mapping[str, EnergyTotals]) -> go.Figure:
@@ -137,31 +149,30 @@ def _states_figure(machines: Mapping[str, EnergyTotals]) -> go.Figure:
                 name=state_text(state),
                 x=list(machines),
                 y=[m.by_state_kwh.get(state, 0.0) for m in machines.values()],
+                customdata=[_kwh_text(m.by_state_kwh.get(state, 0.0)) for m in machines.values()],
+                hovertemplate="%{x}<br>%{fullData.name}: %{customdata}<extra></extra>",
                 marker_color=STATE_COLOURS.get(state),
             )
             for state in [s.value for s in MachineState if s.value in found]
         ]
     )
     figure.update_layout(
-        barmode="stack", title="kWh by machine state", yaxis_title="kWh", height=360
+        barmode="stack",
+        title=_("kWh by machine state"),
+        yaxis_title=_("kWh"),
+        separators=chart_separators(),
+        height=360,
     )
     return figure
 
 
 def _machine_table(machines: Mapping[str, EnergyTotals], tariff: Tariff) -> None:
-    _table(
+    show_table(
+        [Column(_("Machine")), *_energy_columns(tariff, idle_share=False)],
         [
-            {
-                "Machine": name,
-                "kWh": m.kwh,
-                "kWh per good part": m.kwh_per_good_part,
-                "Peak demand (kW)": m.peak_kw,
-                f"Cost ({tariff.currency})": m.cost,
-                "CO₂ (kg)": m.co2_kg,
-            }
+            [name, m.kwh, m.kwh_per_good_part, m.peak_kw, m.cost, m.co2_kg]
             for name, m in machines.items()
         ],
-        tariff,
     )
 
 
@@ -172,47 +183,68 @@ def _per_part_figure(reports: Sequence[ShiftReport]) -> go.Figure:
                 name=machine,
                 x=[r.label for r in shifts],
                 y=[r.kpis.get("energy_per_good_part") for r in shifts],
+                customdata=[_per_part_text(r.kpis.get("energy_per_good_part")) for r in shifts],
+                hovertemplate="%{x}<br>%{fullData.name}: %{customdata}<extra></extra>",
             )
             for machine, shifts in by_machine(reports).items()
         ]
     )
     figure.update_layout(
-        barmode="group", title="kWh per good part", yaxis_title="kWh/part", height=360
+        barmode="group",
+        title=_("kWh per good part"),
+        yaxis_title=_("kWh/part"),
+        separators=chart_separators(),
+        height=360,
     )
     return figure
 
 
+def _per_part_text(kwh: float | None) -> str:
+    if kwh is None:
+        return _("no data")
+    return _("{energy} kWh per good part").format(energy=number_text(kwh, digits=4))
+
+
 def _shift_table(reports: Sequence[ShiftReport], tariff: Tariff) -> None:
-    rows: list[dict[str, object]] = []
+    rows = []
     for report in reports:
         totals = energy_totals([report], tariff.price_per_kwh)
         rows.append(
-            {
-                "Day": report.day,
-                "Shift": report.shift,
-                "Machine": report.machine,
-                "kWh": totals.kwh,
-                "kWh per good part": totals.kwh_per_good_part,
-                "Idle share": report.kpis.get("idle_energy_share"),
-                "Peak demand (kW)": totals.peak_kw,
-                f"Cost ({tariff.currency})": totals.cost,
-                "CO₂ (kg)": totals.co2_kg,
-            }
+            [
+                report.day,
+                report.shift,
+                report.machine,
+                totals.kwh,
+                totals.kwh_per_good_part,
+                report.kpis.get("idle_energy_share"),
+                totals.peak_kw,
+                totals.cost,
+                totals.co2_kg,
+            ]
         )
-    _table(rows, tariff)
-
-
-def _table(rows: list[dict[str, object]], tariff: Tariff) -> None:
-    number = st.column_config.NumberColumn
-    st.dataframe(
+    show_table(
+        [
+            Column(_("Day"), day_text),
+            Column(_("Shift")),
+            Column(_("Machine")),
+            *_energy_columns(tariff, idle_share=True),
+        ],
         rows,
-        hide_index=True,
-        column_config={
-            "kWh": number(format="%.2f", help=KPI_HELP["energy"]),
-            "kWh per good part": number(format="%.4f", help=KPI_HELP["energy_per_good_part"]),
-            "Idle share": number(format="percent", help=KPI_HELP["idle_energy_share"]),
-            "Peak demand (kW)": number(format="%.1f", help=KPI_HELP["peak_demand"]),
-            f"Cost ({tariff.currency})": number(format="%.2f", help=KPI_HELP["cost"]),
-            "CO₂ (kg)": number(format="%.2f", help=KPI_HELP["co2"]),
-        },
     )
+
+
+def _energy_columns(tariff: Tariff, idle_share: bool) -> list[Column]:
+    """The energy figures of a table's row: kWh, per good part, [idle share,] peak, cost, CO2."""
+    share = Column(_("Idle share"), percent_text, KPI_HELP["idle_energy_share"])
+    return [
+        Column(_("kWh"), decimals(2), KPI_HELP["energy"]),
+        Column(_("kWh per good part"), decimals(4), KPI_HELP["energy_per_good_part"]),
+        *([share] if idle_share else []),
+        Column(_("Peak demand (kW)"), decimals(1), KPI_HELP["peak_demand"]),
+        Column(
+            _("Cost ({currency})").format(currency=tariff.currency),
+            decimals(2),
+            KPI_HELP["cost"],
+        ),
+        Column(_("CO₂ (kg)"), decimals(2), KPI_HELP["co2"]),
+    ]

@@ -4,15 +4,20 @@ on the plant's data clock."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped]  # Streamlit's own dependency
 import streamlit as st
+from babel.dates import format_skeleton
+from babel.lists import format_list
 
 from analytics.oee import LossTree, OeeReport, pooled, sum_by_key
-from dashboard.i18n import N_, _
-from dashboard.labels import time_text
+from dashboard.i18n import N_, _, language, ngettext
+from dashboard.labels import number_text, time_text
+from shopfloor import i18n
 from shopfloor.kpis import KPI_PREFIX, SHIFT_KPI_PREFIX, SHIFT_REPORT, OeeDoc, ShiftReportDoc
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Plant
@@ -51,7 +56,14 @@ class ShiftReport:
 
     @property
     def label(self) -> str:
-        return f"{self.day:%a %d %b} {self.shift}"
+        """The shift for people: its weekday and date in the visitor's language, and its name
+        as the plant file gives it (Mon, Nov 16 early; пн, 16 нояб. early)."""
+        return f"{weekday_text(self.day)} {self.shift}"
+
+
+def weekday_text(day: date) -> str:
+    """A day with its weekday, short, in the visitor's language: Mon, Nov 16; пн, 16 нояб."""
+    return format_skeleton("MMMEd", day, locale=i18n.babel_locale(language()))
 
 
 CLOCKS_APART_WHY = N_("a fast simulation, a demo keeping to its shifts, or a replay")
@@ -81,10 +93,15 @@ def clock_note(plant: Plant, data_now: datetime, wall_now: datetime) -> str:
 
 
 def _span(span: timedelta) -> str:
+    """A span to the minute in the language's units: 3 hr 51 min, 3 ч 51 мин."""
     hours, minutes = divmod(round(span.total_seconds() / 60), 60)
     days, hours = divmod(hours, 24)
-    units = ((days, "d"), (hours, "h"), (minutes, "min"))
-    return " ".join(f"{n} {unit}" for n, unit in units if n) or "0 min"
+    parts = [(days, 86_400), (hours, 3600), (minutes, 60)]
+    lang = language()
+    shown = [i18n.duration_text(n * unit_s, lang) for n, unit_s in parts if n]
+    return format_list(
+        shown or [i18n.duration_text(0, lang)], style="unit-narrow", locale=i18n.babel_locale(lang)
+    )
 
 
 def rolling_kpis(store: Store, path: AssetPath) -> dict[str, float]:
@@ -208,10 +225,64 @@ def choose_period(plant: Plant, store: Store) -> tuple[datetime, datetime] | Non
     analytics service has written anything."""
     now = data_clock(plant, store)
     if now is None:
-        st.info("No KPIs yet: they appear once `shopfloor analytics` has analysed some data.")
+        st.info(_("No KPIs yet: they appear once `shopfloor analytics` has analysed some data."))
         return None
-    days = st.selectbox(
-        "Period", PERIOD_DAYS, format_func=lambda d: f"last {d} day{'s' if d > 1 else ''}"
+    periods = {d: _period_text(d) for d in PERIOD_DAYS}  # in this run's language
+    days = st.selectbox(_("Period"), PERIOD_DAYS, format_func=periods.__getitem__)
+    st.caption(
+        _("Data up to {time} ({zone})").format(
+            time=time_text(now, plant, with_date=True), zone=plant.site.timezone
+        )
     )
-    st.caption(f"Data up to {time_text(now, plant, with_date=True)} ({plant.site.timezone})")
     return now - timedelta(days=days or 1), now
+
+
+def _period_text(days: int) -> str:
+    return ngettext("last {count} day", "last {count} days", days).format(count=days)
+
+
+# --- tables in the visitor's language ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table people read: its title in the visitor's language, how its values
+    read (None: as they are) and a help text for its header."""
+
+    title: str
+    text: Callable[[Any], str] | None = None
+    help: str | None = None
+
+
+def decimals(digits: int) -> Callable[[float], str]:
+    """Numbers with `digits` decimals in the visitor's language: 1,234.57 or 1 234,57."""
+    return lambda value: number_text(value, digits=digits)
+
+
+def day_text(day: date) -> str:
+    """A calendar day (already the site's), numeric, in the visitor's language: 16.11.2026."""
+    return i18n.date_text(day, language())
+
+
+def show_table(columns: Sequence[Column], rows: Iterable[Sequence[object]]) -> None:
+    """A table whose cells read in the visitor's language (Babel's numbers, dates and
+    percentages, through a pandas Styler) while the columns keep their numbers, so that a
+    click on a header sorts them as numbers; a missing value is a dash."""
+    frame = pd.DataFrame([list(row) for row in rows], columns=[c.title for c in columns])
+    styled = frame.style.format(
+        {c.title: c.text for c in columns if c.text is not None}, na_rep=MISSING
+    )
+    st.dataframe(
+        styled,
+        hide_index=True,
+        column_config={c.title: st.column_config.Column(help=c.help) for c in columns if c.help},
+        placeholder=MISSING,
+    )
+
+
+def chart_separators() -> str:
+    """Plotly's `separators` in the visitor's language: the decimal sign, then the grouping
+    one (".," in English, ", " in Russian, ",." in Serbian), from CLDR, for a chart's ticks."""
+    locale = i18n.babel_locale(language())
+    symbols = locale.number_symbols[locale.default_numbering_system]
+    return f"{symbols['decimal']}{symbols['group']}"

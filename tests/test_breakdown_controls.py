@@ -72,7 +72,7 @@ def test_a_stopped_machine_shows_its_reason_and_a_running_one_none(
     ]
     names = ["Injection press 1", "Trimming centre"]
     assert stopped_now(example_plant, store, names) == [
-        "Injection press 1: heater fault (unplanned stop)"
+        "Injection press 1: Stopped (breakdown), heater fault"
     ]
 
 

@@ -277,7 +277,7 @@ def test_problems_are_listed_once_with_the_machine_shifts_they_were_found_in(
         ]
     )
     reports = read_shift_reports(example_plant, store, EARLY, NOW)
-    both = ("Injection press 1, Mon 16 Nov early", "Trimming centre, Mon 16 Nov early")
+    both = ("Injection press 1, Mon, Nov 16 early", "Trimming centre, Mon, Nov 16 early")
     assert report_problems(reports) == [
         Problem("no state known for the first 600 s of planned time", both),
         Problem(
@@ -315,9 +315,9 @@ def test_the_clock_note_names_data_time_and_how_far_it_is_from_the_wall_clock(
     wall = datetime(2026, 11, 23, 3, 53, 2, tzinfo=UTC)
     ahead = clock_note(example_plant, wall + timedelta(hours=3, minutes=51), wall)
     assert ahead == (
-        "Times are data time (the machines' clock) in Europe/Minsk: data up to 2026-11-23 "
+        "Times are data time (the machines' clock) in Europe/Minsk: data up to 11/23/2026 "
         "10:44:02, "
-        "3 h 51 min ahead of the wall clock (a fast simulation, a demo keeping to its shifts, or a replay). "
+        "3 hr 51 min ahead of the wall clock (a fast simulation, a demo keeping to its shifts, or a replay). "
         "Refreshed 06:53:02 by the wall clock"
     )
     assert "behind the wall clock" in clock_note(example_plant, wall - timedelta(days=2), wall)
@@ -465,7 +465,7 @@ def test_the_oee_page_explains_implausible_figures(embedded_url: str) -> None:
     headline, problems = (w.value for w in app.warning)
     assert headline.startswith("Performance above 100 % cannot be real")
     assert "- performance 320.000 is above 1" in problems
-    assert "(Injection press 1, Mon 16 Nov early)" in problems
+    assert "(Injection press 1, Mon, Nov 16 early)" in problems
 
 
 def render_on_kept_store(page: str, plant_file: str, store_url: str) -> None:
