@@ -69,7 +69,13 @@ def _dimension_dict(d: DimensionScore) -> dict[str, object]:
         "combined": d.combined,
         "cap": d.cap,
         "caps": [
-            {"gate": c.gate, "cap": c.cap, "reason": c.reason, "failing": list(c.failing)}
+            {
+                "gate": c.gate,
+                "cap": c.cap,
+                "reason": c.reason,
+                "reason_message": c.message.to_dict(),
+                "failing": list(c.failing),
+            }
             for c in d.caps
         ],
         "binding_gates": [c.gate for c in d.binding],
@@ -94,7 +100,12 @@ def _recommendation_dict(r: Recommendation) -> dict[str, object]:
 
 
 def assessment_to_dict(assessment: Assessment) -> dict[str, object]:
-    """The assessment as plain JSON-ready data (the `--json` output and the snapshot)."""
+    """The assessment as plain JSON-ready data (the `--json` output and the snapshot).
+
+    Texts for people are in English, and those built from figures (a cap's `reason`, a flag's
+    `detail`) also as their message (`reason_message`, `detail_message`: see readiness.texts),
+    so that a report shows them in its reader's language; the other texts (advice, action,
+    archetype, level and dimension names) are message ids themselves."""
     card = assessment.scorecard
     evidence = assessment.evidence
     indicators = card.indicators.to_dict() if card.indicators else {}
@@ -123,7 +134,13 @@ def assessment_to_dict(assessment: Assessment) -> dict[str, object]:
             "warning": card.archetype.warning,
         },
         "flags": [
-            {"kind": f.kind, "dimension": f.dimension, "detail": f.detail, "action": f.action}
+            {
+                "kind": f.kind,
+                "dimension": f.dimension,
+                "detail": f.detail,
+                "detail_message": f.message.to_dict(),
+                "action": f.action,
+            }
             for f in card.flags
         ],
         "priorities": [

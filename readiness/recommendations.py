@@ -31,6 +31,7 @@ from readiness.scoring import (
     Scorecard,
     score,
 )
+from shopfloor.i18n import N_
 
 TOP_RECOMMENDATIONS = 5
 VISIBLE_CUT = 0.50  # the ratio that scores 3, "Visible"
@@ -39,7 +40,7 @@ VISIBLE_CUT = 0.50  # the ratio that scores 3, "Visible"
 @dataclass(frozen=True)
 class Rule:
     dimension: str
-    advice: str
+    advice: str  # a message id (N_), translated where shown
     requirement: Requirement | None = None  # None: the dimension's questionnaire rule
 
     @property
@@ -58,50 +59,56 @@ class Rule:
 
 
 RULES = (
-    Rule("D1", "Write a joint lean + digital roadmap and review its KPIs monthly."),
-    Rule("D2", "Set standard cycle times for the Pareto products.", Requirement("STD", 0.80)),
+    Rule("D1", N_("Write a joint lean + digital roadmap and review its KPIs monthly.")),
+    Rule("D2", N_("Set standard cycle times for the Pareto products."), Requirement("STD", 0.80)),
     Rule(
         "D2",
-        "Log changeovers as a machine state, then run a SMED workshop.",
+        N_("Log changeovers as a machine state, then run a SMED workshop."),
         Requirement("CO", VISIBLE_CUT),
     ),
-    Rule("D2", "Extend standard work and standard times to most of the volume; time changeovers."),
+    Rule(
+        "D2", N_("Extend standard work and standard times to most of the volume; time changeovers.")
+    ),
     Rule(
         "D3",
-        "Retrofit the bottleneck machines first (current clamps, stack-light taps).",
+        N_("Retrofit the bottleneck machines first (current clamps, stack-light taps)."),
         Requirement("CC", 0.50),
     ),
-    Rule("D3", "Buffer the gateway and fix the network gaps.", Requirement("DC", 0.85)),
-    Rule("D3", "Give machine data its order and product context (ERP/MES link)."),
+    Rule("D3", N_("Buffer the gateway and fix the network gaps."), Requirement("DC", 0.85)),
+    Rule("D3", N_("Give machine data its order and product context (ERP/MES link).")),
     Rule(
         "D4",
-        "Compute OEE on the connected machines: count good and rejected parts, set ideal "
-        "cycle times, keep the shift calendar.",
+        N_(
+            "Compute OEE on the connected machines: count good and rejected parts, set ideal "
+            "cycle times, keep the shift calendar."
+        ),
         Requirement("OV", 0.50),
     ),
-    Rule("D4", "Hold the daily tier-1 meeting at the dashboard.", Requirement("DU", 0.75)),
-    Rule("D4", "Run a loss Pareto from the data and trace root causes with process data."),
+    Rule("D4", N_("Hold the daily tier-1 meeting at the dashboard."), Requirement("DU", 0.75)),
+    Rule("D4", N_("Run a loss Pareto from the data and trace root causes with process data.")),
     Rule(
         "D5",
-        "Put a reason picklist on the HMI or a tablet for stops of 2 min or more, top-10 codes.",
+        N_(
+            "Put a reason picklist on the HMI or a tablet for stops of 2 min or more, top-10 codes."
+        ),
         Requirement("RC", 0.60),
     ),
-    Rule("D5", "Set up a digital andon with 2-tier escalation.", Requirement("ART", 30.0)),
-    Rule("D5", "Move from a preventive plan to TPM and condition-based maintenance."),
+    Rule("D5", N_("Set up a digital andon with 2-tier escalation."), Requirement("ART", 30.0)),
+    Rule("D5", N_("Move from a preventive plan to TPM and condition-based maintenance.")),
     Rule(
         "D6",
-        "Sub-meter the largest consumers (heaters, compressors, chillers).",
+        N_("Sub-meter the largest consumers (heaters, compressors, chillers)."),
         Requirement("EC", 0.50),
     ),
     Rule(
         "D6",
-        "Monitor temperature and humidity in every zone of the risk list.",
+        N_("Monitor temperature and humidity in every zone of the risk list."),
         Requirement("EV", VISIBLE_CUT),
     ),
-    Rule("D6", "Track kWh per good part and tie energy losses to machine states."),
+    Rule("D6", N_("Track kWh per good part and tie energy losses to machine states.")),
     Rule(
         "D7",
-        "Train most staff in lean basics and in reading production data; collect ideas weekly.",
+        N_("Train most staff in lean basics and in reading production data; collect ideas weekly."),
     ),
 )
 

@@ -13,12 +13,17 @@ Decisions where the specification is silent, each tested:
 - capbind ("a gate holds the dimension down") is Sd > capd, so the rounding of Fd alone never
   counts as a binding gate.
 - Comparisons with thresholds allow 1e-9 of float slack; priorities equal to 1e-9 are ties.
+
+Texts for people stay English here and are translated where they are shown: the fixed ones
+(archetypes, flag actions) are message ids marked with N_; those built from figures (a cap's
+reason, a flag's detail, a requirement) are `Text` messages with their values
+(readiness.texts), so that a saved snapshot shows them in any language with its numbers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import fmean
@@ -35,6 +40,8 @@ from readiness.evidence import (
     within,
 )
 from readiness.questionnaire import LEVEL_NAMES, MAX_SCORE, Dimension, Questionnaire
+from readiness.texts import All, Number, Text, formula
+from shopfloor.i18n import N_
 
 QUESTIONNAIRE_SHARE = 0.4
 EVIDENCE_SHARE = 0.6  # measured data outweighs claims
@@ -79,10 +86,23 @@ class Requirement:
         return indicators.with_value(self.indicator, self.threshold)
 
     @property
-    def text(self) -> str:
+    def message(self) -> Text:
+        """The condition for people: "ART <= 30 min with n >= 5", "CC >= 0.50"."""
         if self.indicator == "ART":
-            return f"ART <= {self.threshold:g} min with n >= {MIN_RESPONSE_EVENTS}"
-        return f"{self.indicator} >= {self.threshold:.2f}"
+            return Text(
+                N_("ART <= {minutes} min with n >= {events}"),
+                {"minutes": Number(self.threshold), "events": Number(MIN_RESPONSE_EVENTS, 0)},
+            )
+        return formula(
+            "{indicator} >= {threshold}",
+            indicator=self.indicator,
+            threshold=Number(self.threshold, 2),
+        )
+
+    @property
+    def text(self) -> str:
+        """The condition in English, as logs and the JSON output give it."""
+        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -110,8 +130,13 @@ class Cap:
 
     gate: str
     cap: int
-    reason: str
+    message: Text  # what lifts the gate, shown in the reader's language
     failing: tuple[str, ...] = ()  # indicators below their requirement
+
+    @property
+    def reason(self) -> str:
+        """The message in English (the CLI, the JSON output)."""
+        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -151,18 +176,23 @@ class DimensionScore:
 
 @dataclass(frozen=True)
 class Archetype:
-    name: str
+    name: str  # a message id (N_), translated where shown
     lean_index: float  # mean of F2, F5, F7
     digital_index: float  # mean of F3, F4, F6
-    warning: str = ""
+    warning: str = ""  # a message id too, or ""
 
 
 @dataclass(frozen=True)
 class Flag:
     kind: str  # over-claim, under-claim or dont-know
     dimension: str
-    detail: str
-    action: str
+    message: Text  # what was found, shown in the reader's language
+    action: str  # a message id (N_), translated where shown
+
+    @property
+    def detail(self) -> str:
+        """The message in English (the CLI, the JSON output)."""
+        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -218,24 +248,52 @@ def round_score(value: float) -> float:
     return float(Decimal(f"{value:.9f}").quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
+# The texts of caps and flags, also read back from snapshots saved before texts were stored
+# as messages (readiness.report).
+
+
+def requirements_reason(requirements: Sequence[Requirement]) -> Text:
+    """Why an indicator gate holds: "needs CC >= 0.50 and DC >= 0.85"."""
+    needs = All(tuple(r.message for r in requirements))
+    return Text(N_("needs {requirements}"), {"requirements": needs})
+
+
+def evidence_reason(score: float) -> Text:
+    """Why G6 holds a measured dimension: "needs evidence >= 4.5"."""
+    return Text(N_("needs evidence >= {score}"), {"score": Number(score)})
+
+
+def claim_detail(questionnaire: float, evidence: float, gap: float) -> Text:
+    """Q - E = the claim gap, the figures a claim flag stands on: "Q 3.00 - E 1.50 = +1.50"."""
+    return formula(
+        "Q {questionnaire} - E {evidence} = {gap}",
+        questionnaire=Number(questionnaire, 2),
+        evidence=Number(evidence, 2),
+        gap=Number(gap, 2, signed=True),
+    )
+
+
+def dont_know_detail(items: str) -> Text:
+    """The items answered "don't know", by id: "don't know: Q1, Q3 (scored 0)"."""
+    return Text(N_("don't know: {items} (scored 0)"), {"items": items})
+
+
 def dimension_caps(
     dimension: Dimension, indicators: Indicators, evidence: float | None
 ) -> tuple[Cap, ...]:
     """The gates that hold for a dimension (specification B4.2)."""
     if not dimension.indicators:
-        return (Cap("G6", SELF_REPORT_CAP, "self-reported only"),)
+        return (Cap("G6", SELF_REPORT_CAP, Text(N_("self-reported only"))),)
     caps = []
     if evidence is None:
-        caps.append(Cap("G0", NO_EVIDENCE_CAP, "no measured evidence"))
+        caps.append(Cap("G0", NO_EVIDENCE_CAP, Text(N_("no measured evidence"))))
     for gate in (g for g in INDICATOR_GATES if g.dimension == dimension.id):
         failing = [r for r in gate.requirements if not r.met(indicators)]
         if failing:
-            needs = " and ".join(r.text for r in gate.requirements)
-            caps.append(
-                Cap(gate.id, gate.cap, f"needs {needs}", tuple(r.indicator for r in failing))
-            )
+            reason = requirements_reason(gate.requirements)
+            caps.append(Cap(gate.id, gate.cap, reason, tuple(r.indicator for r in failing)))
     if evidence is None or not reaches(evidence, TOP_EVIDENCE):
-        caps.append(Cap("G6", UNPROVEN_TOP_CAP, f"needs evidence >= {TOP_EVIDENCE}"))
+        caps.append(Cap("G6", UNPROVEN_TOP_CAP, evidence_reason(TOP_EVIDENCE)))
     return tuple(caps)
 
 
@@ -278,12 +336,12 @@ def archetype(dimensions: tuple[DimensionScore, ...]) -> Archetype:
     digital = fmean(final[d] for d in DIGITAL_DIMENSIONS)
     is_lean, is_digital = reaches(lean, ARCHETYPE_THRESHOLD), reaches(digital, ARCHETYPE_THRESHOLD)
     if is_lean and is_digital:
-        return Archetype("Lean 4.0 integrator", lean, digital)
+        return Archetype(N_("Lean 4.0 integrator"), lean, digital)
     if is_lean:
-        return Archetype("Lean-led", lean, digital)
+        return Archetype(N_("Lean-led"), lean, digital)
     if is_digital:
-        return Archetype("Tech-led", lean, digital, "risk of digitising waste")
-    return Archetype("Starter", lean, digital)
+        return Archetype(N_("Tech-led"), lean, digital, N_("risk of digitising waste"))
+    return Archetype(N_("Starter"), lean, digital)
 
 
 def flags(dimensions: tuple[DimensionScore, ...]) -> tuple[Flag, ...]:
@@ -291,15 +349,17 @@ def flags(dimensions: tuple[DimensionScore, ...]) -> tuple[Flag, ...]:
     found: list[Flag] = []
     for d in dimensions:
         gap = d.claim_gap
-        if gap is not None and reaches(gap, CLAIM_GAP):
-            detail = f"Q {d.questionnaire:.2f} - E {d.evidence:.2f} = {gap:+.2f}"
-            found.append(Flag("over-claim", d.id, detail, "verification walk (gemba visit)"))
-        elif gap is not None and within(gap, -CLAIM_GAP):
-            detail = f"Q {d.questionnaire:.2f} - E {d.evidence:.2f} = {gap:+.2f}"
-            found.append(Flag("under-claim", d.id, detail, "gemba visit: check the answers"))
+        if gap is not None and d.evidence is not None:
+            detail = claim_detail(d.questionnaire, d.evidence, gap)
+            if reaches(gap, CLAIM_GAP):
+                action = N_("verification walk (gemba visit)")
+                found.append(Flag("over-claim", d.id, detail, action))
+            elif within(gap, -CLAIM_GAP):
+                action = N_("gemba visit: check the answers")
+                found.append(Flag("under-claim", d.id, detail, action))
         if d.dont_know:
-            detail = f"don't know: {', '.join(d.dont_know)} (scored 0)"
-            found.append(Flag("dont-know", d.id, detail, "find out and answer again"))
+            detail = dont_know_detail(", ".join(d.dont_know))
+            found.append(Flag("dont-know", d.id, detail, N_("find out and answer again")))
     return tuple(found)
 
 
