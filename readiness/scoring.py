@@ -13,15 +13,24 @@ Decisions where the specification is silent, each tested:
 - capbind ("a gate holds the dimension down") is Sd > capd, so the rounding of Fd alone never
   counts as a binding gate.
 - Comparisons with thresholds allow 1e-9 of float slack; priorities equal to 1e-9 are ties.
+
+Texts people read (archetypes, gate reasons, flags) stay English in a scorecard and in a saved
+assessment (its JSON, the CLI) and are translated where they are shown. A fixed text is a
+marked msgid, translated with gettext. A text with numbers is a marked template and its
+parameters (`Cap.template` and `Cap.params`, likewise on `Flag`), put together in a language by
+`message_text`; `stored_text` does the same for such a text as a saved assessment holds it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import fmean
+
+from babel.lists import format_list
 
 from readiness.answers import Response, Special
 from readiness.evidence import (
@@ -35,6 +44,8 @@ from readiness.evidence import (
     within,
 )
 from readiness.questionnaire import LEVEL_NAMES, MAX_SCORE, Dimension, Questionnaire
+from shopfloor import i18n
+from shopfloor.i18n import N_, SOURCE_LANGUAGE
 
 QUESTIONNAIRE_SHARE = 0.4
 EVIDENCE_SHARE = 0.6  # measured data outweighs claims
@@ -49,6 +60,136 @@ FOUNDATION_LEVEL = 3  # D2 and D3 are foundations while below "Visible"
 FOUNDATIONS = ("D2", "D3")
 LEAN_DIMENSIONS = ("D2", "D5", "D7")
 DIGITAL_DIMENSIONS = ("D3", "D4", "D6")
+
+INTEGRATOR = N_("Lean 4.0 integrator")
+LEAN_LED = N_("Lean-led")
+TECH_LED = N_("Tech-led")
+STARTER = N_("Starter")
+ARCHETYPE_NAMES = (INTEGRATOR, LEAN_LED, TECH_LED, STARTER)
+DIGITISING_WASTE = N_("risk of digitising waste")
+
+# Why a gate holds (Cap.template).
+SELF_REPORTED = N_("self-reported only")
+NO_EVIDENCE = N_("no measured evidence")
+NEEDS = N_("needs {requirements}")  # the gate's requirements, a list in the language's way
+NEEDS_EVIDENCE = N_("needs evidence >= {score}")
+# A requirement: codes and a number, the same in every language but for the number's digits.
+RATIO_REQUIREMENT = "{indicator} >= {threshold}"
+ART_REQUIREMENT = N_("ART <= {minutes} min with n >= {events}")
+
+# Claim flags: their kinds by code, their details (Flag.template) and what follows.
+FLAG_KINDS = {
+    "over-claim": N_("over-claim"),
+    "under-claim": N_("under-claim"),
+    "dont-know": N_("don't know"),
+}
+CLAIM_DETAIL = "Q {questionnaire} - E {evidence} = {gap}"  # scores only: no words to translate
+DONT_KNOW_DETAIL = N_("don't know: {items} (scored 0)")
+OVER_CLAIM_ACTION = N_("verification walk (gemba visit)")
+UNDER_CLAIM_ACTION = N_("gemba visit: check the answers")
+DONT_KNOW_ACTION = N_("find out and answer again")
+
+# A text's parameters: numbers, codes, and lists of them (JSON-ready, as a snapshot keeps them).
+Params = Mapping[str, object]
+_DIGITS = {"threshold": 2, "score": 1, "questionnaire": 2, "evidence": 2}
+
+
+def _number(value: float, lang: str, digits: int) -> str:
+    return i18n.number_text(value, lang, digits)
+
+
+def _minutes(value: float, lang: str) -> str:
+    """Whole minutes without decimals (30), others with one (7.5)."""
+    return _number(value, lang, 0 if float(value).is_integer() else 1)
+
+
+def requirement_message(indicator: str, threshold: float) -> tuple[str, Params]:
+    """A gate's requirement as a template and its parameters."""
+    if indicator == "ART":
+        return ART_REQUIREMENT, {"minutes": threshold, "events": MIN_RESPONSE_EVENTS}
+    return RATIO_REQUIREMENT, {"indicator": indicator, "threshold": threshold}
+
+
+def requirement_text(indicator: str, threshold: float, *, lang: str = SOURCE_LANGUAGE) -> str:
+    """A gate's requirement in a language: "RC >= 0.60", "ART <= 30 min with n >= 5"."""
+    return message_text(*requirement_message(indicator, threshold), lang=lang)
+
+
+def _parameter(name: str, value: object, lang: str) -> str:
+    if name == "minutes" and isinstance(value, int | float):
+        return _minutes(value, lang)
+    if name == "requirements" and isinstance(value, Sequence):
+        texts = [requirement_text(str(i), float(t), lang=lang) for i, t in value]
+        return format_list(texts, locale=i18n.babel_locale(lang))
+    if name == "items" and isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(str(v) for v in value)  # item ids, codes in every language
+    if name == "gap" and isinstance(value, int | float):
+        sign = "+" if value >= 0 else ""
+        return sign + _number(value, lang, 2)
+    if isinstance(value, int | float) and name in _DIGITS:
+        return _number(value, lang, _DIGITS[name])
+    return str(value)
+
+
+def message_text(template: str, params: Params, *, lang: str = SOURCE_LANGUAGE) -> str:
+    """A marked template with its parameters, in a language: the template translated, its
+    numbers in the language's digits, its lists joined in the language's way."""
+    values = {name: _parameter(name, value, lang) for name, value in params.items()}
+    return i18n.translations(lang).gettext(template).format(**values)
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_RATIO_RE = re.compile(rf"^(?P<indicator>[A-Z]+) >= (?P<threshold>{_NUMBER})$")
+_ART_RE = re.compile(rf"^ART <= (?P<minutes>{_NUMBER}) min with n >= (?P<events>\d+)$")
+_NEEDS_EVIDENCE_RE = re.compile(rf"^needs evidence >= (?P<score>{_NUMBER})$")
+_NEEDS_RE = re.compile(r"^needs (?P<requirements>.+)$")
+_CLAIM_RE = re.compile(
+    rf"^Q (?P<questionnaire>{_NUMBER}) - E (?P<evidence>{_NUMBER}) = (?P<gap>[+-]?{_NUMBER})$"
+)
+_DONT_KNOW_RE = re.compile(r"^don't know: (?P<items>Q\d+(?:, Q\d+)*) \(scored 0\)$")
+
+
+def _requirement_pair(text: str) -> tuple[str, float] | None:
+    if match := _ART_RE.match(text):
+        return "ART", float(match["minutes"])
+    if match := _RATIO_RE.match(text):
+        return match["indicator"], float(match["threshold"])
+    return None
+
+
+def parse_message(text: str) -> tuple[str, Params] | None:
+    """The template and parameters of an English text built from one here (a gate's reason or
+    requirement, a claim flag's detail), as a saved assessment holds it; None for a fixed text."""
+    if match := _NEEDS_EVIDENCE_RE.match(text):
+        return NEEDS_EVIDENCE, {"score": float(match["score"])}
+    if match := _NEEDS_RE.match(text):
+        parts = re.split(r", and |, | and ", match["requirements"])
+        pairs = [_requirement_pair(part) for part in parts]
+        if all(pairs):
+            return NEEDS, {"requirements": pairs}
+    if match := _ART_RE.match(text):
+        return ART_REQUIREMENT, {"minutes": float(match["minutes"]), "events": int(match["events"])}
+    if match := _RATIO_RE.match(text):
+        return RATIO_REQUIREMENT, {
+            "indicator": match["indicator"],
+            "threshold": float(match["threshold"]),
+        }
+    if match := _CLAIM_RE.match(text):
+        return CLAIM_DETAIL, {
+            name: float(match[name]) for name in ("questionnaire", "evidence", "gap")
+        }
+    if match := _DONT_KNOW_RE.match(text):
+        return DONT_KNOW_DETAIL, {"items": match["items"].split(", ")}
+    return None
+
+
+def stored_text(text: str, *, lang: str = SOURCE_LANGUAGE) -> str:
+    """A text of a saved assessment in a language: an archetype, a gate's reason, a flag's kind,
+    detail or action, a level's name. Texts it does not know stay as they are."""
+    parsed = parse_message(text)
+    if parsed is None:
+        return i18n.translations(lang).gettext(FLAG_KINDS.get(text, text))
+    return message_text(*parsed, lang=lang)
 
 
 @dataclass(frozen=True)
@@ -80,9 +221,8 @@ class Requirement:
 
     @property
     def text(self) -> str:
-        if self.indicator == "ART":
-            return f"ART <= {self.threshold:g} min with n >= {MIN_RESPONSE_EVENTS}"
-        return f"{self.indicator} >= {self.threshold:.2f}"
+        """In English, as a saved assessment keeps it; `requirement_text` in a language."""
+        return requirement_text(self.indicator, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -110,8 +250,17 @@ class Cap:
 
     gate: str
     cap: int
-    reason: str
+    template: str  # why: SELF_REPORTED, NO_EVIDENCE, NEEDS or NEEDS_EVIDENCE
     failing: tuple[str, ...] = ()  # indicators below their requirement
+    params: Params = field(default_factory=dict)  # the template's
+
+    def reason_text(self, *, lang: str = SOURCE_LANGUAGE) -> str:
+        return message_text(self.template, self.params, lang=lang)
+
+    @property
+    def reason(self) -> str:
+        """Why the gate holds, in English: "needs RC >= 0.60"."""
+        return self.reason_text()
 
 
 @dataclass(frozen=True)
@@ -151,18 +300,27 @@ class DimensionScore:
 
 @dataclass(frozen=True)
 class Archetype:
-    name: str
+    name: str  # one of ARCHETYPE_NAMES
     lean_index: float  # mean of F2, F5, F7
     digital_index: float  # mean of F3, F4, F6
-    warning: str = ""
+    warning: str = ""  # DIGITISING_WASTE or none
 
 
 @dataclass(frozen=True)
 class Flag:
-    kind: str  # over-claim, under-claim or dont-know
+    kind: str  # over-claim, under-claim or dont-know (FLAG_KINDS names them)
     dimension: str
-    detail: str
-    action: str
+    template: str  # the detail: CLAIM_DETAIL or DONT_KNOW_DETAIL
+    params: Params
+    action: str  # a marked text
+
+    def detail_text(self, *, lang: str = SOURCE_LANGUAGE) -> str:
+        return message_text(self.template, self.params, lang=lang)
+
+    @property
+    def detail(self) -> str:
+        """In English: "Q 3.50 - E 1.25 = +2.25", "don't know: Q5, Q7 (scored 0)"."""
+        return self.detail_text()
 
 
 @dataclass(frozen=True)
@@ -223,19 +381,20 @@ def dimension_caps(
 ) -> tuple[Cap, ...]:
     """The gates that hold for a dimension (specification B4.2)."""
     if not dimension.indicators:
-        return (Cap("G6", SELF_REPORT_CAP, "self-reported only"),)
+        return (Cap("G6", SELF_REPORT_CAP, SELF_REPORTED),)
     caps = []
     if evidence is None:
-        caps.append(Cap("G0", NO_EVIDENCE_CAP, "no measured evidence"))
+        caps.append(Cap("G0", NO_EVIDENCE_CAP, NO_EVIDENCE))
     for gate in (g for g in INDICATOR_GATES if g.dimension == dimension.id):
         failing = [r for r in gate.requirements if not r.met(indicators)]
         if failing:
-            needs = " and ".join(r.text for r in gate.requirements)
+            needs = [(r.indicator, r.threshold) for r in gate.requirements]
             caps.append(
-                Cap(gate.id, gate.cap, f"needs {needs}", tuple(r.indicator for r in failing))
-            )
+                Cap(gate.id, gate.cap, NEEDS, tuple(r.indicator for r in failing),
+                    {"requirements": needs})
+            )  # fmt: skip
     if evidence is None or not reaches(evidence, TOP_EVIDENCE):
-        caps.append(Cap("G6", UNPROVEN_TOP_CAP, f"needs evidence >= {TOP_EVIDENCE}"))
+        caps.append(Cap("G6", UNPROVEN_TOP_CAP, NEEDS_EVIDENCE, params={"score": TOP_EVIDENCE}))
     return tuple(caps)
 
 
@@ -278,12 +437,12 @@ def archetype(dimensions: tuple[DimensionScore, ...]) -> Archetype:
     digital = fmean(final[d] for d in DIGITAL_DIMENSIONS)
     is_lean, is_digital = reaches(lean, ARCHETYPE_THRESHOLD), reaches(digital, ARCHETYPE_THRESHOLD)
     if is_lean and is_digital:
-        return Archetype("Lean 4.0 integrator", lean, digital)
+        return Archetype(INTEGRATOR, lean, digital)
     if is_lean:
-        return Archetype("Lean-led", lean, digital)
+        return Archetype(LEAN_LED, lean, digital)
     if is_digital:
-        return Archetype("Tech-led", lean, digital, "risk of digitising waste")
-    return Archetype("Starter", lean, digital)
+        return Archetype(TECH_LED, lean, digital, DIGITISING_WASTE)
+    return Archetype(STARTER, lean, digital)
 
 
 def flags(dimensions: tuple[DimensionScore, ...]) -> tuple[Flag, ...]:
@@ -291,15 +450,14 @@ def flags(dimensions: tuple[DimensionScore, ...]) -> tuple[Flag, ...]:
     found: list[Flag] = []
     for d in dimensions:
         gap = d.claim_gap
+        scores = {"questionnaire": d.questionnaire, "evidence": d.evidence, "gap": gap}
         if gap is not None and reaches(gap, CLAIM_GAP):
-            detail = f"Q {d.questionnaire:.2f} - E {d.evidence:.2f} = {gap:+.2f}"
-            found.append(Flag("over-claim", d.id, detail, "verification walk (gemba visit)"))
+            found.append(Flag("over-claim", d.id, CLAIM_DETAIL, scores, OVER_CLAIM_ACTION))
         elif gap is not None and within(gap, -CLAIM_GAP):
-            detail = f"Q {d.questionnaire:.2f} - E {d.evidence:.2f} = {gap:+.2f}"
-            found.append(Flag("under-claim", d.id, detail, "gemba visit: check the answers"))
+            found.append(Flag("under-claim", d.id, CLAIM_DETAIL, scores, UNDER_CLAIM_ACTION))
         if d.dont_know:
-            detail = f"don't know: {', '.join(d.dont_know)} (scored 0)"
-            found.append(Flag("dont-know", d.id, detail, "find out and answer again"))
+            items = {"items": list(d.dont_know)}
+            found.append(Flag("dont-know", d.id, DONT_KNOW_DETAIL, items, DONT_KNOW_ACTION))
     return tuple(found)
 
 
