@@ -17,7 +17,7 @@ answers:
 
 Every item of the version must be answered (a value, `dont_know` or `na`): an item left out
 would silently change a dimension's mean. A dimension whose items are all `na` has no
-questionnaire score and is refused.
+questionnaire score and is refused. The file's errors are the CLI's and stay English.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from readiness.catalogue import UnknownVersionError, questionnaire
 from readiness.questionnaire import MAX_SCORE, SCALE_NAMES, Item, Questionnaire, Scale
 from shopfloor.config import LocatedValueError, load_yaml_model
+from shopfloor.i18n import N_
 from shopfloor.plant import Identifier
 
 
@@ -45,6 +46,12 @@ class Special(StrEnum):
 
 
 Response = int | Special
+# How the special answers read on a form or in a report (a file gives the codes above): English,
+# marked for the catalogues, translated where they are shown.
+SPECIAL_NAMES = {
+    Special.DONT_KNOW: N_("don't know"),
+    Special.NOT_APPLICABLE: N_("not applicable"),
+}
 
 _SPECIAL_WORDS = {
     "dont_know": Special.DONT_KNOW,

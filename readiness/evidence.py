@@ -14,6 +14,8 @@ from datetime import datetime
 from statistics import fmean
 from typing import Any
 
+from shopfloor.i18n import N_
+
 RATIO_CUTS = (0.05, 0.25, 0.50, 0.75, 0.95)
 COMPLETENESS_CUTS = (0.50, 0.70, 0.85, 0.95, 0.99)
 # Response time limits in minutes for scores 5, 4, 3, 2, 1; anything slower scores 0.
@@ -22,17 +24,19 @@ MIN_RESPONSE_EVENTS = 5
 # Floating-point slack: 0.3 / 0.5 must reach the 0.6 of a gate even if it lands 1 ulp below.
 TOLERANCE = 1e-9
 
+# What each indicator measures, for people: English, marked for the catalogues and translated
+# where it is shown. The codes stay as they are in every language.
 INDICATOR_NAMES = {
-    "DC": "data completeness",
-    "CC": "connectivity coverage",
-    "OV": "OEE visibility",
-    "DU": "dashboard use",
-    "RC": "downtime reason coverage",
-    "ART": "anomaly response time",
-    "EC": "energy metering coverage",
-    "EV": "environmental coverage",
-    "STD": "standard-time coverage",
-    "CO": "changeover capture",
+    "DC": N_("data completeness"),
+    "CC": N_("connectivity coverage"),
+    "OV": N_("OEE visibility"),
+    "DU": N_("dashboard use"),
+    "RC": N_("downtime reason coverage"),
+    "ART": N_("anomaly response time"),
+    "EC": N_("energy metering coverage"),
+    "EV": N_("environmental coverage"),
+    "STD": N_("standard-time coverage"),
+    "CO": N_("changeover capture"),
 }
 
 

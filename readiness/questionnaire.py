@@ -8,18 +8,35 @@ change to any of them is a new version, never an edit of an old one.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shopfloor import i18n
+from shopfloor.i18n import N_, SOURCE_LANGUAGE
+
+# The texts people read (level names, dimension names, items, their options) stay English in
+# the data and in a saved assessment, marked for extraction; they are translated where they
+# are shown, with `i18n.translations(lang).gettext` (or `translate` below).
 LEVEL_NAMES = (
-    "Not started",
-    "Beginner",
-    "Basic/connected",
-    "Visible",
-    "Transparent",
-    "Predictive/adaptive",
+    N_("Not started"),
+    N_("Beginner"),
+    N_("Basic/connected"),
+    N_("Visible"),
+    N_("Transparent"),
+    N_("Predictive/adaptive"),
 )
 MAX_SCORE = 5
+
+
+def translate(message: str, *, lang: str = SOURCE_LANGUAGE) -> str:
+    """A marked text of the questionnaire (a name, an item, an anchor) in a language."""
+    return i18n.translations(lang).gettext(message)
+
+
+def level_name(level: int, *, lang: str = SOURCE_LANGUAGE) -> str:
+    """The name of a readiness level 0-5 in a language: Visible, Видимый."""
+    return translate(LEVEL_NAMES[level], lang=lang)
 
 
 class Scale(StrEnum):
@@ -30,15 +47,32 @@ class Scale(StrEnum):
     FREQUENCY = "F"  # never, yearly, quarterly, monthly, weekly, daily or per shift
 
 
-SCALE_NAMES = {
+SCALE_NAMES = {  # for the answers file's error messages (the CLI's, English)
     Scale.ANCHORED: "an anchored level",
     Scale.SHARE: "a share",
     Scale.FREQUENCY: "a frequency",
 }
 Options = tuple[str, str, str, str, str, str]  # what levels 0-5 mean
-SHARE_OPTIONS: Options = ("0 %", "< 10 %", "10-30 %", "30-60 %", "60-90 %", "> 90 %")
+
+
+@cache
+def share_options(lang: str = SOURCE_LANGUAGE) -> Options:
+    """The share scale's brackets 0-5 with the language's percentages: 10-30% or 10-30 %."""
+
+    def percent(value: int) -> str:
+        return i18n.percent_text(value / 100, lang, 0)
+
+    def span(low: int, high: int) -> str:
+        return f"{i18n.number_text(low, lang, 0)}-{percent(high)}"
+
+    return (percent(0), f"< {percent(10)}", span(10, 30), span(30, 60), span(60, 90),
+            f"> {percent(90)}")  # fmt: skip
+
+
+SHARE_OPTIONS: Options = share_options()
 FREQUENCY_OPTIONS: Options = (
-    "never", "yearly", "quarterly", "monthly", "weekly", "daily or per shift",
+    N_("never"), N_("yearly"), N_("quarterly"), N_("monthly"), N_("weekly"),
+    N_("daily or per shift"),
 )  # fmt: skip
 
 
@@ -68,6 +102,12 @@ class Item(_Frozen):
         if self.anchors is not None:
             return self.anchors
         return SHARE_OPTIONS if self.scale is Scale.SHARE else FREQUENCY_OPTIONS
+
+    def option_text(self, level: int, *, lang: str = SOURCE_LANGUAGE) -> str:
+        """What level 0-5 means for this item, in a language (a share with its percentages)."""
+        if self.scale is Scale.SHARE:
+            return share_options(lang)[level]
+        return translate(self.options[level], lang=lang)
 
 
 class Dimension(_Frozen):
