@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests need (binary:package): real servers, the browser, the compose checker,
-# and libfaketime (the demo-day test runs the demo at an off-shift hour).
+# libfaketime (the demo-day test runs the demo at an off-shift hour) and poppler's pdftotext (the
+# PDF report's text, read back in every language).
 SERVER_BINARIES := mosquitto:mosquitto mosquitto_sub:mosquitto-clients influxd:influxdb victoria-metrics:victoria-metrics \
-	chromium:chromium docker-compose:docker-compose faketime:faketime
+	chromium:chromium docker-compose:docker-compose faketime:faketime pdftotext:poppler-utils
 
 .PHONY: demo test lint typecheck bench servers clean translations
 

@@ -9,11 +9,9 @@ SMEs. Figures and the PDF are built by plain functions, so they are tested witho
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import textwrap
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -22,8 +20,8 @@ from typing import TypeVar
 import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
-from fpdf import FPDF
 
+from dashboard.i18n import language
 from dashboard.labels import time_text
 from dashboard.store_errors import shows_store_errors
 from readiness import DATABASE_ENV, DEFAULT_DATABASE
@@ -31,6 +29,7 @@ from readiness.answers import Response, SmeAnswers, Special
 from readiness.assessment import run_assessment
 from readiness.evidence import Evidence
 from readiness.live import live_evidence
+from readiness.pdf import report_pdf
 from readiness.persistence import (
     Progress,
     ReadinessStore,
@@ -251,178 +250,6 @@ def ranking_rows(view: Cohort) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-# --- the PDF report -------------------------------------------------------------------------
-
-
-def _latin1(text: str) -> str:
-    """The PDF's core fonts know Latin-1 only."""
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-def _table(
-    pdf: FPDF, header: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequence[int]
-) -> None:
-    pdf.set_font("helvetica", size=8)
-    with pdf.table(col_widths=tuple(widths), first_row_as_headings=True) as table:
-        for values in [header, *rows]:
-            row = table.row()
-            for value in values:
-                row.cell(_latin1(str(value)))
-    pdf.ln(4)
-
-
-def _heading(pdf: FPDF, text: str) -> None:
-    pdf.set_font("helvetica", "B", 12)
-    pdf.cell(text=_latin1(text), new_x="LMARGIN", new_y="NEXT")
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-RADAR_RADIUS = 30.0  # mm from the centre to the ring of score 5
-RADAR_HEIGHT = 2 * RADAR_RADIUS + 20.0  # with the dimension labels above and below
-RADAR_CENTRE_X = 80.0  # leaves room for the longest labels on the left and the legend
-LEGEND_X = 150.0
-XY = tuple[float, float]  # mm on the page
-
-
-def _radar_point(centre: XY, axis: int, axes: int, score: float) -> XY:
-    """Axis 0 at the top, counter-clockwise, as plotly draws the page's radar."""
-    angle = math.pi / 2 + 2 * math.pi * axis / axes
-    radius = RADAR_RADIUS * score / MAX_SCORE
-    return centre[0] + radius * math.cos(angle), centre[1] - radius * math.sin(angle)
-
-
-def _radar_label(pdf: FPDF, centre: XY, axis: int, axes: int, label: str) -> None:
-    """A dimension's name beyond its spoke, aligned away from the chart."""
-    x, y = _radar_point(centre, axis, axes, MAX_SCORE * 1.1)
-    width = pdf.get_string_width(label)
-    if abs(x - centre[0]) < 1:
-        x -= width / 2
-    elif x < centre[0]:
-        x -= width
-    pdf.text(x, y + 1, label)  # y is the baseline: about centred on the spoke
-
-
-def _radar_grid(pdf: FPDF, centre: XY, labels: Sequence[str]) -> None:
-    """The rings of scores 1 to 5, the spokes and the dimension labels."""
-    axes = len(labels)
-    with pdf.local_context(draw_color="#bdbdbd", line_width=0.2, font_size_pt=7):
-        for ring in range(1, MAX_SCORE + 1):
-            pdf.polygon([_radar_point(centre, a, axes, ring) for a in range(axes)])
-            x, y = _radar_point(centre, 0, axes, ring)
-            pdf.text(x + 0.8, y + 2.2, str(ring))
-        for axis, label in enumerate(labels):
-            pdf.line(*centre, *_radar_point(centre, axis, axes, MAX_SCORE))
-            _radar_label(pdf, centre, axis, axes, _latin1(label))
-
-
-@contextmanager
-def _series_pen(pdf: FPDF, name: str) -> Iterator[None]:
-    """Draw in the series' colour, as on the page's radar (the target dashed)."""
-    colour = SERIES_COLOURS[name]
-    with pdf.local_context(draw_color=colour, fill_color=colour, line_width=0.5):
-        if name == DASHED_SERIES:
-            pdf.set_dash_pattern(dash=1.5, gap=1.0)
-        yield
-
-
-def _radar_series(pdf: FPDF, centre: XY, name: str, values: Sequence[float | None]) -> None:
-    """One series as a closed outline with a dot per score; a gap (no evidence) breaks it."""
-    points = [
-        None if v is None else _radar_point(centre, axis, len(values), v)
-        for axis, v in enumerate(values)
-    ]
-    with _series_pen(pdf, name):
-        for start, end in zip(points, _closed(points)[1:], strict=True):
-            if start and end:
-                pdf.line(*start, *end)
-        for point in filter(None, points):
-            pdf.circle(*point, 0.7, style="F")
-
-
-def _radar_legend(pdf: FPDF, top: float, names: Sequence[str]) -> None:
-    with pdf.local_context(font_size_pt=8):
-        for row, name in enumerate(names):
-            y = top + 6 * row
-            with _series_pen(pdf, name):
-                pdf.line(LEGEND_X, y, LEGEND_X + 8, y)
-            pdf.text(LEGEND_X + 10, y + 1, name)
-
-
-def _radar(pdf: FPDF, result: Result) -> None:
-    """The radar of the page drawn with the PDF's own lines: no image renderer is needed."""
-    if pdf.will_page_break(RADAR_HEIGHT):
-        pdf.add_page()
-    top = pdf.get_y()
-    centre = (RADAR_CENTRE_X, top + RADAR_HEIGHT / 2)
-    series = radar_series(result)
-    _radar_grid(pdf, centre, [r.label for r in dimension_rows(result)])
-    for name, values in series.items():
-        _radar_series(pdf, centre, name, values)
-    _radar_legend(pdf, top + RADAR_HEIGHT / 3, list(series))
-    pdf.set_y(top + RADAR_HEIGHT)
-
-
-def report_pdf(result: Result) -> bytes:
-    """The SME's report: overall figures, the radar, the dimension table, indicators and
-    recommendations."""
-    who = result["name"] or result["sme"]
-    archetype = result["archetype"]
-    pdf = FPDF(format="A4")
-    pdf.set_title(_latin1(f"Lean 4.0 readiness: {who}"))
-    pdf.add_page()
-    pdf.set_font("helvetica", "B", 16)
-    pdf.cell(text=_latin1(f"Lean 4.0 readiness: {who}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", size=10)
-    lines = [
-        f"SME {result['sme']}, assessed {result['taken_at'][:16]} UTC ({result['mode']}, "
-        f"questionnaire v{result['questionnaire_version']})",
-        f"Readiness index R = {result['index']:.3f}, level {result['level']} "
-        f"{result['level_name']}",
-        f"Archetype: {archetype['name']} (lean {archetype['lean_index']:.2f}, digital "
-        f"{archetype['digital_index']:.2f}) {archetype['warning']}",
-        *(f"Flag {line}" for line in flag_lines(result)),
-    ]
-    for line in lines:
-        pdf.multi_cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
-    _heading(pdf, "Profile (scores 0 to 5)")
-    _radar(pdf, result)
-    _heading(pdf, "Dimensions")
-    _table(
-        pdf,
-        ("dimension", "Q", "E", "S", "cap", "F", "level", "target", "binding gate"),
-        [
-            (r.label, _number(r.questionnaire), _number(r.evidence),
-             _number(r.combined), r.cap, _number(r.final), r.level, f"{r.target:g}", r.binding)
-            for r in dimension_rows(result)
-        ],
-        (44, 8, 8, 8, 8, 8, 8, 10, 50),
-    )  # fmt: skip
-    _heading(pdf, "Measured indicators")
-    cards = indicator_cards([result])
-    _table(
-        pdf,
-        ("indicator", "value", "score"),
-        [(f"{c.name} {c.description}", c.text, "-" if c.score is None else c.score) for c in cards],
-        (60, 40, 12),
-    )
-    _heading(pdf, "Recommendations")
-    _table(
-        pdf,
-        ("rank", "dimension", "priority", "recommendation", "what-if", "R then"),
-        [
-            (r.rank, r.dimension, f"{r.priority:.4f}", r.advice, r.basis,
-             f"{r.what_if_index:.3f} ({r.gain:+.3f})")
-            for r in recommendation_rows(result)
-        ],
-        (8, 17, 14, 67, 40, 24),
-    )  # fmt: skip
-    return bytes(pdf.output())
-
-
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -577,7 +404,7 @@ def _export(result: Result) -> None:
     csv_column, pdf_column = st.columns(2)
     csv_column.download_button("Report as CSV", report_csv(result), f"{name}.csv", "text/csv")
     pdf_column.download_button(
-        "Report as PDF", report_pdf(result), f"{name}.pdf", "application/pdf"
+        "Report as PDF", report_pdf(result, lang=language()), f"{name}.pdf", "application/pdf"
     )
 
 

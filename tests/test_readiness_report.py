@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +14,12 @@ from streamlit.testing.v1 import AppTest
 from dashboard.lean_readiness import (
     HEATMAP_FONT_SIZE,
     NO_PROGRESS_YET,
-    SERIES_COLOURS,
     archetype_figure,
     cohort_figure,
     gap_figure,
     radar_figure,
     radar_label,
     ranking_rows,
-    report_pdf,
 )
 from launcher.seeding import seed_demo_smes
 from readiness import DATABASE_ENV
@@ -62,12 +58,6 @@ def saved(tmp_path: Path) -> Iterator[tuple[ReadinessStore, list[Snapshot]]]:
     store.close()
 
 
-def pdf_text(document: bytes) -> str:
-    """The text of every (compressed) content stream of a PDF."""
-    streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", document, re.S)
-    return "".join(zlib.decompress(s).decode("latin-1") for s in streams)
-
-
 def test_csv_has_one_row_per_dimension(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
     result = saved[1][0].result
     rows = list(csv.DictReader(io.StringIO(report_csv(result))))
@@ -77,71 +67,6 @@ def test_csv_has_one_row_per_dimension(saved: tuple[ReadinessStore, list[Snapsho
     assert d5["binding_gates"] == "G3: needs RC >= 0.60"
     assert {r["index"] for r in rows} == {"2.675"}
     assert rows[5]["binding_gates"] == ""  # D6: no gate holds its score down
-
-
-def test_pdf_holds_the_smes_results(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:
-    document = report_pdf(saved[1][0].result)
-    assert document.startswith(b"%PDF")
-    text = pdf_text(document)
-    for expected in (
-        "Lean 4.0 readiness: SME-A \\(injection moulding, worked example\\)",
-        "Readiness index R = 2.675, level 2 Basic/connected",
-        "Tech-led",
-        "D5 Maintenance & problem solving",
-        "G3: needs RC >= 0.60",
-        "RC 34% -> 0.6 \\(G3\\)",
-    ):
-        assert expected in text
-
-
-def assert_valid_pdf(document: bytes) -> None:
-    """Header, end marker, and a cross-reference table whose every offset opens its object."""
-    assert document.startswith(b"%PDF-1.") and document.rstrip().endswith(b"%%EOF")
-    start = int(re.findall(rb"startxref\s+(\d+)", document)[-1])
-    table = re.match(rb"xref\s+0 (\d+)", document[start:])
-    assert table, "no cross-reference table where startxref points"
-    offsets = re.findall(rb"(\d{10}) 00000 n", document[start:])
-    assert len(offsets) == int(table.group(1)) - 1  # object 0 is the free list's head
-    for number, offset in enumerate(offsets, 1):
-        assert document[int(offset) :].startswith(f"{number} 0 obj".encode())
-
-
-def stroke(hex_colour: str) -> str:
-    """The PDF operator that sets a stroke colour, as fpdf2 writes it."""
-    rgb = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
-    return " ".join(f"{c:.4f}".rstrip("0") for c in rgb) + " RG"
-
-
-def drawn_in(text: str, hex_colour: str) -> str:
-    """The first graphics block stroked in the colour: a radar series (the legend follows)."""
-    found = re.search(rf"q\n[^Q]*?{stroke(hex_colour)}\n(.*?)\nQ", text, re.S)
-    assert found, hex_colour
-    return found.group(1)
-
-
-def test_pdf_draws_the_radar_with_its_own_lines(
-    saved: tuple[ReadinessStore, list[Snapshot]],
-) -> None:
-    """Four series over rings 1-5 with labels and a legend, as vector lines: no image."""
-    document = report_pdf(saved[1][0].result)
-    assert_valid_pdf(document)
-    assert b"/Subtype /Image" not in document
-    text = pdf_text(document)
-    segment = r"[\d.]+ [\d.]+ m [\d.]+ [\d.]+ l S"
-    series = {name: drawn_in(text, colour) for name, colour in SERIES_COLOURS.items()}
-    # a closed outline per series; evidence skips D1 and D7 (no indicators): 4 segments, 5 dots
-    assert {n: len(re.findall(segment, s)) for n, s in series.items()} == {
-        "questionnaire": 7, "evidence": 4, "final": 7, "target": 7,
-    }  # fmt: skip
-    assert [s.count(" c f") for s in series.values()] == [7, 5, 7, 7]  # filled dots
-    assert " d\n" in series["target"] and " d\n" not in series["final"]  # target dashed
-    grid = text[text.index("Profile") :]
-    rings = re.findall(r" m\n(?:[\d.]+ [\d.]+ l\n){6} h\n S", grid)  # closed heptagons
-    assert len(rings) == 5
-    labels = re.findall(r"\(([^()]*)\) Tj", grid[: grid.index("Dimensions")])
-    assert labels[:5] == ["1", "2", "3", "4", "5"]
-    assert "D5 Maintenance & problem solving" in labels
-    assert labels[-4:] == ["questionnaire", "evidence", "final", "target"]  # the legend
 
 
 def test_radar_and_gap_bars(saved: tuple[ReadinessStore, list[Snapshot]]) -> None:

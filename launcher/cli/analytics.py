@@ -28,6 +28,7 @@ from launcher.cli.common import (
     store_settings,
 )
 from readiness import DATABASE_ENV, DEFAULT_DATABASE, DEFAULT_WINDOW
+from shopfloor.i18n import LANGUAGES, SOURCE_LANGUAGE
 
 
 @app.command()
@@ -117,9 +118,22 @@ def assess(
     database: ReadinessDbOption = DEFAULT_DATABASE,
     save: Annotated[bool, typer.Option(help="Keep a dated snapshot in --db.")] = True,
     as_json: JsonOption = False,
+    pdf: Annotated[
+        Path | None,
+        typer.Option("--pdf", help="Also write the SME's report as a PDF to this file."),
+    ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help=f"Language of the --pdf report: {', '.join(LANGUAGES)} (default: the plant's "
+            f"site.language with --plant, else {SOURCE_LANGUAGE}).",
+        ),
+    ] = None,
 ) -> None:
     """Lean 4.0 readiness: questionnaire and evidence per dimension, index, level, archetype,
-    flags and ranked priorities with their recommendation and what-if gain."""
+    flags and ranked priorities with their recommendation and what-if gain; with --pdf, the
+    SME's report in the language of --lang."""
     from readiness.command import CommandError
     from readiness.command import assess as run
 
@@ -128,7 +142,7 @@ def assess(
         store = store_settings(store_url, store_database, store_token, store_org)
     try:
         run(answers_file, indicators_file, store, plant_file, timedelta(days=window_days),
-            questionnaire_only, database, save, as_json)  # fmt: skip
+            questionnaire_only, database, save, as_json, pdf, lang)  # fmt: skip
     except CommandError as exc:
         raise fail(str(exc)) from None
 
