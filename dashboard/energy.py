@@ -16,13 +16,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.oee import sum_by_key
-from dashboard.i18n import _
+from dashboard.i18n import _, chart_separators
 from dashboard.kpis import (
     ANALYSIS_REFRESH_S,
     Column,
     ShiftReport,
     by_machine,
-    chart_separators,
     choose_period,
     day_text,
     decimals,

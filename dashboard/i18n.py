@@ -9,6 +9,7 @@ English. The sidebar's menu changes it. Texts are marked `_("...")` (`N_` in tab
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import numpy as np
@@ -76,16 +77,24 @@ def _switch_language() -> None:
     st.query_params[LANG_KEY] = chosen
 
 
-_D3_DATE = {"dd": "%d", "MM": "%m", "y": "%Y"}
 _MINUTE_MS, _DAY_MS = 60_000, 86_400_000
 
 
-def _d3_date(code: str) -> str:
-    """The language's numeric date as a d3 time format (plotly's): %d.%m.%Y in Russian."""
-    pattern = i18n.numeric_date_pattern(code)
-    for cldr, d3 in _D3_DATE.items():
-        pattern = pattern.replace(cldr, d3)
-    return pattern
+def chart_separators() -> str:
+    """Plotly's `separators` in the visitor's language: the decimal sign, then the grouping
+    one (".," in English, ", " in Russian, ",." in Serbian), from CLDR."""
+    locale = i18n.babel_locale(language())
+    symbols = locale.number_symbols[locale.default_numbering_system]
+    return f"{symbols['decimal']}{symbols['group']}"
+
+
+def chart_date_format() -> str:
+    """The language's numeric date as a d3 time format (plotly's): %d.%m.%Y in Russian.
+    Plotly names months in English only, so a chart's dates are numeric, as on the page."""
+    pattern = i18n.numeric_date_pattern(language())
+    for letters, directive in (("y+", "%Y"), ("M+", "%m"), ("d+", "%d")):
+        pattern = re.sub(letters, directive, pattern)
+    return pattern.replace("'", "")
 
 
 def _is_time(values: object) -> bool:
@@ -96,13 +105,11 @@ def _is_time(values: object) -> bool:
 
 
 def localised(figure: go.Figure) -> go.Figure:
-    """A chart in the visitor's language: decimal and group separators of the language, and
-    numeric dates on time axes (plotly would write English month names)."""
-    code = language()
-    symbols = i18n.babel_locale(code).number_symbols["latn"]
-    figure.update_layout(separators=f"{symbols['decimal']}{symbols['group']}")
+    """A chart in the visitor's language: the language's decimal and group separators, and
+    numeric dates on a time axis."""
+    figure.update_layout(separators=chart_separators())
     if any(_is_time(getattr(trace, "x", None)) for trace in figure.data):
-        day = _d3_date(code)
+        day = chart_date_format()
         figure.update_xaxes(
             hoverformat=f"{day} %H:%M:%S",
             tickformatstops=[

@@ -278,11 +278,3 @@ def show_table(columns: Sequence[Column], rows: Iterable[Sequence[object]]) -> N
         column_config={c.title: st.column_config.Column(help=c.help) for c in columns if c.help},
         placeholder=MISSING,
     )
-
-
-def chart_separators() -> str:
-    """Plotly's `separators` in the visitor's language: the decimal sign, then the grouping
-    one (".," in English, ", " in Russian, ",." in Serbian), from CLDR, for a chart's ticks."""
-    locale = i18n.babel_locale(language())
-    symbols = locale.number_symbols[locale.default_numbering_system]
-    return f"{symbols['decimal']}{symbols['group']}"

@@ -4,6 +4,11 @@ progress and its place in the cohort, with its report as CSV and PDF.
 Assessments live in the readiness database (SHOPFLOOR_READINESS_DB, default
 .shopfloor/readiness.db), the one `shopfloor assess` writes and the demo seeds with its three
 SMEs. Figures and the PDF are built by plain functions, so they are tested without a browser.
+
+Every text is in the visitor's language: the page's own texts are marked here, the
+questionnaire's (dimension and level names, items, answer anchors, indicator names) stay English
+in the snapshot and are translated as they are shown, and readiness.report words the rest.
+Charts write numbers and dates as the language does (decimal comma, 03.11.2026).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.i18n import language
-from dashboard.labels import time_text
+from dashboard.i18n import N_, _, language, localised, ngettext
+from dashboard.labels import axis_title, chart_time, number_text, percent_text, time_text
 from dashboard.store_errors import shows_store_errors
 from readiness import DATABASE_ENV, DEFAULT_DATABASE
 from readiness.answers import Response, SmeAnswers, Special
@@ -52,7 +57,7 @@ from readiness.report import (
     recommendation_rows,
     report_csv,
 )
-from readiness.scoring import ARCHETYPE_THRESHOLD
+from readiness.scoring import ARCHETYPE_THRESHOLD, CLAIM_GAP
 from shopfloor.plant import Plant
 from shopfloor.store import Store
 
@@ -63,12 +68,45 @@ SERIES_COLOURS = {
     "target": "#31a354",
 }
 DASHED_SERIES = "target"
-SPECIAL_LABELS = {Special.DONT_KNOW: "don't know", Special.NOT_APPLICABLE: "not applicable"}
+# The radar's series as the page names them: S_d of the answers, E_d measured, F_d, the target.
+SERIES_NAMES = {
+    "questionnaire": N_("questionnaire"),
+    "evidence": N_("evidence"),
+    "final": N_("final"),
+    "target": N_("target"),
+}
+SPECIAL_LABELS = {Special.DONT_KNOW: N_("don't know"), Special.NOT_APPLICABLE: N_("not applicable")}
 ANSWER_OPTIONS: tuple[Response, ...] = (0, 1, 2, 3, 4, 5, Special.DONT_KNOW, Special.NOT_APPLICABLE)
+# How a snapshot was scored (its result's "mode").
+MODE_NAMES = {
+    "questionnaire-only": N_("questionnaire only"),
+    "evidence": N_("questionnaire and measured evidence"),
+}
+# The archetype quadrants of the lean index Λ against the digital index Δ (readiness.scoring).
+ARCHETYPE_QUADRANTS = (
+    (1.25, 1.25, N_("Starter")),
+    (3.75, 1.25, N_("Lean-led")),
+    (1.25, 3.75, N_("Tech-led")),
+    (3.75, 3.75, N_("Lean 4.0 integrator")),
+)
 
 
 def database_path() -> Path:
     return Path(os.environ.get(DATABASE_ENV, DEFAULT_DATABASE))
+
+
+# --- the visitor's language -----------------------------------------------------------------
+
+
+def signed_text(value: float, digits: int) -> str:
+    """A change with its sign in the visitor's language: +0,105 or -0,25 (zero as +0,000)."""
+    text = number_text(value, digits=digits)
+    return text if text.startswith(("-", "\u2212")) else f"+{text}"
+
+
+def dimension_label(row: DimensionRow) -> str:
+    """ "D4 Visibility & performance mgmt" with the name in the visitor's language."""
+    return f"{row.id} {_(row.name)}"
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -96,12 +134,13 @@ def radar_label(dimension_id: str, name: str) -> str:
 
 
 def _radar_trace(
-    name: str, values: Sequence[float | None], rows: Sequence[DimensionRow]
+    series: str, values: Sequence[float | None], rows: Sequence[DimensionRow]
 ) -> go.Scatterpolar:
-    line = {"color": SERIES_COLOURS[name], "dash": "dash" if name == DASHED_SERIES else "solid"}
+    line = {"color": SERIES_COLOURS[series], "dash": "dash" if series == DASHED_SERIES else "solid"}
+    name = _(SERIES_NAMES[series])
     return go.Scatterpolar(
         r=_closed(values), theta=_closed([r.id for r in rows]), name=name, line=line,
-        connectgaps=False, customdata=_closed([r.label for r in rows]),
+        connectgaps=False, customdata=_closed([dimension_label(r) for r in rows]),
         hovertemplate=f"%{{customdata}}<br>{name} %{{r:.2f}}<extra></extra>",
     )  # fmt: skip
 
@@ -109,59 +148,62 @@ def _radar_trace(
 def radar_figure(result: Result) -> go.Figure:
     """Questionnaire, evidence, final and target per dimension, and the cap of each. The axes
     are the dimension ids, labelled with the wrapped names; hover gives the full name."""
-    rows = dimension_rows(result)
-    figure = go.Figure([_radar_trace(n, v, rows) for n, v in radar_series(result).items()])
+    lang = language()
+    rows = dimension_rows(result, lang=lang)
+    series = radar_series(result, lang=lang)
+    figure = go.Figure([_radar_trace(s, v, rows) for s, v in series.items()])
+    cap = _("cap")
     figure.add_trace(
         go.Scatterpolar(
-            r=[r.cap for r in rows], theta=[r.id for r in rows], name="cap", mode="markers",
+            r=[r.cap for r in rows], theta=[r.id for r in rows], name=cap, mode="markers",
             marker={"symbol": "line-ew-open", "size": 14, "color": "#636363"},
-            customdata=[r.label for r in rows],
-            hovertemplate="%{customdata}<br>cap %{r}<extra></extra>",
+            customdata=[dimension_label(r) for r in rows],
+            hovertemplate=f"%{{customdata}}<br>{cap} %{{r}}<extra></extra>",
         )
     )  # fmt: skip
     angular = {
         "rotation": 90,  # D1 at the top, then counter-clockwise, as the PDF's radar
         "tickmode": "array",
         "tickvals": [r.id for r in rows],
-        "ticktext": [radar_label(r.id, r.name) for r in rows],
+        "ticktext": [radar_label(r.id, _(r.name)) for r in rows],
     }
     figure.update_layout(
         polar={"radialaxis": RADAR_SCORE_AXIS, "angularaxis": angular},
         margin={"t": 50, "b": 50, "l": 90, "r": 90},
         legend=LEGEND_BELOW,
     )
-    return figure
+    return localised(figure)
 
 
 def gap_figure(result: Result) -> go.Figure:
     """Final score and the gap to the target per dimension. The binding gate's id stands past
     the bar's end (the page lists what each needs), so that no note runs off the chart."""
-    rows = dimension_rows(result)
-    labels = [r.label for r in rows]
+    rows = dimension_rows(result, lang=language())
+    labels = [dimension_label(r) for r in rows]
     figure = go.Figure()
     figure.add_trace(
-        go.Bar(y=labels, x=[r.final for r in rows], name="final", orientation="h",
-               marker_color=SERIES_COLOURS["final"])
+        go.Bar(y=labels, x=[r.final for r in rows], name=_(SERIES_NAMES["final"]),
+               orientation="h", marker_color=SERIES_COLOURS["final"])
     )  # fmt: skip
     figure.add_trace(
-        go.Bar(y=labels, x=[r.gap for r in rows], name="gap to target", orientation="h",
+        go.Bar(y=labels, x=[r.gap for r in rows], name=_("gap to target"), orientation="h",
                marker_color="#fdd0a2")
     )  # fmt: skip
     figure.add_trace(
         go.Scatter(
             y=labels, x=[r.final + r.gap for r in rows], text=[r.gates for r in rows],
-            mode="text", textposition="middle right", name="binding gate", showlegend=False,
+            mode="text", textposition="middle right", name=_("binding gate"), showlegend=False,
             hovertext=[r.binding for r in rows], hoverinfo="text", cliponaxis=False,
         )
     )  # fmt: skip
     figure.update_layout(
         barmode="stack",
-        xaxis={**SCORE_AXIS, "title": "score (0-5)"},
+        xaxis={**SCORE_AXIS, "title": _("score (0-5)")},
         yaxis={"autorange": "reversed"},
         legend=LEGEND_ABOVE,
         margin={"r": 40},
     )
-    return figure
+    return localised(figure)
 
 
 HEATMAP_FONT_SIZE = 16  # plotly's default 12 reads as tiny in a cell
@@ -171,29 +213,35 @@ CHART_FONT = {"size": 14}
 def cohort_figure(view: Cohort) -> go.Figure:
     """Fd of every SME (best R on top) and the cohort's median per dimension."""
     rows = [*view.final, view.median]
-    labels = [f"{label} (R {r:.2f})" for label, r in zip(view.labels, view.index, strict=True)]
+    labels = [
+        _("{sme} (R {index})").format(sme=label, index=number_text(r, digits=2))
+        for label, r in zip(view.labels, view.index, strict=True)
+    ]
     figure = go.Figure(
         go.Heatmap(
-            z=rows, x=view.dimensions, y=[*labels, "cohort median"], zmin=0, zmax=5,
-            colorscale="RdYlGn", text=[[f"{v:.2f}" for v in row] for row in rows],
+            z=rows, x=view.dimensions, y=[*labels, _("cohort median")], zmin=0, zmax=5,
+            colorscale="RdYlGn", text=[[number_text(v, digits=2) for v in row] for row in rows],
             texttemplate="%{text}", textfont={"size": HEATMAP_FONT_SIZE},
+            hovertemplate="%{y}<br>%{x}: %{text}<extra></extra>",
         )
     )  # fmt: skip
     figure.update_layout(yaxis={"autorange": "reversed"}, font=CHART_FONT)
-    return figure
+    return localised(figure)
 
 
-def progress_figure(progress: Sequence[Progress]) -> go.Figure:
-    """R and every Fd over the snapshots."""
-    times = [p.taken_at for p in progress]
+def progress_figure(progress: Sequence[Progress], plant: Plant) -> go.Figure:
+    """R and every Fd over the snapshots, on the site's clock."""
+    times = [chart_time(p.taken_at, plant) for p in progress]
     figure = go.Figure(go.Scatter(x=times, y=[p.index for p in progress], name="R"))
     for dimension in progress[0].final:
         figure.add_trace(
             go.Scatter(x=times, y=[p.final[dimension] for p in progress], name=dimension,
                        line={"dash": "dot"})
         )  # fmt: skip
-    figure.update_layout(yaxis={"range": [0, 5], "title": "score"})
-    return figure
+    figure.update_layout(
+        xaxis={"title": axis_title(plant)}, yaxis={"range": [0, 5], "title": _("score")}
+    )
+    return localised(figure)
 
 
 SME_COLOURS = plotly.colors.qualitative.Dark2
@@ -218,31 +266,32 @@ def archetype_figure(view: Cohort) -> go.Figure:
         [
             go.Scatter(
                 x=[lean], y=[digital], mode="markers", name=label, marker=_sme_marker(rank),
-                hovertemplate=f"{label}: {kind}<br>Λ %{{x:.2f}}, Δ %{{y:.2f}}<extra></extra>",
+                hovertemplate=f"{label}: {_(kind)}<br>Λ %{{x:.2f}}, Δ %{{y:.2f}}<extra></extra>",
             )
             for rank, (label, kind, lean, digital) in enumerate(points)
         ]
     )  # fmt: skip
-    for x, y, name in ((1.25, 1.25, "Starter"), (3.75, 1.25, "Lean-led"),
-                       (1.25, 3.75, "Tech-led"), (3.75, 3.75, "Lean 4.0 integrator")):  # fmt: skip
-        figure.add_annotation(x=x, y=y, text=name, showarrow=False, opacity=0.5)
+    for x, y, name in ARCHETYPE_QUADRANTS:
+        figure.add_annotation(x=x, y=y, text=_(name), showarrow=False, opacity=0.5)
     figure.add_hline(y=ARCHETYPE_THRESHOLD, line_dash="dot")
     figure.add_vline(x=ARCHETYPE_THRESHOLD, line_dash="dot")
     figure.update_layout(
-        xaxis={"title": "lean index Λ", **SCORE_AXIS},
-        yaxis={"title": "digital index Δ", **SCORE_AXIS},
+        xaxis={"title": _("lean index Λ"), **SCORE_AXIS},
+        yaxis={"title": _("digital index Δ"), **SCORE_AXIS},
         legend={**LEGEND_ABOVE, "orientation": "v"},
         font=CHART_FONT,
         height=520,
     )
-    return figure
+    return localised(figure)
 
 
 def ranking_rows(view: Cohort) -> list[dict[str, object]]:
-    """The cohort's R ranking beside the quadrant: the figures the markers stand for."""
+    """The cohort's R ranking beside the quadrant: the figures the markers stand for, headed
+    and written in the visitor's language."""
     return [
-        {"rank": rank, "SME": label, "R": round(index, 2), "archetype": kind,
-         "Λ lean": round(lean, 2), "Δ digital": round(digital, 2)}
+        {_("rank"): rank, _("SME"): label, "R": number_text(index, digits=2),
+         _("archetype"): _(kind), _("Λ lean"): number_text(lean, digits=2),
+         _("Δ digital"): number_text(digital, digits=2)}
         for rank, (label, index, kind, lean, digital) in enumerate(
             zip(view.labels, view.index, view.archetypes, view.lean, view.digital, strict=True),
             1,
@@ -256,8 +305,8 @@ def ranking_rows(view: Cohort) -> list[dict[str, object]]:
 def option_label(item: Item, option: Response) -> str:
     """An answer as the form offers it: the item's own statement for the level."""
     if isinstance(option, Special):
-        return SPECIAL_LABELS[option]
-    return f"{option}: {item.options[option]}"
+        return _(SPECIAL_LABELS[option])
+    return f"{option}: {_(item.options[option])}"
 
 
 def _questionnaire_form(answers: SmeAnswers, live: bool) -> tuple[SmeAnswers, bool] | None:
@@ -266,11 +315,16 @@ def _questionnaire_form(answers: SmeAnswers, live: bool) -> tuple[SmeAnswers, bo
     with st.form(f"answers-{answers.sme}"):
         given: dict[str, Response] = {}
         for dimension in version.dimensions:
-            st.markdown(f"**{dimension.id} {dimension.name}** (weight {dimension.weight:g})")
+            st.markdown(
+                _("**{dimension}** (weight {weight})").format(
+                    dimension=f"{dimension.id} {_(dimension.name)}",
+                    weight=percent_text(dimension.weight, digits=0),
+                )
+            )
             for item in version.items_of(dimension.id):
                 current = answers.responses[item.id]
                 chosen = st.selectbox(
-                    f"{item.id} {item.text}",
+                    f"{item.id} {_(item.text)}",
                     ANSWER_OPTIONS,
                     index=ANSWER_OPTIONS.index(current),
                     format_func=partial(option_label, item),
@@ -278,13 +332,15 @@ def _questionnaire_form(answers: SmeAnswers, live: bool) -> tuple[SmeAnswers, bo
                 )
                 given[item.id] = current if chosen is None else chosen
         measure = st.checkbox(
-            "Measure the evidence from the live store now",
+            _("Measure the evidence from the live store now"),
             value=live,
             disabled=not live,
-            help="Only for the SME of this dashboard's plant; otherwise the evidence of the "
-            "latest snapshot is kept.",
+            help=_(
+                "Only for the SME of this dashboard's plant; otherwise the evidence of the "
+                "latest snapshot is kept."
+            ),
         )
-        if not st.form_submit_button("Save answers and score"):
+        if not st.form_submit_button(_("Save answers and score")):
             return None
     return dataclasses.replace(answers, responses=given), measure
 
@@ -303,12 +359,12 @@ def _save_answers(store: ReadinessStore, snapshot: Snapshot, plant: Plant, data:
     st.rerun()
 
 
-CLAIM_CHECK = (
+CLAIM_CHECK = N_(
     "**Claim check.** Where the answers and the measured evidence of a dimension differ by "
-    "1.5 or more, the centre's expert looks on a gemba visit. A flag does not change the score:"
-    " measured data already outweighs the answers."
+    "{threshold} or more, the centre's expert looks on a gemba visit. A flag does not change "
+    "the score: measured data already outweighs the answers."
 )
-NO_PROGRESS_YET = (
+NO_PROGRESS_YET = N_(
     "One assessment so far: progress appears after the next re-scoring (daily from live data) "
     "or a new assessment."
 )
@@ -316,16 +372,18 @@ CARD_COLUMNS = 5
 
 
 def _profile(result: Result) -> None:
+    lang = language()
     radar, gaps = st.columns(2)
     radar.plotly_chart(radar_figure(result))
     gaps.plotly_chart(gap_figure(result))
-    notes = gate_notes(result)
+    notes = gate_notes(result, lang=lang)
     if notes:
-        gaps.caption("Gates holding a score down:\n" + "\n".join(f"- {n}" for n in notes))
-    flags = flag_lines(result)
+        gaps.caption("\n".join([_("Gates holding a score down:"), *(f"- {n}" for n in notes)]))
+    flags = flag_lines(result, lang=lang)
     if flags:
+        claim_check = _(CLAIM_CHECK).format(threshold=number_text(CLAIM_GAP, digits=1))
         st.info(
-            "\n".join([CLAIM_CHECK, "", *(f"- {line}" for line in flags)]),
+            "\n".join([claim_check, "", *(f"- {line}" for line in flags)]),
             icon=":material/fact_check:",
         )
 
@@ -334,19 +392,23 @@ def _indicator_card(card: IndicatorCard) -> None:
     """A short code and a short value fit a fifth of the page; the name and the rest of the
     value go below, where they can wrap."""
     trend = [v for v in card.trend if v is not None]
-    score = "no score" if card.score is None else f"score {card.score} of {MAX_SCORE}"
+    description = _(card.description)
+    if card.score is None:
+        score = _("no score")
+    else:
+        score = _("score {score} of {best}").format(score=card.score, best=MAX_SCORE)
     with st.container(border=True):
         st.metric(
             card.name,
             card.value,
-            help=f"{card.name}: {card.description}",
+            help=f"{card.name}: {description}",
             chart_data=trend if len(trend) > 1 else None,
         )
-        st.caption(" · ".join(filter(None, (card.description, card.note, score))))
+        st.caption(" · ".join(filter(None, (description, card.note, score))))
 
 
 def _indicators(snapshots: Sequence[Snapshot]) -> None:
-    cards = indicator_cards([s.result for s in snapshots])
+    cards = indicator_cards([s.result for s in snapshots], lang=language())
     columns = st.columns(CARD_COLUMNS)
     for index, card in enumerate(cards):
         with columns[index % CARD_COLUMNS]:
@@ -354,45 +416,64 @@ def _indicators(snapshots: Sequence[Snapshot]) -> None:
 
 
 def _recommendations(result: Result) -> None:
-    rows = recommendation_rows(result)
+    rows = recommendation_rows(result, lang=language())
     if not rows:
-        st.caption("No priorities: every dimension is at its target.")
+        st.caption(_("No priorities: every dimension is at its target."))
     for row in rows:
         with st.container(border=True):
-            st.markdown(f"**{row.rank}. {row.dimension}** · priority {row.priority:.4f}")
+            st.markdown(
+                _("**{rank}. {dimension}** · priority {priority}").format(
+                    rank=row.rank, dimension=row.dimension,
+                    priority=number_text(row.priority, digits=4),
+                )
+            )  # fmt: skip
             st.write(row.advice)
-            st.caption(f"what-if {row.basis}: R {row.what_if_index:.3f} ({row.gain:+.3f})")
+            st.caption(
+                _("what-if {basis}: R {index} ({change})").format(
+                    basis=row.basis,
+                    index=number_text(row.what_if_index, digits=3),
+                    change=signed_text(row.gain, 3),
+                )
+            )
 
 
 def _alerts(store: ReadinessStore, sme: str) -> None:
     """Falls below a gate that the data has not lifted since, above the tabs: the daily
     re-scoring finds them, and nobody reads the analytics service's log."""
     for alert in store.gate_alerts(sme, unresolved=True):
-        st.error(alert_text(alert), icon="🚨")
+        st.error(alert_text(alert, lang=language()), icon="🚨")
 
 
-def _progress(store: ReadinessStore, sme: str) -> None:
+def _progress(store: ReadinessStore, sme: str, plant: Plant) -> None:
     progress = store.progress(sme)
     if len(progress) < 2:
-        st.info(NO_PROGRESS_YET)
+        st.info(_(NO_PROGRESS_YET))
         return
     latest = progress[-1]
-    st.metric("R since the first snapshot", f"{latest.index:.3f}", f"{latest.index_change:+.3f}")
-    st.plotly_chart(progress_figure(progress))
+    st.metric(
+        _("R since the first snapshot"),
+        number_text(latest.index, digits=3),
+        signed_text(latest.index_change, 3),
+    )
+    st.plotly_chart(progress_figure(progress, plant))
+    changes = ", ".join(f"{d} {signed_text(c, 2)}" for d, c in latest.final_change.items())
     st.caption(
-        f"{len(progress)} snapshot(s); F since the baseline: "
-        + ", ".join(f"{d} {change:+.2f}" for d, change in latest.final_change.items())
+        ngettext(
+            "{count} snapshot; F since the baseline: {changes}",
+            "{count} snapshots; F since the baseline: {changes}",
+            len(progress),
+        ).format(count=len(progress), changes=changes)
     )
     falls = store.gate_alerts(sme)
     if falls:
-        st.markdown("**Falls below a gate**, newest first")
-        st.markdown("\n".join(f"- {alert_text(a)}" for a in reversed(falls)))
+        st.markdown(_("**Falls below a gate**, newest first"))
+        st.markdown("\n".join(f"- {alert_text(a, lang=language())}" for a in reversed(falls)))
 
 
 def _cohort(store: ReadinessStore) -> None:
-    anonymise = st.toggle("Anonymise the SMEs", value=False)
+    anonymise = st.toggle(_("Anonymise the SMEs"), value=False)
     latest = {sme: store.snapshots(sme)[-1].result for sme in store.smes()}
-    view = cohort(latest, anonymise)
+    view = cohort(latest, anonymise, lang=language())
     st.plotly_chart(cohort_figure(view))  # full width: the SME names label its rows
     quadrant, ranking = st.columns(2)
     quadrant.plotly_chart(archetype_figure(view))
@@ -402,40 +483,58 @@ def _cohort(store: ReadinessStore) -> None:
 def _export(result: Result) -> None:
     name = f"readiness-{result['sme']}-{result['taken_at'][:10]}"
     csv_column, pdf_column = st.columns(2)
-    csv_column.download_button("Report as CSV", report_csv(result), f"{name}.csv", "text/csv")
+    csv_column.download_button(
+        _("Report as CSV"), report_csv(result, lang=language()), f"{name}.csv", "text/csv"
+    )
     pdf_column.download_button(
-        "Report as PDF", report_pdf(result, lang=language()), f"{name}.pdf", "application/pdf"
+        _("Report as PDF"), report_pdf(result, lang=language()), f"{name}.pdf", "application/pdf"
     )
 
 
+TABS = (
+    N_("Profile"),
+    N_("Indicators"),
+    N_("Recommendations"),
+    N_("Questionnaire"),
+    N_("Progress"),
+    N_("Cohort"),
+    N_("Export"),
+)
+
+
 def readiness_page(plant: Plant, data: Store) -> None:
-    st.title("Lean 4.0 readiness")
+    st.title(_("Lean 4.0 readiness"))
     try:
         store = ReadinessStore(database_path())
     except ReadinessStoreError as exc:
-        st.error(str(exc))
+        st.error(_("The readiness database cannot be read: {error}").format(error=exc))
         return
     with store:
         smes = store.smes()
         if not smes:
-            st.info("No SME assessed yet: the demo assesses its three SMEs as it starts, and "
-                    "`shopfloor assess` adds one.")  # fmt: skip
+            st.info(_("No SME assessed yet: the demo assesses its three SMEs as it starts, and "
+                      "`shopfloor assess` adds one."))  # fmt: skip
             return
         names = {sme: store.snapshots(sme)[-1].result["name"] or sme for sme in smes}
         default = smes.index(plant.tenant.id) if plant.tenant.id in smes else 0
-        sme = st.selectbox("SME", smes, index=default, format_func=names.__getitem__)
+        sme = st.selectbox(_("SME"), smes, index=default, format_func=names.__getitem__)
         snapshots = store.snapshots(sme)
         result = snapshots[-1].result
         archetype = result["archetype"]
         index, level, kind = st.columns(3)
-        index.metric("Readiness index R", f"{result['index']:.2f}")
-        level.metric("Level", f"{result['level']} {result['level_name']}")
-        kind.metric("Archetype", archetype["name"], help=archetype["warning"] or None)
+        index.metric(_("Readiness index R"), number_text(result["index"], digits=2))
+        level.metric(_("Level"), f"{result['level']} {_(result['level_name'])}")
+        warning = archetype["warning"]
+        kind.metric(_("Archetype"), _(archetype["name"]), help=_(warning) if warning else None)
         scored = time_text(datetime.fromisoformat(result["taken_at"]), plant, with_date=True)
-        st.caption(f"Scored {scored[:16]} ({plant.site.timezone}), {result['mode']}")
+        mode = MODE_NAMES.get(result["mode"])
+        st.caption(
+            _("Scored {time} ({zone}), {mode}").format(
+                time=scored, zone=plant.site.timezone, mode=_(mode) if mode else result["mode"]
+            )
+        )
         _alerts(store, sme)
-        tabs = st.tabs(["Profile", "Indicators", "Recommendations", "Questionnaire",
-                        "Progress", "Cohort", "Export"])  # fmt: skip
+        tabs = st.tabs([_(tab) for tab in TABS])
         with tabs[0]:
             _profile(result)
         with tabs[1]:
@@ -445,7 +544,7 @@ def readiness_page(plant: Plant, data: Store) -> None:
         with tabs[3]:
             _save_answers(store, snapshots[-1], plant, data)
         with tabs[4]:
-            _progress(store, sme)
+            _progress(store, sme, plant)
         with tabs[5]:
             _cohort(store)
         with tabs[6]:

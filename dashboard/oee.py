@@ -13,14 +13,13 @@ import streamlit as st
 from babel.lists import format_list
 
 from analytics.oee import OeeReport, sum_by_key
-from dashboard.i18n import N_, _, language, ngettext
+from dashboard.i18n import N_, _, chart_separators, language, ngettext
 from dashboard.kpis import (
     ANALYSIS_REFRESH_S,
     Column,
     ShiftReport,
     by_machine,
     by_product,
-    chart_separators,
     choose_period,
     day_text,
     decimals,

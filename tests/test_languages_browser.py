@@ -69,7 +69,7 @@ def english_sentences(code: str) -> list[str]:
         if not message.id:
             continue
         msgid = message.id if isinstance(message.id, str) else message.id[0]
-        string = message.string if isinstance(message.string, str) else message.string[0]
+        string = message.string if isinstance(message.string, str) else (message.string or [""])[0]
         if string == msgid:
             continue
         for part in PLACEHOLDER.split(msgid):

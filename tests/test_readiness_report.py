@@ -179,9 +179,9 @@ def test_cohort_ranks_and_anonymises(saved: tuple[ReadinessStore, list[Snapshot]
     assert [t.x[0] for t in quadrant] == named.lean and [t.y[0] for t in quadrant] == named.digital
     assert all(t.mode == "markers" for t in quadrant)
     assert len({(t.marker.color, t.marker.symbol) for t in quadrant}) == 2
-    assert ranking_rows(hidden)[0] == {
-        "rank": 1, "SME": "SME 1", "R": 2.78, "archetype": named.archetypes[0],
-        "Λ lean": round(named.lean[0], 2), "Δ digital": round(named.digital[0], 2),
+    assert ranking_rows(hidden)[0] == {  # figures as text in the visitor's language
+        "rank": 1, "SME": "SME 1", "R": "2.78", "archetype": named.archetypes[0],
+        "Λ lean": f"{named.lean[0]:.2f}", "Δ digital": f"{named.digital[0]:.2f}",
     }  # fmt: skip
 
 
