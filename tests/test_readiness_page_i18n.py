@@ -195,7 +195,7 @@ def test_the_progress_chart_dates_as_the_language_does(environment: Path) -> Non
     formats = {}
     for code in ("en", "ru", "sr-Cyrl"):
         [figure] = charts(page_in(code).tabs[4])
-        formats[code] = figure["layout"]["xaxis"]["tickformat"]
+        formats[code] = figure["layout"]["xaxis"]["tickformatstops"][-1]["value"]
         assert figure["data"][0]["x"][0].startswith("2026-11-02T09:00")  # Europe/Minsk
     assert formats == {"en": "%m/%d/%Y", "ru": "%d.%m.%Y", "sr-Cyrl": "%d. %m. %Y."}
 
