@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from dashboard.i18n import _, ngettext
 from dashboard.kpis import JUST_AFTER, clock_note
 from dashboard.labels import (
     KPI_HELP,
+    SILENT_PREFIX,
     axis_title,
     chart_time,
-    local,
+    note_text,
+    number_text,
     reason_text,
     signal_name,
     signal_title,
@@ -53,7 +55,6 @@ WINDOW_HOURS = [1, 4, 8, 24, 72]
 MAX_CHART_POINTS = 2000
 REFRESH_S = 10.0
 EXPANDED_ACKS = 5
-PEAK_AT = re.compile(r"at (\d\d:\d\d:\d\d)Z")  # in an anomaly event's note, in UTC
 
 
 @dataclass(frozen=True)
@@ -157,21 +158,24 @@ def read_scored_signals(
 
 
 def anomalies_page(plant: Plant, store: Store) -> None:
-    st.title("Anomalies")
+    st.title(_("Anomalies"))
     _anomalies(plant, store)
 
 
 @shows_store_errors
 def _anomalies(plant: Plant, store: Store) -> None:
     if data_clock(plant, store) is None:
-        st.info("No analysis yet: scores appear once `shopfloor analytics` has analysed data.")
+        st.info(_("No analysis yet: scores appear once `shopfloor analytics` has analysed data."))
         return
-    hours = (
-        st.selectbox("Window", WINDOW_HOURS, format_func=lambda h: f"last {h} h", key="window") or 1
-    )
+    hours = st.selectbox(_("Window"), WINDOW_HOURS, format_func=window_text, key="window") or 1
     machines = {m.name: path for path, m in plant.machines()}
-    name = st.selectbox("Machine", list(machines), key="machine") or next(iter(machines))
+    name = st.selectbox(_("Machine"), list(machines), key="machine") or next(iter(machines))
     live_anomalies(plant, store, machines[name], timedelta(hours=hours))
+
+
+def window_text(hours: int) -> str:
+    """A window's option: "last 4 h"."""
+    return ngettext("last {hours} h", "last {hours} h", hours).format(hours=hours)
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -181,19 +185,27 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
     if now is None:
         return
     start, end = now - window, now + JUST_AFTER
-    st.caption(f"{clock_note(plant, now, datetime.now(UTC))}, every {REFRESH_S:.0f} s.")
+    st.caption(
+        _("{clock_note}, every {interval}").format(
+            clock_note=clock_note(plant, now, datetime.now(UTC)),
+            interval=number_text(REFRESH_S, "s", digits=0),
+        )
+    )
     events = read_events(plant, store, start, end)
     _event_table(plant, store, [e for e in events if e.event.type is EventType.ANOMALY])
-    st.subheader("Signals")
+    st.subheader(_("Signals"))
     machine_events = [e for e in events if e.path == path]
     signals = [s for s in read_scored_signals(plant, store, path, start, end) if _finite(s.scores)]
     st.caption(
-        "Orange: the signal's anomaly events. Red: injected faults (ground truth).  \n"
+        _("Orange: the signal's anomaly events. Red: injected faults (ground truth).")
+        + "  \n"
         + KPI_HELP["anomaly_score"]
         if signals
-        else "No anomaly scores for this machine in this window yet: the detector first learns "
-        "each signal's normal behaviour from its readings while the machine runs, then scores "
-        "every new reading against it."
+        else _(
+            "No anomaly scores for this machine in this window yet: the detector first learns "
+            "each signal's normal behaviour from its readings while the machine runs, then "
+            "scores every new reading against it."
+        )
     )
     declared = plant.catalogue().get(path, {})
     for scored in signals:
@@ -202,16 +214,18 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
 
 
 def _event_table(plant: Plant, store: Store, anomalies: Sequence[AssetEvent]) -> None:
-    st.subheader("Anomaly events")
+    st.subheader(_("Anomaly events"))
     if not anomalies:
-        st.caption("None in this window.")
+        st.caption(_("None in this window."))
         return
     st.dataframe(
         [_event_row(plant, a) for a in anomalies],
         hide_index=True,
         column_config={
-            "Followed by": st.column_config.TextColumn(
-                help="The first unplanned stop after the event, within the analytics link horizon"
+            _("Followed by"): st.column_config.TextColumn(
+                help=_(
+                    "The first unplanned stop after the event, within the analytics link horizon"
+                )
             ),
         },
     )
@@ -219,16 +233,18 @@ def _event_table(plant: Plant, store: Store, anomalies: Sequence[AssetEvent]) ->
     if not waiting:
         return
     # A noisy line can raise dozens of events: past a few, the buttons fold away.
-    label = f"{len(waiting)} waiting for acknowledgement"
+    label = ngettext(
+        "{count} waiting for acknowledgement", "{count} waiting for acknowledgement", len(waiting)
+    ).format(count=len(waiting))
     with st.expander(label, expanded=len(waiting) <= EXPANDED_ACKS):
         for item in waiting:
             text, button = st.columns([4, 1])
-            text.markdown(
-                f"**{item.machine}** · {signal_name(item.signal)} · "
-                f"{time_text(item.event.start, plant)} ({plant.site.timezone}, data time)"
+            when = _("{time} ({zone}, data time)").format(
+                time=time_text(item.event.start, plant), zone=plant.site.timezone
             )
+            text.markdown(f"**{item.machine}** · {signal_text(item)} · {when}")
             button.button(
-                "Acknowledge",
+                _("Acknowledge"),
                 key=f"ack-{item.path.asset}-{item.event.name}-{item.event.start.isoformat()}",
                 on_click=_acknowledge_now,
                 args=(store, item),
@@ -242,41 +258,49 @@ def _acknowledge_now(store: Store, item: AssetEvent) -> None:
 
 def _event_row(plant: Plant, item: AssetEvent) -> dict[str, object]:
     event, loss = item.event, item.event.loss
+    start = time_text(event.start, plant, with_date=True)
     return {
-        "Machine": item.machine,
-        "Signal": signal_name(item.signal),
-        f"When (data time, {plant.site.timezone})": (
-            f"{local(event.start, plant):%m-%d %H:%M:%S} to "
-            + (time_text(event.end, plant) if event.end else "ongoing")
+        _("Machine"): item.machine,
+        _("Signal"): signal_text(item),
+        _("When (data time, {zone})").format(zone=plant.site.timezone): (
+            _("{start} to {end}").format(start=start, end=time_text(event.end, plant))
+            if event.end
+            else _("{start}, ongoing").format(start=start)
         ),
-        "Response": _response_text(item.response_s),
-        "Followed by": _loss_text(loss) if loss else "",
+        _("Response"): _response_text(item.response_s),
+        _("Followed by"): _loss_text(loss) if loss else "",
         # the signal has a column of its own; the loss link matters more than the peak
-        "Peak": peak_text(plant, item),
+        _("Peak"): peak_text(plant, item),
     }
 
 
+def signal_text(item: AssetEvent) -> str:
+    """The signal an anomaly event is about: its name, or that it fell silent."""
+    if item.signal.startswith(SILENT_PREFIX):
+        silent = signal_name(item.signal.removeprefix(SILENT_PREFIX))
+        return _("{signal} (no values)").format(signal=silent)
+    return signal_name(item.signal)
+
+
 def peak_text(plant: Plant, item: AssetEvent) -> str:
-    """The analysis' note ("score 0.998 at 07:27:45Z") with the peak's time on the site's
-    clock; the peak is within a day of the event's start."""
-    note = (item.event.note or "").removeprefix(f"{item.signal}: ")
-    found = PEAK_AT.search(note)
-    if found is None:
-        return note
-    start = item.event.start.astimezone(UTC)
-    peak = datetime.combine(start.date(), time.fromisoformat(found[1]), UTC)
-    if peak < start - timedelta(minutes=1):
-        peak += timedelta(days=1)
-    return note.replace(found[0], f"at {time_text(peak, plant)}")
+    """The analysis' note ("score 0.998 at 07:27:45Z") in the visitor's language, with the
+    peak's time on the site's clock (the peak is within a day of the event's start)."""
+    return note_text(item.event.note, item.event.start, plant)
 
 
 def _loss_text(loss: LossLink) -> str:
     stop = state_text(loss.state) + (f": {reason_text(loss.reason)}" if loss.reason else "")
-    return f"{stop} {loss.lead_s / 60:.0f} min after, for {loss.duration_s / 60:.0f} min"
+    return _("{stop} {lead} min after, for {duration} min").format(
+        stop=stop,
+        lead=number_text(loss.lead_s / 60, digits=0),
+        duration=number_text(loss.duration_s / 60, digits=0),
+    )
 
 
 def _response_text(response_s: float | None) -> str:
-    return "waiting" if response_s is None else f"{response_s / 60:.1f} min"
+    if response_s is None:
+        return _("waiting")
+    return _("{minutes} min").format(minutes=number_text(response_s / 60, digits=1))
 
 
 def _signal_figure(
@@ -294,7 +318,7 @@ def _signal_figure(
     figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05)
     if values:
         _add_line(figure, plant, values, title, row=1)
-    _add_line(figure, plant, scores, "score", row=rows)
+    _add_line(figure, plant, scores, _("score"), row=rows)
     last = (values or scores)[-1].ts
     own = anomaly_event_name(scored.signal)
     # One layout update: add_vrect re-validates the whole layout per band, seconds for dozens.
@@ -303,7 +327,7 @@ def _signal_figure(
     figure.update_layout(title=title, height=380 if values else 240, showlegend=False, shapes=bands)
     figure.update_xaxes(type="date", range=[chart_time(t, plant) for t in window])
     figure.update_xaxes(title_text=axis_title(plant), row=rows, col=1)
-    figure.update_yaxes(title_text="score", row=rows, col=1)
+    figure.update_yaxes(title_text=_("score"), row=rows, col=1)
     return figure
 
 
@@ -336,7 +360,7 @@ def _band(plant: Plant, item: AssetEvent, last: datetime) -> dict[str, object]:
         "line": {"width": 0},
         "layer": "below",
         "label": {
-            "text": f"{reason_text(event.name)} (injected)" if fault else "",
+            "text": _("{fault} (injected)").format(fault=reason_text(event.name)) if fault else "",
             "textposition": "top left",
             "font": {"size": 11},
         },

@@ -13,6 +13,8 @@ from dashboard.kpis import clock_note
 from dashboard.labels import (
     KPI_HELP,
     age_text,
+    event_text,
+    note_text,
     number_text,
     reason_text,
     signal_name,
@@ -159,14 +161,14 @@ def events_table(plant: Plant, shop_floor: ShopFloor) -> None:
     rows = [
         {
             _("Machine"): names.get(item.asset, item.asset),
-            _("Event"): reason_text(item.event.name),
+            _("Event"): event_text(item.event.name),
             _("Start ({zone})").format(zone=zone): time_text(
                 item.event.start, plant, with_date=True
             ),
             _("End ({zone})").format(zone=zone): (
                 time_text(item.event.end, plant) if item.event.end else _("ongoing")
             ),
-            _("Note"): item.event.note,
+            _("Note"): note_text(item.event.note, item.event.start, plant),
         }
         for item in shop_floor.events
     ]

@@ -12,12 +12,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 import streamlit as st
 
+from dashboard.i18n import N_, _, ngettext
 from dashboard.kpis import MISSING
-from dashboard.labels import KPI_HELP, time_text
+from dashboard.labels import KPI_HELP, age_text, number_text, time_text
 from shopfloor.messages import (
     EdgeState,
     EdgeStatus,
@@ -29,12 +31,25 @@ from shopfloor.messages import (
 from shopfloor.mqtt import BrokerUrlError, close, make_client, wait_connected
 from shopfloor.plant import Plant
 
+if TYPE_CHECKING:
+    from streamlit.elements.lib.column_types import ColumnConfig
+
 REFRESH_S = 5.0
 # Three status intervals of the agent's default 10 s: one lost status is no reason to worry.
 STALE_AFTER_S = 30.0
 CONNECT_TIMEOUT_S = 3.0
 QUIET_S = 0.5  # the broker sends every retained message at once after the subscription
 GATHER_CAP_S = 2.0
+
+# Why an agent says it is degraded (edge.agent.EdgeAgent.causes), in words; another cause as
+# the agent names it.
+CAUSE_NAMES = {
+    "receive_thread_dead": N_("reading thread stopped"),
+    "broker_disconnected": N_("broker disconnected"),
+    "forwarder_stalled": N_("forwarding stalled"),
+    "buffer_failing": N_("disk buffer failing"),
+    "sources_disconnected": N_("sources disconnected"),
+}
 
 
 @dataclass(frozen=True)
@@ -157,10 +172,10 @@ def _row(device: str, state: EdgeState | None, status: EdgeStatus | None) -> Edg
 
 
 def edge_devices_page(plant: Plant, broker_url: str | None) -> None:
-    st.title("Edge devices")
+    st.title(_("Edge devices"))
     st.caption(f"{plant.tenant.name} · {plant.site.name}")
     if not broker_url:
-        st.info("Start the dashboard with --broker to see the edge devices reporting to it.")
+        st.info(_("Start the dashboard with --broker to see the edge devices reporting to it."))
         return
     live_edge_devices(plant, broker_url)
 
@@ -170,21 +185,33 @@ def live_edge_devices(plant: Plant, broker_url: str) -> None:
     try:
         fleet = read_edge_devices(broker_url, plant.tenant.id, plant.site.id)
     except (ConnectionError, BrokerUrlError) as exc:
-        st.error(f"The edge devices cannot be read: {exc}")
+        st.error(_("The edge devices cannot be read: {error}").format(error=exc))
         return
     now = datetime.now(UTC)
     if not fleet.devices:
         st.info(
-            f"No edge device of {plant.tenant.id}/{plant.site.id} has reported to the broker yet."
+            _("No edge device of {site} has reported to the broker yet.").format(
+                site=f"{plant.tenant.id}/{plant.site.id}"
+            )
         )
     else:
         _edge_table(fleet.devices, now)
         for note in lost_sources(plant, fleet.devices):
             st.warning(note)
     if fleet.undecodable:
-        st.warning(f"{fleet.undecodable} message(s) on the edge topics could not be read.")
+        st.warning(
+            ngettext(
+                "{count} message on the edge topics could not be read.",
+                "{count} messages on the edge topics could not be read.",
+                fleet.undecodable,
+            ).format(count=fleet.undecodable)
+        )
     st.caption(
-        f"Refreshed {time_text(now, plant)} ({plant.site.timezone}), every {REFRESH_S:.0f} s"
+        _("Refreshed {time} ({zone}), every {interval}").format(
+            time=time_text(now, plant),
+            zone=plant.site.timezone,
+            interval=number_text(REFRESH_S, "s", digits=0),
+        )
     )
 
 
@@ -193,80 +220,126 @@ def lost_sources(plant: Plant, devices: list[EdgeDeviceRow]) -> list[str]:
     (on the device's clock, in the site's zone)."""
     names = {machine.id: machine.name for _, machine in plant.machines()}
     return [
-        f"Sources {device.sources} on {device.device}: "
-        + "; ".join(
-            f"{names.get(machine, machine)} unreachable since {time_text(since, plant)}"
-            for machine, since in device.lost
+        _("Sources {sources} on {device}: {machines} ({zone}).").format(
+            sources=device.sources,
+            device=device.device,
+            machines="; ".join(
+                _("{machine} unreachable since {time}").format(
+                    machine=names.get(machine, machine), time=time_text(since, plant)
+                )
+                for machine, since in device.lost
+            ),
+            zone=plant.site.timezone,
         )
-        + f" ({plant.site.timezone})."
         for device in devices
         if device.lost
     ]
 
 
-# Widths in pixels (810 in all) that fit the table beside the sidebar in a 1280-pixel window;
-# columns left to size themselves by their headers pushed the last ones out of sight.
-COLUMNS = {
-    "Device": st.column_config.TextColumn(width=110),
-    "Status": st.column_config.TextColumn(width=65),
-    "Last seen": st.column_config.TextColumn(width=115),
-    "Queue": st.column_config.NumberColumn(width=70, format="%d", help=KPI_HELP["queue"]),
-    "Queue kB": st.column_config.NumberColumn(width=75, format="%.1f"),
-    "Dropped": st.column_config.NumberColumn(
-        width=70, format="%d", help="Messages dropped since the agent started: buffer full"
-    ),
-    "Reconnects": st.column_config.TextColumn(
-        width=90, help="Reconnections to the broker / to the device's sources"
-    ),
-    "Readings/s": st.column_config.NumberColumn(width=80, format="%.1f"),
-    "Sources": st.column_config.TextColumn(width=70, help=KPI_HELP["sources"]),
-    "Version": st.column_config.TextColumn(width=65),
+# The table's columns, by key: (header, config). Widths in pixels (810 in all) fit the table
+# beside the sidebar in a 1280-pixel window; columns left to size themselves by their headers
+# pushed the last ones out of sight. Figures are text in the visitor's digits (1 234,5).
+COLUMN_HEADERS = {
+    "device": N_("Device"),
+    "status": N_("Status"),
+    "last_seen": N_("Last seen"),
+    "queue": N_("Queue"),
+    "queue_kb": N_("Queue kB"),
+    "dropped": N_("Dropped"),
+    "reconnects": N_("Reconnects"),
+    "readings": N_("Readings/s"),
+    "sources": N_("Sources"),
+    "version": N_("Version"),
 }
+
+
+def _columns() -> dict[str, ColumnConfig]:
+    """The columns' configuration by header, in the visitor's language."""
+    text = st.column_config.TextColumn
+    config = {
+        "device": text(width=110),
+        "status": text(width=65),
+        "last_seen": text(width=115),
+        "queue": text(width=70, help=KPI_HELP["queue"]),
+        "queue_kb": text(width=75),
+        "dropped": text(width=70, help=_("Messages dropped since the agent started: buffer full")),
+        "reconnects": text(
+            width=90, help=_("Reconnections to the broker / to the device's sources")
+        ),
+        "readings": text(width=80),
+        "sources": text(width=70, help=KPI_HELP["sources"]),
+        "version": text(width=65),
+    }
+    return {_(COLUMN_HEADERS[key]): column for key, column in config.items()}
+
+
+def _count(value: float | None, digits: int = 0) -> str | None:
+    return None if value is None else number_text(value, digits=digits)
 
 
 def _edge_table(devices: list[EdgeDeviceRow], now: datetime) -> None:
     online, queued, dropped = st.columns(3)
-    online.metric("Devices online", f"{sum(d.online for d in devices)} / {len(devices)}")
-    queued.metric("Queued messages", f"{sum(d.queue_depth or 0 for d in devices):,}")
-    dropped.metric("Dropped messages", f"{sum(d.dropped_total or 0 for d in devices):,}")
+    online.metric(_("Devices online"), f"{sum(d.online for d in devices)} / {len(devices)}")
+    queued.metric(
+        _("Queued messages"), number_text(sum(d.queue_depth or 0 for d in devices), digits=0)
+    )
+    dropped.metric(
+        _("Dropped messages"), number_text(sum(d.dropped_total or 0 for d in devices), digits=0)
+    )
     st.dataframe(
         [_table_row(d, now) for d in devices],
         hide_index=True,
-        column_config=COLUMNS,
+        column_config=_columns(),
         placeholder=MISSING,  # the figures of a device that has sent no status
     )
-    degraded = [f"{d.device} ({', '.join(d.causes)})" for d in devices if d.causes]
+    degraded = [f"{d.device} ({', '.join(map(cause_text, d.causes))})" for d in devices if d.causes]
     if degraded:
-        st.warning(f"Degraded: {'; '.join(degraded)}.")
+        st.warning(_("Degraded: {devices}.").format(devices="; ".join(degraded)))
     stale = [d.device for d in devices if d.stale(now)]
     if stale:
         st.warning(
-            f"No status for over {STALE_AFTER_S:.0f} s from: {', '.join(stale)} "
-            "(hung, or cut off from the broker before it noticed)."
+            _(
+                "No status for over {interval} from: {devices} "
+                "(hung, or cut off from the broker before it noticed)."
+            ).format(interval=number_text(STALE_AFTER_S, "s", digits=0), devices=", ".join(stale))
         )
+
+
+def cause_text(cause: str) -> str:
+    """Why a device is degraded, in words: broker_disconnected -> broker disconnected."""
+    known = CAUSE_NAMES.get(cause)
+    return _(known) if known else cause
+
+
+def status_text(d: EdgeDeviceRow) -> str:
+    if not d.online:
+        return _("offline")
+    return _("degraded") if d.causes else _("online")
 
 
 def _table_row(d: EdgeDeviceRow, now: datetime) -> dict[str, object]:
     """Plain text throughout: a status emoji is a box in a browser without an emoji font."""
-    return {
-        "Device": d.device,
-        "Status": ("degraded" if d.causes else "online") if d.online else "offline",
-        "Last seen": _last_seen(d, now),
-        "Queue": d.queue_depth,
-        "Queue kB": None if d.queue_bytes is None else d.queue_bytes / 1024,
-        "Dropped": d.dropped_total,
-        "Reconnects": None
+    row: dict[str, object] = {
+        "device": d.device,
+        "status": status_text(d),
+        "last_seen": _last_seen(d, now),
+        "queue": _count(d.queue_depth),
+        "queue_kb": None if d.queue_bytes is None else _count(d.queue_bytes / 1024, digits=1),
+        "dropped": _count(d.dropped_total),
+        "reconnects": None
         if d.broker_reconnects is None
         else f"{d.broker_reconnects}/{d.source_reconnects}",
-        "Readings/s": d.readings_per_s,
-        "Sources": d.sources,
-        "Version": d.version,
+        "readings": _count(d.readings_per_s, digits=1),
+        "sources": d.sources,
+        "version": d.version,
     }
+    return {_(COLUMN_HEADERS[key]): value for key, value in row.items()}
 
 
 def _last_seen(device: EdgeDeviceRow, now: datetime) -> str:
     age = device.age_s(now)
     if age is None:  # a last will without any status before it
-        return "no status"
-    text = f"{max(age, 0):.0f} s ago"
-    return f"{text} (stale)" if device.stale(now) else text
+        return _("no status")
+    if device.stale(now):
+        return _("{age} ago (stale)").format(age=age_text(age))
+    return _("{age} ago").format(age=age_text(age))

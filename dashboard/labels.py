@@ -7,7 +7,8 @@ Anomalies page alike; a label the plant file gives a signal wins over the table.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dashboard.i18n import _, language
@@ -36,17 +37,27 @@ SIGNAL_NAMES = {
     "machine": N_("All signals together"),  # the analytics service's joint score of a machine
 }
 
+# Units as each language writes them: Russian and Belarusian in Cyrillic (кВт·ч), Serbian
+# with the SI symbols in Latin letters; a unit the table does not know as the plant gives it.
 UNITS = {
     "degC": "°C",
     "degF": "°F",
-    "ug/m3": "µg/m³",
-    "mg/m3": "mg/m³",
-    "m3/min": "m³/min",
-    "m3/h": "m³/h",
+    "ug/m3": N_("µg/m³"),
+    "mg/m3": N_("mg/m³"),
+    "m3/min": N_("m³/min"),
+    "m3/h": N_("m³/h"),
     "%RH": "% RH",
-    "dBA": "dB(A)",
+    "dBA": N_("dB(A)"),
     "pcs": N_("parts"),
     "kWh/pcs": N_("kWh per part"),
+    "s": N_("s"),
+    "min": N_("min"),
+    "h": N_("h"),
+    "kW": N_("kW"),
+    "kWh": N_("kWh"),
+    "bar": N_("bar"),
+    "mm/s": N_("mm/s"),
+    "m/min": N_("m/min"),
 }
 
 STATE_NAMES = {
@@ -59,6 +70,54 @@ STATE_NAMES = {
     "unplanned_stop": N_("Stopped (breakdown)"),
     "planned_stop": N_("Planned stop"),
     "off": N_("Switched off"),
+}
+
+# Reason codes of stops and faults the platform itself gives (shopfloor.states, the simulator's
+# faults and stops) and those of the example scenarios; a plant's own codes show as words.
+REASON_NAMES = {
+    # shopfloor.states: any machine's breakdowns
+    "mechanical": N_("mechanical"),
+    "bearing_failure": N_("bearing failure"),
+    "overheat_trip": N_("overheat trip"),
+    "electrical": N_("electrical"),
+    "material_jam": N_("material jam"),
+    # the simulator's own stops and events
+    "breakdown": N_("breakdown"),
+    "micro_stop": N_("micro stop"),
+    "tool_change": N_("tool change"),
+    "operator_stop": N_("operator stop"),
+    "break": N_("break"),
+    # the simulator's faults (shopfloor.messages.FaultKind)
+    "bearing_wear": N_("bearing wear"),
+    "overheating": N_("overheating"),
+    "tool_wear": N_("tool wear"),
+    "sensor_stuck": N_("sensor stuck"),
+    "spike": N_("spike"),
+    "dropout": N_("dropout"),
+    "air_leak": N_("air leak"),
+    "network_loss": N_("network loss"),
+    # the example scenarios' stops
+    "mould_jam": N_("mould jam"),
+    "heater_fault": N_("heater fault"),
+    "robot_gripper": N_("robot gripper"),
+    "tool_break": N_("tool break"),
+    "chip_jam": N_("chip jam"),
+    "program_error": N_("program error"),
+    "coolant_low": N_("coolant low"),
+    "chuck_fault": N_("chuck fault"),
+    "film_break": N_("film break"),
+    "label_jam": N_("label jam"),
+    "weigher_fault": N_("weigher fault"),
+    "product_bridge": N_("product bridge"),
+    "jaw_fault": N_("jaw fault"),
+    "carton_jam": N_("carton jam"),
+    "glue_fault": N_("glue fault"),
+    "breakfast": N_("breakfast"),
+    "lunch": N_("lunch"),
+    "fixture_change": N_("fixture change"),
+    "jaw_change": N_("jaw change"),
+    "colour_changeover": N_("colour changeover"),
+    "film_change": N_("film change"),
 }
 
 # What each figure on screen means, in one line of plain words: tooltips and captions.
@@ -135,8 +194,66 @@ def state_text(state: str) -> str:
 
 
 def reason_text(reason: str) -> str:
-    """A stop-reason code in words: bearing_failure -> bearing failure."""
-    return reason.replace("_", " ").strip()
+    """A stop-reason or fault code in words, in the visitor's language: bearing_failure ->
+    bearing failure; a code the table does not know in words as it is (hydraulics)."""
+    known = REASON_NAMES.get(reason)
+    return _(known) if known else reason.replace("_", " ").strip()
+
+
+ANOMALY_PREFIX, SILENT_PREFIX, PENDING_SUFFIX = "anomaly_", "silent_", "_pending"
+
+
+def event_text(name: str) -> str:
+    """An event's name in words: a fault (bearing wear), a fault waiting for its machine to
+    run, an anomaly the analysis found in a signal, or a signal that fell silent."""
+    if name.startswith(ANOMALY_PREFIX):
+        return _("anomaly: {signal}").format(signal=signal_name(name[len(ANOMALY_PREFIX) :]))
+    if name.startswith(SILENT_PREFIX):
+        return _("no values: {signal}").format(signal=signal_name(name[len(SILENT_PREFIX) :]))
+    if name.endswith(PENDING_SUFFIX):
+        fault = reason_text(name.removesuffix(PENDING_SUFFIX))
+        return _("{fault}, waiting for the machine to run").format(fault=fault)
+    return reason_text(name)
+
+
+# The notes events carry, as the simulator and the analytics service write them (English, for
+# machines and logs): read back to be told in the visitor's language.
+_NOTE_REASON = re.compile(r"reason=(?P<reason>\S+)")
+_NOTE_SIGNAL = re.compile(r"signal=(?P<signal>\S+)")
+_NOTE_WAITS = re.compile(r"waits for the stop '(?P<reason>[^']*)' to end")
+_NOTE_PEAK = re.compile(
+    r"(?:(?P<signal>\S+): )?score (?P<score>[\d.]+) at (?P<time>\d\d:\d\d:\d\d)Z"
+)
+_NOTE_SILENT = re.compile(r"(?:(?P<signal>\S+): )?no value for (?P<minutes>\d+) min while running")
+
+
+def note_text(note: str | None, start: datetime, plant: Plant) -> str:
+    """An event's note in the visitor's language: why it stopped, the faulty signal, what a
+    waiting fault waits for, an anomaly's peak score (its time, in UTC within a day after the
+    event's `start`, on the site's clock) or a silence's length; another note as it is."""
+    note = note or ""
+    if found := _NOTE_REASON.fullmatch(note):
+        return _("reason: {reason}").format(reason=reason_text(found["reason"]))
+    if found := _NOTE_SIGNAL.fullmatch(note):
+        return _("signal: {signal}").format(signal=signal_name(found["signal"]))
+    if found := _NOTE_WAITS.fullmatch(note):
+        held = found["reason"]  # a stop's reason, else the state it holds the machine in
+        stop = state_text(held) if held in STATE_NAMES else reason_text(held)
+        return _("waits for the stop to end: {stop}").format(stop=stop)
+    if found := _NOTE_PEAK.fullmatch(note):
+        begun = start.astimezone(UTC)
+        peak = datetime.combine(begun.date(), time.fromisoformat(found["time"]), UTC)
+        if peak < begun - timedelta(minutes=1):
+            peak += timedelta(days=1)
+        return _("score {score} at {time}").format(
+            score=i18n.number_text(float(found["score"]), language(), 3),
+            time=time_text(peak, plant),
+        )
+    if found := _NOTE_SILENT.fullmatch(note):
+        return _("no value for {duration} while running").format(
+            duration=age_text(60 * float(found["minutes"]))
+        )
+    return note
 
 
 def number_text(value: float, unit: str = "", digits: int = 1) -> str:

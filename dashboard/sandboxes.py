@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.i18n import _
 from shopfloor.config import ConfigError
 from shopfloor.plant import Plant, load_plant
 from shopfloor.sandboxes import session_dir_from_env, tenant_plants
@@ -21,14 +22,23 @@ def _load(path: str, modified_ns: int) -> Plant:
 
 
 def plant_choices(demo: Plant, session_dir: Path | None) -> dict[str, Plant]:
-    """The plants to choose from, by label: the demo's first, then each sandbox that loads."""
-    choices = {f"{demo.tenant.name} · {demo.site.name}": demo}
+    """The plants to choose from, by tenant id: the demo's first, then each sandbox that
+    loads. The ids stay the choice while the visitor changes language; `plant_label` names
+    them."""
+    choices = {demo.tenant.id: demo}
     for tenant, path in tenant_plants(session_dir).items():
         try:
-            choices[f"trainee {tenant}"] = _load(str(path), path.stat().st_mtime_ns)
+            choices[tenant] = _load(str(path), path.stat().st_mtime_ns)
         except (ConfigError, OSError):
             continue  # being written, or broken: the supervisor's output names it
     return choices
+
+
+def plant_label(plant: Plant, demo: Plant) -> str:
+    """A choice as the menu shows it: the demo's company and site, or the trainee's tenant."""
+    if plant.tenant.id == demo.tenant.id:
+        return f"{demo.tenant.name} · {demo.site.name}"
+    return _("trainee {tenant}").format(tenant=plant.tenant.id)
 
 
 def choose_plant(demo: Plant) -> Plant:
@@ -36,5 +46,10 @@ def choose_plant(demo: Plant) -> Plant:
     choices = plant_choices(demo, session_dir_from_env())
     if len(choices) == 1:
         return demo
-    label = st.sidebar.selectbox("Plant", list(choices), key=CHOSEN_KEY)
-    return choices.get(label or "", demo)
+    chosen = st.sidebar.selectbox(
+        _("Plant"),
+        list(choices),
+        key=CHOSEN_KEY,
+        format_func=lambda tenant: plant_label(choices[tenant], demo),
+    )
+    return choices.get(chosen or "", demo)

@@ -8,6 +8,7 @@ from typing import ParamSpec
 
 import streamlit as st
 
+from dashboard.i18n import _
 from shopfloor.store import StoreError
 
 P = ParamSpec("P")
@@ -22,6 +23,6 @@ def shows_store_errors(render: Callable[P, None]) -> Callable[P, None]:
         try:
             render(*args, **kwargs)
         except StoreError as exc:
-            st.error(f"The store cannot be read: {exc}")
+            st.error(_("The store cannot be read: {error}").format(error=exc))
 
     return guarded

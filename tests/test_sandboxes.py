@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dashboard.sandboxes import plant_choices
+from dashboard.sandboxes import plant_choices, plant_label
 from launcher.session import running_demo
 from shopfloor.plant import load_plant
 from shopfloor.sandboxes import write_tenant_plant
@@ -28,8 +28,12 @@ def test_a_sandbox_is_the_demo_plant_under_the_trainee_tenant(tmp_path: Path) ->
     write_tenant_plant(EXAMPLE_PLANT, "trainee-1", tmp_path)
     demo = load_plant(EXAMPLE_PLANT)
     choices = plant_choices(demo, tmp_path)
-    assert list(choices) == [f"{demo.tenant.name} · {demo.site.name}", "trainee trainee-1"]
-    sandbox = choices["trainee trainee-1"]
+    assert list(choices) == [demo.tenant.id, "trainee-1"]
+    sandbox = choices["trainee-1"]
+    assert [plant_label(plant, demo) for plant in choices.values()] == [
+        f"{demo.tenant.name} · {demo.site.name}",
+        "trainee trainee-1",
+    ]
     assert (sandbox.tenant.id, sandbox.shifts) == ("trainee-1", [])
     assert sandbox.catalogue().keys() == {
         path._replace(tenant="trainee-1") for path in demo.catalogue()
