@@ -318,7 +318,7 @@ def _signal_figure(
     figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05)
     if values:
         _add_line(figure, plant, values, title, row=1)
-    _add_line(figure, plant, scores, _("score"), row=rows)
+    _add_line(figure, plant, scores, _("anomaly score"), row=rows)
     last = (values or scores)[-1].ts
     own = anomaly_event_name(scored.signal)
     # One layout update: add_vrect re-validates the whole layout per band, seconds for dozens.
@@ -327,7 +327,7 @@ def _signal_figure(
     figure.update_layout(title=title, height=380 if values else 240, showlegend=False, shapes=bands)
     figure.update_xaxes(type="date", range=[chart_time(t, plant) for t in window])
     figure.update_xaxes(title_text=axis_title(plant), row=rows, col=1)
-    figure.update_yaxes(title_text=_("score"), row=rows, col=1)
+    figure.update_yaxes(title_text=_("anomaly score"), row=rows, col=1)
     return figure
 
 

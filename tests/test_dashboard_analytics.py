@@ -550,7 +550,7 @@ def test_the_pages_in_chromium(example_plant: Plant, embedded_url: str, tmp_path
                 f"http://127.0.0.1:{port}/{page_path}",
                 artifact(f"dashboard-{page_path or 'shop-floor'}.png"),
             ) as page:
-                page.get_by_text(heading).wait_for(timeout=60_000)
+                page.get_by_text(heading, exact=True).wait_for(timeout=60_000)
                 assert page.locator("[data-testid='stException']").count() == 0
         with open_page(
             f"http://127.0.0.1:{port}/anomalies", artifact("dashboard-anomalies.png")

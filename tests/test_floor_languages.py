@@ -89,7 +89,7 @@ def test_reasons_events_and_notes_in_russian(russian: None) -> None:
         "ожидает окончания остановки: обед"
     )
     assert note_text("waits for the stop 'planned_stop' to end", start, plant).endswith(
-        ": Плановая остановка"
+        ": Плановый простой"
     )  # no reason given: the state it holds the machine in
     assert note_text("vibration: score 0.998 at 00:05:00Z", start, plant) == (
         "оценка 0,998 в 03:05:00"
@@ -153,7 +153,7 @@ def test_the_anomalies_page_in_russian(tmp_path: Path, russian: None) -> None:
     [chart] = app.get("plotly_chart")
     layout = json.loads(chart.proto.spec)["layout"]
     assert (layout["yaxis2"]["title"]["text"], layout["xaxis2"]["title"]["text"]) == (
-        "оценка", "время (Europe/Minsk)",
+        "оценка аномальности", "время (Europe/Minsk)",
     )  # fmt: skip
     assert next(s["label"]["text"] for s in layout["shapes"]) == "износ подшипника (имитация)"
     for english in ("Anomal", "Signals", "Acknowledge", "waiting", "Orange", "score "):
