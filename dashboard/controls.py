@@ -13,7 +13,11 @@ import time
 from collections.abc import Sequence
 
 import streamlit as st
+from babel.numbers import format_decimal
 
+from dashboard.i18n import N_, _, language
+from dashboard.labels import reason_text
+from shopfloor import i18n
 from shopfloor.messages import (
     Action,
     Breakdown,
@@ -39,6 +43,115 @@ ANNOUNCE_TIMEOUT_S = 3.0
 FAULT_ANNOUNCE_S = 1.0  # a fault or breakdown changes the status only when a fault must wait
 POLL_S = 0.1
 STATUS_KEY = "controls.simulator_status"
+
+# What people read for the codes the controls show. A code not in a table (a scenario's own
+# stop reason, a scenario file of the site's) is shown as given, in words.
+FAULT_NAMES: dict[str, str] = {
+    FaultKind.BEARING_WEAR: N_("bearing wear"),
+    FaultKind.OVERHEATING: N_("overheating"),
+    FaultKind.TOOL_WEAR: N_("tool wear"),
+    FaultKind.SENSOR_STUCK: N_("sensor stuck"),
+    FaultKind.SPIKE: N_("spike"),
+    FaultKind.DROPOUT: N_("dropout"),
+    FaultKind.AIR_LEAK: N_("air leak"),
+    FaultKind.NETWORK_LOSS: N_("network loss"),
+}
+
+# Stop reasons: the platform's breakdown reasons, then those of the example scenarios (their
+# breakdowns, then their planned stops and setups).
+STOP_REASON_NAMES = {
+    "mechanical": N_("mechanical"),
+    "bearing_failure": N_("bearing failure"),
+    "overheat_trip": N_("overheat trip"),
+    "electrical": N_("electrical"),
+    "material_jam": N_("material jam"),
+    "mould_jam": N_("mould jam"),
+    "heater_fault": N_("heater fault"),
+    "robot_gripper": N_("robot gripper"),
+    "tool_break": N_("tool break"),
+    "chip_jam": N_("chip jam"),
+    "program_error": N_("program error"),
+    "coolant_low": N_("coolant low"),
+    "chuck_fault": N_("chuck fault"),
+    "film_break": N_("film break"),
+    "label_jam": N_("label jam"),
+    "jaw_fault": N_("jaw fault"),
+    "carton_jam": N_("carton jam"),
+    "glue_fault": N_("glue fault"),
+    "weigher_fault": N_("weigher fault"),
+    "product_bridge": N_("product bridge"),
+    "break": N_("break"),
+    "breakfast": N_("breakfast"),
+    "lunch": N_("lunch"),
+    "colour_changeover": N_("colour changeover"),
+    "film_change": N_("film change"),
+    "fixture_change": N_("fixture change"),
+    "jaw_change": N_("jaw change"),
+}
+
+# The example scenarios by file name (what the simulator offers to load): the name and the
+# description their files give, for the staff choosing one.
+SCENARIOS = {
+    "moulding": (
+        N_("Injection moulding SME, early shift"),
+        N_(
+            "A normal early shift with a breakfast break and a colour changeover on the press. "
+            "Around mid-shift the trimming centre's spindle bearing starts to wear: its "
+            "vibration rises for 90 minutes before the bearing fails and the line loses half an "
+            "hour."
+        ),
+    ),
+    "moulding-bad-day": (
+        N_("Injection moulding SME, a bad day"),
+        N_(
+            "The press's barrel heater control drifts and the melt overheats until the press "
+            "trips; the trimming centre's tool wears through the morning and scrap climbs until "
+            "it is changed; the packaging station's belt-speed sensor drops out for a while."
+        ),
+    ),
+    "machining": (
+        N_("Metal-machining SME, day shift"),
+        N_(
+            "Two CNC machines working independently on small batches of DN50 and DN80 flanges, "
+            "with a lunch break and a logged setup at every size change. Tool wear on the "
+            "turning centre raises scrap and spindle load until a tool change; overheating on "
+            "the machining centre ends in a thermal trip."
+        ),
+    ),
+    "packaging": (
+        N_("Food-packaging SME, two shifts and a night"),
+        N_(
+            "Filler, sealer and cartoner in a row with small buffers between them; the filler "
+            "is the bottleneck. Micro-stops are frequent; a film change stops the sealer "
+            "mid-shift. From the evening on, a compressed-air leak makes the compressor draw "
+            "power through the night."
+        ),
+    ),
+}
+_SCENARIO_NAMES = {name for name, _description in SCENARIOS.values()}
+
+
+def fault_text(fault: str) -> str:
+    """A fault kind in words: bearing_wear -> bearing wear, in the visitor's language."""
+    known = FAULT_NAMES.get(fault)
+    return _(known) if known else reason_text(fault)
+
+
+def stop_reason_text(reason: str) -> str:
+    """A stop-reason code in words, in the visitor's language: heater_fault -> heater fault."""
+    known = STOP_REASON_NAMES.get(reason)
+    return _(known) if known else reason_text(reason)
+
+
+def scenario_text(name: str) -> str:
+    """A running scenario's name: an example scenario's in the visitor's language, another's
+    as its file gives it."""
+    return _(name) if name in _SCENARIO_NAMES else name
+
+
+def speed_text(speed: float) -> str:
+    """A simulation speed as the slider shows it: x10, x0,5 (no grouping: x1000)."""
+    return "x" + format_decimal(speed, format="0.###", locale=i18n.babel_locale(language()))
 
 
 class Controls:
@@ -101,9 +214,9 @@ def remembered(status: SimulatorStatus | None) -> SimulatorStatus | None:
 
 
 def controls_page(plant: Plant, broker_url: str | None) -> None:
-    st.title("Demo controls")
+    st.title(_("Demo controls"))
     if not broker_url:
-        st.info("Start the dashboard with --broker to drive a simulator.")
+        st.info(_("Start the dashboard with --broker to drive a simulator."))
         return
     controls = Controls(broker_url, plant)
     status_line = st.empty()  # filled last: with the status after any command of this run
@@ -121,10 +234,17 @@ def controls_page(plant: Plant, broker_url: str | None) -> None:
 
 def _status_text(status: SimulatorStatus | None, fresh: bool) -> None:
     if status is None:
-        st.warning("No simulator is running for this plant (none has announced itself).")
+        st.warning(_("No simulator is running for this plant (none has announced itself)."))
         return
-    text = f"Running: {status.scenario}, at x{status.speed:g}"
-    st.caption(text if fresh else f"{text} (as last seen: the broker did not answer just now)")
+    values = {"scenario": scenario_text(status.scenario), "speed": speed_text(status.speed)}
+    if fresh:
+        st.caption(_("Running: {scenario}, at {speed}").format(**values))
+    else:
+        st.caption(
+            _(
+                "Running: {scenario}, at {speed} (as last seen: the broker did not answer just now)"
+            ).format(**values)
+        )
 
 
 def _inject(
@@ -132,22 +252,33 @@ def _inject(
 ) -> SimulatorStatus | None:
     machines = machine_names(plant)
     with st.form("inject"):
-        st.subheader("Inject a fault")
-        machine = st.selectbox("Machine", list(machines), format_func=lambda m: machines[m])
-        fault = st.selectbox("Fault", list(FaultKind), format_func=lambda f: f.replace("_", " "))
-        minutes = st.number_input("Duration (simulated minutes)", 1, 24 * 60, 20)
-        if not (st.form_submit_button("Inject fault") and machine and fault):
+        st.subheader(_("Inject a fault"))
+        machine = st.selectbox(_("Machine"), list(machines), format_func=lambda m: machines[m])
+        fault = st.selectbox(_("Fault"), list(FaultKind), format_func=fault_text)
+        minutes = st.number_input(_("Duration (simulated minutes)"), 1, 24 * 60, 20)
+        if not (st.form_submit_button(_("Inject fault")) and machine and fault):
             return status
-    problem = plant.injection_problem(machine, FaultKind(fault))
+    kind = FaultKind(fault)
+    problem = plant.injection_problem(machine, kind)
     if problem:
-        st.error(problem)
+        st.error(_injection_problem_text(machines[machine], kind, problem))
         return status
-    action = InjectFault(asset=machine, fault=FaultKind(fault), duration_s=minutes * 60)
-    return _send(controls, action, f"{fault.replace('_', ' ')} sent to {machines[machine]}", status)
+    action = InjectFault(asset=machine, fault=kind, duration_s=minutes * 60)
+    done = _("{fault} sent to {machine}").format(fault=fault_text(kind), machine=machines[machine])
+    return _send(controls, action, done, status)
+
+
+def _injection_problem_text(machine: str, fault: FaultKind, problem: str) -> str:
+    """Why the fault cannot go to the machine, for people: of Plant.injection_problem's
+    answers only an air leak on a machine that is not a compressor can come from this form
+    (its machines are the plant's); any other is shown as it is."""
+    if fault is FaultKind.AIR_LEAK:
+        return _("{machine} is not a compressor: an air leak needs one").format(machine=machine)
+    return problem
 
 
 def machine_names(plant: Plant) -> dict[str, str]:
-    return {machine.id: machine.name for _, machine in plant.machines()}
+    return {machine.id: machine.name for _path, machine in plant.machines()}
 
 
 def breakdown_reasons(status: SimulatorStatus | None, machine: str) -> list[str]:
@@ -161,10 +292,10 @@ def _breakdown(
     plant: Plant, controls: Controls, status: SimulatorStatus | None
 ) -> SimulatorStatus | None:
     """Not a form: the reasons follow the machine chosen."""
-    st.subheader("Breakdown now")
+    st.subheader(_("Breakdown now"))
     machines = machine_names(plant)
     machine = st.selectbox(
-        "Machine to break down",
+        _("Machine to break down"),
         list(machines),
         format_func=lambda m: machines[m],
         key="breakdown.machine",
@@ -172,18 +303,20 @@ def _breakdown(
     if machine is None:
         return status
     reason = st.selectbox(
-        "Stop reason",
+        _("Stop reason"),
         breakdown_reasons(status, machine),
-        format_func=lambda r: r.replace("_", " "),
+        format_func=stop_reason_text,
         key="breakdown.reason",
     )
     minutes = st.number_input(
-        "Repair time (simulated minutes)", 1, 24 * 60, 15, key="breakdown.minutes"
+        _("Repair time (simulated minutes)"), 1, 24 * 60, 15, key="breakdown.minutes"
     )
-    if not (st.button("Breakdown now") and reason):
+    if not (st.button(_("Breakdown now")) and reason):
         return status
     action = Breakdown(asset=machine, reason=reason, duration_s=minutes * 60)
-    done = f"{machines[machine]} broken down: {reason.replace('_', ' ')}"
+    done = _("{machine} broken down: {reason}").format(
+        machine=machines[machine], reason=stop_reason_text(reason)
+    )
     return _send(controls, action, done, status)
 
 
@@ -192,54 +325,68 @@ def _pending(plant: Plant, status: SimulatorStatus | None) -> None:
     machines = machine_names(plant)
     for pending in status.pending if status else []:
         st.info(
-            f"{pending.fault.replace('_', ' ')} on {machines.get(pending.asset, pending.asset)} "
-            f"waits for the stop {pending.waits_for.replace('_', ' ')!r} to end; it starts "
-            "when the machine runs again."
+            _(
+                "{fault} on {machine} waits for the stop '{stop}' to end; it starts when the "
+                "machine runs again."
+            ).format(
+                fault=fault_text(pending.fault),
+                machine=machines.get(pending.asset, pending.asset),
+                stop=stop_reason_text(pending.waits_for),
+            )
         )
 
 
 def _speed_and_shift(controls: Controls, status: SimulatorStatus | None) -> SimulatorStatus | None:
-    st.subheader("Speed and shift")
+    st.subheader(_("Speed and shift"))
     current = status.speed if status else None
     speed = st.select_slider(
-        "Simulation speed",
+        _("Simulation speed"),
         slider_speeds(current),
         value=current if current is not None else SPEEDS[0],
-        format_func=lambda s: f"x{s:g}",
+        format_func=speed_text,
     )
     set_speed, reset = st.columns(2)
-    if set_speed.button("Set speed"):
-        return _send(controls, SetSpeed(speed=speed), f"speed set to x{speed:g}", status)
-    if reset.button("Reset shift"):
-        return _send(controls, ResetShift(), "shift reset", status)
+    if set_speed.button(_("Set speed")):
+        done = _("speed set to {speed}").format(speed=speed_text(speed))
+        return _send(controls, SetSpeed(speed=speed), done, status)
+    if reset.button(_("Reset shift")):
+        return _send(controls, ResetShift(), _("shift reset"), status)
     return status
 
 
 def _scenario(controls: Controls, status: SimulatorStatus | None) -> SimulatorStatus | None:
-    st.subheader("Scenario")
+    st.subheader(_("Scenario"))
     same_plant: Sequence[str] = status.available if status else []
     other_plants: Sequence[str] = status.other_plants if status else []
     if not (same_plant or other_plants):
         st.caption(
-            "No scenario to load: a simulator offers the scenario files beside its own (none "
-            "when it runs a plant file, or before it has announced itself)."
+            _(
+                "No scenario to load: a simulator offers the scenario files beside its own (none "
+                "when it runs a plant file, or before it has announced itself)."
+            )
         )
         return status
     name = st.selectbox(
-        "Scenario",
+        _("Scenario"),
         [*same_plant, *other_plants],
         format_func=lambda n: (
-            f"{n} (another plant: the demo restarts with it)" if n in other_plants else n
+            _("{name} (another plant: the demo restarts with it)").format(name=n)
+            if n in other_plants
+            else n
         ),
     )
-    if st.button("Load scenario") and name:
+    if name in SCENARIOS:
+        title, description = SCENARIOS[name]
+        st.caption(f"**{_(title)}** · {_(description)}")  # the example's name, then what it shows
+    if st.button(_("Load scenario")) and name:
         if name in other_plants:
-            return _send(controls, LoadScenario(name=name), _SWITCHING.format(name=name), status)
-        return _send(controls, LoadScenario(name=name), f"scenario {name} loaded", status)
+            return _send(controls, LoadScenario(name=name), _(_SWITCHING).format(name=name), status)
+        done = _("scenario {name} loaded").format(name=name)
+        return _send(controls, LoadScenario(name=name), done, status)
     return status
 
 
-_SWITCHING = (
+_SWITCHING = N_(
     "scenario {name} runs another plant: the demo restarts with it in a new session; this page "
     "comes back with the new plant in about twenty seconds"
 )
@@ -253,7 +400,7 @@ def _send(
     try:
         controls.send(action)
     except ConnectionError as exc:
-        st.error(str(exc))
+        st.error(_("The command was not sent: {error}").format(error=exc))
         return status
     st.success(done)
     faulty = isinstance(action, InjectFault | Breakdown)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from dashboard.i18n import LANG_KEY, language
+from dashboard.i18n import LANG_KEY, _, language
+from dashboard.labels import age_text, number_text
 
 # The pages shown in turn, by URL path ("" is the default page, the shop floor).
 ROTATION = ("", "oee", "anomalies", "energy", "readiness")
@@ -55,9 +56,13 @@ def kiosk_from(params: Mapping[str, str]) -> tuple[Kiosk | None, str | None]:
         return None, None
     raw = params.get("rotate", str(DEFAULT_ROTATE_S))
     if not raw.isdigit() or int(raw) < MIN_ROTATE_S:
-        problem = (
-            f"rotate={raw}: give the seconds each page stays, a whole number of at least "
-            f"{MIN_ROTATE_S}; showing each for {DEFAULT_ROTATE_S} s"
+        problem = _(
+            "rotate={raw}: give the seconds each page stays, a whole number of at least "
+            "{least}; showing each for {default}"
+        ).format(
+            raw=raw,
+            least=number_text(MIN_ROTATE_S, digits=0),
+            default=age_text(DEFAULT_ROTATE_S),
         )
         return Kiosk(), problem
     return Kiosk(int(raw)), None

@@ -98,14 +98,14 @@ def test_kiosk_rotates_its_pages_in_large_type_and_the_story_sends_its_commands(
             )
             expect(page.get_by_test_id("stSidebar")).to_be_hidden()
             expect(page.get_by_test_id("stToolbar")).to_be_hidden()
-            page.wait_for_url(f"{base}/oee?kiosk=1&rotate=5", timeout=20_000)
+            page.wait_for_url(f"{base}/oee?kiosk=1&rotate=5&lang=en", timeout=20_000)
             page.get_by_role("heading", name="OEE").wait_for(timeout=10_000)
             # Nothing a visitor could click: choosers, help icons, table toolbars.
             page.wait_for_timeout(1_000)  # the page's script runs on after its title
             for control in ("stSelectbox", "stTooltipIcon", "stElementToolbar"):
                 for element in page.get_by_test_id(control).all():
                     expect(element).to_be_hidden()
-            page.wait_for_url(f"{base}/anomalies?kiosk=1&rotate=5", timeout=20_000)
+            page.wait_for_url(f"{base}/anomalies?kiosk=1&rotate=5&lang=en", timeout=20_000)
             assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "26px"
             expect(page.get_by_test_id("stSidebar")).to_be_hidden()
             assert not errors
@@ -126,7 +126,9 @@ def test_kiosk_rotates_its_pages_in_large_type_and_the_story_sends_its_commands(
                 SetSpeed(speed=1),
             ]
             page.get_by_role("link", name="Open Anomalies").click()
-            page.wait_for_url(f"{base}/anomalies", timeout=15_000)
+            page.wait_for_url(
+                re.compile(rf"{re.escape(base)}/anomalies(\?lang=en)?$"), timeout=15_000
+            )
             assert not errors
     finally:
         stop_all([dashboard])
