@@ -44,51 +44,6 @@ FAULT_ANNOUNCE_S = 1.0  # a fault or breakdown changes the status only when a fa
 POLL_S = 0.1
 STATUS_KEY = "controls.simulator_status"
 
-# What people read for the codes the controls show. A code not in a table (a scenario's own
-# stop reason, a scenario file of the site's) is shown as given, in words.
-FAULT_NAMES: dict[str, str] = {
-    FaultKind.BEARING_WEAR: N_("bearing wear"),
-    FaultKind.OVERHEATING: N_("overheating"),
-    FaultKind.TOOL_WEAR: N_("tool wear"),
-    FaultKind.SENSOR_STUCK: N_("sensor stuck"),
-    FaultKind.SPIKE: N_("spike"),
-    FaultKind.DROPOUT: N_("dropout"),
-    FaultKind.AIR_LEAK: N_("air leak"),
-    FaultKind.NETWORK_LOSS: N_("network loss"),
-}
-
-# Stop reasons: the platform's breakdown reasons, then those of the example scenarios (their
-# breakdowns, then their planned stops and setups).
-STOP_REASON_NAMES = {
-    "mechanical": N_("mechanical"),
-    "bearing_failure": N_("bearing failure"),
-    "overheat_trip": N_("overheat trip"),
-    "electrical": N_("electrical"),
-    "material_jam": N_("material jam"),
-    "mould_jam": N_("mould jam"),
-    "heater_fault": N_("heater fault"),
-    "robot_gripper": N_("robot gripper"),
-    "tool_break": N_("tool break"),
-    "chip_jam": N_("chip jam"),
-    "program_error": N_("program error"),
-    "coolant_low": N_("coolant low"),
-    "chuck_fault": N_("chuck fault"),
-    "film_break": N_("film break"),
-    "label_jam": N_("label jam"),
-    "jaw_fault": N_("jaw fault"),
-    "carton_jam": N_("carton jam"),
-    "glue_fault": N_("glue fault"),
-    "weigher_fault": N_("weigher fault"),
-    "product_bridge": N_("product bridge"),
-    "break": N_("break"),
-    "breakfast": N_("breakfast"),
-    "lunch": N_("lunch"),
-    "colour_changeover": N_("colour changeover"),
-    "film_change": N_("film change"),
-    "fixture_change": N_("fixture change"),
-    "jaw_change": N_("jaw change"),
-}
-
 # The example scenarios by file name (what the simulator offers to load): the name and the
 # description their files give, for the staff choosing one.
 SCENARIOS = {
@@ -129,18 +84,6 @@ SCENARIOS = {
     ),
 }
 _SCENARIO_NAMES = {name for name, _description in SCENARIOS.values()}
-
-
-def fault_text(fault: str) -> str:
-    """A fault kind in words: bearing_wear -> bearing wear, in the visitor's language."""
-    known = FAULT_NAMES.get(fault)
-    return _(known) if known else reason_text(fault)
-
-
-def stop_reason_text(reason: str) -> str:
-    """A stop-reason code in words, in the visitor's language: heater_fault -> heater fault."""
-    known = STOP_REASON_NAMES.get(reason)
-    return _(known) if known else reason_text(reason)
 
 
 def scenario_text(name: str) -> str:
@@ -254,7 +197,7 @@ def _inject(
     with st.form("inject"):
         st.subheader(_("Inject a fault"))
         machine = st.selectbox(_("Machine"), list(machines), format_func=lambda m: machines[m])
-        fault = st.selectbox(_("Fault"), list(FaultKind), format_func=fault_text)
+        fault = st.selectbox(_("Fault"), list(FaultKind), format_func=reason_text)
         minutes = st.number_input(_("Duration (simulated minutes)"), 1, 24 * 60, 20)
         if not (st.form_submit_button(_("Inject fault")) and machine and fault):
             return status
@@ -264,7 +207,7 @@ def _inject(
         st.error(_injection_problem_text(machines[machine], kind, problem))
         return status
     action = InjectFault(asset=machine, fault=kind, duration_s=minutes * 60)
-    done = _("{fault} sent to {machine}").format(fault=fault_text(kind), machine=machines[machine])
+    done = _("{fault} sent to {machine}").format(fault=reason_text(kind), machine=machines[machine])
     return _send(controls, action, done, status)
 
 
@@ -305,7 +248,7 @@ def _breakdown(
     reason = st.selectbox(
         _("Stop reason"),
         breakdown_reasons(status, machine),
-        format_func=stop_reason_text,
+        format_func=reason_text,
         key="breakdown.reason",
     )
     minutes = st.number_input(
@@ -315,7 +258,7 @@ def _breakdown(
         return status
     action = Breakdown(asset=machine, reason=reason, duration_s=minutes * 60)
     done = _("{machine} broken down: {reason}").format(
-        machine=machines[machine], reason=stop_reason_text(reason)
+        machine=machines[machine], reason=reason_text(reason)
     )
     return _send(controls, action, done, status)
 
@@ -329,9 +272,9 @@ def _pending(plant: Plant, status: SimulatorStatus | None) -> None:
                 "{fault} on {machine} waits for the stop '{stop}' to end; it starts when the "
                 "machine runs again."
             ).format(
-                fault=fault_text(pending.fault),
+                fault=reason_text(pending.fault),
                 machine=machines.get(pending.asset, pending.asset),
-                stop=stop_reason_text(pending.waits_for),
+                stop=reason_text(pending.waits_for),
             )
         )
 

@@ -133,7 +133,7 @@ def story_steps(worn: Machine | None) -> list[Step]:
             ),
         ),
         Step(
-            N_("Breakdown"), 3, ("",),
+            N_("The breakdown"), 3, ("",),
             N_(
                 "On the Shop floor {machine} turns red: unplanned stop, bearing failure. The "
                 "press before it fills the buffer and blocks, packaging after it starves. Then "

@@ -76,7 +76,7 @@ def visit_every_page(page: Page, console: Console, url: str, stage: str) -> None
     for title, name in PAGES.items():
         console.where = f"{stage} /{name}"
         page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
-        page.wait_for_url(f"{url}/{name}", timeout=30_000)
+        page.wait_for_url(f"{url}/{name}?lang=en", timeout=30_000)  # the language kept
         settle(page)
         if name == "anomalies":  # the machine whose bearing wears: an open fault, a joint score
             choose(page, "Machine", "Trimming centre")
