@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from babel.messages.pofile import read_po
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
+from readiness.catalogue import CURRENT
 from shopfloor import i18n
 from shopfloor.plant import Plant, load_plant
+from tests.conftest import ROOT
 from tests.servers import require_binary
 from tests.test_dashboard_driving import artifact
 from tests.test_demo import Demo, start_demo
@@ -40,8 +43,8 @@ STREAMLIT_TEXTS = ("Skip to main content",)  # Streamlit's own, in English in ev
 
 
 def plant_names(plant: Plant) -> list[str]:
-    """Every name, label and description the plant file gives, longest first (so that a name
-    inside another is removed after it)."""
+    """Every name, label and description the plant file and the demo SMEs' answers give,
+    longest first (so that a name inside another is removed after it)."""
     names: set[str] = set()
 
     def collect(part: object) -> None:
@@ -55,6 +58,8 @@ def plant_names(plant: Plant) -> list[str]:
                 collect(item)
 
     collect(plant.model_dump())
+    for answers in (ROOT / "examples" / "readiness").glob("*.yaml"):  # the demo's SMEs
+        collect(yaml.safe_load(answers.read_text(encoding="utf-8")))
     return sorted(names, key=len, reverse=True)
 
 
@@ -85,19 +90,29 @@ def words_of(text: str) -> str:
 
 
 def settled_text(page: Page) -> str:
-    """The page's text once Streamlit has drawn it: the HTML's visible text and the text of
-    every chart (plotly draws titles, axes and legends as SVG)."""
+    """The page's text once Streamlit has drawn it (EVERY_TEXT)."""
     page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=60_000)
     with contextlib.suppress(PlaywrightError):
         page.wait_for_function(
             "!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=20_000
         )
     time.sleep(2)  # the page's last elements and charts after the script's run
-    html = page.inner_text("body")
-    charts = page.evaluate(
-        "[...document.querySelectorAll('svg text')].map(t => t.textContent).join('\\n')"
-    )
-    return f"{html}\n{charts}"
+    return str(page.evaluate(EVERY_TEXT))
+
+
+# Every text node of the page, one per line: hidden tabs and closed expanders too, and the
+# charts' SVG text (plotly draws titles, axes and legends as SVG); not styles or scripts.
+EVERY_TEXT = """() => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walker.nextNode()) {
+        const parent = walker.currentNode.parentElement;
+        if (parent && !["STYLE", "SCRIPT", "NOSCRIPT"].includes(parent.tagName)) {
+            texts.push(walker.currentNode.textContent);
+        }
+    }
+    return texts.join("\\n");
+}"""
 
 
 def forgotten(text: str, code: str, plant: Plant) -> list[str]:
@@ -164,6 +179,9 @@ def test_every_page_in_every_language_has_nothing_left_in_english(tmp_path: Path
                 if page.locator('[data-testid="stException"]').count():
                     problems.append(f"{code} /{path}: an exception is shown")
                 problems += [f"{code} /{path}: {p}" for p in forgotten(text, code, plant)]
+                if path == "readiness":  # its questionnaire is on a tab not shown at first
+                    item = i18n.translations(code).gettext(CURRENT.items[-1].text)
+                    assert item in text, f"{code}: the questionnaire tab is not searched"
         problems += [f"page error: {e}" for e in errors]
     assert not problems, "\n".join(problems)
 
