@@ -1,8 +1,6 @@
 """The Anomalies and Edge devices pages, the store's error, the plant chooser and the stop and
 fault reasons in the visitor's language: Russian words, Slavic plurals and a decimal comma."""
 
-# ruff: noqa: RUF001 - Cyrillic letters on purpose: the tests of translated text
-
 from __future__ import annotations
 
 import json

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 - Cyrillic letters on purpose: the tests read translated text
 """The OEE and Energy pages in the visitor's language: headings, metrics, charts and tables
 translated with the glossary's terms, numbers with the language's decimal sign, Slavic plurals."""
 

@@ -6,7 +6,6 @@ English texts a saved assessment holds read back in any language."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
@@ -26,8 +25,8 @@ from readiness.questionnaire import (
 from readiness.report import stored_text, translated
 from readiness.scoring import INDICATOR_GATES, Requirement, claim_detail, score
 from shopfloor import i18n
+from tests.test_i18n import glossary
 
-ROOT = Path(__file__).resolve().parent.parent
 TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.SOURCE_LANGUAGE]
 
 
@@ -64,26 +63,11 @@ def test_every_questionnaire_text_is_translated(code: str) -> None:
     assert not untranslated, f"{code}: not translated: {untranslated}"
 
 
-def _glossary(section: str) -> dict[str, dict[str, str]]:
-    """A glossary table, by English term: the term in each language."""
-    glossary = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
-    table = glossary.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in table.splitlines()
-        if line.startswith("|")
-    ]
-    header, _rule, *body = rows
-    codes = [cell.rsplit("(", 1)[1].rstrip(")") for cell in header[1:]]  # "Русский (ru)"
-    return {row[0]: dict(zip(codes, row[1:], strict=True)) for row in body}
-
-
 @pytest.mark.parametrize("code", TRANSLATED)
 def test_level_and_dimension_names_are_the_glossarys(code: str) -> None:
-    levels = _glossary("Lean 4.0 readiness: levels")
-    terms = _glossary("Lean 4.0 readiness: dimensions and scoring")
+    terms = {row["en"]: row for row in glossary()}
     assert [level_name(level, lang=code) for level in range(6)] == [
-        levels[name][code] for name in LEVEL_NAMES
+        terms[name][code] for name in LEVEL_NAMES
     ]
     for dimension in CURRENT.dimensions:
         assert translate(dimension.name, lang=code) == terms[dimension.name][code]

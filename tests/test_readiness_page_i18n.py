@@ -1,8 +1,6 @@
 """The readiness page in the visitor's language: its texts, its charts' words and numbers, and
 the questionnaire's own texts, with none of the English ones left."""
 
-# ruff: noqa: RUF001 - Cyrillic letters on purpose: the tests read translated text
-
 from __future__ import annotations
 
 import json
