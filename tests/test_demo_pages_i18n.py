@@ -188,7 +188,7 @@ def test_the_controls_speak_russian_with_the_codes_in_words(
             shown
         )
         assert [h.value for h in app.subheader] == [
-            "Внести неисправность", "Поломка сейчас", "Скорость и смена", "Сценарий",
+            "Внести неисправность", "Вызвать поломку", "Скорость и смена", "Сценарий",
         ]  # fmt: skip
         [fault] = [s for s in app.selectbox if s.label == "Неисправность"]
         assert fault.options[0] == "износ подшипника"

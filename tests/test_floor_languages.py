@@ -136,9 +136,9 @@ def test_the_anomalies_page_in_russian(tmp_path: Path, russian: None) -> None:
     rows = table.value.to_dict("records")
     assert list(rows[0]) == [
         "Станок", "Сигнал", "Когда (время данных, Europe/Minsk)", "Время реакции",
-        "Последовавшая остановка", "Пик",
+        "Последовавший простой", "Пик",
     ]  # fmt: skip
-    assert rows[0]["Последовавшая остановка"] == (
+    assert rows[0]["Последовавший простой"] == (
         "Остановлен (поломка): механическая неисправность через 40 мин, на 15 мин"
     )
     assert rows[0]["Пик"] == "оценка 9,300 в 19:05:00"

@@ -160,11 +160,11 @@ def test_the_charts_and_the_form_speak_belarusian(environment: Path) -> None:
     for figure in (radar, gaps, heatmap, quadrant):
         assert figure["layout"]["separators"] == ",\xa0"  # 2,75 and 1 234
     assert [t["name"] for t in radar["data"]] == [
-        "анкета", "даныя вымярэнняў", "выніковая", "мэта", "столь",
+        "анкета", "даныя вымярэнняў", "выніковая", "мэта", "мяжа",
     ]  # fmt: skip
     assert "даныя вымярэнняў %{r:.2f}" in radar["data"][1]["hovertemplate"]
     assert gaps["layout"]["xaxis"]["title"]["text"] == "бал (0-5)"
-    assert [t["name"] for t in gaps["data"][:2]] == ["выніковая", "разрыў да мэты"]
+    assert [t["name"] for t in gaps["data"][:2]] == ["выніковая", "адставанне ад мэты"]
     assert heatmap["data"][0]["y"][-1] == "медыяна групы"
     assert all(re.fullmatch(r"\d,\d\d", v) for row in heatmap["data"][0]["text"] for v in row)
     assert re.fullmatch(r".+ \(R \d,\d\d\)", heatmap["data"][0]["y"][0])
