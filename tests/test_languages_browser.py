@@ -14,7 +14,6 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
@@ -148,8 +147,10 @@ def latin_runs(text: str) -> list[str]:
     return sorted(set(runs))
 
 
-@contextlib.contextmanager
-def running_demo(tmp_path: Path) -> Iterator[tuple[Demo, Plant]]:
+@pytest.fixture(scope="module")
+def running_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, Plant]]:
+    """One live demo for the module's tests: they only read its pages."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     require_binary("mosquitto")
     scenario = scenario_on_free_ports(tmp_path)
     demo = start_demo(tmp_path, "mosquitto", "--scenario", str(scenario))
@@ -165,9 +166,12 @@ def running_demo(tmp_path: Path) -> Iterator[tuple[Demo, Plant]]:
 
 
 @pytest.mark.browser
-def test_every_page_in_every_language_has_nothing_left_in_english(tmp_path: Path) -> None:
+def test_every_page_in_every_language_has_nothing_left_in_english(
+    running_demo: tuple[Demo, Plant],
+) -> None:
     problems: list[str] = []
-    with running_demo(tmp_path) as (demo, plant), chromium() as page:
+    demo, plant = running_demo
+    with chromium() as page:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         url = f"http://127.0.0.1:{demo.dashboard_port}"
@@ -188,9 +192,10 @@ def test_every_page_in_every_language_has_nothing_left_in_english(tmp_path: Path
 
 @pytest.mark.browser
 def test_the_language_stays_while_moving_between_pages_and_english_is_whole(
-    tmp_path: Path,
+    running_demo: tuple[Demo, Plant],
 ) -> None:
-    with running_demo(tmp_path) as (demo, plant), chromium() as page:
+    demo, plant = running_demo
+    with chromium() as page:
         url = f"http://127.0.0.1:{demo.dashboard_port}"
         page.goto(f"{url}/?lang=ru", timeout=60_000)
         settled_text(page)
