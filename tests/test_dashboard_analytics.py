@@ -463,7 +463,7 @@ def test_the_oee_page_explains_implausible_figures(embedded_url: str) -> None:
     app.selectbox[1].select("Injection press 1").run()
     assert not app.exception, app.exception
     headline, problems = (w.value for w in app.warning)
-    assert headline.startswith("Performance above 100 % cannot be real")
+    assert headline.startswith("Performance above 100%, which cannot be real")
     assert "- performance 320.000 is above 1" in problems
     assert "(Injection press 1, Mon, Nov 16 early)" in problems
 
