@@ -323,8 +323,8 @@ def _rolling(kpis: dict[str, float]) -> None:
         st.warning(
             _(
                 "{factors} above 100%, which cannot be real: the machine's data is inconsistent "
-                "(parts counted while it was reported idle, say). Any problems the analysis found in "
-                "the shifts are listed under the shift table."
+                "(parts counted while it was reported idle, say). Any problems the analysis "
+                "found in the shifts are listed under the shift table."
             ).format(factors=format_list(above, locale=i18n.babel_locale(language())))
         )
 
