@@ -43,7 +43,7 @@ LOCALES := shopfloor/locales
 POT := $(LOCALES)/shopfloor.pot
 translations: $(VENV)/.installed-test
 	$(BIN)/pybabel extract --mapping-file babel.cfg --output-file $(POT) --no-location \
-	  --sort-by-file --keywords N_ --project shopfloor --width 100 dashboard readiness
+	  --sort-by-file --keywords N_ --project shopfloor --width 100 dashboard readiness analytics
 	$(if $(NEW_LANG),test -f $(LOCALES)/$(NEW_LANG)/LC_MESSAGES/shopfloor.po || \
 	  $(BIN)/pybabel init --input-file $(POT) --output-dir $(LOCALES) --domain shopfloor \
 	  --locale $(NEW_LANG) --width 100,)

@@ -48,6 +48,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shopfloor.i18n import N_
 from shopfloor.plant import Shift
 from shopfloor.states import TIME_ELEMENT, MachineState, TimeElement
 
@@ -250,8 +251,9 @@ class _Totals:
         if previous is None or value is None:
             return 0
         if value < previous:
-            message = f"{name} fell from {previous} to {value} at {_when(t)}: taken as a reset"
-            self.problems.append((t, message))
+            when = _when(t)
+            reset = COUNTER_RESET.format(counter=name, previous=previous, value=value, when=when)
+            self.problems.append((t, reset))
             return 0
         return value - previous
 
@@ -267,6 +269,30 @@ class _Totals:
             return
         self.ideal_output_s += seconds * produced
         self.ideal_bad_s += seconds * bad
+
+
+# What the analysis found wrong in a report's data, in English for the JSON output and the logs;
+# the dashboard shows each in the visitor's language (shopfloor.i18n.reword reads the values
+# back), so a problem is only ever written through one of these templates.
+COUNTER_RESET = N_("{counter} fell from {previous} to {value} at {when}: taken as a reset")
+UNKNOWN_STATE = N_("no state known for the first {seconds} s of planned time")
+BAD_ABOVE_COUNTED = N_("{bad} bad parts but only {produced} counted in all")
+NO_IDEAL_CYCLE = N_(
+    "{parts} parts of product {product} have no ideal cycle time: left out of performance and OEE"
+)
+NO_PLANNED_BUSY_TIME = N_("planned busy time is zero: no availability, OEE or NEE")
+AVAILABILITY_ABOVE_1 = N_("availability {availability} is above 1: planned time too short")
+PERFORMANCE_ABOVE_1 = N_(
+    "performance {performance} is above 1: ideal cycle time too long, or parts counted outside "
+    "planned production time"
+)
+PARTS_WITHOUT_PRODUCTION = N_("{parts} parts counted but no production time")
+PRODUCTION_OUTSIDE_PLANNED = N_("{seconds} s of production outside planned operation time")
+PROBLEMS = (
+    COUNTER_RESET, UNKNOWN_STATE, BAD_ABOVE_COUNTED, NO_IDEAL_CYCLE, NO_PLANNED_BUSY_TIME,
+    AVAILABILITY_ABOVE_1, PERFORMANCE_ABOVE_1, PARTS_WITHOUT_PRODUCTION,
+    PRODUCTION_OUTSIDE_PLANNED,
+)  # fmt: skip
 
 
 def _when(t: float) -> str:
@@ -343,32 +369,26 @@ def _report(
     if planned_busy_s is None:
         planned_busy_s = max(0.0, operation - downtime - totals.unknown_s)
     if totals.unknown_s > 0:
-        problems.append(f"no state known for the first {totals.unknown_s:g} s of planned time")
+        problems.append(UNKNOWN_STATE.format(seconds=f"{totals.unknown_s:g}"))
     production = seconds[MachineState.RUNNING] + seconds[MachineState.MICRO_STOP]
     good = max(0, totals.produced - totals.bad)
     if totals.bad > totals.produced:
-        problems.append(f"{totals.bad} bad parts but only {totals.produced} counted in all")
+        problems.append(BAD_ABOVE_COUNTED.format(bad=totals.bad, produced=totals.produced))
     availability = _ratio(production, planned_busy_s)
     performance = _ratio(totals.ideal_output_s, production)
     for product, parts in sorted(totals.unrated.items()):
-        problems.append(
-            f"{parts} parts of product {product or '(none)'!r} have no ideal cycle time: "
-            "left out of performance and OEE"
-        )
+        problems.append(NO_IDEAL_CYCLE.format(parts=parts, product=repr(product or "(none)")))
     if planned_busy_s <= 0:
-        problems.append("planned busy time is zero: no availability, OEE or NEE")
+        problems.append(NO_PLANNED_BUSY_TIME)
     elif availability is not None and availability > 1 + 1e-9:
-        problems.append(f"availability {availability:.3f} is above 1: planned time too short")
+        problems.append(AVAILABILITY_ABOVE_1.format(availability=f"{availability:.3f}"))
     if performance is not None and performance > 1 + 1e-9:
-        problems.append(
-            f"performance {performance:.3f} is above 1: ideal cycle time too long, "
-            "or parts counted outside planned production time"
-        )
+        problems.append(PERFORMANCE_ABOVE_1.format(performance=f"{performance:.3f}"))
     elif performance is None and totals.produced > 0:
-        problems.append(f"{totals.produced} parts counted but no production time")
+        problems.append(PARTS_WITHOUT_PRODUCTION.format(parts=totals.produced))
     if totals.producing_outside_s > 0:
         problems.append(
-            f"{totals.producing_outside_s:g} s of production outside planned operation time"
+            PRODUCTION_OUTSIDE_PLANNED.format(seconds=f"{totals.producing_outside_s:g}")
         )
     fully_productive = max(0.0, totals.ideal_output_s - totals.ideal_bad_s)
     net_run = totals.ideal_output_s

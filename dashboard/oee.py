@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from babel.lists import format_list
 
-from analytics.oee import OeeReport, sum_by_key
+from analytics.oee import PROBLEMS, OeeReport, sum_by_key
 from dashboard.i18n import N_, _, chart_separators, language, ngettext
 from dashboard.kpis import (
     ANALYSIS_REFRESH_S,
@@ -357,7 +357,8 @@ def _problems(problems: Sequence[Problem]) -> None:
     if not problems:
         return
     items = [
-        f"- {p.message} ({_some(p.found_in, SHOWN_SHIFTS)})" for p in problems[:SHOWN_PROBLEMS]
+        f"- {i18n.reword(p.message, PROBLEMS, language())} ({_some(p.found_in, SHOWN_SHIFTS)})"
+        for p in problems[:SHOWN_PROBLEMS]
     ]
     more = len(problems) - SHOWN_PROBLEMS
     if more > 0:

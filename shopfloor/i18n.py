@@ -167,6 +167,47 @@ def duration_text(seconds: float, code: str) -> str:
     )
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_DECIMAL = re.compile(r"-?\d+(?:\.(\d+))?")
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A template as a regular expression that reads its values back:
+    "{n} parts" -> "(?P<n>.+?) parts"."""
+    parts, end = [], 0
+    for found in _PLACEHOLDER.finditer(template):
+        parts += [re.escape(template[end : found.start()]), f"(?P<{found[1]}>.+?)"]
+        end = found.end()
+    return re.compile("".join([*parts, re.escape(template[end:])]) + r"\Z", re.DOTALL)
+
+
+def _value_text(value: str, code: str) -> str:
+    """A value read back from an English text, written again in the language: a plain number
+    with the language's decimal sign and as many decimals; anything else as it is."""
+    number = _DECIMAL.fullmatch(value)
+    if number is None:
+        return value
+    return number_text(float(value), code, len(number[1] or ""))
+
+
+def reword(text: str, templates: tuple[str, ...], code: str) -> str:
+    """An English text that one of `templates` (marked N_) wrote, in the language `code`, its
+    values kept: for texts another component wrote and stored in English (the analysis's
+    problems), shown later to a reader of another language. A text no template wrote is
+    translated as a whole if it is a known message, else returned as it is."""
+    if code == SOURCE_LANGUAGE:
+        return text
+    catalogue = translations(code)
+    for template in templates:
+        found = _template_pattern(template).match(text)
+        if found is not None:
+            translated = _PLACEHOLDER.sub(r"{\1}", catalogue.gettext(template))
+            return translated.format(
+                **{k: _value_text(v, code) for k, v in found.groupdict().items()}
+            )
+    return catalogue.gettext(text)
+
+
 # Serbian Cyrillic to Latin (Gaj's alphabet), letter by letter: the mapping is exact, so the
 # sr-Latn catalogue is generated from sr-Cyrl and a test holds them to each other.
 _SERBIAN_LATIN = {

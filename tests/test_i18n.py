@@ -28,7 +28,11 @@ from shopfloor.plant import Plant
 from shopfloor.store import Point, StoreSettings, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("dashboard", "readiness")  # what `make translations` extracts, as babel.cfg says
+SOURCES = (
+    "dashboard",
+    "readiness",
+    "analytics",
+)  # what `make translations` extracts, as babel.cfg says
 TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.SOURCE_LANGUAGE]
 PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
 
@@ -449,3 +453,20 @@ def test_every_catalogue_passes_babels_checks(code: str) -> None:
         for message, found in _catalogue(code).check()
     ]
     assert not errors, "\n".join(errors)
+
+
+def test_the_analysiss_problems_read_in_the_language() -> None:
+    """The analysis stores its problems in English; the OEE page shows each in the reader's
+    language with its figures written the language's way, and an unknown text as it is."""
+    from analytics.oee import PERFORMANCE_ABOVE_1, PROBLEMS, UNKNOWN_STATE
+
+    english = PERFORMANCE_ABOVE_1.format(performance="3.200")
+    assert i18n.reword(english, PROBLEMS, "en") == english
+    assert i18n.reword(english, PROBLEMS, "ru").startswith("производительность 3,200 больше 1")
+    unknown = UNKNOWN_STATE.format(seconds="12.5")
+    assert i18n.reword(unknown, PROBLEMS, "sr-Latn") == (
+        "stanje mašine nije poznato u prvih 12,5 s planiranog vremena"
+    )
+    assert i18n.reword("a problem of another version", PROBLEMS, "be") == (
+        "a problem of another version"
+    )
