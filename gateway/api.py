@@ -8,6 +8,7 @@
                                              a signal's (or kpi.<name>'s) points or means
     GET /api/v1/kpis?asset=&start=&end=      analytics KPIs: latest of each, or all in a range
     GET /api/v1/events?asset=&start=&end=    labelled events starting in a range
+    POST /api/v1/events/{asset}/{name}/acknowledgement   {"start": ...}: an operator's ack
     GET /api/v1/shift-reports?asset=&start=&end=
                                              each machine's shift: loss tree, OEE by product, energy
     GET /openapi.json, /docs                 public: the spec and its browsable page
@@ -16,8 +17,14 @@
 get no traffic; the body names each cause: its receive or writer thread has died, the broker is
 disconnected, the store is failing, or ingest lags (a message received longer ago than the
 gateway's lag bound is not yet stored). What it cannot see is the queue the broker keeps for it
-beyond the messages it was sent: MQTT tells a subscriber nothing of that. Everything else but
-the spec needs `Authorization: Bearer <token>`; with no token configured it is all refused.
+beyond the messages it was sent: MQTT tells a subscriber nothing of that.
+
+Everything else but the spec needs `Authorization: Bearer <token>` (see gateway/tokens.py): a
+token of the plant's tenant, or of the platform (tenant `*`). The GET routes need the `read`
+role, acknowledging needs `admin`. A gateway serves one tenant's site, so all it serves is that
+tenant's: a token of another tenant is 403 on every route (an empty answer would pass for a
+plant without data). A missing, unknown, revoked or expired token is 401; with no token
+configured at all, every request is.
 
 Times go in as ISO 8601 with a zone and come out in UTC. A range is [start, end): end defaults
 to now, start to end minus the endpoint's default span (history 1 h, KPIs 1 h, events 24 h).
@@ -31,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import socket
 import threading
 import time
@@ -40,17 +46,29 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.stats import GatewayStats
+from gateway.tokens import PLATFORM, Grant, Role, TokenChecker, TokenFileError, TokenRefusedError
 from shopfloor import prometheus
 from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_REPORT, ShiftReportDoc
-from shopfloor.messages import AssetPath, EventType, LossLink, Quality
+from shopfloor.messages import AssetPath, Event, EventType, LossLink, Quality
 from shopfloor.plant import MachineType, Plant
 from shopfloor.store import (
     ACK_PREFIX,
@@ -229,13 +247,21 @@ class EventOut(BaseModel):
     acknowledged: datetime | None = None
 
 
+class EventKey(BaseModel):
+    """Which of the asset's events of that name: the one starting at `start`."""
+
+    start: AwareDatetime = Field(description="the event's start, as /api/v1/events gives it")
+
+
 def _ref(path: AssetPath) -> AssetRef:
     return AssetRef(**path._asdict())
 
 
-def _invalid(parameter: str, message: str, value: object) -> RequestValidationError:
-    """A 422 shaped like FastAPI's own, naming the query parameter to change."""
-    error = {"type": "value_error", "loc": ("query", parameter), "msg": message, "input": value}
+def _invalid(
+    parameter: str, message: str, value: object, where: str = "query"
+) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own, naming the parameter to change."""
+    error = {"type": "value_error", "loc": (where, parameter), "msg": message, "input": value}
     return RequestValidationError([error])
 
 
@@ -360,26 +386,66 @@ class PrometheusResponse(PlainTextResponse):
     media_type = prometheus.CONTENT_TYPE
 
 
-_bearer = HTTPBearer(auto_error=False, description="the gateway's API token")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="an API token of `shopfloor gateway token issue`, or the platform token of "
+    "--api-token; the role each route needs is listed with the scheme",
+)
 
 
-def _authoriser(token: str | None) -> Callable[..., None]:
-    """The dependency guarding protected routes; an unset or empty token lets nobody in."""
+def _authoriser(tokens: TokenChecker, tenant: str) -> Callable[..., Grant]:
+    """The dependency guarding a route: `Security(authorise, scopes=[role])` lets in a token
+    of `tenant` (or of the platform) with that role or a wider one."""
 
     def authorise(
+        needed: SecurityScopes,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if not token:
-            reason = "the gateway has no API token configured, so its API refuses every request"
-        elif credentials is None:
-            reason = "missing bearer token"
-        elif not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
-            reason = "wrong bearer token"
-        else:
-            return
-        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+    ) -> Grant:
+        try:
+            grant = tokens.grant(credentials.credentials if credentials else None)
+        except TokenRefusedError as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        except TokenFileError:
+            raise HTTPException(503, "the gateway cannot read its token file") from None
+        refusal = grant.refusal(tenant, Role(needed.scopes[0]))
+        if refusal is not None:
+            raise HTTPException(403, refusal)
+        return grant
 
     return authorise
+
+
+def _scope_text(role: Role, tenant: str) -> str:
+    return (
+        f"Needs a bearer token with the `{role}` role (or a wider one) of tenant `{tenant}` "
+        f"or of the platform (tenant `{PLATFORM}`)."
+    )
+
+
+def _auth_errors(role: Role, tenant: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        401: {"model": ApiError, "description": "missing, unknown, revoked or expired token"},
+        403: {
+            "model": ApiError,
+            "description": f"the token is of another tenant than `{tenant}`"
+            + (", or has only the `read` role" if role is Role.ADMIN else ""),
+        },
+    }
+
+
+def _guarded(authorise: Callable[..., Grant], role: Role, tenant: str) -> APIRouter:
+    """A router whose routes need `role`, and say so in the spec."""
+    return APIRouter(
+        dependencies=[Security(authorise, scopes=[role])],
+        responses={**_auth_errors(role, tenant), **_ERRORS},
+    )
+
+
+def _state_scope(router: APIRouter, role: Role, tenant: str) -> None:
+    """Add the scope a route needs to its description in the spec, after its docstring."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.description = f"{route.description}\n\n{_scope_text(role, tenant)}".strip()
 
 
 class _PlantIndex:
@@ -429,12 +495,33 @@ def _series(store: Store, points: list[Point], start: datetime, end: datetime) -
     return [p for series in points for p in store.history(series.asset, series.signal, start, end)]
 
 
+def _event_at(
+    store: Store, path: AssetPath, name: str, start: datetime
+) -> tuple[Event, datetime | None] | None:
+    """The event `name` of `path` starting at `start`, and when it was acknowledged, if ever."""
+    signal = f"{EVENT_PREFIX}{name}"
+    if not any(p.signal == signal for p in store.latest(Scope.of(path))):
+        return None  # the store is asked only for series it has, never for a name as sent
+    end = start + timedelta(microseconds=1)
+    for point in store.history(path, signal, start, end):
+        try:
+            event = point.as_event()
+        except ValueError as exc:  # written by something other than the gateway
+            log.warning("skipped unreadable event %s of %s: %s", signal, path, exc)
+            continue
+        acks = acknowledgements(store.history(path, f"{ACK_PREFIX}{name}", start, end))
+        return event, acks.get((path, name, event.start))
+    return None
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ApiError, "description": "missing or wrong bearer token"},
-    503: {"model": ApiError, "description": "the store failed; the reason says how"},
+    503: {
+        "model": ApiError,
+        "description": "the store failed, or the token file cannot be read: the detail says which",
+    },
 }
 _ASSET_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ApiError, "description": "unknown asset, area, line, zone or signal"},
+    404: {"model": ApiError, "description": "unknown asset, area, line, zone, signal or event"},
     409: {"model": ApiError, "description": "the asset id names several assets"},
 }
 
@@ -452,11 +539,13 @@ def create_app(
     plant: Plant,
     store: Store,
     stats: Callable[[], GatewayStats],
-    token: str | None,
+    tokens: TokenChecker,
     cors_origins: Sequence[str] = (),
 ) -> FastAPI:
-    """The API over `plant` and `store`; `stats` gives a fresh snapshot of the gateway's figures."""
+    """The API over `plant` and `store`; `stats` gives a fresh snapshot of the gateway's figures,
+    `tokens` tells what a request's token may do."""
     index = _PlantIndex(plant)
+    tenant = plant.tenant.id
     plant_out = PlantOut.model_validate(
         {
             "tenant": plant.tenant,
@@ -467,7 +556,9 @@ def create_app(
     )
     app = FastAPI(
         title="shopfloor gateway",
-        summary=f"Plant {plant.tenant.id}/{plant.site.id}: model, data, KPIs, events, health.",
+        summary=f"Plant {tenant}/{plant.site.id}: model, data, KPIs, events, health.",
+        description=f"Every route but /health needs a bearer token of tenant `{tenant}` or of "
+        f"the platform (`{PLATFORM}`): the `read` role to read, `admin` to acknowledge events.",
         version="1",
         redoc_url=None,
     )
@@ -475,8 +566,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(cors_origins),
-            allow_methods=["GET"],
-            allow_headers=["Authorization"],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
         )
 
     @app.exception_handler(StoreError)
@@ -502,19 +593,21 @@ def create_app(
             unwritten_age_s=round(now.unwritten_age_s, 3),
         )
 
-    guarded = APIRouter(dependencies=[Depends(_authoriser(token))], responses=_ERRORS)
+    authorise = _authoriser(tokens, tenant)
+    readers = _guarded(authorise, Role.READ, tenant)
+    admins = _guarded(authorise, Role.ADMIN, tenant)
 
-    @guarded.get("/metrics", response_class=PrometheusResponse)
+    @readers.get("/metrics", response_class=PrometheusResponse)
     def metrics() -> PrometheusResponse:
         """The gateway's figures for a Prometheus scrape."""
         return PrometheusResponse(prometheus_text(stats()))
 
-    @guarded.get("/api/v1/plant")
+    @readers.get("/api/v1/plant")
     def plant_model() -> PlantOut:
         """The plant's layout, without connection details such as OPC UA endpoints."""
         return plant_out
 
-    @guarded.get("/api/v1/latest", responses=_ASSET_ERRORS)
+    @readers.get("/api/v1/latest", responses=_ASSET_ERRORS)
     def latest(
         area: Annotated[str | None, Query(description="an area id")] = None,
         cell: Annotated[str | None, Query(description="a line or zone id")] = None,
@@ -535,7 +628,7 @@ def create_app(
             if p.signal in index.catalogue.get(p.asset, {})
         ]
 
-    @guarded.get("/api/v1/history/{asset}/{signal}", responses=_ASSET_ERRORS)
+    @readers.get("/api/v1/history/{asset}/{signal}", responses=_ASSET_ERRORS)
     def history(
         asset: Annotated[str, Path(description="an asset id")],
         signal: Annotated[str, Path(description="one of the asset's signal ids, or kpi.<name>")],
@@ -577,7 +670,7 @@ def create_app(
             points=[Sample(ts=p.ts, value=p.value, quality=p.quality) for p in points],
         )
 
-    @guarded.get("/api/v1/kpis", responses=_ASSET_ERRORS)
+    @readers.get("/api/v1/kpis", responses=_ASSET_ERRORS)
     def kpis(asset: AssetId = None, start: Start = None, end: End = None) -> list[KpiOut]:
         """The latest value of each KPI; with start or end, every KPI point in the range."""
         scope = index.asset_scope(asset)
@@ -603,7 +696,7 @@ def create_app(
             if not isinstance(p.value, str)
         ]
 
-    @guarded.get("/api/v1/shift-reports", responses=_ASSET_ERRORS)
+    @readers.get("/api/v1/shift-reports", responses=_ASSET_ERRORS)
     def shift_reports(
         asset: AssetId = None, start: Start = None, end: End = None
     ) -> list[ShiftReportOut]:
@@ -624,7 +717,7 @@ def create_app(
             found.append(ShiftReportOut(asset=_ref(point.asset), start=point.ts, report=report))
         return sorted(found, key=lambda out: (out.start, out.asset.asset))
 
-    @guarded.get("/api/v1/events", responses=_ASSET_ERRORS)
+    @readers.get("/api/v1/events", responses=_ASSET_ERRORS)
     def events(asset: AssetId = None, start: Start = None, end: End = None) -> list[EventOut]:
         """Events whose start lies in the range (default: the last 24 hours)."""
         begin, finish = _range(start, end, EVENT_SPAN)
@@ -654,7 +747,30 @@ def create_app(
             for path, event in sorted(found, key=lambda item: (item[1].start, item[0]))
         ]
 
-    app.include_router(guarded)
+    @admins.post("/api/v1/events/{asset}/{name}/acknowledgement", responses=_ASSET_ERRORS)
+    def acknowledge(
+        asset: Annotated[str, Path(description="an asset id")],
+        name: Annotated[str, Path(description="the event's name")],
+        event: EventKey,
+    ) -> EventOut:
+        """Acknowledge an event as an operator does on the dashboard, now (never before it
+        began); one already acknowledged keeps its first acknowledgement."""
+        path = index.path(asset)
+        start = event.start.astimezone(UTC)
+        if not EARLIEST <= start < LATEST:
+            raise _invalid("start", "must be between 1970-01-01 and 2262-01-01", start, "body")
+        found = _event_at(store, path, name, start)
+        if found is None:
+            raise HTTPException(404, f"asset {asset!r} has no event {name!r} starting at {start}")
+        stored, at = found
+        if at is None:
+            at = max(datetime.now(UTC), stored.start)
+            store.write([Point.acknowledgement(path, stored, at)])
+        return EventOut(asset=_ref(path), acknowledged=at, **stored.model_dump())
+
+    for router, role in ((readers, Role.READ), (admins, Role.ADMIN)):
+        _state_scope(router, role, tenant)
+        app.include_router(router)
     return app
 
 

@@ -1,14 +1,17 @@
-"""`shopfloor gateway`: from the broker into the store, and the HTTP API over it."""
+"""`shopfloor gateway`: from the broker into the store, and the HTTP API over it; `shopfloor
+gateway token issue|revoke|list` manage the API's tokens."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from gateway.tokens import Role  # light: the token file's model, no server libraries
 from launcher.cli.common import (
     DEFAULT_PLANT,
     DEFAULT_STORE,
@@ -31,9 +34,31 @@ from shopfloor.credentials import check_api_token, hide
 from shopfloor.diskqueue import DiskQueueError
 from shopfloor.mqtt import DEFAULT_BROKER_URL, SESSION_EXPIRY_S, BrokerUrlError
 
+gateway_app = typer.Typer(
+    help="Subscribe to the plant's messages, write them to the store, serve the HTTP API; "
+    "`token` manages the API's tokens."
+)
+app.add_typer(gateway_app, name="gateway")
+token_app = typer.Typer(
+    help="Issue, revoke and list the HTTP API's tokens (kept hashed in the token file).",
+    no_args_is_help=True,
+)
+gateway_app.add_typer(token_app, name="token")
 
-@app.command()
+TokensFileOption = Annotated[
+    Path,
+    typer.Option(
+        "--api-tokens-file",
+        envvar="SHOPFLOOR_API_TOKENS_FILE",
+        help="The API's token file (hashes only, mode 0600), read again when it changes.",
+    ),
+]
+DEFAULT_TOKENS_FILE = Path(".shopfloor/api-tokens.json")
+
+
+@gateway_app.callback(invoke_without_command=True)
 def gateway(
+    context: typer.Context,
     plant_file: PlantOption = DEFAULT_PLANT,
     broker: BrokerOption = DEFAULT_BROKER_URL,
     store_url: StoreUrlOption = DEFAULT_STORE,
@@ -108,11 +133,12 @@ def gateway(
         str | None,
         typer.Option(
             envvar="SHOPFLOOR_API_TOKEN",
-            help="Bearer token of the HTTP API, 16 characters or more (better given in the "
-            "environment than on a command line); without one, only /health answers.",
+            help="The platform's admin token of the HTTP API (every tenant, every route), 16 "
+            "characters or more, better given in the environment than on a command line.",
             callback=checked(check_api_token),
         ),
     ] = None,
+    api_tokens_file: TokensFileOption = DEFAULT_TOKENS_FILE,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option(envvar="SHOPFLOOR_GATEWAY_CORS_ORIGINS", help="Allowed browser origin."),
@@ -120,12 +146,19 @@ def gateway(
     verbose: VerboseOption = False,
 ) -> None:
     """Subscribe to the plant's messages, write them to the store, serve the HTTP API."""
+    if context.invoked_subcommand is not None:
+        return
     from gateway.api import create_app, serve
     from gateway.service import Gateway, GatewaySettings
+    from gateway.tokens import TokenChecker, TokenFileError, read_book
     from shopfloor.mqtt import Session
 
     setup_logging(verbose)
     hide(api_token)
+    try:
+        read_book(api_tokens_file)  # the gateway reads it again at each request
+    except TokenFileError as exc:
+        raise fail(str(exc)) from None
     if mqtt_version not in ("5", "3.1.1"):
         raise fail("--mqtt-version is 5 or 3.1.1")
     plant = read_plant(plant_file)
@@ -145,7 +178,8 @@ def gateway(
     except (BrokerUrlError, DiskQueueError) as exc:
         store.close()
         raise fail(str(exc)) from None
-    app_ = create_app(plant, store, service.snapshot, api_token, cors_origin or ())
+    tokens = TokenChecker(api_tokens_file, api_token)
+    app_ = create_app(plant, store, service.snapshot, tokens, cors_origin or ())
     try:
         api = serve(app_, http_host, http_port)
     except OSError as exc:
@@ -160,3 +194,84 @@ def gateway(
         api.stop()
         service.stop()
         store.close()
+
+
+@token_app.command("issue")
+def token_issue(
+    tenant: Annotated[
+        str,
+        typer.Option(help="The tenant whose data the token reads; '*' for the platform (staff)."),
+    ],
+    role: Annotated[
+        Role, typer.Option(help="read: the tenant's data; admin: also acknowledgements.")
+    ],
+    name: Annotated[
+        str | None, typer.Option(help="A label to find the token by (and revoke it by).")
+    ] = None,
+    expires: Annotated[
+        int | None, typer.Option(min=1, help="Days until the token stops working.")
+    ] = None,
+    tokens_file: TokensFileOption = DEFAULT_TOKENS_FILE,
+) -> None:
+    """Issue a token and print it, once, on standard output: the file keeps only its hash."""
+    from gateway.tokens import TokenFileError, issue
+
+    valid_for = None if expires is None else timedelta(days=expires)
+    try:
+        token, record = issue(tokens_file, tenant, role, name, valid_for)
+    except (ValueError, TokenFileError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(
+        f"issued token {record.id} ({record.role} of tenant {record.tenant!r}"
+        + (f", until {record.expires:%Y-%m-%d %H:%M} UTC" if record.expires else "")
+        + f") in {tokens_file}; it is shown only now:",
+        err=True,
+    )
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    key: Annotated[str, typer.Argument(metavar="ID|NAME", help="The token's id or name.")],
+    tokens_file: TokensFileOption = DEFAULT_TOKENS_FILE,
+) -> None:
+    """Revoke a token: gateways reading the file refuse it from their next request."""
+    from gateway.tokens import TokenFileError, revoke
+
+    try:
+        record = revoke(tokens_file, key)
+    except TokenFileError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"revoked token {record.id} ({record.role} of tenant {record.tenant!r})")
+
+
+@token_app.command("list")
+def token_list(tokens_file: TokensFileOption = DEFAULT_TOKENS_FILE) -> None:
+    """The tokens of the file, without secrets: id, name, tenant, role, dates and state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.tokens import TokenFileError, read_book
+
+    try:
+        book = read_book(tokens_file)
+    except TokenFileError as exc:
+        raise fail(str(exc)) from None
+    if not book.tokens:
+        typer.echo(f"no tokens in {tokens_file}")
+        return
+    table = Table(title=f"{tokens_file} (times in UTC)")
+    for column in ("id", "name", "tenant", "role", "created", "expires", "state"):
+        table.add_column(column)
+    now = datetime.now(UTC)
+    for record in book.tokens:
+        table.add_row(
+            record.id,
+            record.name or "",
+            record.tenant,
+            record.role,
+            f"{record.created:%Y-%m-%d %H:%M}",
+            f"{record.expires:%Y-%m-%d %H:%M}" if record.expires else "never",
+            record.state(now),
+        )
+    Console(width=120).print(table)
