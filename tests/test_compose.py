@@ -470,3 +470,76 @@ def test_the_broker_health_check_needs_no_account(tmp_path: Path) -> None:
     finally:
         broker.stop()
     assert health_check(port) != 0
+
+
+def compose_mosquitto(init: Any, workdir: Path) -> tuple[ServerProcess, int]:
+    """Mosquitto started as compose starts it: deploy/mosquitto/mosquitto.conf including what
+    init generated, its container folders moved below `workdir` and its ports made free ones.
+    Returns the broker and its TLS port."""
+    plain, tls = free_port(), free_port()
+    data = workdir / "data"
+    data.mkdir(parents=True)
+    policy = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    policy = policy.replace("/mosquitto/data/", f"{data}/").replace(
+        "/shopfloor/broker/", f"{init.BROKER}/"
+    )
+    config = workdir / "mosquitto.conf"
+    config.write_text(f"{policy}user {getpass.getuser()}\n")
+    generated = init.BROKER / "conf.d" / "shopfloor.conf"
+    text = generated.read_text()
+    assert "listener 1883\n" in text and "listener 8883\n" in text
+    text = text.replace("listener 1883\n", f"listener {plain} 127.0.0.1\n")
+    generated.write_text(text.replace("listener 8883\n", f"listener {tls} 127.0.0.1\n"))
+    argv = [require_binary("mosquitto"), "-c", str(config)]
+    return ServerProcess("mosquitto", argv, plain, workdir), tls
+
+
+def test_the_compose_broker_lets_each_service_in_with_its_own_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init runs `shopfloor broker config` itself; Mosquitto starts on the shipped policy with
+    the generated listeners, accounts and ACL; every service logs in with its credentials file,
+    and an edge over TLS with init's CA."""
+    init = load_init(tmp_path / "root", monkeypatch)
+    tokens = {
+        service: secrets.token_urlsafe(32) for service in ("gateway", "analytics", "dashboard")
+    }
+    init.write_secret(init.STATE / "store-tokens.json", json.dumps(tokens), 0)
+    monkeypatch.setenv("PATH", f"{SHOPFLOOR_SCRIPT.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("PLANT_FILES", str(ROOT / "examples" / "plant.yaml"))
+    monkeypatch.setenv("BROKER_HOSTNAMES", "localhost")
+    monkeypatch.setenv("INFLUXDB_ADMIN_TOKEN", secrets.token_urlsafe(32))
+    assert init.run([]) == 0
+    assert (init.BROKER / "accounts.json").stat().st_mode & 0o777 == 0o600
+    server, tls_port = compose_mosquitto(init, tmp_path / "mosquitto")
+    server.start()
+    clients = []
+    try:
+        for service, (role, _) in init.SERVICES.items():
+            if role is None:
+                continue
+            url = credentials_of(init, service)["SHOPFLOOR_BROKER_URL"]
+            clients.append(
+                make_client(
+                    url.replace("@mosquitto:1883", f"@127.0.0.1:{server.port}"),
+                    f"compose-{service}",
+                )
+            )
+        edge = urlsplit(credentials_of(init, "edge")["SHOPFLOOR_BROKER_URL"])
+        ca = init.BROKER / "tls" / "ca.pem"
+        clients.append(
+            make_client(
+                f"mqtts://{edge.username}:{edge.password}@localhost:{tls_port}?ca={ca}",
+                "compose-edge-tls",
+            )
+        )
+        for client in clients:
+            client.loop_start()
+        for client in clients:
+            wait_until(client.is_connected, 15, "a service's login")
+    finally:
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
+        server.stop()
+    assert_no_secret_in_logs(server.workdir)

@@ -160,6 +160,7 @@ def broker_accounts(plants: list[str], options: list[str]) -> list[dict[str, str
         if subprocess.run(command, check=False).returncode != 0:
             raise InitError("shopfloor broker config failed (its message is above)")
         accounts.chmod(0o600)  # root's: Mosquitto, which mounts BROKER too, needs only hashes
+        BROKER.chmod(0o755)  # for Mosquitto's user to reach conf.d, passwd and acl
         if os.geteuid() == 0:
             for name in ("passwd", "acl"):
                 os.chown(BROKER / name, MOSQUITTO_UID, MOSQUITTO_UID)
