@@ -543,3 +543,29 @@ def test_the_compose_broker_lets_each_service_in_with_its_own_account(
             client.loop_stop()
         server.stop()
     assert_no_secret_in_logs(server.workdir)
+
+
+@pytest.mark.parametrize("server", ["down", "influxdb 1.x"])
+def test_init_stops_in_one_line_without_an_influxdb_2_to_make_tokens(
+    initialised: Any,
+    server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The tokens are made at the first run: a store that is down, or not InfluxDB 2 (here a
+    real 1.x, which has no /api/v2), stops init with one line and writes no tokens."""
+    (initialised.STATE / "store-tokens.json").unlink()
+    url = (
+        f"http://127.0.0.1:{free_port()}"
+        if server == "down"
+        else request.getfixturevalue("influxdb").url
+    )
+    monkeypatch.setenv("INFLUXDB_URL", url)
+    monkeypatch.setenv("INFLUXDB_ORG", "shopfloor")
+    monkeypatch.setenv("INFLUXDB_BUCKET", "shopfloor")
+    assert initialised.run([]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: InfluxDB ") and error.count("\n") == 1, error
+    assert ("unreachable" if server == "down" else "refused") in error
+    assert not (initialised.STATE / "store-tokens.json").exists()

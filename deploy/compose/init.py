@@ -204,7 +204,17 @@ def store_tokens() -> dict[str, str]:
     wanted = [service for service, (_, store) in SERVICES.items() if store]
     missing = [service for service in wanted if service not in tokens]
     if missing:
-        tokens.update(create_store_tokens(missing))
+        from influxdb_client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            tokens.update(create_store_tokens(missing))
+        except ApiException as exc:
+            raise InitError(
+                f"InfluxDB refused to make the services' tokens: {exc.status} {exc.reason}"
+            ) from None
+        except HTTPError as exc:
+            raise InitError(f"InfluxDB unreachable: {exc}") from None
         write_secret(kept, json.dumps(tokens), 0)
     return tokens
 
