@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import typer.main
@@ -336,10 +336,7 @@ def initialised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def credentials_of(init: Any, service: str) -> dict[str, str]:
     path = init.CREDENTIALS / service / "credentials.env"
     assert path.stat().st_mode & 0o777 == 0o600, service
-    return {
-        key: shlex.split(value)[0]
-        for key, _, value in (line.partition("=") for line in path.read_text().splitlines())
-    }
+    return credentials_lines(path.read_text())
 
 
 def test_init_gives_each_service_its_own_account_and_token(initialised: Any) -> None:
@@ -358,11 +355,11 @@ def test_init_gives_each_service_its_own_account_and_token(initialised: Any) -> 
                 accounts[role]["password"],
             )
         assert credentials.get("SHOPFLOOR_STORE_TOKEN") == initialised.tokens.get(service), service
-    assert {s for s, (_, store) in initialised.SERVICES.items() if store} == {
-        "gateway",
-        "analytics",
-        "dashboard",
-    }
+    given = [credentials_of(initialised, service) for service in initialised.SERVICES]
+    urls = [c["SHOPFLOOR_BROKER_URL"] for c in given if "SHOPFLOOR_BROKER_URL" in c]
+    tokens = [c["SHOPFLOOR_STORE_TOKEN"] for c in given if "SHOPFLOOR_STORE_TOKEN" in c]
+    assert len({urlsplit(url).username for url in urls}) == len(urls) == 4  # no account shared
+    assert len(set(tokens)) == len(tokens) == 3  # gateway, analytics, dashboard: one each
 
 
 def test_init_refuses_the_placeholder_admin_token(
@@ -569,3 +566,54 @@ def test_init_stops_in_one_line_without_an_influxdb_2_to_make_tokens(
     assert error.startswith("error: InfluxDB ") and error.count("\n") == 1, error
     assert ("unreachable" if server == "down" else "refused") in error
     assert not (initialised.STATE / "store-tokens.json").exists()
+
+
+def run_with_credentials(
+    tmp_path: Path, credentials: str | None
+) -> subprocess.CompletedProcess[str]:
+    """The components' entry point, its credentials file below `tmp_path`, and `env` standing in
+    for `shopfloor` so that the output is the environment the component would get."""
+    folder = tmp_path / "run" / "shopfloor"
+    folder.mkdir(parents=True)
+    if credentials is not None:
+        (folder / "credentials.env").write_text(credentials)
+    script = tmp_path / "with-credentials.sh"
+    script.write_text(WITH_CREDENTIALS.read_text().replace("/run/shopfloor", str(folder)))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "shopfloor").symlink_to(shutil.which("env") or "/usr/bin/env")
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    return subprocess.run(
+        ["sh", str(script)], env={"PATH": path}, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_the_entry_point_hands_its_service_the_credentials_init_wrote(
+    initialised: Any, tmp_path: Path
+) -> None:
+    written = (initialised.CREDENTIALS / "gateway" / "credentials.env").read_text()
+    password = 'it\'s $(not) a `command`; "quoted"'
+    odd = initialised.service_credentials("gateway", {"username": "u", "password": password}, "t")
+    for credentials in (written, odd):
+        result = run_with_credentials(tmp_path / str(len(credentials)), credentials)
+        assert result.returncode == 0, result.stderr
+        environment_lines = result.stdout.splitlines()
+        for key, value in credentials_lines(credentials).items():
+            assert f"{key}={value}" in environment_lines
+    assert urlsplit(credentials_lines(odd)["SHOPFLOOR_BROKER_URL"]).password == quote(
+        password, safe=""
+    )
+
+
+def credentials_lines(text: str) -> dict[str, str]:
+    return {
+        key: shlex.split(value)[0]
+        for key, _, value in (line.partition("=") for line in text.splitlines())
+    }
+
+
+def test_the_entry_point_refuses_to_start_without_credentials(tmp_path: Path) -> None:
+    result = run_with_credentials(tmp_path, None)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "credentials.env is missing" in result.stderr
+    assert result.stdout == ""
