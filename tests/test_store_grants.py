@@ -217,3 +217,29 @@ def test_a_gateway_with_the_write_grant_alone_stores_readings_it_cannot_read(
         gateway.stop()
         ingest.close()
         reader.close()
+
+
+def test_a_second_grant_replaces_the_first(server: InfluxDB, passwords: dict[str, str]) -> None:
+    """Why docs/security.md grants ALL, not READ and WRITE: on 1.x the second replaces the
+    first, and the user could no longer write."""
+    admin, password = (INFLUX_USER, INFLUX_PASSWORD), secrets.token_urlsafe(16)
+    for statement in (
+        f"CREATE USER both WITH PASSWORD '{password}'",
+        f"GRANT WRITE ON {DATABASE} TO both",
+        f"GRANT READ ON {DATABASE} TO both",
+    ):
+        assert query(server, admin, statement).status_code == 200
+    writer, store = (
+        opened(server, "gateway", passwords["gateway"]),
+        opened(server, "both", password),
+    )
+    window = (T0 + timedelta(seconds=60), T0 + timedelta(seconds=62))
+    try:
+        writer.write([power(60)])
+        assert store.history(PRESS, "power", *window) == [power(60)]
+        with pytest.raises(StoreError, match="403"):
+            store.write([power(61)])
+        assert writer.history(PRESS, "power", *window) == [power(60)]
+    finally:
+        writer.close()
+        store.close()
