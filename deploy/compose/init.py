@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(os.environ.get("INIT_ROOT", "/"))
+ROOT = Path(os.environ.get("INIT_ROOT", "/"))  # "/" in the container; tests use a temporary one
 BROKER = ROOT / "shopfloor" / "broker"  # shared with Mosquitto, which reads it as its own user
 STATE = ROOT / "shopfloor" / "init"  # this set-up's alone: the CA key and the store tokens
 CREDENTIALS = ROOT / "shopfloor" / "credentials"  # <service>/credentials.env, one volume each
