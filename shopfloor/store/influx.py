@@ -114,7 +114,7 @@ class InfluxStore:
         ):
             self._open_v2_writer()
         elif self.version.startswith("1"):
-            self._query(f'CREATE DATABASE "{settings.database.replace(chr(34), "")}"', "POST")
+            self._create_database()
 
     def _authorization(self) -> dict[str, str]:
         """The credentials as a header, where no request log shows them (a URL's query would):
@@ -130,11 +130,16 @@ class InfluxStore:
             return {"Authorization": f"Token {settings.token.get_secret_value()}"}
         return {}
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise StoreError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._checked(self._send(method, path, **kwargs), path)
+
+    def _checked(self, response: httpx.Response, path: str) -> httpx.Response:
         if response.status_code >= 300:
             raise StoreError(
                 f"InfluxDB at {self.url} answered {response.status_code} to {path}: "
@@ -142,6 +147,14 @@ class InfluxStore:
                 rejected=response.status_code in REJECTED_DATA,
             )
         return response
+
+    def _create_database(self) -> None:
+        """Create the 1.x database, which only an admin may do: a user with READ or WRITE
+        grants alone (docs/security.md) is refused with 403 and uses the one the admin made."""
+        name = self.settings.database.replace(chr(34), "")
+        response = self._send("POST", "/query", params={"q": f'CREATE DATABASE "{name}"'})
+        if response.status_code != 403:
+            self._checked(response, "/query")
 
     def _ping(self) -> str:
         response = self._request("GET", "/ping")
