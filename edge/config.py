@@ -8,7 +8,8 @@ from the environment, so the file itself can be shared::
     version: 1
     plant: plant.yaml                  # relative to this file
     device: pi-moulding-1
-    broker: {url: "mqtt://broker.local:1883", username: edge, password: "${EDGE_MQTT_PASSWORD}"}
+    broker: {url: "mqtts://broker.local:8883", username: polimer-edge,
+             password: "${EDGE_MQTT_PASSWORD}", ca_file: certs/centre-ca.pem}
     opcua:
       - machine: imm-01
         endpoint: opc.tcp://192.168.0.20:4840
@@ -36,7 +37,7 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -81,12 +82,22 @@ class BrokerConfig(_Section):
     url: str = DEFAULT_BROKER_URL
     username: str | None = None
     password: Secret | None = None
+    # The centre's CA certificate (PEM) to trust for an mqtts:// broker, instead of the system's.
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> BrokerConfig:
+        if self.ca_file is not None and not self.url.startswith("mqtts://"):
+            raise ValueError("ca_file is for an mqtts:// broker url")
+        return self
 
     def url_with_credentials(self) -> str:
-        """The broker URL carrying the username and password, as every client takes it."""
-        if self.username is None:
-            return self.url
+        """The broker URL carrying the username, password and CA file, as every client takes it."""
         parts = urlsplit(self.url)
+        if self.ca_file is not None:
+            parts = parts._replace(query=urlencode({"ca": str(self.ca_file)}))
+        if self.username is None:
+            return urlunsplit(parts)
         secret = self.password.get_secret_value() if self.password else ""
         credentials = f"{quote(self.username, safe='')}:{quote(secret, safe='')}"
         address = parts.netloc.rsplit("@", 1)[-1]  # host[:port] as written, IPv6 brackets kept
@@ -293,6 +304,9 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     return config.model_copy(
         update={
             "plant": base / config.plant,
+            "broker": config.broker.model_copy(
+                update={"ca_file": config.broker.ca_file and base / config.broker.ca_file}
+            ),
             "buffer": config.buffer.model_copy(update={"path": base / config.buffer.path}),
             "opcua": opcua if config.opcua is not None else None,
         }

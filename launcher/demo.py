@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from launcher.broker import Account, Listeners, Role, account_for, write_broker_config
 from launcher.sandboxes import Sandboxes
-from launcher.session import RunningDemo, Session, clear_running, new_session
+from launcher.session import BROKER_DIR, RunningDemo, Session, clear_running, new_session
 from readiness import DATABASE_ENV as READINESS_DB_ENV
 from shopfloor.config import ConfigError
 from shopfloor.credentials import hide
 from shopfloor.messages import LoadScenario, MessageError, control_topic, decode_command
-from shopfloor.mqtt import MOSQUITTO_POLICY, close
-from shopfloor.plant import load_plant
+from shopfloor.mqtt import BROKER_URL_ENV, close
+from shopfloor.plant import Plant, load_plant
 from shopfloor.sandboxes import SESSION_DIR_ENV
 from shopfloor.store import ENV_VARS
 
@@ -129,46 +130,97 @@ def _write_private(path: Path, text: str) -> None:
         file.write(text + "\n")
 
 
-@contextlib.contextmanager
-def mosquitto_broker(binary: str, port: int, data_dir: Path) -> Iterator[None]:
-    config = data_dir / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-        f"persistence_location {data_dir.resolve()}/\n"
-        + "".join(f"{option} {value}\n" for option, value in MOSQUITTO_POLICY.items())
-    )
-    process = _spawn([binary, "-c", str(config)], data_dir / "mosquitto.log")
-    try:
-        yield
-    finally:
-        _stop([process])
+class DemoBroker:
+    """The session's broker: its address, and each component's login to it.
+
+    Mosquitto runs with the accounts and ACLs of `launcher.broker`, generated into the
+    session's `broker/` folder for the demo's plant; a trainee sandbox's tenant is added while
+    it runs (`add_sandboxes`: files regenerated, then SIGHUP, on which Mosquitto reloads its
+    password and ACL files). The embedded broker has no accounts: it listens on loopback only
+    and lets every local client do anything."""
+
+    def __init__(self, kind: str, port: int, directory: Path | None = None):
+        self.kind, self.url, self.directory = kind, f"mqtt://127.0.0.1:{port}", directory
+        self.accounts: list[Account] = []
+
+    def url_for(self, tenant: str, role: Role) -> str:
+        """The broker URL logging in as `tenant`'s `role` (the bare URL on the embedded one)."""
+        if not self.accounts:
+            return self.url
+        account = account_for(self.accounts, tenant, role)
+        hide(account.password)
+        return account.url(self.url)
 
 
-@contextlib.contextmanager
-def embedded_broker(port: int) -> Iterator[None]:
+class _Mosquitto(DemoBroker):
+    def __init__(self, binary: str, port: int, session: Session):
+        super().__init__("Mosquitto", port, session.directory / BROKER_DIR)
+        self.binary, self.port = binary, port
+        self.plant = load_plant(session.plant)
+        self.sandboxes: list[Plant] = []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _configure(self) -> None:
+        assert self.directory is not None
+        self.accounts = write_broker_config(
+            self.directory, [self.plant], Listeners(self.port, "127.0.0.1"),
+            replay_only=self.sandboxes, run_as=getpass.getuser(),
+        )  # fmt: skip
+
+    def add_sandboxes(self, plants: list[Plant]) -> None:
+        """Give these trainee sandboxes' tenants accounts, and make Mosquitto load them."""
+        self.sandboxes += plants
+        self._configure()
+        if self.process is not None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def __enter__(self) -> _Mosquitto:
+        self._configure()
+        assert self.directory is not None
+        config = str(self.directory / "mosquitto.conf")
+        self.process = _spawn([self.binary, "-c", config], self.directory / "mosquitto.log")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            _stop([self.process])
+
+
+class _Embedded(DemoBroker):
     """An amqtt broker on its own event loop in a thread of this process."""
-    from amqtt.broker import Broker
 
-    loop = asyncio.new_event_loop()
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
+    def __init__(self, port: int):
+        super().__init__("embedded amqtt broker", port)
+        self.port = port
 
-    async def start() -> Broker:
-        broker = Broker(config)
-        await broker.start()
-        return broker
+    def add_sandboxes(self, plants: list[Plant]) -> None:
+        """Nothing to do: the embedded broker has no accounts."""
 
-    thread = threading.Thread(target=loop.run_forever, name="embedded-broker", daemon=True)
-    thread.start()
-    broker = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
-    try:
-        yield
-    finally:
-        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
+    def __enter__(self) -> _Embedded:
+        from amqtt.broker import Broker
+
+        self.loop = loop = asyncio.new_event_loop()
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+
+        async def start() -> Broker:
+            broker = Broker(config)
+            await broker.start()
+            return broker
+
+        self.thread = threading.Thread(target=loop.run_forever, name="embedded-broker", daemon=True)
+        self.thread.start()
+        self.broker = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], timeout_s: float = 10) -> None:
@@ -190,16 +242,14 @@ class BrokerChoice(StrEnum):
     EMBEDDED = "embedded"
 
 
-def _broker(
-    choice: BrokerChoice, port: int, data_dir: Path
-) -> tuple[str, contextlib.AbstractContextManager[None]]:
-    """The broker to run, by name, as a context manager that runs it."""
+def _broker(choice: BrokerChoice, port: int, session: Session) -> _Mosquitto | _Embedded:
+    """The broker to run, as a context manager that runs it."""
     mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
     if choice is BrokerChoice.MOSQUITTO and not mosquitto:
         raise RuntimeError("mosquitto is not installed (apt-get install -y mosquitto)")
     if mosquitto and choice is not BrokerChoice.EMBEDDED:
-        return "Mosquitto", mosquitto_broker(mosquitto, port, data_dir)
-    return "embedded amqtt broker", embedded_broker(port)
+        return _Mosquitto(mosquitto, port, session)
+    return _Embedded(port)
 
 
 @dataclass(frozen=True)
@@ -242,24 +292,24 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
     """Run one session; returns the session to run next (another plant's), or None to stop."""
     directory, announce = session.directory, options.announce
     port = choose_port(BROKER_PORT, "the broker", announce)
-    broker_url = f"mqtt://127.0.0.1:{port}"
-    kind, broker = _broker(options.broker_choice, port, directory)
+    broker = _broker(options.broker_choice, port, session)
     store_url = options.influx_url or session.store_url
     api_port, api_token = choose_port(API_PORT, "the API", announce), secrets.token_urlsafe(16)
     hide(api_token)
     token_file = directory / "api-token"
     _write_private(token_file, api_token)
     readiness_db = _readiness_database(directory)
-    # The store and the token reach the children in their environment, which only their user
-    # can read, not on their command lines, which every user of the machine can (ps).
+    # The store, the token and the broker logins reach the children in their environment,
+    # which only their user can read, not on their command lines, which every user of the
+    # machine can (ps).
     env = {
         **os.environ, ENV_VARS["url"]: store_url, SESSION_DIR_ENV: str(directory),
         READINESS_DB_ENV: str(readiness_db),
     }  # fmt: skip
     newest = session.last_data_time()  # of a resumed session; None for a new one
-    commands = _commands(session, newest, broker_url, kind, api_port, options.dashboard_port)
+    commands = _commands(session, newest, broker.kind, api_port, options.dashboard_port)
     running = RunningDemo(
-        directory, broker_url, f"http://127.0.0.1:{api_port}",
+        directory, broker.url, f"http://127.0.0.1:{api_port}",
         f"http://127.0.0.1:{options.dashboard_port}", session.plant, session.scenario, os.getpid(),
     )  # fmt: skip
     requested: DemoSource | None = None
@@ -270,19 +320,23 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         what = (session.scenario or session.plant).name
         since = f"data until {newest:%Y-%m-%d %H:%M} UTC" if newest else "new"
         announce(f"session: {session.id} ({what}, {since})")
-        announce(f"broker: {kind} on {broker_url}; store: {store_url}; logs in {directory}/")
+        logins = f" (accounts in {broker.directory}/)" if broker.accounts else ""
+        announce(f"broker: {broker.kind} on {broker.url}{logins}; store: {store_url}; "
+                 f"logs in {directory}/")  # fmt: skip
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
         children: dict[str, subprocess.Popen[bytes]] = {}
-        gateway_env = {**env, "SHOPFLOOR_API_TOKEN": api_token}
+        tenant = load_plant(session.plant).tenant.id
         stopping, seeder = threading.Event(), None
         sandboxes = Sandboxes(
-            directory, broker_url, _mqtt_version(kind),
-            lambda argv, log_file: _spawn(argv, log_file, env), announce,
+            directory, broker, _mqtt_version(broker.kind),
+            lambda argv, log_file, login: _spawn(argv, log_file, {**env, **login}), announce,
         )  # fmt: skip
 
         def spawn(*names: str) -> None:
             for name in names:
-                child_env = gateway_env if name == "gateway" else env
+                child_env = {**env, **_child_env(name, broker, tenant)}
+                if name == "gateway":
+                    child_env["SHOPFLOOR_API_TOKEN"] = api_token
                 children[name] = _spawn(commands[name], directory / f"{name}.log", child_env)
 
         try:
@@ -299,7 +353,9 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             seeding = (readiness_db, session.plant, store_url, stopping)
             seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
             seeder.start()
-            with ScenarioSwitch(broker_url, session) as switch:
+            # It hears the site's controls as the simulator does, with the simulator's login.
+            switch_url = broker.url_for(tenant, Role.SIMULATOR)
+            with ScenarioSwitch(switch_url, session) as switch:
                 requested = _watch(
                     children, directory, options.dashboard_port, announce, switch, sandboxes.poll
                 )
@@ -316,29 +372,38 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
     return new_session(options.data_dir, requested.plant, requested.scenario)
 
 
+# The broker account of each child: its component's role in the demo's tenant.
+CHILD_ROLES = {"simulate": Role.SIMULATOR, "edge": Role.EDGE, "gateway": Role.GATEWAY,
+               "dashboard": Role.DASHBOARD}  # fmt: skip
+
+
+def _child_env(name: str, broker: DemoBroker, tenant: str) -> dict[str, str]:
+    """The broker login of child `name` (analytics has none: it reads the store only)."""
+    role = CHILD_ROLES.get(name)
+    return {BROKER_URL_ENV: broker.url_for(tenant, role)} if role else {}
+
+
 def _commands(
-    session: Session, newest: datetime | None, broker_url: str, kind: str, api_port: int,
-    dashboard_port: int,
-) -> dict[str, list[str]]:  # fmt: skip
-    """Each child's command line, by name. A resumed session's simulated clock goes on from
-    its `newest` reading, never back behind it."""
+    session: Session, newest: datetime | None, kind: str, api_port: int, dashboard_port: int
+) -> dict[str, list[str]]:
+    """Each child's command line, by name (the broker's URL, with the child's login, is in
+    its environment). A resumed session's simulated clock goes on from its `newest` reading,
+    never back behind it."""
     shopfloor = [sys.executable, "-m", "launcher"]
     source = DemoSource(session.plant, session.scenario)
     common = ["--plant", str(session.plant)]
     directory = session.directory
     return {
         "simulate": [
-            *shopfloor, "simulate", *source.simulator_args(), "--broker", broker_url,
+            *shopfloor, "simulate", *source.simulator_args(),
             "--shift-calendar",  # something to show at any hour
             *(["--not-before", _whole_second_after(newest).isoformat()] if newest else []),
         ],
         "edge": [
-            *shopfloor, "edge", "run", *common, "--broker", broker_url,
-            "--buffer", str(directory / "edge-buffer.db"),
+            *shopfloor, "edge", "run", *common, "--buffer", str(directory / "edge-buffer.db"),
         ],
         "gateway": [
-            *shopfloor, "gateway", *common, "--broker", broker_url,
-            "--mqtt-version", _mqtt_version(kind),
+            *shopfloor, "gateway", *common, "--mqtt-version", _mqtt_version(kind),
             # The simulated clock runs ahead of this one: above x1, and to the next shift.
             "--max-future", str(DEMO_MAX_FUTURE_S),
             "--spill", str(directory / "gateway-spill.db"),
@@ -347,7 +412,6 @@ def _commands(
         "analytics": [*shopfloor, "analytics", *common],
         "dashboard": [
             *shopfloor, "dashboard", *common, "--port", str(dashboard_port),
-            "--broker", broker_url,
         ],
     }  # fmt: skip
 

@@ -6,17 +6,29 @@ persistence, edge buffer, gateway spill, logs, API token, readiness database) an
 demo (hours ahead after a speed-up, say) ever shows in the live one; `--resume` reopens one.
 
 While a demo runs, `<data_dir>/running.json` says where to reach it (`running_demo`): the CLI's
-`control` and `replay` commands take its broker from there, never from a guessed port.
+`control` and `replay` commands take its broker from there, never from a guessed port. On
+Mosquitto they log in with the session's accounts (`broker/accounts.json`, its owner's only):
+`control` as staff, a replay as its tenant's simulator.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from launcher.broker import (
+    ACCOUNTS_FILE,
+    ALL_TENANTS,
+    BrokerConfigError,
+    Role,
+    account_for,
+    read_accounts,
+)
 from shopfloor.config import ConfigError
 from shopfloor.plant import load_plant
 from shopfloor.sandboxes import TENANTS_DIR
@@ -27,6 +39,8 @@ DEFAULT_DATA_DIR = Path(".shopfloor")
 RUNNING_FILE = "running.json"
 SESSION_FILE = "session.json"
 STORE_FILE = "store.db"
+BROKER_DIR = "broker"  # the session's Mosquitto accounts, ACLs and persistence
+ACCOUNT_WAIT_S = 10.0  # for the supervisor to give a new sandbox's tenant its accounts
 
 
 class SessionError(Exception):
@@ -35,7 +49,8 @@ class SessionError(Exception):
 
 @dataclass(frozen=True)
 class RunningDemo:
-    """Where the running demo is: its session and the addresses of its servers."""
+    """Where the running demo is: its session and the addresses of its servers. `broker_url`
+    carries no login; `running_demo` returns it with staff's, when the broker has accounts."""
 
     session_dir: Path
     broker_url: str
@@ -45,8 +60,25 @@ class RunningDemo:
     scenario: Path | None
     pid: int
 
+    def login(self, tenant: str, role: Role, wait_s: float = 0.0) -> str:
+        """The broker URL logging in as `tenant`'s `role`, waiting up to `wait_s` for the
+        supervisor to create the account; the bare URL when the broker has no accounts."""
+        accounts_file = self.session_dir / BROKER_DIR / ACCOUNTS_FILE
+        deadline = time.monotonic() + wait_s
+        while True:
+            accounts = read_accounts(accounts_file)
+            if not accounts:
+                return _bare(self.broker_url)
+            try:
+                return account_for(accounts, tenant, role).url(self.broker_url)
+            except BrokerConfigError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+
     def write(self, data_dir: Path) -> None:
         fields = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        fields["broker_url"] = _bare(self.broker_url)
         path = data_dir / RUNNING_FILE
         path.with_suffix(".tmp").write_text(json.dumps(fields, indent=2) + "\n")
         path.with_suffix(".tmp").replace(path)  # a reader never sees half a file
@@ -67,7 +99,18 @@ def running_demo(data_dir: Path = DEFAULT_DATA_DIR) -> RunningDemo | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return demo if _alive(demo.pid) else None
+    if not _alive(demo.pid):
+        return None
+    try:
+        return replace(demo, broker_url=demo.login(ALL_TENANTS, Role.STAFF))
+    except BrokerConfigError:
+        return demo
+
+
+def _bare(url: str) -> str:
+    """`url` without a login."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _alive(pid: int) -> bool:

@@ -30,6 +30,7 @@ from shopfloor.messages import MAX_PAYLOAD_BYTES
 log = logging.getLogger(__name__)
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
+BROKER_URL_ENV = "SHOPFLOOR_BROKER_URL"  # how a supervisor hands a component its login
 
 # How long a broker keeps a persistent session, and the messages queued for it, while its
 # client is away: a weekend. The Mosquitto the platform ships forgets any session after this

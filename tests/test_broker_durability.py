@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from getpass import getuser
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -15,11 +16,12 @@ import pytest
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from launcher.demo import mosquitto_broker
+from launcher.broker import Listeners, write_broker_config
 from shopfloor.messages import MAX_PAYLOAD_BYTES
 from shopfloor.mqtt import MOSQUITTO_POLICY, Session, make_client, wait_connected
-from tests.conftest import ROOT
-from tests.servers import Mosquitto, free_port, port_open, require_binary
+from shopfloor.plant import load_plant
+from tests.conftest import EXAMPLE_PLANT, ROOT
+from tests.servers import Mosquitto, ServerProcess, free_port, require_binary
 from tests.test_end_to_end import wait_until
 
 TOPIC = "polimer/brest/moulding/line-1/imm-01/data"
@@ -385,9 +387,17 @@ def test_the_shipped_configuration_carries_the_policy() -> None:
     assert {option: deployed.get(option) for option in MOSQUITTO_POLICY} == MOSQUITTO_POLICY
 
 
-def test_the_demos_broker_runs_with_the_policy(tmp_path: Path) -> None:
+def test_the_generated_broker_configuration_runs_with_the_policy(tmp_path: Path) -> None:
+    """`shopfloor broker config`'s, which the demo runs too."""
     port = free_port()
-    with mosquitto_broker(require_binary("mosquitto"), port, tmp_path):
-        wait_until(lambda: port_open(port), 15, "the demo's broker")
-        written = settings_of((tmp_path / "mosquitto.conf").read_text())
+    write_broker_config(
+        tmp_path, [load_plant(EXAMPLE_PLANT)], Listeners(port, "127.0.0.1"), run_as=getuser()
+    )
+    config = tmp_path / "mosquitto.conf"
+    broker = ServerProcess(
+        "mosquitto", [require_binary("mosquitto"), "-c", str(config)], port, tmp_path
+    )
+    broker.start()
+    broker.stop()
+    written = settings_of(config.read_text())
     assert {option: written.get(option) for option in MOSQUITTO_POLICY} == MOSQUITTO_POLICY

@@ -222,7 +222,8 @@ def replay(
     try:
         if tenant is not None:
             _into_running_demo(recording, tenant, data_dir)
-        count = replay_session(recording, target.broker, speed, tenant, shift_time=not keep_time)
+        url = broker or _demo_login(recording, tenant, data_dir) or target.broker
+        count = replay_session(recording, url, speed, tenant, shift_time=not keep_time)
     except ConnectionError as exc:
         raise fail(f"{exc}{target.hint}") from None
     except (RecordingError, ValueError, ConfigError) as exc:
@@ -251,6 +252,20 @@ def _into_running_demo(recording: Path, tenant: str, data_dir: Path) -> None:
         )
     write_tenant_plant(demo.plant, tenant, demo.session_dir)
     typer.echo(f"trainee sandbox {tenant}: into the demo's dashboard ({demo.dashboard_url})")
+
+
+def _demo_login(recording: Path, tenant: str | None, data_dir: Path) -> str | None:
+    """With a demo running, its broker with the login of the replayed tenant's simulator
+    (a new sandbox's once the supervisor has made it)."""
+    from launcher.broker import Role
+    from launcher.session import ACCOUNT_WAIT_S
+    from simulators.recording import recording_header
+
+    demo = running_demo(data_dir)
+    if demo is None:
+        return None
+    recorded, _ = recording_header(recording)
+    return demo.login(tenant or recorded, Role.SIMULATOR, ACCOUNT_WAIT_S)
 
 
 control_app = typer.Typer(help="Drive a running simulator: inject faults, set speed, reset shift.")
