@@ -157,20 +157,20 @@ def read_scored_signals(
 # --- rendering ------------------------------------------------------------------------------
 
 
-def anomalies_page(plant: Plant, store: Store) -> None:
+def anomalies_page(plant: Plant, store: Store, *, read_only: bool = False) -> None:
     st.title(_("Anomalies"))
-    _anomalies(plant, store)
+    _anomalies(plant, store, read_only)
 
 
 @shows_store_errors
-def _anomalies(plant: Plant, store: Store) -> None:
+def _anomalies(plant: Plant, store: Store, read_only: bool) -> None:
     if data_clock(plant, store) is None:
         st.info(_("No analysis yet: scores appear once `shopfloor analytics` has analysed data."))
         return
     hours = st.selectbox(_("Window"), WINDOW_HOURS, format_func=window_text, key="window") or 1
     machines = {m.name: path for path, m in plant.machines()}
     name = st.selectbox(_("Machine"), list(machines), key="machine") or next(iter(machines))
-    live_anomalies(plant, store, machines[name], timedelta(hours=hours))
+    live_anomalies(plant, store, machines[name], timedelta(hours=hours), read_only)
 
 
 def window_text(hours: int) -> str:
@@ -180,7 +180,9 @@ def window_text(hours: int) -> str:
 
 @st.fragment(run_every=REFRESH_S)
 @shows_store_errors
-def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelta) -> None:
+def live_anomalies(
+    plant: Plant, store: Store, path: AssetPath, window: timedelta, read_only: bool = False
+) -> None:
     now = data_clock(plant, store)
     if now is None:
         return
@@ -192,7 +194,8 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
         )
     )
     events = read_events(plant, store, start, end)
-    _event_table(plant, store, [e for e in events if e.event.type is EventType.ANOMALY])
+    anomalies = [e for e in events if e.event.type is EventType.ANOMALY]
+    _event_table(plant, store, anomalies, read_only)
     st.subheader(_("Signals"))
     machine_events = [e for e in events if e.path == path]
     signals = [s for s in read_scored_signals(plant, store, path, start, end) if _finite(s.scores)]
@@ -213,7 +216,9 @@ def live_anomalies(plant: Plant, store: Store, path: AssetPath, window: timedelt
         st.plotly_chart(_signal_figure(plant, title, scored, machine_events, (start, now)))
 
 
-def _event_table(plant: Plant, store: Store, anomalies: Sequence[AssetEvent]) -> None:
+def _event_table(
+    plant: Plant, store: Store, anomalies: Sequence[AssetEvent], read_only: bool
+) -> None:
     st.subheader(_("Anomaly events"))
     if not anomalies:
         st.caption(_("None in this window."))
@@ -230,7 +235,7 @@ def _event_table(plant: Plant, store: Store, anomalies: Sequence[AssetEvent]) ->
         },
     )
     waiting = [a for a in anomalies if a.acknowledged is None]
-    if not waiting:
+    if not waiting or read_only:  # a visitor's view acknowledges nothing
         return
     # A noisy line can raise dozens of events: past a few, the buttons fold away.
     label = ngettext(

@@ -3,6 +3,7 @@ Lean 4.0 readiness pages.
 
 Run it with `shopfloor dashboard`; it reads the plant and store settings from the environment
 that command sets, and the broker (for demo controls and edge devices) from SHOPFLOOR_BROKER_URL.
+Beyond loopback it shows nothing before a login, then the pages of the user's role (`auth`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import contextlib
 import os
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from dashboard.anomalies import anomalies_page
+from dashboard.auth import Role, Session, UsersError, current_session, login_page, session_menu
 from dashboard.cards import live_shop_floor
 from dashboard.controls import controls_page
 from dashboard.edge_devices import edge_devices_page
@@ -28,15 +31,26 @@ from shopfloor.config import ConfigError
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import Store, StoreError, StoreSettings, open_store
 
+# The shop floor's (the default page's URL is "/"; this names it to Streamlit).
+DEFAULT_PAGE_PATH = "shop-floor"
+
 
 @st.cache_resource
 def _demo_plant() -> Plant:
     return load_plant(os.environ.get("SHOPFLOOR_PLANT", "examples/plant.yaml"))
 
 
-def _plant() -> Plant:
-    """The plant chosen in the sidebar: the demo's or a trainee sandbox's."""
-    return choose_plant(_demo_plant())
+def _plant(session: Session) -> Plant:
+    """The plant chosen in the sidebar among those the session may see: every plant for
+    staff, its tenant's for an SME user, the demo's for a visitor."""
+    demo = _demo_plant()
+    tenants = {Role.STAFF: None, Role.SME: session.tenant, Role.VISITOR: demo.tenant.id}
+    tenant = tenants[session.role]
+    plant = choose_plant(demo, tenant)
+    if plant is None:
+        st.error(_("No plant of tenant {tenant} is shown on this dashboard.").format(tenant=tenant))
+        st.stop()
+    return plant
 
 
 @st.cache_resource
@@ -44,8 +58,8 @@ def _store() -> Store:
     return open_store(StoreSettings.from_env())
 
 
-def shop_floor_page() -> None:
-    plant, store = _plant(), _store()
+def shop_floor_page(plant: Plant) -> None:
+    store = _store()
     st.title(f"{plant.tenant.name} · {plant.site.name}")
     _log_view(plant, store)
     live_shop_floor(plant, store)
@@ -60,10 +74,6 @@ def _log_view(plant: Plant, store: Store) -> None:
         st.session_state["view_logged"] = True
 
 
-def edge_page() -> None:
-    edge_devices_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"))
-
-
 def main() -> None:
     st.set_page_config(page_title="shopfloor", page_icon="🏭", layout="wide")
     try:
@@ -74,29 +84,87 @@ def main() -> None:
         return
     choose_language(_demo_plant())
     language_menu()
+    try:
+        session = current_session()
+    except UsersError as exc:
+        st.error(str(exc))
+        return
+    if session is None:
+        st.navigation(_login_pages(), position="hidden").run()
+        return
+    session_menu(session)
+    navigate(_pages(session))
+
+
+def _login_pages() -> list[StreamlitPage]:
+    """The login form alone, under every page's URL: a link to a page asks for a login, then
+    shows that page if the user's role has it."""
+    every_page = _pages(Session("", Role.STAFF, None, started=0, seen=0))
+    return [
+        st.Page(
+            login_page,
+            title=_("Log in"),
+            url_path=page.url_path or DEFAULT_PAGE_PATH,
+            default=not page.url_path,
+        )
+        for page in every_page
+    ]
+
+
+def _pages(session: Session) -> list[StreamlitPage]:
+    """The pages of the session's role: the demo's story and controls for staff alone; for a
+    visitor the kiosk's pages, read-only; an SME user's and a visitor's readiness of their
+    own plant's SME alone."""
+    broker = os.environ.get("SHOPFLOOR_BROKER_URL")
+    staff, visitor = session.role is Role.STAFF, session.role is Role.VISITOR
     pages = [
-        st.Page(shop_floor_page, title=_("Shop floor"), default=True),
         st.Page(
-            lambda: story_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL"), pages),
-            title=_("Demo story"),
-            url_path="story",
+            lambda: shop_floor_page(_plant(session)),
+            title=_("Shop floor"),
+            url_path=DEFAULT_PAGE_PATH,
+            default=True,
+        )
+    ]
+    if staff:
+        pages += [
+            st.Page(
+                lambda: story_page(_plant(session), broker, pages),
+                title=_("Demo story"),
+                url_path="story",
+            ),
+            st.Page(
+                lambda: controls_page(_plant(session), broker),
+                title=_("Demo controls"),
+                url_path="controls",
+            ),
+        ]
+    if not visitor:
+        pages.append(
+            st.Page(
+                lambda: edge_devices_page(_plant(session), broker),
+                title=_("Edge devices"),
+                url_path="edge",
+            )
+        )
+    pages += [
+        st.Page(lambda: oee_page(_plant(session), _store()), title=_("OEE"), url_path="oee"),
+        st.Page(
+            lambda: anomalies_page(_plant(session), _store(), read_only=visitor),
+            title=_("Anomalies"),
+            url_path="anomalies",
         ),
         st.Page(
-            lambda: controls_page(_plant(), os.environ.get("SHOPFLOOR_BROKER_URL")),
-            title=_("Demo controls"),
-            url_path="controls",
+            lambda: energy_page(_plant(session), _store()), title=_("Energy"), url_path="energy"
         ),
-        st.Page(edge_page, title=_("Edge devices"), url_path="edge"),
-        st.Page(lambda: oee_page(_plant(), _store()), title=_("OEE"), url_path="oee"),
         st.Page(
-            lambda: anomalies_page(_plant(), _store()), title=_("Anomalies"), url_path="anomalies"
-        ),
-        st.Page(lambda: energy_page(_plant(), _store()), title=_("Energy"), url_path="energy"),
-        st.Page(
-            lambda: readiness_page(_plant(), _store()), title=_("Readiness"), url_path="readiness"
+            lambda: readiness_page(
+                _plant(session), _store(), own_only=not staff, read_only=visitor
+            ),
+            title=_("Readiness"),
+            url_path="readiness",
         ),
     ]
-    navigate(pages)
+    return pages
 
 
 main()

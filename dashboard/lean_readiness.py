@@ -502,7 +502,11 @@ TABS = (
 )
 
 
-def readiness_page(plant: Plant, data: Store) -> None:
+def readiness_page(
+    plant: Plant, data: Store, *, own_only: bool = False, read_only: bool = False
+) -> None:
+    """The readiness of the assessed SMEs; with `own_only` the plant's SME's alone and no
+    cohort (a tenant's user sees no other SME), with `read_only` no answers saved."""
     st.title(_("Lean 4.0 readiness"))
     try:
         store = ReadinessStore(database_path())
@@ -510,7 +514,7 @@ def readiness_page(plant: Plant, data: Store) -> None:
         st.error(_("The readiness database cannot be read: {error}").format(error=exc))
         return
     with store:
-        smes = store.smes()
+        smes = [sme for sme in store.smes() if sme == plant.tenant.id or not own_only]
         if not smes:
             st.info(_("No SME assessed yet: the demo assesses its three SMEs as it starts, and "
                       "`shopfloor assess` adds one."))  # fmt: skip
@@ -542,10 +546,16 @@ def readiness_page(plant: Plant, data: Store) -> None:
         with tabs[2]:
             _recommendations(result)
         with tabs[3]:
-            _save_answers(store, snapshots[-1], plant, data)
+            if read_only:
+                st.info(_("Answers are changed by staff or the SME, not from this view."))
+            else:
+                _save_answers(store, snapshots[-1], plant, data)
         with tabs[4]:
             _progress(store, sme, plant)
         with tabs[5]:
-            _cohort(store)
+            if own_only:
+                st.info(_("The cohort compares every SME assessed: staff see it."))
+            else:
+                _cohort(store)
         with tabs[6]:
             _export(result)

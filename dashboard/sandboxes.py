@@ -1,6 +1,6 @@
 """The sidebar's plant selector: the demo's plant and the trainee sandboxes of its session
 (`shopfloor replay --tenant NAME` while the demo runs), so staff can show any of them on every
-page."""
+page; a user of one tenant is offered that tenant's plant alone."""
 
 from __future__ import annotations
 
@@ -41,11 +41,14 @@ def plant_label(plant: Plant, demo: Plant) -> str:
     return _("trainee {tenant}").format(tenant=plant.tenant.id)
 
 
-def choose_plant(demo: Plant) -> Plant:
-    """The sidebar's "Plant" choice (the demo's plant while there is nothing else to choose)."""
+def choose_plant(demo: Plant, tenant: str | None = None) -> Plant | None:
+    """The sidebar's "Plant" choice (the demo's plant while there is nothing else to choose).
+    With `tenant`, only that tenant's plant is offered: None when this dashboard has none."""
     choices = plant_choices(demo, session_dir_from_env())
-    if len(choices) == 1:
-        return demo
+    if tenant is not None:
+        choices = {tenant: choices[tenant]} if tenant in choices else {}
+    if len(choices) <= 1:
+        return next(iter(choices.values()), None)
     chosen = st.sidebar.selectbox(
         _("Plant"),
         list(choices),

@@ -21,6 +21,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from pydantic import ValidationError
+from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from shopfloor import i18n
@@ -231,7 +232,10 @@ SHOP_FLOOR_WORDS = {
 
 @pytest.fixture
 def dashboard_env(
-    example_plant: Plant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example_plant: Plant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Callable[[str | None], None]:
     """The dashboard's environment: a store with a stopped press, and the example plant with
     the given `site.language`."""
@@ -248,6 +252,9 @@ def dashboard_env(
     )
     store.close()
     monkeypatch.setenv("SHOPFLOOR_STORE_URL", store_url)
+    # Served as `shopfloor dashboard` serves it by default: on loopback, where no login is asked.
+    config.set_option("server.address", "127.0.0.1")
+    request.addfinalizer(lambda: config.set_option("server.address", None))
 
     def with_language(language: str | None) -> None:
         data = example_plant.model_dump(mode="json", exclude_none=True)

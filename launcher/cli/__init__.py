@@ -9,8 +9,8 @@ shopfloor modules at the top (bench/edge.py measures the agent's memory).
 Where each command is declared: `plant` (plant check), `simulation` (simulate, record, replay,
 control), `edge` (edge run, check, browse, status, certificate), `gateway`, `analytics`
 (analytics, assess, assess-history), `demo` (dashboard, demo), `kpi` (kpi oee, energy,
-anomalies), `broker` (broker config); `common` holds the app, the shared options and how a
-command fails or stops.
+anomalies), `broker` (broker config), `users` (the dashboard's logins); `common` holds the app,
+the shared options and how a command fails or stops.
 """
 
 from launcher.cli.common import app
@@ -18,7 +18,7 @@ from launcher.cli.common import app
 # Each module registers its commands on import; `shopfloor --help` lists them in this order.
 # isort: off
 from launcher.cli import plant, simulation, edge, gateway, analytics, demo, kpi  # noqa: F401
-from launcher.cli import broker  # noqa: F401
+from launcher.cli import broker, users  # noqa: F401
 # isort: on
 
 __all__ = ["app"]

@@ -27,6 +27,7 @@ from launcher.cli.common import (
     setup_logging,
     store_settings,
 )
+from launcher.cli.users import DEFAULT_USERS_FILE, UsersFileOption
 from launcher.demo import BrokerChoice, DemoOptions, run_demo
 from launcher.session import (
     DEFAULT_DATA_DIR,
@@ -59,14 +60,49 @@ def dashboard(
             callback=checked(check_broker_url),
         ),
     ] = None,
+    users_file: UsersFileOption = DEFAULT_USERS_FILE,
+    require_login: Annotated[
+        bool,
+        typer.Option(
+            "--require-login",
+            envvar="SHOPFLOOR_DASHBOARD_REQUIRE_LOGIN",
+            help="Ask for a login on a loopback address too (behind a reverse proxy on this "
+            "machine); beyond loopback the dashboard always asks.",
+        ),
+    ] = False,
+    session_idle: Annotated[
+        float,
+        typer.Option(
+            envvar="SHOPFLOOR_SESSION_IDLE_MINUTES", min=0.01, help="Minutes a login lasts unused."
+        ),
+    ] = 30,
+    session_hours: Annotated[
+        float,
+        typer.Option(envvar="SHOPFLOOR_SESSION_HOURS", min=0.001, help="Hours a login lasts."),
+    ] = 12,
 ) -> None:
-    """Serve the Streamlit dashboard (live shop floor, demo controls)."""
+    """Serve the Streamlit dashboard (live shop floor, demo controls). Beyond loopback it asks
+    for a login (`shopfloor users add`); on loopback the session is staff's."""
     import dashboard as dashboard_package
+    from dashboard.auth import UsersError, is_loopback, read_users
 
     read_plant(plant_file)  # a bad plant file is reported here, not as a red box in the browser
     settings = store_settings(store_url, store_database, store_token, store_org)
+    if require_login or not is_loopback(address):
+        try:
+            if not read_users(users_file):
+                raise fail(f"--users {users_file}: no users to log in on {address}: add one "
+                           "with `shopfloor users add NAME --role staff`")  # fmt: skip
+        except UsersError as exc:
+            raise fail(str(exc)) from None
     app_file = Path(dashboard_package.__file__).parent / "app.py"
-    env = {**os.environ, **settings.to_env(), "SHOPFLOOR_PLANT": str(plant_file.resolve())}
+    env = {
+        **os.environ, **settings.to_env(), "SHOPFLOOR_PLANT": str(plant_file.resolve()),
+        "SHOPFLOOR_USERS": str(users_file.resolve()),
+        "SHOPFLOOR_SESSION_IDLE_MINUTES": str(session_idle),
+        "SHOPFLOOR_SESSION_HOURS": str(session_hours),
+        "SHOPFLOOR_DASHBOARD_REQUIRE_LOGIN": "1" if require_login else "",
+    }  # fmt: skip
     if broker:
         env["SHOPFLOOR_BROKER_URL"] = broker
     argv = [
