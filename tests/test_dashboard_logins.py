@@ -313,8 +313,11 @@ TITLE_B = "trainee metalform"
 
 
 def title(page: Page) -> str:
+    """The page's heading once the page behind the login has replaced the form's (Streamlit
+    keeps the form's heading on screen until the new page's first element is drawn)."""
     heading = page.locator("h1").first
     expect(heading).to_be_visible(timeout=TIMEOUT_MS)
+    expect(heading).not_to_have_text("Log in", timeout=TIMEOUT_MS)
     return heading.inner_text()
 
 
