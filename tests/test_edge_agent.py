@@ -344,6 +344,14 @@ def test_status_of_an_agent_that_is_not_running_is_one_line() -> None:
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("url", ["http://a b", "http://[::1"])
+def test_status_at_a_url_that_is_no_url_is_one_line(url: str) -> None:
+    result = run("edge", "status", "--url", url)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --url / SHOPFLOOR_EDGE_STATUS_URL: {url!r}")
+    assert result.stderr.count("\n") == 1
+
+
 def test_bad_edge_config_is_one_line_from_run_and_check(tmp_path: Path) -> None:
     config = tmp_path / "edge.yaml"
     config.write_text(f"plant: {ROOT / 'examples' / 'plant.yaml'}\nopcua:\n  - machine: imm-99\n")

@@ -232,6 +232,7 @@ def edge_status(
     """Ask a running agent for its health figures (queue depth, readings/s, drops...)."""
     import urllib.error
     import urllib.request
+    from http.client import HTTPException, InvalidURL
 
     from rich.console import Console
     from rich.table import Table
@@ -242,7 +243,13 @@ def edge_status(
         with urllib.request.urlopen(f"{url.rstrip('/')}/status", timeout=5) as response:
             body = response.read()
         status = decode_edge_status(body)
-    except (OSError, urllib.error.URLError, MessageError) as exc:
+    except (InvalidURL, ValueError) as exc:
+        if isinstance(exc, MessageError):  # an answer, but not an agent's
+            raise fail(f"no edge agent answers at {url}: {exc}") from None
+        raise fail(  # not a URL: a space in it, a broken address
+            f"--url / SHOPFLOOR_EDGE_STATUS_URL: {url!r} is not a usable URL: {exc}"
+        ) from None
+    except (OSError, HTTPException) as exc:
         raise fail(f"no edge agent answers at {url}: {exc}") from None
     if as_json:
         typer.echo(body.decode())
