@@ -30,8 +30,10 @@ MAX_SCORE = 5
 
 
 def translate(message: str, *, lang: str = SOURCE_LANGUAGE) -> str:
-    """A marked text of the questionnaire (a name, an item, an anchor) in a language."""
-    return i18n.translations(lang).gettext(message)
+    """A marked text (a questionnaire's name, item or anchor; a text a snapshot stores) in a
+    language; a text that is no known message id is shown as it is, and "" stays "" (gettext
+    would give the catalogue's header for it)."""
+    return i18n.translations(lang).gettext(message) if message else message
 
 
 def level_name(level: int, *, lang: str = SOURCE_LANGUAGE) -> str:

@@ -26,6 +26,7 @@ from babel.numbers import format_decimal, get_decimal_symbol
 
 from readiness.evidence import INDICATOR_NAMES, MIN_RESPONSE_EVENTS
 from readiness.persistence import GateAlert
+from readiness.questionnaire import translate
 from readiness.scoring import (
     Requirement,
     claim_detail,
@@ -70,12 +71,6 @@ MODE_NAMES = {
     "evidence": N_("questionnaire and measured evidence"),
     "questionnaire-only": N_("questionnaire only"),
 }
-
-
-def translated(text: str, *, lang: str = SOURCE_LANGUAGE) -> str:
-    """A message id stored in a snapshot (advice, an archetype, a dimension's name) in the
-    language; a text that is no known message id is shown as it is, and "" stays ""."""
-    return i18n.translations(lang).gettext(text) if text else text
 
 
 # --- texts of snapshots saved before messages were stored -----------------------------------
@@ -126,7 +121,7 @@ def stored_text(entry: Mapping[str, Any], key: str, *, lang: str = SOURCE_LANGUA
         return Text.from_dict(message).render(lang)
     english = str(entry[key])
     legacy = _LEGACY[key](english) if key in _LEGACY else None
-    return legacy.render(lang) if legacy is not None else translated(english, lang=lang)
+    return legacy.render(lang) if legacy is not None else translate(english, lang=lang)
 
 
 # --- dimensions -----------------------------------------------------------------------------
@@ -173,7 +168,7 @@ def dimension_rows(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[Dimen
     return [
         DimensionRow(
             id=d["id"],
-            name=translated(d["name"], lang=lang),
+            name=translate(d["name"], lang=lang),
             weight=d["weight"],
             questionnaire=d["questionnaire"],
             evidence=d["evidence"],
@@ -200,19 +195,19 @@ def gate_notes(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[str]:
 
 def level_text(result: Result, *, lang: str = SOURCE_LANGUAGE) -> str:
     """The overall level with its name: "2 Basic/connected"."""
-    return f"{result['level']} {translated(result['level_name'], lang=lang)}"
+    return f"{result['level']} {translate(result['level_name'], lang=lang)}"
 
 
 def archetype_text(result: Result, *, lang: str = SOURCE_LANGUAGE) -> tuple[str, str]:
     """The archetype's name and its warning ("" if none)."""
     archetype = result["archetype"]
-    return translated(archetype["name"], lang=lang), translated(archetype["warning"], lang=lang)
+    return translate(archetype["name"], lang=lang), translate(archetype["warning"], lang=lang)
 
 
 def mode_text(result: Result, *, lang: str = SOURCE_LANGUAGE) -> str:
     """How the SME was scored: with measured evidence, or from the questionnaire only."""
     mode: str = result["mode"]
-    return translated(MODE_NAMES.get(mode, mode), lang=lang)
+    return translate(MODE_NAMES.get(mode, mode), lang=lang)
 
 
 # --- claim flags ----------------------------------------------------------------------------
@@ -233,14 +228,14 @@ def flag_lines(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[str]:
     """Each claim flag in plain words: what it means for the SME and what follows, so that a
     flag reads as a question for the gemba visit rather than as a fault."""
     _ = i18n.translations(lang).gettext
-    names = {d["id"]: translated(d["name"], lang=lang) for d in result["dimensions"]}
+    names = {d["id"]: translate(d["name"], lang=lang) for d in result["dimensions"]}
     return [
         _("{dimension}, {kind}: {meaning} ({detail}); next: {action}").format(
             dimension=f"{f['dimension']} {names[f['dimension']]}",
-            kind=translated(FLAG_KINDS.get(f["kind"], f["kind"]), lang=lang),
-            meaning=translated(FLAG_MEANINGS.get(f["kind"], f["kind"]), lang=lang),
+            kind=translate(FLAG_KINDS.get(f["kind"], f["kind"]), lang=lang),
+            meaning=translate(FLAG_MEANINGS.get(f["kind"], f["kind"]), lang=lang),
             detail=stored_text(f, "detail", lang=lang),
-            action=translated(f["action"], lang=lang),
+            action=translate(f["action"], lang=lang),
         )
         for f in result["flags"]
     ]
@@ -258,7 +253,7 @@ SERIES_NAMES = {
 
 def series_name(series: str, *, lang: str = SOURCE_LANGUAGE) -> str:
     """A radar series' name for a legend (radar_series keys its series by id)."""
-    return translated(SERIES_NAMES.get(series, series), lang=lang)
+    return translate(SERIES_NAMES.get(series, series), lang=lang)
 
 
 def radar_series(result: Result, *, lang: str = SOURCE_LANGUAGE) -> dict[str, list[float | None]]:
@@ -421,7 +416,7 @@ def indicator_number(value: object) -> float | None:
 
 def indicator_label(indicator: str, *, lang: str = SOURCE_LANGUAGE) -> str:
     """An indicator's code with its name: "CC (connectivity coverage)"."""
-    return f"{indicator} ({translated(INDICATOR_NAMES[indicator], lang=lang)})"
+    return f"{indicator} ({translate(INDICATOR_NAMES[indicator], lang=lang)})"
 
 
 def _day(moment: datetime, lang: str) -> str:
@@ -473,7 +468,7 @@ def indicator_cards(
     return [
         IndicatorCard(
             name,
-            translated(description, lang=lang),
+            translate(description, lang=lang),
             *indicator_parts(latest[name]["value"], lang=lang),
             score=latest[name]["score"],
             trend=[indicator_number(r["indicators"][name]["value"]) for r in results],
@@ -519,7 +514,7 @@ def recommendation_rows(result: Result, *, lang: str = SOURCE_LANGUAGE) -> list[
                 p["rank"],
                 p["dimension"],
                 p["priority"],
-                translated(r["advice"], lang=lang),
+                translate(r["advice"], lang=lang),
                 _basis(p["dimension"], r, lang),
                 r["what_if_index"],
                 r["gain"],

@@ -29,21 +29,13 @@ from tests.servers import Mosquitto, free_port
 from tests.test_cli import shopfloor
 from tests.test_end_to_end import shopfloor as start_shopfloor
 from tests.test_end_to_end import stop_all, wait_until
-from tests.test_gateway_api import HEALTHY
+from tests.test_gateway_api import HEALTHY, PROTECTED
 
 TENANT = "polimer"  # the example plant's
 OTHER = "metalform"
 PRESS = AssetPath(TENANT, "brest", "moulding", "line-1", "imm-01")
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-READ_ROUTES = [
-    "/metrics",
-    "/api/v1/plant",
-    "/api/v1/latest",
-    "/api/v1/history/imm-01/power",
-    "/api/v1/kpis",
-    "/api/v1/events",
-    "/api/v1/shift-reports",
-]
+READ_ROUTES = PROTECTED  # every GET route: a read token's
 ACK = "/api/v1/events/imm-01/bearing_wear/acknowledgement"
 ACK_BODY = {"start": "2026-11-02T08:00:00Z"}
 AROUND_T0 = {"start": "2026-11-02T07:00:00Z", "end": "2026-11-02T09:00:00Z"}

@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po
 
 from readiness.answers import SPECIAL_NAMES, Special
 from readiness.catalogue import CURRENT, QUESTIONNAIRES
@@ -22,10 +20,10 @@ from readiness.questionnaire import (
     share_options,
     translate,
 )
-from readiness.report import stored_text, translated
+from readiness.report import stored_text
 from readiness.scoring import INDICATOR_GATES, Requirement, claim_detail, score
 from shopfloor import i18n
-from tests.test_i18n import glossary
+from tests.test_i18n import _catalogue, glossary
 
 TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.SOURCE_LANGUAGE]
 
@@ -39,11 +37,6 @@ def _questionnaire_texts() -> list[str]:
         for item in version.items:
             texts += [item.text, *(item.anchors or ())]
     return [*texts, *INDICATOR_NAMES.values()]
-
-
-def _catalogue(code: str) -> Catalog:
-    with i18n.catalogue_path(code).open("rb") as po:
-        return read_po(po, locale=code.replace("-", "_"))
 
 
 def test_the_questionnaire_has_its_texts() -> None:
@@ -154,7 +147,7 @@ def test_stored_texts_parse_back_and_unknown_ones_stay() -> None:
         for requirement in gate.requirements:
             reason = f"needs {requirement.text}"
             assert stored_text({"reason": reason}, "reason") == reason
-    assert translated("Tech-led", lang="ru") == "Технологии впереди"
+    assert translate("Tech-led", lang="ru") == "Технологии впереди"
     assert stored_text({"reason": "not a text of ours"}, "reason", lang="ru") == (
         "not a text of ours"
     )
