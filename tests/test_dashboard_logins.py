@@ -495,8 +495,8 @@ def test_an_expired_session_asks_again(page: Page, tmp_path: Path, mosquitto: Mo
         expect(page.get_by_text("Your session has ended: log in again.")).to_be_visible(
             timeout=TIMEOUT_MS
         )
-        assert page.get_by_label("User name").is_visible()
-        assert page.locator("[data-testid='stSidebarNavLink']").count() == 0
+        expect(page.get_by_label("User name")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.locator("[data-testid='stSidebarNavLink']")).to_have_count(0)
 
 
 @pytest.mark.browser
