@@ -22,6 +22,11 @@ INSTALL_HINT = (
 )
 
 
+# How long the outage tests keep a server down: 20 s in the suite, 60 s under `make bench`,
+# which runs them again as the soak they are (the durations an outage is specified for).
+OUTAGE_S = float(os.environ.get("SHOPFLOOR_TEST_OUTAGE_S", "20"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -35,7 +35,9 @@ NAVIGATION = (
     "Shop floor", "Demo story", "Demo controls", "Edge devices", "Anomalies", "Energy",
     "Readiness",
 )  # fmt: skip
-TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.SOURCE_LANGUAGE]
+# Serbian Latin is Serbian Cyrillic transliterated (test_i18n holds them equal), so walking the
+# Cyrillic pages covers its texts; a browser set to Serbian Latin reads a page in the next test.
+WALKED = [code for code in i18n.LANGUAGES if code not in (i18n.SOURCE_LANGUAGE, "sr-Latn")]
 PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 FIRST_READINGS_S = 120
 STREAMLIT_TEXTS = ("Skip to main content",)  # Streamlit's own, in English in every app
@@ -175,7 +177,7 @@ def test_every_page_in_every_language_has_nothing_left_in_english(
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         url = f"http://127.0.0.1:{demo.dashboard_port}"
-        for code in TRANSLATED:
+        for code in WALKED:
             for path in PAGES:
                 page.goto(f"{url}/{path}?lang={code}", timeout=60_000)
                 text = settled_text(page)

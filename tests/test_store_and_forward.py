@@ -20,7 +20,7 @@ from asyncua import Server, ua
 from shopfloor.diskqueue import DiskQueue
 from shopfloor.messages import decode_readings, subscription
 from shopfloor.mqtt import make_client
-from tests.servers import Mosquitto, free_port
+from tests.servers import OUTAGE_S, Mosquitto, free_port
 from tests.test_end_to_end import shopfloor, stop_all, wait_until
 
 RATE_HZ = 100
@@ -145,7 +145,7 @@ def assert_complete(values: list[int], first: int, last: int) -> None:
     assert window == sorted(window), "order not kept"
 
 
-def test_broker_down_for_60_s_at_100_readings_a_second_loses_nothing(bench: Bench) -> None:
+def test_broker_down_at_100_readings_a_second_loses_nothing(bench: Bench) -> None:
     port = int(
         yaml.safe_load(bench.plant.read_text())["site"]["areas"][0]["lines"][0]["machines"][0][
             "opcua"
@@ -157,8 +157,9 @@ def test_broker_down_for_60_s_at_100_readings_a_second_loses_nothing(bench: Benc
         first = bench.listener.seen()[0]
         bench.broker.stop()
         outage_start = counter.value
-        time.sleep(60)
-        assert counter.value - outage_start >= 5000  # readings produced while the broker was away
+        time.sleep(OUTAGE_S)
+        produced = counter.value - outage_start  # readings produced while the broker was away
+        assert produced >= 80 * OUTAGE_S
         bench.broker.start()
         last = counter.value
         wait_until(lambda: max(bench.listener.seen(), default=0) >= last, 60, "the backlog")
