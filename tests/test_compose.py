@@ -26,7 +26,9 @@ import yaml
 from typer.core import TyperGroup
 
 from launcher.cli import app
+from launcher.cli.gateway import API_STORE_PREFIX
 from shopfloor.mqtt import make_client
+from shopfloor.store import ENV_VARS as STORE_ENV_VARS
 from tests.conftest import MQTT_PASSWORD, assert_no_secret_in_logs
 from tests.servers import ServerProcess, free_port, require_binary
 from tests.test_end_to_end import wait_until
@@ -314,6 +316,15 @@ ACCOUNTS = [
 ]
 
 
+def kept_store_tokens(init: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Store tokens as an earlier run of init kept them, and the buckets of .env.example."""
+    tokens = {service: secrets.token_urlsafe(32) for service in init.STORE_ACCESS}
+    init.write_secret(init.STATE / "store-tokens.json", json.dumps(tokens), 0)
+    monkeypatch.setenv("INFLUXDB_BUCKET", "shopfloor")
+    monkeypatch.setenv("INFLUXDB_RESULTS_BUCKET", "shopfloor-results")
+    return tokens
+
+
 @pytest.fixture
 def initialised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """init run on broker accounts of two tenants and store tokens already made (InfluxDB 2,
@@ -321,10 +332,7 @@ def initialised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     init = load_init(tmp_path, monkeypatch)
     init.BROKER.mkdir(parents=True)
     (init.BROKER / "accounts.json").write_text(json.dumps(ACCOUNTS))
-    tokens = {
-        service: secrets.token_urlsafe(32) for service in ("gateway", "analytics", "dashboard")
-    }
-    init.write_secret(init.STATE / "store-tokens.json", json.dumps(tokens), 0)
+    tokens = kept_store_tokens(init, monkeypatch)
     monkeypatch.setenv("PLANT_FILES", str(ROOT / "examples" / "plant.yaml"))
     monkeypatch.setenv("BROKER_HOSTNAMES", "localhost,127.0.0.1")
     monkeypatch.setenv("INFLUXDB_ADMIN_TOKEN", secrets.token_urlsafe(32))
@@ -340,9 +348,12 @@ def credentials_of(init: Any, service: str) -> dict[str, str]:
 
 
 def test_init_gives_each_service_its_own_account_and_token(initialised: Any) -> None:
-    known = option_envvars()
+    known = {*option_envvars(), *STORE_ENV_VARS.values()}
+    known |= {
+        name.replace("SHOPFLOOR_STORE_", API_STORE_PREFIX) for name in STORE_ENV_VARS.values()
+    }
     accounts = {account["role"]: account for account in ACCOUNTS if account["tenant"] == "polimer"}
-    for service, (role, _) in initialised.SERVICES.items():
+    for service, role in initialised.SERVICES.items():
         credentials = credentials_of(initialised, service)
         assert set(credentials) <= known, service
         if role is None:
@@ -357,9 +368,32 @@ def test_init_gives_each_service_its_own_account_and_token(initialised: Any) -> 
         assert credentials.get("SHOPFLOOR_STORE_TOKEN") == initialised.tokens.get(service), service
     given = [credentials_of(initialised, service) for service in initialised.SERVICES]
     urls = [c["SHOPFLOOR_BROKER_URL"] for c in given if "SHOPFLOOR_BROKER_URL" in c]
-    tokens = [c["SHOPFLOOR_STORE_TOKEN"] for c in given if "SHOPFLOOR_STORE_TOKEN" in c]
+    tokens = [c[name] for c in given for name in c if name.endswith("STORE_TOKEN")]
     assert len({urlsplit(url).username for url in urls}) == len(urls) == 4  # no account shared
-    assert len(set(tokens)) == len(tokens) == 3  # gateway, analytics, dashboard: one each
+    assert len(set(tokens)) == len(tokens) == 4  # ingest, API, analytics, dashboard: one each
+
+
+def store_of(credentials: dict[str, str], prefix: str = "SHOPFLOOR_STORE_") -> tuple[str, str]:
+    return credentials[f"{prefix}DATABASE"], credentials.get(f"{prefix}READ_ALSO", "")
+
+
+def test_only_the_gateways_ingest_writes_readings_and_it_reads_nothing(initialised: Any) -> None:
+    """The tokens' permissions and the buckets each service is told to write and read
+    (docs/security.md): the readings bucket is written by the ingest alone."""
+    access = initialised.STORE_ACCESS
+    assert access["gateway"] == (("write", "readings"),)
+    writers = {service for service, rights in access.items() if ("write", "readings") in rights}
+    assert writers == {"gateway"}
+    for service in ("gateway-api", "analytics", "dashboard"):
+        assert set(access[service]) == {
+            ("read", "readings"), ("read", "results"), ("write", "results")
+        }, service  # fmt: skip
+    gateway = credentials_of(initialised, "gateway")
+    assert store_of(gateway) == ("shopfloor", "")
+    assert store_of(gateway, API_STORE_PREFIX) == ("shopfloor-results", "shopfloor")
+    assert gateway[f"{API_STORE_PREFIX}TOKEN"] == initialised.tokens["gateway-api"]
+    for service in ("analytics", "dashboard"):
+        assert store_of(credentials_of(initialised, service)) == ("shopfloor-results", "shopfloor")
 
 
 def test_init_refuses_the_placeholder_admin_token(
@@ -498,10 +532,7 @@ def test_the_compose_broker_lets_each_service_in_with_its_own_account(
     the generated listeners, accounts and ACL; every service logs in with its credentials file,
     and an edge over TLS with init's CA."""
     init = load_init(tmp_path / "root", monkeypatch)
-    tokens = {
-        service: secrets.token_urlsafe(32) for service in ("gateway", "analytics", "dashboard")
-    }
-    init.write_secret(init.STATE / "store-tokens.json", json.dumps(tokens), 0)
+    kept_store_tokens(init, monkeypatch)
     monkeypatch.setenv("PATH", f"{SHOPFLOOR_SCRIPT.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("PLANT_FILES", str(ROOT / "examples" / "plant.yaml"))
     monkeypatch.setenv("BROKER_HOSTNAMES", "localhost")
@@ -512,7 +543,7 @@ def test_the_compose_broker_lets_each_service_in_with_its_own_account(
     server.start()
     clients = []
     try:
-        for service, (role, _) in init.SERVICES.items():
+        for service, role in init.SERVICES.items():
             if role is None:
                 continue
             url = credentials_of(init, service)["SHOPFLOOR_BROKER_URL"]
@@ -593,7 +624,8 @@ def test_the_entry_point_hands_its_service_the_credentials_init_wrote(
 ) -> None:
     written = (initialised.CREDENTIALS / "gateway" / "credentials.env").read_text()
     password = 'it\'s $(not) a `command`; "quoted"'
-    odd = initialised.service_credentials("gateway", {"username": "u", "password": password}, "t")
+    broker = {"username": "u", "password": password}
+    odd = initialised.service_credentials("gateway", broker, {"gateway": "t"})
     for credentials in (written, odd):
         result = run_with_credentials(tmp_path / str(len(credentials)), credentials)
         assert result.returncode == 0, result.stderr

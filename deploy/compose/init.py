@@ -21,6 +21,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(os.environ.get("INIT_ROOT", "/"))  # "/" in the container; tests use a temporary one
@@ -35,16 +36,27 @@ SHOPFLOOR_UID = 10001  # the shopfloor image's user (Dockerfile)
 BROKER_HOST = "mosquitto"  # on the compose network, plain MQTT: port 1883 is not published
 PLAIN_PORT, TLS_PORT = 1883, 8883
 
-# The broker role and whether a store token, of each service. The store has one bucket and one
-# measurement, so a token reads or writes all of it: the gateway writes the readings and its
-# HTTP API reads them; analytics reads them and writes KPIs, scores and events back; the
-# dashboard reads them and writes acknowledgements and its page-view log.
-SERVICES: dict[str, tuple[str | None, bool]] = {
-    "simulators": ("simulator", False),
-    "edge": ("edge", False),
-    "gateway": ("gateway", True),
-    "analytics": (None, True),
-    "dashboard": ("dashboard", True),
+# The broker role of each service (None: no broker account).
+SERVICES: dict[str, str | None] = {
+    "simulators": "simulator",
+    "edge": "edge",
+    "gateway": "gateway",
+    "analytics": None,
+    "dashboard": "dashboard",
+}
+
+# Least privilege on the store (docs/security.md): the readings bucket (INFLUXDB_BUCKET) is
+# written by the gateway's ingest alone, which reads nothing; what analytics derives (KPIs,
+# shift reports, anomaly scores and events) and what users add (acknowledgements, the
+# dashboard's view log) go to the results bucket (INFLUXDB_RESULTS_BUCKET). Each store token
+# by what it may do, per bucket; "gateway-api" is the gateway's HTTP API.
+READINGS, RESULTS = "readings", "results"
+READS_ALL_WRITES_RESULTS = (("read", READINGS), ("read", RESULTS), ("write", RESULTS))
+STORE_ACCESS: dict[str, tuple[tuple[str, str], ...]] = {
+    "gateway": (("write", READINGS),),
+    "gateway-api": READS_ALL_WRITES_RESULTS,
+    "analytics": READS_ALL_WRITES_RESULTS,
+    "dashboard": READS_ALL_WRITES_RESULTS,
 }
 
 
@@ -197,18 +209,17 @@ def account(accounts: list[dict[str, str]], role: str, tenant: str) -> dict[str,
 
 
 def store_tokens() -> dict[str, str]:
-    """An InfluxDB token per service, read and write on the data bucket only, made with the
-    admin token once and kept in STATE; the admin token itself goes to no service."""
+    """An InfluxDB token per entry of STORE_ACCESS, made with the admin token once and kept in
+    STATE; the admin token itself goes to no service. Tokens kept from another layout are
+    revoked and made anew."""
     kept = STATE / "store-tokens.json"
     tokens: dict[str, str] = json.loads(kept.read_text()) if kept.exists() else {}
-    wanted = [service for service, (_, store) in SERVICES.items() if store]
-    missing = [service for service in wanted if service not in tokens]
-    if missing:
+    if set(tokens) != set(STORE_ACCESS):
         from influxdb_client.rest import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
-            tokens.update(create_store_tokens(missing))
+            tokens = create_store_tokens()
         except ApiException as exc:
             raise InitError(
                 f"InfluxDB refused to make the services' tokens: {exc.status} {exc.reason}"
@@ -219,34 +230,50 @@ def store_tokens() -> dict[str, str]:
     return tokens
 
 
-def create_store_tokens(services: list[str]) -> dict[str, str]:
+def create_store_tokens() -> dict[str, str]:
     from influxdb_client import Authorization, InfluxDBClient, Permission, PermissionResource
 
-    org, bucket = setting("INFLUXDB_ORG"), setting("INFLUXDB_BUCKET")
+    org = setting("INFLUXDB_ORG")
     url, admin = setting("INFLUXDB_URL"), admin_token()
     with InfluxDBClient(url=url, token=admin, org=org) as client:
         org_id = client.organizations_api().find_organizations(org=org)[0].id
-        found = client.buckets_api().find_bucket_by_name(bucket)
-        if found is None:
-            raise InitError(f"InfluxDB has no bucket {bucket!r} (INFLUXDB_BUCKET)")
-        resource = PermissionResource(type="buckets", id=found.id, org_id=org_id)
+        buckets = {kind: bucket_id(client, name, org_id) for kind, name in bucket_names().items()}
         authorizations = client.authorizations_api()
         earlier = authorizations.find_authorizations_by_org_id(org_id)
         tokens = {}
-        for service in services:
+        for service, access in STORE_ACCESS.items():
             description = f"shopfloor {service}"
             for old in earlier:  # a token whose copy was lost is useless: revoke it
                 if old.description == description:
                     authorizations.delete_authorization(old)
+            permissions = [
+                Permission(
+                    action, PermissionResource(type="buckets", id=buckets[kind], org_id=org_id)
+                )
+                for action, kind in access
+            ]
             created = authorizations.create_authorization(
                 authorization=Authorization(
-                    org_id=org_id,
-                    description=description,
-                    permissions=[Permission(action, resource) for action in ("read", "write")],
+                    org_id=org_id, description=description, permissions=permissions
                 )
             )
             tokens[service] = created.token
     return tokens
+
+
+def bucket_names() -> dict[str, str]:
+    return {READINGS: setting("INFLUXDB_BUCKET"), RESULTS: setting("INFLUXDB_RESULTS_BUCKET")}
+
+
+def bucket_id(client: Any, name: str, org_id: str) -> str:
+    """The id of the bucket `name`; the results bucket is made at the first run (InfluxDB's own
+    set-up makes only the readings bucket)."""
+    found = client.buckets_api().find_bucket_by_name(name)
+    if found is None:
+        if name == setting("INFLUXDB_BUCKET"):
+            raise InitError(f"InfluxDB has no bucket {name!r} (INFLUXDB_BUCKET)")
+        found = client.buckets_api().create_bucket(bucket_name=name, org_id=org_id)
+    return str(found.id)
 
 
 def admin_token() -> str:
@@ -261,15 +288,28 @@ def admin_token() -> str:
     return token
 
 
-def service_credentials(service: str, broker: dict[str, str] | None, token: str | None) -> str:
-    """The lines of a service's credentials.env: its broker URL and its store token."""
+def service_credentials(service: str, broker: dict[str, str] | None, tokens: dict[str, str]) -> str:
+    """The lines of a service's credentials.env: its broker URL, and its store token(s) with the
+    buckets it writes and reads (the gateway's API gets a token and buckets of its own)."""
     values = {}
     if broker is not None:
         user, password = quote(broker["username"], safe=""), quote(broker["password"], safe="")
         values["SHOPFLOOR_BROKER_URL"] = f"mqtt://{user}:{password}@{BROKER_HOST}:{PLAIN_PORT}"
-    if token is not None:
-        values["SHOPFLOOR_STORE_TOKEN"] = token
+    for name, prefix in ((service, "SHOPFLOOR_STORE_"), (f"{service}-api", "SHOPFLOOR_API_STORE_")):
+        if name in tokens:
+            values |= store_variables(prefix, tokens[name], STORE_ACCESS[name])
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def store_variables(prefix: str, token: str, access: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The store settings of a token: the bucket it writes, and the others it reads."""
+    names = bucket_names()
+    written = next(kind for action, kind in access if action == "write")
+    read = [names[kind] for action, kind in access if action == "read" and kind != written]
+    values = {f"{prefix}TOKEN": token, f"{prefix}DATABASE": names[written]}
+    if read:
+        values[f"{prefix}READ_ALSO"] = ",".join(read)
+    return values
 
 
 def main(options: list[str]) -> None:
@@ -284,9 +324,9 @@ def main(options: list[str]) -> None:
         raise InitError(str(exc)) from None
     accounts = broker_accounts(plants, options)
     tokens = store_tokens()
-    for service, (role, _) in SERVICES.items():
+    for service, role in SERVICES.items():
         broker = account(accounts, role, tenant) if role else None
-        text = service_credentials(service, broker, tokens.get(service))
+        text = service_credentials(service, broker, tokens)
         write_secret(CREDENTIALS / service / "credentials.env", text, SHOPFLOOR_UID)
     print(f"credentials written for {', '.join(SERVICES)}")
 

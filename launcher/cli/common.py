@@ -194,6 +194,7 @@ def store_settings(url: str, database: str, token: str | None, org: str | None) 
             "username": os.environ.get(ENV_VARS["username"]),
             "password": password,
             "write_api": os.environ.get(ENV_VARS["write_api"], "auto"),
+            "read_also": os.environ.get(ENV_VARS["read_also"], ""),
         }
     )
 

@@ -34,6 +34,10 @@ from shopfloor.credentials import check_api_token, hide
 from shopfloor.diskqueue import DiskQueueError
 from shopfloor.mqtt import DEFAULT_BROKER_URL, SESSION_EXPIRY_S, BrokerUrlError
 
+# The API's own store credentials, where ingest's may only write (docs/security.md): any
+# SHOPFLOOR_API_STORE_<FIELD> replaces that field of the store settings for the API alone.
+API_STORE_PREFIX = "SHOPFLOOR_API_STORE_"
+
 gateway_app = typer.Typer(
     help="Subscribe to the plant's messages, write them to the store, serve the HTTP API; "
     "`token` manages the API's tokens."
@@ -162,7 +166,10 @@ def gateway(
     if mqtt_version not in ("5", "3.1.1"):
         raise fail("--mqtt-version is 5 or 3.1.1")
     plant = read_plant(plant_file)
-    store = connect_store(store_settings(store_url, store_database, store_token, store_org))
+    ingest_settings = store_settings(store_url, store_database, store_token, store_org)
+    api_settings = ingest_settings.with_env(API_STORE_PREFIX)
+    store = connect_store(ingest_settings)
+    api_store = store if api_settings == ingest_settings else connect_store(api_settings)
     settings = GatewaySettings(
         client_id=client_id,
         share_group=share_group,
@@ -173,27 +180,28 @@ def gateway(
         spill_path=spill,
         spill_max_mb=spill_max_mb,
     )
-    try:
-        service = Gateway(plant, broker, store, settings)
-    except (BrokerUrlError, DiskQueueError) as exc:
-        store.close()
-        raise fail(str(exc)) from None
-    tokens = TokenChecker(api_tokens_file, api_token)
-    app_ = create_app(plant, store, service.snapshot, tokens, cors_origin or ())
-    try:
-        api = serve(app_, http_host, http_port)
-    except OSError as exc:
-        store.close()
-        raise fail(f"cannot serve the HTTP API on {http_host}:{http_port}: {exc}") from None
-    service.start()
-    api.start()
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    finally:
-        api.stop()
-        service.stop()
-        store.close()
+    with contextlib.ExitStack() as stores:
+        stores.callback(store.close)
+        if api_store is not store:
+            stores.callback(api_store.close)
+        try:
+            service = Gateway(plant, broker, store, settings)
+        except (BrokerUrlError, DiskQueueError) as exc:
+            raise fail(str(exc)) from None
+        tokens = TokenChecker(api_tokens_file, api_token)
+        app_ = create_app(plant, api_store, service.snapshot, tokens, cors_origin or ())
+        try:
+            api = serve(app_, http_host, http_port)
+        except OSError as exc:
+            raise fail(f"cannot serve the HTTP API on {http_host}:{http_port}: {exc}") from None
+        service.start()
+        api.start()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+        finally:
+            api.stop()
+            service.stop()
 
 
 @token_app.command("issue")

@@ -14,9 +14,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, BeforeValidator, SecretStr
 
 from shopfloor.messages import AssetPath, Event, Quality, Reading, iso_utc
 from shopfloor.plant import Plant
@@ -198,17 +198,36 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def _names(value: object) -> object:
+    """A comma-separated list (as an environment variable gives it) as a tuple of names."""
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+    return value
+
+
+def _env_text(value: object) -> str | None:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, tuple):
+        return ",".join(value) or None
+    return None if value is None else str(value)
+
+
 class StoreSettings(BaseModel):
     """Where the store lives. `url` is `sqlite:PATH` (embedded) or the InfluxDB HTTP URL.
 
-    For InfluxDB, `database` is the 1.x database or the 2.x/3.x bucket; 2.x and 3.x also
-    need `token` (and `org` for 2.x writes); 1.x with auth uses `username`/`password`.
-    `write_api` picks the write path: `v1` (`/write`), `v2` (influxdb-client), or `auto` from
-    the version the server reports on `/ping`.
+    For InfluxDB, `database` is the 1.x database or the 2.x/3.x bucket written to; 2.x and 3.x
+    also need `token` (and `org` for 2.x writes); 1.x with auth uses `username`/`password`.
+    `read_also` names further databases (buckets) read together with it: a deployment with
+    least privilege keeps the readings, which only the gateway writes, apart from what analytics
+    and the dashboard derive and write (docs/security.md). `write_api` picks the write path:
+    `v1` (`/write`), `v2` (influxdb-client), or `auto` from the version the server reports on
+    `/ping`. The embedded store is one file and ignores `database` and `read_also`.
     """
 
     url: str = "sqlite:.shopfloor/store.db"
     database: str = "shopfloor"
+    read_also: Annotated[tuple[str, ...], BeforeValidator(_names)] = ()
     token: SecretStr | None = None
     org: str | None = None
     username: str | None = None
@@ -218,23 +237,32 @@ class StoreSettings(BaseModel):
     @classmethod
     def from_env(cls) -> StoreSettings:
         """Settings from the SHOPFLOOR_STORE_* variables (see `ENV_VARS`)."""
-        given = {field: os.environ[name] for field, name in ENV_VARS.items() if name in os.environ}
-        return cls.model_validate(given)
+        return cls().with_env(ENV_PREFIX)
+
+    def with_env(self, prefix: str) -> StoreSettings:
+        """These settings with each field that a `<prefix><FIELD>` variable gives replaced: how
+        a second store of one process (the gateway's API) gets credentials of its own."""
+        names = {field: f"{prefix}{field.upper()}" for field in type(self).model_fields}
+        given = {field: os.environ[name] for field, name in names.items() if name in os.environ}
+        return self.model_validate({**dict(self), **given}) if given else self
 
     def to_env(self) -> dict[str, str]:
         """The SHOPFLOOR_STORE_* variables that reproduce these settings in a child process."""
-        values = {
-            field: value.get_secret_value() if isinstance(value, SecretStr) else value
-            for field, value in self
-        }
-        return {ENV_VARS[f]: str(v) for f, v in values.items() if v is not None}
+        values = {field: _env_text(value) for field, value in self}
+        return {ENV_VARS[f]: v for f, v in values.items() if v is not None}
+
+    @property
+    def databases(self) -> tuple[str, ...]:
+        """Every database read, the one written first."""
+        return tuple(dict.fromkeys((self.database, *self.read_also)))
 
     @property
     def is_embedded(self) -> bool:
         return self.url.startswith("sqlite:")
 
 
-ENV_VARS = {field: f"SHOPFLOOR_STORE_{field.upper()}" for field in StoreSettings.model_fields}
+ENV_PREFIX = "SHOPFLOOR_STORE_"
+ENV_VARS = {field: f"{ENV_PREFIX}{field.upper()}" for field in StoreSettings.model_fields}
 
 
 def data_clock(plant: Plant, store: Store) -> datetime | None:

@@ -114,7 +114,7 @@ class InfluxStore:
         ):
             self._open_v2_writer()
         elif self.version.startswith("1"):
-            self._create_database()
+            self._create_databases()
 
     def _authorization(self) -> dict[str, str]:
         """The credentials as a header, where no request log shows them (a URL's query would):
@@ -148,13 +148,14 @@ class InfluxStore:
             )
         return response
 
-    def _create_database(self) -> None:
-        """Create the 1.x database, which only an admin may do: a user with READ or WRITE
-        grants alone (docs/security.md) is refused with 403 and uses the one the admin made."""
-        name = self.settings.database.replace(chr(34), "")
-        response = self._send("POST", "/query", params={"q": f'CREATE DATABASE "{name}"'})
-        if response.status_code != 403:
-            self._checked(response, "/query")
+    def _create_databases(self) -> None:
+        """Create the 1.x databases, which only an admin may do: a user with READ or WRITE
+        grants alone (docs/security.md) is refused with 403 and uses those the admin made."""
+        for database in self.settings.databases:
+            name = database.replace(chr(34), "")
+            response = self._send("POST", "/query", params={"q": f'CREATE DATABASE "{name}"'})
+            if response.status_code != 403:
+                self._checked(response, "/query")
 
     def _ping(self) -> str:
         response = self._request("GET", "/ping")
@@ -189,22 +190,30 @@ class InfluxStore:
             rejected = getattr(exc, "status", None) in REJECTED_DATA
             raise StoreError(f"InfluxDB at {self.url}: write failed: {exc}", rejected) from exc
 
-    def _query(self, statement: str, method: str = "GET") -> list[dict[str, Any]]:
-        params = {"db": self.settings.database, "q": statement, "epoch": "ns"}
-        response = self._request(method, "/query", params=params)
-        results: list[dict[str, Any]] = response.json().get("results", [])
-        for result in results:
-            if "error" in result:
-                raise StoreError(f"InfluxDB at {self.url}: {result['error']}")
-        return results
+    def _select(self, statement: str) -> list[Point]:
+        """The points a SELECT finds in every database read (`StoreSettings.databases`)."""
+        points = []
+        for database in self.settings.databases:
+            params = {"db": database, "q": statement, "epoch": "ns"}
+            response = self._request("GET", "/query", params=params)
+            results: list[dict[str, Any]] = response.json().get("results", [])
+            for result in results:
+                if "error" in result:
+                    raise StoreError(f"InfluxDB at {self.url}: {result['error']}")
+            points += _points(results[0])
+        return points
 
     def latest(self, scope: Scope) -> list[Point]:
         statement = (
             f'SELECT * FROM "{MEASUREMENT}" WHERE {_where(scope.tags())} '
             "GROUP BY * ORDER BY time DESC LIMIT 1"
         )
-        points = _points(self._query(statement)[0])
-        return sorted(points, key=lambda p: (p.asset.asset, p.signal))
+        newest: dict[tuple[AssetPath, str], Point] = {}
+        for point in self._select(statement):
+            key = (point.asset, point.signal)
+            if key not in newest or point.ts > newest[key].ts:
+                newest[key] = point
+        return sorted(newest.values(), key=lambda p: (p.asset.asset, p.signal))
 
     def history(
         self,
@@ -228,7 +237,7 @@ class InfluxStore:
                 f'SELECT mean(value), last(unit) AS unit FROM "{MEASUREMENT}" WHERE {where} '
                 f"GROUP BY *, time({micros}u) fill(none)"
             )
-        return _points(self._query(statement)[0])
+        return sorted(self._select(statement), key=lambda p: p.ts)
 
     def before(self, asset: AssetPath, signal: str, ts: datetime) -> Point | None:
         tags = dict(zip(TAGS, (*asset, signal), strict=True))
@@ -236,8 +245,7 @@ class InfluxStore:
             f'SELECT value, text, quality, unit FROM "{MEASUREMENT}" WHERE {_where(tags)} '
             f"AND time < {to_ns(ts)} GROUP BY * ORDER BY time DESC LIMIT 1"
         )
-        found = _points(self._query(statement)[0])
-        return found[0] if found else None
+        return max(self._select(statement), key=lambda p: p.ts, default=None)
 
     def ping(self) -> None:
         self._request("GET", "/ping")
