@@ -290,31 +290,23 @@ class SensorMapping(_Section):
     @model_validator(mode="before")
     @classmethod
     def _preset_defaults(cls, data: object) -> object:
-        """A preset gives the topic, asset, timestamp and signals the mapping leaves out."""
+        """A preset gives the topic, asset and timestamp the mapping leaves out."""
         if not isinstance(data, dict) or data.get("preset") not in set(KitName):
             return data
         kit = KITS[KitName(data["preset"])]
-        fields = {
-            name: SignalSource(
-                value=kit_field.path, kit_unit=kit_field.unit, phases=kit_field.phases,
-                optional=True,
-            )
-            for name, kit_field in kit.fields.items()
-        }  # fmt: skip
         defaults = {
             "topic": kit.topic,
             "asset": kit.asset,
             "ts": kit.ts,
             "ts_format": kit.ts_format,
         }
-        given = _sources_from_key_paths(data.get("signals") or {})
-        return defaults | data | {"signals": fields | (given if isinstance(given, dict) else {})}
+        return defaults | data
 
     @model_validator(mode="after")
     def _one_way_to_name_signals(self) -> SensorMapping:
         if self.signal is not None and self.signals:
             raise LocatedValueError(("signals",), "give `signal` or `signals`, not both")
-        if self.signal is None and not self.signals:
+        if self.signal is None and not self.signals and self.preset is None:
             raise LocatedValueError(("signal",), "give `signal`, `signals` or a `preset`")
         wildcards = self.topic.split("/").count("+")
         for loc, name in [(("asset",), self.asset), *((("signals", n), n) for n in self.sources())]:
@@ -325,12 +317,18 @@ class SensorMapping(_Section):
         return self
 
     def sources(self) -> dict[str, SignalSource]:
-        """Signal name (or template) -> where its value sits, whichever shape the file uses."""
+        """Signal name (or template) -> where its value sits, whichever shape the file uses:
+        the preset's fields, then the entry's own `signals` (or `signal`)."""
         if self.signal is not None:
             return {
                 self.signal: SignalSource(value=self.value, scale=self.scale, offset=self.offset)
             }
-        return dict(self.signals)
+        kit = KITS[self.preset].fields if self.preset else {}
+        preset = {
+            name: SignalSource(value=f.path, kit_unit=f.unit, phases=f.phases, optional=True)
+            for name, f in kit.items()
+        }
+        return preset | self.signals
 
 
 class CurrentClamp(_Section):
@@ -453,7 +451,7 @@ def _signal_field(sensor: SensorMapping, name: str) -> tuple[str, ...]:
     """Where the file names a signal: `signal`, `signals.<name>`, or the preset."""
     if sensor.signal is not None:
         return ("signal",)
-    return ("signals", name) if sensor.signals[name].optional is False else ("preset",)
+    return ("signals", name) if name in sensor.signals else ("preset",)
 
 
 def _check_unique(values: list[str], section: str, field: str) -> None:

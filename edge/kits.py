@@ -77,7 +77,7 @@ def _shelly_switch_fields() -> dict[str, KitField]:
         "power_factor": KitField(f"{switch}.pf"),
         "energy": KitField(f"{switch}.aenergy.total", "Wh"),
         "temperature": KitField(f"{switch}.temperature.tC", "degC"),
-        "on": KitField(f"{switch}.output"),
+        "output": KitField(f"{switch}.output"),
     }
 
 

@@ -64,6 +64,10 @@ class SensorRoute:
     assets: Mapping[str, tuple[AssetPath, Mapping[str, Signal]]]
     timezone: ZoneInfo
 
+    @functools.cached_property
+    def sources(self) -> dict[str, SignalSource]:
+        return self.mapping.sources()
+
 
 def sensor_routes(plant: Plant, mappings: list[SensorMapping] | None) -> list[SensorRoute]:
     """A route per sensors entry; without entries, every sensor kit of the plant on
@@ -122,7 +126,7 @@ def _readings(
         document = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise SensorPayloadError(f"{_shown(payload)} is not a number or JSON") from None
-    sources = mapping.sources()
+    sources = route.sources
     structured = isinstance(document, dict | list)
     if not structured and len(sources) > 1:
         raise SensorPayloadError(f"{_shown(payload)} is one value; the mapping reads several")
@@ -266,7 +270,9 @@ def _timestamp(
             raise SensorPayloadError(f"{_shown(payload)} has a bad ts {excerpt(raw)!r}") from None
         return ts if ts.tzinfo is not None else ts.replace(tzinfo=zone)
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise SensorPayloadError(f"{_shown(payload)}: ts is neither ISO 8601 text nor an epoch number")
+        raise SensorPayloadError(
+            f"{_shown(payload)}: ts is neither ISO 8601 text nor an epoch number"
+        )
     if ts_format is TsFormat.ISO:
         raise SensorPayloadError(f"{_shown(payload)}: ts is a number; set ts_format to an epoch")
     seconds = raw / 1000 if ts_format is TsFormat.EPOCH_MS else raw
