@@ -28,7 +28,12 @@ from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
 from edge.health import MetricsServer
 from edge.opcua_source import OpcUaSource, OpcUaTarget
-from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_routes
+from edge.sensors import (
+    SensorMessageIgnored,
+    SensorPayloadError,
+    read_sensor_message,
+    sensor_routes,
+)
 from shopfloor.diskqueue import DiskQueue, DiskQueueError
 from shopfloor.messages import (
     AssetPath,
@@ -82,7 +87,7 @@ class EdgeAgent:
         self.mqtt = make_client(
             config.broker.url_with_credentials(),
             f"shopfloor-edge-{tenant}-{site}-{self.device}"[:128],
-            [(topic, 0) for topic in self.sensor_routes],
+            [(topic, 0) for topic in dict.fromkeys(r.mapping.topic for r in self.sensor_routes)],
             presence=presence,
             keepalive_s=KEEPALIVE_S,
         )
@@ -128,17 +133,26 @@ class EdgeAgent:
             log.exception("could not take a sensor message")
 
     def _take_sensor_message(self, msg: mqtt.MQTTMessage) -> None:
-        route = self.sensor_routes.get(msg.topic)
-        try:
-            if route is None:
-                raise SensorPayloadError("no sensor mapping has this topic")
-            reading = parse_sensor_payload(msg.payload, route)
-        except SensorPayloadError as exc:
+        """Read a message with every sensors entry whose topic filter matches it."""
+        routes = [
+            r for r in self.sensor_routes if mqtt.topic_matches_sub(r.mapping.topic, msg.topic)
+        ]
+        if not routes:
             self.rejected_sensor_payloads += 1
-            log.warning("sensor topic %s: %s", excerpt(msg.topic), exc)
-            return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._emit, route.path, reading)
+            log.warning("sensor topic %s: no sensor mapping has this topic", excerpt(msg.topic))
+        for route in routes:
+            try:
+                path, readings = read_sensor_message(route, msg.topic, msg.payload, msg.retain)
+            except SensorMessageIgnored as exc:
+                log.log(exc.level, "sensor topic %s: %s", excerpt(msg.topic), exc)
+                continue
+            except SensorPayloadError as exc:
+                self.rejected_sensor_payloads += 1
+                log.warning("sensor topic %s: %s", excerpt(msg.topic), exc)
+                continue
+            assert self._loop is not None
+            for reading in readings:
+                self._loop.call_soon_threadsafe(self._emit, path, reading)
 
     async def run(self) -> None:
         """Run every source, the publisher and the health reports until cancelled."""

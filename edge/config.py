@@ -40,6 +40,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -47,12 +48,15 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     SecretStr,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
+from edge.kits import KITS, KitName, unit_factor
 from shopfloor.config import ConfigError, LocatedValueError, field_path, load_yaml_model, locate
 from shopfloor.mqtt import DEFAULT_BROKER_URL
-from shopfloor.plant import Identifier, Plant, load_plant
+from shopfloor.plant import Identifier, Plant, Signal, TimeZoneName, load_plant
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -169,16 +173,162 @@ class OpcUaSourceConfig(_Section):
     )
 
 
-class SensorMapping(_Section):
-    """A raw MQTT topic of a sensor kit mapped onto one signal of a plant asset."""
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+_KEY_PART = re.compile(r"([^.\[\]]*)((?:\[\d+\])*)")
 
-    topic: str = Field(pattern=r"^[^#+]+$")
-    asset: Identifier
-    signal: Identifier
-    value: str = Field(default="value", description="key path of the value in a JSON object")
-    ts: str | None = Field(default="ts", description="key path of an ISO 8601 timestamp")
+
+def parse_key_path(text: str) -> tuple[str | int, ...]:
+    """`ENERGY.Voltage[1]` -> ("ENERGY", "Voltage", 1); "" is the whole payload."""
+    steps: list[str | int] = []
+    for part in text.split(".") if text else []:
+        match = _KEY_PART.fullmatch(part)
+        if match is None or not (match.group(1) or match.group(2)):
+            raise ValueError(f"{text!r} is not a key path like ENERGY.Voltage[1]")
+        if match.group(1):
+            steps.append(match.group(1))
+        steps += [int(index) for index in re.findall(r"\d+", match.group(2))]
+    return tuple(steps)
+
+
+def is_template(name: str) -> bool:
+    """Whether an asset or signal name is taken from the topic (`{1}`, `plug-{2}`)."""
+    return _PLACEHOLDER.search(name) is not None
+
+
+def fill_template(name: str, levels: list[str]) -> str:
+    """A template with the topic's `+` levels put in: `{1}` of `tele/press-01/SENSOR`."""
+    return _PLACEHOLDER.sub(lambda match: levels[int(match.group(1)) - 1], name)
+
+
+def _check_key_path(text: str) -> str:
+    parse_key_path(text)
+    return text
+
+
+def _check_topic_filter(topic: str) -> str:
+    levels = topic.split("/")
+    if not topic or any(("+" in level or "#" in level) and len(level) > 1 for level in levels):
+        raise ValueError(f"{topic!r}: `+` and `#` stand alone in a topic level")
+    if "#" in levels[:-1]:
+        raise ValueError(f"{topic!r}: `#` only as the last topic level")
+    return topic
+
+
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def _check_name(value: str) -> str:
+    """An id, or a template such as `{1}` naming a `+` level of the topic."""
+    if is_template(value):
+        return value
+    try:
+        return _IDENTIFIER.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def _sources_from_key_paths(value: object) -> object:
+    """`{power: ENERGY.Power}` is short for `{power: {value: ENERGY.Power}}`."""
+    if not isinstance(value, dict):
+        return value
+    return {name: {"value": s} if isinstance(s, str) else s for name, s in value.items()}
+
+
+KeyPath = Annotated[str, AfterValidator(_check_key_path)]
+Name = Annotated[str, AfterValidator(_check_name)]
+TopicFilter = Annotated[str, AfterValidator(_check_topic_filter)]
+
+
+class TsFormat(StrEnum):
+    AUTO = "auto"  # ISO 8601 text, or an epoch in seconds or milliseconds told by its size
+    ISO = "iso"
+    EPOCH_S = "epoch_s"
+    EPOCH_MS = "epoch_ms"
+
+
+class SignalSource(_Section):
+    """Where one signal's value sits in a payload, and how to scale it."""
+
+    value: KeyPath = Field(description="key path of the value; '' is the whole payload")
     scale: float = 1.0
     offset: float = 0.0
+    kit_unit: str = Field(default="", exclude=True)  # a preset's unit, converted to the plant's
+    phases: bool = Field(default=False, exclude=True)  # a preset's array of phases is summed
+    optional: bool = Field(default=False, exclude=True)  # a preset's field, read where present
+
+    def factor(self, signal: Signal) -> float:
+        """The unit conversion into `signal`; ValueError when the units are not of one quantity."""
+        factor = unit_factor(self.kit_unit, signal.unit)
+        if factor is None:
+            raise ValueError(
+                f"the kit gives {self.kit_unit}, signal {signal.id} is in {signal.unit}"
+            )
+        return factor
+
+
+class SensorMapping(_Section):
+    """A raw MQTT topic filter of a sensor kit mapped onto signals of plant assets."""
+
+    topic: TopicFilter = Field(description="MQTT topic filter: `+` and `#` allowed")
+    preset: KitName | None = None
+    asset: Name = Field(description="an asset id, or `{1}`: the topic level of the first `+`")
+    signal: Name | None = None
+    value: KeyPath = Field(default="value", description="key path of `signal`'s value")
+    signals: Annotated[dict[Name, SignalSource], BeforeValidator(_sources_from_key_paths)] = {}
+    ts: KeyPath | None = Field(default="ts", description="key path of the timestamp")
+    ts_format: TsFormat = TsFormat.AUTO
+    timezone: TimeZoneName | None = Field(
+        default=None, description="of timestamps without a zone; default the plant's"
+    )
+    scale: float = 1.0
+    offset: float = 0.0
+    max_ahead_s: PositiveFloat = Field(default=300, description="later timestamps are refused")
+    retained_max_age_s: NonNegativeFloat = Field(
+        default=600, description="older retained messages (or retained without a ts) skipped"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, data: object) -> object:
+        """A preset gives the topic, asset and timestamp the mapping leaves out."""
+        if not isinstance(data, dict) or data.get("preset") not in set(KitName):
+            return data
+        kit = KITS[KitName(data["preset"])]
+        defaults = {
+            "topic": kit.topic,
+            "asset": kit.asset,
+            "ts": kit.ts,
+            "ts_format": kit.ts_format,
+        }
+        return defaults | data
+
+    @model_validator(mode="after")
+    def _one_way_to_name_signals(self) -> SensorMapping:
+        if self.signal is not None and self.signals:
+            raise LocatedValueError(("signals",), "give `signal` or `signals`, not both")
+        if self.signal is None and not self.signals and self.preset is None:
+            raise LocatedValueError(("signal",), "give `signal`, `signals` or a `preset`")
+        wildcards = self.topic.split("/").count("+")
+        for loc, name in [(("asset",), self.asset), *((("signals", n), n) for n in self.sources())]:
+            for number in _PLACEHOLDER.findall(name):
+                if not 1 <= int(number) <= wildcards:
+                    problem = f"{{{number}}} names no `+` level of topic {self.topic!r}"
+                    raise LocatedValueError(loc, problem)
+        return self
+
+    def sources(self) -> dict[str, SignalSource]:
+        """Signal name (or template) -> where its value sits, whichever shape the file uses:
+        the preset's fields, then the entry's own `signals` (or `signal`)."""
+        if self.signal is not None:
+            return {
+                self.signal: SignalSource(value=self.value, scale=self.scale, offset=self.offset)
+            }
+        kit = KITS[self.preset].fields if self.preset else {}
+        preset = {
+            name: SignalSource(value=f.path, kit_unit=f.unit, phases=f.phases, optional=True)
+            for name, f in kit.items()
+        }
+        return preset | self.signals
 
 
 class CurrentClamp(_Section):
@@ -248,13 +398,7 @@ def _check_against_plant(config: EdgeConfig, plant: Plant) -> None:
                 raise LocatedValueError(loc, f"names no signal of machine {machine.id}")
     _check_unique([source.machine for source in config.opcua or []], "opcua", "machine")
     for index, sensor in enumerate(config.sensors or []):
-        if sensor.asset not in assets:
-            raise LocatedValueError(("sensors", index, "asset"), "names no asset of the plant")
-        if sensor.signal not in assets[sensor.asset]:
-            raise LocatedValueError(
-                ("sensors", index, "signal"), f"names no signal of asset {sensor.asset}"
-            )
-    _check_unique([sensor.topic for sensor in config.sensors or []], "sensors", "topic")
+        _check_sensor(sensor, assets, index)
     for index, clamp in enumerate(config.current_clamps):
         machine = machines.get(clamp.machine)
         if machine is None:
@@ -272,6 +416,42 @@ def _check_against_plant(config: EdgeConfig, plant: Plant) -> None:
                 ("current_clamps", index, "machine"),
                 "the plant gives this machine no `state` signal to report into",
             )
+
+
+def _check_sensor(sensor: SensorMapping, assets: dict[str, dict[str, Signal]], index: int) -> None:
+    """The asset and signals a sensor entry names exist; a template asset (`{1}`) is checked
+    per message, but its fixed signal names must be signals of some asset."""
+    named = {name: source for name, source in sensor.sources().items() if not is_template(name)}
+    loc: tuple[str | int, ...] = ("sensors", index)
+    if is_template(sensor.asset):
+        known = {signal for signals in assets.values() for signal in signals}
+        for name, source in named.items():
+            if not source.optional and name not in known:
+                problem = "names no signal of any asset of the plant"
+                raise LocatedValueError((*loc, *_signal_field(sensor, name)), problem)
+        return
+    signals = assets.get(sensor.asset)
+    if signals is None:
+        raise LocatedValueError((*loc, "asset"), "names no asset of the plant")
+    for name, source in named.items():
+        if name not in signals and not source.optional:
+            problem = f"names no signal of asset {sensor.asset}"
+            raise LocatedValueError((*loc, *_signal_field(sensor, name)), problem)
+        if name in signals:
+            try:
+                source.factor(signals[name])
+            except ValueError as exc:
+                raise LocatedValueError((*loc, *_signal_field(sensor, name)), str(exc)) from None
+    if sensor.preset and named and not set(named) & set(signals):
+        problem = f"reads none of the signals of asset {sensor.asset} (it reads {', '.join(named)})"
+        raise LocatedValueError((*loc, "preset"), problem)
+
+
+def _signal_field(sensor: SensorMapping, name: str) -> tuple[str, ...]:
+    """Where the file names a signal: `signal`, `signals.<name>`, or the preset."""
+    if sensor.signal is not None:
+        return ("signal",)
+    return ("signals", name) if name in sensor.signals else ("preset",)
 
 
 def _check_unique(values: list[str], section: str, field: str) -> None:

@@ -14,13 +14,14 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.config import SensorMapping
-from edge.sensors import SensorPayloadError, SensorRoute, parse_sensor_payload
+from edge.sensors import SensorPayloadError, SensorRoute, read_sensor_message
 from gateway.acceptance import Acceptance, Refusal
 from shopfloor.messages import (
     AssetPath,
@@ -220,13 +221,15 @@ def test_edge_maps_any_sensor_payload_to_a_reading_or_a_reason(
 ) -> None:
     target = Signal(id="temperature", unit="degC", kind=kind)
     mapping = SensorMapping(topic="t", asset="env-01", signal="temperature", ts="ts", scale=scale)
+    route = SensorRoute(mapping, {"env-01": (ENV, {"temperature": target})}, ZoneInfo("UTC"))
     try:
-        got = parse_sensor_payload(payload, SensorRoute(ENV, target, mapping))
+        _, got = read_sensor_message(route, "t", payload)
     except SensorPayloadError as exc:
         assert str(exc)
     else:
-        assert isinstance(got, Reading)
-        target.check(got.value)
+        assert all(isinstance(reading, Reading) for reading in got)
+        for reading in got:
+            target.check(reading.value)
 
 
 # --- end to end: real Mosquitto and InfluxDB --------------------------------------------------
