@@ -21,9 +21,8 @@ from launcher.cli.common import (
     setup_logging,
 )
 from shopfloor.config import ConfigError
-from shopfloor.credentials import check_broker_url
 from shopfloor.diskqueue import DiskQueueError
-from shopfloor.mqtt import BrokerUrlError
+from shopfloor.mqtt import BrokerUrlError, check_broker_url
 from shopfloor.plant import Plant, load_plant
 
 edge_app = typer.Typer(
