@@ -1,10 +1,14 @@
 """The OPC UA source against real asyncua servers (the simulator's machine server): deadband,
-polling, the fallback for servers that refuse subscriptions, users and Basic256Sha256."""
+polling, the fallback for servers that refuse subscriptions, users and Basic256Sha256, and
+nodes that cannot be read (an unknown namespace, a missing node), each failing alone, once in
+the log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,13 +16,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from asyncua import Client
+from asyncua import Client, ua
 
 from edge.config import OpcUaSourceConfig
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.opcua_security import create_certificate
-from shopfloor.plant import Machine
+from shopfloor.plant import Machine, Signal
 from simulators.opcua import MachineServer, ServerSecurity, Value
 from tests.opcua_fixtures import ConnectClient, ServeMachine, eventually
 from tests.servers import free_port
@@ -277,3 +281,98 @@ async def test_a_servers_first_values_carry_the_simulated_time_they_were_sampled
     assert data.Value is not None and data.Value.Value == "running"
     assert data.SourceTimestamp is not None
     assert data.SourceTimestamp.replace(tzinfo=UTC) == T0
+
+
+NAMESPACE = "urn:shopfloor:machines"
+
+
+def logged(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "edge.opcua_source" and r.levelno == level]  # fmt: skip
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["subscribe", "poll"])
+async def test_a_node_in_a_namespace_the_server_lacks_fails_alone(
+    mode: str, machine: Machine, opcua_server: ServeMachine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.opcua_source")
+    await opcua_server(machine, IDLE)
+    nodes = [
+        {"signal": "temperature", "node": "nsu=urn:acme:oven;s=Zone1.Temp"},
+        {"signal": "state", "node": f"nsu={NAMESPACE};s=oven-01.state"},
+    ]
+    settings = {"mode": mode, "poll_interval_s": 0.1, "nodes": nodes}
+    async with reading(machine, settings) as (source, got):
+        await eventually(lambda: got.values("state") == ["idle"], 10, "the machine's other node")
+        await asyncio.sleep(0.3)
+        assert (source.connected, source.reconnects, got.values("temperature")) == (True, 0, [])
+    assert logged(caplog, logging.WARNING) == [
+        "oven-01: node nsu=urn:acme:oven;s=Zone1.Temp (temperature) not read: the server has no "
+        f"namespace urn:acme:oven (the server's: http://opcfoundation.org/UA/, "
+        f"urn:freeopcua:python:server, {NAMESPACE})"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_polled_node_that_fails_is_logged_once_with_its_status_code(
+    machine: Machine, opcua_server: ServeMachine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polled every 50 ms, a node that does not exist yet is one warning naming the status
+    code; once it appears (a PLC program loaded), it is read and the end of the problem is
+    logged with how many reads it lasted."""
+    caplog.set_level(logging.INFO, logger="edge.opcua_source")
+    server = await opcua_server(machine, IDLE)
+    nodes = [
+        {"signal": "temperature", "node": f"nsu={NAMESPACE};s=oven-01.zone1"},
+        {"signal": "state", "node": f"nsu={NAMESPACE};s=oven-01.state"},
+    ]
+    async with reading(machine, {"mode": "poll", "poll_interval_s": 0.05, "nodes": nodes}) as (
+        source,
+        got,
+    ):
+        await eventually(lambda: got.values("state") == ["idle"], 10, "the machine's other node")
+        await asyncio.sleep(0.5)
+        namespace = await server.server.get_namespace_index(NAMESPACE)
+        await server.server.nodes.objects.add_variable(
+            ua.NodeId("oven-01.zone1", namespace), "zone1", 181.5
+        )
+        await eventually(lambda: got.values("temperature") == [181.5], 5, "the node, once it is")
+    node = f"ns={namespace};s=oven-01.zone1"
+    assert logged(caplog, logging.WARNING) == [
+        f"oven-01: {node} (temperature) reads no value: BadNodeIdUnknown (0x80340000)"
+    ]
+    ended = [m for m in logged(caplog, logging.INFO) if "ended" in m]
+    assert len(ended) == 1, ended
+    found = re.fullmatch(rf"oven-01: {node}: BadNodeIdUnknown \(0x80340000\) ended after (\d+) reads", ended[0])  # fmt: skip
+    assert found is not None and int(found.group(1)) >= 8, ended
+    assert source.rejected == 0  # no value was read, so none was rejected
+
+
+@pytest.mark.asyncio
+async def test_subscribed_counts_only_the_nodes_the_server_accepted(
+    machine: Machine, opcua_server: ServeMachine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.opcua_source")
+    extra = [Signal(id="pressure", unit="bar"), Signal(id="level", unit="%")]
+    machine = machine.model_copy(update={"signals": [*machine.signals, *extra]})
+    await opcua_server(machine, IDLE)
+    nodes = [
+        {"signal": "temperature", "node": f"nsu={NAMESPACE};s=oven-01.temperature"},
+        {"signal": "state", "node": f"nsu={NAMESPACE};s=oven-01.state"},
+        {"signal": "pressure", "node": f"nsu={NAMESPACE};s=oven-01.no-such-node"},
+        {"signal": "level", "node": "nsu=urn:acme:oven;s=Tank.Level"},
+    ]
+    async with reading(machine, {"mode": "auto", "nodes": nodes}) as (source, got):
+        await eventually(lambda: got.values("state") == ["idle"], 10, "the accepted nodes")
+        assert (source.polled_nodes, got.values("temperature")) == (0, [0.0])
+    assert machine.opcua is not None
+    url = machine.opcua.endpoint
+    subscribed = [m for m in logged(caplog, logging.INFO) if "subscribed" in m]
+    assert subscribed == [f"oven-01: subscribed to 2 of 4 nodes at {url}"]
+    assert logged(caplog, logging.WARNING) == [
+        "oven-01: node nsu=urn:acme:oven;s=Tank.Level (level) not read: the server has no "
+        f"namespace urn:acme:oven (the server's: http://opcfoundation.org/UA/, "
+        f"urn:freeopcua:python:server, {NAMESPACE})",
+        "oven-01: node ns=2;s=oven-01.no-such-node (pressure) refused: BadNodeIdUnknown "
+        "(0x80340000)",
+    ]
