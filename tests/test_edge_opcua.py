@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,12 +20,13 @@ import pytest
 import pytest_asyncio
 from asyncua import Client, ua
 
-from edge.config import OpcUaSourceConfig
+from edge.config import OpcUaSourceConfig, load_edge_config
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.opcua_security import create_certificate
 from shopfloor.plant import Machine, Signal
 from simulators.opcua import MachineServer, ServerSecurity, Value
+from tests.conftest import ROOT
 from tests.opcua_fixtures import ConnectClient, ServeMachine, eventually
 from tests.servers import free_port
 
@@ -376,3 +379,52 @@ async def test_subscribed_counts_only_the_nodes_the_server_accepted(
         "oven-01: node ns=2;s=oven-01.no-such-node (pressure) refused: BadNodeIdUnknown "
         "(0x80340000)",
     ]
+
+
+@pytest.mark.asyncio
+async def test_browse_writes_the_user_and_the_password_as_a_reference_the_agent_reads(
+    certificates: dict[str, Path],
+    machine: Machine,
+    opcua_server: ServeMachine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`edge browse --username` on a server taking only a user over Sign & Encrypt: the file
+    it writes logs in alike, the password read from the environment, and reads the oven."""
+    security = ServerSecurity(
+        certificates["server_cert"], certificates["server_key"], {"operator": "s3cret"}
+    )
+    await opcua_server(machine, IDLE, security=security)
+    assert machine.opcua is not None
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        "tenant: {id: sf, name: Lab}\nsite: {id: lab, name: Lab, areas: [{id: shop, lines: "
+        f"[{{id: line-1, machines: [{machine.model_dump_json(exclude_none=True)}]}}]}}]}}\n"
+        "products: [{id: p}]\n"
+    )
+    config = tmp_path / "edge.yaml"
+    browse = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "launcher", "edge", "browse", machine.opcua.endpoint,
+        "--machine", "oven-01", "--plant", str(plant), "-o", str(config), "--username", "operator",
+        "--certificate", str(certificates["edge_cert"]), "--private-key", str(certificates["edge_key"]),
+        cwd=ROOT, env={**os.environ, "SHOPFLOOR_OPCUA_PASSWORD": "s3cret"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(browse.communicate(), 60)
+    assert browse.returncode == 0, err.decode()
+    assert out.decode().endswith("; the agent reads the password from OPCUA_PASSWORD_OVEN_01\n")
+    text = config.read_text()
+    assert "s3cret" not in text
+    certs = certificates["edge_cert"].parent
+    assert (
+        f'    endpoint: "{machine.opcua.endpoint}"\n'
+        '    username: "operator"\n'
+        '    password: "${OPCUA_PASSWORD_OVEN_01}"  # set OPCUA_PASSWORD_OVEN_01 in the environment\n'
+        f'    security: {{certificate: "{os.path.relpath(certs / "edge-cert.der", tmp_path)}", '
+        f'private_key: "{os.path.relpath(certs / "edge-key.pem", tmp_path)}"}}\n'
+    ) in text
+    monkeypatch.setenv("OPCUA_PASSWORD_OVEN_01", "s3cret")
+    edge, _ = load_edge_config(config)
+    assert edge.opcua is not None
+    async with reading(machine, edge.opcua[0].model_dump(exclude={"machine"})) as (_, got):
+        await eventually(lambda: got.values("temperature") == [0.0], 15, "the browsed config")
