@@ -3,7 +3,9 @@
 Retrofitting starts with "what does this PLC expose?". `shopfloor edge browse` answers with a
 file the agent can run: one mapping per readable scalar variable, each commented with its
 browse path, type and current value, ready to be pruned and renamed. Node ids are written with
-their namespace URI (`nsu=`), which survives a server that renumbers its namespaces.
+their namespace URI (`nsu=`), which survives a server that renumbers its namespaces. The user
+and certificate the browse logged in with are written too; the password only as a `${VARIABLE}`
+reference, never the secret.
 """
 
 from __future__ import annotations
@@ -102,12 +104,39 @@ def _unique(name: str, used: set[str]) -> str:
     return candidate
 
 
+def password_variable(machine: str) -> str:
+    """The environment variable the starter config reads the machine's OPC UA password from."""
+    return "OPCUA_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", machine.upper())
+
+
+@dataclass(frozen=True)
+class Login:
+    """How the browse logged in, for the agent to log in alike; paths relative to the config."""
+
+    username: str | None = None
+    with_password: bool = False
+    security_files: tuple[str, str] | None = None  # certificate, private key
+
+    def lines(self, machine: str) -> list[str]:
+        lines = []
+        if self.username is not None:
+            lines.append(f"    username: {json.dumps(self.username)}")
+        if self.with_password:
+            variable = password_variable(machine)
+            lines.append(f'    password: "${{{variable}}}"  # set {variable} in the environment')
+        if self.security_files is not None:
+            certificate, key = (json.dumps(file) for file in self.security_files)
+            lines.append(f"    security: {{certificate: {certificate}, private_key: {key}}}")
+        return lines
+
+
 def starter_config(
     url: str,
     variables: list[Variable],
     machine: str,
     plant: str,
     plant_signals: set[str] | None = None,
+    login: Login | None = None,
 ) -> str:
     """The edge config text: nodes whose signal the plant does not know are left commented."""
     lines = [
@@ -119,6 +148,7 @@ def starter_config(
         "opcua:",
         f"  - machine: {json.dumps(machine)}",
         f"    endpoint: {json.dumps(url)}",
+        *(login.lines(machine) if login else []),
     ]
     nodes = []
     for variable in variables:

@@ -50,12 +50,13 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from edge.kits import KITS, KitName, unit_factor
 from shopfloor.config import ConfigError, LocatedValueError, field_path, load_yaml_model, locate
-from shopfloor.mqtt import DEFAULT_BROKER_URL
+from shopfloor.mqtt import DEFAULT_BROKER_URL, broker_address
 from shopfloor.plant import Identifier, Plant, Signal, TimeZoneName, load_plant
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -88,6 +89,12 @@ class BrokerConfig(_Section):
     password: Secret | None = None
     # The centre's CA certificate (PEM) to trust for an mqtts:// broker, instead of the system's.
     ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _has_host_and_port(cls, url: str) -> str:
+        broker_address(url)
+        return url
 
     @model_validator(mode="after")
     def _ca_needs_tls(self) -> BrokerConfig:

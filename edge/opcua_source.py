@@ -49,6 +49,25 @@ def endpoint_on_host(endpoint: str, host: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}"))
 
 
+class UnknownNamespaceError(LookupError):
+    """A node id names a namespace URI the server does not have."""
+
+
+def with_namespace_index(node: str, namespaces: list[str]) -> str:
+    """The node id with its `nsu=<uri>` replaced by the server's index of that namespace."""
+    if node.startswith("nsu="):
+        uri, rest = node[4:].split(";", 1)
+        if uri not in namespaces:
+            raise UnknownNamespaceError(f"the server has no namespace {uri}")
+        node = f"ns={namespaces.index(uri)};{rest}"
+    return str(ua.NodeId.from_string(node).to_string())
+
+
+def status_name(status: ua.StatusCode) -> str:
+    """An OPC UA status code as its name and number, e.g. BadNodeIdUnknown (0x80340000)."""
+    return f"{ua.status_codes.get_name_and_doc(status.value)[0]} (0x{status.value:08X})"
+
+
 def _quality(status: ua.StatusCode) -> Quality:
     if status.is_good():
         return Quality.GOOD
@@ -140,6 +159,34 @@ def _within_deadband(last: object, value: object, deadband: float) -> bool:
     return value == last
 
 
+class _NodeProblems:
+    """What is wrong with each node, logged when it starts or changes, and once more with its
+    repeat count when it changes or ends: a node polled every second logs once, not every second."""
+
+    def __init__(self, machine_id: str) -> None:
+        self.machine_id = machine_id
+        self._current: dict[str, tuple[str, int]] = {}  # node id -> problem, times seen
+
+    def report(self, node_id: str, what: str, problem: str) -> None:
+        """`what` happened to the node because of `problem`; a new problem is logged."""
+        previous = self._current.get(node_id)
+        if previous is not None and previous[0] == problem:
+            self._current[node_id] = (problem, previous[1] + 1)
+            return
+        self._ended(node_id, "changed")
+        self._current[node_id] = (problem, 1)
+        log.warning("%s: %s: %s", self.machine_id, what, problem)
+
+    def clear(self, node_id: str) -> None:
+        self._ended(node_id, "ended")
+
+    def _ended(self, node_id: str, how: str) -> None:
+        previous = self._current.pop(node_id, None)
+        if previous is not None:
+            problem, times = previous
+            log.info("%s: %s: %s %s after %d reads", self.machine_id, node_id, problem, how, times)
+
+
 class OpcUaSource:
     """Reads every mapped node of one machine and emits readings as they change."""
 
@@ -153,6 +200,7 @@ class OpcUaSource:
         self.polled_nodes = 0  # how many nodes the current connection reads by polling
         self.connected_once = False  # since the last failure
         self._filter = _ChangeFilter()
+        self._problems = _NodeProblems(target.machine_id)
 
     @property
     def url(self) -> str:
@@ -209,23 +257,30 @@ class OpcUaSource:
         return client
 
     async def _resolve(self, client: Client) -> dict[str, NodeTarget]:
-        """Node id (with the server's namespace index) -> what it is read into."""
-        indices: dict[str, int] = {}
+        """Node id (with the server's namespace index) -> what it is read into. A node in a
+        namespace the server lacks is left out, named in the log: the others are still read."""
+        namespaces = await client.get_namespace_array()
         resolved: dict[str, NodeTarget] = {}
         for target in self.target.nodes:
-            node = target.node
-            if node.startswith("nsu="):
-                uri, rest = node[4:].split(";", 1)
-                if uri not in indices:
-                    indices[uri] = await client.get_namespace_index(uri)
-                node = f"ns={indices[uri]};{rest}"
-            resolved[ua.NodeId.from_string(node).to_string()] = target
+            try:
+                resolved[with_namespace_index(target.node, namespaces)] = target
+            except UnknownNamespaceError as exc:
+                log.warning(
+                    "%s: node %s (%s) not read: %s (the server's: %s)",
+                    self.target.machine_id,
+                    target.node,
+                    target.signal.id,
+                    exc,
+                    excerpt(", ".join(namespaces)),
+                )
         return resolved
 
     async def _subscribe(
         self, client: Client, nodes: dict[str, NodeTarget]
     ) -> dict[str, NodeTarget]:
         """Subscribe to every node that accepts it; return those that must be polled."""
+        if not nodes:
+            return {}
         handler = _DataChangeHandler(self, nodes)
         try:
             subscription = await client.create_subscription(
@@ -254,6 +309,7 @@ class OpcUaSource:
             return target.sampling_interval_ms, target.deadband if node_id in numeric else 0.0
 
         polled: dict[str, NodeTarget] = {}
+        subscribed = 0
         for (sampling, deadband), group in groupby(sorted(nodes.items(), key=key), key=key):
             items = list(group)
             results = await monitor(
@@ -266,15 +322,23 @@ class OpcUaSource:
             for (node_id, target), result in zip(items, results, strict=True):
                 if isinstance(result, ua.StatusCode):
                     polled.update(self._refused(node_id, target, result))
-        subscribed = len(nodes) - len(polled)
-        log.info("%s: subscribed to %d nodes at %s", self.target.machine_id, subscribed, self.url)
+                else:
+                    subscribed += 1
+        log.info(
+            "%s: subscribed to %d of %d nodes at %s%s",
+            self.target.machine_id,
+            subscribed,
+            len(self.target.nodes),
+            self.url,
+            f", polling {len(polled)}" if polled else "",
+        )
         return polled
 
     def _refused(
         self, node_id: str, target: NodeTarget, status: ua.StatusCode
     ) -> dict[str, NodeTarget]:
         machine = self.target.machine_id
-        name = ua.status_codes.get_name_and_doc(status.value)[0]
+        name = status_name(status)
         if status.value in _MISSING_NODE or self.settings.mode is OpcUaMode.SUBSCRIBE:
             log.warning("%s: node %s (%s) refused: %s", machine, node_id, target.signal.id, name)
             return {}
@@ -299,17 +363,20 @@ class OpcUaSource:
             )
 
     def accept(self, node_id: str, target: NodeTarget, data: ua.DataValue) -> None:
-        """Emit one sampled value (from a notification or a poll) when it is a new reading; a
+        """Emit one sampled value (from a notification or a poll) when it is a new reading. A
+        read the server answered with a bad status and no value is logged with that status; a
         value that is not one of its signal (a string on a temperature, an out-of-range
         timestamp) is counted and logged, never sent."""
         value = data.Value.Value if data.Value is not None else None
+        if value is None and not data.StatusCode.is_good():
+            what = f"{node_id} ({target.signal.id}) reads no value"
+            self._problems.report(node_id, what, status_name(data.StatusCode))
+            return
         try:
             if not isinstance(value, int | float | str | bool):
                 raise ValueError("not a scalar")
             target.signal.check(value)
             ts = data.SourceTimestamp or data.ServerTimestamp
-            if not self._filter.changed(node_id, value, ts, target.deadband):
-                return
             moment = ts or datetime.now(UTC)
             reading = Reading(
                 signal=target.signal.id,
@@ -320,15 +387,12 @@ class OpcUaSource:
             )
         except ValueError as exc:  # pydantic's ValidationError is one too
             self.rejected += 1
-            log.warning(
-                "ignoring %s = %s from %s: %s",
-                node_id,
-                excerpt(repr(value)),
-                self.target.machine_id,
-                excerpt(str(exc)),
-            )
+            what = f"ignoring {node_id} = {excerpt(repr(value))}"
+            self._problems.report(node_id, what, excerpt(str(exc)))
             return
-        self.emit(self.target.path, reading)
+        self._problems.clear(node_id)
+        if self._filter.changed(node_id, value, ts, target.deadband):
+            self.emit(self.target.path, reading)
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

@@ -1,7 +1,7 @@
 """Secrets stay secret: placeholders refused at start, and no credential in any log line.
 
 The components check the secrets they are given before they start (`check_secret`,
-`check_api_token`, `check_broker_url`), so that a server brought up with the placeholders of
+`check_api_token`, `check_broker_password`), so that a server brought up with the placeholders of
 `.env.example` stops with one line naming the variable instead of running with a published
 password. What holds a secret (the MQTT client, the store, the gateway's API) also `hide`s it:
 `RedactingFilter`, on every log handler, then masks it in any record, whichever library wrote it.
@@ -44,7 +44,7 @@ def check_api_token(name: str, token: str | None) -> None:
         )
 
 
-def check_broker_url(name: str, url: str | None) -> None:
+def check_broker_password(name: str, url: str | None) -> None:
     """Refuse a broker URL whose password is a placeholder."""
     password = urlsplit(url).password if url else None
     check_secret(f"the password in {name}", unquote(password) if password else None)

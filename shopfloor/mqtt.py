@@ -1,7 +1,8 @@
 """Broker settings and the paho-mqtt client every component connects with.
 
-A broker is named by one URL, `mqtt://[user:password@]host[:port]` or `mqtts://...` for TLS,
+A broker is named by one URL, `mqtt://[user:password@]host:port` or `mqtts://...` for TLS,
 so the same setting works on the command line, in environment variables and in compose files.
+The port is always written: a URL without one is refused, never quietly sent to 1883.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor._paho import lean_mqtt5_decoding
 from shopfloor._paho import network_thread as network_thread
-from shopfloor.credentials import hide
+from shopfloor.credentials import check_broker_password, hide
 from shopfloor.messages import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,43 @@ MOSQUITTO_POLICY = {
 
 class BrokerUrlError(ValueError):
     """A broker URL that cannot be used."""
+
+
+_USUAL_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """The host and port of a broker URL. A URL without a port is refused with the fix: a
+    port chosen silently may be the wrong broker, or the plain port of a TLS one, found late."""
+    parts, shown = urlsplit(url), redacted(url)
+    if parts.scheme not in _USUAL_PORTS or not parts.hostname:
+        raise BrokerUrlError(f"broker URL {shown!r} is not mqtt://host:port or mqtts://host:port")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        port = 0
+    if port is None:
+        usual = _USUAL_PORTS[parts.scheme]
+        written = urlsplit(shown)
+        fixed = written._replace(netloc=f"{written.netloc}:{usual}").geturl()
+        raise BrokerUrlError(
+            f"broker URL {shown!r} has no port: write {fixed} ({usual} is the usual "
+            f"{parts.scheme}:// port) or the port the broker listens on"
+        )
+    if not port:
+        raise BrokerUrlError(f"broker URL {shown!r}: the port is not a number from 1 to 65535")
+    return parts.hostname, port
+
+
+def check_broker_url(name: str, url: str | None) -> None:
+    """Refuse a broker URL given as `name` that cannot be used or whose password is a
+    placeholder of .env.example, in one line naming `name`, before anything starts."""
+    if url:
+        try:
+            broker_address(url)
+        except BrokerUrlError as exc:
+            raise BrokerUrlError(f"{name}: {exc}") from None
+    check_broker_password(name, url)
 
 
 @dataclass(frozen=True)
@@ -94,9 +132,8 @@ def make_client(
     LeanProperties. `mqtts://` verifies the broker against the system's certificate
     authorities, or the one in `?ca=/path/to/ca.pem`.
     """
+    host, port = broker_address(url)
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise BrokerUrlError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
     if session is None:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -125,15 +162,14 @@ def make_client(
     client.on_connect = functools.partial(
         _on_connect, subscriptions=list(subscriptions), presence=presence
     )
-    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     if session is None:
-        client.connect_async(parts.hostname, port, keepalive=keepalive_s)
+        client.connect_async(host, port, keepalive=keepalive_s)
     else:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session.expiry_s
         properties.ReceiveMaximum = session.receive_maximum
         client.connect_async(
-            parts.hostname, port, keepalive=keepalive_s, clean_start=False, properties=properties
+            host, port, keepalive=keepalive_s, clean_start=False, properties=properties
         )
     return client
 

@@ -366,8 +366,8 @@ def test_bad_edge_config_is_one_line_from_run_and_check(tmp_path: Path) -> None:
 def test_bad_broker_url_is_one_line(tmp_path: Path) -> None:
     result = run("edge", "run", "--broker", "http://nowhere", "--buffer", str(tmp_path / "q.db"))
     assert result.returncode == 2
-    assert (
-        result.stderr
-        == "error: broker URL 'http://nowhere' is not mqtt://host:port or mqtts://host:port\n"
+    assert result.stderr == (
+        "error: SHOPFLOOR_BROKER_URL (--broker): "
+        "broker URL 'http://nowhere' is not mqtt://host:port or mqtts://host:port\n"
     )
-    assert os.path.exists(tmp_path / "q.db")  # nothing accepted before is touched
+    assert not os.path.exists(tmp_path / "q.db")  # refused before anything is opened

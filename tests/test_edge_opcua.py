@@ -1,10 +1,16 @@
 """The OPC UA source against real asyncua servers (the simulator's machine server): deadband,
-polling, the fallback for servers that refuse subscriptions, users and Basic256Sha256."""
+polling, the fallback for servers that refuse subscriptions, users and Basic256Sha256, and
+nodes that cannot be read (an unknown namespace, a missing node), each failing alone, once in
+the log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,14 +18,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from asyncua import Client
+from asyncua import Client, ua
 
-from edge.config import OpcUaSourceConfig
+from edge.config import OpcUaSourceConfig, load_edge_config
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.opcua_security import create_certificate
-from shopfloor.plant import Machine
+from shopfloor.plant import Machine, Signal
 from simulators.opcua import MachineServer, ServerSecurity, Value
+from tests.conftest import ROOT
 from tests.opcua_fixtures import ConnectClient, ServeMachine, eventually
 from tests.servers import free_port
 
@@ -277,3 +284,147 @@ async def test_a_servers_first_values_carry_the_simulated_time_they_were_sampled
     assert data.Value is not None and data.Value.Value == "running"
     assert data.SourceTimestamp is not None
     assert data.SourceTimestamp.replace(tzinfo=UTC) == T0
+
+
+NAMESPACE = "urn:shopfloor:machines"
+
+
+def logged(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "edge.opcua_source" and r.levelno == level]  # fmt: skip
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["subscribe", "poll"])
+async def test_a_node_in_a_namespace_the_server_lacks_fails_alone(
+    mode: str, machine: Machine, opcua_server: ServeMachine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.opcua_source")
+    await opcua_server(machine, IDLE)
+    nodes = [
+        {"signal": "temperature", "node": "nsu=urn:acme:oven;s=Zone1.Temp"},
+        {"signal": "state", "node": f"nsu={NAMESPACE};s=oven-01.state"},
+    ]
+    settings = {"mode": mode, "poll_interval_s": 0.1, "nodes": nodes}
+    async with reading(machine, settings) as (source, got):
+        await eventually(lambda: got.values("state") == ["idle"], 10, "the machine's other node")
+        await asyncio.sleep(0.3)
+        assert (source.connected, source.reconnects, got.values("temperature")) == (True, 0, [])
+    assert logged(caplog, logging.WARNING) == [
+        "oven-01: node nsu=urn:acme:oven;s=Zone1.Temp (temperature) not read: the server has no "
+        f"namespace urn:acme:oven (the server's: http://opcfoundation.org/UA/, "
+        f"urn:freeopcua:python:server, {NAMESPACE})"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_polled_node_that_fails_is_logged_once_with_its_status_code(
+    machine: Machine, opcua_server: ServeMachine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polled every 50 ms, a node that does not exist yet is one warning naming the status
+    code; once it appears (a PLC program loaded), it is read and the end of the problem is
+    logged with how many reads it lasted."""
+    caplog.set_level(logging.INFO, logger="edge.opcua_source")
+    server = await opcua_server(machine, IDLE)
+    nodes = [
+        {"signal": "temperature", "node": f"nsu={NAMESPACE};s=oven-01.zone1"},
+        {"signal": "state", "node": f"nsu={NAMESPACE};s=oven-01.state"},
+    ]
+    async with reading(machine, {"mode": "poll", "poll_interval_s": 0.05, "nodes": nodes}) as (
+        source,
+        got,
+    ):
+        await eventually(lambda: got.values("state") == ["idle"], 10, "the machine's other node")
+        await asyncio.sleep(0.5)
+        namespace = await server.server.get_namespace_index(NAMESPACE)
+        await server.server.nodes.objects.add_variable(
+            ua.NodeId("oven-01.zone1", namespace), "zone1", 181.5
+        )
+        await eventually(lambda: got.values("temperature") == [181.5], 5, "the node, once it is")
+    node = f"ns={namespace};s=oven-01.zone1"
+    assert logged(caplog, logging.WARNING) == [
+        f"oven-01: {node} (temperature) reads no value: BadNodeIdUnknown (0x80340000)"
+    ]
+    ended = [m for m in logged(caplog, logging.INFO) if "ended" in m]
+    assert len(ended) == 1, ended
+    found = re.fullmatch(rf"oven-01: {node}: BadNodeIdUnknown \(0x80340000\) ended after (\d+) reads", ended[0])  # fmt: skip
+    assert found is not None and int(found.group(1)) >= 8, ended
+    assert source.rejected == 0  # no value was read, so none was rejected
+
+
+@pytest.mark.asyncio
+async def test_subscribed_counts_only_the_nodes_the_server_accepted(
+    machine: Machine, opcua_server: ServeMachine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.opcua_source")
+    extra = [Signal(id="pressure", unit="bar"), Signal(id="level", unit="%")]
+    machine = machine.model_copy(update={"signals": [*machine.signals, *extra]})
+    await opcua_server(machine, IDLE)
+    nodes = [
+        {"signal": "temperature", "node": f"nsu={NAMESPACE};s=oven-01.temperature"},
+        {"signal": "state", "node": f"nsu={NAMESPACE};s=oven-01.state"},
+        {"signal": "pressure", "node": f"nsu={NAMESPACE};s=oven-01.no-such-node"},
+        {"signal": "level", "node": "nsu=urn:acme:oven;s=Tank.Level"},
+    ]
+    async with reading(machine, {"mode": "auto", "nodes": nodes}) as (source, got):
+        await eventually(lambda: got.values("state") == ["idle"], 10, "the accepted nodes")
+        assert (source.polled_nodes, got.values("temperature")) == (0, [0.0])
+    assert machine.opcua is not None
+    url = machine.opcua.endpoint
+    subscribed = [m for m in logged(caplog, logging.INFO) if "subscribed" in m]
+    assert subscribed == [f"oven-01: subscribed to 2 of 4 nodes at {url}"]
+    assert logged(caplog, logging.WARNING) == [
+        "oven-01: node nsu=urn:acme:oven;s=Tank.Level (level) not read: the server has no "
+        f"namespace urn:acme:oven (the server's: http://opcfoundation.org/UA/, "
+        f"urn:freeopcua:python:server, {NAMESPACE})",
+        "oven-01: node ns=2;s=oven-01.no-such-node (pressure) refused: BadNodeIdUnknown "
+        "(0x80340000)",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_browse_writes_the_user_and_the_password_as_a_reference_the_agent_reads(
+    certificates: dict[str, Path],
+    machine: Machine,
+    opcua_server: ServeMachine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`edge browse --username` on a server taking only a user over Sign & Encrypt: the file
+    it writes logs in alike, the password read from the environment, and reads the oven."""
+    security = ServerSecurity(
+        certificates["server_cert"], certificates["server_key"], {"operator": "s3cret"}
+    )
+    await opcua_server(machine, IDLE, security=security)
+    assert machine.opcua is not None
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        "tenant: {id: sf, name: Lab}\nsite: {id: lab, name: Lab, areas: [{id: shop, lines: "
+        f"[{{id: line-1, machines: [{machine.model_dump_json(exclude_none=True)}]}}]}}]}}\n"
+        "products: [{id: p}]\n"
+    )
+    config = tmp_path / "edge.yaml"
+    browse = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "launcher", "edge", "browse", machine.opcua.endpoint,
+        "--machine", "oven-01", "--plant", str(plant), "-o", str(config), "--username", "operator",
+        "--certificate", str(certificates["edge_cert"]), "--private-key", str(certificates["edge_key"]),
+        cwd=ROOT, env={**os.environ, "SHOPFLOOR_OPCUA_PASSWORD": "s3cret"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(browse.communicate(), 60)
+    assert browse.returncode == 0, err.decode()
+    assert out.decode().endswith("; the agent reads the password from OPCUA_PASSWORD_OVEN_01\n")
+    text = config.read_text()
+    assert "s3cret" not in text
+    certs = certificates["edge_cert"].parent
+    assert (
+        f'    endpoint: "{machine.opcua.endpoint}"\n'
+        '    username: "operator"\n'
+        '    password: "${OPCUA_PASSWORD_OVEN_01}"  # set OPCUA_PASSWORD_OVEN_01 in the environment\n'
+        f'    security: {{certificate: "{os.path.relpath(certs / "edge-cert.der", tmp_path)}", '
+        f'private_key: "{os.path.relpath(certs / "edge-key.pem", tmp_path)}"}}\n'
+    ) in text
+    monkeypatch.setenv("OPCUA_PASSWORD_OVEN_01", "s3cret")
+    edge, _ = load_edge_config(config)
+    assert edge.opcua is not None
+    async with reading(machine, edge.opcua[0].model_dump(exclude={"machine"})) as (_, got):
+        await eventually(lambda: got.values("temperature") == [0.0], 15, "the browsed config")

@@ -18,12 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from shopfloor.config import ConfigError
-from shopfloor.credentials import (
-    CredentialError,
-    RedactingFilter,
-    check_broker_url,
-    check_secret,
-)
+from shopfloor.credentials import CredentialError, RedactingFilter, check_secret
+from shopfloor.mqtt import BrokerUrlError, check_broker_url
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import ENV_VARS, Store, StoreError, StoreSettings, open_store
 
@@ -49,7 +45,7 @@ def checked(
         )
         try:
             check(name, value)
-        except CredentialError as exc:
+        except (CredentialError, BrokerUrlError) as exc:
             raise fail(str(exc)) from None
         return value
 

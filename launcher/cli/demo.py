@@ -38,7 +38,7 @@ from launcher.session import (
     running_demo,
     sessions,
 )
-from shopfloor.credentials import check_broker_url
+from shopfloor.mqtt import check_broker_url
 
 
 @app.command()

@@ -21,9 +21,8 @@ from launcher.cli.common import (
     setup_logging,
 )
 from shopfloor.config import ConfigError
-from shopfloor.credentials import check_broker_url
 from shopfloor.diskqueue import DiskQueueError
-from shopfloor.mqtt import BrokerUrlError
+from shopfloor.mqtt import BrokerUrlError, check_broker_url
 from shopfloor.plant import Plant, load_plant
 
 edge_app = typer.Typer(
@@ -194,8 +193,9 @@ def edge_browse(
     ] = None,
     depth: Annotated[int, typer.Option(min=1, help="How deep to walk below Objects.")] = 8,
 ) -> None:
-    """Walk a server's address space and write a starter edge config mapping its variables."""
-    from edge.browse import browse, starter_config
+    """Walk a server's address space and write a starter edge config mapping its variables,
+    logging in as the browse did (the password as a ${VARIABLE} reference)."""
+    from edge.browse import Login, browse, password_variable, starter_config
     from edge.config import OpcUaSecurity
 
     setup_logging(verbose=False)
@@ -215,11 +215,21 @@ def edge_browse(
         variables = asyncio.run(browse(url, username, password, security, depth))
     except Exception as exc:  # socket errors, timeouts, and asyncua's own for refused sessions
         raise fail(f"cannot browse {url}: {exc or type(exc).__name__}") from None
-    plant_path = os.path.relpath(plant_file or DEFAULT_PLANT, output.parent.resolve())
-    text = starter_config(url, variables, machine, plant_path, plant_signals)
+    folder = output.parent.resolve()
+    files = None
+    if certificate is not None and private_key is not None:
+        files = (os.path.relpath(certificate, folder), os.path.relpath(private_key, folder))
+    login = Login(username, username is not None and password is not None, files)
+    plant_path = os.path.relpath(plant_file or DEFAULT_PLANT, folder)
+    text = starter_config(url, variables, machine, plant_path, plant_signals, login)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    typer.echo(f"{output}: {len(variables)} variables of {url}")
+    reference = (
+        f"; the agent reads the password from {password_variable(machine)}"
+        if login.with_password
+        else ""
+    )
+    typer.echo(f"{output}: {len(variables)} variables of {url}{reference}")
 
 
 @edge_app.command("status")

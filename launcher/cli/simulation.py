@@ -28,8 +28,7 @@ from launcher.cli.common import (
 )
 from launcher.session import DEFAULT_DATA_DIR, running_demo
 from shopfloor.config import ConfigError
-from shopfloor.credentials import check_broker_url
-from shopfloor.mqtt import DEFAULT_BROKER_URL
+from shopfloor.mqtt import DEFAULT_BROKER_URL, check_broker_url
 
 ScenarioOption = Annotated[
     Path | None,
