@@ -53,7 +53,7 @@ _DOTTED = re.compile(
     r"(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})\.?"  # d.m.yyyy, and sr's trailing dot
     r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?)?"
 )
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:\s\d{3})+(?:[.,]\d+)?")  # 19 271,5 with (narrow) NBSPs
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")  # 19 271,5
 
 Row = Mapping[str, object]
 FloatArray = npt.NDArray[np.float64]
@@ -63,8 +63,9 @@ T = TypeVar("T")
 class KpiFileError(ValueError):
     """A file that cannot be read: one line per problem, each naming file, row and column."""
 
-    def __init__(self, lines: Sequence[str]) -> None:
+    def __init__(self, lines: Sequence[str], guessed_encoding: str | None = None) -> None:
         self.lines = list(lines)
+        self.guessed_encoding = guessed_encoding  # which may be why names are not recognised
         super().__init__("\n".join(self.lines))
 
 
@@ -275,7 +276,7 @@ class _Reader:
         more = self.count + len(self.unknown) - len(lines)
         if more:
             lines.append(f"{self.path}: and {more} more problem{'s' if more > 1 else ''}")
-        raise KpiFileError(lines)
+        raise KpiFileError(lines, self.guessed_encoding)
 
     def timed_rows(
         self, required: Sequence[str], names: Sequence[str]
@@ -321,7 +322,7 @@ class _Reader:
             if column not in header
         ]
         if missing:
-            raise KpiFileError(missing)
+            raise KpiFileError(missing, self.guessed_encoding)
         return header
 
     def _csv_rows(self, required: Sequence[str], names: Sequence[str]) -> Iterator[tuple[int, Row]]:

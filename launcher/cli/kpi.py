@@ -112,18 +112,23 @@ def _read(path: Path, read: Callable[[], tuple[T, Reading]], zone: str) -> T:
     try:
         value, reading = read()
     except KpiFileError as exc:
+        _say_encoding(path, exc.guessed_encoding)
         for line in exc.lines[:-1]:
             typer.echo(f"error: {line}", err=True)
         raise fail(exc.lines[-1]) from None
-    if reading.guessed_encoding:
-        typer.echo(
-            f"note: {path}: not UTF-8, read as {reading.guessed_encoding} (Excel's CSV in "
-            "Cyrillic locales); give --encoding if it is another",
-            err=True,
-        )
+    _say_encoding(path, reading.guessed_encoding)
     if reading.naive_times:
         typer.echo(f"note: times without a UTC offset are read in {zone}", err=True)
     return value
+
+
+def _say_encoding(path: Path, guessed: str | None) -> None:
+    if guessed:
+        typer.echo(
+            f"note: {path}: not UTF-8, read as {guessed} (Excel's CSV in Cyrillic locales); "
+            "give --encoding if it is another",
+            err=True,
+        )
 
 
 def _iso(seconds: float) -> str:
