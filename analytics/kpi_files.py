@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from analytics.oee import StateEvent
 from shopfloor.states import MachineState
@@ -76,6 +76,16 @@ class ExportMapping(BaseModel):
 
     columns: dict[str, str] = {}  # the platform's column: the export's header
     states: dict[str, MachineState] = {}  # the export's state name: the platform's state
+
+    @field_validator("columns", "states", mode="before")
+    @classmethod
+    def _names_not_yaml_booleans(cls, names: object) -> object:
+        """YAML reads an unquoted on, off, yes or no as a boolean: a state named OFF is lost."""
+        if isinstance(names, dict) and any(
+            isinstance(name, bool) for name in (*names.keys(), *names.values())
+        ):
+            raise ValueError("on, off, yes and no must be quoted, as in 'OFF': 'off'")
+        return names
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,7 @@ def read_series(
             ]
             if not names:
                 problem = "no other column: add one numeric column per signal"
-                raise KpiFileError([f"{path}:1: time: {problem}"])
+                raise KpiFileError([f"{path}:{reader.header_row}: time: {problem}"])
             parsers = {name: _whole if name in counts else _number for name in names}
             columns = {name: [] for name in names}
             read_states = [] if states and STATE_COLUMN in row else None
@@ -232,6 +242,7 @@ class _Reader:
         self.unknown: dict[str, list[int]] = {}  # state name: [first row, rows]
         self.naive_times = False
         self.guessed_encoding: str | None = None
+        self.header_row = 1  # 2 below Excel's `sep=` line
 
     @property
     def clean(self) -> bool:
@@ -317,7 +328,7 @@ class _Reader:
         header = [by_key.get(cell.strip().casefold(), cell.strip()) for cell in cells]
         have = ", ".join(cell.strip() for cell in cells) or "none"
         missing = [
-            f"{self.path}:1: {column}: missing column (the file has: {have})"
+            f"{self.path}:{self.header_row}: {column}: missing column (the file has: {have})"
             for column in required
             if column not in header
         ]
@@ -328,16 +339,16 @@ class _Reader:
     def _csv_rows(self, required: Sequence[str], names: Sequence[str]) -> Iterator[tuple[int, Row]]:
         lines = io.StringIO(self._decoded(), newline="")
         first = lines.readline()
-        skipped = 0
         if first.startswith("sep=") and len(first.rstrip("\r\n")) == 5:  # Excel's own hint
-            separator, skipped, first = first[4], 1, lines.readline()
+            separator, first = first[4], lines.readline()
+            self.header_row = 2
         else:
             separator = max(_SEPARATORS, key=first.count) if first.strip() else ","
         try:
             reader = csv.reader(io.StringIO(first + lines.read(), newline=""), delimiter=separator)
             header = self._header(next(reader, []), required, names)
             for cells in reader:
-                number = reader.line_num + skipped
+                number = self.header_row - 1 + reader.line_num
                 if not any(cell.strip() for cell in cells):
                     continue
                 if len(cells) != len(header):

@@ -31,6 +31,7 @@ StateMapOption = Annotated[
     list[str] | None,
     typer.Option(
         "--state-map",
+        metavar="NAME=STATE",
         help="An export's name for a platform state, NAME=STATE, e.g. RUN=running "
         "(case-insensitive; repeat the option for each name).",
     ),
@@ -329,9 +330,10 @@ def kpi_energy(
     power_file: Annotated[
         Path,
         typer.Argument(
-            help="Power samples (.csv or .parquet) with columns time and power (kW), "
-            "each held until the next sample; optional state (platform state names, empty: "
-            "unchanged), energy (a cumulative kWh meter) and good_count (cumulative good parts)."
+            help="Power samples (.csv or .parquet) with columns time and power (kW), each held "
+            "until the next sample; optional state (platform state names or --state-map ones; "
+            "empty: unchanged), energy (a cumulative kWh meter) and good_count (cumulative good "
+            "parts)."
         ),
     ],
     max_gap: Annotated[
