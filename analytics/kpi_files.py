@@ -353,6 +353,8 @@ class _Reader:
                     continue
                 if len(cells) != len(header):
                     text = f"{len(cells)} cells where the header has {len(header)}"
+                    if separator == "," and len(cells) > len(header):
+                        text += " (decimal commas? separate the cells by ; or quote numbers)"
                     self.problem(number, "row", text)
                     continue
                 yield number, {name: cell for name, cell in zip(header, cells, strict=True) if name}

@@ -234,6 +234,9 @@ def test_more_problems_than_the_limit_are_counted(tmp_path: Path) -> None:
     ("content", "args", "expected"),
     [
         (b"PK\x03\x04\x14\x00\x06\x00", [], "{export}: not a text file: save it as CSV"),
+        (b"time,power\n07.12.2026 6:00,18,5\n", [],
+         "{export}:2: row: 3 cells where the header has 2 (decimal commas? separate the cells by ; "
+         "or quote numbers)\n"),
         (b"time;power\r\n07.12.2026 6:00;1\r\n", ["--encoding", "cp9999"],
          "--encoding: unknown encoding 'cp9999'"),
         (b"time;power\r\n07.12.2026 6:00;1\r\n", ["--encoding", "utf-8", "--state-map", "RUN"],
