@@ -93,7 +93,7 @@ def test_planned_time_from_the_plant_shift_calendar(tmp_path: Path) -> None:
         (
             HEADER,
             "2026-13-02T06:00:00Z,running,0,0,",
-            ":2: time: '2026-13-02T06:00:00Z' is not an ISO 8601 time",
+            ":2: time: '2026-13-02T06:00:00Z' is not a time (ISO 8601 or dd.mm.yyyy hh:mm[:ss])",
         ),
         (
             HEADER,
@@ -144,7 +144,7 @@ def test_rows_out_of_order_name_the_row(tmp_path: Path) -> None:
         ),
         (
             ["--ideal-cycle-time", "1", "--end", "noon"],
-            "error: --end: 'noon' is not an ISO 8601 time\n",
+            "error: --end: 'noon' is not a time (ISO 8601 or dd.mm.yyyy hh:mm[:ss])\n",
         ),
         (
             ["--ideal-cycle-time", "1", "--timezone", "Mars/Olympus"],
@@ -168,7 +168,7 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     other = tmp_path / "events.xlsx"
     other.write_bytes(b"")
     result = kpi(str(other), "--ideal-cycle-time", "1")
-    assert result.stderr == f"error: {other}: not a .csv or .parquet file\n"
+    assert result.stderr == f"error: {other}: not a .csv, .tsv, .txt or .parquet file\n"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow not installed")

@@ -220,7 +220,7 @@ T0, T1 = "2026-03-02T00:00:00Z", "2026-03-02T00:05:00Z"
 
 
 BAD_FILES = [  # command, header, rows, the error after the file name
-    ("energy", "time,power", ["2026-03-02T25:00:00Z,1"], ":2: time: '2026-03-02T25:00:00Z' is not an ISO 8601 time"),
+    ("energy", "time,power", ["2026-03-02T25:00:00Z,1"], ":2: time: '2026-03-02T25:00:00Z' is not a time (ISO 8601 or dd.mm.yyyy hh:mm[:ss])"),
     ("energy", "time,power", [f"{T0},1", f"{T1},ten"], ":3: power: 'ten' is not a number"),
     ("energy", "time,power", [f"{T0},nan"], ":2: power: 'nan' is not a number"),
     ("energy", "time,kw", [f"{T0},1"], ":1: power: missing column (the file has: time, kw)"),

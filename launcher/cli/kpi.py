@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
     from analytics.anomaly import Event
     from analytics.energy import Tariff
-    from analytics.kpi_files import Series
+    from analytics.kpi_files import ExportFormat, Reading, Series
     from analytics.oee import OeeReport
 
 kpi_app = typer.Typer(
@@ -23,15 +24,112 @@ kpi_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(kpi_app, name="kpi")
+T = TypeVar("T")
 
 
-def _zone(name: str) -> ZoneInfo:
+StateMapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--state-map",
+        metavar="NAME=STATE",
+        help="An export's name for a platform state, NAME=STATE, e.g. RUN=running "
+        "(case-insensitive; repeat the option for each name).",
+    ),
+]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--mapping",
+        help="YAML file of the export's own names: columns (the platform's column: the "
+        "export's header) and states (the export's name: the platform's state).",
+    ),
+]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The CSV's encoding, e.g. cp1250 (default: UTF-8, or UTF-16 with a BOM; a file "
+        "that is neither is read as cp1251, and the console says so)."
+    ),
+]
+
+
+def _zone(timezone: str | None, **defaults: str | None) -> tuple[ZoneInfo, str]:
+    """The zone of times without an offset, and where it came from, to say on the console.
+
+    `defaults` are the zones of other options, by option name, in order of precedence.
+    """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    given = {"timezone": timezone, **defaults}
+    source = next((option for option, name in given.items() if name), None)
+    name = given[source] if source else "UTC"
+    options = [f"--{option}" for option in given]
+    options_text = " or ".join(
+        [", ".join(options[:-1]), options[-1]] if len(options) > 1 else options
+    )
+    said = f"{name} (from --{source})" if source else f"UTC (no {options_text} given)"
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(name or "UTC"), said
     except (ZoneInfoNotFoundError, ValueError):
         raise fail(f"--timezone: unknown time zone {name!r}") from None
+
+
+def _export_format(
+    zone: ZoneInfo, state_map: list[str] | None, mapping: Path | None, encoding: str | None
+) -> ExportFormat:
+    """How to read the export, from the options; a bad one is a one-line error."""
+    import codecs
+
+    from analytics.kpi_files import ExportFormat, ExportMapping
+    from shopfloor.config import load_yaml_model
+    from shopfloor.states import MachineState
+
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise fail(f"--encoding: unknown encoding {encoding!r}") from None
+    states: dict[str, MachineState] = {}
+    for option in state_map or ():
+        name, _, state = option.rpartition("=")
+        try:
+            states[name.strip().casefold()] = MachineState(state.strip().casefold())
+        except ValueError:
+            known = ", ".join(MachineState)
+            raise fail(f"--state-map: {option!r} is not NAME=STATE (one of {known})") from None
+        if not name.strip():
+            raise fail(f"--state-map: {option!r} names no state of the export: NAME=STATE")
+    fmt = ExportFormat(zone, states, encoding=encoding)
+    try:
+        return fmt.mapped(load_yaml_model(mapping, ExportMapping)) if mapping else fmt
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def _read(path: Path, read: Callable[[], tuple[T, Reading]], zone: str) -> T:
+    """What `read` read, saying how; or exit with every problem of the file, one a line."""
+    from analytics.kpi_files import KpiFileError
+
+    try:
+        value, reading = read()
+    except KpiFileError as exc:
+        _say_encoding(path, exc.guessed_encoding)
+        for line in exc.lines[:-1]:
+            typer.echo(f"error: {line}", err=True)
+        raise fail(exc.lines[-1]) from None
+    _say_encoding(path, reading.guessed_encoding)
+    if reading.naive_times:
+        typer.echo(f"note: times without a UTC offset are read in {zone}", err=True)
+    return value
+
+
+def _say_encoding(path: Path, guessed: str | None) -> None:
+    if guessed:
+        typer.echo(
+            f"note: {path}: not UTF-8, read as {guessed} (Excel's CSV in Cyrillic locales); "
+            "give --encoding if it is another",
+            err=True,
+        )
 
 
 def _iso(seconds: float) -> str:
@@ -41,15 +139,15 @@ def _iso(seconds: float) -> str:
 
 
 def _instant(option: str, text: str | None, zone: Any) -> float | None:
-    """Seconds since the epoch from an ISO 8601 option; a time without offset is in `zone`."""
-    from datetime import datetime
+    """Seconds since the epoch from a time option; a time without offset is in `zone`."""
+    from analytics.kpi_files import parse_time
 
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(f"{option}: {text!r} is not an ISO 8601 time") from None
+        value = parse_time(text)
+    except ValueError as exc:
+        raise fail(f"{option}: {exc}") from None
     return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
 
 
@@ -58,7 +156,7 @@ def kpi_oee(
     events_file: Annotated[
         Path,
         typer.Argument(
-            help="Events (.csv or .parquet) with columns time (ISO 8601), state, and the "
+            help="Events (.csv or .parquet) with columns time, state, and the "
             "cumulative total_count and bad_count; optional stop_reason and product (the "
             "product loaded from that event on). Each state holds until the next event."
         ),
@@ -72,12 +170,14 @@ def kpi_oee(
         ),
     ],
     start: Annotated[
-        str | None, typer.Option(help="Window start, ISO 8601 (default: the first event).")
+        str | None,
+        typer.Option(help="Window start, as times in the file (default: the first event)."),
     ] = None,
     end: Annotated[
         str | None,
         typer.Option(
-            help="Window end, ISO 8601; the last state holds until it (default: the last event)."
+            help="Window end, as times in the file; the last state holds until it (default: "
+            "the last event)."
         ),
     ] = None,
     planned_time: Annotated[
@@ -96,29 +196,30 @@ def kpi_oee(
         str | None,
         typer.Option(help="Zone of times without an offset (default: the plant's, else UTC)."),
     ] = None,
+    state_map: StateMapOption = None,
+    mapping: MappingOption = None,
+    encoding: EncodingOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """OEE per ISO 22400-2 (availability, performance, quality; TEEP, NEE, MTBF, MTTR, losses)."""
     import json
 
-    from analytics.kpi_files import KpiFileError, read_state_events
+    from analytics.kpi_files import read_state_events
     from analytics.oee import oee_timeline, shift_calendar
     from simulators.scenario import parse_duration
 
     plant = read_plant(plant_file) if plant_file is not None else None
-    zone = _zone(timezone or (plant.site.timezone if plant else "UTC"))
+    zone, zone_said = _zone(timezone, plant=plant.site.timezone if plant else None)
     try:
         planned_busy = parse_duration(planned_time) if planned_time is not None else None
     except ValueError as exc:
         raise fail(f"--planned-time: {exc}") from None
-    try:
-        events = read_state_events(events_file, zone)
-    except KpiFileError as exc:
-        raise fail(str(exc)) from None
-    if not events:
-        raise fail(f"{events_file}: no events")
     window_start = _instant("--start", start, zone)
     window_end = _instant("--end", end, zone)
+    fmt = _export_format(zone, state_map, mapping, encoding)
+    events = _read(events_file, lambda: read_state_events(events_file, fmt), zone_said)
+    if not events:
+        raise fail(f"{events_file}: no events")
     window_start = events[0].time if window_start is None else window_start
     window_end = events[-1].time if window_end is None else window_end
     if window_end <= window_start:
@@ -136,7 +237,8 @@ def kpi_oee(
     }
     if as_json:
         detail = {p: r.to_dict() for p, r in by_product.items()}
-        typer.echo(json.dumps({**report.to_dict(), "by_product": detail}, indent=2))
+        output = {**report.to_dict(), "timezone": str(zone), "by_product": detail}
+        typer.echo(json.dumps(output, indent=2))
         return
     _print_oee(report, events_file)
     if by_product:
@@ -228,9 +330,10 @@ def kpi_energy(
     power_file: Annotated[
         Path,
         typer.Argument(
-            help="Power samples (.csv or .parquet) with columns time (ISO 8601) and power (kW), "
-            "each held until the next sample; optional state (platform state names, empty: "
-            "unchanged), energy (a cumulative kWh meter) and good_count (cumulative good parts)."
+            help="Power samples (.csv or .parquet) with columns time and power (kW), each held "
+            "until the next sample; optional state (platform state names or --state-map ones; "
+            "empty: unchanged), energy (a cumulative kWh meter) and good_count (cumulative good "
+            "parts)."
         ),
     ],
     max_gap: Annotated[
@@ -254,15 +357,24 @@ def kpi_energy(
     ] = None,
     timezone: Annotated[
         str | None,
-        typer.Option(help="Zone of times without an offset (default: the tariff's, else UTC)."),
+        typer.Option(
+            help="Zone of times without an offset (default: the tariff's, else the plant's, "
+            "else UTC)."
+        ),
     ] = None,
+    plant_file: Annotated[
+        Path | None, typer.Option("--plant", help="Plant file whose time zone to use.")
+    ] = None,
+    state_map: StateMapOption = None,
+    mapping: MappingOption = None,
+    encoding: EncodingOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Energy: kWh, per state, per good part, 15-minute peak demand, cost and CO2e."""
     import json
 
     from analytics.energy import DEFAULT_MAX_GAP_S, EU_GRID_FACTOR_KG_PER_KWH, Tariff
-    from analytics.kpi_files import KpiFileError, read_series
+    from analytics.kpi_files import read_series
     from shopfloor.config import load_yaml_model
 
     max_gap = DEFAULT_MAX_GAP_S if max_gap is None else max_gap
@@ -275,16 +387,23 @@ def kpi_energy(
         tariff = load_yaml_model(tariff_file, Tariff) if tariff_file is not None else None
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    zone = _zone(timezone or (tariff.timezone if tariff else "UTC"))
-    try:
-        series = read_series(
-            power_file, zone, ("power",), ("energy",), counts=("good_count",), states=True
-        )
-    except KpiFileError as exc:
-        raise fail(str(exc)) from None
+    plant = read_plant(plant_file) if plant_file is not None else None
+    zone, zone_said = _zone(
+        timezone,
+        tariff=tariff.timezone if tariff else None,
+        plant=plant.site.timezone if plant else None,
+    )
+    fmt = _export_format(zone, state_map, mapping, encoding)
+    series = _read(
+        power_file,
+        lambda: read_series(
+            power_file, fmt, ("power",), ("energy",), counts=("good_count",), states=True
+        ),
+        zone_said,
+    )
     if not len(series.time):
         raise fail(f"{power_file}: no rows")
-    report = _energy_report(series, max_gap, tariff, grid_factor)
+    report = {**_energy_report(series, max_gap, tariff, grid_factor), "timezone": str(zone)}
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -408,8 +527,9 @@ def kpi_anomalies(
     signals_file: Annotated[
         Path,
         typer.Argument(
-            help="Samples (.csv or .parquet): a time column (ISO 8601) and one numeric column "
-            "per signal; an empty cell is a missing sample."
+            help="Samples (.csv or .parquet): a time column and one numeric column per signal "
+            "(state, stop_reason and product columns are left out); an empty cell is a "
+            "missing sample."
         ),
     ],
     threshold: Annotated[
@@ -431,8 +551,14 @@ def kpi_anomalies(
         ),
     ] = None,
     timezone: Annotated[
-        str | None, typer.Option(help="Zone of times without an offset (default: UTC).")
+        str | None,
+        typer.Option(help="Zone of times without an offset (default: the plant's, else UTC)."),
     ] = None,
+    plant_file: Annotated[
+        Path | None, typer.Option("--plant", help="Plant file whose time zone to use.")
+    ] = None,
+    mapping: MappingOption = None,
+    encoding: EncodingOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Anomalies: when each signal, or several together, left their usual range (causal)."""
@@ -442,7 +568,7 @@ def kpi_anomalies(
     import numpy as np
 
     from analytics.anomaly import DetectorSettings, events, hotelling, t2_level, zscore
-    from analytics.kpi_files import KpiFileError, read_series
+    from analytics.kpi_files import read_series
 
     if not 0 < threshold <= 30:
         raise fail("--threshold: must be above 0 and at most 30")
@@ -455,11 +581,10 @@ def kpi_anomalies(
         if not max_gap > 0:
             raise fail("--max-gap: must be above zero")
         settings = replace(settings, max_gap=max_gap)
-    zone = _zone(timezone or "UTC")
-    try:
-        series = read_series(signals_file, zone, None)
-    except KpiFileError as exc:
-        raise fail(str(exc)) from None
+    plant = read_plant(plant_file) if plant_file is not None else None
+    zone, zone_said = _zone(timezone, plant=plant.site.timezone if plant else None)
+    fmt = _export_format(zone, None, mapping, encoding)
+    series = _read(signals_file, lambda: read_series(signals_file, fmt, None), zone_said)
     if not len(series.time):
         raise fail(f"{signals_file}: no rows")
     t, names = series.time, list(series.numbers)
@@ -474,6 +599,7 @@ def kpi_anomalies(
     report = {
         "start": _iso(t[0]),
         "end": _iso(t[-1]),
+        "timezone": str(zone),
         "samples": len(t),
         "warmup": settings.warmup,
         "threshold_z": threshold,
