@@ -70,11 +70,12 @@ class KpiFileError(ValueError):
 
 
 class ExportMapping(BaseModel):
-    """A mapping file: the export's own names for the platform's columns and states."""
+    """A mapping file: the export's own names of columns and states, each mapped onto the
+    platform's, the same way round as `--state-map` (`Время: time`, `РАБОТА: running`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    columns: dict[str, str] = {}  # the platform's column: the export's header
+    columns: dict[str, str] = {}  # the export's header: the platform's column
     states: dict[str, MachineState] = {}  # the export's state name: the platform's state
 
     @field_validator("columns", "states", mode="before")
@@ -99,7 +100,7 @@ class ExportFormat:
 
     def mapped(self, mapping: ExportMapping) -> ExportFormat:
         """This format with a mapping file's names; names given here take precedence."""
-        columns = {header.casefold(): name for name, header in mapping.columns.items()}
+        columns = {header.casefold(): name for header, name in mapping.columns.items()}
         states = {name.casefold(): state for name, state in mapping.states.items()}
         return ExportFormat(
             self.zone, {**states, **self.states}, {**columns, **self.columns}, self.encoding

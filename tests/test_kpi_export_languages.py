@@ -56,8 +56,8 @@ def test_excel_ru_csv_in_cp1251_with_russian_names_and_a_mapping_file(tmp_path: 
     )
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(
-        "columns: {time: Время, state: Состояние, total_count: 'Всего, шт', "
-        "bad_count: 'Брак, шт', stop_reason: Причина}\n"
+        "columns: {Время: time, Состояние: state, 'Всего, шт': total_count, "
+        "'Брак, шт': bad_count, Причина: stop_reason}\n"
         "states: {Работа: running, Авария: unplanned_stop}\n",
         encoding="utf-8",
     )
@@ -113,7 +113,7 @@ def test_libreoffice_be_comma_separated_with_quoted_decimal_commas(tmp_path: Pat
         lines.append(f"07.12.2026 06:{i // 60:02d}:{i % 60:02d}," + ",".join(cells))
     export = saved(tmp_path / "сігналы.csv", lines, "utf-8", ends="\n")
     mapping = tmp_path / "mapping.yaml"
-    mapping.write_text("columns: {time: Час}\n", encoding="utf-8")
+    mapping.write_text("columns: {Час: time}\n", encoding="utf-8")
     data, notes = as_json("anomalies", str(export), "--mapping", str(mapping))
     spike = "2026-12-07T06:03:20Z"
     (event,) = data["signals"]["тэмпература"]
@@ -132,8 +132,8 @@ SR_LATIN = [
     "7.12.2026. 12:40:00\tČEKANJE\t19271\t423\t",
 ]
 SR_MAPPING = (
-    "columns: {time: Vreme, state: Status, total_count: Ukupno, bad_count: Škart, "
-    "stop_reason: Razlog}\n"
+    "columns: {Vreme: time, Status: state, Ukupno: total_count, Škart: bad_count, "
+    "Razlog: stop_reason}\n"
     "states: {rad: running, zastoj: unplanned_stop, čekanje: idle}\n"
 )
 

@@ -40,8 +40,8 @@ MappingOption = Annotated[
     Path | None,
     typer.Option(
         "--mapping",
-        help="YAML file of the export's own names: columns (the platform's column: the "
-        "export's header) and states (the export's name: the platform's state).",
+        help="YAML file of the export's own names: columns (the export's header: the "
+        "platform's column) and states (the export's name: the platform's state).",
     ),
 ]
 EncodingOption = Annotated[
