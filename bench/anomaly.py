@@ -157,6 +157,16 @@ def throughput(
     return fast, slow
 
 
+def describe(views: ViewSettings) -> str:
+    """The settings of the views that were chosen, in one short line."""
+    level, change = views.level, views.change
+    return (
+        f"level window {level.window} bins {level.bins} margin {level.margin}, changes window "
+        f"{change.window} bins {change.bins} margin {change.margin}, level shift alpha "
+        f"{views.shift.alpha} smooth {views.shift_smooth} |z| {views.shift_z}"
+    )
+
+
 def print_profiles(corpus: NabCorpus, detected: dict[str, BoolArray]) -> None:
     for profile, score in corpus.normalised_scores(detected).items():
         print(f"    {profile:20s} {score:6.1f}")
@@ -172,7 +182,7 @@ def main() -> None:
     print(f"NAB fixed before scoring, chosen on {', '.join(DEVELOPMENT)} (goal: standard >= 65)")
     for label, part in parts.items():
         print(f"  {label} ({len(part.files)} files):")
-        print(f"   three views ({ViewSettings()}, rest {VIEWS_REST}):")
+        print(f"   three views ({describe(ViewSettings())}, rest {VIEWS_REST}):")
         print_profiles(part, view_detections(part))
         print(f"   relative entropy alone, before ({FIXED}):")
         print_profiles(part, detections(part, FIXED))

@@ -6,6 +6,8 @@
   (from `analytics.levels`) to threshold it like a z-score;
 - `entropy`: the relative-entropy score of a signal's recent shape (`relative_entropy`), the
   detector the analytics service runs live;
+- `views`: three views of one signal voting for an alarm (`votes`): the relative entropy of its
+  level and of its changes, and a level shift; the detector of the NAB figure;
 - `thresholds`: `alarms` and labelled `events` from any of these scores;
 - `settings`: `DetectorSettings` of the z-score and T², and the conventions they share.
 
@@ -20,12 +22,14 @@ from analytics.anomaly.hotelling_t2 import hotelling
 from analytics.anomaly.settings import DetectorSettings
 from analytics.anomaly.standard_score import level_shift, zscore
 from analytics.anomaly.thresholds import Event, alarms, events
+from analytics.anomaly.views import ViewSettings, votes
 from analytics.levels import t2_level
 
 __all__ = [
     "DetectorSettings",
     "Event",
     "RelativeEntropySettings",
+    "ViewSettings",
     "alarms",
     "chi_square_cdf",
     "events",
@@ -33,5 +37,6 @@ __all__ = [
     "level_shift",
     "relative_entropy",
     "t2_level",
+    "votes",
     "zscore",
 ]
