@@ -29,7 +29,7 @@ from shopfloor.mqtt import read_retained
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, data_clock, open_store
 from tests.conftest import ROOT
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, machine_on_free_ports, require_binary
 from tests.test_end_to_end import plant_on_free_ports, wait_until
 
 
@@ -335,7 +335,7 @@ def examples_on_free_ports(directory: Path) -> Path:
         for area in data["site"]["areas"]:
             for line in area["lines"]:
                 for machine in line["machines"]:
-                    machine["opcua"]["endpoint"] = f"opc.tcp://127.0.0.1:{free_port()}"
+                    machine_on_free_ports(machine)
         (directory / plant).write_text(yaml.safe_dump(data, sort_keys=False))
     for name in ("moulding", "machining"):
         scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / f"{name}.yaml").read_text())
