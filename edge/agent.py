@@ -31,7 +31,7 @@ from edge.clamp import StateFromCurrent
 from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
 from edge.health import MetricsServer
-from edge.modbus_source import ModbusSource, ModbusTarget
+from edge.modbus_source import ModbusSource, modbus_sources
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from edge.sensors import SensorPayloadError, parse_sensor_payload, sensor_routes
 from shopfloor.diskqueue import DiskQueue, DiskQueueError
@@ -71,9 +71,7 @@ class EdgeAgent:
         self.device = config.device
         self.started = datetime.now(UTC)
         self.queue: asyncio.Queue[tuple[AssetPath, Reading]] = asyncio.Queue()
-        self.modbus = [
-            ModbusSource(ModbusTarget.build(device, plant), self._emit) for device in config.modbus
-        ]
+        self.modbus = modbus_sources(config.modbus, plant, self._emit)
         self.sources = [OpcUaSource(target, self._emit) for target in self._opcua_targets()]
         self.sensor_routes = sensor_routes(plant, config.sensors)
         self.clamps = {

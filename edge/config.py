@@ -68,6 +68,8 @@ from shopfloor.modbus import (
     Order,
     RegisterTable,
     RegisterType,
+    SerialEndpoint,
+    parse_endpoint,
     unit_scale,
 )
 from shopfloor.mqtt import DEFAULT_BROKER_URL
@@ -459,18 +461,27 @@ def _resolve_register(
 
 
 def _check_modbus(config: EdgeConfig, plant: Plant) -> None:
-    """Every device resolves, and every signal has one source: one Modbus register, and no
-    OPC UA node named for it in the config as well."""
+    """Every device resolves, the devices of one serial port agree on its settings, and every
+    signal has one source: one Modbus register, and no OPC UA node named for it as well."""
     read_by: dict[tuple[str, str], tuple[str | int, ...]] = {}
     for source_index, source in enumerate(config.opcua or []):
         for node_index, node in enumerate(source.nodes):
             loc = ("opcua", source_index, "nodes", node_index, "signal")
             read_by[source.machine, node.signal] = loc
+    serial_ports: dict[str, SerialEndpoint] = {}
     for index, device in enumerate(config.modbus):
         try:
             resolved = resolve_modbus(device, plant)
         except LocatedValueError as exc:
             raise LocatedValueError(("modbus", index, *exc.loc), str(exc)) from None
+        assert resolved.endpoint is not None
+        endpoint = parse_endpoint(resolved.endpoint)
+        if (
+            isinstance(endpoint, SerialEndpoint)
+            and serial_ports.setdefault(endpoint.device, endpoint) != endpoint
+        ):
+            message = f"the devices on {endpoint.device} need the same serial settings"
+            raise LocatedValueError(("modbus", index, "endpoint"), message)
         for register_index, register in enumerate(resolved.registers):
             loc = ("modbus", index, "registers", register_index, "signal")
             other = read_by.setdefault((device.asset_id, register.signal), loc)

@@ -124,9 +124,12 @@ class ModbusTarget:
         return cls(path, name, endpoint, unit, device, signals, blocks)
 
 
-def _client(endpoint: Endpoint, timeout_s: float) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-    """A client that neither retries nor reconnects by itself: the source does both, and
-    counts them."""
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+def _client(endpoint: Endpoint, timeout_s: float) -> Client:
+    """A client that neither retries nor reconnects by itself: the sources do both, and count
+    them."""
     if isinstance(endpoint, TcpEndpoint):
         return AsyncModbusTcpClient(
             endpoint.host, port=endpoint.port, timeout=timeout_s, retries=0, reconnect_delay=0
@@ -143,11 +146,47 @@ def _client(endpoint: Endpoint, timeout_s: float) -> AsyncModbusTcpClient | Asyn
     )
 
 
+class ModbusLine:
+    """One connection, a serial port or a TCP socket, shared by every device behind it: the
+    meters of one RS-485 bus share its port, the units of a Modbus TCP gateway its socket.
+    Their requests take turns (the client sends one at a time)."""
+
+    def __init__(self, endpoint: Endpoint, timeout_s: float):
+        self.endpoint, self.timeout_s = endpoint, timeout_s
+        self.client: Client | None = None  # made in the agent's event loop, as pymodbus wants
+        self._opening = asyncio.Lock()
+
+    async def open(self) -> Client:
+        """The client, connected (once, for every device of the line)."""
+        async with self._opening:
+            if self.client is None:
+                self.client = _client(self.endpoint, self.timeout_s)
+            if not self.client.connected and not await self.client.connect():
+                raise ConnectionException("cannot connect")
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def modbus_sources(devices: Sequence[ModbusDevice], plant: Plant, emit: Emit) -> list[ModbusSource]:
+    """A source per device, the devices of one endpoint sharing its line (and the longest of
+    their timeouts)."""
+    targets = [ModbusTarget.build(device, plant) for device in devices]
+    lines: dict[str, ModbusLine] = {}
+    for endpoint in {str(target.endpoint) for target in targets}:
+        mine = [target for target in targets if str(target.endpoint) == endpoint]
+        timeout_s = max(target.device.timeout_ms for target in mine) / 1000
+        lines[endpoint] = ModbusLine(mine[0].endpoint, timeout_s)
+    return [ModbusSource(target, lines[str(target.endpoint)], emit) for target in targets]
+
+
 class ModbusSource:
     """Polls one Modbus device and emits a reading for every value that changed."""
 
-    def __init__(self, target: ModbusTarget, emit: Emit):
-        self.target, self.emit = target, emit
+    def __init__(self, target: ModbusTarget, line: ModbusLine, emit: Emit):
+        self.target, self.line, self.emit = target, line, emit
         self.device = target.device
         self.reconnects = 0
         self.rejected = 0  # values that were no readings of their signal
@@ -161,23 +200,19 @@ class ModbusSource:
         """Keep reading until cancelled, whatever the device or the line does."""
         backoff = 1.0
         while True:
-            client = _client(self.target.endpoint, self.device.timeout_ms / 1000)
             try:
-                await self._session(client)
+                await self._session(await self.line.open())
             except (ConnectionException, OSError) as exc:
                 if self.connected:
                     backoff = 1.0
                 self._set_connected(False)
+                self.line.close()  # the other devices of the line open it again
                 log.warning("%s: %s; retrying in %.0f s", self.target.name, exc, backoff)
-            finally:
-                client.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
             self.reconnects += 1
 
-    async def _session(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
-        if not await client.connect():
-            raise ConnectionException("cannot connect")
+    async def _session(self, client: Client) -> None:
         log.info("%s: connected, reading unit %d", self.target.name, self.target.unit)
         interval = self.device.interval_ms / 1000
         loop = asyncio.get_running_loop()
@@ -193,7 +228,7 @@ class ModbusSource:
             self.down_since = datetime.now(UTC)
         self.connected = answering
 
-    async def poll(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> bool:
+    async def poll(self, client: Client) -> bool:
         """Read every block once and emit what changed; whether any block was read (a device
         that only times out or refuses, such as one asked under a wrong unit id, counts as
         disconnected: connected but no data is a fault to show, not a state to hide)."""
@@ -211,9 +246,7 @@ class ModbusSource:
             self._accept(spec, value, ts)
         return read_any
 
-    async def _request(
-        self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock
-    ) -> ModbusPDU | None:
+    async def _request(self, client: Client, block: ReadBlock) -> ModbusPDU | None:
         """The device's response to reading `block`, None if none came; problems counted and
         logged when they change."""
         read = {

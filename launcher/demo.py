@@ -407,7 +407,7 @@ def write_demo_edge_config(session: Session) -> Path | None:
     config = {
         "version": 1,
         "plant": str(session.plant.resolve()),
-        "modbus": [{"machine": machine, "interval_ms": 1000, "ts": clock} for machine in meters],
+        "modbus": [{"machine": machine, "ts": dict(clock)} for machine in meters],
     }
     path = session.directory / "edge.yaml"
     path.write_text(

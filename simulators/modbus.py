@@ -85,7 +85,11 @@ class MeterServer:
     def devices(self) -> list[SimDevice]:
         """The meter at its unit id, and any other unit id answered as a Modbus gateway answers
         for a device it cannot reach (exception 11), not left to time out on every request."""
-        return [self._device(self.meter.unit, self._current), self._device(0, _unreachable)]
+        return [self.device(), self._device(0, _unreachable)]
+
+    def device(self) -> SimDevice:
+        """The meter alone, at its unit id (one of several on a simulated RS-485 bus)."""
+        return self._device(self.meter.unit, self._current)
 
     def _device(self, unit: int, action: SimAction) -> SimDevice:
         inputs = [

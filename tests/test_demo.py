@@ -171,6 +171,13 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
         "data from every machine",
     )
     assert len(session_members(demo.process.pid)) >= 6  # supervisor and its children
+    # The energy meters come over Modbus, stamped with the simulator's clock as the rest is.
+    edge_log = running.session_dir / "edge.log"
+    wait_until(lambda: "connected, reading unit 3" in edge_log.read_text(), 30, "the meters")
+    with session_store(running.session_dir) as store:
+        newest = {(p.asset.asset, p.signal): p.ts for p in store.latest(Scope("polimer"))}
+    lag = newest["imm-01", "melt_temperature"] - newest["imm-01", "energy"]
+    assert abs(lag.total_seconds()) < 30, newest
     # The gateway got the token (from its environment): the API answers with it, not without.
     plant_url = api_url.removeprefix("API: ") + "/api/v1/plant"
     assert httpx.get(plant_url, headers={"Authorization": f"Bearer {token}"}).status_code == 200

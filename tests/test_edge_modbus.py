@@ -9,7 +9,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from edge.config import (
     load_edge_config,
 )
 from edge.health import prometheus_text
-from edge.modbus_source import ModbusSource, ModbusTarget, plan_reads
+from edge.modbus_source import ModbusSource, modbus_sources, plan_reads
 from shopfloor.config import ConfigError
 from shopfloor.diskqueue import DiskQueue
 from shopfloor.messages import AssetPath, Reading
@@ -40,7 +40,7 @@ from shopfloor.modbus import (
 from shopfloor.plant import DEFAULT_OPCUA_NAMESPACE, Plant, load_plant
 from simulators.modbus import CLOCK_ADDRESS
 from tests.conftest import EXAMPLE_PLANT, ROOT
-from tests.servers import Mosquitto, port_open, require_binary
+from tests.servers import Mosquitto, free_port, port_open, require_binary
 from tests.test_edge_agent import run
 from tests.test_edge_config import write_config
 from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
@@ -142,6 +142,11 @@ BAD_CONFIGS = [
     (
         "modbus:\n  - {machine: imm-01}\n  - machine: imm-01\n    registers:\n      - {signal: energy, address: 9}\n",
         8, "modbus[1].registers[0].signal", "is already read by modbus[0].registers[1]: one source per signal",
+    ),
+    (
+        "modbus:\n  - {machine: imm-01, endpoint: 'rtu:///dev/ttyUSB0'}\n"
+        "  - {machine: cnc-01, endpoint: 'rtu:///dev/ttyUSB0?baudrate=2400', unit: 2}\n",
+        6, "modbus[1].endpoint", "the devices on /dev/ttyUSB0 need the same serial settings",
     ),
     (
         "opcua:\n  - machine: imm-01\n    nodes:\n      - {signal: power, node: 'ns=2;s=P'}\n"
@@ -249,7 +254,7 @@ async def read_for(
     def keep(path: AssetPath, reading: Reading) -> None:
         readings.append(reading)
 
-    sources = [ModbusSource(ModbusTarget.build(device, plant), keep) for device in devices]
+    sources = modbus_sources(devices, plant, keep)
     tasks = [asyncio.create_task(source.run()) for source in sources]
     await asyncio.sleep(seconds)
     for task in tasks:
@@ -325,6 +330,49 @@ async def test_modbus_mistakes_are_counted_per_device_and_said_once(
     assert any("belt_speed reads 2.4178" in m and "check word_order" in m for m in said)
 
 
+def start_meters(endpoint: str, *options: str, energy_kwh: float = 42.25) -> subprocess.Popen[str]:
+    """A meter process (tests/modbus_meter.py) drawing 1.5 kW, once it listens."""
+    meters = subprocess.Popen(
+        [sys.executable, "-m", "tests.modbus_meter", endpoint, *options, "--power-kw", "1.5",
+         "--energy-kwh", str(energy_kwh)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert meters.stdout is not None and meters.stdout.readline() == "listening\n"
+    return meters
+
+
+async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_a_meter_that_goes_away_is_read_again_once_it_is_back() -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    device = ModbusDevice(machine="imm-01", endpoint=endpoint, interval_ms=100, timeout_ms=200)
+    energies: list[float] = []
+    (source,) = modbus_sources(
+        [device], load_plant(EXAMPLE_PLANT), lambda path, r: energies.append(float(r.value))
+    )
+    meter = start_meters(endpoint, "--unit", "1")
+    task = asyncio.create_task(source.run())
+    try:
+        await until(lambda: 42.25 in energies, 5, "reading")
+        meter.terminate()
+        meter.wait(5)
+        await until(lambda: not source.connected, 5, "lost connection")
+        assert source.down_since is not None
+        meter = start_meters(endpoint, "--unit", "1", energy_kwh=43.5)
+        await until(lambda: 43.5 in energies, 10, "reading after the restart")  # back-off <= 5 s
+        assert source.connected and source.reconnects >= 1 and source.down_since is None
+    finally:
+        task.cancel()
+        meter.terminate()
+        meter.wait(5)
+
+
 # --- RTU on a virtual serial pair -------------------------------------------------------------
 
 
@@ -348,26 +396,29 @@ def serial_pair(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.mark.asyncio
-async def test_an_sdm120_read_over_modbus_rtu(serial_pair: tuple[Path, Path]) -> None:
+async def test_two_sdm120s_on_one_rs485_bus_read_over_modbus_rtu(
+    serial_pair: tuple[Path, Path],
+) -> None:
+    """Two meters daisy-chained on one bus: one serial port, requests taking turns."""
     near, far = serial_pair
-    meter = subprocess.Popen(
-        [sys.executable, "-m", "tests.modbus_meter", str(far), "--unit", "2", "--model",
-         "sdm120", "--power-kw", "1.5", "--energy-kwh", "42.25"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    meters = start_meters(f"rtu://{far}", "--unit", "2", "--unit", "3", "--model", "sdm120")
     try:
-        assert meter.stdout is not None and meter.stdout.readline() == "listening\n"
         plant = load_plant(EXAMPLE_PLANT)
-        endpoint = f"rtu://{near}?baudrate=9600&parity=N&stopbits=1"
-        device = ModbusDevice(machine="pack-01", endpoint=endpoint, unit=2, interval_ms=200)
-        (source,), readings = await read_for(1.0, plant, device)
+        bus = f"rtu://{near}?baudrate=9600&parity=N&stopbits=1"
+        packer = ModbusDevice(machine="pack-01", endpoint=bus, unit=2, interval_ms=200)
+        trimmer = ModbusDevice(
+            machine="cnc-01", endpoint=bus, unit=3, preset=MeterModel.SDM120, interval_ms=200
+        )
+        sources, readings = await read_for(1.0, plant, packer, trimmer)
     finally:
-        meter.terminate()
-        meter.wait(5)
-    assert source.connected and source.errors == {}
+        meters.terminate()
+        meters.wait(5)
+    assert [(s.connected, s.errors) for s in sources] == [(True, {}), (True, {})]
+    assert sources[0].line is sources[1].line
     assert {(r.signal, r.value, r.unit) for r in readings} == {
         ("power", 1.5, "kW"), ("energy", 42.25, "kWh"),
     }  # fmt: skip
+    assert len(readings) == 4  # each value once: unchanged values are not sent again
 
 
 @pytest.mark.asyncio
