@@ -193,24 +193,27 @@ class ModbusSource:
         self.errors: Counter[str] = Counter()  # timeouts and exception responses, by kind
         self.connected = False  # the device answers
         self.down_since: datetime | None = datetime.now(UTC)
-        self._problems: dict[str, str] = {}  # what each request (or the clock) last went wrong with
+        self._problems: dict[str, str] = {}  # what was last said of each request, value, clock
         self._last: dict[str, int | float | bool] = {}
 
     async def run(self) -> None:
         """Keep reading until cancelled, whatever the device or the line does."""
         backoff = 1.0
-        while True:
-            try:
-                await self._session(await self.line.open())
-            except (ConnectionException, OSError) as exc:
-                if self.connected:
-                    backoff = 1.0
-                self._set_connected(False)
-                self.line.close()  # the other devices of the line open it again
-                log.warning("%s: %s; retrying in %.0f s", self.target.name, exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
-            self.reconnects += 1
+        try:
+            while True:
+                try:
+                    await self._session(await self.line.open())
+                except (ConnectionException, OSError) as exc:
+                    if self.connected:
+                        backoff = 1.0
+                    self._set_connected(False)
+                    self.line.close()  # the other devices of the line open it again
+                    log.warning("%s: %s; retrying in %.0f s", self.target.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self.reconnects += 1
+        finally:
+            self.line.close()
 
     async def _session(self, client: Client) -> None:
         log.info("%s: connected, reading unit %d", self.target.name, self.target.unit)
@@ -275,9 +278,13 @@ class ModbusSource:
 
     def _problem(self, what: ReadBlock | str, kind: str, message: str) -> None:
         self.errors[kind] += 1
-        if self._problems.get(str(what)) != message:
-            self._problems[str(what)] = message
-            log.warning("%s: reading %s: %s", self.target.name, what, message)
+        self._say_once(str(what), f"reading {what}: {message}")
+
+    def _say_once(self, key: str, message: str) -> None:
+        """Log `message` unless it is what was last said about `key`."""
+        if self._problems.get(key) != message:
+            self._problems[key] = message
+            log.warning("%s: %s", self.target.name, message)
 
     def _clock(self, seconds: int | float | bool | None) -> datetime | None:
         assert self.device.ts is not None
@@ -286,7 +293,8 @@ class ModbusSource:
         try:
             return datetime.fromtimestamp(seconds * self.device.ts.scale, UTC)
         except (ValueError, OverflowError, OSError):
-            self._problem("the clock", "bad clock", f"{seconds!r} is no time; using arrival time")
+            self.rejected += 1
+            self._say_once("the clock", f"the clock reads {seconds!r}, no time: arrival time used")
             return None
 
     def _accept(self, spec: ModbusRegister, value: int | float | bool, ts: datetime) -> None:
@@ -296,10 +304,9 @@ class ModbusSource:
         if not isinstance(value, bool):
             if spec.type in _FLOATS and not _plausible(value):
                 self.rejected += 1
-                log.warning(
-                    "%s: %s reads %r at %s %d: check word_order, byte_order and the address",
-                    self.target.name, signal.id, value, spec.table.value, spec.address,
-                )  # fmt: skip
+                where = f"{spec.table.value} {spec.address}"
+                advice = "check word_order, byte_order and the address"
+                self._say_once(signal.id, f"{signal.id} reads {value:.5g} at {where}: {advice}")
                 return
             value = value * (spec.scale if spec.scale is not None else 1.0) + spec.offset
         if self._last.get(signal.id) == value:
