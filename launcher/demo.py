@@ -333,6 +333,8 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"broker: {broker.kind} on {broker.url}{logins}; store: {store_url}; "
                  f"logs in {directory}/")  # fmt: skip
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
+        if edge_config:
+            announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         tenant = load_plant(session.plant).tenant.id
         stopping, seeder = threading.Event(), None

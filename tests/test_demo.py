@@ -155,6 +155,8 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
     broker_line = demo.wait_for_line("broker:", 60)
     assert "store: sqlite:" in broker_line
     api_line = demo.wait_for_line("API:", 10)
+    meters_line = demo.wait_for_line("energy meters:", 10)
+    assert meters_line.rstrip().endswith("edge.yaml)")
     api_url, _, token_note = api_line.partition("/docs  ")
     running = demo.wait_until_up()
     assert running.dashboard_url == f"http://127.0.0.1:{demo.dashboard_port}"
