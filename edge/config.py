@@ -287,7 +287,9 @@ class ModbusDevice(_Section):
     """One Modbus device (a meter, a PLC, a gateway's unit) read every `interval_ms`."""
 
     machine: Identifier | None = None
-    asset: Identifier | None = Field(default=None, description="a sensor asset, for a machine")
+    asset: Identifier | None = Field(
+        default=None, description="an asset (a sensor kit) instead of `machine`"
+    )
     endpoint: ModbusEndpointText | None = Field(
         default=None, description="default: the plant's endpoint of the machine's energy meter"
     )
