@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests need (binary:package): real servers, the browser, the compose checker,
-# libfaketime (the demo-day test runs the demo at an off-shift hour) and poppler's pdftotext (the
-# PDF report's text, read back in every language).
+# libfaketime (the demo-day test runs the demo at an off-shift hour), poppler's pdftotext (the
+# PDF report's text, read back in every language) and socat (a virtual serial pair for Modbus RTU).
 SERVER_BINARIES := mosquitto:mosquitto mosquitto_sub:mosquitto-clients influxd:influxdb victoria-metrics:victoria-metrics \
-	chromium:chromium docker-compose:docker-compose faketime:faketime pdftotext:poppler-utils
+	chromium:chromium docker-compose:docker-compose faketime:faketime pdftotext:poppler-utils \
+	socat:socat
 
 .PHONY: demo test lint typecheck bench servers clean translations
 

@@ -24,7 +24,7 @@ from rich.table import Table
 from launcher.session import running_demo
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, StoreSettings, open_store
-from tests.servers import free_port
+from tests.servers import free_port, machine_on_free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "examples" / "scenarios" / "moulding.yaml"
@@ -38,7 +38,7 @@ def _scenario_on_free_ports(directory: Path) -> Path:
     for area in plant["site"]["areas"]:
         for line in area["lines"]:
             for machine in line["machines"]:
-                machine["opcua"]["endpoint"] = f"opc.tcp://127.0.0.1:{free_port()}"
+                machine_on_free_ports(machine)
     (directory / "plant.yaml").write_text(yaml.safe_dump(plant, sort_keys=False))
     scenario["plant"] = "plant.yaml"
     path = directory / "moulding.yaml"

@@ -1,13 +1,16 @@
 """The edge agent: machines and sensors in, contract messages out to the broker.
 
     OPC UA servers ─┐                          ┌─> disk queue ─> forwarder ─> broker (QoS 1)
-    sensor topics  ─┼─> readings ─> (clamps) ──┘
+    Modbus devices ─┼─> readings ─> (clamps) ──┘
+    sensor topics  ─┤
                     └─ health: birth / last will, status every interval, /metrics
 
-Sources (one OPC UA session per machine, raw MQTT sensor topics) push readings onto one queue;
-the publisher drains it every batch interval into one `data` message per asset, which waits on
-disk until the broker has acknowledged it. A sensor payload or OPC UA value that is not a
-reading of its signal is counted and logged, never sent; nothing one holds can stop the agent.
+Sources (one OPC UA session per machine, one Modbus connection per device, raw MQTT sensor
+topics) push readings onto one queue (a signal a Modbus device reads is left out of its
+machine's OPC UA nodes: one source per signal); the publisher drains it every batch interval
+into one `data` message per asset, which waits on disk until the broker has acknowledged it.
+A sensor payload, OPC UA or Modbus value that is not a reading of its signal is counted and
+logged, never sent; nothing one holds can stop the agent.
 The status names each cause of a degraded agent (see `EdgeAgent.causes`).
 """
 
@@ -18,6 +21,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -27,6 +31,7 @@ from edge.clamp import StateFromCurrent
 from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
 from edge.health import MetricsServer
+from edge.modbus_source import ModbusSource, modbus_sources
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from edge.sensors import (
     SensorMessageIgnored,
@@ -71,6 +76,7 @@ class EdgeAgent:
         self.device = config.device
         self.started = datetime.now(UTC)
         self.queue: asyncio.Queue[tuple[AssetPath, Reading]] = asyncio.Queue()
+        self.modbus = modbus_sources(config.modbus, plant, self._emit)
         self.sources = [OpcUaSource(target, self._emit) for target in self._opcua_targets()]
         self.sensor_routes = sensor_routes(plant, config.sensors)
         self.clamps = {
@@ -107,9 +113,25 @@ class EdgeAgent:
         settings = self.config.opcua
         if settings is None:  # every machine the plant gives an endpoint
             settings = [OpcUaSourceConfig(machine=m.id) for _, m in machines.values() if m.opcua]
-        return [
+        by_modbus = {
+            (source.target.path.asset, register.signal)
+            for source in self.modbus
+            for register in source.device.registers
+        }
+        targets = [
             OpcUaTarget.build(*machines[source.machine], source, self.config.opcua_host)
             for source in settings
+        ]
+        return [
+            replace(
+                target,
+                nodes=tuple(
+                    node
+                    for node in target.nodes
+                    if (target.machine_id, node.signal.id) not in by_modbus
+                ),
+            )
+            for target in targets
         ]
 
     def _state(self, online: bool) -> EdgeState:
@@ -162,7 +184,7 @@ class EdgeAgent:
         self._receiver = network_thread(self.mqtt)
         try:
             async with asyncio.TaskGroup() as group:
-                for source in self.sources:
+                for _, source in self._named_sources():
                     group.create_task(source.run())
                 group.create_task(self._publish_forever())
                 group.create_task(self._report_forever())
@@ -223,17 +245,18 @@ class EdgeAgent:
             dropped_total=self.buffer.dropped,
             lost_total=self.lost_to_buffer_errors,
             rejected_total=self.rejected_sensor_payloads
-            + sum(source.rejected for source in self.sources),
+            + sum(source.rejected for _, source in self._named_sources()),
             broker_connected=self.mqtt.is_connected(),
             broker_reconnects=self.forwarder.disconnects,
-            sources_connected=sum(source.connected for source in self.sources),
-            sources_total=len(self.sources),
-            source_reconnects=sum(source.reconnects for source in self.sources),
+            sources_connected=sum(source.connected for _, source in self._named_sources()),
+            sources_total=len(self._named_sources()),
+            source_reconnects=sum(source.reconnects for _, source in self._named_sources()),
             sources_lost={
-                source.target.machine_id: source.down_since
-                for source in self.sources
+                name: source.down_since
+                for name, source in self._named_sources()
                 if source.down_since is not None
             },
+            source_errors={source.target.name: dict(source.errors) for source in self.modbus},
             oldest_queued_s=round(oldest_queued_s, 3),
             receiving=receiving,
             causes=self.causes(receiving, oldest_queued_s),
@@ -247,9 +270,16 @@ class EdgeAgent:
             "broker_disconnected": not connected,
             "forwarder_stalled": connected and oldest_queued_s > MAX_FORWARD_LAG_S,
             "buffer_failing": not self.buffer_ok,
-            "sources_disconnected": any(not source.connected for source in self.sources),
+            "sources_disconnected": any(not s.connected for _, s in self._named_sources()),
         }
         return [cause for cause, failed in checks.items() if failed]
+
+    def _named_sources(self) -> list[tuple[str, OpcUaSource | ModbusSource]]:
+        """Every machine's OPC UA source by machine, every Modbus device by asset@endpoint."""
+        return [
+            *((source.target.machine_id, source) for source in self.sources),
+            *((source.target.name, source) for source in self.modbus),
+        ]
 
     def publish_pending(self) -> None:
         """Move what the sources read into the disk buffer, one message per asset (split when

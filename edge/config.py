@@ -27,6 +27,15 @@ from the environment, so the file itself can be shared::
     current_clamps:
       - {machine: lathe-02, current_signal: current, idle_above: 0.8, running_above: 4.0,
          hysteresis: 0.3}
+    modbus:
+      - machine: imm-01                # its energy meter's endpoint and model from the plant
+      - asset: compressor-01
+        endpoint: rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1
+        unit: 3
+        preset: sdm120
+        registers:
+          - {signal: power, quantity: power}                 # W, converted to the signal's kW
+          - {signal: pressure, table: holding, address: 10, type: float32, word_order: little}
 """
 
 from __future__ import annotations
@@ -56,8 +65,30 @@ from pydantic import (
 
 from edge.kits import KITS, KitName, unit_factor
 from shopfloor.config import ConfigError, LocatedValueError, field_path, load_yaml_model, locate
+from shopfloor.modbus import (
+    ENERGY,
+    METER_REGISTERS,
+    POWER,
+    MeterModel,
+    Order,
+    RegisterTable,
+    RegisterType,
+    SerialEndpoint,
+    parse_endpoint,
+    unit_scale,
+)
 from shopfloor.mqtt import DEFAULT_BROKER_URL, broker_address
-from shopfloor.plant import Identifier, Plant, Signal, TimeZoneName, load_plant
+from shopfloor.plant import (
+    Identifier,
+    Machine,
+    ModbusEndpointText,
+    Plant,
+    SensorDevice,
+    Signal,
+    SignalKind,
+    TimeZoneName,
+    load_plant,
+)
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -362,6 +393,86 @@ class CurrentClamp(_Section):
         return self
 
 
+Address = Annotated[int, Field(ge=0, le=65535)]
+
+
+class RegisterSpec(_Section):
+    """Where a value sits on a Modbus device and how its registers encode it."""
+
+    table: RegisterTable = RegisterTable.HOLDING
+    address: Address | None = Field(
+        default=None, description="0-based: a manual's register 40001 is holding address 0"
+    )
+    type: RegisterType = RegisterType.UINT16
+    word_order: Order = "big"  # big: the high word first (Modbus' own order)
+    byte_order: Order = "big"
+
+    @property
+    def words(self) -> int:
+        """Registers (or bits, for coils and discrete inputs) the value takes."""
+        return 1 if self.table.bits else self.type.words
+
+
+class ModbusRegister(RegisterSpec):
+    """One value of a Modbus device read into one signal: value * scale + offset."""
+
+    signal: Identifier
+    quantity: str | None = Field(
+        default=None, description="a measurement of the device's preset, for table/address/type"
+    )
+    scale: float | None = Field(
+        default=None, description="default 1; for a preset's quantity, its unit to the signal's"
+    )
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_location(self) -> ModbusRegister:
+        if (self.quantity is None) == (self.address is None):
+            raise ValueError("give either an address or a quantity of the preset")
+        return self
+
+
+class ModbusClock(RegisterSpec):
+    """Registers holding the device's own clock, in seconds since 1970 UTC (times `scale`):
+    its readings carry that time rather than the time they arrived."""
+
+    address: Address
+    type: RegisterType = RegisterType.UINT32
+    scale: PositiveFloat = 1.0
+
+
+class ModbusDevice(_Section):
+    """One Modbus device (a meter, a PLC, a gateway's unit) read every `interval_ms`."""
+
+    machine: Identifier | None = None
+    asset: Identifier | None = Field(
+        default=None, description="an asset (a sensor kit) instead of `machine`"
+    )
+    endpoint: ModbusEndpointText | None = Field(
+        default=None, description="default: the plant's endpoint of the machine's energy meter"
+    )
+    unit: Annotated[int, Field(ge=0, le=255)] | None = Field(
+        default=None, description="Modbus unit (slave) id; default the meter's, else 1"
+    )
+    preset: MeterModel | None = Field(default=None, description="default: the meter's model")
+    interval_ms: Annotated[float, Field(ge=50)] = 1000
+    timeout_ms: Annotated[float, Field(ge=10)] = 1000
+    ts: ModbusClock | None = None
+    registers: list[ModbusRegister] = Field(
+        default=[], description="empty: the energy meter's power and energy, by its preset"
+    )
+
+    @model_validator(mode="after")
+    def _one_asset(self) -> ModbusDevice:
+        if (self.machine is None) == (self.asset is None):
+            raise ValueError("name either the machine or the asset the device belongs to")
+        return self
+
+    @property
+    def asset_id(self) -> str:
+        return self.machine or self.asset or ""
+
+
 def default_device_id() -> str:
     """This host's name, made into an identifier."""
     name = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-_")
@@ -382,6 +493,9 @@ class EdgeConfig(_Section):
         default=None, description="absent: every sensor kit of the plant on its own topics"
     )
     current_clamps: list[CurrentClamp] = []
+    modbus: list[ModbusDevice] = Field(
+        default=[], description="Modbus devices; none unless listed (see `resolve_modbus`)"
+    )
     opcua_host: str | None = Field(default=None, description="reach every endpoint on this host")
     batch_interval_s: PositiveFloat = 0.2
 
@@ -406,6 +520,7 @@ def _check_against_plant(config: EdgeConfig, plant: Plant) -> None:
     _check_unique([source.machine for source in config.opcua or []], "opcua", "machine")
     for index, sensor in enumerate(config.sensors or []):
         _check_sensor(sensor, assets, index)
+    _check_modbus(config, plant)
     for index, clamp in enumerate(config.current_clamps):
         machine = machines.get(clamp.machine)
         if machine is None:
@@ -459,6 +574,110 @@ def _signal_field(sensor: SensorMapping, name: str) -> tuple[str, ...]:
     if sensor.signal is not None:
         return ("signal",)
     return ("signals", name) if name in sensor.signals else ("preset",)
+
+
+def resolve_modbus(device: ModbusDevice, plant: Plant) -> ModbusDevice:
+    """The device with what it leaves out filled from the plant (its machine's energy meter:
+    endpoint, unit, model, power and energy signals) and every preset quantity turned into
+    its registers and scale; raises LocatedValueError (below the device) when it cannot be."""
+    asset = _modbus_asset(device, plant)
+    meter = asset.energy_meter if isinstance(asset, Machine) else None
+    address = meter.modbus if meter else None
+    preset = device.preset or (address.model if address else None)
+    registers = device.registers
+    if not registers:
+        if meter is None or preset is None:
+            raise LocatedValueError(("registers",), "name the registers to read")
+        registers = [
+            ModbusRegister(signal=meter.power_signal, quantity=POWER),
+            ModbusRegister(signal=meter.energy_signal, quantity=ENERGY),
+        ]
+    endpoint = device.endpoint or (address.endpoint if address else None)
+    if endpoint is None:
+        raise LocatedValueError(
+            ("endpoint",), "needed: the plant gives this asset no energy meter with an endpoint"
+        )
+    signals = {signal.id: signal for signal in asset.signals}
+    resolved = [
+        _resolve_register(register, preset, signals, index)
+        for index, register in enumerate(registers)
+    ]
+    unit = device.unit if device.unit is not None else (address.unit if address else 1)
+    update = {"endpoint": endpoint, "unit": unit, "preset": preset, "registers": resolved}
+    return device.model_copy(update=update)
+
+
+def _modbus_asset(device: ModbusDevice, plant: Plant) -> Machine | SensorDevice:
+    assets: list[tuple[object, Machine | SensorDevice]] = [*plant.machines(), *plant.sensors()]
+    found = [asset for _, asset in assets if asset.id == device.asset_id]
+    if device.machine is not None and not any(isinstance(a, Machine) for a in found):
+        raise LocatedValueError(("machine",), "names no machine of the plant")
+    if not found:
+        raise LocatedValueError(("asset",), "names no asset of the plant")
+    return found[0]
+
+
+def _resolve_register(
+    register: ModbusRegister, preset: MeterModel | None, signals: dict[str, Signal], index: int
+) -> ModbusRegister:
+    """The register with its preset quantity replaced by where it sits, checked against its
+    signal: a coil or discrete input is read as true/false, a register as a number."""
+    loc = ("registers", index)
+    signal = signals.get(register.signal)
+    if signal is None:
+        raise LocatedValueError((*loc, "signal"), "names no signal of the asset")
+    if register.quantity is not None:
+        quantities = METER_REGISTERS[preset] if preset else {}
+        quantity = quantities.get(register.quantity)
+        if quantity is None:
+            known = f"one of {', '.join(quantities)}" if preset else "the device has no preset"
+            raise LocatedValueError((*loc, "quantity"), f"unknown quantity ({known})")
+        scale = register.scale
+        if scale is None:
+            scale = unit_scale(quantity.unit, signal.unit)
+            if scale is None:
+                message = f"give a scale: {preset} reads it in {quantity.unit!r}, the signal "
+                raise LocatedValueError((*loc, "scale"), message + f"is in {signal.unit!r}")
+        update = {"table": quantity.table, "address": quantity.address, "type": quantity.type}
+        register = register.model_copy(update={**update, "scale": scale, "quantity": None})
+    wanted = SignalKind.BOOLEAN if register.table.bits else SignalKind.NUMBER
+    if signal.kind is not wanted:
+        source = f"a {register.table.value}" if register.table.bits else "a register"
+        message = f"{source} reads {wanted} values: signal {signal.id!r} is {signal.kind}"
+        raise LocatedValueError((*loc, "table"), message)
+    if (register.address or 0) + register.words > 65536:
+        raise LocatedValueError((*loc, "address"), "runs past the last address, 65535")
+    return register
+
+
+def _check_modbus(config: EdgeConfig, plant: Plant) -> None:
+    """Every device resolves, the devices of one serial port agree on its settings, and every
+    signal has one source: one Modbus register, and no OPC UA node named for it as well."""
+    read_by: dict[tuple[str, str], tuple[str | int, ...]] = {}
+    for source_index, source in enumerate(config.opcua or []):
+        for node_index, node in enumerate(source.nodes):
+            loc = ("opcua", source_index, "nodes", node_index, "signal")
+            read_by[source.machine, node.signal] = loc
+    serial_ports: dict[str, SerialEndpoint] = {}
+    for index, device in enumerate(config.modbus):
+        try:
+            resolved = resolve_modbus(device, plant)
+        except LocatedValueError as exc:
+            raise LocatedValueError(("modbus", index, *exc.loc), str(exc)) from None
+        assert resolved.endpoint is not None
+        endpoint = parse_endpoint(resolved.endpoint)
+        if (
+            isinstance(endpoint, SerialEndpoint)
+            and serial_ports.setdefault(endpoint.device, endpoint) != endpoint
+        ):
+            message = f"the devices on {endpoint.device} need the same serial settings"
+            raise LocatedValueError(("modbus", index, "endpoint"), message)
+        for register_index, register in enumerate(resolved.registers):
+            loc = ("modbus", index, "registers", register_index, "signal")
+            other = read_by.setdefault((device.asset_id, register.signal), loc)
+            if other != loc:
+                message = f"is already read by {field_path(other[:-1])}: one source per signal"
+                raise LocatedValueError(loc, message)
 
 
 def _check_unique(values: list[str], section: str, field: str) -> None:

@@ -29,12 +29,12 @@ _HELP: dict[str, tuple[Literal["counter", "gauge"], str]] = {
     "queue_bytes": ("gauge", "bytes waiting on disk for the broker"),
     "dropped_total": ("counter", "messages dropped by the queue's size or age bound"),
     "lost_total": ("counter", "readings lost because the queue could not be written"),
-    "rejected_total": ("counter", "sensor payloads and OPC UA values that held no reading"),
+    "rejected_total": ("counter", "sensor payloads, OPC UA and Modbus values that held no reading"),
     "broker_connected": ("gauge", "1 while connected to the broker"),
     "broker_reconnects": ("counter", "connections to the broker lost"),
-    "sources_connected": ("gauge", "OPC UA servers connected"),
-    "sources_total": ("gauge", "OPC UA servers configured"),
-    "source_reconnects": ("counter", "failed or lost OPC UA connections"),
+    "sources_connected": ("gauge", "OPC UA servers and Modbus devices connected (answering)"),
+    "sources_total": ("gauge", "OPC UA servers and Modbus devices configured"),
+    "source_reconnects": ("counter", "failed or lost OPC UA and Modbus connections"),
     "oldest_queued_s": ("gauge", "seconds the oldest queued message has waited"),
     "receiving": ("gauge", "1 while the MQTT network thread runs"),
 }
@@ -60,6 +60,16 @@ def prometheus_text(status: EdgeStatus) -> str:
             "gauge",
             "1 for each cause that degrades the agent now",
             [Sample(1, {**device, "cause": cause}) for cause in status.causes],
+        ),
+        Family(
+            "shopfloor_edge_source_errors_total",
+            "counter",
+            "Modbus requests unanswered (timeout) or refused (exception <code>), by device",
+            [
+                Sample(count, {**device, "source": source, "kind": kind})
+                for source, errors in status.source_errors.items()
+                for kind, count in errors.items()
+            ],
         ),
     ]
     return render(families)

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import yaml
+
 from launcher.broker import Account, Listeners, Role, account_for, write_broker_config
 from launcher.sandboxes import Sandboxes
 from launcher.session import BROKER_DIR, RunningDemo, Session, clear_running, new_session
@@ -98,9 +100,13 @@ def wait_for_port(port: int, timeout_s: float = 15) -> bool:
 
 
 def _wait_for_machines(plant_file: Path, timeout_s: float = 20) -> None:
-    """Until every machine's OPC UA server listens (or `timeout_s`: the watch names a
-    simulator that failed)."""
-    endpoints = [m.opcua.endpoint for _, m in load_plant(plant_file).machines() if m.opcua]
+    """Until every machine's OPC UA server and Modbus meter listens (or `timeout_s`: the
+    watch names a simulator that failed)."""
+    machines = [machine for _, machine in load_plant(plant_file).machines()]
+    endpoints = [m.opcua.endpoint for m in machines if m.opcua]
+    endpoints += [
+        m.energy_meter.modbus.endpoint for m in machines if m.energy_meter and m.energy_meter.modbus
+    ]
     ports = [port for port in (urlsplit(e).port for e in endpoints) if port is not None]
     deadline = time.monotonic() + timeout_s
     for port in ports:
@@ -307,7 +313,10 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         READINESS_DB_ENV: str(readiness_db),
     }  # fmt: skip
     newest = session.last_data_time()  # of a resumed session; None for a new one
-    commands = _commands(session, newest, broker.kind, api_port, options.dashboard_port)
+    edge_config = write_demo_edge_config(session)
+    commands = _commands(
+        session, newest, broker.kind, api_port, options.dashboard_port, edge_config
+    )
     running = RunningDemo(
         directory, broker.url, f"http://127.0.0.1:{api_port}",
         f"http://127.0.0.1:{options.dashboard_port}", session.plant, session.scenario, os.getpid(),
@@ -324,6 +333,8 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"broker: {broker.kind} on {broker.url}{logins}; store: {store_url}; "
                  f"logs in {directory}/")  # fmt: skip
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
+        if edge_config:
+            announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         tenant = load_plant(session.plant).tenant.id
         stopping, seeder = threading.Event(), None
@@ -383,9 +394,35 @@ def _child_env(name: str, broker: DemoBroker, tenant: str) -> dict[str, str]:
     return {BROKER_URL_ENV: broker.url_for(tenant, role)} if role else {}
 
 
+def write_demo_edge_config(session: Session) -> Path | None:
+    """The demo edge's config, in the session's folder: every energy meter the plant gives a
+    Modbus address is read over Modbus, stamped with the simulator's clock (which runs apart
+    from the wall clock) from the meter's clock registers, and the rest of each machine over
+    OPC UA as the plant has it. None for a plant without such meters."""
+    from simulators.modbus import CLOCK_ADDRESS
+
+    plant = load_plant(session.plant)
+    meters = [m.id for _, m in plant.machines() if m.energy_meter and m.energy_meter.modbus]
+    if not meters:
+        return None
+    clock = {"table": "input", "address": CLOCK_ADDRESS, "type": "float64"}
+    config = {
+        "version": 1,
+        "plant": str(session.plant.resolve()),
+        "modbus": [{"machine": machine, "ts": dict(clock)} for machine in meters],
+    }
+    path = session.directory / "edge.yaml"
+    path.write_text(
+        "# Written by `shopfloor demo` for this session: the energy meters over Modbus.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    return path
+
+
 def _commands(
-    session: Session, newest: datetime | None, kind: str, api_port: int, dashboard_port: int
-) -> dict[str, list[str]]:
+    session: Session, newest: datetime | None, kind: str, api_port: int, dashboard_port: int,
+    edge_config: Path | None,
+) -> dict[str, list[str]]:  # fmt: skip
     """Each child's command line, by name (the broker's URL, with the child's login, is in
     its environment). A resumed session's simulated clock goes on from its `newest` reading,
     never back behind it."""
@@ -401,6 +438,7 @@ def _commands(
         ],
         "edge": [
             *shopfloor, "edge", "run", *common, "--buffer", str(directory / "edge-buffer.db"),
+            *(["--config", str(edge_config)] if edge_config else []),
         ],
         "gateway": [
             *shopfloor, "gateway", *common, "--mqtt-version", _mqtt_version(kind),

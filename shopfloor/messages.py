@@ -505,7 +505,10 @@ class EdgeStatus(BaseModel):
     sources_total: int
     source_reconnects: int
     sources_lost: dict[str, AwareDatetime] = Field(
-        default={}, description="machines whose OPC UA server is not connected, and since when"
+        default={}, description="OPC UA servers and Modbus devices not connected, and since when"
+    )
+    source_errors: dict[str, dict[str, int]] = Field(
+        default={}, description="Modbus devices' timeouts and exception responses, by kind"
     )
     oldest_queued_s: float = Field(default=0.0, description="age of the oldest queued message")
     receiving: bool = Field(default=True, description="the MQTT network thread runs")

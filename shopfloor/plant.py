@@ -28,6 +28,7 @@ from pydantic import (
 from shopfloor.config import LocatedValueError, load_yaml_model
 from shopfloor.i18n import check_language
 from shopfloor.messages import AssetPath, FaultKind
+from shopfloor.modbus import MeterModel, parse_endpoint
 from shopfloor.states import PRODUCT, STATE, STOP_REASON
 
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -137,12 +138,30 @@ class Signal(_Part):
         raise ValueError(f"signal {self.id!r} carries {self.kind} values, not {shown}")
 
 
+def _check_modbus_endpoint(value: str) -> str:
+    parse_endpoint(value)
+    return value
+
+
+ModbusEndpointText = Annotated[str, AfterValidator(_check_modbus_endpoint)]
+
+
+class MeterModbus(_Part):
+    """Where the meter answers Modbus, and which register map it has. The simulator serves it
+    there (TCP); an edge config's `modbus` entry for the machine reads it."""
+
+    endpoint: ModbusEndpointText = Field(description="tcp://host:502 or rtu:///dev/ttyUSB0?...")
+    unit: Annotated[int, Field(ge=1, le=247, description="the meter's Modbus address")] = 1
+    model: MeterModel = MeterModel.SDM630
+
+
 class EnergyMeter(_Part):
     """Which of the machine's signals carry instantaneous power and the cumulative meter."""
 
     id: Identifier
     power_signal: Identifier
     energy_signal: Identifier
+    modbus: MeterModbus | None = None
 
 
 class OpcUaEndpoint(_Part):

@@ -1,4 +1,5 @@
-"""Serving a scenario live: OPC UA servers per machine, sensor kits and fault events on MQTT.
+"""Serving a scenario live: OPC UA servers per machine, Modbus TCP servers per energy meter
+(where the plant gives the meter an address), sensor kits and fault events on MQTT.
 
 The simulated clock advances `speed` times as fast as the wall clock (x1 for a live demo, x60 to
 show a shift in eight minutes). Demo controls arrive on the site's control topic (and through
@@ -47,10 +48,11 @@ from shopfloor.messages import (
     status_topic,
 )
 from shopfloor.mqtt import close, make_client
-from shopfloor.plant import Plant, Shift
+from shopfloor.plant import EnergyMeter, Plant, Shift
 from shopfloor.states import BREAKDOWN_REASONS, MachineState
 from simulators.machines import MachineSim
-from simulators.opcua import MachineServer, ServerSecurity
+from simulators.modbus import MeterServer
+from simulators.opcua import MachineServer, ServerSecurity, Value
 from simulators.plant_sim import WEEKDAYS, PlantSim
 from simulators.scenario import LoadedScenario, load_scenario
 
@@ -145,6 +147,7 @@ class LiveSimulator:
         self.floor = self._first_floor(not_before)
         self._published = False  # a new floor is published at its start before its clock runs
         self.servers: dict[str, MachineServer | None] = {}
+        self.meters: dict[str, MeterServer | None] = {}
         topic = control_topic(self.plant.tenant.id, self.plant.site.id)
         self.mqtt = make_client(
             broker_url, f"shopfloor-sim-{self.plant.tenant.id}-{self.plant.site.id}", [(topic, 1)]
@@ -340,38 +343,67 @@ class LiveSimulator:
         log.info("shift over; the next one starts at %s", self.floor.start.isoformat())
 
     async def _stop_servers(self) -> None:
-        """Stop every OPC UA server at once, giving up after a few seconds: a demo that is
-        being shut down must not hang on a client that does not say goodbye."""
-        stopping = [server.stop() for server in self.servers.values() if server is not None]
+        """Stop every OPC UA and Modbus server at once, giving up after a few seconds: a demo
+        that is being shut down must not hang on a client that does not say goodbye."""
+        servers = [*self.servers.values(), *self.meters.values()]
+        stopping = [server.stop() for server in servers if server is not None]
         try:
             await asyncio.wait_for(asyncio.gather(*stopping, return_exceptions=True), SHUTDOWN_S)
         except TimeoutError:
-            log.warning("OPC UA servers did not stop within %.0f s; leaving anyway", SHUTDOWN_S)
+            log.warning("servers did not stop within %.0f s; leaving anyway", SHUTDOWN_S)
 
     async def _sync_servers(self) -> None:
-        """Start a machine's server, or stop it while the machine's network is lost."""
+        """Start a machine's servers, or stop them while the machine's network is lost."""
         self.floor.run_until(self.floor.sim.now)  # what starts now has started
         values, at = self.floor.sample(), self.floor.wall(self.floor.sim.now)
         for machine_id, machine in self.floor.machines.items():
-            endpoint = machine.machine.opcua
-            if endpoint is None:
-                continue
             cut_off = FaultKind.NETWORK_LOSS in machine.faults
-            server = self.servers.get(machine_id)
-            if cut_off and server is not None:
+            sample = values[self.floor.paths[machine_id]]
+            if machine.machine.opcua is not None:
+                await self._sync_opcua(machine_id, cut_off, sample, at)
+            meter = machine.machine.energy_meter
+            if meter and meter.modbus and meter.modbus.endpoint.startswith("tcp://"):
+                await self._sync_meter(machine_id, cut_off, sample, at)
+
+    async def _sync_opcua(
+        self, machine_id: str, cut_off: bool, sample: dict[str, Value], at: datetime
+    ) -> None:
+        machine = self.floor.machines[machine_id].machine
+        assert machine.opcua is not None
+        server = self.servers.get(machine_id)
+        if cut_off and server is not None:
+            await server.stop()
+            self.servers[machine_id] = None
+        elif not cut_off and server is None:
+            server = MachineServer(
+                machine, machine.opcua, self.bind_host, self, self.opcua_security
+            )
+            try:
+                await server.start(sample, at)
+            except OSError as exc:  # the port is taken for now: try again next tick
+                log.warning("OPC UA server for %s not started: %s", machine_id, exc)
                 await server.stop()
-                self.servers[machine_id] = None
-            elif not cut_off and server is None:
-                server = MachineServer(
-                    machine.machine, endpoint, self.bind_host, self, self.opcua_security
-                )
-                try:
-                    await server.start(values[self.floor.paths[machine_id]], at)
-                except OSError as exc:  # the port is taken for now: try again next tick
-                    log.warning("OPC UA server for %s not started: %s", machine_id, exc)
-                    await server.stop()
-                    continue
-                self.servers[machine_id] = server
+                return
+            self.servers[machine_id] = server
+
+    async def _sync_meter(
+        self, machine_id: str, cut_off: bool, sample: dict[str, Value], at: datetime
+    ) -> None:
+        meter = self.floor.machines[machine_id].machine.energy_meter
+        assert meter is not None and meter.modbus is not None
+        server = self.meters.get(machine_id)
+        if cut_off and server is not None:
+            await server.stop()
+            self.meters[machine_id] = None
+        elif not cut_off and server is None:
+            server = MeterServer(machine_id, meter.modbus, self.bind_host)
+            try:
+                await server.start(*_meter_sample(meter, sample), at)
+            except (OSError, RuntimeError) as exc:  # the port is taken: try again next tick
+                log.warning("Modbus meter of %s not started: %s", machine_id, exc)
+                await server.stop()
+                return
+            self.meters[machine_id] = server
 
     async def _publish(self) -> None:
         await self._sync_servers()
@@ -380,6 +412,12 @@ class LiveSimulator:
         for machine_id, server in self.servers.items():
             if server is not None:
                 await server.publish(values[self.floor.paths[machine_id]], at)
+        for machine_id, meter in self.meters.items():
+            energy_meter = self.floor.machines[machine_id].machine.energy_meter
+            if meter is not None and energy_meter is not None:
+                meter.publish(
+                    *_meter_sample(energy_meter, values[self.floor.paths[machine_id]]), at
+                )
         stamp = at.isoformat()
         for path, sensor in self.floor.sensors:
             for signal, value in values[path].items():
@@ -393,3 +431,8 @@ class LiveSimulator:
         for event in floor.take_outbox():
             payload = encode_events([event.event])
             self.mqtt.publish(event.path.topic(MessageKind.EVENT), payload, qos=1)
+
+
+def _meter_sample(meter: EnergyMeter, sample: dict[str, Value]) -> tuple[float, float]:
+    """The power (kW) and energy (kWh) a machine's meter reads in a sample of its signals."""
+    return float(sample[meter.power_signal]), float(sample[meter.energy_signal])

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from shopfloor.mqtt import MOSQUITTO_POLICY
 
 INSTALL_HINT = (
     "install it with: apt-get install -y mosquitto mosquitto-clients influxdb victoria-metrics "
-    "chromium faketime"
+    "chromium faketime socat"
 )
 
 
@@ -31,6 +32,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def machine_on_free_ports(machine: dict[str, Any]) -> str:
+    """Move a machine of a plant file (as YAML data) to free ports: its OPC UA server and, if
+    the plant gives one, its energy meter's Modbus server; returns the OPC UA endpoint."""
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    machine["opcua"]["endpoint"] = endpoint
+    meter = machine.get("energy_meter") or {}
+    if "modbus" in meter:
+        meter["modbus"]["endpoint"] = f"tcp://127.0.0.1:{free_port()}"
+    return endpoint
 
 
 def require_binary(name: str) -> str:

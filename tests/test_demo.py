@@ -29,7 +29,7 @@ from shopfloor.mqtt import read_retained
 from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, data_clock, open_store
 from tests.conftest import ROOT
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, machine_on_free_ports, require_binary
 from tests.test_end_to_end import plant_on_free_ports, wait_until
 
 
@@ -155,6 +155,8 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
     broker_line = demo.wait_for_line("broker:", 60)
     assert "store: sqlite:" in broker_line
     api_line = demo.wait_for_line("API:", 10)
+    meters_line = demo.wait_for_line("energy meters:", 10)
+    assert meters_line.rstrip().endswith("edge.yaml)")
     api_url, _, token_note = api_line.partition("/docs  ")
     running = demo.wait_until_up()
     assert running.dashboard_url == f"http://127.0.0.1:{demo.dashboard_port}"
@@ -171,6 +173,13 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
         "data from every machine",
     )
     assert len(session_members(demo.process.pid)) >= 6  # supervisor and its children
+    # The energy meters come over Modbus, stamped with the simulator's clock as the rest is.
+    edge_log = running.session_dir / "edge.log"
+    wait_until(lambda: "connected, reading unit 3" in edge_log.read_text(), 30, "the meters")
+    with session_store(running.session_dir) as store:
+        newest = {(p.asset.asset, p.signal): p.ts for p in store.latest(Scope("polimer"))}
+    lag = newest["imm-01", "melt_temperature"] - newest["imm-01", "energy"]
+    assert abs(lag.total_seconds()) < 30, newest
     # The gateway got the token (from its environment): the API answers with it, not without.
     plant_url = api_url.removeprefix("API: ") + "/api/v1/plant"
     assert httpx.get(plant_url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
@@ -335,7 +344,7 @@ def examples_on_free_ports(directory: Path) -> Path:
         for area in data["site"]["areas"]:
             for line in area["lines"]:
                 for machine in line["machines"]:
-                    machine["opcua"]["endpoint"] = f"opc.tcp://127.0.0.1:{free_port()}"
+                    machine_on_free_ports(machine)
         (directory / plant).write_text(yaml.safe_dump(data, sort_keys=False))
     for name in ("moulding", "machining"):
         scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / f"{name}.yaml").read_text())

@@ -23,7 +23,14 @@ from shopfloor.plant import load_plant
 from shopfloor.store import Scope, Store, StoreSettings, open_store
 from tests.conftest import EXAMPLE_PLANT, ROOT
 from tests.opcua_fixtures import ConnectClient, eventually
-from tests.servers import InfluxDB, Mosquitto, free_port, port_open, require_binary
+from tests.servers import (
+    InfluxDB,
+    Mosquitto,
+    free_port,
+    machine_on_free_ports,
+    port_open,
+    require_binary,
+)
 
 
 @dataclass
@@ -41,7 +48,7 @@ def plant_on_free_ports(directory: Path) -> Path:
     for area in data["site"]["areas"]:
         for line in area["lines"]:
             for machine in line["machines"]:
-                machine["opcua"]["endpoint"] = f"opc.tcp://127.0.0.1:{free_port()}"
+                machine_on_free_ports(machine)
     path = directory / "plant.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

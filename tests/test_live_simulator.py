@@ -35,7 +35,7 @@ from simulators.live import LiveSimulator
 from simulators.scenario import load_scenario
 from tests.conftest import ROOT
 from tests.opcua_fixtures import ConnectClient, eventually
-from tests.servers import Mosquitto, free_port, port_open
+from tests.servers import Mosquitto, machine_on_free_ports, port_open
 from tests.test_end_to_end import shopfloor, stop_all, wait_until
 
 NAMESPACE = "urn:shopfloor:machines"
@@ -48,9 +48,7 @@ def machining_on_free_ports(directory: Path) -> tuple[Path, dict[str, str]]:
     for area in plant["site"]["areas"]:
         for line in area["lines"]:
             for machine in line["machines"]:
-                endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
-                machine["opcua"]["endpoint"] = endpoint
-                endpoints[machine["id"]] = endpoint
+                endpoints[machine["id"]] = machine_on_free_ports(machine)
     (directory / "plant.yaml").write_text(yaml.safe_dump(plant, sort_keys=False))
     scenario = yaml.safe_load((ROOT / "examples" / "scenarios" / "machining.yaml").read_text())
     scenario.update(plant="plant.yaml", faults=[], planned_stops=[])

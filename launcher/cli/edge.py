@@ -159,10 +159,19 @@ def edge_check(file: EdgeConfigArgument) -> None:
         if config.sensors is not None
         else sum(len(s.signals) for _, s in plant.sensors())
     )
+    modbus = [f"{device.asset_id}@{device.endpoint}" for device in _modbus_devices(config, plant)]
     typer.echo(
         f"{file}: ok: device {config.device}, OPC UA machines {', '.join(machines) or 'none'}, "
         f"{sensors} sensor topics, {len(config.current_clamps)} current clamps"
+        f", Modbus devices {', '.join(modbus) or 'none'}"
     )
+
+
+def _modbus_devices(config: Any, plant: Plant) -> list[Any]:
+    """The config's Modbus devices with their endpoints from the plant where they leave it out."""
+    from edge.config import resolve_modbus
+
+    return [resolve_modbus(device, plant) for device in config.modbus]
 
 
 @edge_app.command("browse")
