@@ -115,7 +115,12 @@ BAD_CONFIGS = [
 def test_bad_config_is_one_located_line(
     tmp_path: Path, body: str, line: int, field: str, problem: str
 ) -> None:
-    path = write_config(tmp_path, "device: pi-1\n" + body)
+    assert_refused_at(tmp_path, body, line, field, problem)
+
+
+def assert_refused_at(directory: Path, body: str, line: int, field: str, problem: str) -> None:
+    """A config of `body` (after a device line) is refused in one line naming line and field."""
+    path = write_config(directory, "device: pi-1\n" + body)
     with pytest.raises(ConfigError) as caught:
         load_edge_config(path)
     message = str(caught.value)

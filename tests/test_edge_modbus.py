@@ -26,7 +26,6 @@ from edge.config import (
 )
 from edge.health import prometheus_text
 from edge.modbus_source import ModbusSource, modbus_sources, plan_reads
-from shopfloor.config import ConfigError
 from shopfloor.diskqueue import DiskQueue
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.modbus import (
@@ -42,7 +41,7 @@ from simulators.modbus import CLOCK_ADDRESS
 from tests.conftest import EXAMPLE_PLANT, ROOT
 from tests.servers import Mosquitto, free_port, port_open, require_binary
 from tests.test_edge_agent import run
-from tests.test_edge_config import write_config
+from tests.test_edge_config import assert_refused_at, write_config
 from tests.test_end_to_end import plant_on_free_ports, shopfloor, stop_all, wait_until
 
 INPUT, HOLDING = RegisterTable.INPUT, RegisterTable.HOLDING
@@ -160,13 +159,7 @@ BAD_CONFIGS = [
 def test_bad_modbus_config_is_one_located_line(
     tmp_path: Path, body: str, line: int, field: str, problem: str
 ) -> None:
-    path = write_config(tmp_path, "device: pi-1\n" + body)
-    with pytest.raises(ConfigError) as caught:
-        load_edge_config(path)
-    message = str(caught.value)
-    assert message.startswith(f"{path}:{line}: {field}: "), message
-    assert problem in message
-    assert "\n" not in message
+    assert_refused_at(tmp_path, body, line, field, problem)
 
 
 def test_edge_check_names_the_modbus_devices_or_the_mistake(tmp_path: Path) -> None:

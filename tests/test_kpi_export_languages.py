@@ -7,27 +7,16 @@ from __future__ import annotations
 import codecs
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLE_PLANT, ROOT
+from tests.conftest import EXAMPLE_PLANT
+from tests.test_kpi_energy_anomalies import shopfloor
 
 # The first worked example of ISO 22400-2: 420 min planned, 373 running, 19,271 parts, 423 bad.
 WORKED_EXAMPLE = {"availability": 0.888095, "performance": 0.861081, "oee": 0.747937}
-
-
-def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "launcher", "kpi", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 def as_json(*args: str) -> tuple[Any, list[str]]:
