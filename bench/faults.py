@@ -15,8 +15,8 @@ the reject counter (quality).
 
 Every scenario is also run without its faults for a simulated day: every event there is a false
 alarm, counted per machine per 24 h. Each figure is printed against its goal and next to the
-service's before learnt models (`TODAY`, on the fault set before drift, correlation break and
-slow leak were added).
+service's before learnt models (`GOALS`; precision, recall and delay on the fault set before
+drift, correlation break and slow leak were added, which run long and so hold more events).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ GOALS = {
     "precision": (0.7, True, 0.36),
     "recall": (0.86, True, 0.86),
     "median_delay_min": (5.0, False, 6.6),
-    "false_alarms_per_machine_day": (1.0, False, math.nan),
+    "false_alarms_per_machine_day": (1.0, False, 19.0),
 }
 
 
