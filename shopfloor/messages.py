@@ -253,13 +253,33 @@ class FaultKind(StrEnum):
     DROPOUT = "dropout"
     AIR_LEAK = "air_leak"
     NETWORK_LOSS = "network_loss"
+    DRIFT = "drift"  # one signal's reading drifts slowly away from the truth
+    CORRELATION_BREAK = "correlation_break"  # one signal stops following the others
+    SLOW_LEAK = "slow_leak"  # an air leak that grows from nothing
 
 
-SIGNAL_FAULTS = frozenset({FaultKind.SENSOR_STUCK, FaultKind.SPIKE, FaultKind.DROPOUT})
+# Faults that corrupt one signal's readings and leave the machine alone.
+SIGNAL_FAULTS = frozenset(
+    {
+        FaultKind.SENSOR_STUCK,
+        FaultKind.SPIKE,
+        FaultKind.DROPOUT,
+        FaultKind.DRIFT,
+        FaultKind.CORRELATION_BREAK,
+    }
+)
 # Wear, heat and leaks change what a running machine does: they show only on a running one.
 RUNNING_FAULTS = frozenset(
-    {FaultKind.BEARING_WEAR, FaultKind.OVERHEATING, FaultKind.TOOL_WEAR, FaultKind.AIR_LEAK}
+    {
+        FaultKind.BEARING_WEAR,
+        FaultKind.OVERHEATING,
+        FaultKind.TOOL_WEAR,
+        FaultKind.AIR_LEAK,
+        FaultKind.SLOW_LEAK,
+    }
 )
+# Leaks are air demand: only a compressor can have one.
+COMPRESSOR_FAULTS = frozenset({FaultKind.AIR_LEAK, FaultKind.SLOW_LEAK})
 
 
 class LossLink(BaseModel):
