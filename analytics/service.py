@@ -58,7 +58,7 @@ from analytics.history import (
     state_log,
     while_running,
 )
-from analytics.learning import LearnError, learn_machine, normal_model
+from analytics.learning import ALIGN_S, LearnError, learn_machine, normal_model
 from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
@@ -112,7 +112,7 @@ class AnalyticsSettings:
     min_samples: int = 3
     silent_after: float = 60.0  # typical sampling intervals without a value while running
     machine_detector: DetectorSettings = MACHINE_DETECTOR  # Hotelling T² over all signals
-    align_s: float = 5.0  # how old a signal's value may be to sit next to the others
+    align_s: float = ALIGN_S  # how old a signal's value may be to sit next to the others
     t2_z: float = T2_Z  # T² events at the rarity of an 8-sigma single-signal value
     link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
     grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
@@ -361,19 +361,15 @@ def _running_s(log_: list[StateEvent], a: float, b: float) -> float:
     )
 
 
-def normal_event(found: NormalEvent, rows: Series, quiet_s: float) -> Event:
+def normal_event(found: NormalEvent, last_row: float, quiet_s: float) -> Event:
     """A learnt model's event as stored: open while it reaches the newest rows, with its peak
-    and each signal's share of the score over it (rounded: a share to 0.1 % is plenty)."""
-    inside = (rows.t >= found.start) & (rows.t <= found.end)
-    peak_at = (
-        float(rows.t[inside][np.nanargmax(rows.values[inside])]) if inside.any() else found.start
-    )
+    and each signal's share of the score over it (to 0.1 %, plenty for people)."""
     return Event(
         type=EventType.ANOMALY,
         name=anomaly_event_name(MACHINE),
         start=_utc(found.start),
-        end=None if found.end >= rows.t[-1] - quiet_s else _utc(found.end),
-        note=f"{MACHINE}: score {found.peak:.3f} at {_utc(peak_at):%H:%M:%S}Z",
+        end=None if found.end >= last_row - quiet_s else _utc(found.end),
+        note=f"{MACHINE}: score {found.peak_score:.3f} at {_utc(found.peak):%H:%M:%S}Z",
         contributions={s: round(share, 3) for s, share in found.contributions.items()},
     )
 
@@ -603,9 +599,9 @@ class AnalyticsService:
         rows = Series(t, scored.score)
         points = self._score_points(path, MACHINE, rows, scored.score)
         for signal, share in zip(model.signals, scored.contributions.T, strict=True):
-            points += self._score_points(path, signal, rows, scored.score * share)
+            points += self._score_points(path, signal, rows, scored.instant * share)
         quiet_s = self.settings.quiet * _step(rows)
-        found = [normal_event(event, rows, quiet_s) for event in normal_events(model, scored, t)]
+        found = [normal_event(e, t[-1], quiet_s) for e in normal_events(model, scored, t)]
         return points + self._event_points(path, found, known, quiet_s)
 
     def _model(self, path: AssetPath, now: datetime) -> NormalModel | None:
@@ -631,7 +627,9 @@ class AnalyticsService:
             return []
         at, request = found
         try:
-            doc = learn_machine(self.store, path, machine, request.start, request.end)
+            doc = learn_machine(
+                self.store, path, machine, request.start, request.end, align_s=self.settings.align_s
+            )
         except LearnError as exc:
             log.warning("learning normal: %s", exc)
             return [request_point(path, at, request.model_copy(update={"error": str(exc)}))]
