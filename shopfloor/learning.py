@@ -25,6 +25,7 @@ from shopfloor.store import Point, Store
 
 __all__ = [
     "LEARN_REQUEST",
+    "MODEL_PREFIX",
     "NORMAL_MODEL",
     "LearnRequest",
     "NormalModelDoc",
@@ -35,8 +36,9 @@ __all__ = [
     "request_point",
 ]
 
-LEARN_REQUEST = "model.request"
-NORMAL_MODEL = "model.normal"
+MODEL_PREFIX = "model."
+LEARN_REQUEST = f"{MODEL_PREFIX}request"
+NORMAL_MODEL = f"{MODEL_PREFIX}normal"
 
 _JUST_AFTER = timedelta(seconds=1)  # a point stamped at `now` is in force at `now`
 
