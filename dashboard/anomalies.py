@@ -260,7 +260,10 @@ def normal_period(
             _(
                 "Learnt from {start} to {end} on {rows} samples taken while running: the "
                 "machine's anomaly events come from it, at alarm levels set on that period."
-            ).format(**_period_texts(plant, model.start, model.end), rows=model.rows)
+            ).format(
+                **_period_texts(plant, model.start, model.end),
+                rows=number_text(model.rows, digits=0),
+            )
         )
     found = read_request(store, path, now)
     if found is not None and not found[1].learnt:
