@@ -13,6 +13,8 @@ from analytics.anomaly import (
     normal_events,
     score_normal,
 )
+from analytics.anomaly.tail import fit_tail
+from tests.references.normal import normal_numpy, normal_reference
 
 SIGNALS = ("load", "power", "temperature")
 
@@ -101,3 +103,33 @@ def test_too_short_or_constant_periods_are_refused() -> None:
     values[:, 2] = 7.0
     with pytest.raises(ValueError, match="temperature: constant over the normal period"):
         learn_normal(values, SIGNALS)
+
+
+@pytest.mark.parametrize(("k", "needed", "rows"), [(1, 1, 1), (3, 3, 5), (8, 2, 7)])
+@pytest.mark.parametrize("n", [1, 255, 257, 4_096, 9_000])
+def test_scoring_kernel_matches_references(k: int, needed: int, rows: int, n: int) -> None:
+    rng = np.random.default_rng(k * n)
+    values = rng.standard_normal((max(n, 500), k)) @ rng.standard_normal((k, k))
+    settings = NormalSettings(evidence_needed=needed, evidence_rows=rows, min_rows=100)
+    model = learn_normal(values, [f"s{j}" for j in range(k)], settings)
+    scored_values = 3.0 * rng.standard_normal((n, k))
+    scored_values[rng.integers(0, n, n // 50)] = np.nan
+    scored = score_normal(model, scored_values)
+    for reference in (normal_reference, normal_numpy):
+        score, instant, shares = reference(model, scored_values)
+        np.testing.assert_allclose(scored.instant, instant, rtol=1e-12)
+        np.testing.assert_allclose(scored.score, score, rtol=1e-12)
+        np.testing.assert_allclose(scored.contributions, shares, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("shape", "rate"), [(0.0, 1e-6), (0.3, 1e-6), (0.0, 1e-4)])
+def test_the_tail_fit_finds_the_level_of_a_known_distribution(shape: float, rate: float) -> None:
+    rng = np.random.default_rng(7)
+    uniform = rng.random(400_000)
+    if shape:  # generalised Pareto with that shape and scale 1
+        scores = (uniform**-shape - 1.0) / shape
+        truth = (rate**-shape - 1.0) / shape
+    else:
+        scores, truth = -np.log(uniform), -np.log(rate)
+    fit = fit_tail(scores, seconds=scores.size, separation=1)
+    assert fit.level(rate) == pytest.approx(truth, rel=0.15)

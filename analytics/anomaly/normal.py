@@ -243,7 +243,7 @@ def learn_normal(
     too few complete rows, a signal is constant, or the scores are too flat to calibrate on.
     """
     settings = settings or NormalSettings()
-    values = np.asarray(values, dtype=np.float64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != len(signals):
         raise ValueError(f"values must be rows x {len(signals)} signals, not {values.shape}")
     complete = values[~np.isnan(values).any(axis=1)]
@@ -254,9 +254,7 @@ def learn_normal(
         )
     centre, scale = _standardise(complete, signals)
     root, kept = _root((complete - centre) / scale, settings.explained_variance)
-    frozen = _Frozen.of(centre, scale, root)
-    instant = frozen.phi(values)
-    evidence = _evidence(instant, settings.evidence_needed, settings.evidence_rows)
+    evidence = _Frozen.of(centre, scale, root).score(values, settings, 1.0, False).score
     seconds = len(values) * settings.sample_period_s
     tail = fit_tail(evidence, seconds, settings.evidence_rows)
     level = tail.level(settings.false_alarms_per_week / WEEK_S)
@@ -277,11 +275,18 @@ class _Frozen:
         gain = np.ascontiguousarray(root / scale)
         return cls(gain, gain @ centre)
 
-    def phi(self, values: FloatArray, level: float = 1.0) -> FloatArray:
-        instant = np.empty(len(values))
-        shares = np.empty((0, len(self.offset)))
-        _score_rows(np.ascontiguousarray(values), self.gain, self.offset, level, instant, shares)
-        return instant
+    def score(
+        self, values: FloatArray, settings: NormalSettings, level: float, shares: bool
+    ) -> Scored:
+        """`values` scored (see `_score_rows`), with contributions if `shares`."""
+        n, k = values.shape
+        score, instant = np.empty(n), np.empty(n)
+        contributions = np.empty((n, k) if shares else (0, k))
+        needed, rows = settings.evidence_needed, settings.evidence_rows
+        signals = (0,) * k
+        args = (self.gain, self.offset, level, needed, rows, signals)
+        _score_rows(values, *args, score, instant, contributions)
+        return Scored(score, instant, contributions)
 
 
 def score_normal(model: NormalModel, values: FloatArray) -> Scored:
@@ -291,12 +296,7 @@ def score_normal(model: NormalModel, values: FloatArray) -> Scored:
     if values.ndim != 2 or values.shape[1] != k:
         raise ValueError(f"values must be rows x {k} signals, not {values.shape}")
     frozen = _Frozen.of(model.centre, model.scale, model.root)
-    instant = np.empty(len(values))
-    shares = np.empty(values.shape)
-    _score_rows(values, frozen.gain, frozen.offset, model.level, instant, shares)
-    settings = model.settings
-    score = _evidence(instant, settings.evidence_needed, settings.evidence_rows)
-    return Scored(score, instant, shares)
+    return frozen.score(values, model.settings, model.level, True)
 
 
 def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[NormalEvent]:
@@ -319,6 +319,58 @@ def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[Nor
 
 
 _CHUNK = 4096  # rows a thread scores at a time
+_BLOCK = 256  # rows whose products it computes side by side
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _kth_largest(recent: FloatArray, m: int, rows: int, needed: int, rank: FloatArray,
+                 out: FloatArray) -> None:  # fmt: skip
+    """out[j] = the `needed`-th largest of recent[j : j + rows], for j < m, NaN if it is -inf.
+
+    Each value of the window is ranked by the values above it (ties broken by position), and
+    the one ranked needed - 1 is taken: rows² comparisons without a branch, over the block's
+    rows side by side in vector registers. A sorted window updated row by row does fewer,
+    but its branches depend on the data and mispredict: slower for windows of a few rows."""
+    out[:m] = -np.inf
+    for c in range(rows):
+        rank[:m] = 0.0
+        for other in range(rows):
+            if other < c:
+                for j in range(m):
+                    rank[j] += recent[j + other] >= recent[j + c]
+            elif other > c:
+                for j in range(m):
+                    rank[j] += recent[j + other] > recent[j + c]
+        for j in range(m):
+            out[j] = recent[j + c] if rank[j] == needed - 1 else out[j]
+    for j in range(m):
+        out[j] = out[j] if out[j] > -np.inf else np.nan
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _phi_block(x: FloatArray, first: int, m: int, gain: FloatArray, offset: FloatArray,
+               columns: FloatArray, y: FloatArray, total: FloatArray,
+               signals: tuple[int, ...]) -> None:  # fmt: skip
+    """|gain x_i - offset|² of rows first to first + m - 1 into total[:m] (NaN for a row with a
+    NaN), each term into y (k x block). k is the length of `signals`, a tuple of zeros, so
+    that the loops are compiled for the number of signals. The rows are copied signal-major
+    into `columns` first, so that every loop runs over the block's rows side by side in
+    vector registers: row by row, a k x k product is too short to vectorise."""
+    k = len(signals)
+    for j in range(m):
+        for b in range(k):
+            columns[b, j] = x[first + j, b]
+    total[:m] = 0.0
+    for a in range(k):
+        for j in range(m):
+            y[a, j] = -offset[a]
+        for b in range(k):
+            weight = gain[a, b]
+            for j in range(m):
+                y[a, j] += weight * columns[b, j]
+        for j in range(m):
+            y[a, j] *= y[a, j]
+            total[j] += y[a, j]
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -327,47 +379,42 @@ def _score_rows(
     gain: FloatArray,
     offset: FloatArray,
     level: float,
+    needed: int,
+    rows: int,
+    signals: tuple[int, ...],
+    score: FloatArray,
     instant: FloatArray,
     shares: FloatArray,
 ) -> None:
-    """instant[i] = |gain x_i - offset|² / level and, when `shares` has rows, each signal's
-    share of it; NaN where the row has a NaN. Chunks of rows in parallel."""
-    n, k = x.shape
+    """instant[i] = phi of row i / level (NaN if the row has a NaN); score[i] the `needed`-th
+    largest of the last `rows` instants (rows before the first count as 0, NaN below all);
+    with `shares` of n rows, each signal's share of phi. Chunks of rows in parallel, each
+    scoring again the rows - 1 before it that its first scores need."""
+    n = x.shape[0]
+    k = len(signals)
     with_shares = shares.shape[0] == n
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        y = np.empty(k)
-        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            total = 0.0
-            for a in range(k):
-                acc = -offset[a]
-                for b in range(k):
-                    acc += gain[a, b] * x[i, b]
-                y[a] = acc * acc
-                total += y[a]
-            instant[i] = total / level  # NaN if a value is: it reaches every y
+        first, end = chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)
+        columns, y = np.empty((k, _BLOCK)), np.empty((k, _BLOCK))
+        total, rank = np.empty(_BLOCK), np.empty(_BLOCK)
+        # the block's instants after the rows - 1 before them, NaN as -inf
+        recent = np.zeros(rows - 1 + _BLOCK)
+        before = max(first - rows + 1, 0)
+        _phi_block(x, before, first - before, gain, offset, columns, y, total, signals)
+        for i in range(before, first):
+            value = total[i - before] / level
+            recent[rows - 1 - first + i] = value if value == value else -np.inf
+        for start in range(first, end, _BLOCK):
+            m = min(_BLOCK, end - start)
+            _phi_block(x, start, m, gain, offset, columns, y, total, signals)
+            for j in range(m):
+                value = total[j] / level
+                instant[start + j] = value
+                recent[rows - 1 + j] = value if value == value else -np.inf
+            _kth_largest(recent, m, rows, needed, rank, score[start : start + m])
+            recent[: rows - 1] = recent[m : m + rows - 1]
             if with_shares:
-                inverse = 1.0 / total if total > 0 else 0.0
-                for a in range(k):
-                    shares[i, a] = y[a] * inverse
-
-
-@njit(cache=True, error_model="numpy")
-def _evidence(instant: FloatArray, needed: int, window: int) -> FloatArray:
-    """The `needed`-th largest of each row's last `window` values (itself included; rows before
-    the first count as 0, NaN as below everything, NaN when fewer than k are finite): >= a
-    level when k of n rows are."""
-    out = np.empty(instant.size)
-    recent = np.zeros(window)
-    ranked = np.empty(window)
-    for i in range(instant.size):
-        value = instant[i]
-        recent[i % window] = value if value == value else -np.inf
-        ranked[:] = recent
-        for r in range(needed):  # selection: the largest `needed` to the front
-            best = r
-            for j in range(r + 1, window):
-                if ranked[j] > ranked[best]:
-                    best = j
-            ranked[r], ranked[best] = ranked[best], ranked[r]
-        out[i] = ranked[needed - 1] if ranked[needed - 1] > -np.inf else np.nan
-    return out
+                for j in range(m):
+                    inverse = 1.0 / total[j] if total[j] > 0 else 0.0
+                    for a in range(k):
+                        shares[start + j, a] = y[a, j] * inverse
