@@ -3,11 +3,13 @@ learnt model: a correlation break is one event that names the signal that broke 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from analytics.learning import LearnError, learn_machine
@@ -220,3 +222,23 @@ def test_analytics_learn_writes_the_model_the_service_reads(
         "error: Press 1 from 2026-11-02T08:56:00Z to 2026-11-02T09:00:00Z: "
         "the machine was not running"
     ]
+
+
+def test_an_events_contributions_are_stored_and_older_events_read_as_before(
+    plant: Plant, store: Store
+) -> None:
+    path, _ = press(plant)
+    explained = Event(
+        type=EventType.ANOMALY, name="anomaly_machine", start=T0,
+        contributions={"flow": 0.7, "melt_temperature": 0.3},
+    )  # fmt: skip
+    plain = Event(name="bearing_wear", start=T0)
+    assert "contributions" not in json.loads(str(Point.from_event(path, plain).value))
+    store.write([Point.from_event(path, explained), Point.from_event(path, plain)])
+    end = T0 + timedelta(seconds=1)
+    [read] = store.history(path, f"{EVENT_PREFIX}anomaly_machine", T0, end)
+    assert list(read.as_event().contributions.items()) == [("flow", 0.7), ("melt_temperature", 0.3)]
+    [older] = store.history(path, f"{EVENT_PREFIX}bearing_wear", T0, end)
+    assert older.as_event().contributions == {}
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        Event(name="anomaly_machine", start=T0, contributions={"flow": 1.5})
