@@ -295,11 +295,21 @@ class LossLink(BaseModel):
     duration_s: float = Field(ge=0)
 
 
+MAX_CONTRIBUTIONS = 64  # signals of one event's explanation: a machine has a handful
+SignalName = Annotated[str, Field(min_length=1, max_length=64)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
 class Event(BaseModel):
     """A labelled interval of an asset's life: an injected fault (ground truth) or an anomaly.
 
     `end` is None while the event lasts; the same event sent again with its end overwrites the
     open one, since both have the same asset, name and start.
+
+    `contributions` explains an anomaly: each signal's share of the score that raised it (its
+    mean share over the event, largest first, summing to 1), so that a technician knows which
+    signals to check. Empty where nothing explains it (a fault, a silence, an event stored
+    before shares were kept).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -310,6 +320,9 @@ class Event(BaseModel):
     end: Timestamp | None = None
     note: str = Field(default="", max_length=500)
     loss: LossLink | None = None
+    contributions: dict[SignalName, Share] = Field(
+        default_factory=dict, max_length=MAX_CONTRIBUTIONS
+    )
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Event:

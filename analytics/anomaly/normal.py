@@ -1,0 +1,420 @@
+"""A machine's normal behaviour, learnt on a period declared normal and then frozen
+(`learn_normal`), and the rows and events that leave it (`score_normal`, `normal_events`).
+
+The streaming detectors learn from whatever comes first, faults included; this model learns
+only from a period staff vouch for, and stays as learnt until it is learnt again.
+
+Model. Each signal is centred on its median and scaled by its MAD (robust to the odd spike
+in the normal period), then split by principal components (PCA) of the normal rows: the first
+components, explaining `explained_variance` of the variance, span how the signals move
+together; the rest is what the normal period never does. Two indices watch a row z:
+
+- T² in the principal subspace, z' P L^-1 P' z: a known pattern pushed further than usual;
+- SPE (Q) in the residual, |(I - P P') z|²: the correlations breaking, e.g. power no longer
+  following spindle load, which neither signal shows alone.
+
+They are combined as phi = T²/tau² + SPE/delta² (Yue and Qin 2001), tau² and delta² their 99th
+percentiles on the normal period, so that each weighs in its own units. phi = z' M z with
+M = P L^-1 P'/tau² + (I - P P')/delta², whose square root is M^1/2 = P L^-1/2 P'/tau +
+(I - P P')/delta; with y = M^1/2 z, phi = |y|² and y_j² is signal j's contribution, never
+negative and summing to phi (Alcalá and Qin 2009). Folding the centre and scale into M^1/2
+(`_Frozen`), scoring a row is one k x k product.
+
+Level. The alarm level of phi is fitted on the normal period's own scores for a stated
+false-alarm rate (`analytics.anomaly.tail`): no chi-square assumption, which underestimates
+the heavy tail of real process signals by a factor of several.
+
+Evidence. An event opens when `evidence_needed` of the last `evidence_rows` rows are above the
+level (k of n), and the level is calibrated on that same k-of-n statistic. The trade-off: an
+isolated spike, a sensor glitch as often as a fault, raises no alarm, and a sustained moderate
+departure does (the k-th largest of n rows is lower than their maximum, so the level is lower
+than a single row's); it costs up to n - 1 rows of delay, seconds at the platform's rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, prange
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from analytics.anomaly.tail import fit_tail
+from analytics.anomaly.thresholds import _events
+
+FloatArray = npt.NDArray[np.float64]
+
+WEEK_S = 7 * 24 * 3600.0
+FORMAT = 1  # of the JSON; bumped when its fields change meaning
+_PART_QUANTILE = 0.99  # of T² and of SPE on the normal period, which weighs them in phi
+_RELATIVE_FLOOR = 1e-9  # of the largest variance: below it, a direction counts as flat
+
+
+class NormalSettings(BaseModel):
+    """How a normal model is learnt and how its events open."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    false_alarms_per_week: float = Field(default=1.0, gt=0, description="per machine, the target")
+    sample_period_s: float = Field(default=1.0, gt=0, description="seconds between rows")
+    explained_variance: float = Field(default=0.9, gt=0, le=1, description="kept by the components")
+    evidence_rows: int = Field(default=5, ge=1, le=64, description="n of the k-of-n rule")
+    evidence_needed: int = Field(default=3, ge=1, description="k of the k-of-n rule")
+    min_rows: int = Field(default=100, ge=10, description="complete rows a normal period needs")
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> NormalSettings:
+        if self.evidence_needed > self.evidence_rows:
+            raise ValueError(
+                f"evidence_needed ({self.evidence_needed}) must be at most evidence_rows "
+                f"({self.evidence_rows})"
+            )
+        return self
+
+
+class _Stored(BaseModel):
+    """The JSON of a NormalModel, validated when read back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int
+    signals: list[str] = Field(min_length=1)
+    centre: list[float]
+    scale: list[float]
+    root: list[list[float]]
+    level: float = Field(gt=0)
+    components: int = Field(ge=1)
+    rows: int = Field(ge=1)
+    period: tuple[float, float] | None
+    settings: NormalSettings
+
+    @model_validator(mode="after")
+    def _shapes(self) -> _Stored:
+        k = len(self.signals)
+        if self.format != FORMAT:
+            raise ValueError(f"format {self.format} is not {FORMAT}: learn the model again")
+        if len(self.centre) != k or len(self.scale) != k or len(self.root) != k:
+            raise ValueError(f"centre, scale and root need one entry per signal ({k})")
+        if any(len(row) != k for row in self.root):
+            raise ValueError(f"root must be {k} x {k}")
+        return self
+
+
+@dataclass(frozen=True)
+class NormalModel:
+    """Learnt on a normal period, then frozen: see the module's docstring.
+
+    `root` is M^1/2 of the standardised signals; `level` the alarm level of phi; `components`
+    the principal components kept; `rows` the complete rows learnt on; `period` the first and
+    last time of the normal period when the caller gave it (epoch s).
+    """
+
+    signals: tuple[str, ...]
+    centre: FloatArray
+    scale: FloatArray
+    root: FloatArray
+    level: float
+    components: int
+    rows: int
+    settings: NormalSettings = field(default_factory=NormalSettings)
+    period: tuple[float, float] | None = None
+
+    def to_json(self) -> str:
+        return _Stored(
+            format=FORMAT,
+            signals=list(self.signals),
+            centre=self.centre.tolist(),
+            scale=self.scale.tolist(),
+            root=self.root.tolist(),
+            level=self.level,
+            components=self.components,
+            rows=self.rows,
+            period=self.period,
+            settings=self.settings,
+        ).model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> NormalModel:
+        """The model `to_json` wrote; ValueError with a one-line reason if the text is not one."""
+        try:
+            stored = _Stored.model_validate_json(text)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "model"
+            raise ValueError(f"normal model: {where}: {first['msg']}") from None
+        return cls(
+            tuple(stored.signals),
+            np.array(stored.centre),
+            np.array(stored.scale),
+            np.array(stored.root),
+            stored.level,
+            stored.components,
+            stored.rows,
+            stored.settings,
+            stored.period,
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Rows scored against a normal model, each as a ratio to the alarm level.
+
+    `score` is the k-of-n evidence (the k-th largest `instant` of the row's last n), what opens
+    events: >= 1 is above the level. `instant` is the row's own phi over the level, NaN where a
+    signal has no sample. `contributions` (rows x signals) are each signal's share of the row's
+    phi, summing to 1 where phi > 0, NaN with it.
+    """
+
+    score: FloatArray
+    instant: FloatArray
+    contributions: FloatArray
+
+
+@dataclass(frozen=True)
+class NormalEvent:
+    """Rows whose evidence reached the level: first and last such row (epoch s), the time and
+    value of the peak `instant`, and each signal's share of phi summed over the event, largest
+    first (rows with a higher score weigh more)."""
+
+    start: float
+    end: float
+    peak: float
+    peak_score: float
+    contributions: dict[str, float]
+    start_row: int
+    end_row: int
+
+
+def _standardise(values: FloatArray, signals: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+    """Median and robust scale of each signal (MAD, else the standard deviation where more than
+    half the rows share one value); ValueError naming a signal that never changes."""
+    centre = np.nanmedian(values, axis=0)
+    mad = 1.4826 * np.nanmedian(np.abs(values - centre), axis=0)
+    spread = np.nanstd(values, axis=0)
+    scale = np.where(mad > 0, mad, spread)
+    for name, value, typical in zip(signals, scale, centre, strict=True):
+        if not value > 1e-12 * max(abs(typical), 1.0):
+            raise ValueError(f"{name}: constant over the normal period: leave it out")
+    return centre, scale
+
+
+def _principal(z: FloatArray, explained: float) -> tuple[FloatArray, FloatArray, int]:
+    """Eigenvalues (largest first, floored), eigenvectors and the components to keep: the
+    fewest explaining `explained` of the variance, leaving one residual direction or more."""
+    variances, vectors = np.linalg.eigh(z.T @ z / len(z))
+    variances, vectors = variances[::-1], vectors[:, ::-1]
+    variances = np.maximum(variances, _RELATIVE_FLOOR * max(variances[0], 1e-300))
+    share = np.cumsum(variances) / variances.sum()
+    k = len(variances)
+    kept = min(int(np.searchsorted(share, explained * (1 - 1e-12))) + 1, max(k - 1, 1))
+    return variances, vectors, kept
+
+
+def _root(z: FloatArray, explained: float) -> tuple[FloatArray, int]:
+    """M^1/2 of the standardised signals (see the module's docstring) and the components kept."""
+    variances, vectors, kept = _principal(z, explained)
+    p, lam = vectors[:, :kept], variances[:kept]
+    scores = z @ p
+    t2 = np.einsum("ij,ij->i", scores, scores / lam)
+    tau = np.sqrt(np.quantile(t2, _PART_QUANTILE))
+    root = (p / (np.sqrt(lam) * tau)) @ p.T
+    if kept < len(variances):
+        residual = np.eye(len(variances)) - p @ p.T
+        spe = np.einsum("ij,ij->i", z @ residual, z)
+        delta2 = np.quantile(spe, _PART_QUANTILE)
+        floor = _RELATIVE_FLOOR * variances[0]
+        root = root + residual / np.sqrt(max(delta2, floor))
+    return root, kept
+
+
+def learn_normal(
+    values: FloatArray,
+    signals: Sequence[str],
+    settings: NormalSettings | None = None,
+    *,
+    period: tuple[float, float] | None = None,
+) -> NormalModel:
+    """A model of `values` (rows x signals, float64, NaN where a signal has no sample), all
+    declared normal, with its level calibrated for `settings.false_alarms_per_week`.
+
+    Rows with a NaN are left out of the fit. ValueError with a one-line reason when there are
+    too few complete rows, a signal is constant, or the scores are too flat to calibrate on.
+    """
+    settings = settings or NormalSettings()
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(signals):
+        raise ValueError(f"values must be rows x {len(signals)} signals, not {values.shape}")
+    complete = values[~np.isnan(values).any(axis=1)]
+    needed = max(settings.min_rows, 10 * len(signals))
+    if len(complete) < needed:
+        raise ValueError(
+            f"the normal period has {len(complete)} rows with every signal, {needed} are needed"
+        )
+    centre, scale = _standardise(complete, signals)
+    root, kept = _root((complete - centre) / scale, settings.explained_variance)
+    evidence = _Frozen.of(centre, scale, root).score(values, settings, 1.0, False).score
+    seconds = len(values) * settings.sample_period_s
+    tail = fit_tail(evidence, seconds, settings.evidence_rows)
+    level = tail.level(settings.false_alarms_per_week / WEEK_S)
+    return NormalModel(
+        tuple(signals), centre, scale, root, level, kept, len(complete), settings, period
+    )
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    """M^1/2 with the centre and scale folded in: y = gain @ x - offset."""
+
+    gain: FloatArray
+    offset: FloatArray
+
+    @classmethod
+    def of(cls, centre: FloatArray, scale: FloatArray, root: FloatArray) -> _Frozen:
+        gain = np.ascontiguousarray(root / scale)
+        return cls(gain, gain @ centre)
+
+    def score(
+        self, values: FloatArray, settings: NormalSettings, level: float, shares: bool
+    ) -> Scored:
+        """`values` scored (see `_score_rows`), with contributions if `shares`."""
+        n, k = values.shape
+        score, instant = np.empty(n), np.empty(n)
+        contributions = np.empty((n, k) if shares else (0, k))
+        needed, rows = settings.evidence_needed, settings.evidence_rows
+        signals = (0,) * k
+        args = (self.gain, self.offset, level, needed, rows, signals)
+        _score_rows(values, *args, score, instant, contributions)
+        return Scored(score, instant, contributions)
+
+
+def score_normal(model: NormalModel, values: FloatArray) -> Scored:
+    """Each row of `values` (rows x the model's signals, NaN where missing) against the model."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    k = len(model.signals)
+    if values.ndim != 2 or values.shape[1] != k:
+        raise ValueError(f"values must be rows x {k} signals, not {values.shape}")
+    frozen = _Frozen.of(model.centre, model.scale, model.root)
+    return frozen.score(values, model.settings, model.level, True)
+
+
+def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[NormalEvent]:
+    """Events where the evidence reaches 1: open while it stays there, closed once it has been
+    below for `evidence_rows` rows. Each carries its signals' shares of phi."""
+    starts, ends, _ = _events(scored.score, 1.0, 1.0, model.settings.evidence_rows, 1)
+    found = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        instant = scored.instant[start : end + 1]
+        finite = np.isfinite(instant)
+        peak = start + int(np.argmax(np.where(finite, instant, -np.inf)))
+        weights = np.where(finite, instant, 0.0)
+        totals = np.nan_to_num(scored.contributions[start : end + 1]).T @ weights
+        shares = totals / totals.sum() if totals.sum() > 0 else totals
+        ranked = sorted(zip(model.signals, shares.tolist(), strict=True), key=lambda p: -p[1])
+        contributions = dict(ranked)
+        row = (float(t[start]), float(t[end]), float(t[peak]), float(scored.instant[peak]))
+        found.append(NormalEvent(*row, contributions, start, end))
+    return found
+
+
+_CHUNK = 4096  # rows a thread scores at a time
+_BLOCK = 256  # rows whose products it computes side by side
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _kth_largest(recent: FloatArray, m: int, rows: int, needed: int, rank: FloatArray,
+                 out: FloatArray) -> None:  # fmt: skip
+    """out[j] = the `needed`-th largest of recent[j : j + rows], for j < m, NaN if it is -inf.
+
+    Each value of the window is ranked by the values above it (ties broken by position), and
+    the one ranked needed - 1 is taken: rows² comparisons without a branch, over the block's
+    rows side by side in vector registers. A sorted window updated row by row does fewer,
+    but its branches depend on the data and mispredict: slower for windows of a few rows."""
+    out[:m] = -np.inf
+    for c in range(rows):
+        rank[:m] = 0.0
+        for other in range(rows):
+            if other < c:
+                for j in range(m):
+                    rank[j] += recent[j + other] >= recent[j + c]
+            elif other > c:
+                for j in range(m):
+                    rank[j] += recent[j + other] > recent[j + c]
+        for j in range(m):
+            out[j] = recent[j + c] if rank[j] == needed - 1 else out[j]
+    for j in range(m):
+        out[j] = out[j] if out[j] > -np.inf else np.nan
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _phi_block(x: FloatArray, first: int, m: int, gain: FloatArray, offset: FloatArray,
+               columns: FloatArray, y: FloatArray, total: FloatArray,
+               signals: tuple[int, ...]) -> None:  # fmt: skip
+    """|gain x_i - offset|² of rows first to first + m - 1 into total[:m] (NaN for a row with a
+    NaN), each term into y (k x block). k is the length of `signals`, a tuple of zeros, so
+    that the loops are compiled for the number of signals. The rows are copied signal-major
+    into `columns` first, so that every loop runs over the block's rows side by side in
+    vector registers: row by row, a k x k product is too short to vectorise."""
+    k = len(signals)
+    for j in range(m):
+        for b in range(k):
+            columns[b, j] = x[first + j, b]
+    total[:m] = 0.0
+    for a in range(k):
+        for j in range(m):
+            y[a, j] = -offset[a]
+        for b in range(k):
+            weight = gain[a, b]
+            for j in range(m):
+                y[a, j] += weight * columns[b, j]
+        for j in range(m):
+            y[a, j] *= y[a, j]
+            total[j] += y[a, j]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _score_rows(
+    x: FloatArray,
+    gain: FloatArray,
+    offset: FloatArray,
+    level: float,
+    needed: int,
+    rows: int,
+    signals: tuple[int, ...],
+    score: FloatArray,
+    instant: FloatArray,
+    shares: FloatArray,
+) -> None:
+    """instant[i] = phi of row i / level (NaN if the row has a NaN); score[i] the `needed`-th
+    largest of the last `rows` instants (rows before the first count as 0, NaN below all);
+    with `shares` of n rows, each signal's share of phi. Chunks of rows in parallel, each
+    scoring again the rows - 1 before it that its first scores need."""
+    n = x.shape[0]
+    k = len(signals)
+    with_shares = shares.shape[0] == n
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        first, end = chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)
+        columns, y = np.empty((k, _BLOCK)), np.empty((k, _BLOCK))
+        total, rank = np.empty(_BLOCK), np.empty(_BLOCK)
+        # the block's instants after the rows - 1 before them, NaN as -inf
+        recent = np.zeros(rows - 1 + _BLOCK)
+        before = max(first - rows + 1, 0)
+        _phi_block(x, before, first - before, gain, offset, columns, y, total, signals)
+        for i in range(before, first):
+            value = total[i - before] / level
+            recent[rows - 1 - first + i] = value if value == value else -np.inf
+        for start in range(first, end, _BLOCK):
+            m = min(_BLOCK, end - start)
+            _phi_block(x, start, m, gain, offset, columns, y, total, signals)
+            for j in range(m):
+                value = total[j] / level
+                instant[start + j] = value
+                recent[rows - 1 + j] = value if value == value else -np.inf
+            _kth_largest(recent, m, rows, needed, rank, score[start : start + m])
+            recent[: rows - 1] = recent[m : m + rows - 1]
+            if with_shares:
+                for j in range(m):
+                    inverse = 1.0 / total[j] if total[j] > 0 else 0.0
+                    for a in range(k):
+                        shares[start + j, a] = y[a, j] * inverse
