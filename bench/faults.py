@@ -32,7 +32,7 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
-from analytics.history import Series, process_signals
+from analytics.history import Series, process_signals, while_running
 from analytics.oee import StateEvent
 from analytics.service import (
     MACHINE,
@@ -41,7 +41,6 @@ from analytics.service import (
     machine_score,
     score_events,
     silence_events,
-    while_running,
 )
 from shopfloor.messages import FaultKind, MessageKind, decode_readings, parse_topic
 from shopfloor.states import STATE, MachineState
