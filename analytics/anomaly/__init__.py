@@ -28,6 +28,7 @@ from analytics.anomaly.normal import (
     learn_normal,
     normal_events,
     score_normal,
+    varying,
 )
 from analytics.anomaly.settings import DetectorSettings
 from analytics.anomaly.standard_score import level_shift, zscore
@@ -52,5 +53,6 @@ __all__ = [
     "relative_entropy",
     "score_normal",
     "t2_level",
+    "varying",
     "zscore",
 ]

@@ -187,17 +187,26 @@ class NormalEvent:
     end_row: int
 
 
-def _standardise(values: FloatArray, signals: Sequence[str]) -> tuple[FloatArray, FloatArray]:
-    """Median and robust scale of each signal (MAD, else the standard deviation where more than
-    half the rows share one value); ValueError naming a signal that never changes."""
+def _robust_scale(values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Median and robust scale of each column (MAD, else the standard deviation where more
+    than half the rows share one value), NaN left out."""
     centre = np.nanmedian(values, axis=0)
     mad = 1.4826 * np.nanmedian(np.abs(values - centre), axis=0)
-    spread = np.nanstd(values, axis=0)
-    scale = np.where(mad > 0, mad, spread)
-    for name, value, typical in zip(signals, scale, centre, strict=True):
-        if not value > 1e-12 * max(abs(typical), 1.0):
+    return centre, np.where(mad > 0, mad, np.nanstd(values, axis=0))
+
+
+def varying(values: FloatArray) -> npt.NDArray[np.bool_]:
+    """Which columns of `values` (rows x signals) change in it: a model can learn only these."""
+    centre, scale = _robust_scale(values)
+    return np.asarray(scale > 1e-12 * np.maximum(np.abs(centre), 1.0))
+
+
+def _standardise(values: FloatArray, signals: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+    """Median and robust scale of each signal; ValueError naming a signal that never changes."""
+    for name, changes in zip(signals, varying(values), strict=True):
+        if not changes:
             raise ValueError(f"{name}: constant over the normal period: leave it out")
-    return centre, scale
+    return _robust_scale(values)
 
 
 def _principal(z: FloatArray, explained: float) -> tuple[FloatArray, FloatArray, int]:
