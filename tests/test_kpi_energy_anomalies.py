@@ -237,8 +237,8 @@ def plant_file(tmp_path: Path, suffix: str) -> Path:
             for time, row in zip(times, rows, strict=True)
         ]
         return csv_file(tmp_path, ",".join(["time", *names]), lines)
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     path = tmp_path / "plant.parquet"
     columns = {
