@@ -277,7 +277,7 @@ def test_normal_until_table_shows_top_contributors(tmp_path: Path) -> None:
     path = plant_file(tmp_path, ".csv")
     result = shopfloor("anomalies", str(path), "--normal-until", NORMAL_UNTIL)
     assert result.returncode == 0, result.stderr
-    for text in ("2026-03-02T00:41:4", "top contributors", "power 5", "load 4", "out: setpoint"):
+    for text in ("2026-03-02T00:41:4", "top contributors", "power 5", "load 5", "out: setpoint"):
         assert text in result.stdout, text
 
 

@@ -687,7 +687,7 @@ def _normal_report(
             "signals": names,
             "left_out": [name for name in numbers if name not in names],
             "components": model.components,
-            "level": model.level,
+            "levels": dict(zip(("t2", "spe"), model.levels, strict=True)),
             "false_alarms_per_week": false_alarms_per_week,
         },
         "signals": {},
