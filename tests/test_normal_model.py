@@ -9,6 +9,7 @@ import pytest
 from analytics.anomaly import (
     NormalModel,
     NormalSettings,
+    Scored,
     learn_normal,
     normal_events,
     score_normal,
@@ -133,3 +134,14 @@ def test_the_tail_fit_finds_the_level_of_a_known_distribution(shape: float, rate
         scores, truth = -np.log(uniform), -np.log(rate)
     fit = fit_tail(scores, seconds=scores.size, separation=1)
     assert fit.level(rate) == pytest.approx(truth, rel=0.15)
+
+
+@pytest.mark.parametrize(("gap", "count"), [(299, 1), (300, 2)])
+def test_events_closer_than_merge_s_are_one(model: NormalModel, gap: int, count: int) -> None:
+    score = np.zeros(1_000)
+    score[[100, 101 + gap]] = 2.0  # the second high row `gap` rows after the first
+    scored = Scored(score, score, np.full((1_000, 3), 1 / 3))
+    found = normal_events(model, scored, np.arange(1_000.0))  # merge_s 300 at 1 s a row
+    assert len(found) == count
+    assert (found[0].start_row, found[-1].end_row) == (100, 101 + gap)
+    assert found[0].contributions == pytest.approx(dict.fromkeys(SIGNALS, 1 / 3))

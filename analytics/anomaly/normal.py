@@ -31,10 +31,13 @@ level (k of n), and the level is calibrated on that same k-of-n statistic. The t
 isolated spike, a sensor glitch as often as a fault, raises no alarm, and a sustained moderate
 departure does (the k-th largest of n rows is lower than their maximum, so the level is lower
 than a single row's); it costs up to n - 1 rows of delay, seconds at the platform's rates.
+An event closes once the evidence has stayed below the level for `merge_s`: a fault whose
+score hovers about the level is one event to act on, not dozens.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -64,6 +67,7 @@ class NormalSettings(BaseModel):
     evidence_rows: int = Field(default=5, ge=1, le=64, description="n of the k-of-n rule")
     evidence_needed: int = Field(default=3, ge=1, description="k of the k-of-n rule")
     min_rows: int = Field(default=100, ge=10, description="complete rows a normal period needs")
+    merge_s: float = Field(default=300.0, ge=0, description="events closer than this are one")
 
     @model_validator(mode="after")
     def _k_of_n(self) -> NormalSettings:
@@ -320,9 +324,12 @@ def score_normal(model: NormalModel, values: FloatArray) -> Scored:
 
 
 def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[NormalEvent]:
-    """Events where the evidence reaches 1: open while it stays there, closed once it has been
-    below for `evidence_rows` rows. Each carries its signals' shares of the index."""
-    starts, ends, _ = _events(scored.score, 1.0, 1.0, model.settings.evidence_rows, 1)
+    """Events where the evidence reaches 1, closed once it has stayed below for `merge_s`
+    (at least `evidence_rows` rows): a fault whose score hovers about the level is one event,
+    not dozens. Each carries its signals' shares of the index."""
+    settings = model.settings
+    quiet = max(settings.evidence_rows, math.ceil(settings.merge_s / settings.sample_period_s))
+    starts, ends, _ = _events(scored.score, 1.0, 1.0, quiet, 1)
     found = []
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         instant = scored.instant[start : end + 1]
