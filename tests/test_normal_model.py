@@ -9,6 +9,7 @@ import pytest
 from analytics.anomaly import (
     NormalModel,
     NormalSettings,
+    Scored,
     learn_normal,
     normal_events,
     score_normal,
@@ -72,7 +73,7 @@ def test_the_level_follows_the_false_alarm_rate() -> None:
     values = plant(20_000)
     lax = learn_normal(values, SIGNALS, NormalSettings(false_alarms_per_week=100.0))
     strict = learn_normal(values, SIGNALS, NormalSettings(false_alarms_per_week=0.1))
-    assert lax.level < strict.level
+    assert lax.levels[0] < strict.levels[0] and lax.levels[1] < strict.levels[1]
 
 
 def test_json_round_trip_scores_the_same(model: NormalModel) -> None:
@@ -133,3 +134,14 @@ def test_the_tail_fit_finds_the_level_of_a_known_distribution(shape: float, rate
         scores, truth = -np.log(uniform), -np.log(rate)
     fit = fit_tail(scores, seconds=scores.size, separation=1)
     assert fit.level(rate) == pytest.approx(truth, rel=0.15)
+
+
+@pytest.mark.parametrize(("gap", "count"), [(299, 1), (300, 2)])
+def test_events_closer_than_merge_s_are_one(model: NormalModel, gap: int, count: int) -> None:
+    score = np.zeros(1_000)
+    score[[100, 101 + gap]] = 2.0  # the second high row `gap` rows after the first
+    scored = Scored(score, score, np.full((1_000, 3), 1 / 3))
+    found = normal_events(model, scored, np.arange(1_000.0))  # merge_s 300 at 1 s a row
+    assert len(found) == count
+    assert (found[0].start_row, found[-1].end_row) == (100, 101 + gap)
+    assert found[0].contributions == pytest.approx(dict.fromkeys(SIGNALS, 1 / 3))

@@ -30,6 +30,7 @@ from analytics.anomaly.normal import (
     learn_normal,
     normal_events,
     score_normal,
+    varying,
 )
 from analytics.anomaly.settings import DetectorSettings
 from analytics.anomaly.standard_score import level_shift, zscore
@@ -56,6 +57,7 @@ __all__ = [
     "relative_entropy",
     "score_normal",
     "t2_level",
+    "varying",
     "votes",
     "zscore",
 ]

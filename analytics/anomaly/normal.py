@@ -13,26 +13,31 @@ together; the rest is what the normal period never does. Two indices watch a row
 - SPE (Q) in the residual, |(I - P P') z|²: the correlations breaking, e.g. power no longer
   following spindle load, which neither signal shows alone.
 
-They are combined as phi = T²/tau² + SPE/delta² (Yue and Qin 2001), tau² and delta² their 99th
-percentiles on the normal period, so that each weighs in its own units. phi = z' M z with
-M = P L^-1 P'/tau² + (I - P P')/delta², whose square root is M^1/2 = P L^-1/2 P'/tau +
-(I - P P')/delta; with y = M^1/2 z, phi = |y|² and y_j² is signal j's contribution, never
-negative and summing to phi (Alcalá and Qin 2009). Folding the centre and scale into M^1/2
-(`_Frozen`), scoring a row is one k x k product.
+Each is z' M z with M^1/2 = P L^-1/2 P' for T² and I - P P' for SPE: with y = M^1/2 z the
+index is |y|², and y_j² is signal j's contribution, never negative and summing to the index
+(Alcalá and Qin 2009). Folding the centre, the scale and the index's level into its M^1/2
+(`_Frozen`), scoring a row is two k x k products.
 
-Level. The alarm level of phi is fitted on the normal period's own scores for a stated
-false-alarm rate (`analytics.anomaly.tail`): no chi-square assumption, which underestimates
-the heavy tail of real process signals by a factor of several.
+Levels. Each index gets its own alarm level, fitted on the normal period's own scores
+(`analytics.anomaly.tail`) for half the stated false-alarm rate, and a row's score is the
+larger of the two ratios to their levels, its contributions those of that index. No
+chi-square assumption, which underestimates the heavy tail of real process signals by a
+factor of several; and apart, so that the heavy tail of a slow process's T² does not raise the
+level at which a broken correlation shows in SPE, whose residual is mostly sensor noise (a
+single index of both, phi = T²/tau² + SPE/delta² as Yue and Qin 2001, would share one level).
 
 Evidence. An event opens when `evidence_needed` of the last `evidence_rows` rows are above the
 level (k of n), and the level is calibrated on that same k-of-n statistic. The trade-off: an
 isolated spike, a sensor glitch as often as a fault, raises no alarm, and a sustained moderate
 departure does (the k-th largest of n rows is lower than their maximum, so the level is lower
 than a single row's); it costs up to n - 1 rows of delay, seconds at the platform's rates.
+An event closes once the evidence has stayed below the level for `merge_s`: a fault whose
+score hovers about the level is one event to act on, not dozens.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -48,7 +53,6 @@ FloatArray = npt.NDArray[np.float64]
 
 WEEK_S = 7 * 24 * 3600.0
 FORMAT = 1  # of the JSON; bumped when its fields change meaning
-_PART_QUANTILE = 0.99  # of T² and of SPE on the normal period, which weighs them in phi
 _RELATIVE_FLOOR = 1e-9  # of the largest variance: below it, a direction counts as flat
 
 
@@ -59,10 +63,11 @@ class NormalSettings(BaseModel):
 
     false_alarms_per_week: float = Field(default=1.0, gt=0, description="per machine, the target")
     sample_period_s: float = Field(default=1.0, gt=0, description="seconds between rows")
-    explained_variance: float = Field(default=0.9, gt=0, le=1, description="kept by the components")
+    explained_variance: float = Field(default=0.99, gt=0, le=1, description="the components keep")
     evidence_rows: int = Field(default=5, ge=1, le=64, description="n of the k-of-n rule")
     evidence_needed: int = Field(default=3, ge=1, description="k of the k-of-n rule")
     min_rows: int = Field(default=100, ge=10, description="complete rows a normal period needs")
+    merge_s: float = Field(default=300.0, ge=0, description="events closer than this are one")
 
     @model_validator(mode="after")
     def _k_of_n(self) -> NormalSettings:
@@ -83,8 +88,8 @@ class _Stored(BaseModel):
     signals: list[str] = Field(min_length=1)
     centre: list[float]
     scale: list[float]
-    root: list[list[float]]
-    level: float = Field(gt=0)
+    root: list[list[list[float]]]
+    levels: tuple[float, float]
     components: int = Field(ge=1)
     rows: int = Field(ge=1)
     period: tuple[float, float] | None
@@ -95,10 +100,10 @@ class _Stored(BaseModel):
         k = len(self.signals)
         if self.format != FORMAT:
             raise ValueError(f"format {self.format} is not {FORMAT}: learn the model again")
-        if len(self.centre) != k or len(self.scale) != k or len(self.root) != k:
-            raise ValueError(f"centre, scale and root need one entry per signal ({k})")
-        if any(len(row) != k for row in self.root):
-            raise ValueError(f"root must be {k} x {k}")
+        if len(self.centre) != k or len(self.scale) != k:
+            raise ValueError(f"centre and scale need one entry per signal ({k})")
+        if len(self.root) != 2 or any(len(row) != k for part in self.root for row in part):
+            raise ValueError(f"root must be 2 x {k} x {k}")
         return self
 
 
@@ -106,16 +111,18 @@ class _Stored(BaseModel):
 class NormalModel:
     """Learnt on a normal period, then frozen: see the module's docstring.
 
-    `root` is M^1/2 of the standardised signals; `level` the alarm level of phi; `components`
-    the principal components kept; `rows` the complete rows learnt on; `period` the first and
-    last time of the normal period when the caller gave it (epoch s).
+    `root` holds M^1/2 of T² and of SPE (2 x k x k) for the standardised signals, each over
+    the square root of its level; `levels` the levels of T² and SPE themselves (SPE's 0 when
+    every direction is a component); `components` the principal components kept; `rows` the
+    complete rows learnt on; `period` the first and last time of the normal period when the
+    caller gave it (epoch s).
     """
 
     signals: tuple[str, ...]
     centre: FloatArray
     scale: FloatArray
     root: FloatArray
-    level: float
+    levels: tuple[float, float]
     components: int
     rows: int
     settings: NormalSettings = field(default_factory=NormalSettings)
@@ -128,7 +135,7 @@ class NormalModel:
             centre=self.centre.tolist(),
             scale=self.scale.tolist(),
             root=self.root.tolist(),
-            level=self.level,
+            levels=self.levels,
             components=self.components,
             rows=self.rows,
             period=self.period,
@@ -149,7 +156,7 @@ class NormalModel:
             np.array(stored.centre),
             np.array(stored.scale),
             np.array(stored.root),
-            stored.level,
+            stored.levels,
             stored.components,
             stored.rows,
             stored.settings,
@@ -162,9 +169,9 @@ class Scored:
     """Rows scored against a normal model, each as a ratio to the alarm level.
 
     `score` is the k-of-n evidence (the k-th largest `instant` of the row's last n), what opens
-    events: >= 1 is above the level. `instant` is the row's own phi over the level, NaN where a
-    signal has no sample. `contributions` (rows x signals) are each signal's share of the row's
-    phi, summing to 1 where phi > 0, NaN with it.
+    events: >= 1 is above the level. `instant` is the row's own score, the larger of T² and SPE
+    as ratios to their levels, NaN where a signal has no sample. `contributions` (rows x
+    signals) are each signal's share of that index, summing to 1 where it is > 0, NaN with it.
     """
 
     score: FloatArray
@@ -175,8 +182,8 @@ class Scored:
 @dataclass(frozen=True)
 class NormalEvent:
     """Rows whose evidence reached the level: first and last such row (epoch s), the time and
-    value of the peak `instant`, and each signal's share of phi summed over the event, largest
-    first (rows with a higher score weigh more)."""
+    value of the peak `instant`, and each signal's share of the index summed over the event,
+    largest first (rows with a higher score weigh more)."""
 
     start: float
     end: float
@@ -187,17 +194,26 @@ class NormalEvent:
     end_row: int
 
 
-def _standardise(values: FloatArray, signals: Sequence[str]) -> tuple[FloatArray, FloatArray]:
-    """Median and robust scale of each signal (MAD, else the standard deviation where more than
-    half the rows share one value); ValueError naming a signal that never changes."""
+def _robust_scale(values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Median and robust scale of each column (MAD, else the standard deviation where more
+    than half the rows share one value), NaN left out."""
     centre = np.nanmedian(values, axis=0)
     mad = 1.4826 * np.nanmedian(np.abs(values - centre), axis=0)
-    spread = np.nanstd(values, axis=0)
-    scale = np.where(mad > 0, mad, spread)
-    for name, value, typical in zip(signals, scale, centre, strict=True):
-        if not value > 1e-12 * max(abs(typical), 1.0):
+    return centre, np.where(mad > 0, mad, np.nanstd(values, axis=0))
+
+
+def varying(values: FloatArray) -> npt.NDArray[np.bool_]:
+    """Which columns of `values` (rows x signals) change in it: a model can learn only these."""
+    centre, scale = _robust_scale(values)
+    return np.asarray(scale > 1e-12 * np.maximum(np.abs(centre), 1.0))
+
+
+def _standardise(values: FloatArray, signals: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+    """Median and robust scale of each signal; ValueError naming a signal that never changes."""
+    for name, changes in zip(signals, varying(values), strict=True):
+        if not changes:
             raise ValueError(f"{name}: constant over the normal period: leave it out")
-    return centre, scale
+    return _robust_scale(values)
 
 
 def _principal(z: FloatArray, explained: float) -> tuple[FloatArray, FloatArray, int]:
@@ -212,21 +228,28 @@ def _principal(z: FloatArray, explained: float) -> tuple[FloatArray, FloatArray,
     return variances, vectors, kept
 
 
-def _root(z: FloatArray, explained: float) -> tuple[FloatArray, int]:
-    """M^1/2 of the standardised signals (see the module's docstring) and the components kept."""
+def _roots(z: FloatArray, explained: float) -> tuple[FloatArray, int]:
+    """M^1/2 of T² and of SPE (2 x k x k, SPE's zero when nothing is left over) of the
+    standardised signals (see the module's docstring), and the components kept."""
     variances, vectors, kept = _principal(z, explained)
     p, lam = vectors[:, :kept], variances[:kept]
-    scores = z @ p
-    t2 = np.einsum("ij,ij->i", scores, scores / lam)
-    tau = np.sqrt(np.quantile(t2, _PART_QUANTILE))
-    root = (p / (np.sqrt(lam) * tau)) @ p.T
+    roots = np.zeros((2, len(variances), len(variances)))
+    roots[0] = (p / np.sqrt(lam)) @ p.T
     if kept < len(variances):
-        residual = np.eye(len(variances)) - p @ p.T
-        spe = np.einsum("ij,ij->i", z @ residual, z)
-        delta2 = np.quantile(spe, _PART_QUANTILE)
-        floor = _RELATIVE_FLOOR * variances[0]
-        root = root + residual / np.sqrt(max(delta2, floor))
-    return root, kept
+        roots[1] = np.eye(len(variances)) - p @ p.T
+    return roots, kept
+
+
+def _level(
+    values: FloatArray, centre: FloatArray, scale: FloatArray, root: FloatArray,
+    settings: NormalSettings, rate: float,
+) -> float:  # fmt: skip
+    """The level of one index (root k x k) for `rate` false alarms a second, fitted on the
+    k-of-n evidence of the normal period's rows."""
+    alone = np.stack((root, np.zeros_like(root)))
+    evidence = _Frozen.of(centre, scale, alone).score(values, settings, False).score
+    seconds = len(values) * settings.sample_period_s
+    return fit_tail(evidence, seconds, settings.evidence_rows).level(rate)
 
 
 def learn_normal(
@@ -237,7 +260,7 @@ def learn_normal(
     period: tuple[float, float] | None = None,
 ) -> NormalModel:
     """A model of `values` (rows x signals, float64, NaN where a signal has no sample), all
-    declared normal, with its level calibrated for `settings.false_alarms_per_week`.
+    declared normal, with its levels calibrated for `settings.false_alarms_per_week`.
 
     Rows with a NaN are left out of the fit. ValueError with a one-line reason when there are
     too few complete rows, a signal is constant, or the scores are too flat to calibrate on.
@@ -253,19 +276,22 @@ def learn_normal(
             f"the normal period has {len(complete)} rows with every signal, {needed} are needed"
         )
     centre, scale = _standardise(complete, signals)
-    root, kept = _root((complete - centre) / scale, settings.explained_variance)
-    evidence = _Frozen.of(centre, scale, root).score(values, settings, 1.0, False).score
-    seconds = len(values) * settings.sample_period_s
-    tail = fit_tail(evidence, seconds, settings.evidence_rows)
-    level = tail.level(settings.false_alarms_per_week / WEEK_S)
+    roots, kept = _roots((complete - centre) / scale, settings.explained_variance)
+    parts = 2 if roots[1].any() else 1
+    rate = settings.false_alarms_per_week / WEEK_S / parts
+    levels = [_level(values, centre, scale, roots[p], settings, rate) for p in range(parts)]
+    for p, level in enumerate(levels):
+        roots[p] /= np.sqrt(level)
+    t2_level, spe_level = (*levels, 0.0)[:2]
     return NormalModel(
-        tuple(signals), centre, scale, root, level, kept, len(complete), settings, period
-    )
+        tuple(signals), centre, scale, roots, (t2_level, spe_level), kept, len(complete),
+        settings, period,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class _Frozen:
-    """M^1/2 with the centre and scale folded in: y = gain @ x - offset."""
+    """Both M^1/2 with the centre and scale folded in: y = gain[p] @ x - offset[p]."""
 
     gain: FloatArray
     offset: FloatArray
@@ -275,16 +301,14 @@ class _Frozen:
         gain = np.ascontiguousarray(root / scale)
         return cls(gain, gain @ centre)
 
-    def score(
-        self, values: FloatArray, settings: NormalSettings, level: float, shares: bool
-    ) -> Scored:
+    def score(self, values: FloatArray, settings: NormalSettings, shares: bool) -> Scored:
         """`values` scored (see `_score_rows`), with contributions if `shares`."""
         n, k = values.shape
         score, instant = np.empty(n), np.empty(n)
         contributions = np.empty((n, k) if shares else (0, k))
         needed, rows = settings.evidence_needed, settings.evidence_rows
         signals = (0,) * k
-        args = (self.gain, self.offset, level, needed, rows, signals)
+        args = (self.gain, self.offset, needed, rows, signals)
         _score_rows(values, *args, score, instant, contributions)
         return Scored(score, instant, contributions)
 
@@ -296,13 +320,16 @@ def score_normal(model: NormalModel, values: FloatArray) -> Scored:
     if values.ndim != 2 or values.shape[1] != k:
         raise ValueError(f"values must be rows x {k} signals, not {values.shape}")
     frozen = _Frozen.of(model.centre, model.scale, model.root)
-    return frozen.score(values, model.settings, model.level, True)
+    return frozen.score(values, model.settings, True)
 
 
 def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[NormalEvent]:
-    """Events where the evidence reaches 1: open while it stays there, closed once it has been
-    below for `evidence_rows` rows. Each carries its signals' shares of phi."""
-    starts, ends, _ = _events(scored.score, 1.0, 1.0, model.settings.evidence_rows, 1)
+    """Events where the evidence reaches 1, closed once it has stayed below for `merge_s`
+    (at least `evidence_rows` rows): a fault whose score hovers about the level is one event,
+    not dozens. Each carries its signals' shares of the index."""
+    settings = model.settings
+    quiet = max(settings.evidence_rows, math.ceil(settings.merge_s / settings.sample_period_s))
+    starts, ends, _ = _events(scored.score, 1.0, 1.0, quiet, 1)
     found = []
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         instant = scored.instant[start : end + 1]
@@ -348,29 +375,32 @@ def _kth_largest(recent: FloatArray, m: int, rows: int, needed: int, rank: Float
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _phi_block(x: FloatArray, first: int, m: int, gain: FloatArray, offset: FloatArray,
-               columns: FloatArray, y: FloatArray, total: FloatArray,
-               signals: tuple[int, ...]) -> None:  # fmt: skip
-    """|gain x_i - offset|² of rows first to first + m - 1 into total[:m] (NaN for a row with a
-    NaN), each term into y (k x block). k is the length of `signals`, a tuple of zeros, so
-    that the loops are compiled for the number of signals. The rows are copied signal-major
-    into `columns` first, so that every loop runs over the block's rows side by side in
-    vector registers: row by row, a k x k product is too short to vectorise."""
+def _index_block(x: FloatArray, first: int, m: int, gain: FloatArray, offset: FloatArray,
+                 columns: FloatArray, y: FloatArray, total: FloatArray,
+                 signals: tuple[int, ...]) -> None:  # fmt: skip
+    """Both indices |gain[p] x_i - offset[p]|² of rows first to first + m - 1 into total[p, :m]
+    (NaN for a row with a NaN), each term into y[p * k + a] (2k x block). k is the length of
+    `signals`, a tuple of zeros, so that the loops are compiled for the number of signals.
+    The rows are copied signal-major into `columns` first, so that every loop runs over the
+    block's rows side by side in vector registers: row by row, a k x k product is too short
+    to vectorise."""
     k = len(signals)
     for j in range(m):
         for b in range(k):
             columns[b, j] = x[first + j, b]
-    total[:m] = 0.0
-    for a in range(k):
-        for j in range(m):
-            y[a, j] = -offset[a]
-        for b in range(k):
-            weight = gain[a, b]
+    for p in range(2):
+        total[p, :m] = 0.0
+        for a in range(k):
+            row = p * k + a
             for j in range(m):
-                y[a, j] += weight * columns[b, j]
-        for j in range(m):
-            y[a, j] *= y[a, j]
-            total[j] += y[a, j]
+                y[row, j] = -offset[p, a]
+            for b in range(k):
+                weight = gain[p, a, b]
+                for j in range(m):
+                    y[row, j] += weight * columns[b, j]
+            for j in range(m):
+                y[row, j] *= y[row, j]
+                total[p, j] += y[row, j]
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -378,7 +408,6 @@ def _score_rows(
     x: FloatArray,
     gain: FloatArray,
     offset: FloatArray,
-    level: float,
     needed: int,
     rows: int,
     signals: tuple[int, ...],
@@ -386,35 +415,38 @@ def _score_rows(
     instant: FloatArray,
     shares: FloatArray,
 ) -> None:
-    """instant[i] = phi of row i / level (NaN if the row has a NaN); score[i] the `needed`-th
-    largest of the last `rows` instants (rows before the first count as 0, NaN below all);
-    with `shares` of n rows, each signal's share of phi. Chunks of rows in parallel, each
-    scoring again the rows - 1 before it that its first scores need."""
+    """instant[i] = the larger index of row i (NaN if the row has a NaN); score[i] the
+    `needed`-th largest of the last `rows` instants (rows before the first count as 0, NaN
+    below all); with `shares` of n rows, each signal's share of the larger index. Chunks of
+    rows in parallel, each scoring again the rows - 1 before it that its first scores need."""
     n = x.shape[0]
     k = len(signals)
     with_shares = shares.shape[0] == n
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         first, end = chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)
-        columns, y = np.empty((k, _BLOCK)), np.empty((k, _BLOCK))
-        total, rank = np.empty(_BLOCK), np.empty(_BLOCK)
+        columns, y = np.empty((k, _BLOCK)), np.empty((2 * k, _BLOCK))
+        total, rank, larger = np.empty((2, _BLOCK)), np.empty(_BLOCK), np.empty(_BLOCK)
         # the block's instants after the rows - 1 before them, NaN as -inf
         recent = np.zeros(rows - 1 + _BLOCK)
         before = max(first - rows + 1, 0)
-        _phi_block(x, before, first - before, gain, offset, columns, y, total, signals)
+        _index_block(x, before, first - before, gain, offset, columns, y, total, signals)
         for i in range(before, first):
-            value = total[i - before] / level
+            j = i - before
+            value = max(total[0, j], total[1, j])  # NaN in both or neither
             recent[rows - 1 - first + i] = value if value == value else -np.inf
         for start in range(first, end, _BLOCK):
             m = min(_BLOCK, end - start)
-            _phi_block(x, start, m, gain, offset, columns, y, total, signals)
+            _index_block(x, start, m, gain, offset, columns, y, total, signals)
             for j in range(m):
-                value = total[j] / level
+                value = max(total[0, j], total[1, j])
+                larger[j] = value
                 instant[start + j] = value
                 recent[rows - 1 + j] = value if value == value else -np.inf
             _kth_largest(recent, m, rows, needed, rank, score[start : start + m])
             recent[: rows - 1] = recent[m : m + rows - 1]
             if with_shares:
                 for j in range(m):
-                    inverse = 1.0 / total[j] if total[j] > 0 else 0.0
+                    part = 0 if total[0, j] >= total[1, j] else k
+                    inverse = 1.0 / larger[j] if larger[j] > 0 else 0.0
                     for a in range(k):
-                        shares[start + j, a] = y[a, j] * inverse
+                        shares[start + j, a] = y[part + a, j] * inverse
