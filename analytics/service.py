@@ -37,7 +37,13 @@ from analytics.anomaly import (
     relative_entropy,
     t2_level,
 )
-from analytics.anomaly.normal import NormalEvent, NormalModel, normal_events, score_normal
+from analytics.anomaly.normal import (
+    NormalEvent,
+    NormalModel,
+    Scored,
+    normal_events,
+    score_normal,
+)
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -361,6 +367,30 @@ def _running_s(log_: list[StateEvent], a: float, b: float) -> float:
     )
 
 
+def learnt_score(
+    model: NormalModel,
+    signals: dict[str, Series],
+    log_: list[StateEvent],
+    settings: AnalyticsSettings,
+) -> tuple[Series, Scored] | None:
+    """A machine's rows while running scored by its learnt model (the series holds the
+    evidence that opens events); None when it did not run."""
+    chosen = {s: signals.get(s, NO_SAMPLES) for s in model.signals}
+    t, x = running_rows(chosen, log_, settings.align_s)
+    if len(t) == 0:
+        return None
+    scored = score_normal(model, x)
+    return Series(t, scored.score), scored
+
+
+def learnt_events(
+    model: NormalModel, rows: Series, scored: Scored, settings: AnalyticsSettings
+) -> list[Event]:
+    """The learnt model's events as stored, one still reaching the newest rows open."""
+    quiet_s = settings.quiet * _step(rows)
+    return [normal_event(e, rows.t[-1], quiet_s) for e in normal_events(model, scored, rows.t)]
+
+
 def normal_event(found: NormalEvent, last_row: float, quiet_s: float) -> Event:
     """A learnt model's event as stored: open while it reaches the newest rows, with its peak
     and each signal's share of the score over it (to 0.1 %, plenty for people)."""
@@ -590,19 +620,16 @@ class AnalyticsService:
         """Scores and events of the machine's learnt model: the machine's score (a ratio to its
         alarm level), each signal's part of it as the signal's score, and events that carry
         each signal's share."""
-        chosen = {s: signals.get(s, NO_SAMPLES) for s in model.signals}
-        t, x = running_rows(chosen, states, self.settings.align_s)
-        if len(t) == 0:
+        learnt = learnt_score(model, signals, states, self.settings)
+        if learnt is None:
             known.keep_open([anomaly_event_name(MACHINE)])
             return []
-        scored = score_normal(model, x)
-        rows = Series(t, scored.score)
+        rows, scored = learnt
         points = self._score_points(path, MACHINE, rows, scored.score)
         for signal, share in zip(model.signals, scored.contributions.T, strict=True):
             points += self._score_points(path, signal, rows, scored.instant * share)
-        quiet_s = self.settings.quiet * _step(rows)
-        found = [normal_event(e, t[-1], quiet_s) for e in normal_events(model, scored, t)]
-        return points + self._event_points(path, found, known, quiet_s)
+        found = learnt_events(model, rows, scored, self.settings)
+        return points + self._event_points(path, found, known, self.settings.quiet * _step(rows))
 
     def _model(self, path: AssetPath, now: datetime) -> NormalModel | None:
         """The machine's model in force, read again only when another was stored."""
