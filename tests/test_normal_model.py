@@ -45,8 +45,7 @@ def test_a_correlation_break_is_an_event_blamed_on_its_signals(model: NormalMode
     assert len(found) == 1
     event = found[0]
     assert 3_000 <= event.start_row <= 3_000 + model.settings.evidence_rows
-    lag = 4 * model.settings.smoothing_s  # the average of the rows forgets the break slowly
-    assert 3_299 <= event.end_row <= 3_300 + lag
+    assert 3_299 <= event.end_row <= 3_300 + model.settings.evidence_rows
     assert event.start == t[event.start_row]
     assert set(list(event.contributions)[:2]) == {"power", "load"}
     assert event.contributions["temperature"] < 0.1

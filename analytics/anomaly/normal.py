@@ -44,7 +44,12 @@ spread; the trade-off is a lag of about `smoothing_s` behind a sudden change, wh
 indices see at once, and no gain on a signal whose noise is itself slow (its level on the
 smoothed rows is then as high as on the raw). Splitting the false-alarm rate over four indices
 instead of two raises each level a little (the log of 2 in the tail's scale). The average
-starts again at the centre after a row with a missing signal, e.g. after each stop.
+starts again at the centre after a row with a missing signal, e.g. after each stop, and after a
+row where the row-by-row indices alone have the evidence (k of the last n rows above their
+levels): a departure those already see would otherwise linger in the average for several
+`smoothing_s` after it ends, and keep its event open that long; a single row above them, as
+often noise as the start of a fault, leaves the average alone. The
+smoothed levels are fitted without these restarts, so a little on the safe side.
 
 Stuck signals. A sensor that freezes keeps its value within the normal range, which no index
 sees. Each signal's stillness is counted: the rows in a row over which it changed by at most
@@ -318,7 +323,7 @@ def _stuck_rows(
     for signal in range(k):
         alone = np.zeros(k)
         alone[signal] = 1.0
-        _carry(values, centre, 0.0, tolerance, alone, smoothed, runs, held)
+        _carry(values, np.zeros(n), 1, 1, centre, 0.0, tolerance, alone, smoothed, runs, held)
         try:
             fitted = fit_tail(runs, n * settings.sample_period_s, settings.evidence_rows)
         except ValueError:  # hardly ever still: the longest run and the floor decide
@@ -403,11 +408,14 @@ class _Frozen:
         """`values` scored (see `_carry` and `_score_rows`), with contributions if `shares`."""
         n, k = values.shape
         smoothed, still, held = np.empty((n, k)), np.empty(n), np.empty(n, np.int64)
-        _carry(values, self.centre, self.keep, self.tolerance, self.per_row, smoothed, still, held)
+        signals = (0,) * k
+        raw = np.empty(n)
+        _raw_rows(values, self.gain, self.offset, signals, raw)
+        state = (self.centre, self.keep, self.tolerance, self.per_row)
+        needed, rows = settings.evidence_needed, settings.evidence_rows
+        _carry(values, raw, needed, rows, *state, smoothed, still, held)
         score, instant = np.empty(n), np.empty(n)
         contributions = np.empty((n, k) if shares else (0, k))
-        needed, rows = settings.evidence_needed, settings.evidence_rows
-        signals = (0,) * k
         args = (self.gain, self.offset, needed, rows, signals)
         _score_rows(values, smoothed, still, held, *args, score, instant, contributions)
         return Scored(score, instant, contributions)
@@ -477,20 +485,27 @@ def _kth_largest(recent: FloatArray, m: int, rows: int, needed: int, rank: Float
 
 
 @njit(cache=True, error_model="numpy")
-def _carry(x: FloatArray, centre: FloatArray, keep: float, tolerance: FloatArray,
+def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, centre: FloatArray,
+           keep: float, tolerance: FloatArray,
            per_row: FloatArray, smoothed: FloatArray, still: FloatArray,
            held: npt.NDArray[np.int64]) -> None:  # fmt: skip
     """What a row's score owes to the rows before it, one row after the other: smoothed[i] the
     average of the complete rows up to i, `keep` of it carried from row to row (from the centre
-    again after a row with a NaN, NaN on it); still[i] the largest still run over its level
-    (runs times `per_row`; NaN where every signal is missing or none is watched) and held[i]
-    its signal. A row with every signal missing ends every run."""
+    again after a row with a NaN, NaN on it, or where `needed` of the last `rows` `raw` are
+    >= 1, the centre on it); still[i]
+    the largest still run over its level (runs times `per_row`; NaN where every signal is
+    missing or none is watched) and held[i] its signal. A row with every signal missing ends
+    every run."""
     n, k = x.shape
     watched = False
     for j in range(k):
         watched = watched or per_row[j] > 0
     state, last, runs = centre.copy(), np.full(k, np.nan), np.zeros(k)
+    above, count = np.zeros(rows, np.int64), 0  # of the last rows, those with raw >= 1
     for i in range(n):
+        flag = 1 if raw[i] >= 1.0 else 0
+        count += flag - above[i % rows]
+        above[i % rows] = flag
         missing = 0
         for j in range(k):
             missing += x[i, j] != x[i, j]
@@ -509,9 +524,25 @@ def _carry(x: FloatArray, centre: FloatArray, keep: float, tolerance: FloatArray
             if ratio > best:
                 best, which = ratio, j
         still[i], held[i] = best, which
+        restart = missing > 0 or count >= needed
         for j in range(k):
-            state[j] = centre[j] if missing else keep * state[j] + (1.0 - keep) * x[i, j]
+            state[j] = centre[j] if restart else keep * state[j] + (1.0 - keep) * x[i, j]
             smoothed[i, j] = np.nan if missing else state[j]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _raw_rows(x: FloatArray, gain: FloatArray, offset: FloatArray, signals: tuple[int, ...],
+              raw: FloatArray) -> None:  # fmt: skip
+    """raw[i] = the larger of row i's T² and SPE (NaN if it has a NaN), which `_carry` needs
+    before the average can be taken. Blocks of rows in parallel."""
+    n, k = x.shape[0], len(signals)
+    for block in prange((n + _BLOCK - 1) // _BLOCK):
+        first = block * _BLOCK
+        m = min(_BLOCK, n - first)
+        columns, y, total = np.empty((k, _BLOCK)), np.empty((4 * k, _BLOCK)), np.empty((4, _BLOCK))
+        _index_block(x, first, m, 0, gain, offset, columns, y, total, signals)
+        for j in range(m):
+            raw[first + j] = max(total[0, j], total[1, j])  # NaN in both or neither
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -42,6 +42,7 @@ def normal_reference(
     n, k = values.shape
     score, instant, shares = np.empty(n), np.empty(n), np.empty((n, k))
     window = [0.0] * settings.evidence_rows
+    above = [False] * settings.evidence_rows
     state, last, runs = model.centre.copy(), np.full(k, np.nan), np.zeros(k)
     for i in range(n):
         row = values[i]
@@ -53,11 +54,16 @@ def normal_reference(
                 still = bool(missing[j]) or abs(row[j] - last[j]) <= tolerance[j]
                 runs[j] = runs[j] + 1.0 if still else 0.0
                 last[j] = last[j] if missing[j] else row[j]
-        state = model.centre.copy() if missing.any() else keep * state + (1.0 - keep) * row
-        smoothed = state + math.nan if missing.any() else state
         candidates = []
-        for root, x in zip(roots, (row, row, smoothed, smoothed), strict=True):
-            y = root @ ((x - model.centre) / model.scale)
+        for root in roots[:2]:
+            y = root @ ((row - model.centre) / model.scale)
+            candidates.append((float(y @ y), y * y))
+        above = [*above[1:], max(candidates[0][0], candidates[1][0]) >= 1.0]
+        restart = missing.any() or sum(above) >= settings.evidence_needed
+        state = model.centre.copy() if restart else keep * state + (1.0 - keep) * row
+        smoothed = state + math.nan if missing.any() else state
+        for root in roots[2:]:
+            y = root @ ((smoothed - model.centre) / model.scale)
             candidates.append((float(y @ y), y * y))
         ratios = runs * per_row
         held = int(np.argmax(ratios))
@@ -92,15 +98,18 @@ def _still_runs(values: FloatArray, tolerance: FloatArray) -> FloatArray:
     return (counted - np.maximum.accumulate(np.where(still, 0, counted), axis=0)).astype(float)
 
 
-def _average(model: NormalModel, values: FloatArray, keep: float) -> FloatArray:
+def _average(
+    model: NormalModel, values: FloatArray, keep: float, restart: npt.NDArray[np.bool_]
+) -> FloatArray:
     """The average of the complete rows, from the centre after each incomplete one (NaN on
-    it), a block of rows at a time: within a block it is a lower-triangular matrix of
+    it) or each `restart` (the centre on it), a block of rows at a time: within a block it is a lower-triangular matrix of
     weights times the rows, masked where a reset lies between, plus the block before's last
     average decayed."""
     n, k = values.shape
     incomplete = np.asarray(np.isnan(values).any(axis=1))
-    deviation = np.where(incomplete[:, None], 0.0, values - model.centre)
-    segment = np.cumsum(incomplete)
+    restart = incomplete | restart
+    deviation = np.where(restart[:, None], 0.0, values - model.centre)
+    segment = np.cumsum(restart)
     lag = np.subtract.outer(np.arange(_BLOCK), np.arange(_BLOCK))
     weights = np.where(lag >= 0, (1.0 - keep) * keep ** np.maximum(lag, 0), 0.0)
     decay = keep ** np.arange(1, _BLOCK + 1)
@@ -125,10 +134,14 @@ def normal_numpy(
     n, k = values.shape
     rows = np.arange(n)
     z = (values - model.centre) / model.scale
-    smoothed = (_average(model, values, keep) - model.centre) / model.scale
-    squares = [
-        np.square(x @ root.T) for root, x in zip(roots, (z, z, smoothed, smoothed), strict=True)
-    ]
+    squares = [np.square(z @ root.T) for root in roots[:2]]
+    window, needed = settings.evidence_rows, settings.evidence_needed
+    with np.errstate(invalid="ignore"):
+        above = np.maximum(squares[0].sum(axis=1), squares[1].sum(axis=1)) >= 1.0
+    counted = sliding_window_view(np.concatenate((np.zeros(window - 1), above)), window)
+    restart = counted.sum(axis=1) >= needed
+    smoothed = (_average(model, values, keep, restart) - model.centre) / model.scale
+    squares += [np.square(smoothed @ root.T) for root in roots[2:]]
     ratios = _still_runs(values, tolerance) * per_row
     held = np.argmax(ratios, axis=1)
     unwatched = np.isnan(values).all(axis=1) | (not per_row.any())
@@ -140,7 +153,6 @@ def normal_numpy(
     larger = np.stack(squares)[chosen, rows]
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(instant[:, None] > 0, larger / instant[:, None], larger * 0.0)
-    window, needed = settings.evidence_rows, settings.evidence_needed
     ranked = np.concatenate((np.zeros(window - 1), np.where(np.isnan(instant), -np.inf, instant)))
     windows = sliding_window_view(ranked, window)
     kth = -np.partition(-windows, needed - 1, axis=1)[:, needed - 1]
