@@ -10,8 +10,9 @@ on 1 or 8 hours of the process and scores a week of it from another seed. The fa
 planted in a copy of that week, one kind at a time, at ten times: a correlation break (one
 signal loses a source the others keep), a step of one signal, a gradual drift of one signal
 (to the same size over 30 minutes), each the size of that signal's spread on the normal period,
-or a stuck signal (its value held where the fault starts), lasting an hour. Next to it, today's `kpi anomalies` without --normal-until (a streaming
-z-score per signal at |z| >= 5 and T² at the same rarity) on the same fault-free week.
+or a stuck signal (its value held where the fault starts), lasting an hour. Next to it,
+today's `kpi anomalies` without --normal-until (a streaming z-score per signal at |z| >= 5 and
+T² at the same rarity) on the same fault-free week.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from analytics.anomaly import NormalModel
 
 FloatArray = npt.NDArray[np.float64]
-_BLOCK = 64  # rows the NumPy average advances by a matrix product at a time
+_BLOCK = 256  # rows the NumPy average advances by a matrix product at a time
 
 
 def _parts(model: NormalModel) -> tuple[FloatArray, FloatArray, FloatArray, float]:
