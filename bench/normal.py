@@ -10,8 +10,9 @@ on 1 or 8 hours of the process and scores a week of it from another seed. The fa
 planted in a copy of that week, one kind at a time, at ten times: a correlation break (one
 signal loses a source the others keep), a step of one signal, a gradual drift of one signal
 (to the same size over 30 minutes), each the size of that signal's spread on the normal period,
-lasting an hour. Next to it, today's `kpi anomalies` without --normal-until (a streaming
-z-score per signal at |z| >= 5 and T² at the same rarity) on the same fault-free week.
+or a stuck signal (its value held where the fault starts), lasting an hour. Next to it,
+today's `kpi anomalies` without --normal-until (a streaming z-score per signal at |z| >= 5 and
+T² at the same rarity) on the same fault-free week.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ TARGET_PER_WEEK = 1.0
 GOAL_PER_WEEK = 7.0  # the fault bench's goal: at most one false alarm a machine a day
 FAULT_ROWS = 3600
 FAULTS = 10
+KINDS = ("correlation break", "step", "drift", "stuck")
 MIXING = np.random.default_rng(99).standard_normal((SOURCES, SIGNALS))
 
 
@@ -83,6 +85,8 @@ def plant(week: FloatArray, model: NormalModel, kind: str) -> tuple[FloatArray, 
             faulty[rows, signal] -= lost - lost.mean()
         elif kind == "step":
             faulty[rows, signal] += size
+        elif kind == "stuck":
+            faulty[rows, signal] = week[start, signal]
         else:
             faulty[rows, signal] += size * ramp
     return faulty, starts
@@ -114,7 +118,7 @@ def case(keep: float, heavy: bool, hours: int) -> dict[str, float]:
         "false_alarms": len(normal_events(model, score_normal(model, week), t)),
         "streaming": streaming_false_alarms(week, t),
     }
-    for kind in ("correlation break", "step", "drift"):
+    for kind in KINDS:
         waits = delays(model, *plant(week, model, kind))
         seen = [wait for wait in waits if np.isfinite(wait)]
         figures[f"{kind} recall"] = len(seen) / len(waits)
@@ -129,9 +133,8 @@ def described(keep: float, heavy: bool) -> str:
 
 def main() -> None:
     table = Table(title="normal model: a week of a synthetic process, learnt on 1 or 8 hours")
-    kinds = ("correlation break", "step", "drift")
     columns = ["process", "learnt", "false alarms / week (streaming today)"]
-    columns += [f"{kind}: recall, median delay" for kind in kinds]
+    columns += [f"{kind}: recall, median delay" for kind in KINDS]
     for column in columns:
         table.add_column(column, justify="left" if column == "process" else "right")
     alarms, streaming = [], []
@@ -140,7 +143,7 @@ def main() -> None:
             for hours in (1, 8):
                 f = case(keep, heavy, hours)
                 alarms.append(f["false_alarms"])
-                cells = [f"{f[f'{k} recall']:.0%}, {f[f'{k} delay']:.0f} s" for k in kinds]
+                cells = [f"{f[f'{k} recall']:.0%}, {f[f'{k} delay']:.0f} s" for k in KINDS]
                 both = f"{f['false_alarms']:.0f} ({f['streaming']:.0f})"
                 table.add_row(described(keep, heavy), f"{hours} h", both, *cells)
                 streaming.append(f["streaming"])

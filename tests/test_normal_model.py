@@ -3,6 +3,9 @@ does not, its contributions, its calibration and its JSON."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -61,12 +64,52 @@ def test_a_shift_of_one_signal_is_blamed_on_it(model: NormalModel) -> None:
 
 def test_normal_data_raises_no_event_and_shares_sum_to_one(model: NormalModel) -> None:
     values = plant(50_000, seed=3)
-    values[100, 0] = np.nan
+    values[100] = np.nan  # stopped
+    values[200, 0] = np.nan  # a load not reported: held, its still run one row longer
     scored = score_normal(model, values)
     assert normal_events(model, scored, np.arange(50_000.0)) == []
     assert np.isnan(scored.instant[100]) and np.isnan(scored.contributions[100]).all()
+    assert scored.instant[200] == pytest.approx(1 / model.stuck_rows[0])
+    assert scored.contributions[200].tolist() == [1.0, 0.0, 0.0]
     sums = np.delete(scored.contributions, 100, axis=0).sum(axis=1)
     np.testing.assert_allclose(sums, 1.0)
+
+
+@pytest.mark.parametrize("reported", [True, False])
+def test_a_stuck_signal_is_an_event_blamed_on_it_alone(model: NormalModel, reported: bool) -> None:
+    values = plant(4_000, seed=5)
+    values[2_000:2_600, 2] = model.centre[2] if reported else np.nan  # typical, but still
+    found = normal_events(model, score_normal(model, values), np.arange(4_000.0))
+    assert len(found) == 1
+    assert found[0].contributions["temperature"] > 0.99  # the rest: the rows where it ends
+    level = model.stuck_rows[2]
+    assert model.settings.stuck_min_s <= level < 600
+    assert 2_000 + level <= found[0].start_row <= 2_000 + level + model.settings.evidence_rows
+
+
+def test_a_slow_drift_is_seen_by_the_average_before_the_rows(model: NormalModel) -> None:
+    values = plant(8_000, seed=6)
+    values[2_000:, 2] += np.arange(6_000.0) / 1_800 * 1.5  # one spread in 30 minutes
+    found = normal_events(model, score_normal(model, values), np.arange(8_000.0))
+    raw = replace(model, root=model.root[:2], tolerance=np.empty(0), stuck_rows=np.empty(0))
+    late = normal_events(raw, score_normal(raw, values), np.arange(8_000.0))
+    assert found[0].start_row - 2_000 < 0.6 * (late[0].start_row - 2_000)
+    assert next(iter(found[0].contributions)) == "temperature"
+
+
+def test_a_format_1_model_is_read_and_scored_as_it_was_learnt(model: NormalModel) -> None:
+    stored = json.loads(model.to_json())
+    for name in ("drift_levels", "tolerance", "stuck_rows"):
+        del stored[name]
+    for name in ("smoothing_s", "stuck_fraction", "stuck_min_s"):
+        del stored["settings"][name]
+    stored.update(format=1, root=stored["root"][:2])
+    old = NormalModel.from_json(json.dumps(stored))
+    values = plant(1_000, seed=4)
+    values[10, 0] = np.nan
+    scored = score_normal(old, values)
+    assert np.isnan(scored.instant[10])
+    np.testing.assert_allclose(scored.instant, normal_numpy(old, values)[1], rtol=1e-12)
 
 
 def test_the_level_follows_the_false_alarm_rate() -> None:
@@ -89,7 +132,7 @@ def test_json_round_trip_scores_the_same(model: NormalModel) -> None:
     ("text", "message"),
     [
         ("{", "normal model: model: Invalid JSON"),
-        ('{"format": 1}', "normal model: signals: Field required"),
+        ('{"format": 2}', "normal model: signals: Field required"),
     ],
 )
 def test_bad_json_is_one_line(text: str, message: str) -> None:
@@ -115,6 +158,8 @@ def test_scoring_kernel_matches_references(k: int, needed: int, rows: int, n: in
     model = learn_normal(values, [f"s{j}" for j in range(k)], settings)
     scored_values = 3.0 * rng.standard_normal((n, k))
     scored_values[rng.integers(0, n, n // 50)] = np.nan
+    scored_values[rng.integers(0, n, n // 50), k - 1] = np.nan
+    scored_values[n // 3 : n // 2, 0] = 1.0  # still for longer than any run of the normal rows
     scored = score_normal(model, scored_values)
     for reference in (normal_reference, normal_numpy):
         score, instant, shares = reference(model, scored_values)
