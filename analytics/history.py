@@ -186,3 +186,43 @@ def machine_history(
         for signal in (meter.power_signal, meter.energy_signal)
     )
     return MachineHistory(state_log(by_signal), power, energy)
+
+
+def while_running(series: Series, log_: list[StateEvent]) -> Series:
+    """The series with every sample taken while the machine was not running set to NaN.
+
+    A process signal follows the machine's state (a spindle's load drops when it stops), so
+    scored across states every stop and restart would be an anomaly; a NaN sample is skipped
+    and leaves the detector's statistics as they were, so running is compared with running.
+    """
+    if not log_:
+        return Series(series.t, np.full_like(series.values, np.nan))
+    times = np.array([e.time for e in log_])
+    running = np.array([e.state is MachineState.RUNNING for e in log_])
+    at = np.searchsorted(times, series.t, side="right") - 1
+    keep = (at >= 0) & running[np.maximum(at, 0)]
+    return Series(series.t, np.where(keep, series.values, np.nan))
+
+
+def aligned(signals: dict[str, Series], within_s: float) -> tuple[FloatArray, FloatArray]:
+    """A machine's signals side by side on the sampling times of its busiest one: each column
+    holds the latest value at most `within_s` old, else NaN (a row with a NaN is skipped)."""
+    grid = max(signals.values(), key=len).t
+    columns = []
+    for series in signals.values():
+        at = np.searchsorted(series.t, grid, side="right") - 1
+        held = np.maximum(at, 0)
+        fresh = (at >= 0) & (grid - series.t[held] <= within_s)
+        columns.append(np.where(fresh, series.values[held], np.nan))
+    return grid, np.column_stack(columns)
+
+
+def running_rows(
+    signals: dict[str, Series], log_: list[StateEvent], within_s: float
+) -> tuple[FloatArray, FloatArray]:
+    """The signals `aligned`, with every row taken while the machine was not running all NaN:
+    a machine is compared with itself running (see `while_running`)."""
+    grid, x = aligned(signals, within_s)
+    running = while_running(Series(grid, np.zeros(len(grid))), log_).values
+    x[np.isnan(running)] = np.nan
+    return grid, x

@@ -37,6 +37,13 @@ from analytics.anomaly import (
     relative_entropy,
     t2_level,
 )
+from analytics.anomaly.normal import (
+    NormalEvent,
+    NormalModel,
+    Scored,
+    normal_events,
+    score_normal,
+)
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -53,12 +60,16 @@ from analytics.history import (
     machine_history,
     points_in_force,
     process_signals,
+    running_rows,
     state_log,
+    while_running,
 )
+from analytics.learning import ALIGN_S, LearnError, learn_machine, normal_model
 from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
 from shopfloor.kpis import KPI_PREFIX, KPI_UNITS, SHIFT_KPI_PREFIX, SHIFT_REPORT, ShiftReportDoc
+from shopfloor.learning import NormalModelDoc, model_point, read_model, read_request, request_point
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import STATE, STOP_REASON, MachineState
@@ -78,6 +89,7 @@ log = logging.getLogger(__name__)
 
 MACHINE = "machine"  # the score and events of all a machine's process signals together
 PREFIXES = (ANOMALY_EVENT_PREFIX, SILENT_EVENT_PREFIX)  # of the events found in one signal
+NO_SAMPLES = Series(np.empty(0), np.empty(0))
 
 
 # Learns a signal's range and shapes from 600 samples taken while running (10 min at 1 Hz), then
@@ -106,7 +118,7 @@ class AnalyticsSettings:
     min_samples: int = 3
     silent_after: float = 60.0  # typical sampling intervals without a value while running
     machine_detector: DetectorSettings = MACHINE_DETECTOR  # Hotelling T² over all signals
-    align_s: float = 5.0  # how old a signal's value may be to sit next to the others
+    align_s: float = ALIGN_S  # how old a signal's value may be to sit next to the others
     t2_z: float = T2_Z  # T² events at the rarity of an 8-sigma single-signal value
     link_horizon: timedelta = timedelta(hours=2)  # an anomaly is linked to a stop this soon
     grid_factor_kg_per_kwh: float = EU_GRID_FACTOR_KG_PER_KWH
@@ -264,38 +276,9 @@ def shifts_to_report(plant: Plant, now: float, lookback_s: float) -> list[ShiftO
 # --- anomalies ------------------------------------------------------------------------------
 
 
-def while_running(series: Series, log_: list[StateEvent]) -> Series:
-    """The series with every sample taken while the machine was not running set to NaN.
-
-    A process signal follows the machine's state (a spindle's load drops when it stops), so
-    scored across states every stop and restart would be an anomaly; a NaN sample is skipped
-    and leaves the detector's statistics as they were, so running is compared with running.
-    """
-    if not log_:
-        return Series(series.t, np.full_like(series.values, np.nan))
-    times = np.array([e.time for e in log_])
-    running = np.array([e.state is MachineState.RUNNING for e in log_])
-    at = np.searchsorted(times, series.t, side="right") - 1
-    keep = (at >= 0) & running[np.maximum(at, 0)]
-    return Series(series.t, np.where(keep, series.values, np.nan))
-
-
 def anomaly_score(series: Series, settings: AnalyticsSettings) -> FloatArray:
     """How confidently the recent shape of the signal is new, in [0, 1]; NaN in warm-up."""
     return relative_entropy(series.t, series.values, settings.detector)
-
-
-def aligned(signals: dict[str, Series], within_s: float) -> tuple[FloatArray, FloatArray]:
-    """A machine's signals side by side on the sampling times of its busiest one: each column
-    holds the latest value at most `within_s` old, else NaN (a row with a NaN is skipped)."""
-    grid = max(signals.values(), key=len).t
-    columns = []
-    for series in signals.values():
-        at = np.searchsorted(series.t, grid, side="right") - 1
-        held = np.maximum(at, 0)
-        fresh = (at >= 0) & (grid - series.t[held] <= within_s)
-        columns.append(np.where(fresh, series.values[held], np.nan))
-    return grid, np.column_stack(columns)
 
 
 def machine_score(
@@ -307,9 +290,7 @@ def machine_score(
     It sees what no single signal shows: signals that usually move together parting ways."""
     if sum(len(s) > 0 for s in signals.values()) < 2:
         return None
-    grid, x = aligned({k: s for k, s in signals.items() if len(s)}, settings.align_s)
-    running = while_running(Series(grid, np.zeros(len(grid))), log_).values
-    x[np.isnan(running)] = np.nan
+    grid, x = running_rows({k: s for k, s in signals.items() if len(s)}, log_, settings.align_s)
     t2 = hotelling(grid, np.ascontiguousarray(x), settings.machine_detector)
     return Series(grid, t2), t2_level(settings.t2_z, x.shape[1])
 
@@ -386,6 +367,43 @@ def _running_s(log_: list[StateEvent], a: float, b: float) -> float:
     )
 
 
+def learnt_score(
+    model: NormalModel,
+    signals: dict[str, Series],
+    log_: list[StateEvent],
+    settings: AnalyticsSettings,
+) -> tuple[Series, Scored] | None:
+    """A machine's rows while running scored by its learnt model (the series holds the
+    evidence that opens events); None when it did not run."""
+    chosen = {s: signals.get(s, NO_SAMPLES) for s in model.signals}
+    t, x = running_rows(chosen, log_, settings.align_s)
+    if len(t) == 0:
+        return None
+    scored = score_normal(model, x)
+    return Series(t, scored.score), scored
+
+
+def learnt_events(
+    model: NormalModel, rows: Series, scored: Scored, settings: AnalyticsSettings
+) -> list[Event]:
+    """The learnt model's events as stored, one still reaching the newest rows open."""
+    quiet_s = settings.quiet * _step(rows)
+    return [normal_event(e, rows.t[-1], quiet_s) for e in normal_events(model, scored, rows.t)]
+
+
+def normal_event(found: NormalEvent, last_row: float, quiet_s: float) -> Event:
+    """A learnt model's event as stored: open while it reaches the newest rows, with its peak
+    and each signal's share of the score over it (to 0.1 %, plenty for people)."""
+    return Event(
+        type=EventType.ANOMALY,
+        name=anomaly_event_name(MACHINE),
+        start=_utc(found.start),
+        end=None if found.end >= last_row - quiet_s else _utc(found.end),
+        note=f"{MACHINE}: score {found.peak_score:.3f} at {_utc(found.peak):%H:%M:%S}Z",
+        contributions={s: round(share, 3) for s, share in found.contributions.items()},
+    )
+
+
 def shift_key(shift: ShiftOccurrence) -> str:
     return f"shift {shift.name} {shift.start}"
 
@@ -404,7 +422,12 @@ class _Known:
         for i, old in enumerate(known):
             old_end = (old.end or found.start).timestamp() + tolerance_s
             if old.start.timestamp() - tolerance_s <= found.start.timestamp() <= old_end:
-                merged = old.model_copy(update={"end": found.end, "note": found.note})
+                update = {
+                    "end": found.end,
+                    "note": found.note,
+                    "contributions": found.contributions,
+                }
+                merged = old.model_copy(update=update)
                 self.found_now.add((old.name, old.start))
                 if merged == old:
                     return None
@@ -482,6 +505,7 @@ class AnalyticsService:
         self.after_cycle = list(after_cycle)
         self.stopping = threading.Event()
         self._known: dict[AssetPath, _Known] = {}
+        self._models: dict[AssetPath, tuple[NormalModelDoc, NormalModel]] = {}
         self._scored_until: dict[tuple[AssetPath, str], float] = {}
         self._lookback: dict[AssetPath, timedelta] = {}
         self._cache = HistoryCache(store)
@@ -558,17 +582,22 @@ class AnalyticsService:
         signals = {s: Series.of(read(path, s, since, now)) for s in process_signals(machine)}
         running = {s: while_running(series, states) for s, series in signals.items()}
         self._fit_lookback(path, running)
+        points += self._answer_request(path, machine, now)
+        model = self._model(path, now)
         for signal, series in signals.items():
             if len(series) == 0:
                 known.keep_open([anomaly_event_name(signal, prefix) for prefix in PREFIXES])
                 continue
-            score = anomaly_score(running[signal], settings)
-            points += self._score_points(path, signal, series, score)
-            found = score_events(signal, series, score, settings)
-            found += silence_events(signal, series, states, now.timestamp(), settings)
+            found = silence_events(signal, series, states, now.timestamp(), settings)
+            if model is None:
+                score = anomaly_score(running[signal], settings)
+                points += self._score_points(path, signal, series, score)
+                found += score_events(signal, series, score, settings)
             points += self._event_points(path, found, known, settings.quiet * _step(series))
         joint = machine_score(signals, states, settings)
-        if joint is None:
+        if model is not None:
+            points += self._normal_points(path, model, signals, states, known)
+        elif joint is None:
             known.keep_open([anomaly_event_name(MACHINE)])
         else:
             t2, level = joint
@@ -579,6 +608,61 @@ class AnalyticsService:
         points += [Point.from_event(path, event) for event in known.close_vanished(now)]
         known.forget_before(now - settings.link_horizon)
         return points
+
+    def _normal_points(
+        self,
+        path: AssetPath,
+        model: NormalModel,
+        signals: dict[str, Series],
+        states: list[StateEvent],
+        known: _Known,
+    ) -> list[Point]:
+        """Scores and events of the machine's learnt model: the machine's score (a ratio to its
+        alarm level), each signal's part of it as the signal's score, and events that carry
+        each signal's share."""
+        learnt = learnt_score(model, signals, states, self.settings)
+        if learnt is None:
+            known.keep_open([anomaly_event_name(MACHINE)])
+            return []
+        rows, scored = learnt
+        points = self._score_points(path, MACHINE, rows, scored.score)
+        for signal, share in zip(model.signals, scored.contributions.T, strict=True):
+            points += self._score_points(path, signal, rows, scored.instant * share)
+        found = learnt_events(model, rows, scored, self.settings)
+        return points + self._event_points(path, found, known, self.settings.quiet * _step(rows))
+
+    def _model(self, path: AssetPath, now: datetime) -> NormalModel | None:
+        """The machine's model in force, read again only when another was stored."""
+        doc = read_model(self.store, path, now)
+        if doc is None:
+            return None
+        cached = self._models.get(path)
+        if cached is None or cached[0] != doc:
+            try:
+                cached = self._models[path] = (doc, normal_model(doc))
+            except ValueError as exc:
+                log.warning("%s: unreadable normal model, streaming instead: %s", path.asset, exc)
+                return None
+        return cached[1]
+
+    def _answer_request(self, path: AssetPath, machine: Machine, now: datetime) -> list[Point]:
+        """Learn the period the dashboard declared normal, if one waits: the model (stamped
+        now, so it is the one in force from the next cycle on) and the request marked learnt,
+        or marked with the error that stopped it."""
+        found = read_request(self.store, path, now)
+        if found is None or not found[1].pending:
+            return []
+        at, request = found
+        try:
+            doc = learn_machine(
+                self.store, path, machine, request.start, request.end, align_s=self.settings.align_s
+            )
+        except LearnError as exc:
+            log.warning("learning normal: %s", exc)
+            return [request_point(path, at, request.model_copy(update={"error": str(exc)}))]
+        log.info("learnt normal of %s from %d rows", machine.name, doc.rows)
+        answered = request.model_copy(update={"learnt": True})
+        return [model_point(path, now, doc), request_point(path, at, answered)]
 
     def _fit_lookback(self, path: AssetPath, running: dict[str, Series]) -> None:
         """Look further back next time when even the busiest signal has too few samples taken

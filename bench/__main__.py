@@ -17,7 +17,18 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import anomaly, broker, capacity, demo_start, edge, faults, gateway, kernels, recompute
+from bench import (
+    anomaly,
+    broker,
+    capacity,
+    demo_start,
+    edge,
+    faults,
+    gateway,
+    kernels,
+    normal,
+    recompute,
+)
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.sqlite import open_sqlite
@@ -181,6 +192,7 @@ def main() -> None:
     kernels.main()
     recompute.main()
     anomaly.main()
+    normal.main()
     faults.main()
     broker.main()
     capacity.main([])

@@ -30,7 +30,16 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
-from analytics.anomaly import DetectorSettings, alarms, events, hotelling, level_shift, zscore
+from analytics.anomaly import (
+    DetectorSettings,
+    alarms,
+    events,
+    hotelling,
+    learn_normal,
+    level_shift,
+    score_normal,
+    zscore,
+)
 from analytics.energy import (
     DEMAND_INTERVAL_S,
     integrate_bins,
@@ -51,6 +60,7 @@ from tests.references.energy import (
     integrate_many_reference,
     meter_increase_reference,
 )
+from tests.references.normal import normal_numpy
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -124,6 +134,8 @@ def anomaly_cases(n: int) -> list[Case]:
     m, h = min(n, REFERENCE_SAMPLES), min(rows, HOTELLING_REFERENCE_SAMPLES // SIGNALS)
     d = DETECTOR
     hotelling_bytes = 8.0 + 16.0 / SIGNALS  # each value, and per row a timestamp and a T²
+    normal = learn_normal(machine[: min(rows, 20_000)], [f"s{j}" for j in range(SIGNALS)])
+    normal_bytes = 16.0 + 16.0 / SIGNALS  # each value and its share, per row two scores
     return [
         Case("z-score, 1 series", 24.0, lambda: zscore(t, x, d),
              lambda: zscore_numpy(t[:m], x[:m], d), m),
@@ -139,6 +151,9 @@ def anomaly_cases(n: int) -> list[Case]:
         Case(f"Hotelling T², {SERIES} machines x {SIGNALS}", hotelling_bytes,
              lambda: hotelling(t[: machines.shape[1]], machines, d),
              lambda: hotelling_reference(t[:h], machine[:h], d), h * SIGNALS),
+        Case(f"normal model, 1 machine x {SIGNALS}", normal_bytes,
+             lambda: score_normal(normal, machine),
+             lambda: normal_numpy(normal, machine[: m // SIGNALS]), m // SIGNALS * SIGNALS),
         Case("alarms", 8.0, lambda: alarms(score, 4.0, 3.0, 60),
              lambda: alarms_numpy(score, 4.0, 3.0, 60), n),
         Case("events", 8.0, lambda: events(t, score, "bench", 4.0, 3.0, 5),

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -34,6 +35,7 @@ from dashboard.labels import (
     time_text,
 )
 from dashboard.store_errors import shows_store_errors
+from shopfloor.learning import LearnRequest, NormalModelDoc, read_model, read_request, request_point
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.store import (
@@ -55,6 +57,7 @@ WINDOW_HOURS = [1, 4, 8, 24, 72]
 MAX_CHART_POINTS = 2000
 REFRESH_S = 10.0
 EXPANDED_ACKS = 5
+TOP_SIGNALS = 3  # of an event's contributors in the table
 
 
 @dataclass(frozen=True)
@@ -157,20 +160,23 @@ def read_scored_signals(
 # --- rendering ------------------------------------------------------------------------------
 
 
-def anomalies_page(plant: Plant, store: Store, *, read_only: bool = False) -> None:
+def anomalies_page(
+    plant: Plant, store: Store, *, read_only: bool = False, can_learn: bool = False
+) -> None:
+    """`can_learn`: the visitor may declare a period normal (staff alone)."""
     st.title(_("Anomalies"))
-    _anomalies(plant, store, read_only)
+    _anomalies(plant, store, read_only, can_learn)
 
 
 @shows_store_errors
-def _anomalies(plant: Plant, store: Store, read_only: bool) -> None:
+def _anomalies(plant: Plant, store: Store, read_only: bool, can_learn: bool) -> None:
     if data_clock(plant, store) is None:
         st.info(_("No analysis yet: scores appear once `shopfloor analytics` has analysed data."))
         return
     hours = st.selectbox(_("Window"), WINDOW_HOURS, format_func=window_text, key="window") or 1
     machines = {m.name: path for path, m in plant.machines()}
     name = st.selectbox(_("Machine"), list(machines), key="machine") or next(iter(machines))
-    live_anomalies(plant, store, machines[name], timedelta(hours=hours), read_only)
+    live_anomalies(plant, store, machines[name], timedelta(hours=hours), read_only, can_learn)
 
 
 def window_text(hours: int) -> str:
@@ -181,7 +187,12 @@ def window_text(hours: int) -> str:
 @st.fragment(run_every=REFRESH_S)
 @shows_store_errors
 def live_anomalies(
-    plant: Plant, store: Store, path: AssetPath, window: timedelta, read_only: bool = False
+    plant: Plant,
+    store: Store,
+    path: AssetPath,
+    window: timedelta,
+    read_only: bool = False,
+    can_learn: bool = False,
 ) -> None:
     now = data_clock(plant, store)
     if now is None:
@@ -196,13 +207,15 @@ def live_anomalies(
     events = read_events(plant, store, start, end)
     anomalies = [e for e in events if e.event.type is EventType.ANOMALY]
     _event_table(plant, store, anomalies, read_only)
+    model = read_model(store, path, now)
+    normal_period(plant, store, path, now, model, can_learn)
     st.subheader(_("Signals"))
     machine_events = [e for e in events if e.path == path]
     signals = [s for s in read_scored_signals(plant, store, path, start, end) if _finite(s.scores)]
     st.caption(
         _("Orange: the signal's anomaly events. Red: injected faults (ground truth).")
         + "  \n"
-        + KPI_HELP["anomaly_score"]
+        + (_model_score_help() if model else KPI_HELP["anomaly_score"])
         if signals
         else _(
             "No anomaly scores for this machine in this window yet: the detector first learns "
@@ -214,6 +227,106 @@ def live_anomalies(
     for scored in signals:
         title = signal_title(scored.signal, declared.get(scored.signal))
         st.plotly_chart(_signal_figure(plant, title, scored, machine_events, (start, now)))
+
+
+def _model_score_help() -> str:
+    return _(
+        "Learnt normal period: the machine's score is a ratio to its alarm level (1 is the "
+        "level) and each signal's score is its part of it."
+    )
+
+
+def normal_period(
+    plant: Plant,
+    store: Store,
+    path: AssetPath,
+    now: datetime,
+    model: NormalModelDoc | None,
+    can_learn: bool,
+) -> None:
+    """The machine's normal period: the model learnt (or that there is none, and the
+    detectors learn as data comes), the last request's fate, and for staff the control that
+    declares a period normal."""
+    st.subheader(_("Normal period"))
+    if model is None:
+        st.caption(
+            _(
+                "None declared: the detectors learn each signal's normal behaviour from the "
+                "data as it comes, faults included."
+            )
+        )
+    else:
+        st.caption(
+            _(
+                "Learnt from {start} to {end} on {rows} samples taken while running: the "
+                "machine's anomaly events come from it, at alarm levels set on that period."
+            ).format(
+                **_period_texts(plant, model.start, model.end),
+                rows=number_text(model.rows, digits=0),
+            )
+        )
+    found = read_request(store, path, now)
+    if found is not None and not found[1].learnt:
+        request = found[1]
+        if request.error:
+            st.warning(
+                _("Could not learn from {start} to {end}: {reason}").format(
+                    **_period_texts(plant, request.start, request.end), reason=request.error
+                )
+            )
+        else:
+            st.info(_learning_text(plant, request.start, request.end))
+    if can_learn:
+        _learn_form(plant, store, path, now, again=model is not None)
+
+
+def _period_texts(plant: Plant, start: datetime, end: datetime) -> dict[str, str]:
+    return {
+        "start": time_text(start, plant, with_date=True),
+        "end": time_text(end, plant, with_date=True),
+    }
+
+
+def _learn_form(plant: Plant, store: Store, path: AssetPath, now: datetime, again: bool) -> None:
+    """From and to, on the site's clock (the last hour by default), and the button that asks the
+    analytics service to learn that period."""
+    zone = ZoneInfo(plant.site.timezone)
+    local = now.astimezone(zone).replace(second=0, microsecond=0)
+    with st.form(key=f"learn-{path.asset}"):
+        st.caption(
+            _("Learn normal from … to … (site time, {zone})").format(zone=plant.site.timezone)
+        )
+        columns = st.columns(4)
+        earlier = local - timedelta(hours=1)
+        start_day = columns[0].date_input(
+            _("From"), earlier.date(), key=f"learn-from-day-{path.asset}"
+        )
+        start_time = columns[1].time_input(
+            _("time"),
+            earlier.time(),
+            key=f"learn-from-time-{path.asset}",
+            label_visibility="hidden",
+        )
+        end_day = columns[2].date_input(_("To"), local.date(), key=f"learn-to-day-{path.asset}")
+        end_time = columns[3].time_input(
+            _("time"), local.time(), key=f"learn-to-time-{path.asset}", label_visibility="hidden"
+        )
+        asked = st.form_submit_button(_("Learn again") if again else _("Learn normal"))
+    if not asked:
+        return
+    start = datetime.combine(start_day, start_time, zone)
+    end = datetime.combine(end_day, end_time, zone)
+    if end <= start:
+        st.error(_("The normal period must end after it starts."))
+        return
+    store.write([request_point(path, now, LearnRequest(start=start, end=end))])
+    st.info(_learning_text(plant, start, end))
+
+
+def _learning_text(plant: Plant, start: datetime, end: datetime) -> str:
+    return _(
+        "Learning from {start} to {end}: the analytics service takes it up within a minute."
+    ).format(**_period_texts(plant, start, end))
 
 
 def _event_table(
@@ -231,6 +344,9 @@ def _event_table(
                 help=_(
                     "The first unplanned stop after the event, within the analytics link horizon"
                 )
+            ),
+            _("Top signals"): st.column_config.TextColumn(
+                help=_("Each signal's share of the score that raised the event: check these first")
             ),
         },
     )
@@ -274,6 +390,7 @@ def _event_row(plant: Plant, item: AssetEvent) -> dict[str, object]:
         ),
         _("Response"): _response_text(item.response_s),
         _("Followed by"): _loss_text(loss) if loss else "",
+        _("Top signals"): contributors_text(plant, item),
         # the signal has a column of its own; the loss link matters more than the peak
         _("Peak"): peak_text(plant, item),
     }
@@ -285,6 +402,17 @@ def signal_text(item: AssetEvent) -> str:
         silent = signal_name(item.signal.removeprefix(SILENT_PREFIX))
         return _("{signal} (no values)").format(signal=silent)
     return signal_name(item.signal)
+
+
+def contributors_text(plant: Plant, item: AssetEvent, top: int = TOP_SIGNALS) -> str:
+    """The signals that drove the event, largest share first: "Flow (l/min) 61 %, ...";
+    empty for an event nothing explains (a silence, a streaming detector's event)."""
+    declared = plant.catalogue().get(item.path, {})
+    shares = list(item.event.contributions.items())[:top]
+    return ", ".join(
+        f"{signal_title(signal, declared.get(signal))} {number_text(100 * share, '%', digits=0)}"
+        for signal, share in shares
+    )
 
 
 def peak_text(plant: Plant, item: AssetEvent) -> str:
@@ -328,12 +456,18 @@ def _signal_figure(
     own = anomaly_event_name(scored.signal)
     # One layout update: add_vrect re-validates the whole layout per band, seconds for dozens.
     bands = [_band(plant, item, last) for item in events if item.event.type is EventType.FAULT]
-    bands += [_band(plant, item, last) for item in events if item.event.name == own]
+    bands += [_band(plant, item, last) for item in events
+              if item.event.name == own or scored.signal in _drivers(item.event)]  # fmt: skip
     figure.update_layout(title=title, height=380 if values else 240, showlegend=False, shapes=bands)
     figure.update_xaxes(type="date", range=[chart_time(t, plant) for t in window])
     figure.update_xaxes(title_text=axis_title(plant), row=rows, col=1)
     figure.update_yaxes(title_text=_("anomaly score"), row=rows, col=1)
     return figure
+
+
+def _drivers(event: Event) -> list[str]:
+    """The signals an event names among its top contributors: its band shows on their charts."""
+    return list(event.contributions)[:TOP_SIGNALS]
 
 
 def _finite(points: Sequence[Point]) -> list[Point]:

@@ -149,7 +149,7 @@ def _pages(session: Session) -> list[StreamlitPage]:
     pages += [
         st.Page(lambda: oee_page(_plant(session), _store()), title=_("OEE"), url_path="oee"),
         st.Page(
-            lambda: anomalies_page(_plant(session), _store(), read_only=visitor),
+            lambda: anomalies_page(_plant(session), _store(), read_only=visitor, can_learn=staff),
             title=_("Anomalies"),
             url_path="anomalies",
         ),

@@ -19,6 +19,7 @@ from dashboard.i18n import N_, _, language
 from dashboard.labels import reason_text
 from shopfloor import i18n
 from shopfloor.messages import (
+    COMPRESSOR_FAULTS,
     Action,
     Breakdown,
     FaultKind,
@@ -213,9 +214,9 @@ def _inject(
 
 def _injection_problem_text(machine: str, fault: FaultKind, problem: str) -> str:
     """Why the fault cannot go to the machine, for people: of Plant.injection_problem's
-    answers only an air leak on a machine that is not a compressor can come from this form
-    (its machines are the plant's); any other is shown as it is."""
-    if fault is FaultKind.AIR_LEAK:
+    answers only a leak on a machine that is not a compressor can come from this form (its
+    machines are the plant's); any other is shown as it is."""
+    if fault in COMPRESSOR_FAULTS:
         return _("{machine} is not a compressor: an air leak needs one").format(machine=machine)
     return problem
 

@@ -96,6 +96,9 @@ REASON_NAMES = {
     "dropout": N_("dropout"),
     "air_leak": N_("air leak"),
     "network_loss": N_("network loss"),
+    "drift": N_("drift"),
+    "correlation_break": N_("correlation break"),
+    "slow_leak": N_("slow leak"),
     # the example scenarios' stops
     "mould_jam": N_("mould jam"),
     "heater_fault": N_("heater fault"),

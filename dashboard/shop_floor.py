@@ -11,6 +11,7 @@ from itertools import pairwise
 from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z, t2_level
 from dashboard.kpis import CLOCKS_APART
 from shopfloor.kpis import KPI_PREFIX
+from shopfloor.learning import MODEL_PREFIX, NORMAL_MODEL
 from shopfloor.messages import AssetPath, Event
 from shopfloor.plant import Machine, Plant
 from shopfloor.states import STANDARD_SIGNALS, STATE, STOP_REASON, MachineState
@@ -19,6 +20,7 @@ from shopfloor.store import EVENT_PREFIX, SCORE_PREFIX, Point, Scope, Store
 STATE_COLOURS = {"running": "green", "idle": "orange", "unplanned_stop": "red"}
 MACHINE_SCORE = SCORE_PREFIX + "machine"  # the analytics service's T² of all signals together
 BADGES = ("normal", "watch", "anomaly")
+NORMAL_WATCH = 0.5  # of the alarm level of a machine's learnt normal model: "watch"
 # A source is lost when it has sent nothing for this many of its sampling intervals, and for
 # at least LOST_AFTER_MIN_S, while the other sources go on (a live pipeline lags a second or two).
 LOST_AFTER_INTERVALS = 10
@@ -27,8 +29,8 @@ SAMPLING_LOOKBACK = timedelta(minutes=10)  # of the asset's own readings to time
 
 
 def _is_reading(signal: str) -> bool:
-    """KPIs and anomaly scores are the analytics service's, not what the asset reported."""
-    return not signal.startswith((KPI_PREFIX, SCORE_PREFIX))
+    """KPIs, anomaly scores and normal models are the analytics', not what the asset reported."""
+    return not signal.startswith((KPI_PREFIX, SCORE_PREFIX, MODEL_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class AssetView:
         """ "normal", "watch" or "anomaly" from the latest anomaly scores, at the levels the
         analytics service opens events at (a signal's confidence, the machine's joint T²);
         "watch" is a signal above the level that closes an event, or a T² as rare as half the
-        sigmas. None before the service has scored the machine."""
+        sigmas. A machine with a learnt normal model is badged on its score alone, a ratio to
+        its alarm level. None before the service has scored the machine."""
         scores = {
             name.removeprefix(SCORE_PREFIX): float(p.value)
             for name, p in self.values.items()
@@ -89,6 +92,8 @@ class AssetView:
         if not scores:
             return None
         joint = scores.pop(MACHINE_SCORE.removeprefix(SCORE_PREFIX), None)
+        if joint is not None and NORMAL_MODEL in self.values:  # a ratio to the learnt level
+            return BADGES[2 if joint >= 1 else 1 if joint >= NORMAL_WATCH else 0]
         level = max((_signal_level(score) for score in scores.values()), default=0)
         if joint is not None and len(scores) > 1:
             level = max(level, _joint_level(joint, len(scores)))

@@ -244,6 +244,9 @@ class EventOut(BaseModel):
     end: datetime | None
     note: str
     loss: LossLink | None = None
+    contributions: dict[str, float] = Field(
+        default={}, description="each signal's share of the anomaly score that raised the event"
+    )
     acknowledged: datetime | None = None
 
 

@@ -253,13 +253,33 @@ class FaultKind(StrEnum):
     DROPOUT = "dropout"
     AIR_LEAK = "air_leak"
     NETWORK_LOSS = "network_loss"
+    DRIFT = "drift"  # one signal's reading drifts slowly away from the truth
+    CORRELATION_BREAK = "correlation_break"  # one signal stops following the others
+    SLOW_LEAK = "slow_leak"  # an air leak that grows from nothing
 
 
-SIGNAL_FAULTS = frozenset({FaultKind.SENSOR_STUCK, FaultKind.SPIKE, FaultKind.DROPOUT})
+# Faults that corrupt one signal's readings and leave the machine alone.
+SIGNAL_FAULTS = frozenset(
+    {
+        FaultKind.SENSOR_STUCK,
+        FaultKind.SPIKE,
+        FaultKind.DROPOUT,
+        FaultKind.DRIFT,
+        FaultKind.CORRELATION_BREAK,
+    }
+)
 # Wear, heat and leaks change what a running machine does: they show only on a running one.
 RUNNING_FAULTS = frozenset(
-    {FaultKind.BEARING_WEAR, FaultKind.OVERHEATING, FaultKind.TOOL_WEAR, FaultKind.AIR_LEAK}
+    {
+        FaultKind.BEARING_WEAR,
+        FaultKind.OVERHEATING,
+        FaultKind.TOOL_WEAR,
+        FaultKind.AIR_LEAK,
+        FaultKind.SLOW_LEAK,
+    }
 )
+# Leaks are air demand: only a compressor can have one.
+COMPRESSOR_FAULTS = frozenset({FaultKind.AIR_LEAK, FaultKind.SLOW_LEAK})
 
 
 class LossLink(BaseModel):
@@ -275,11 +295,21 @@ class LossLink(BaseModel):
     duration_s: float = Field(ge=0)
 
 
+MAX_CONTRIBUTIONS = 64  # signals of one event's explanation: a machine has a handful
+SignalName = Annotated[str, Field(min_length=1, max_length=64)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
 class Event(BaseModel):
     """A labelled interval of an asset's life: an injected fault (ground truth) or an anomaly.
 
     `end` is None while the event lasts; the same event sent again with its end overwrites the
     open one, since both have the same asset, name and start.
+
+    `contributions` explains an anomaly: each signal's share of the score that raised it (its
+    mean share over the event, largest first, summing to 1), so that a technician knows which
+    signals to check. Empty where nothing explains it (a fault, a silence, an event stored
+    before shares were kept).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -290,6 +320,9 @@ class Event(BaseModel):
     end: Timestamp | None = None
     note: str = Field(default="", max_length=500)
     loss: LossLink | None = None
+    contributions: dict[SignalName, Share] = Field(
+        default_factory=dict, max_length=MAX_CONTRIBUTIONS
+    )
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Event:

@@ -27,7 +27,7 @@ from pydantic import (
 
 from shopfloor.config import LocatedValueError, load_yaml_model
 from shopfloor.i18n import check_language
-from shopfloor.messages import AssetPath, FaultKind
+from shopfloor.messages import COMPRESSOR_FAULTS, AssetPath, FaultKind
 from shopfloor.modbus import MeterModel, parse_endpoint
 from shopfloor.states import PRODUCT, STATE, STOP_REASON
 
@@ -379,7 +379,7 @@ class Plant(_Part):
         machine = next((m for _, m in self.machines() if m.id == machine_id), None)
         if machine is None:
             return f"no machine {machine_id!r} in {self.tenant.id}/{self.site.id}"
-        if fault is FaultKind.AIR_LEAK and machine.type is not MachineType.COMPRESSOR:
+        if fault in COMPRESSOR_FAULTS and machine.type is not MachineType.COMPRESSOR:
             return f"{machine_id} is not a compressor: an air leak needs one"
         return None
 

@@ -383,10 +383,16 @@ class Compressor(MachineSim):
         """Set the air demand from the share of machines running (0..1)."""
         self.meter()
         demand = self.BASE_LOAD + 0.65 * running_share if running_share > 0 else 0.0
-        if FaultKind.AIR_LEAK in self.faults:
-            demand += self.LEAK_LOAD
+        demand += self.LEAK_LOAD * self.leak_share()
         self.load = min(demand, 1.0)
         self.resume()
+
+    def leak_share(self) -> float:
+        """How much of `LEAK_LOAD` leaks now: all of it with an air leak, a share growing
+        from nothing to all with a slow leak (a fitting working loose)."""
+        slow = self.faults.get(FaultKind.SLOW_LEAK)
+        grown = slow.progress(self.sim.now) if slow else 0.0
+        return max(float(FaultKind.AIR_LEAK in self.faults), grown)
 
     def resume(self) -> None:
         if self.top_hold() is None:

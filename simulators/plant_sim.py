@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shopfloor.messages import (
+    COMPRESSOR_FAULTS,
     RUNNING_FAULTS,
     SIGNAL_FAULTS,
     AssetPath,
@@ -229,7 +230,7 @@ class PlantSim:
         machine = self.machines.get(machine_id)
         if machine is None:
             raise KeyError(f"no machine {machine_id!r} in this plant")
-        if kind is FaultKind.AIR_LEAK and not isinstance(machine, Compressor):
+        if kind in COMPRESSOR_FAULTS and not isinstance(machine, Compressor):
             raise ValueError(f"{machine_id} is not a compressor: an air leak needs one")
         if kind in RUNNING_FAULTS:
             machine.end_random_stops()

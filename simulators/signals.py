@@ -2,9 +2,9 @@
 
 Process values follow the machine's state, drift slowly and carry noise; wear and heat faults
 shape them the way they shape real signals (vibration rising before a bearing fails), and
-sensor faults (stuck, spike, dropout) corrupt one signal's readings. Noise comes from each
-asset's own generator, separate from the process's, so how often a run is sampled never
-changes what the machines do.
+signal faults (stuck, spike, dropout, drift, correlation break) corrupt one signal's readings.
+Noise comes from each asset's own generator, separate from the process's, so how often a run
+is sampled never changes what the machines do.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ ENVIRONMENT = {  # at rest, extra with the whole floor running, noise
 }
 DRIFT_PERIOD_S = 5400.0
 SPIKE_CHANCE = 0.08
+DRIFT_NOISES = 10.0  # a drifting reading's offset at the fault's end, in noise deviations
 
 
 def physical(name: str, value: float) -> float:
@@ -60,9 +61,10 @@ def physical(name: str, value: float) -> float:
     return value if "temperature" in name else max(value, 0.0)
 
 
-def _process_value(name: str, machine: MachineSim, now: float, rng: random.Random) -> float:
+def _process_level(name: str, machine: MachineSim, now: float) -> float:
+    """What the signal reads now without its noise: the machine's operating point."""
     running = machine.state is MachineState.RUNNING
-    mean_running, mean_stopped, noise = PROCESS.get(name, GENERIC)
+    mean_running, mean_stopped, _ = PROCESS.get(name, GENERIC)
     value = mean_running if running else mean_stopped
     faults = machine.faults
     if name == "vibration" and FaultKind.BEARING_WEAR in faults:
@@ -78,7 +80,15 @@ def _process_value(name: str, machine: MachineSim, now: float, rng: random.Rando
             value -= 0.5 * machine.load
         elif name == "air_flow":
             value = 12.0 * machine.load
-    return round(physical(name, rng.gauss(value, noise)), 3)
+    return value
+
+
+def _noisy(name: str, level: float, rng: random.Random) -> float:
+    return round(physical(name, rng.gauss(level, PROCESS.get(name, GENERIC)[2])), 3)
+
+
+def _process_value(name: str, machine: MachineSim, now: float, rng: random.Random) -> float:
+    return _noisy(name, _process_level(name, machine, now), rng)
 
 
 def machine_values(machine: MachineSim, now: float, rng: random.Random) -> dict[str, Value]:
@@ -113,20 +123,27 @@ def faulty_signal(machine: MachineSim, requested: str | None) -> str:
 
 
 def _corrupt(machine: MachineSim, values: dict[str, Value], rng: random.Random) -> dict[str, Value]:
+    now = machine.sim.now
     for kind in SIGNAL_FAULTS & machine.faults.keys():
         fault = machine.faults[kind]
         signal = faulty_signal(machine, fault.signal)
-        if signal not in values:
+        value = values.get(signal)
+        if value is None:
             continue
-        if kind is FaultKind.SENSOR_STUCK:
+        if kind is FaultKind.DRIFT and isinstance(value, float):
+            offset = DRIFT_NOISES * PROCESS.get(signal, GENERIC)[2] * fault.progress(now)
+            values[signal] = round(physical(signal, value + offset), 3)
+        elif kind is FaultKind.CORRELATION_BREAK and isinstance(value, float):
+            # The operating point the fault began at, noise and all: the others move on.
+            level = fault.frozen.setdefault(signal, _process_level(signal, machine, now))
+            values[signal] = _noisy(signal, float(level), rng)
+        elif kind is FaultKind.SENSOR_STUCK:
             values[signal] = fault.frozen.setdefault(signal, values[signal])
         elif kind is FaultKind.DROPOUT:
             del values[signal]
-        elif kind is FaultKind.SPIKE and rng.random() < SPIKE_CHANCE:
-            value = values[signal]
-            if isinstance(value, float):
-                spiked = value * rng.choice([3.0, 4.0, -1.0]) + 10.0
-                values[signal] = round(physical(signal, spiked), 3)
+        elif kind is FaultKind.SPIKE and rng.random() < SPIKE_CHANCE and isinstance(value, float):
+            spiked = value * rng.choice([3.0, 4.0, -1.0]) + 10.0
+            values[signal] = round(physical(signal, spiked), 3)
     return values
 
 

@@ -36,6 +36,7 @@ from readiness import DATABASE_ENV
 from readiness.answers import load_answers
 from readiness.assessment import run_assessment
 from readiness.persistence import ReadinessStore
+from shopfloor.learning import NormalModelDoc, model_point, read_request
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
@@ -565,4 +566,56 @@ def test_the_pages_in_chromium(example_plant: Plant, embedded_url: str, tmp_path
         assert anomaly.response_s == 7190
     finally:
         stop_all([dashboard])
+        store.close()
+
+
+def render_for_staff(plant_file: str, store_url: str) -> None:
+    """The anomalies page as staff see it: with the control that declares a period normal."""
+    from dashboard.anomalies import anomalies_page
+    from shopfloor.plant import load_plant
+    from shopfloor.store import StoreSettings, open_store
+
+    anomalies_page(load_plant(plant_file), open_store(StoreSettings(url=store_url)), can_learn=True)
+
+
+def test_staff_declare_a_period_normal_and_events_name_their_top_signals(
+    embedded_url: str,
+) -> None:
+    """A machine with a learnt model says on which period; its event names the signals that
+    drove it; "Learn again" asks the analytics service to learn the last hour."""
+    learnt = NormalModelDoc(
+        start=NOW - timedelta(hours=6), end=NOW - timedelta(hours=5), rows=3600,
+        signals=["spindle_load", "vibration"], model={},
+    )  # fmt: skip
+    explained = Event(
+        type=EventType.ANOMALY, name="anomaly_machine", start=NOW - timedelta(minutes=30),
+        end=NOW - timedelta(minutes=25), note="machine: score 3.2 at 17:31:00Z",
+        contributions={"vibration": 0.7, "spindle_load": 0.3},
+    )  # fmt: skip
+    store = open_store(StoreSettings(url=embedded_url))
+    try:
+        analysed_store(store)
+        store.write([model_point(TRIMMER, NOW - timedelta(hours=4), learnt),
+                     Point.from_event(TRIMMER, explained)])  # fmt: skip
+        app = AppTest.from_function(
+            render_for_staff, args=(str(EXAMPLE_PLANT), embedded_url), default_timeout=60
+        ).run()
+        app.selectbox(key="window").select(4).run()
+        app.selectbox(key="machine").select("Trimming centre").run()
+        assert not app.exception, app.exception
+        table = app.dataframe[0].value
+        shown = dict(zip(table["Signal"], table["Top signals"], strict=True))
+        assert shown["All signals together"] == "Vibration (mm/s) 70 %, Spindle load (%) 30 %"
+        assert shown["Vibration"] == ""  # a streaming detector's event: nothing explains it
+        captions = " | ".join(c.value for c in app.caption)
+        assert "Learnt from 11/16/2026 15:00:00 to 11/16/2026 16:00:00 on 3,600 samples" in captions
+        [learn] = [b for b in app.button if b.label == "Learn again"]
+        learn.click().run()
+        assert not app.exception, app.exception
+        found = read_request(store, TRIMMER, NOW)
+        assert found is not None and found[1].pending
+        assert (found[1].start, found[1].end) == (NOW - timedelta(hours=1), NOW)
+        [asked] = app.info
+        assert asked.value.startswith("Learning from 11/16/2026 20:00:00 to 11/16/2026 21:00:00")
+    finally:
         store.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from statistics import median
 
 import pytest
 
-from shopfloor.messages import RUNNING_FAULTS, FaultKind
+from shopfloor.messages import COMPRESSOR_FAULTS, RUNNING_FAULTS, FaultKind
 from shopfloor.states import MachineState
 from simulators.machines import RANDOM_BREAKDOWN, Compressor
 from simulators.plant_sim import PlantSim
@@ -29,6 +30,9 @@ SIGNAL = {  # the signal each fault is watched on, with cnc-01's or comp-01's id
     FaultKind.DROPOUT: "vibration",
     FaultKind.NETWORK_LOSS: "vibration",
     FaultKind.AIR_LEAK: "air_flow",
+    FaultKind.DRIFT: "vibration",
+    FaultKind.CORRELATION_BREAK: "vibration",
+    FaultKind.SLOW_LEAK: "air_flow",
 }
 
 
@@ -81,12 +85,18 @@ def shows(kind: FaultKind, values: list[object]) -> bool:
         FaultKind.DROPOUT: lambda: set(values) == {None},
         FaultKind.NETWORK_LOSS: lambda: set(values) == {None},
         FaultKind.AIR_LEAK: lambda: min(numbers) >= 12 * Compressor.LEAK_LOAD - 1,  # m3/min
+        FaultKind.DRIFT: lambda: median(numbers[-20:]) - median(numbers[:20]) > 0.3,  # mm/s
+        # stuck at the operating point it began at, noisy: 2.8 mm/s running, 0.3 stopped
+        FaultKind.CORRELATION_BREAK: lambda: (
+            len(set(numbers)) > 10 and max(abs(v - numbers[0]) for v in numbers) < 1.0
+        ),
+        FaultKind.SLOW_LEAK: lambda: numbers[-1] >= 12 * Compressor.LEAK_LOAD / 2 - 1,
     }
     return bool(values) and checks[kind]()
 
 
 def target(kind: FaultKind) -> str:
-    return "comp-01" if kind is FaultKind.AIR_LEAK else "cnc-01"
+    return "comp-01" if kind in COMPRESSOR_FAULTS else "cnc-01"
 
 
 @pytest.mark.parametrize("context", CONTEXTS)

@@ -131,12 +131,12 @@ def test_the_anomalies_page_in_russian(tmp_path: Path, russian: None) -> None:
     app.selectbox(key="machine").select("Trimming centre").run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Аномалии"
-    assert [h.value for h in app.subheader] == ["События аномалий", "Сигналы"]
+    assert [h.value for h in app.subheader] == ["События аномалий", "Нормальный период", "Сигналы"]
     [table] = app.dataframe
     rows = table.value.to_dict("records")
     assert list(rows[0]) == [
         "Станок", "Сигнал", "Когда (время данных, Europe/Minsk)", "Время реакции",
-        "Последовавший простой", "Пик",
+        "Последовавший простой", "Главные сигналы", "Пик",
     ]  # fmt: skip
     assert rows[0]["Последовавший простой"] == (
         "Остановлен (поломка): механическая неисправность через 40 мин, на 15 мин"

@@ -346,10 +346,10 @@ def test_events_come_back_with_their_asset_in_a_range(client: TestClient, store:
     assert events == [
         {"asset": ref(PRESS), "type": "fault", "name": "bearing_wear",
          "start": "2026-11-02T08:00:00Z", "end": "2026-11-02T08:10:00Z", "note": "injected",
-         "loss": None, "acknowledged": "2026-11-02T08:01:35Z"},
+         "loss": None, "contributions": {}, "acknowledged": "2026-11-02T08:01:35Z"},
         {"asset": ref(ENV), "type": "fault", "name": "sensor_stuck",
          "start": "2026-11-02T09:00:00Z", "end": None, "note": "", "loss": None,
-         "acknowledged": None},
+         "contributions": {}, "acknowledged": None},
     ]  # fmt: skip
     assert client.get("/api/v1/events", params={**span, "asset": "env-01"}).json() == events[1:]
     early = client.get("/api/v1/events", params={"start": iso(at(-3600)), "end": iso(at(3600))})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -212,6 +213,87 @@ def test_parquet_with_timestamps_and_a_missing_sample(tmp_path: Path) -> None:
     assert data["start"] == "2026-03-02T00:00:00Z"
     assert (data["kwh"], data["uncovered_s"]) == (pytest.approx(50 / 6), 600.0)
     assert as_json("energy", str(path), "--max-gap", "600")["kwh"] == pytest.approx(10.0)
+
+
+def plant_rows(count: int = 3_000) -> tuple[list[str], list[list[float]]]:
+    """Power following load, a temperature of its own and a constant setpoint, one row a
+    second from 00:00; from row 2,500 to 2,599 power no longer follows load."""
+    rng = random.Random(21)
+    times, rows = [], []
+    for i in range(count):
+        load = 50 + 10 * rng.gauss(0, 1)
+        power = 2 * load + rng.gauss(0, 2) - (25 if 2_500 <= i < 2_600 else 0)
+        rows.append([load, power, 60 + rng.gauss(0, 1.5), 7.0])
+        times.append(f"2026-03-02T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z")
+    return times, rows
+
+
+def plant_file(tmp_path: Path, suffix: str) -> Path:
+    times, rows = plant_rows()
+    names = ["load", "power", "temperature", "setpoint"]
+    if suffix == ".csv":
+        lines = [
+            f"{time}," + ",".join(f"{v:.3f}" for v in row)
+            for time, row in zip(times, rows, strict=True)
+        ]
+        return csv_file(tmp_path, ",".join(["time", *names]), lines)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "plant.parquet"
+    columns = {
+        "time": pa.array(times),
+        **{n: [row[j] for row in rows] for j, n in enumerate(names)},
+    }
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+BREAK, NORMAL_UNTIL = "2026-03-02T00:41:40Z", "2026-03-02T00:33:20Z"  # rows 2,500 and 2,000
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_normal_until_learns_before_and_finds_the_correlation_break(
+    tmp_path: Path, suffix: str
+) -> None:
+    data = as_json("anomalies", str(plant_file(tmp_path, suffix)), "--normal-until", NORMAL_UNTIL)
+    normal = data["normal"]
+    assert (normal["until"], normal["rows"], normal["left_out"]) == (
+        NORMAL_UNTIL,
+        2_000,
+        ["setpoint"],
+    )
+    assert normal["signals"] == ["load", "power", "temperature"]
+    assert data["signals"] == {}
+    (event,) = data["multivariate"]
+    assert BREAK <= event["start"] <= "2026-03-02T00:41:45Z"  # k of n rows: a few seconds
+    assert "2026-03-02T00:43:19Z" <= event["end"] <= "2026-03-02T00:43:25Z"
+    assert set(list(event["contributions"])[:2]) == {"load", "power"}
+    assert sum(event["contributions"].values()) == pytest.approx(1.0)
+    assert event["peak_score"] > 1.0
+
+
+def test_normal_until_table_shows_top_contributors(tmp_path: Path) -> None:
+    path = plant_file(tmp_path, ".csv")
+    result = shopfloor("anomalies", str(path), "--normal-until", NORMAL_UNTIL)
+    assert result.returncode == 0, result.stderr
+    for text in ("2026-03-02T00:41:4", "top contributors", "power 5", "load 5", "out: setpoint"):
+        assert text in result.stdout, text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--normal-until", "2026-03-01T00:00:00Z"], "error: --normal-until: 2026-03-01T00:00:00Z is before the first row: nothing to learn from or to score\n"),
+        (["--normal-until", "2026-03-02T00:00:30Z"], "error: --normal-until: the normal period has 30 rows with every signal, 100 are needed\n"),
+        (["--normal-until", NORMAL_UNTIL, "--warmup", "5"], "error: --warmup: for the streaming detectors, not with --normal-until\n"),
+        (["--normal-until", "yesterday"], "error: --normal-until: 'yesterday' is not a time (ISO 8601 or dd.mm.yyyy hh:mm[:ss])\n"),
+        (["--false-alarms-per-week", "0"], "error: --false-alarms-per-week: must be above zero\n"),
+    ],
+)  # fmt: skip
+def test_bad_normal_until_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = shopfloor("anomalies", str(plant_file(tmp_path, ".csv")), *args)
+    assert (result.returncode, result.stderr) == (2, expected)
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -217,6 +217,45 @@ def test_air_leak_makes_the_compressor_draw_power_at_night() -> None:
     assert night_states == {MachineState.RUNNING}
 
 
+def test_drift_moves_one_reading_slowly_away_from_the_truth() -> None:
+    drifting = one_fault(FaultKind.DRIFT, "cnc-01", 3600, 3600, signal="spindle_temperature")
+    clean = scenario("machining", faults=[], planned_stops=[], seed=1)
+    read = [
+        window(signal_series(loaded, "cnc-01", "spindle_temperature", every_s=600), 0, 3 * 3600 + 1)
+        for loaded in (drifting, clean)
+    ]
+    offsets = [a - b for a, b in zip(*read, strict=True)]  # the same noise: a drift draws none
+    # 10 noise deviations (0.4 degC) at the end, linearly: 0.67 degC every 10 minutes.
+    expected = [0.0] * 7 + [4.0 * k / 6 for k in range(1, 6)] + [0.0] * 7
+    assert offsets == pytest.approx(expected, abs=0.002)
+
+
+def test_a_correlation_break_parts_the_compressors_pressure_from_its_flow() -> None:
+    broken = one_fault(FaultKind.CORRELATION_BREAK, "comp-01", 3 * 3600, 3600, signal="pressure")
+    pressure = signal_series(broken, "comp-01", "pressure")
+    flow = signal_series(broken, "comp-01", "air_flow")
+
+    def correlation(start: float, end: float) -> float:
+        return statistics.correlation(window(pressure, start, end), window(flow, start, end))
+
+    assert correlation(3600, 3 * 3600) < -0.6  # pressure dips as the flow rises
+    assert abs(correlation(3 * 3600, 4 * 3600)) < 0.3
+    assert correlation(4 * 3600, 6 * 3600) < -0.6
+
+
+def test_a_slow_leak_grows_from_nothing_to_an_air_leak() -> None:
+    night = {"duration": 24 * 3600.0, "planned_stops": []}
+
+    def leak(kind: FaultKind) -> list[ScriptedFault]:
+        return [ScriptedFault(machine="comp-01", kind=kind, at=8 * 3600, duration=16 * 3600)]
+
+    flow = signal_series(scenario("machining", faults=leak(FaultKind.SLOW_LEAK), **night),
+                         "comp-01", "air_flow", every_s=60)  # fmt: skip
+    # Only the leak draws air after the shift (15:00, 8 h in): 4.2 m3/min at its end.
+    assert statistics.median(window(flow, 10 * 3600, 11 * 3600)) < 1.2
+    assert statistics.median(window(flow, 22 * 3600, 23 * 3600)) > 3.5
+
+
 def test_network_loss_leaves_a_gap_in_the_machine_data() -> None:
     loaded = one_fault(FaultKind.NETWORK_LOSS, "cnc-02", at=600, duration=600)
     floor = PlantSim(loaded, loaded.scenario.start or pytest.fail("no start"))

@@ -4,7 +4,7 @@ Lean 4.0 readiness commands `assess` and `assess-history`."""
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -30,9 +30,16 @@ from launcher.cli.common import (
 from readiness import DATABASE_ENV, DEFAULT_DATABASE, DEFAULT_WINDOW
 from shopfloor.i18n import LANGUAGES, SOURCE_LANGUAGE
 
+analytics_app = typer.Typer(
+    help="Recompute KPIs, energy and anomalies into the store; `learn` fits a machine's normal "
+    "model on a period declared normal."
+)
+app.add_typer(analytics_app, name="analytics")
 
-@app.command()
+
+@analytics_app.callback(invoke_without_command=True)
 def analytics(
+    context: typer.Context,
     plant_file: PlantOption = DEFAULT_PLANT,
     store_url: StoreUrlOption = DEFAULT_STORE,
     store_database: DatabaseOption = "shopfloor",
@@ -57,6 +64,8 @@ def analytics(
     Rolling KPIs (kpi.*), shift KPIs (kpi.shift.*, report.shift), anomaly scores (anomaly.*)
     and anomaly events linked to the stop that followed them; the clock is the data's.
     """
+    if context.invoked_subcommand is not None:
+        return
     from analytics.service import AnalyticsService, AnalyticsSettings
     from readiness.live import rescorer
 
@@ -71,6 +80,69 @@ def analytics(
             service.run()
     finally:
         store.close()
+
+
+@analytics_app.command("learn")
+def learn(
+    machine_id: Annotated[str, typer.Argument(metavar="MACHINE", help="The machine's id.")],
+    start: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Start of the normal period: ISO 8601 or "
+            "dd.mm.yyyy hh:mm, in the site's time zone without an offset.",
+        ),
+    ],
+    end: Annotated[str, typer.Option("--to", help="Its end, written the same way.")],
+    plant_file: PlantOption = DEFAULT_PLANT,
+    store_url: StoreUrlOption = DEFAULT_STORE,
+    store_database: DatabaseOption = "shopfloor",
+    store_token: TokenOption = None,
+    store_org: OrgOption = None,
+) -> None:
+    """Learn a machine's normal behaviour from its process signals while it ran between --from
+    and --to, freeze it and keep it in the store: the analytics service then scores the
+    machine against it, with alarm levels calibrated on that period, until it is learnt again.
+    """
+    from zoneinfo import ZoneInfo
+
+    from analytics.learning import LearnError, learn_machine
+    from shopfloor.learning import model_point
+    from shopfloor.store import data_clock
+
+    plant = read_plant(plant_file)
+    found = [(path, m) for path, m in plant.machines() if m.id == machine_id]
+    if not found:
+        known = ", ".join(m.id for _, m in plant.machines())
+        raise fail(f"MACHINE: {machine_id!r} is not a machine of {plant_file} ({known})")
+    path, machine = found[0]
+    zone = ZoneInfo(plant.site.timezone)
+    period = _moment("--from", start, zone), _moment("--to", end, zone)
+    store = connect_store(store_settings(store_url, store_database, store_token, store_org))
+    try:
+        doc = learn_machine(store, path, machine, *period)
+        now = data_clock(plant, store) or doc.end
+        store.write([model_point(path, max(now, doc.end), doc)])
+    except LearnError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    typer.echo(
+        f"learnt normal of {machine.name} from {doc.rows} running rows, "
+        f"{doc.start:%Y-%m-%d %H:%M:%S} to {doc.end:%Y-%m-%d %H:%M:%S} UTC: "
+        f"{', '.join(doc.signals)}"
+    )
+
+
+def _moment(option: str, text: str, zone: tzinfo) -> datetime:
+    """A time option as an aware time; a time without offset is in `zone`."""
+    from analytics.kpi_files import parse_time
+
+    try:
+        value = parse_time(text)
+    except ValueError as exc:
+        raise fail(f"{option}: {exc}") from None
+    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 ReadinessDbOption = Annotated[

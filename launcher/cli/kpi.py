@@ -14,7 +14,7 @@ from shopfloor.config import ConfigError
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from analytics.anomaly import Event
+    from analytics.anomaly import Event, NormalEvent
     from analytics.energy import Tariff
     from analytics.kpi_files import ExportFormat, Reading, Series
     from analytics.oee import OeeReport
@@ -557,21 +557,64 @@ def kpi_anomalies(
     plant_file: Annotated[
         Path | None, typer.Option("--plant", help="Plant file whose time zone to use.")
     ] = None,
+    normal_until: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn what is normal from the rows before this time (as times in the file), "
+            "then score the rest against it: one multivariate detector whose level is set "
+            "for --false-alarms-per-week and whose events name the signals that drove them."
+        ),
+    ] = None,
+    false_alarms_per_week: Annotated[
+        float,
+        typer.Option(help="With --normal-until: the false-alarm rate the level is set for."),
+    ] = 1.0,
     mapping: MappingOption = None,
     encoding: EncodingOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Anomalies: when each signal, or several together, left their usual range (causal)."""
     import json
+
+    from analytics.kpi_files import read_series
+
+    if not 0 < threshold <= 30:
+        raise fail("--threshold: must be above 0 and at most 30")
+    if not false_alarms_per_week > 0:
+        raise fail("--false-alarms-per-week: must be above zero")
+    if normal_until is not None:
+        for option, value in (("--warmup", warmup), ("--max-gap", max_gap)):
+            if value is not None:
+                raise fail(f"{option}: for the streaming detectors, not with --normal-until")
+    plant = read_plant(plant_file) if plant_file is not None else None
+    zone, zone_said = _zone(timezone, plant=plant.site.timezone if plant else None)
+    until = _instant("--normal-until", normal_until, zone)
+    fmt = _export_format(zone, None, mapping, encoding)
+    series = _read(signals_file, lambda: read_series(signals_file, fmt, None), zone_said)
+    if not len(series.time):
+        raise fail(f"{signals_file}: no rows")
+    t = series.time
+    if until is None:
+        report = _streaming_report(t, series.numbers, threshold, warmup, max_gap)
+    else:
+        report = _normal_report(t, series.numbers, until, false_alarms_per_week)
+    report = {"start": _iso(t[0]), "end": _iso(t[-1]), "timezone": str(zone), **report}
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    _print_anomalies(report, signals_file)
+
+
+def _streaming_report(
+    t: Any, numbers: dict[str, Any], threshold: float, warmup: int | None, max_gap: float | None
+) -> dict[str, Any]:
+    """Each signal's z-score events, and its T² events with several signals."""
     from dataclasses import replace
 
     import numpy as np
 
     from analytics.anomaly import DetectorSettings, events, hotelling, t2_level, zscore
-    from analytics.kpi_files import read_series
 
-    if not 0 < threshold <= 30:
-        raise fail("--threshold: must be above 0 and at most 30")
     settings = DetectorSettings()
     if warmup is not None:
         if warmup < 1:
@@ -581,14 +624,8 @@ def kpi_anomalies(
         if not max_gap > 0:
             raise fail("--max-gap: must be above zero")
         settings = replace(settings, max_gap=max_gap)
-    plant = read_plant(plant_file) if plant_file is not None else None
-    zone, zone_said = _zone(timezone, plant=plant.site.timezone if plant else None)
-    fmt = _export_format(zone, None, mapping, encoding)
-    series = _read(signals_file, lambda: read_series(signals_file, fmt, None), zone_said)
-    if not len(series.time):
-        raise fail(f"{signals_file}: no rows")
-    t, names = series.time, list(series.numbers)
-    signals = np.vstack(list(series.numbers.values()))
+    names = list(numbers)
+    signals = np.vstack(list(numbers.values()))
     z = np.abs(zscore(t, signals, settings))
     found = {name: events(t, z[row], name, threshold) for row, name in enumerate(names)}
     joint_level = t2_level(threshold, len(names)) if len(names) > 1 else None
@@ -596,10 +633,7 @@ def kpi_anomalies(
     if joint_level is not None:
         scores = hotelling(t, np.ascontiguousarray(signals.T), settings)
         joint = events(t, scores, "T2", joint_level)
-    report = {
-        "start": _iso(t[0]),
-        "end": _iso(t[-1]),
-        "timezone": str(zone),
+    return {
         "samples": len(t),
         "warmup": settings.warmup,
         "threshold_z": threshold,
@@ -607,29 +641,86 @@ def kpi_anomalies(
         "signals": {name: [_event_dict(event) for event in found[name]] for name in names},
         "multivariate": None if joint is None else [_event_dict(event) for event in joint],
     }
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    _print_anomalies(report, signals_file)
 
 
-def _event_dict(event: Event) -> dict[str, Any]:
+def _normal_report(
+    t: Any, numbers: dict[str, Any], until: float, false_alarms_per_week: float
+) -> dict[str, Any]:
+    """Events of a model learnt on the rows before `until` (signals constant there left out),
+    in the rows from `until` on: under "multivariate", each with its signals' contributions."""
+    import numpy as np
+
+    from analytics.anomaly import (
+        NormalSettings,
+        learn_normal,
+        normal_events,
+        score_normal,
+        varying,
+    )
+
+    learn = t < until
+    if not learn.any() or learn.all():
+        where = "before the first row" if not learn.any() else "after the last row"
+        raise fail(f"--normal-until: {_iso(until)} is {where}: nothing to learn from or to score")
+    values = np.column_stack(list(numbers.values()))
+    keep = varying(values[learn])
+    names = [name for name, kept in zip(numbers, keep, strict=True) if kept]
+    if not names:
+        raise fail(f"--normal-until: every signal is constant before {_iso(until)}")
+    period = float(np.median(np.diff(t[learn]))) if learn.sum() > 1 else 1.0
+    settings = NormalSettings(
+        false_alarms_per_week=false_alarms_per_week, sample_period_s=max(period, 1e-6)
+    )
+    try:
+        model = learn_normal(
+            values[learn][:, keep], names, settings, period=(t[learn][0], t[learn][-1])
+        )
+    except ValueError as exc:
+        raise fail(f"--normal-until: {exc}") from None
+    scored_t = t[~learn]
+    found = normal_events(model, score_normal(model, values[~learn][:, keep]), scored_t)
     return {
+        "samples": len(t),
+        "normal": {
+            "until": _iso(until),
+            "rows": int(learn.sum()),
+            "signals": names,
+            "left_out": [name for name in numbers if name not in names],
+            "components": model.components,
+            "levels": dict(zip(("t2", "spe"), model.levels, strict=True)),
+            "false_alarms_per_week": false_alarms_per_week,
+        },
+        "signals": {},
+        "multivariate": [_event_dict(event) for event in found],
+    }
+
+
+def _event_dict(event: Event | NormalEvent) -> dict[str, Any]:
+    from analytics.anomaly import NormalEvent
+
+    found: dict[str, Any] = {
         "start": _iso(event.start),
         "end": _iso(event.end),
         "peak": _iso(event.peak),
         "peak_score": event.peak_score,
     }
+    if isinstance(event, NormalEvent):
+        found["contributions"] = event.contributions
+    return found
 
 
 def _print_anomalies(report: dict[str, Any], source: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    table = Table(title=f"Anomalies in {source.name}, {report['start']} to {report['end']}")
+    if (normal := report.get("normal")) is not None:
+        _normal_table(table, normal, report)
+        Console().print(table)
+        return
     levels = f"|z| >= {report['threshold_z']:g}"
     if report["threshold_t2"] is not None:
         levels += f", T² >= {report['threshold_t2']:.1f}"
-    table = Table(title=f"Anomalies in {source.name}, {report['start']} to {report['end']}")
     table.caption = f"{report['samples']} samples, warm-up {report['warmup']}; events at {levels}"
     for column in ("signal", "start", "end", "peak score"):
         table.add_column(column, justify="right" if column == "peak score" else "left")
@@ -642,3 +733,22 @@ def _print_anomalies(report: dict[str, Any], source: Path) -> None:
         for event in found:
             table.add_row(name, event["start"], event["end"], f"{event['peak_score']:.1f}")
     Console().print(table)
+
+
+def _normal_table(table: Any, normal: dict[str, Any], report: dict[str, Any]) -> None:
+    """The normal model's events, each with the signals that drove it most, one a line."""
+    rate = normal["false_alarms_per_week"]
+    table.caption = (
+        f"{report['samples']} samples; normal learnt from the {normal['rows']} before "
+        f"{normal['until']}; level set for {rate:g} false alarm{'' if rate == 1 else 's'} a week"
+    )
+    if normal["left_out"]:
+        table.caption += f"; constant there, left out: {', '.join(normal['left_out'])}"
+    for column in ("start", "end", "peak score", "top contributors"):
+        table.add_column(column, justify="right" if column == "peak score" else "left")
+    if not report["multivariate"]:
+        table.add_row("no events", "", "", "")
+    for event in report["multivariate"]:
+        top = [(name, share) for name, share in event["contributions"].items() if share >= 0.05]
+        shares = "\n".join(f"{name} {share:.0%}" for name, share in top[:3])
+        table.add_row(event["start"], event["end"], f"{event['peak_score']:.1f}", shares)

@@ -86,8 +86,13 @@ class Point:
 
     @classmethod
     def from_event(cls, asset: AssetPath, event: Event) -> Point:
-        """An event as a text point at its start: sent again with its end, it overwrites itself."""
-        detail = event.model_dump(mode="json", include={"type", "end", "note", "loss"})
+        """An event as a text point at its start: sent again with its end, it overwrites itself.
+        Contributions are kept only when there are some, so events without them are stored as
+        they always were."""
+        fields = {"type", "end", "note", "loss"} | (
+            {"contributions"} if event.contributions else set()
+        )
+        detail = event.model_dump(mode="json", include=fields)
         return cls(asset, f"{EVENT_PREFIX}{event.name}", event.start, json.dumps(detail))
 
     def as_event(self) -> Event:

@@ -1,0 +1,81 @@
+"""Learning a machine's normal model from the store's history of a period declared normal.
+
+The command line learns at once (`shopfloor analytics learn`); the dashboard, which has no
+Numba, asks the analytics service to (`shopfloor.learning`). Both learn here, from the machine's
+process signals while it ran, side by side as the service scores them afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+
+from analytics.anomaly.normal import NormalModel, NormalSettings, learn_normal
+from analytics.history import Series, points_in_force, process_signals, running_rows, state_log
+from shopfloor.learning import NormalModelDoc
+from shopfloor.messages import AssetPath
+from shopfloor.plant import Machine
+from shopfloor.states import STATE
+from shopfloor.store import Store
+
+ALIGN_S = 5.0  # how old a signal's value may be to sit next to the others, as the service has it
+
+
+class LearnError(ValueError):
+    """The period cannot be learnt from, in one line: too little data, the machine not running."""
+
+
+def learn_machine(
+    store: Store,
+    path: AssetPath,
+    machine: Machine,
+    start: datetime,
+    end: datetime,
+    settings: NormalSettings | None = None,
+    align_s: float = ALIGN_S,
+) -> NormalModelDoc:
+    """The model of the machine's normal behaviour in [start, end), from its running rows."""
+    period = f"{machine.name} from {_text(start)} to {_text(end)}"
+    if end <= start:
+        raise LearnError(f"{period}: the period ends before it starts")
+    signals = {s: Series.of(store.history(path, s, start, end)) for s in process_signals(machine)}
+    signals = {name: series for name, series in signals.items() if len(series)}
+    if not signals:
+        raise LearnError(f"{period}: no process readings in the store")
+    states = state_log({STATE: points_in_force(store, path, STATE, start, end)})
+    t, x = running_rows(signals, states, align_s)
+    running = ~np.isnan(x).all(axis=1)
+    if not running.any():
+        raise LearnError(f"{period}: the machine was not running")
+    sampled = np.count_nonzero(np.isfinite(x[running]), axis=0) > 0
+    names = [name for name, kept in zip(signals, sampled, strict=True) if kept]  # sampled running
+    rows = x[running][:, sampled]
+    times = t[running]
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    settings = (settings or NormalSettings()).model_copy(update={"sample_period_s": step})
+    try:
+        model = learn_normal(rows, names, settings, period=(times[0], times[-1]))
+    except ValueError as exc:
+        raise LearnError(f"{period}: {exc}") from None
+    return NormalModelDoc(
+        start=_utc(times[0]),
+        end=_utc(times[-1]),
+        rows=int(running.sum()),
+        signals=names,
+        model=json.loads(model.to_json()),
+    )
+
+
+def normal_model(doc: NormalModelDoc) -> NormalModel:
+    """The model a stored document holds."""
+    return NormalModel.from_json(json.dumps(doc.model))
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _text(ts: datetime) -> str:
+    return f"{ts.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"
