@@ -15,9 +15,11 @@ each machine's process signals are scored as the analytics service scores them, 
 
 Both score the same recordings. The events are matched with the faults the scenario injected:
 
-- a fault is detected when an anomaly event on its machine starts between the fault's start and
-  `GRACE` after its end (a breakdown may show only as the machine fails); its delay is the first
-  such event's start minus the fault's start;
+- a fault is detected when an anomaly event on its machine is known between the fault's start
+  and `GRACE` after its end (a breakdown may show only as the machine fails); its delay is the
+  first such event's minus the fault's start. An event is known at its start, but for a silence:
+  the service dates it from the last value, and knows of it once it has lasted `silent_after`
+  of the signal's typical steps;
 - an event is a true positive when it matches a fault; precision = true events / events.
 
 Faults that leave the process signals alone cannot be seen there and are reported apart: an air
@@ -94,6 +96,8 @@ Models = dict[str, NormalModel]  # by machine id
 
 @dataclass(frozen=True)
 class Found:
+    """An event as staff learn of it: `start` is when it is known."""
+
     machine: str
     signal: str
     start: datetime
@@ -206,7 +210,7 @@ def _found(
             if (machine.id, s) in series
         }
         silences = [
-            Found(machine.id, signal, event.start)
+            Found(machine.id, signal, event.start + _silence_known_after(s, settings))
             for signal, s in signals.items()
             for event in silence_events(signal, s, log_, end.timestamp(), settings)
         ]
@@ -217,6 +221,12 @@ def _found(
             [*silences, *_learnt(model, machine, signals, log_, settings)] if model else streaming
         )
     return found
+
+
+def _silence_known_after(series: Series, settings: AnalyticsSettings) -> timedelta:
+    """How long after its last value a silence of `series` is known: `silent_after` of its
+    typical steps."""
+    return timedelta(seconds=settings.silent_after * float(np.median(np.diff(series.t))))
 
 
 def _run(
