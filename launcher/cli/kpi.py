@@ -14,7 +14,7 @@ from shopfloor.config import ConfigError
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from analytics.anomaly import Event, NormalEvent
+    from analytics.anomaly import Event, NormalEvent, NormalModel
     from analytics.energy import Tariff
     from analytics.kpi_files import ExportFormat, Reading, Series
     from analytics.oee import OeeReport
@@ -687,11 +687,25 @@ def _normal_report(
             "signals": names,
             "left_out": [name for name in numbers if name not in names],
             "components": model.components,
-            "levels": dict(zip(("t2", "spe"), model.levels, strict=True)),
+            "levels": _levels(model),
             "false_alarms_per_week": false_alarms_per_week,
         },
         "signals": {},
         "multivariate": [_event_dict(event) for event in found],
+    }
+
+
+def _levels(model: NormalModel) -> dict[str, Any]:
+    """Every alarm level the model learnt: the indices' of the rows and of their averages, the
+    recurring rule's (a ratio to the rows' score) and each signal's longest stillness."""
+    indices = ("t2", "spe", "t2_smoothed", "spe_smoothed")
+    period = model.settings.sample_period_s
+    return {
+        **dict(zip(indices, (*model.levels, *model.drift_levels), strict=True)),
+        "recurring": model.recurring_level,
+        "still_s": {
+            name: rows * period for name, rows in zip(model.signals, model.stuck_rows, strict=True)
+        },
     }
 
 
