@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from analytics.anomaly.normal import NormalModel, NormalSettings, learn_normal
+from analytics.anomaly.normal import NormalModel, NormalPeriodError, NormalSettings, learn_normal
 from analytics.history import Series, points_in_force, process_signals, running_rows, state_log
-from shopfloor.learning import NormalModelDoc
+from shopfloor.learning import LearnCause, NormalModelDoc
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine
 from shopfloor.states import STATE
@@ -24,7 +24,13 @@ ALIGN_S = 5.0  # how old a signal's value may be to sit next to the others, as t
 
 
 class LearnError(ValueError):
-    """The period cannot be learnt from, in one line: too little data, the machine not running."""
+    """The period cannot be learnt from, in one line (too little data, the machine not
+    running), with its cause and the values the line names."""
+
+    def __init__(self, text: str, cause: LearnCause, **values: str | int) -> None:
+        super().__init__(text)
+        self.cause = cause
+        self.values = values
 
 
 def learn_machine(
@@ -39,16 +45,16 @@ def learn_machine(
     """The model of the machine's normal behaviour in [start, end), from its running rows."""
     period = f"{machine.name} from {_text(start)} to {_text(end)}"
     if end <= start:
-        raise LearnError(f"{period}: the period ends before it starts")
+        raise LearnError(f"{period}: the period ends before it starts", "ends_before_start")
     signals = {s: Series.of(store.history(path, s, start, end)) for s in process_signals(machine)}
     signals = {name: series for name, series in signals.items() if len(series)}
     if not signals:
-        raise LearnError(f"{period}: no process readings in the store")
+        raise LearnError(f"{period}: no process readings in the store", "no_readings")
     states = state_log({STATE: points_in_force(store, path, STATE, start, end)})
     t, x = running_rows(signals, states, align_s)
     running = ~np.isnan(x).all(axis=1)
     if not running.any():
-        raise LearnError(f"{period}: the machine was not running")
+        raise LearnError(f"{period}: the machine was not running", "not_running")
     sampled = np.count_nonzero(np.isfinite(x[running]), axis=0) > 0
     names = [name for name, kept in zip(signals, sampled, strict=True) if kept]  # sampled running
     rows = x[running][:, sampled]
@@ -57,8 +63,8 @@ def learn_machine(
     settings = (settings or NormalSettings()).model_copy(update={"sample_period_s": step})
     try:
         model = learn_normal(rows, names, settings, period=(times[0], times[-1]))
-    except ValueError as exc:
-        raise LearnError(f"{period}: {exc}") from None
+    except NormalPeriodError as exc:
+        raise LearnError(f"{period}: {exc}", exc.cause, **exc.values) from None
     return NormalModelDoc(
         start=_utc(times[0]),
         end=_utc(times[-1]),

@@ -659,7 +659,8 @@ class AnalyticsService:
             )
         except LearnError as exc:
             log.warning("learning normal: %s", exc)
-            return [request_point(path, at, request.model_copy(update={"error": str(exc)}))]
+            failed = {"error": str(exc), "cause": exc.cause, "cause_values": exc.values}
+            return [request_point(path, at, request.model_copy(update=failed))]
         log.info("learnt normal of %s from %d rows", machine.name, doc.rows)
         answered = request.model_copy(update={"learnt": True})
         return [model_point(path, now, doc), request_point(path, at, answered)]

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard.i18n import _, ngettext
+from dashboard.i18n import N_, _, ngettext
 from dashboard.kpis import JUST_AFTER, clock_note
 from dashboard.labels import (
     KPI_HELP,
@@ -35,7 +35,14 @@ from dashboard.labels import (
     time_text,
 )
 from dashboard.store_errors import shows_store_errors
-from shopfloor.learning import LearnRequest, NormalModelDoc, read_model, read_request, request_point
+from shopfloor.learning import (
+    LearnCause,
+    LearnRequest,
+    NormalModelDoc,
+    read_model,
+    read_request,
+    request_point,
+)
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.store import (
@@ -271,13 +278,43 @@ def normal_period(
         if request.error:
             st.warning(
                 _("Could not learn from {start} to {end}: {reason}").format(
-                    **_period_texts(plant, request.start, request.end), reason=request.error
+                    **_period_texts(plant, request.start, request.end),
+                    reason=_learn_failure(request),
                 )
             )
         else:
             st.info(_learning_text(plant, request.start, request.end))
     if can_learn:
         _learn_form(plant, store, path, now, again=model is not None)
+
+
+# What each cause of a failed learning says (`shopfloor.learning.LearnCause`).
+LEARN_FAILURES: dict[LearnCause, str] = {
+    "ends_before_start": N_("the period ends before it starts"),
+    "no_readings": N_("no process readings in the store"),
+    "not_running": N_("the machine was not running"),
+    "too_few_rows": N_(
+        "the period has {rows} samples with every signal while running, {needed} are needed"
+    ),
+    "constant_signal": N_("{signal} does not change over the period: it cannot be learnt"),
+    "too_flat": N_("the period's scores are too flat to set an alarm level on"),
+}
+
+
+def _learn_failure(request: LearnRequest) -> str:
+    """Why learning failed, in the reader's language; the service's own line for a cause this
+    page does not know."""
+    text = LEARN_FAILURES.get(request.cause) if request.cause else None
+    if text is None:
+        return request.error
+    values = {
+        name: number_text(value, digits=0) if isinstance(value, int) else signal_name(value)
+        for name, value in request.cause_values.items()
+    }
+    try:
+        return _(text).format(**values)
+    except KeyError:
+        return request.error
 
 
 def _period_texts(plant: Plant, start: datetime, end: datetime) -> dict[str, str]:

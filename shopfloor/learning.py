@@ -16,7 +16,7 @@ A machine without a model is watched by the streaming detectors, which learn on 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +27,7 @@ __all__ = [
     "LEARN_REQUEST",
     "MODEL_PREFIX",
     "NORMAL_MODEL",
+    "LearnCause",
     "LearnRequest",
     "NormalModelDoc",
     "latest_doc",
@@ -47,14 +48,29 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Why a period could not be learnt from, for a page to say in the reader's language; the
+# values its text names go with it (`LearnRequest.cause_values`).
+LearnCause = Literal[
+    "ends_before_start",  # no values
+    "no_readings",  # no values
+    "not_running",  # no values
+    "too_few_rows",  # rows, needed
+    "constant_signal",  # signal
+    "too_flat",  # no values
+]
+
+
 class LearnRequest(_Doc):
     """A period declared normal, waiting to be learnt until `learnt` or `error` says how it
-    went (the error in one line, as the command line prints it)."""
+    went (the error in one line, as the command line prints it, and its `cause` with the
+    values it names; no cause for an error of an older service)."""
 
     start: AwareDatetime
     end: AwareDatetime
     learnt: bool = False
     error: str = Field(default="", max_length=500)
+    cause: LearnCause | None = None
+    cause_values: dict[str, str | int] = Field(default_factory=dict)
 
     @property
     def pending(self) -> bool:

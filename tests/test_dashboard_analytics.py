@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from analytics.energy import StateEnergy
 from analytics.oee import OeeReport, StateEvent, oee_timeline, pooled
 from analytics.service import MachineReport
-from dashboard.anomalies import acknowledge, read_events, read_scored_signals
+from dashboard.anomalies import LEARN_FAILURES, acknowledge, read_events, read_scored_signals
 from dashboard.energy import Tariff, energy_by_machine
 from dashboard.kpis import (
     by_product,
@@ -36,7 +36,14 @@ from readiness import DATABASE_ENV
 from readiness.answers import load_answers
 from readiness.assessment import run_assessment
 from readiness.persistence import ReadinessStore
-from shopfloor.learning import NormalModelDoc, model_point, read_request
+from shopfloor import i18n
+from shopfloor.learning import (
+    LearnRequest,
+    NormalModelDoc,
+    model_point,
+    read_request,
+    request_point,
+)
 from shopfloor.messages import AssetPath, Event, EventType, LossLink
 from shopfloor.plant import Plant
 from shopfloor.states import MachineState
@@ -576,6 +583,45 @@ def render_for_staff(plant_file: str, store_url: str) -> None:
     from shopfloor.store import StoreSettings, open_store
 
     anomalies_page(load_plant(plant_file), open_store(StoreSettings(url=store_url)), can_learn=True)
+
+
+def render_in_the_urls_language(plant_file: str, store_url: str) -> None:
+    """The anomalies page as staff see it, in the language the URL asks for."""
+    from dashboard.anomalies import anomalies_page
+    from dashboard.i18n import choose_language
+    from shopfloor.plant import load_plant
+    from shopfloor.store import StoreSettings, open_store
+
+    plant = load_plant(plant_file)
+    choose_language(plant)
+    anomalies_page(plant, open_store(StoreSettings(url=store_url)), can_learn=True)
+
+
+def test_a_period_that_could_not_be_learnt_says_why_in_the_readers_language(
+    embedded_url: str,
+) -> None:
+    store = open_store(StoreSettings(url=embedded_url))
+    try:
+        analysed_store(store)
+        failed = LearnRequest(
+            start=NOW - timedelta(hours=2), end=NOW - timedelta(hours=1),
+            error="Trimming centre from …: the normal period has 60 rows with every signal, "
+            "100 are needed", cause="too_few_rows", cause_values={"rows": 60, "needed": 1000},
+        )  # fmt: skip
+        store.write([request_point(PRESS, NOW - timedelta(minutes=5), failed)])  # the first
+        app = AppTest.from_function(
+            render_in_the_urls_language, args=(str(EXAMPLE_PLANT), embedded_url),
+            default_timeout=60,
+        )  # fmt: skip
+        app.query_params["lang"] = "ru"
+        app.run()  # no widget changed: the test's own thread formats their labels in English
+        assert not app.exception, app.exception
+        russian = i18n.translations("ru").gettext(LEARN_FAILURES["too_few_rows"])
+        assert russian != LEARN_FAILURES["too_few_rows"]
+        reason = russian.format(rows="60", needed=i18n.number_text(1000, "ru", digits=0))
+        assert [w.value for w in app.warning if reason in w.value], [w.value for w in app.warning]
+    finally:
+        store.close()
 
 
 def test_staff_declare_a_period_normal_and_events_name_their_top_signals(

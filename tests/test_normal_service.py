@@ -111,18 +111,20 @@ def test_a_period_is_learnt_from_the_machine_running(plant: Plant, store: Store)
 
 
 @pytest.mark.parametrize(
-    ("start_min", "end_min", "reason"),
+    ("start_min", "end_min", "reason", "cause", "values"),
     [
         (STOP_MIN + 1, MINUTES, "Press 1 from 2026-11-02T08:56:00Z to 2026-11-02T09:00:00Z: "
-         "the machine was not running"),
-        (MINUTES + 5, MINUTES + 10, "no process readings in the store"),
-        (10, 11, "the normal period has 60 rows with every signal, 100 are needed"),
-        (10, 5, "the period ends before it starts"),
+         "the machine was not running", "not_running", {}),
+        (MINUTES + 5, MINUTES + 10, "no process readings in the store", "no_readings", {}),
+        (10, 11, "the normal period has 60 rows with every signal, 100 are needed",
+         "too_few_rows", {"rows": 60, "needed": 100}),
+        (10, 5, "the period ends before it starts", "ends_before_start", {}),
     ],
 )  # fmt: skip
 def test_a_period_that_cannot_be_learnt_says_why_in_one_line(
-    plant: Plant, store: Store, start_min: int, end_min: int, reason: str
-) -> None:
+    plant: Plant, store: Store, start_min: int, end_min: int, reason: str, cause: str,
+    values: dict[str, int],
+) -> None:  # fmt: skip
     path, machine = press(plant)
     with pytest.raises(LearnError, match=r"^Press 1 from ") as raised:
         learn_machine(
@@ -130,6 +132,7 @@ def test_a_period_that_cannot_be_learnt_says_why_in_one_line(
         )
     assert reason in str(raised.value)
     assert "\n" not in str(raised.value)
+    assert raised.value.cause == cause and raised.value.values == values
 
 
 def machine_events(store: Store, path: AssetPath) -> list[Event]:
@@ -188,6 +191,7 @@ def test_a_request_that_cannot_be_learnt_keeps_its_error(plant: Plant, store: St
     found = read_request(store, path, asked)
     assert found is not None and not found[1].learnt
     assert found[1].error.endswith("the machine was not running")
+    assert (found[1].cause, found[1].cause_values) == ("not_running", {})
     assert read_model(store, path, asked) is None
 
 

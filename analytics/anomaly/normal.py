@@ -37,9 +37,10 @@ score hovers about the level is one event to act on, not dozens.
 Recurring outliers. A loose connector or a failing sensor sends outliers a few rows apart, never
 three in five: the k-of-n rule would wait for the chance that they bunch. A second rule counts
 them over a longer window: a row above a level of its own with `recurring_needed` - 1 more of
-the `recurring_rows` - 1 before it, the level fitted the same way on the normal period's rows. One outlier is still taken for a glitch; its level is higher than the k-of-n one (the
-largest rows of a long window sit further out than the k-th of a short one), so that this rule
-sees the outliers that recur and leaves moderate departures to the k-of-n rule.
+the `recurring_rows` - 1 rows before it, the level fitted the same way on what the rule sees of
+the normal period. One outlier is still taken for a glitch. The level is higher than the k-of-n
+one (a row and one of the 59 before it against three of five), so that this rule sees the
+outliers that recur and leaves moderate departures to the k-of-n rule.
 
 Drift. A slow drift crosses the row-by-row levels late: they sit above the noise of a single
 row, several of the signal's spreads out. Both indices are also taken of the signals smoothed
@@ -84,6 +85,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from analytics.anomaly.tail import fit_tail
 from analytics.anomaly.thresholds import _events
+from shopfloor.learning import LearnCause
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -91,6 +93,17 @@ WEEK_S = 7 * 24 * 3600.0
 FORMAT = 2  # of the JSON; bumped when its fields change meaning
 READABLE = (1, FORMAT)  # format 1: no drift or stuck part, scored as it was learnt
 _RELATIVE_FLOOR = 1e-9  # of the largest variance: below it, a direction counts as flat
+
+
+class NormalPeriodError(ValueError):
+    """Why a period cannot be learnt from, in one line, with its cause (a
+    `shopfloor.learning.LearnCause`) and the values the line names, for a page to say it in
+    its reader's language."""
+
+    def __init__(self, text: str, cause: LearnCause, **values: str | int) -> None:
+        super().__init__(text)
+        self.cause = cause
+        self.values = values
 
 
 class NormalSettings(BaseModel):
@@ -286,7 +299,11 @@ def _standardise(values: FloatArray, signals: Sequence[str]) -> tuple[FloatArray
     """Median and robust scale of each signal; ValueError naming a signal that never changes."""
     for name, changes in zip(signals, varying(values), strict=True):
         if not changes:
-            raise ValueError(f"{name}: constant over the normal period: leave it out")
+            raise NormalPeriodError(
+                f"{name}: constant over the normal period: leave it out",
+                "constant_signal",
+                signal=name,
+            )
     return _robust_scale(values)
 
 
@@ -361,8 +378,9 @@ def learn_normal(
     """A model of `values` (rows x signals, float64, NaN where a signal has no sample), all
     declared normal, with its levels calibrated for `settings.false_alarms_per_week`.
 
-    Rows with a NaN are left out of the fit. ValueError with a one-line reason when there are
-    too few complete rows, a signal is constant, or the scores are too flat to calibrate on.
+    Rows with a NaN are left out of the fit. NormalPeriodError with a one-line reason when
+    there are too few complete rows, a signal is constant, or the scores are too flat to
+    calibrate on.
     """
     settings = settings or NormalSettings()
     values = np.ascontiguousarray(values, dtype=np.float64)
@@ -371,8 +389,11 @@ def learn_normal(
     complete = values[~np.isnan(values).any(axis=1)]
     needed = max(settings.min_rows, 10 * len(signals))
     if len(complete) < needed:
-        raise ValueError(
-            f"the normal period has {len(complete)} rows with every signal, {needed} are needed"
+        raise NormalPeriodError(
+            f"the normal period has {len(complete)} rows with every signal, {needed} are needed",
+            "too_few_rows",
+            rows=len(complete),
+            needed=needed,
         )
     centre, scale = _standardise(complete, signals)
     roots, kept = _roots((complete - centre) / scale, settings.explained_variance)
@@ -381,8 +402,11 @@ def learn_normal(
     # + 2: the still runs and the recurring rule
     rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 2)
     levels = np.zeros(len(roots))
-    for p in parts:
-        levels[p] = _level(values, centre, scale, roots, p, settings, rate)
+    try:
+        for p in parts:
+            levels[p] = _level(values, centre, scale, roots, p, settings, rate)
+    except ValueError as exc:  # the tail's: too flat to fit
+        raise NormalPeriodError(str(exc), "too_flat") from None
     for p in parts:
         roots[p] /= np.sqrt(levels[p])
     changes = np.nan_to_num(np.nanmedian(np.abs(np.diff(values, axis=0)), axis=0))
