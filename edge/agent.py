@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
@@ -31,8 +32,6 @@ from edge.clamp import StateFromCurrent
 from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
 from edge.health import MetricsServer
-from edge.modbus_source import ModbusSource, modbus_sources
-from edge.opcua_source import OpcUaSource, OpcUaTarget
 from edge.sensors import (
     SensorMessageIgnored,
     SensorPayloadError,
@@ -53,6 +52,10 @@ from shopfloor.messages import (
 )
 from shopfloor.mqtt import Presence, close, make_client, network_thread
 from shopfloor.plant import Plant
+
+if TYPE_CHECKING:  # imported where a source is configured: asyncua alone is 25 MB of memory
+    from edge.modbus_source import ModbusSource
+    from edge.opcua_source import OpcUaSource
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,8 @@ class EdgeAgent:
         self.device = config.device
         self.started = datetime.now(UTC)
         self.queue: asyncio.Queue[tuple[AssetPath, Reading]] = asyncio.Queue()
-        self.modbus = modbus_sources(config.modbus, plant, self._emit)
-        self.sources = [OpcUaSource(target, self._emit) for target in self._opcua_targets()]
+        self.modbus = self._modbus_sources()
+        self.sources = self._opcua_sources()
         self.sensor_routes = sensor_routes(plant, config.sensors)
         self.clamps = {
             (clamp.machine, clamp.current_signal): StateFromCurrent(clamp)
@@ -108,11 +111,24 @@ class EdgeAgent:
         self._rate_mark = (time.monotonic(), 0)
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _opcua_targets(self) -> list[OpcUaTarget]:
+    def _modbus_sources(self) -> list[ModbusSource]:
+        if not self.config.modbus:
+            return []
+        from edge.modbus_source import modbus_sources
+
+        return modbus_sources(self.config.modbus, self.plant, self._emit)
+
+    def _opcua_sources(self) -> list[OpcUaSource]:
+        """A source per machine of the config's `opcua` (without it: every machine the plant
+        gives an endpoint), less the signals a Modbus device reads."""
         machines = {machine.id: (path, machine) for path, machine in self.plant.machines()}
         settings = self.config.opcua
-        if settings is None:  # every machine the plant gives an endpoint
+        if settings is None:
             settings = [OpcUaSourceConfig(machine=m.id) for _, m in machines.values() if m.opcua]
+        if not settings:
+            return []
+        from edge.opcua_source import OpcUaSource, OpcUaTarget
+
         by_modbus = {
             (source.target.path.asset, register.signal)
             for source in self.modbus
@@ -123,13 +139,16 @@ class EdgeAgent:
             for source in settings
         ]
         return [
-            replace(
-                target,
-                nodes=tuple(
-                    node
-                    for node in target.nodes
-                    if (target.machine_id, node.signal.id) not in by_modbus
+            OpcUaSource(
+                replace(
+                    target,
+                    nodes=tuple(
+                        node
+                        for node in target.nodes
+                        if (target.machine_id, node.signal.id) not in by_modbus
+                    ),
                 ),
+                self._emit,
             )
             for target in targets
         ]
