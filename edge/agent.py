@@ -57,7 +57,7 @@ from shopfloor.messages import (
 from shopfloor.mqtt import Presence, close, make_client, network_thread
 from shopfloor.plant import Plant
 
-if TYPE_CHECKING:  # imported where a source is configured: asyncua alone is 25 MB of memory
+if TYPE_CHECKING:  # imported where a source is configured: asyncua alone is 23 MB of memory
     from edge.modbus_source import ModbusSource
     from edge.opcua_source import OpcUaSource
 
