@@ -9,6 +9,8 @@ Sources (one OPC UA session per machine, one Modbus connection per device, raw M
 topics) push readings onto one queue (a signal a Modbus device reads is left out of its
 machine's OPC UA nodes: one source per signal); the publisher drains it every batch interval
 into one `data` message per asset, which waits on disk until the broker has acknowledged it.
+Sensor readings go onto the queue straight from the MQTT network thread (a deque: appending
+is atomic), so a reading costs no wake-up of the event loop.
 A sensor payload, OPC UA or Modbus value that is not a reading of its signal is counted and
 logged, never sent; nothing one holds can stop the agent.
 The status names each cause of a degraded agent (see `EdgeAgent.causes`).
@@ -17,13 +19,15 @@ The status names each cause of a degraded agent (see `EdgeAgent.causes`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
@@ -31,11 +35,10 @@ from edge.clamp import StateFromCurrent
 from edge.config import EdgeConfig, OpcUaSourceConfig
 from edge.forwarder import Forwarder
 from edge.health import MetricsServer
-from edge.modbus_source import ModbusSource, modbus_sources
-from edge.opcua_source import OpcUaSource, OpcUaTarget
 from edge.sensors import (
     SensorMessageIgnored,
     SensorPayloadError,
+    SensorRoute,
     read_sensor_message,
     sensor_routes,
 )
@@ -54,6 +57,10 @@ from shopfloor.messages import (
 from shopfloor.mqtt import Presence, close, make_client, network_thread
 from shopfloor.plant import Plant
 
+if TYPE_CHECKING:  # imported where a source is configured: asyncua alone is 23 MB of memory
+    from edge.modbus_source import ModbusSource
+    from edge.opcua_source import OpcUaSource
+
 log = logging.getLogger(__name__)
 
 MAX_READINGS_PER_MESSAGE = 500
@@ -61,6 +68,9 @@ MAX_READINGS_PER_MESSAGE = 500
 KEEPALIVE_S = 10
 # A message queued longer than this while the broker is connected: forwarding has stalled.
 MAX_FORWARD_LAG_S = 10.0
+# Sensor topics whose matching routes are remembered: a kit's topics are few and repeat, and a
+# flood of new ones costs only the matching, never unbounded memory.
+ROUTED_TOPICS = 4096
 
 
 def _version() -> str:
@@ -75,10 +85,11 @@ class EdgeAgent:
         self.config, self.plant, self.buffer = config, plant, buffer
         self.device = config.device
         self.started = datetime.now(UTC)
-        self.queue: asyncio.Queue[tuple[AssetPath, Reading]] = asyncio.Queue()
-        self.modbus = modbus_sources(config.modbus, plant, self._emit)
-        self.sources = [OpcUaSource(target, self._emit) for target in self._opcua_targets()]
+        self.queue: deque[tuple[AssetPath, Reading]] = deque()
+        self.modbus = self._modbus_sources()
+        self.sources = self._opcua_sources()
         self.sensor_routes = sensor_routes(plant, config.sensors)
+        self._routes_for = functools.lru_cache(maxsize=ROUTED_TOPICS)(self._matching_routes)
         self.clamps = {
             (clamp.machine, clamp.current_signal): StateFromCurrent(clamp)
             for clamp in config.current_clamps
@@ -106,13 +117,25 @@ class EdgeAgent:
         self.rejected_sensor_payloads = 0
         self._receiver: threading.Thread | None = None
         self._rate_mark = (time.monotonic(), 0)
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _opcua_targets(self) -> list[OpcUaTarget]:
+    def _modbus_sources(self) -> list[ModbusSource]:
+        if not self.config.modbus:
+            return []
+        from edge.modbus_source import modbus_sources
+
+        return modbus_sources(self.config.modbus, self.plant, self._emit)
+
+    def _opcua_sources(self) -> list[OpcUaSource]:
+        """A source per machine of the config's `opcua` (without it: every machine the plant
+        gives an endpoint), less the signals a Modbus device reads."""
         machines = {machine.id: (path, machine) for path, machine in self.plant.machines()}
         settings = self.config.opcua
-        if settings is None:  # every machine the plant gives an endpoint
+        if settings is None:
             settings = [OpcUaSourceConfig(machine=m.id) for _, m in machines.values() if m.opcua]
+        if not settings:
+            return []
+        from edge.opcua_source import OpcUaSource, OpcUaTarget
+
         by_modbus = {
             (source.target.path.asset, register.signal)
             for source in self.modbus
@@ -123,13 +146,16 @@ class EdgeAgent:
             for source in settings
         ]
         return [
-            replace(
-                target,
-                nodes=tuple(
-                    node
-                    for node in target.nodes
-                    if (target.machine_id, node.signal.id) not in by_modbus
+            OpcUaSource(
+                replace(
+                    target,
+                    nodes=tuple(
+                        node
+                        for node in target.nodes
+                        if (target.machine_id, node.signal.id) not in by_modbus
+                    ),
                 ),
+                self._emit,
             )
             for target in targets
         ]
@@ -139,11 +165,13 @@ class EdgeAgent:
         return EdgeState(device=self.device, online=online, started=started, version=_version())
 
     def _emit(self, path: AssetPath, reading: Reading) -> None:
-        self.queue.put_nowait((path, reading))
+        """Queue a reading, and the state a current clamp reads from it (a clamp's signal has
+        one source, so one thread updates it)."""
+        self.queue.append((path, reading))
         clamp = self.clamps.get((path.asset, reading.signal))
         state = clamp.update(reading) if clamp else None
         if state is not None:
-            self.queue.put_nowait((path, state))
+            self.queue.append((path, state))
 
     def _on_sensor_message(
         self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage
@@ -154,11 +182,14 @@ class EdgeAgent:
             self.rejected_sensor_payloads += 1
             log.exception("could not take a sensor message")
 
+    def _matching_routes(self, topic: str) -> tuple[SensorRoute, ...]:
+        return tuple(
+            r for r in self.sensor_routes if mqtt.topic_matches_sub(r.mapping.topic, topic)
+        )
+
     def _take_sensor_message(self, msg: mqtt.MQTTMessage) -> None:
         """Read a message with every sensors entry whose topic filter matches it."""
-        routes = [
-            r for r in self.sensor_routes if mqtt.topic_matches_sub(r.mapping.topic, msg.topic)
-        ]
+        routes = self._routes_for(msg.topic)
         if not routes:
             self.rejected_sensor_payloads += 1
             log.warning("sensor topic %s: no sensor mapping has this topic", excerpt(msg.topic))
@@ -172,13 +203,11 @@ class EdgeAgent:
                 self.rejected_sensor_payloads += 1
                 log.warning("sensor topic %s: %s", excerpt(msg.topic), exc)
                 continue
-            assert self._loop is not None
             for reading in readings:
-                self._loop.call_soon_threadsafe(self._emit, path, reading)
+                self._emit(path, reading)
 
     async def run(self) -> None:
         """Run every source, the publisher and the health reports until cancelled."""
-        self._loop = asyncio.get_running_loop()
         metrics = self._metrics_server()
         self.mqtt.loop_start()
         self._receiver = network_thread(self.mqtt)
@@ -285,8 +314,8 @@ class EdgeAgent:
         """Move what the sources read into the disk buffer, one message per asset (split when
         very large), then forward what the broker can take."""
         by_asset: dict[AssetPath, list[Reading]] = defaultdict(list)
-        while not self.queue.empty():
-            path, reading = self.queue.get_nowait()
+        for _ in range(len(self.queue)):  # what is queued now; later readings wait their turn
+            path, reading = self.queue.popleft()
             by_asset[path].append(reading)
         messages = [
             (path.topic(), encode_readings(readings[start : start + MAX_READINGS_PER_MESSAGE]))

@@ -1,5 +1,5 @@
 """`python -m launcher` runs the `shopfloor` command (what the demo supervisor spawns)."""
 
-from launcher.cli import app
+from launcher.cli import main
 
-app()
+main()

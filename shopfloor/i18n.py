@@ -10,7 +10,9 @@ folder is the same tag with `_` (`sr_Latn`), as gettext and Babel name locales. 
 two scripts of one text: `sr-Latn` is generated from `sr-Cyrl` by `cyrillic_to_latin`.
 
 Numbers, percentages, dates and money come from Babel's CLDR data for the language (decimal
-comma, 09.03.2026, the currency's symbol); nothing here formats them by hand.
+comma, 09.03.2026, the currency's symbol); nothing here formats them by hand. Babel is imported
+by the functions that use it: the plant file's model checks its language codes here, and the
+edge agent, which loads the plant but formats nothing, is spared Babel's 2 MB.
 """
 
 from __future__ import annotations
@@ -21,14 +23,10 @@ import re
 from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date as _babel_date
-from babel.dates import format_time as _babel_time
-from babel.dates import format_timedelta
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, format_percent
+if TYPE_CHECKING:
+    from babel import Locale
 
 SOURCE_LANGUAGE = "en"
 DOMAIN = "shopfloor"
@@ -72,6 +70,8 @@ def check_language(code: str) -> str:
 @cache
 def babel_locale(code: str) -> Locale:
     """Babel's locale for a language code: its CLDR numbers, dates and plural rules."""
+    from babel import Locale
+
     return Locale.parse(_folder(check_language(code)))
 
 
@@ -86,6 +86,8 @@ def match_language(tag: str | None) -> str | None:
     sr_RS), or None. A Serbian tag without a script is Cyrillic, as CLDR says."""
     if not tag:
         return None
+    from babel import Locale, UnknownLocaleError
+
     try:
         wanted = Locale.parse(tag.replace("-", "_").split(".")[0].split("@")[0])
     except (ValueError, UnknownLocaleError):
@@ -109,6 +111,9 @@ def translations(code: str) -> gettext.NullTranslations:
     Fuzzy entries are not used: a translation a translator has not confirmed shows in English."""
     if check_language(code) == SOURCE_LANGUAGE:
         return gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with catalogue_path(code).open("rb") as po:
         catalogue = read_po(po, locale=_folder(code), domain=DOMAIN)
     compiled = io.BytesIO()
@@ -125,6 +130,8 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark only"
 
 def number_text(value: float, code: str, digits: int = 1) -> str:
     """A number with `digits` decimals in the language's way: 12,345.7 or 12 345,7; never "-0"."""
+    from babel.numbers import format_decimal
+
     rounded = round(value, digits) + 0.0  # adding 0.0 turns -0.0 into 0.0
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
     return format_decimal(rounded, format=pattern, locale=babel_locale(code))
@@ -132,12 +139,16 @@ def number_text(value: float, code: str, digits: int = 1) -> str:
 
 def percent_text(share: float, code: str, digits: int = 1) -> str:
     """A share (0.875) as a percentage in the language's way: 87.5% or 87,5 %."""
+    from babel.numbers import format_percent
+
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "") + "%"
     return format_percent(share, format=pattern, locale=babel_locale(code))
 
 
 def money_text(amount: float, currency: str, code: str) -> str:
     """An amount in an ISO 4217 currency, with the language's symbol and separators."""
+    from babel.numbers import format_currency
+
     return format_currency(amount, currency, locale=babel_locale(code))
 
 
@@ -152,16 +163,22 @@ def numeric_date_pattern(code: str) -> str:
 
 def date_text(day: date | datetime, code: str) -> str:
     """A calendar date, numeric, in the language's order: 09.03.2026 in Russian."""
-    return _babel_date(day, numeric_date_pattern(code), locale=babel_locale(code))
+    from babel.dates import format_date
+
+    return format_date(day, numeric_date_pattern(code), locale=babel_locale(code))
 
 
 def time_text(ts: datetime, code: str, zone: tzinfo | None = None) -> str:
     """A time of day with seconds on a 24-hour clock (14:05:09), on `zone`'s clock when given."""
-    return _babel_time(ts, "HH:mm:ss", tzinfo=zone, locale=babel_locale(code))
+    from babel.dates import format_time
+
+    return format_time(ts, "HH:mm:ss", tzinfo=zone, locale=babel_locale(code))
 
 
 def duration_text(seconds: float, code: str) -> str:
     """A duration in its largest whole unit, in the language's words: 42 s, 5 мин, 3 ч."""
+    from babel.dates import format_timedelta
+
     return format_timedelta(
         timedelta(seconds=seconds), threshold=1, format="short", locale=babel_locale(code)
     )
@@ -241,7 +258,8 @@ def _in_capitals(text: str, index: int) -> bool:
 
 def write_serbian_latin() -> None:
     """Generate the sr-Latn catalogue from the sr-Cyrl one (`make translations` runs this)."""
-    from babel.messages.pofile import write_po
+    from babel import Locale
+    from babel.messages.pofile import read_po, write_po
 
     with catalogue_path("sr-Cyrl").open("rb") as po:
         catalogue = read_po(po, locale="sr_Cyrl", domain=DOMAIN)

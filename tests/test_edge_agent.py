@@ -371,3 +371,38 @@ def test_bad_broker_url_is_one_line(tmp_path: Path) -> None:
         "broker URL 'http://nowhere' is not mqtt://host:port or mqtts://host:port\n"
     )
     assert not os.path.exists(tmp_path / "q.db")  # refused before anything is opened
+
+
+_SOURCE_LIBRARIES_PROBE = """
+import sys
+from edge.agent import EdgeAgent
+from edge.config import load_edge_config
+from shopfloor.diskqueue import DiskQueue
+config, plant = load_edge_config(sys.argv[1])
+agent = EdgeAgent(config, plant, DiskQueue(config.buffer.path, 2**20, 3600))
+print(len(agent.sources), len(agent.modbus), sorted({"asyncua", "pymodbus"} & set(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        (None, "0 0 []"),  # the retrofit kit: sensors and a current clamp
+        ({"opcua": None}, "3 0 ['asyncua']"),  # every machine of the plant with an endpoint
+        ({"opcua": [], "modbus": [{"machine": "imm-01"}]}, "0 1 ['pymodbus']"),
+    ],
+)
+def test_the_agent_imports_only_the_libraries_of_its_sources(
+    sources: dict[str, object] | None, expected: str, tmp_path: Path
+) -> None:
+    """asyncua alone costs a device 23 MB: an agent reading sensor kits never loads it."""
+    config = tmp_path / "edge.yaml"
+    if sources is None:
+        retrofit_config(tmp_path, metrics_port=0)
+    else:
+        plant = str(ROOT / "examples/plant.yaml")
+        config.write_text(yaml.safe_dump({"plant": plant, "buffer": {"path": "q.db"}, **sources}))
+    probe = [sys.executable, "-c", _SOURCE_LIBRARIES_PROBE, str(config)]
+    result = subprocess.run(probe, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
