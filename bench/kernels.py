@@ -14,7 +14,8 @@ Each kernel that is not bound by memory is also timed in turns with what bounds 
 `Bound`); that part's rate times the kernel's bytes per sample is the most of copy bandwidth the
 kernel can reach. A cap below the goal says no kernel of that shape meets it on this host
 ("MISSED: bound by ..."); a miss under a higher cap, that the kernel does more per sample than
-its bound ("MISSED: ... caps at X %, runs at Y % of it"). The bounds and the work beyond them:
+its bound ("MISSED: ... caps at X %, runs at Y % of it"); a yardstick that is not a bound says
+so ("MISSED: not at a bound measured here ..."). The bounds and the work beyond them:
 
 - The detectors' recursions (z-score, level shift) wait on their dependency chain: each
   sample's mean and variance wait for the previous sample's, so a series runs one step after
@@ -152,9 +153,12 @@ class Figure:
         if self.bound_cap is None or self.bound_share is None:
             return "MISSED"
         runs = f"runs at {self.bound_share:.0%} of it"
-        if self.binding and self.bound_cap < GOAL_SHARE:
-            return f"MISSED: bound by {self.bound} (caps at {self.bound_cap:.0%}), {runs}"
-        return f"MISSED: {self.bound} caps at {self.bound_cap:.0%}, {runs}"
+        cap = f"caps at {self.bound_cap:.0%}"
+        if not self.binding:
+            return f"MISSED: not at a bound measured here ({self.bound} {cap}, {runs})"
+        if self.bound_cap < GOAL_SHARE:
+            return f"MISSED: bound by {self.bound} ({cap}), {runs}"
+        return f"MISSED: {self.bound} {cap}, {runs}"
 
 
 def best_in_turns(works: list[Callable[[], object]], repeats: int = 5) -> list[float]:
