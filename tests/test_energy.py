@@ -12,6 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from analytics.energy import (
+    _CHUNK,
+    _RUN,
+    DEMAND_INTERVAL_S,
     EU_GRID_FACTOR_KG_PER_KWH,
     Hold,
     StateGroup,
@@ -293,6 +296,47 @@ def test_meter_kernel_matches_numpy(seed: int) -> None:
     assert got[0] == pytest.approx(want[0], rel=1e-9)
     assert got[1:] == want[1:]
     assert min(want[1:]) > 0  # every kind of discontinuity was exercised
+
+
+@pytest.mark.parametrize("linear", [False, True])
+@pytest.mark.parametrize("odd", [(), (1,), (_RUN - 1,), (_RUN,), (_RUN, 2 * _RUN + 5)])
+def test_integration_kernel_matches_numpy_at_the_edges_of_its_runs(
+    linear: bool, odd: tuple[int, ...]
+) -> None:
+    """Runs within a bin without a NaN, a gap or a repeated timestamp are summed vectorised,
+    the others step by step: an odd sample on either side of a run's end, in one bin longer
+    than a run (the whole span) or in quarter hours, must not change the result."""
+    rng = np.random.default_rng(len(odd))
+    t = 1.7e9 + np.arange(3 * _RUN + 17.0)
+    p = rng.uniform(0.0, 30.0, t.size)
+    for kind, row in enumerate(odd):
+        p[row] = np.nan if kind == 0 else p[row]
+        t[row:] += 500.0 if kind == 1 else 0.0  # a gap before the row
+    t[_RUN + 100] = t[_RUN + 99]  # a repeated timestamp
+    first = np.floor(t[0] / DEMAND_INTERVAL_S) * DEMAND_INTERVAL_S
+    quarters = np.arange(first, t[-1] + DEMAND_INTERVAL_S, DEMAND_INTERVAL_S)
+    for edges in (t[[0, -1]], quarters, quarters + 0.5):
+        got = integrate_bins(t, p, edges, 120.0, linear)
+        want = integrate_bins_reference(t, p, edges, 120.0, linear)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("size", [1, _CHUNK, _CHUNK + 1, 3 * _CHUNK])
+@pytest.mark.parametrize("odd", [(), (0,), (_CHUNK - 1,), (_CHUNK,), (_CHUNK - 1, _CHUNK)])
+def test_meter_kernel_matches_numpy_at_the_edges_of_its_chunks(
+    size: int, odd: tuple[int, ...]
+) -> None:
+    """Chunks that only rise add their last reading minus the one before; a NaN or a drop on
+    either side of a chunk's edge sends a chunk reading by reading."""
+    readings = 99_000.0 + np.cumsum(np.random.default_rng(size).exponential(0.5, size))
+    readings %= 99_999.9  # rolls over once in the longest
+    for kind, row in enumerate(row for row in odd if row < size):
+        readings[row] = np.nan if kind == 0 else 1.0  # a NaN, then a reset
+    got = meter_increase(readings, 99_999.9, 5.0)
+    want = meter_increase_reference(readings, 99_999.9, 5.0)
+    assert got[0] == pytest.approx(want[0], rel=1e-12)
+    assert got[1:] == want[1:]
 
 
 def test_parallel_integration_matches_numpy() -> None:

@@ -320,3 +320,33 @@ _take_four = cast(
     Callable[[FloatArray, FloatArray, int, int, int, int, bool, tuple[int, ...]], bool],
     _take_four_intrinsic,
 )
+
+
+@intrinsic
+def _divide_four_intrinsic(
+    typingctx: object, out: Any, spread: Any, start: object
+) -> tuple[object, object]:
+    """out[start:start + 4] /= sqrt(spread[start:start + 4]) as one vector: `_divide_four`.
+
+    The z-score's steady loops call it every fourth sample on samples a few before, so that the
+    divider's vector operations run beside the recurrences instead of after them; correctly
+    rounded like their scalar forms, so the scores keep their bits.
+    """
+    signature = types.void(out, spread, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        out_array, spread_array, start = args
+        out_data = _array_data(context, builder, signature.args[0], out_array)
+        spread_data = _array_data(context, builder, signature.args[1], spread_array)
+        module = builder.module
+        sqrt = module.globals.get("llvm.sqrt.v4f64") or ir.Function(
+            module, ir.FunctionType(_DOUBLES, [_DOUBLES]), "llvm.sqrt.v4f64"
+        )
+        sd = builder.call(sqrt, [_load(builder, spread_data, start, 0)])
+        scores = builder.fdiv(_load(builder, out_data, start, 0), sd)
+        _store(builder, scores, out_data, start, 0)
+
+    return signature, codegen
+
+
+_divide_four = cast(Callable[[FloatArray, FloatArray, int], None], _divide_four_intrinsic)

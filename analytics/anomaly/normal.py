@@ -654,7 +654,8 @@ def _index_block(x: FloatArray, first: int, m: int, parts: int, gain: FloatArray
     (4k x block). k is the length of `signals`, a tuple of zeros, so that the loops are
     compiled for the number of signals. The rows are copied signal-major into `columns` first,
     so that every loop runs over the block's rows side by side in vector registers: row by
-    row, a k x k product is too short to vectorise."""
+    row, a k x k product is too short to vectorise. Each term is summed in a register, its k
+    products unrolled: summed in y, each product would cost a store."""
     k = len(signals)
     for j in range(m):
         for b in range(k):
@@ -664,13 +665,10 @@ def _index_block(x: FloatArray, first: int, m: int, parts: int, gain: FloatArray
         for a in range(k):
             row = p * k + a
             for j in range(m):
-                y[row, j] = -offset[p, a]
-            for b in range(k):
-                weight = gain[p, a, b]
-                for j in range(m):
-                    y[row, j] += weight * columns[b, j]
-            for j in range(m):
-                y[row, j] *= y[row, j]
+                term = -offset[p, a]
+                for b in range(k):
+                    term += gain[p, a, b] * columns[b, j]
+                y[row, j] = term * term
                 total[p, j] += y[row, j]
 
 

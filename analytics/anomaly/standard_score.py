@@ -11,12 +11,13 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from analytics.anomaly._intrinsics import _LINE, _fma
+from analytics.anomaly._intrinsics import _LINE, _divide_four, _fma
 from analytics.anomaly.settings import DetectorSettings, _equal_weight_count
 
 FloatArray = npt.NDArray[np.float64]
 
 _BLOCK = 512  # samples a steady block runs between the checks that pick its loop
+_LAG = 16  # samples a steady loop's divisions run behind it, so that they read stored values
 
 
 @njit(cache=True, error_model="numpy")
@@ -24,6 +25,21 @@ def _divide_by_sd(out: FloatArray, spread: FloatArray) -> None:
     """out /= sqrt(spread), vectorised: four square roots and divisions an instruction."""
     for i in range(out.size):
         out[i] = out[i] / math.sqrt(spread[i])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _divide_behind(out: FloatArray, spread: FloatArray, i: int) -> None:
+    """At every fourth sample i, the scores of four samples `_LAG` before: the divider works
+    beside the recurrences, which do not wait for it."""
+    lagging = i - 3 - _LAG
+    if i % 4 == 3 and lagging >= 0:
+        _divide_four(out, spread, lagging)
+
+
+@njit(cache=True, error_model="numpy")
+def _divided(size: int) -> int:
+    """The samples of a steady block of `size` whose scores `_divide_behind` made."""
+    return max(size // 4 * 4 - _LAG, 0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -39,7 +55,8 @@ def _steady_point(
     var_floor: float,
 ) -> tuple[float, float]:
     """The z-score's recurrences over a block past warm-up: the deviation of each sample goes
-    to `out` and its floored variance to `spread` (`_divide_by_sd` makes the scores). From
+    to `out` and its floored variance to `spread`, and `_divide_behind` makes the scores of
+    all but the last few (`_divided`; `_divide_by_sd` makes the others). From
     (mean, variance, time of the sample before) to (mean, variance), the variance NaN if the
     block has a NaN sample or a gap. Same operations, in the same order, as `_zscore_samples`.
     """
@@ -57,6 +74,7 @@ def _steady_point(
         floored = max(var, var_floor)
         out[i] = d
         spread[i] = floored
+        _divide_behind(out, spread, i)
         if d * d > clip2 * floored:
             d = math.copysign(clip * math.sqrt(floored), d)
             mean += alpha * d
@@ -96,6 +114,7 @@ def _steady_level(
         floored = max(var, var_floor)
         out[i] = d
         spread[i] = floored
+        _divide_behind(out, spread, i)
         if d * d > clip2 * floored:
             d = math.copysign(clip * math.sqrt(floored), d)
             mean += alpha * d
@@ -182,8 +201,9 @@ def _zscore_series(
     # sample once the weight is alpha (keep * mean + alpha * value is the same convex
     # combination as mean + alpha * (value - mean), one operation shorter). Past warm-up a
     # block runs through a loop that carries only them (`_steady_point`, `_steady_level`): no
-    # square root or division in it, both done for the whole block afterwards by vectorised
-    # instructions (in scalar code they share one slow unit and bounded the kernel). A block
+    # scalar square root or division in it (they share one slow unit and bounded the kernel),
+    # both done by vector instructions four samples at a time, a few samples behind the
+    # recurrences and beside them (`_divide_behind`), not after the block. A block
     # with a NaN or a gap comes back with a NaN variance and is run again sample by sample
     # (`_zscore_samples`); both do the same operations in the same order, so which loop ran a
     # sample never shows in its score.
@@ -208,7 +228,8 @@ def _zscore_series(
                 )
             if not np.isnan(var):
                 state = (count + size, mean, var, level, t[stop - 1])
-                _divide_by_sd(out[start:stop], spread[:size])
+                done = _divided(size)
+                _divide_by_sd(out[start + done : stop], spread[done:size])
                 continue
         state = _zscore_samples(
             t[start:stop], x[start:stop], out[start:stop], state,
