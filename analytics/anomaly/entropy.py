@@ -186,21 +186,19 @@ def _test_window(
     confidence: float,
     log_count: FloatArray,
 ) -> tuple[float, int, int, int]:
-    """Score the window's histogram (keyed `key`) and learn from it; returns the score, the
-    hypotheses known, the one matched (-1 when the window was novel and became one) and the
-    epoch, one more when a hypothesis was replaced.
+    """Score the window's histogram (keyed `key`), which the memo does not hold as tested
+    against every hypothesis known, and learn from it; returns the score, the hypotheses known,
+    the one matched (-1 when the window was novel and became one) and the epoch, one more when
+    a hypothesis was replaced.
 
     Hypotheses are only added within an epoch (a learnt range, until one is replaced), so a
     test is memoised by key: the closest hypothesis among the first `memo[slot, 2]` with its
     statistic and score (`memo_test[slot]`), and a window seen before is tested against the
     hypotheses added since only. The window moves back and forth between a few hundred
-    histograms and new hypotheses are rare: most tests are a look-up."""
+    histograms and new hypotheses are rare: most tests are a look-up, which the caller makes
+    in its own loop (the look-up here made the detector a third slower)."""
     slot = _memo_slot(key, memo.shape[0])
     seen = slot >= 0 and memo[slot, 0] == key and memo[slot, 1] == epoch
-    if seen and memo[slot, 2] == known:  # tested against every hypothesis known
-        best_index = memo[slot, 3]
-        matches[best_index] += 1
-        return memo_test[slot, 1], known, best_index, epoch
     tested, best_index, best, score = 0, -1, math.inf, math.nan
     if seen:
         tested, best_index = memo[slot, 2], memo[slot, 3]
@@ -262,13 +260,21 @@ def _score_segment(
             key -= digit[leaving]
         hist[b] += 1
         key += digit[b]
-        if j >= window - 1:
-            score, known, matched, epoch = _test_window(
-                key, epoch, memo, memo_test, hist, log_expected, matches, known, confidence,
-                log_count,
-            )  # fmt: skip
+        if j < window - 1:
+            continue
+        slot = _memo_slot(key, memo.shape[0])
+        if slot >= 0 and memo[slot, 0] == key and memo[slot, 1] == epoch and memo[slot, 2] == known:
+            matched = memo[slot, 3]  # tested against every hypothesis known
+            matches[matched] += 1
+            score = memo_test[slot, 1]
             if j >= learning:
                 out[rows[j]] = score
+            continue
+        score, known, matched, epoch = _test_window(
+            key, epoch, memo, memo_test, hist, log_expected, matches, known, confidence, log_count
+        )
+        if j >= learning:
+            out[rows[j]] = score
     return epoch
 
 
