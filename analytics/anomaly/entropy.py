@@ -116,54 +116,52 @@ def _bin_of(value: float, low: float, width: float, bins: int) -> int:
     return int(min(max(position, 0.0), bins - 1.0))
 
 
-@njit(cache=True)
-def _test_window(
+@njit(cache=True, inline="always")
+def _closest(
     hist: IntArray,
     log_expected: FloatArray,
-    matches: IntArray,
+    first: int,
     known: int,
-    confidence: float,
-    stats: FloatArray,
     log_count: FloatArray,
-) -> tuple[float, int, int]:
-    """Score the window's histogram and learn from it; returns the score, the hypotheses known
-    and the one matched (-1 when the window was novel and became one).
+    best: float,
+    best_index: int,
+) -> tuple[float, int]:
+    """The smallest G statistic of the window's histogram, and its hypothesis, over
+    hypotheses `first` to `known` - 1 and the `best` of those before them.
 
-    `log_expected[k, h]` is the log of hypothesis h's count in bin k, or _UNSEEN where it has
+    `log_expected[h, k]` is the log of hypothesis h's count in bin k, or _UNSEEN where it has
     none: a window with a value there gets a statistic so large that its chi-square CDF is 1,
     as for the infinite statistic it stands for. `log_count[c]` is log(c) for every count a bin
-    can hold (0 for none: 0 log 0 = 0); `stats` is scratch space for every hypothesis. The sum
-    runs bin by bin over all hypotheses at once, along contiguous memory and without a branch
-    per hypothesis, in the same order as a sum per hypothesis: the same statistics to the bit."""
-    bins = hist.size
-    stats[:known] = 0.0
-    for k in range(bins):
-        c = hist[k]
-        if c == 0:
-            continue
-        log_c = log_count[c]
-        for h in range(known):
-            stats[h] += c * (log_c - log_expected[k, h])
-    best = math.inf
-    best_index = -1
-    for h in range(known):
-        stat = 2.0 * stats[h]
-        if stat < best:
-            best = stat
+    can hold. Each statistic is summed bin by bin and the first of equal ones wins, so that
+    resuming from `best` gives what a scan of all the hypotheses gives, to the bit."""
+    for h in range(first, known):
+        stat = 0.0
+        for k in range(hist.size):
+            c = hist[k]
+            if c > 0:
+                stat += c * (log_count[c] - log_expected[h, k])
+        if 2.0 * stat < best:
+            best = 2.0 * stat
             best_index = h
-    score = _chi_square_cdf(best, bins - 1)
-    if score < confidence:
-        matches[best_index] += 1
-        return score, known, best_index
+    return best, best_index
+
+
+@njit(cache=True, inline="always")
+def _learn(
+    hist: IntArray, log_expected: FloatArray, matches: IntArray, known: int, log_count: FloatArray
+) -> tuple[int, bool]:
+    """The novel window's histogram made a hypothesis, in place of the least-matched one when
+    all `matches.size` are taken; returns the hypotheses known and whether one was replaced."""
     slot = known
-    if known == matches.size:
+    replaced = known == matches.size
+    if replaced:
         slot = int(np.argmin(matches))
     else:
         known += 1
-    for k in range(bins):
-        log_expected[k, slot] = log_count[hist[k]] if hist[k] > 0 else _UNSEEN
+    for k in range(hist.size):
+        log_expected[slot, k] = log_count[hist[k]] if hist[k] > 0 else _UNSEEN
     matches[slot] = 1
-    return score, known, -1
+    return known, replaced
 
 
 @njit(cache=True)
@@ -173,6 +171,111 @@ def _memo_slot(key: int, size: int) -> int:
     if size == 0:
         return -1
     return int(np.int64((np.uint64(key) * np.uint64(_FIBONACCI)) >> np.uint64(64 - _MEMO_BITS)))
+
+
+@njit(cache=True, inline="always")
+def _test_window(
+    key: int,
+    epoch: int,
+    memo: IntArray,
+    memo_test: FloatArray,
+    hist: IntArray,
+    log_expected: FloatArray,
+    matches: IntArray,
+    known: int,
+    confidence: float,
+    log_count: FloatArray,
+) -> tuple[float, int, int, int]:
+    """Score the window's histogram (keyed `key`), which the memo does not hold as tested
+    against every hypothesis known, and learn from it; returns the score, the hypotheses known,
+    the one matched (-1 when the window was novel and became one) and the epoch, one more when
+    a hypothesis was replaced.
+
+    Hypotheses are only added within an epoch (a learnt range, until one is replaced), so a
+    test is memoised by key: the closest hypothesis among the first `memo[slot, 2]` with its
+    statistic and score (`memo_test[slot]`), and a window seen before is tested against the
+    hypotheses added since only. The window moves back and forth between a few hundred
+    histograms and new hypotheses are rare: most tests are a look-up, which the caller makes
+    in its own loop (the look-up here made the detector a third slower)."""
+    slot = _memo_slot(key, memo.shape[0])
+    seen = slot >= 0 and memo[slot, 0] == key and memo[slot, 1] == epoch
+    tested, best_index, best, score = 0, -1, math.inf, math.nan
+    if seen:
+        tested, best_index = memo[slot, 2], memo[slot, 3]
+        best, score = memo_test[slot, 0], memo_test[slot, 1]
+    best, closest = _closest(hist, log_expected, tested, known, log_count, best, best_index)
+    if closest != best_index or not seen:
+        score = _chi_square_cdf(best, hist.size - 1)
+    best_index = closest
+    if score >= confidence:
+        known, replaced = _learn(hist, log_expected, matches, known, log_count)
+        return score, known, -1, epoch + replaced
+    matches[best_index] += 1
+    if slot >= 0:
+        memo[slot, 0], memo[slot, 1], memo[slot, 2], memo[slot, 3] = key, epoch, known, best_index
+        memo_test[slot, 0], memo_test[slot, 1] = best, score
+    return score, known, best_index, epoch
+
+
+@njit(cache=True)
+def _score_segment(
+    x: FloatArray,
+    rows: IntArray,
+    settings: tuple[int, int, int, float, float, float],
+    scratch: tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray, IntArray, FloatArray],
+    epoch: int,
+    out: FloatArray,
+) -> int:
+    """Score the valid samples `rows` of x, a run without a gap, into `out`: the first
+    `learning` fix the range and seed the hypotheses, the rest are scored. Returns the epoch.
+
+    The bins and the histograms' keys depend on the values only, not on the scores: they are
+    computed first, in loops without a branch, so that the scoring loop waits on nothing but
+    its look-ups."""
+    window, bins, learning, margin, confidence, min_range = settings
+    hist, log_expected, matches, log_count, memo, digit, memo_test = scratch
+    learned = x[rows[:learning]]
+    span = max(learned.max() - learned.min(), min_range)
+    low = learned.min() - margin * span
+    width = span * (1.0 + 2.0 * margin) / bins
+    binned = np.empty(rows.size, dtype=np.int64)
+    for j in range(rows.size):
+        binned[j] = _bin_of(x[rows[j]], low, width, bins)
+    hist[:] = 0
+    key = 0
+    known = 0
+    epoch += 1
+    matched = -1
+    score = np.nan
+    for j in range(rows.size):
+        b = binned[j]
+        if j >= window:
+            leaving = binned[j - window]
+            if b == leaving and matched >= 0:  # the same histogram, the same hypotheses
+                matches[matched] += 1
+                if j >= learning:
+                    out[rows[j]] = score
+                continue
+            hist[leaving] -= 1
+            key -= digit[leaving]
+        hist[b] += 1
+        key += digit[b]
+        if j < window - 1:
+            continue
+        slot = _memo_slot(key, memo.shape[0])
+        if slot >= 0 and memo[slot, 0] == key and memo[slot, 1] == epoch and memo[slot, 2] == known:
+            matched = memo[slot, 3]  # tested against every hypothesis known
+            matches[matched] += 1
+            score = memo_test[slot, 1]
+            if j >= learning:
+                out[rows[j]] = score
+            continue
+        score, known, matched, epoch = _test_window(
+            key, epoch, memo, memo_test, hist, log_expected, matches, known, confidence, log_count
+        )
+        if j >= learning:
+            out[rows[j]] = score
+    return epoch
 
 
 # Without the GIL: a service or a recomputation scores its signals on every core in threads.
@@ -190,93 +293,29 @@ def _relative_entropy(
     max_hypotheses: int,
 ) -> FloatArray:
     out = np.full(x.size, np.nan)
-    learned = np.empty(learning)
-    recent = np.empty(window, dtype=np.int64)
-    hist = np.zeros(bins, dtype=np.int64)
-    log_expected = np.empty((bins, max_hypotheses))
-    matches = np.zeros(max_hypotheses, dtype=np.int64)
-    stats = np.empty(max_hypotheses)
-    log_count = np.log(np.maximum(np.arange(window + 1.0), 1.0))
-    # A window's test depends only on its histogram and the hypotheses, which change only when
-    # a window is novel (a new generation). Tests of the current generation are memoised by
-    # histogram: the window moves back and forth between a few hundred histograms. A histogram
-    # is keyed exactly by its counts as digits in base window + 1, kept up to date as values
-    # enter and leave; where that key would overflow there is no memo.
+    # A histogram is keyed exactly by its counts as digits in base window + 1, kept up to date
+    # as values enter and leave; where that key would overflow there is no memo.
     memo_size = _MEMO if (window + 1.0) ** bins < 2.0**62 else 0
-    digit = (window + 1) ** np.arange(bins) if memo_size else np.zeros(bins, dtype=np.int64)
-    memo_key = np.full(memo_size, -1, dtype=np.int64)
-    memo_generation = np.zeros(memo_size, dtype=np.int64)
-    memo_score = np.empty(memo_size)
-    memo_matched = np.empty(memo_size, dtype=np.int64)
-    generation = 0
-    key = 0
-    count = 0
-    known = 0
-    low = 0.0
-    width = 1.0
-    last_t = 0.0
-    oldest = 0  # the position in `recent` of the value that leaves the window next
-    matched = -1
-    score = np.nan
-    for i in range(x.size):
-        value = x[i]
-        if not np.isfinite(value):
-            continue
-        if count > 0 and t[i] - last_t > max_gap:
-            count = 0
-        last_t = t[i]
-        if count < learning:
-            learned[count] = value
-            count += 1
-            if count < learning:
-                continue
-            span = max(learned.max() - learned.min(), min_range)
-            low = learned.min() - margin * span
-            width = span * (1.0 + 2.0 * margin) / bins
-            hist[:] = 0
-            known = 0
-            generation += 1
-            for j in range(learning):
-                b = _bin_of(learned[j], low, width, bins)
-                if j >= window:
-                    hist[recent[j % window]] -= 1
-                recent[j % window] = b
-                hist[b] += 1
-                if j >= window - 1:
-                    score, known, matched = _test_window(
-                        hist, log_expected, matches, known, confidence, stats, log_count
-                    )
-                    generation += matched < 0
-            key = 0
-            for k in range(bins):
-                key += hist[k] * digit[k]
-            oldest = learning % window
-            continue
-        b = _bin_of(value, low, width, bins)
-        leaving = recent[oldest]
-        recent[oldest] = b
-        oldest = oldest + 1 if oldest + 1 < window else 0
-        if b == leaving and matched >= 0:  # the same histogram, the same hypotheses
-            matches[matched] += 1
-            out[i] = score
-            continue
-        hist[leaving] -= 1
-        hist[b] += 1
-        key += digit[b] - digit[leaving]
-        slot = _memo_slot(key, memo_size)
-        if slot >= 0 and memo_key[slot] == key and memo_generation[slot] == generation:
-            score, matched = memo_score[slot], memo_matched[slot]
-            matches[matched] += 1
-        else:
-            score, known, matched = _test_window(
-                hist, log_expected, matches, known, confidence, stats, log_count
-            )
-            if matched < 0:
-                generation += 1
-            elif slot >= 0:
-                memo_key[slot], memo_generation[slot] = key, generation
-                memo_score[slot], memo_matched[slot] = score, matched
-        out[i] = score
+    scratch = (
+        np.zeros(bins, dtype=np.int64),  # the window's histogram
+        np.empty((max_hypotheses, bins)),  # log of each hypothesis's counts
+        np.zeros(max_hypotheses, dtype=np.int64),  # windows each hypothesis matched
+        np.log(np.maximum(np.arange(window + 1.0), 1.0)),  # log of each count, 0 for none
+        np.full((memo_size, 4), -1, dtype=np.int64),  # key, epoch, tested, closest
+        (window + 1) ** np.arange(bins) if memo_size else np.zeros(bins, dtype=np.int64),
+        np.empty((memo_size, 2)),  # statistic, score
+    )
+    settings = (window, bins, learning, margin, confidence, min_range)
+    valid = np.flatnonzero(np.isfinite(x))
+    epoch = 0
+    start = 0
+    while start < valid.size:  # runs of valid samples without a gap: each restarts
+        end = start + 1
+        while end < valid.size and not t[valid[end]] - t[valid[end - 1]] > max_gap:
+            end += 1
+        if end - start >= learning:
+            epoch = _score_segment(x, valid[start:end], settings, scratch, epoch, out)
+        start = end
     return out
 
 
