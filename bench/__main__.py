@@ -1,17 +1,27 @@
-"""`make bench`: throughput of the shared contract, as ratios to a baseline in the same run.
+"""`make bench`: every benchmark of the project (`PARTS`), each figure against a baseline
+measured in the same run and, where the project has one, its goal.
 
 Figures are ratios because the machines that run them are shared and noisy: the baseline runs
-next to the measured code, on the same data, in the same process.
+next to the measured code, on the same data, in the same process. `--readme README.md`
+replaces the README's performance block with what the run printed and the host it ran on, so
+that the README's figures are those of one run; `--skip` leaves parts out (a quick re-run; the
+block then says which were not run).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 from rich.console import Console
@@ -29,6 +39,7 @@ from bench import (
     normal,
     recompute,
 )
+from bench.host import host_line
 from bench.simulator import fast_speed_factor, machines_per_process
 from shopfloor.messages import AssetPath, Reading, decode_readings, encode_readings
 from shopfloor.sqlite import open_sqlite
@@ -136,7 +147,8 @@ def raw_sqlite_inserts(path: Path, batch: int = 5000) -> float:
         db.close()
 
 
-def main() -> None:
+def contract() -> None:
+    """The shared contract's codec and stores, and the simulator."""
     table = Table(title="shopfloor benchmarks")
     for column in ("what", "rate", "baseline", "ratio"):
         table.add_column(column, justify="right" if column != "what" else "left")
@@ -187,16 +199,76 @@ def main() -> None:
         f"{recorded:,.0f}",
     )
     Console().print(table)
-    edge.main()
-    gateway.main()
-    kernels.main()
-    recompute.main()
-    anomaly.main()
-    normal.main()
-    faults.main()
-    broker.main()
-    capacity.main([])
-    demo_start.main()
+
+
+# Each part of `make bench`, in the order it runs: the capacity search, half an hour, last.
+PARTS: dict[str, Callable[[], None]] = {
+    "contract": contract,
+    "edge": edge.main,
+    "gateway": gateway.main,
+    "kernels": kernels.main,
+    "recompute": recompute.main,
+    "anomaly": anomaly.main,
+    "normal": normal.main,
+    "faults": faults.main,
+    "broker": broker.main,
+    "demo_start": demo_start.main,
+    "capacity": lambda: capacity.main([]),
+}
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+class _Tee(io.TextIOBase):
+    """Standard output that also keeps what it was given, for the report; never a terminal,
+    so that the tables come out as plain text in both."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.kept = out, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.out.write(text)
+        self.out.flush()
+        return self.kept.write(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def report(output: str, ran: list[str], skipped: list[str]) -> str:
+    """The README's performance block: the host, the parts run and what they printed."""
+    note = f"; not run: {', '.join(skipped)}" if skipped else ""
+    return (
+        f"{BEGIN}\n"
+        f"Printed by `make bench` ({', '.join(ran)}{note}), {host_line()}.\n\n"
+        f"```text\n{output.strip()}\n```\n"
+        f"{END}"
+    )
+
+
+def write_readme(readme: Path, block: str) -> None:
+    """Replace the block between the markers in `readme` with `block`."""
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no {BEGIN} ... {END} block to regenerate")
+    before, _, rest = text.partition(BEGIN)
+    _, _, after = rest.partition(END)
+    readme.write_text(before + block + after, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts not to run")
+    parser.add_argument("--readme", type=Path, help="regenerate this README's performance block")
+    options = parser.parse_args(argv)
+    ran = [name for name in PARTS if name not in options.skip]
+    os.environ.setdefault("COLUMNS", "120")  # rich's tables, off a terminal
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        for name in ran:
+            PARTS[name]()
+    if options.readme:
+        write_readme(options.readme, report(tee.kept.getvalue(), ran, options.skip))
+        print(f"{options.readme}: performance block regenerated from this run")
 
 
 if __name__ == "__main__":
