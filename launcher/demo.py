@@ -59,7 +59,7 @@ PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
 SEED_WAIT_S = 60.0  # for the session's first readings, which date the demo SMEs' snapshots
-SEED_JOIN_S = 30.0  # for a seeding under way at the stop (a few seconds of simulation)
+SEED_JOIN_S = 30.0  # for a seeding under way at the stop (one SME's fast run, about a second)
 DEMO_MAX_FUTURE_S = 365 * 86400
 DASHBOARD_START_S = 20.0
 
@@ -121,12 +121,15 @@ def _die_with_parent() -> None:
 
 
 def _spawn(
-    argv: list[str], log_file: Path, env: dict[str, str] | None = None
+    argv: list[str], log_file: Path, env: dict[str, str] | None = None, own_group: bool = False
 ) -> subprocess.Popen[bytes]:
+    """Start a child logging to `log_file`; `own_group` keeps it out of the terminal's process
+    group, so that Ctrl-C reaches it only through the supervisor."""
     output = log_file.open("ab")
     return subprocess.Popen(
-        argv, stdout=output, stderr=output, env=env, preexec_fn=_die_with_parent
-    )
+        argv, stdout=output, stderr=output, env=env, preexec_fn=_die_with_parent,
+        start_new_session=own_group,
+    )  # fmt: skip
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -184,7 +187,11 @@ class _Mosquitto(DemoBroker):
         self._configure()
         assert self.directory is not None
         config = str(self.directory / "mosquitto.conf")
-        self.process = _spawn([self.binary, "-c", config], self.directory / "mosquitto.log")
+        # Stopped last, by the supervisor: a Ctrl-C that stopped it with the rest would leave
+        # the simulator waiting seconds for the broker to take its goodbye (its status cleared).
+        self.process = _spawn(
+            [self.binary, "-c", config], self.directory / "mosquitto.log", own_group=True
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -482,7 +489,8 @@ def _seed_readiness(
     from readiness.persistence import ReadinessStoreError
 
     try:
-        seed_demo_smes(database, taken_at=_first_data_time(plant_file, store_url, stopping))
+        taken_at = _first_data_time(plant_file, store_url, stopping)
+        seed_demo_smes(database, taken_at=taken_at, stopping=stopping)
     except (ConfigError, ReadinessStoreError, OSError) as exc:
         log.warning("the demo SMEs were not assessed: %s", exc)
 
