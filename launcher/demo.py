@@ -123,12 +123,13 @@ def _die_with_parent() -> None:
 def _spawn(
     argv: list[str], log_file: Path, env: dict[str, str] | None = None, own_group: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Start a child logging to `log_file`; `own_group` keeps it out of the terminal's process
-    group, so that Ctrl-C reaches it only through the supervisor."""
+    """Start a child logging to `log_file`; `own_group` puts it in a process group of its own
+    (in the demo's session still), so that a Ctrl-C in the terminal reaches it only through
+    the supervisor."""
     output = log_file.open("ab")
     return subprocess.Popen(
         argv, stdout=output, stderr=output, env=env, preexec_fn=_die_with_parent,
-        start_new_session=own_group,
+        process_group=0 if own_group else None,
     )  # fmt: skip
 
 
