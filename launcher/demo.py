@@ -359,14 +359,15 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
                 children[name] = _spawn(commands[name], directory / f"{name}.log", child_env)
 
         try:
-            # On two cores what the first live values wait for goes first: the machines and
-            # the gateway that stores their readings, then the edge agent (started before the
-            # OPC UA servers listen, it would log refused connections and count reconnects on
-            # a demo that just began) and the dashboard; the analytics (its kernels take
-            # seconds of CPU) and the readiness seeding once the dashboard is up.
-            spawn("simulate", "gateway")
+            # On two cores what the first live values wait for goes first: the machines, the
+            # gateway that stores their readings and the dashboard that shows them (the
+            # longest start of all), then the edge agent (started before the OPC UA servers
+            # listen, it would log refused connections and count reconnects on a demo that
+            # just began); the analytics (its kernels take seconds of CPU) and the readiness
+            # seeding once the dashboard is up.
+            spawn("simulate", "gateway", "dashboard")
             _wait_for_machines(session.plant)
-            spawn("edge", "dashboard")
+            spawn("edge")
             wait_for_port(options.dashboard_port, DASHBOARD_START_S)
             spawn("analytics")
             seeding = (readiness_db, session.plant, store_url, stopping)

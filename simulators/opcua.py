@@ -86,7 +86,8 @@ class _StandardNodes:
 
     @classmethod
     def remember(cls, space: AddressSpace) -> None:
-        cls.template = {node_id: _copy_node(space[node_id]) for node_id in space.keys()}
+        nodes = space.keys()  # an AddressSpace has keys() but no iteration of its own
+        cls.template = {node_id: _copy_node(space[node_id]) for node_id in nodes}
 
     @classmethod
     def copy_into(cls, space: AddressSpace) -> bool:
@@ -102,12 +103,12 @@ def _copy_node(node: NodeData) -> NodeData:
     """A node of its own: its attributes and references (which the server writes and renames in
     place) copied, the values they hold shared (a write replaces a value, never changes it)."""
     copied = NodeData(node.nodeid)
-    copied.attributes = {name: AttributeValue(value.value) for name, value in node.attributes.items()}
+    copied.attributes = {name: AttributeValue(held.value) for name, held in node.attributes.items()}
     copied.references = [copy.copy(reference) for reference in node.references]
     return copied
 
 
-class _InternalServer(InternalServer):
+class _InternalServer(InternalServer):  # type: ignore[misc]  # asyncua's types are Any here
     """asyncua's server core, with its standard address space copied rather than rebuilt."""
 
     async def load_standard_address_space(self, shelf_file: Path | None = None) -> None:
