@@ -15,6 +15,7 @@ run: the floor of every child process's start on this machine at this moment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -93,13 +93,40 @@ def _listens(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_name(pid: int) -> str:
+    """`simulate` for `python -m launcher simulate ...`, `dashboard` for the Streamlit server
+    it becomes; the program's name otherwise."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    if argv[1:2] != ["-m"]:
+        return Path(argv[0]).name
+    return argv[3] if argv[2] == "launcher" else {"streamlit": "dashboard"}.get(argv[2], argv[2])
+
+
+def cpu_by_process(supervisor: int) -> dict[str, float]:
+    """CPU seconds so far of the supervisor and of each of its children, by name."""
+    used = {"supervisor": _cpu_s(supervisor)}
+    for task in Path(f"/proc/{supervisor}/task").iterdir():
+        for child in map(int, (task / "children").read_text().split()):
+            with contextlib.suppress(OSError, IndexError):
+                used[_process_name(child)] = _cpu_s(child)
+    return used
+
+
 @dataclass
 class Run:
-    """One start of the demo: when each hop first worked, in seconds from the launch."""
+    """One start of the demo: when each hop first worked, in seconds from the launch, and the
+    CPU seconds each process had used by the live value."""
 
     process: subprocess.Popen[bytes]
     launched: float  # wall clock, to read the logs' timestamps against
     marks: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def log_marks(self, data_dir: Path) -> None:
         """Add each process's hop from its log in the run's session."""
@@ -145,6 +172,7 @@ def start(scenario: Path, data_dir: Path, port: int, page: Page) -> Run:
             page.goto(f"http://127.0.0.1:{port}", timeout=TIMEOUT_S * 1000)
         if DASHBOARD_LISTENS in run.marks and page.get_by_text(LIVE_VALUE).count():
             run.marks[DASHBOARD_VALUE] = time.monotonic() - began
+            run.cpu = cpu_by_process(process.pid)
         time.sleep(0.05)
     run.marks.setdefault(STORE_VALUE, run.marks[DASHBOARD_VALUE])  # seen on the page first
     run.log_marks(data_dir)
@@ -175,7 +203,7 @@ def bare_start_s() -> float:
     return min(times)
 
 
-@contextmanager
+@contextlib.contextmanager
 def browser_page() -> Iterator[Page]:
     """A headless Chromium page; RuntimeError naming the package when Chromium is missing."""
     chromium = shutil.which("chromium")
@@ -253,6 +281,18 @@ def main() -> None:
             hop, f"{figures.first.marks[hop]:.1f}", "" if again is None else f"{again:.1f}"
         )
     Console().print(hops)
+    cpu = Table(
+        title="CPU seconds of each process by the live value (2 cores: the wall time's floor is "
+        "half their sum)"
+    )
+    for column in ("process", "start", "restart"):
+        cpu.add_column(column, justify="left" if column == "process" else "right")
+    for name, used in sorted(figures.first.cpu.items(), key=lambda item: -item[1]):
+        again = figures.again.cpu.get(name)
+        cpu.add_row(name, f"{used:.1f}", "" if again is None else f"{again:.1f}")
+    total, total_again = sum(figures.first.cpu.values()), sum(figures.again.cpu.values())
+    cpu.add_row("all", f"{total:.1f}", f"{total_again:.1f}")
+    Console().print(cpu)
 
 
 if __name__ == "__main__":

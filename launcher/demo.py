@@ -61,7 +61,7 @@ API_PORT = 8080
 SEED_WAIT_S = 60.0  # for the session's first readings, which date the demo SMEs' snapshots
 SEED_JOIN_S = 30.0  # for a seeding under way at the stop (one SME's fast run, about a second)
 DEMO_MAX_FUTURE_S = 365 * 86400
-DASHBOARD_START_S = 20.0
+BACKGROUND_NICE = 10
 
 
 def _port_free(port: int) -> bool:
@@ -345,7 +345,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         tenant = load_plant(session.plant).tenant.id
-        stopping, seeder = threading.Event(), None
+        stopping, data_stored, seeder = threading.Event(), threading.Event(), None
         sandboxes = Sandboxes(
             directory, broker, _mqtt_version(broker.kind),
             lambda argv, log_file, login: _spawn(argv, log_file, {**env, **login}), announce,
@@ -364,20 +364,24 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             # longest start of all), then the edge agent (started before the OPC UA servers
             # listen, it would log refused connections and count reconnects on a demo that
             # just began); the analytics (its kernels take seconds of CPU) and the readiness
-            # seeding once the dashboard is up.
+            # seeding once the first readings are stored.
             spawn("simulate", "gateway", "dashboard")
             _wait_for_machines(session.plant)
             spawn("edge")
-            wait_for_port(options.dashboard_port, DASHBOARD_START_S)
-            spawn("analytics")
-            seeding = (readiness_db, session.plant, store_url, stopping)
+            seeding = (readiness_db, session.plant, store_url, stopping, data_stored)
             seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
             seeder.start()
+
+            def tick() -> None:
+                sandboxes.poll()
+                if data_stored.is_set() and "analytics" not in children:
+                    spawn("analytics")
+
             # It hears the site's controls as the simulator does, with the simulator's login.
             switch_url = broker.url_for(tenant, Role.SIMULATOR)
             with ScenarioSwitch(switch_url, session) as switch:
                 requested = _watch(
-                    children, directory, options.dashboard_port, announce, switch, sandboxes.poll
+                    children, directory, options.dashboard_port, announce, switch, tick
                 )
         except KeyboardInterrupt:
             announce("stopping the demo...")
@@ -478,10 +482,15 @@ def _readiness_database(session_dir: Path) -> Path:
 
 
 def _seed_readiness(
-    database: Path, plant_file: Path, store_url: str, stopping: threading.Event
+    database: Path,
+    plant_file: Path,
+    store_url: str,
+    stopping: threading.Event,
+    data_stored: threading.Event,
 ) -> None:
-    """Assess the three demo SMEs for the dashboard's readiness page, beside the demo's start
-    (it takes a few seconds of simulation, which the dashboard need not wait for).
+    """Assess the three demo SMEs for the dashboard's readiness page once the session's first
+    readings are stored (`data_stored` then set, or at SEED_WAIT_S without them), at a low
+    priority: its seconds of simulation must not hold up the dashboard's first page.
 
     The snapshots are dated by the session's data clock, not the wall clock: the demo's
     simulated clock can run days from the wall clock (a Saturday's demo runs Monday's shift),
@@ -492,9 +501,18 @@ def _seed_readiness(
 
     try:
         taken_at = _first_data_time(plant_file, store_url, stopping)
+        data_stored.set()
+        _lower_this_threads_priority()
         seed_demo_smes(database, taken_at=taken_at, stopping=stopping)
     except (ConfigError, ReadinessStoreError, OSError) as exc:
         log.warning("the demo SMEs were not assessed: %s", exc)
+
+
+def _lower_this_threads_priority() -> None:
+    """Lower the calling thread's CPU priority to nice BACKGROUND_NICE (on Linux, where a nice
+    value is a thread's own; elsewhere it would be the whole process's)."""
+    if sys.platform.startswith("linux"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _first_data_time(
