@@ -176,7 +176,8 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
     assert len(members) >= 6  # supervisor and its children
     # Mosquitto is out of reach of the terminal's Ctrl-C, in a process group of its own: the
     # supervisor stops it last, once the others have said goodbye through it.
-    mosquitto = [p for p in members if b"mosquitto" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    programs = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] for p in members}
+    mosquitto = [p for p, program in programs.items() if program.endswith(b"mosquitto")]
     assert len(mosquitto) == (1 if "Mosquitto" in broker_line else 0)
     assert all(os.getpgid(p) == p != os.getpgid(demo.process.pid) for p in mosquitto)
     # The energy meters come over Modbus, stamped with the simulator's clock as the rest is.
