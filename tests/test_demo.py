@@ -207,8 +207,12 @@ def test_killing_the_supervisor_takes_its_children_along(tmp_path: Path) -> None
     demo = start_demo(tmp_path, "embedded")
     try:
         demo.wait_until_up()
-        children = [p for p in session_members(demo.process.pid) if p != demo.process.pid]
-        assert len(children) >= 5
+
+        def children() -> list[int]:
+            return [p for p in session_members(demo.process.pid) if p != demo.process.pid]
+
+        # The analytics come last, once the first readings are stored.
+        wait_until(lambda: len(children()) >= 5, 60, "every child")
         demo.process.kill()
         demo.process.wait()
         assert_session_ends(demo.process.pid, 30)
