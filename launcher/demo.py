@@ -345,7 +345,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         tenant = load_plant(session.plant).tenant.id
-        stopping, data_stored, seeder = threading.Event(), threading.Event(), None
+        stopping, analytics_due, seeder = threading.Event(), threading.Event(), None
         sandboxes = Sandboxes(
             directory, broker, _mqtt_version(broker.kind),
             lambda argv, log_file, login: _spawn(argv, log_file, {**env, **login}), announce,
@@ -368,13 +368,13 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             spawn("simulate", "gateway", "dashboard")
             _wait_for_machines(session.plant)
             spawn("edge")
-            seeding = (readiness_db, session.plant, store_url, stopping, data_stored)
+            seeding = (readiness_db, session.plant, store_url, stopping, analytics_due)
             seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
             seeder.start()
 
             def tick() -> None:
                 sandboxes.poll()
-                if data_stored.is_set() and "analytics" not in children:
+                if analytics_due.is_set() and "analytics" not in children:
                     spawn("analytics")
 
             # It hears the site's controls as the simulator does, with the simulator's login.
@@ -486,11 +486,12 @@ def _seed_readiness(
     plant_file: Path,
     store_url: str,
     stopping: threading.Event,
-    data_stored: threading.Event,
+    analytics_due: threading.Event,
 ) -> None:
     """Assess the three demo SMEs for the dashboard's readiness page once the session's first
-    readings are stored (`data_stored` then set, or at SEED_WAIT_S without them), at a low
-    priority: its seconds of simulation must not hold up the dashboard's first page.
+    readings are stored (or at SEED_WAIT_S without them), at a low priority: its seconds of
+    simulation must not hold up the dashboard's first page. `analytics_due` is set when that
+    wait ends: the analytics start then too, for the same reason.
 
     The snapshots are dated by the session's data clock, not the wall clock: the demo's
     simulated clock can run days from the wall clock (a Saturday's demo runs Monday's shift),
@@ -500,8 +501,10 @@ def _seed_readiness(
     from readiness.persistence import ReadinessStoreError
 
     try:
-        taken_at = _first_data_time(plant_file, store_url, stopping)
-        data_stored.set()
+        try:
+            taken_at = _first_data_time(plant_file, store_url, stopping)
+        finally:
+            analytics_due.set()  # with the first readings, or once the wait for them ended
         _lower_this_threads_priority()
         seed_demo_smes(database, taken_at=taken_at, stopping=stopping)
     except (ConfigError, ReadinessStoreError, OSError) as exc:
