@@ -27,7 +27,7 @@ from shopfloor.kpis import SHIFT_REPORT, ShiftReportDoc
 from shopfloor.messages import decode_status, status_topic
 from shopfloor.mqtt import read_retained
 from shopfloor.plant import load_plant
-from shopfloor.store import Scope, Store, StoreSettings, data_clock, open_store
+from shopfloor.store import Point, Scope, Store, StoreSettings, data_clock, open_store
 from tests.conftest import ROOT
 from tests.servers import free_port, machine_on_free_ports, require_binary
 from tests.test_end_to_end import plant_on_free_ports, wait_until
@@ -253,12 +253,18 @@ def test_sessions_control_reset_shift_and_resume(tmp_path: Path) -> None:
         wait_until(lambda: "imm-01" in first.machines_with_data(), 60, "live data")
         shift_before = simulator_started(first)
         # The clock waited for the edge agent: the shift is recorded from its first instant.
-        with session_store(first.session_dir) as store:
-            path = next(p for p, _ in load_plant(running.plant).machines())
-            day = store.history(
-                path, "state", shift_before - timedelta(1), shift_before + timedelta(1)
-            )
-            assert day[0].ts == shift_before
+        path = next(p for p, _ in load_plant(running.plant).machines())
+
+        def states() -> list[Point]:
+            """The press's states (OPC UA), which can come a moment after its meter's readings
+            (Modbus), its first data, when the dashboard is up before any data."""
+            with session_store(first.session_dir) as store:
+                return store.history(
+                    path, "state", shift_before - timedelta(1), shift_before + timedelta(1)
+                )
+
+        wait_until(lambda: bool(states()), 30, "the press's first state")
+        assert states()[0].ts == shift_before
         assert control(first, "speed", "60").returncode == 0
         reset = control(first, "reset-shift")
         assert reset.returncode == 0, reset.stderr
