@@ -9,23 +9,18 @@ Beyond loopback it shows nothing before a login, then the pages of the user's ro
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+from collections.abc import Callable
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from dashboard.anomalies import anomalies_page
 from dashboard.auth import Role, Session, UsersError, current_session, login_page, session_menu
 from dashboard.cards import live_shop_floor
-from dashboard.controls import controls_page
-from dashboard.edge_devices import edge_devices_page
-from dashboard.energy import energy_page
 from dashboard.i18n import _, choose_language, language_menu
 from dashboard.kiosk import navigate
-from dashboard.lean_readiness import readiness_page
-from dashboard.oee import oee_page
 from dashboard.sandboxes import choose_plant
-from dashboard.story import story_page
 from readiness.live import record_view
 from shopfloor.config import ConfigError
 from shopfloor.plant import Plant, load_plant
@@ -33,6 +28,26 @@ from shopfloor.store import Store, StoreError, StoreSettings, open_store
 
 # The shop floor's (the default page's URL is "/"; this names it to Streamlit).
 DEFAULT_PAGE_PATH = "shop-floor"
+
+
+def _deferred(module: str, page: str) -> Callable[..., None]:
+    """A page whose module is imported when the page is first shown: the shop floor, the page
+    a demo opens on, does not wait for the other pages' imports (seconds of plotly, pandas
+    and PDF fonts on a busy machine)."""
+
+    def show(*args: object, **kwargs: object) -> None:
+        getattr(importlib.import_module(module), page)(*args, **kwargs)
+
+    return show
+
+
+story_page = _deferred("dashboard.story", "story_page")
+controls_page = _deferred("dashboard.controls", "controls_page")
+edge_devices_page = _deferred("dashboard.edge_devices", "edge_devices_page")
+oee_page = _deferred("dashboard.oee", "oee_page")
+anomalies_page = _deferred("dashboard.anomalies", "anomalies_page")
+energy_page = _deferred("dashboard.energy", "energy_page")
+readiness_page = _deferred("dashboard.lean_readiness", "readiness_page")
 
 
 @st.cache_resource

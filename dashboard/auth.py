@@ -17,6 +17,7 @@ SHOPFLOOR_DASHBOARD_REQUIRE_LOGIN=1 says otherwise (a reverse proxy on the same 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -43,8 +44,14 @@ LOOPBACK_USER = "local"
 SESSION_KEY = "auth.session"
 
 _hasher = PasswordHasher()
-# Verified when the user name is unknown, so that a wrong name takes as long as a wrong password.
-_UNKNOWN_USER_HASH = _hasher.hash("no such user")
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """Verified when the user name is unknown, so that a wrong name takes as long as a wrong
+    password; made at the first such login, not at import (half a second of the dashboard's
+    first page)."""
+    return _hasher.hash("no such user")
 
 
 class Role(StrEnum):
@@ -121,7 +128,7 @@ def verify(users: dict[str, User], name: str, password: str) -> User | None:
     not exist as for a wrong password."""
     user = users.get(name)
     try:
-        _hasher.verify(user.password_hash if user else _UNKNOWN_USER_HASH, password)
+        _hasher.verify(user.password_hash if user else _unknown_user_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     return user

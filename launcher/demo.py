@@ -59,9 +59,9 @@ PR_SET_PDEATHSIG = 1
 BROKER_PORT = 1883
 API_PORT = 8080
 SEED_WAIT_S = 60.0  # for the session's first readings, which date the demo SMEs' snapshots
-SEED_JOIN_S = 30.0  # for a seeding under way at the stop (a few seconds of simulation)
+SEED_JOIN_S = 30.0  # for a seeding under way at the stop (one SME's fast run, about a second)
 DEMO_MAX_FUTURE_S = 365 * 86400
-DASHBOARD_START_S = 20.0
+BACKGROUND_NICE = 10
 
 
 def _port_free(port: int) -> bool:
@@ -121,12 +121,16 @@ def _die_with_parent() -> None:
 
 
 def _spawn(
-    argv: list[str], log_file: Path, env: dict[str, str] | None = None
+    argv: list[str], log_file: Path, env: dict[str, str] | None = None, own_group: bool = False
 ) -> subprocess.Popen[bytes]:
+    """Start a child logging to `log_file`; `own_group` puts it in a process group of its own
+    (in the demo's session still), so that a Ctrl-C in the terminal reaches it only through
+    the supervisor."""
     output = log_file.open("ab")
     return subprocess.Popen(
-        argv, stdout=output, stderr=output, env=env, preexec_fn=_die_with_parent
-    )
+        argv, stdout=output, stderr=output, env=env, preexec_fn=_die_with_parent,
+        process_group=0 if own_group else None,
+    )  # fmt: skip
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -184,7 +188,11 @@ class _Mosquitto(DemoBroker):
         self._configure()
         assert self.directory is not None
         config = str(self.directory / "mosquitto.conf")
-        self.process = _spawn([self.binary, "-c", config], self.directory / "mosquitto.log")
+        # Stopped last, by the supervisor: a Ctrl-C that stopped it with the rest would leave
+        # the simulator waiting seconds for the broker to take its goodbye (its status cleared).
+        self.process = _spawn(
+            [self.binary, "-c", config], self.directory / "mosquitto.log", own_group=True
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -337,7 +345,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
             announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         tenant = load_plant(session.plant).tenant.id
-        stopping, seeder = threading.Event(), None
+        stopping, analytics_due, seeder = threading.Event(), threading.Event(), None
         sandboxes = Sandboxes(
             directory, broker, _mqtt_version(broker.kind),
             lambda argv, log_file, login: _spawn(argv, log_file, {**env, **login}), announce,
@@ -351,24 +359,29 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
                 children[name] = _spawn(commands[name], directory / f"{name}.log", child_env)
 
         try:
-            # On two cores what the first live values wait for goes first: the machines and
-            # the gateway that stores their readings, then the edge agent (started before the
-            # OPC UA servers listen, it would log refused connections and count reconnects on
-            # a demo that just began) and the dashboard; the analytics (its kernels take
-            # seconds of CPU) and the readiness seeding once the dashboard is up.
-            spawn("simulate", "gateway")
+            # On two cores what the first live values wait for goes first: the machines, the
+            # gateway that stores their readings and the dashboard that shows them (the
+            # longest start of all), then the edge agent (started before the OPC UA servers
+            # listen, it would log refused connections and count reconnects on a demo that
+            # just began); the analytics (its kernels take seconds of CPU) and the readiness
+            # seeding once the first readings are stored.
+            spawn("simulate", "gateway", "dashboard")
             _wait_for_machines(session.plant)
-            spawn("edge", "dashboard")
-            wait_for_port(options.dashboard_port, DASHBOARD_START_S)
-            spawn("analytics")
-            seeding = (readiness_db, session.plant, store_url, stopping)
+            spawn("edge")
+            seeding = (readiness_db, session.plant, store_url, stopping, analytics_due)
             seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
             seeder.start()
+
+            def tick() -> None:
+                sandboxes.poll()
+                if analytics_due.is_set() and "analytics" not in children:
+                    spawn("analytics")
+
             # It hears the site's controls as the simulator does, with the simulator's login.
             switch_url = broker.url_for(tenant, Role.SIMULATOR)
             with ScenarioSwitch(switch_url, session) as switch:
                 requested = _watch(
-                    children, directory, options.dashboard_port, announce, switch, sandboxes.poll
+                    children, directory, options.dashboard_port, announce, switch, tick
                 )
         except KeyboardInterrupt:
             announce("stopping the demo...")
@@ -469,10 +482,16 @@ def _readiness_database(session_dir: Path) -> Path:
 
 
 def _seed_readiness(
-    database: Path, plant_file: Path, store_url: str, stopping: threading.Event
+    database: Path,
+    plant_file: Path,
+    store_url: str,
+    stopping: threading.Event,
+    analytics_due: threading.Event,
 ) -> None:
-    """Assess the three demo SMEs for the dashboard's readiness page, beside the demo's start
-    (it takes a few seconds of simulation, which the dashboard need not wait for).
+    """Assess the three demo SMEs for the dashboard's readiness page once the session's first
+    readings are stored (or at SEED_WAIT_S without them), at a low priority: its seconds of
+    simulation must not hold up the dashboard's first page. `analytics_due` is set when that
+    wait ends: the analytics start then too, for the same reason.
 
     The snapshots are dated by the session's data clock, not the wall clock: the demo's
     simulated clock can run days from the wall clock (a Saturday's demo runs Monday's shift),
@@ -482,9 +501,21 @@ def _seed_readiness(
     from readiness.persistence import ReadinessStoreError
 
     try:
-        seed_demo_smes(database, taken_at=_first_data_time(plant_file, store_url, stopping))
+        try:
+            taken_at = _first_data_time(plant_file, store_url, stopping)
+        finally:
+            analytics_due.set()  # with the first readings, or once the wait for them ended
+        _lower_this_threads_priority()
+        seed_demo_smes(database, taken_at=taken_at, stopping=stopping)
     except (ConfigError, ReadinessStoreError, OSError) as exc:
         log.warning("the demo SMEs were not assessed: %s", exc)
+
+
+def _lower_this_threads_priority() -> None:
+    """Lower the calling thread's CPU priority to nice BACKGROUND_NICE (on Linux, where a nice
+    value is a thread's own; elsewhere it would be the whole process's)."""
+    if sys.platform.startswith("linux"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _first_data_time(

@@ -10,6 +10,7 @@ minute per SME; the live demo's SME can then be reassessed from the store on the
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -94,10 +95,14 @@ def simulated_evidence(scenario_file: Path, risk_zones: Collection[str]) -> Evid
 
 
 def seed_demo_smes(
-    database: Path, examples: Path = EXAMPLES, taken_at: datetime | None = None
+    database: Path,
+    examples: Path = EXAMPLES,
+    taken_at: datetime | None = None,
+    stopping: threading.Event | None = None,
 ) -> list[str]:
     """Assess every demo SME that has no snapshot in the database yet, dated `taken_at` (default:
-    now); returns those assessed.
+    now); returns those assessed. Once `stopping` is set no further SME is begun: a demo being
+    stopped waits for one fast run at most.
 
     An SME already there keeps its history: a restarted demo does not add a snapshot each time.
     """
@@ -108,6 +113,8 @@ def seed_demo_smes(
             answers = load_answers(examples / "readiness" / f"{scenario}.yaml")
             if answers.sme in known:
                 continue
+            if stopping is not None and stopping.is_set():
+                break
             scenario_file = examples / "scenarios" / f"{scenario}.yaml"
             store.save(
                 run_assessment(

@@ -22,6 +22,7 @@ refused, as on a machine whose integrator did the job properly.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,8 @@ from urllib.parse import urlsplit
 
 from asyncua import Server, ua, uamethod
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.address_space import AddressSpace, AttributeValue, NodeData
+from asyncua.server.internal_server import InternalServer
 
 from shopfloor.plant import Machine, OpcUaEndpoint
 
@@ -74,6 +77,46 @@ class _PasswordUsers:
         return None
 
 
+class _StandardNodes:
+    """The standard OPC UA address space, built once per process and copied into each further
+    server: asyncua's generated code takes 1-2.5 s of CPU to build its 6,000 nodes, a copy
+    about a tenth of that, so a plant's servers start in little more time than one."""
+
+    template: dict[ua.NodeId, NodeData] | None = None
+
+    @classmethod
+    def remember(cls, space: AddressSpace) -> None:
+        nodes = space.keys()  # an AddressSpace has keys() but no iteration of its own
+        cls.template = {node_id: _copy_node(space[node_id]) for node_id in nodes}
+
+    @classmethod
+    def copy_into(cls, space: AddressSpace) -> bool:
+        """Fill `space` from the template; False if there is none yet."""
+        if cls.template is None:
+            return False
+        for node_id, node in cls.template.items():
+            space[node_id] = _copy_node(node)
+        return True
+
+
+def _copy_node(node: NodeData) -> NodeData:
+    """A node of its own: its attributes and references (which the server writes and renames in
+    place) copied, the values they hold shared (a write replaces a value, never changes it)."""
+    copied = NodeData(node.nodeid)
+    copied.attributes = {name: AttributeValue(held.value) for name, held in node.attributes.items()}
+    copied.references = [copy.copy(reference) for reference in node.references]
+    return copied
+
+
+class _InternalServer(InternalServer):  # type: ignore[misc]  # asyncua's types are Any here
+    """asyncua's server core, with its standard address space copied rather than rebuilt."""
+
+    async def load_standard_address_space(self, shelf_file: Path | None = None) -> None:
+        if not _StandardNodes.copy_into(self.aspace):
+            await super().load_standard_address_space(shelf_file)
+            _StandardNodes.remember(self.aspace)
+
+
 def _variant_type(value: Value) -> ua.VariantType:
     if isinstance(value, str):
         return ua.VariantType.String
@@ -98,7 +141,7 @@ class MachineServer:
         port = urlsplit(endpoint.endpoint).port
         self.url = f"opc.tcp://{bind_host}:{port}/"
         users = _PasswordUsers(security.users) if security and security.users else None
-        self.server = Server(user_manager=users)
+        self.server = Server(iserver=_InternalServer(user_manager=users))
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
 
     async def start(self, initial: dict[str, Value], at: datetime | None = None) -> None:

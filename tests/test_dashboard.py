@@ -3,6 +3,10 @@ times, the anomaly badge and lost machines as a visitor reads them."""
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +32,7 @@ from shopfloor.kpis import KPI_UNITS
 from shopfloor.messages import AssetPath, Event, EventType
 from shopfloor.plant import Plant, Signal, load_plant
 from shopfloor.store import Point, Store, StoreSettings, open_store
-from tests.conftest import EXAMPLE_PLANT
+from tests.conftest import EXAMPLE_PLANT, ROOT
 
 
 def test_shop_floor_lists_every_machine_and_sensor_with_its_latest_values(
@@ -225,3 +229,37 @@ def test_an_anomaly_peak_is_told_on_the_sites_clock(example_plant: Plant) -> Non
                   note="vibration: score 0.998 at 00:05:00Z")  # fmt: skip
     item = AnomalyEvent(path, "Trimming centre", event)
     assert peak_text(example_plant, item) == "score 0.998 at 03:05:00"  # the next day, UTC+3
+
+
+# Every page but the shop floor, by its module.
+OTHER_PAGES = {"dashboard.story", "dashboard.controls", "dashboard.edge_devices", "dashboard.oee",
+               "dashboard.anomalies", "dashboard.energy", "dashboard.lean_readiness"}  # fmt: skip
+
+
+def test_the_shop_floor_renders_without_importing_the_other_pages(tmp_path: Path) -> None:
+    """The page a demo opens on does not wait for the others' imports (plotly figures, PDF
+    fonts): each page's module is imported when the page is first shown. In a process of its
+    own, for a clean sys.modules."""
+    script = (
+        "import sys\n"
+        "from streamlit import config\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "config.set_option('server.address', '127.0.0.1')  # as served: no login on loopback\n"
+        f"app = AppTest.from_file({str(ROOT / 'dashboard' / 'app.py')!r}, default_timeout=60)\n"
+        "app.run()\n"
+        "assert not app.exception, app.exception\n"
+        "print([app.title[0].value, sorted(m for m in sys.modules if m.startswith('dashboard'))])\n"
+    )
+    env = {
+        **os.environ, "SHOPFLOOR_STORE_URL": f"sqlite:{tmp_path / 'store.db'}",
+        "SHOPFLOOR_PLANT": str(EXAMPLE_PLANT),
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    title, imported = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert title == "Polimer Moulding (demo SME) · Brest demonstration centre"
+    assert "dashboard.cards" in imported
+    assert not OTHER_PAGES & set(imported)

@@ -27,7 +27,7 @@ from shopfloor.kpis import SHIFT_REPORT, ShiftReportDoc
 from shopfloor.messages import decode_status, status_topic
 from shopfloor.mqtt import read_retained
 from shopfloor.plant import load_plant
-from shopfloor.store import Scope, Store, StoreSettings, data_clock, open_store
+from shopfloor.store import Point, Scope, Store, StoreSettings, data_clock, open_store
 from tests.conftest import ROOT
 from tests.servers import free_port, machine_on_free_ports, require_binary
 from tests.test_end_to_end import plant_on_free_ports, wait_until
@@ -172,7 +172,14 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
         120,  # the kit's first reading waits for the shift's start, held for the edge (30 s)
         "data from every machine",
     )
-    assert len(session_members(demo.process.pid)) >= 6  # supervisor and its children
+    members = session_members(demo.process.pid)
+    assert len(members) >= 6  # supervisor and its children
+    # Mosquitto is out of reach of the terminal's Ctrl-C, in a process group of its own: the
+    # supervisor stops it last, once the others have said goodbye through it.
+    programs = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] for p in members}
+    mosquitto = [p for p, program in programs.items() if program.endswith(b"mosquitto")]
+    assert len(mosquitto) == (1 if "Mosquitto" in broker_line else 0)
+    assert all(os.getpgid(p) == p != os.getpgid(demo.process.pid) for p in mosquitto)
     # The energy meters come over Modbus, stamped with the simulator's clock as the rest is.
     edge_log = running.session_dir / "edge.log"
     wait_until(lambda: "connected, reading unit 3" in edge_log.read_text(), 30, "the meters")
@@ -200,8 +207,12 @@ def test_killing_the_supervisor_takes_its_children_along(tmp_path: Path) -> None
     demo = start_demo(tmp_path, "embedded")
     try:
         demo.wait_until_up()
-        children = [p for p in session_members(demo.process.pid) if p != demo.process.pid]
-        assert len(children) >= 5
+
+        def children() -> list[int]:
+            return [p for p in session_members(demo.process.pid) if p != demo.process.pid]
+
+        # The analytics come last, once the first readings are stored.
+        wait_until(lambda: len(children()) >= 5, 60, "every child")
         demo.process.kill()
         demo.process.wait()
         assert_session_ends(demo.process.pid, 30)
@@ -242,12 +253,18 @@ def test_sessions_control_reset_shift_and_resume(tmp_path: Path) -> None:
         wait_until(lambda: "imm-01" in first.machines_with_data(), 60, "live data")
         shift_before = simulator_started(first)
         # The clock waited for the edge agent: the shift is recorded from its first instant.
-        with session_store(first.session_dir) as store:
-            path = next(p for p, _ in load_plant(running.plant).machines())
-            day = store.history(
-                path, "state", shift_before - timedelta(1), shift_before + timedelta(1)
-            )
-            assert day[0].ts == shift_before
+        path = next(p for p, _ in load_plant(running.plant).machines())
+
+        def states() -> list[Point]:
+            """The press's states (OPC UA), which can come a moment after its meter's readings
+            (Modbus), its first data, when the dashboard is up before any data."""
+            with session_store(first.session_dir) as store:
+                return store.history(
+                    path, "state", shift_before - timedelta(1), shift_before + timedelta(1)
+                )
+
+        wait_until(lambda: bool(states()), 30, "the press's first state")
+        assert states()[0].ts == shift_before
         assert control(first, "speed", "60").returncode == 0
         reset = control(first, "reset-shift")
         assert reset.returncode == 0, reset.stderr

@@ -173,6 +173,24 @@ async def test_stop_and_start_methods(live: Live, opcua_client: ConnectClient) -
     await eventually(restarted, 10, "the restart")
 
 
+@pytest.mark.asyncio
+async def test_every_machines_server_has_the_standard_nodes_and_its_own_machine_alone(
+    live: Live, opcua_client: ConnectClient
+) -> None:
+    """The simulator builds the standard address space once and copies it into each further
+    server: each still has it whole, and what one server adds stays its own."""
+    for machine in live.endpoints:
+        client = await opcua_client(live.endpoints[machine])
+        children = await client.nodes.objects.get_children()
+        names = {(await child.read_browse_name()).Name for child in children}
+        assert names & set(live.endpoints) == {machine}
+        assert "Server" in names
+        namespaces = await client.get_namespace_array()
+        assert namespaces[0] == "http://opcfoundation.org/UA/" and NAMESPACE in namespaces
+        state = await client.get_node(ua.ObjectIds.Server_ServerStatus_State).read_value()
+        assert state == ua.ServerState.Running
+
+
 def control(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "launcher", "control", *args, "--plant", str(live.plant),

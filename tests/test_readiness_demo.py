@@ -3,6 +3,7 @@ plant come out as three different archetypes, and the demo seeds them once."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,9 @@ def test_the_demo_seeds_three_smes_of_different_archetypes_once(tmp_path: Path) 
         "nutrisnack": "Lean 4.0 integrator",
     }
     assert all(s[0].result["mode"] == "evidence" for s in snapshots.values())
+
+
+def test_a_demo_being_stopped_begins_no_further_sme(tmp_path: Path) -> None:
+    stopping = threading.Event()
+    stopping.set()
+    assert seed_demo_smes(tmp_path / "readiness.db", EXAMPLES, stopping=stopping) == []

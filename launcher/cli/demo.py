@@ -105,11 +105,13 @@ def dashboard(
     }  # fmt: skip
     if broker:
         env["SHOPFLOOR_BROKER_URL"] = broker
+    # No watching of the source files for changes: nobody edits a served dashboard, and the
+    # watcher costs a fifth of the CPU of its first page (what a demo's start waits for).
     argv = [
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.port", str(port), "--server.address", address,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "viewer",
+        "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none",
     ]  # fmt: skip
     os.execvpe(sys.executable, argv, env)
 
