@@ -172,8 +172,9 @@ def test_demo_runs_the_shop_floor_and_ctrl_c_stops_every_process(demo: Demo) -> 
         120,  # the kit's first reading waits for the shift's start, held for the edge (30 s)
         "data from every machine",
     )
+    # supervisor and its children, the analytics once the first readings are stored
+    wait_until(lambda: len(session_members(demo.process.pid)) >= 6, 60, "the analytics")
     members = session_members(demo.process.pid)
-    assert len(members) >= 6  # supervisor and its children
     # Mosquitto is out of reach of the terminal's Ctrl-C, in a process group of its own: the
     # supervisor stops it last, once the others have said goodbye through it.
     programs = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] for p in members}
