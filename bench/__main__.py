@@ -26,6 +26,7 @@ from bench import (
     faults,
     gateway,
     kernels,
+    nodered,
     normal,
     recompute,
 )
@@ -189,6 +190,7 @@ def main() -> None:
     Console().print(table)
     edge.main()
     gateway.main()
+    nodered.main()
     kernels.main()
     recompute.main()
     anomaly.main()
