@@ -5,7 +5,7 @@ version. Writes go through influxdb-client's write API on 2.x and 3.x, and throu
 1.x, which has no v2 write API. The version is read from the server's `/ping`.
 
 `/write` on 1.x is the gateway's hot path, one request a message at 1 Hz loads: it goes over a
-kept-alive `http.client` connection, which costs a tenth of the CPU of an httpx request.
+kept-alive `http.client` connection, which costs about a quarter of the CPU of an httpx request.
 """
 
 from __future__ import annotations
