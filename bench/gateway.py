@@ -491,9 +491,11 @@ def _join(processes: list[multiprocessing.process.BaseProcess]) -> None:
             process.terminate()
 
 
-def do_nothing_flood(broker: Mosquitto, server_pids: dict[str, list[int]], mqtt5: bool) -> Flood:
-    """The baseline: the single-reading flood into a subscriber that only counts, on topics
-    like the gateway's but of a tenant it does not subscribe to, so it can stay up."""
+def _spawn_do_nothing(
+    broker: Mosquitto, mqtt5: bool
+) -> tuple[multiprocessing.process.BaseProcess, int, Connection]:
+    """A do-nothing subscriber (its process, pid and pipe) on topics like the gateway's but of
+    a tenant it does not subscribe to, so the gateway can stay up."""
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     ours, theirs = context.Pipe()
@@ -504,11 +506,24 @@ def do_nothing_flood(broker: Mosquitto, server_pids: dict[str, list[int]], mqtt5
     subscriber.start()
     if not ready.wait(30) or subscriber.pid is None:
         raise RuntimeError("the do-nothing subscriber did not subscribe")
-    publishers, pipes, go = _spawn_publishers(broker, "flood", 1, None, OUTSIDE)
+    return subscriber, subscriber.pid, ours
+
+
+def do_nothing_flood(
+    broker: Mosquitto,
+    server_pids: dict[str, list[int]],
+    mqtt5: bool,
+    per_message: int = 1,
+    rate: float | None = None,
+) -> Flood:
+    """The baseline: a flood of messages of `per_message` readings (`rate` a second or flat
+    out) into a subscriber that only counts."""
+    subscriber, pid, ours = _spawn_do_nothing(broker, mqtt5)
+    publishers, pipes, go = _spawn_publishers(broker, "flood", per_message, rate, OUTSIDE)
     pids = {
         **server_pids,
         "publishers": [p.pid for p in publishers if p.pid],
-        "consumer": [subscriber.pid],
+        "consumer": [pid],
     }
     window = _flood_window(pids, go)
     sent: list[Published] = [pipe.recv() for pipe in pipes]
@@ -517,13 +532,13 @@ def do_nothing_flood(broker: Mosquitto, server_pids: dict[str, list[int]], mqtt5
     samples: list[tuple[float, int]] = ours.recv()
     _join([subscriber, *publishers])
     received = _count_at(samples, window.end) - _count_at(samples, window.start)
-    rate = received / (window.end - window.start)
+    received_per_s = received / (window.end - window.start)
     return Flood(
-        messages_per_s=rate,
-        points_per_s=rate,
+        messages_per_s=received_per_s,
+        points_per_s=received_per_s * per_message,
         published_per_s=total / FLOOD_S,
-        readings=total,
-        lost=total - samples[-1][1],
+        readings=total * per_message,
+        lost=(total - samples[-1][1]) * per_message,
         cpu=window.cpu,
         latencies=[],
     )
@@ -593,16 +608,10 @@ class Paced:
         return self.cpu_s / max(1, self.sent - self.lost) * 1e6
 
 
-def paced_latency(
-    broker: Mosquitto,
-    influx: httpx.Client,
-    consumer: Consumer,
-    cell: str = "paced",
-    grouped: bool = False,
-    tenant: str = TENANT,
-) -> Paced:
-    """Every signal of `cell` (200) at 1 Hz for PACED_S into `consumer`, one reading a message
-    or (`grouped`) one message a machine."""
+def _spawn_paced(
+    broker: Mosquitto, cell: str, grouped: bool, tenant: str
+) -> tuple[multiprocessing.process.BaseProcess, Connection, Event]:
+    """The 1 Hz publisher of `cell`, connected and waiting for the returned event."""
     context = multiprocessing.get_context("spawn")
     go = context.Event()
     ours, theirs = context.Pipe()
@@ -614,6 +623,35 @@ def paced_latency(
     publisher.start()
     if not ours.poll(30) or ours.recv() != "ready":
         raise RuntimeError("the paced publisher did not connect to the broker")
+    return publisher, ours, go
+
+
+def do_nothing_paced(broker: Mosquitto, grouped: bool) -> Paced:
+    """The 1 Hz load of paced_latency into a do-nothing MQTT 5 subscriber acknowledging by
+    hand: the CPU any consumer of the gateway's protocol spends receiving it."""
+    subscriber, pid, counts = _spawn_do_nothing(broker, mqtt5=True)
+    publisher, ours, go = _spawn_paced(broker, "paced", grouped, OUTSIDE)
+    cpu_before = _cpu_seconds(pid)
+    go.set()
+    sent: list[tuple[str, str, int, float]] = ours.recv()  # after the last PUBACK
+    cpu_s = _cpu_seconds(pid) - cpu_before
+    counts.send(len(sent) // (SIGNALS if grouped else 1))
+    received = counts.recv()[-1][1] * (SIGNALS if grouped else 1)
+    _join([subscriber, publisher])
+    return Paced([], len(sent), len(sent) - received, cpu_s)
+
+
+def paced_latency(
+    broker: Mosquitto,
+    influx: httpx.Client,
+    consumer: Consumer,
+    cell: str = "paced",
+    grouped: bool = False,
+    tenant: str = TENANT,
+) -> Paced:
+    """Every signal of `cell` (200) at 1 Hz for PACED_S into `consumer`, one reading a message
+    or (`grouped`) one message a machine."""
+    publisher, ours, go = _spawn_paced(broker, cell, grouped, tenant)
     poller = Poller(influx, cell, "asset, signal", tenant)
     poller.start()
     cpu_before = _cpu_seconds(consumer.pid)
