@@ -36,6 +36,7 @@ from bench import (
     faults,
     gateway,
     kernels,
+    nodered,
     normal,
     recompute,
 )
@@ -206,6 +207,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "contract": contract,
     "edge": edge.main,
     "gateway": gateway.main,
+    "nodered": nodered.main,
     "kernels": kernels.main,
     "recompute": recompute.main,
     "anomaly": anomaly.main,

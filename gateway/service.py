@@ -7,8 +7,9 @@
 
 MQTT callbacks only decode, validate and add the message to the batch being filled; the writer
 thread is woken once a batch, not once a message. A batch is taken when it is full (5,000 points
-or half the broker's window of unacknowledged messages), its flush interval is over, or the
-broker pauses because it waits for our acknowledgements. The writer writes its points and only
+or half the broker's window of unacknowledged messages) or as soon as the network loop has read
+everything the broker sent: no timer holds a lone message back, and while the writer is busy
+the next batch grows with whatever arrives meanwhile. The writer writes its points and only
 then acknowledges its messages, so a gateway killed mid-batch gets them again from its
 persistent session (a repeated point overwrites itself). When the store is down, batches go to
 a bounded disk spill and are acknowledged; the spill is written back oldest first before
@@ -47,7 +48,7 @@ from shopfloor.messages import (
     status_topic,
     subscription,
 )
-from shopfloor.mqtt import Session, close, make_client, network_thread
+from shopfloor.mqtt import Session, close, make_client, network_thread, read_ahead
 from shopfloor.plant import Plant
 from shopfloor.store import EVENT_PREFIX, Point, Store, StoreError, from_ns, to_ns
 
@@ -57,7 +58,7 @@ MAX_BACKOFF_S = 30.0
 # While the store is down, the spill is tried (or the store probed) this often, so that health
 # turns back to ok within two seconds of the store's return.
 STORE_RETRY_S = 1.0
-QUIET_S = 0.02  # no message for this long: the broker is waiting for our acknowledgements
+IDLE_WAKE_S = 0.5  # the writer, with nothing to write, looks at the spill and the store this often
 DEAD_LETTER_SAMPLE = 1000
 DEAD_LETTER_CONFIRM_S = 10.0  # the broker's acknowledgement of a dead letter, before ours
 
@@ -67,7 +68,6 @@ class GatewaySettings:
     client_id: str | None = None  # fixed, so the broker keeps the session across restarts
     share_group: str | None = None  # several gateways split one stream
     batch_size: int = 5000
-    flush_interval_s: float = 0.5
     max_future_s: float = 300.0  # timestamps further ahead of this clock are refused
     spill_path: Path = Path(".shopfloor/gateway-spill.db")
     spill_max_mb: float = 1024
@@ -86,6 +86,7 @@ class Batch:
     mids: list[int] = field(default_factory=list)  # QoS 1 messages of the current connection
     messages: int = 0
     started: float = 0.0  # monotonic time of its first message
+    ready: bool = False  # the broker had sent nothing more when the network loop looked
 
 
 class Gateway:
@@ -113,6 +114,7 @@ class Gateway:
             self.mqtt.manual_ack_set(True)
         self.mqtt.on_message = self._on_message
         self.mqtt.on_disconnect = self._on_disconnect
+        read_ahead(self.mqtt, on_idle=self._quiet)
         self.dead_letters = dead_letter_topic(tenant, site)
         self.spill = DiskQueue(
             settings.spill_path,
@@ -120,6 +122,7 @@ class Gateway:
             settings.spill_max_age_h * 3600,
             name="gateway spill",
         )
+        self._spill_holds = not self.spill.empty  # False: known empty, without asking its file
         # Half the broker's window: the other half keeps arriving while a batch is written.
         self.batch_messages = max(1, settings.session.receive_maximum // 2)
         self.stats = StatsRecorder()
@@ -129,7 +132,6 @@ class Gateway:
         self._arrived = threading.Condition()
         self._filling = Batch()
         self._full: deque[Batch] = deque()
-        self._last_arrival = 0.0
         self._connection = 0
         self._next_store_try = 0.0
         self._unconfirmed: list[mqtt.MQTTMessageInfo] = []  # dead letters the broker may lack
@@ -179,12 +181,10 @@ class Gateway:
 
     def _add(self, points: list[Point], letter: DeadLetter | None, mid: int) -> None:
         """Add one message to the batch being filled (the lock held); wake the writer when it
-        is the batch's first message or fills it."""
+        fills the batch."""
         batch = self._filling
-        self._last_arrival = now = time.monotonic()
         if not batch.messages:
-            batch.started = now
-            self._arrived.notify()
+            batch.started = time.monotonic()
         batch.points += points
         batch.messages += 1
         if letter is not None:
@@ -195,6 +195,14 @@ class Gateway:
             self._full.append(batch)
             self._filling = Batch()
             self._arrived.notify()
+
+    def _quiet(self) -> None:
+        """The network loop has read all the broker sent: the batch being filled is ready, and
+        the writer is woken for it (once)."""
+        with self._arrived:
+            if self._filling.messages and not self._filling.ready:
+                self._filling.ready = True
+                self._arrived.notify()
 
     def _letter(self, topic: str, payload: bytes | bytearray, refusal: Refusal) -> DeadLetter:
         return DeadLetter(
@@ -210,25 +218,22 @@ class Gateway:
     # --- writing (the writer thread) --------------------------------------------------------
 
     def _next_batch(self) -> tuple[Batch, int] | None:
-        """The oldest batch once it is full, its flush interval is over or the broker pauses
-        (no message for QUIET_S), with the connection it came on; None if none started."""
-        first_wait = self.settings.flush_interval_s if self.spill.empty else 0.1
+        """The oldest batch once it is full or the broker has gone quiet (on stopping, the one
+        being filled as it is), with the connection it came on; None if none is ready."""
         with self._arrived:
-            if not self._full and not self._filling.messages:
-                self._arrived.wait(first_wait)
-            while not self._full and self._filling.messages and not self.stopping.is_set():
-                deadline = self._filling.started + self.settings.flush_interval_s
-                wake = min(deadline, self._last_arrival + QUIET_S)
-                remaining = wake - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._arrived.wait(remaining)
+            if not self._ready():
+                self._arrived.wait(IDLE_WAKE_S if self._spill_empty() else 0.1)
+            if not self._ready():
+                return None
             if not self._full:
-                if not self._filling.messages:
-                    return None
                 self._full.append(self._filling)
                 self._filling = Batch()
             return self._full.popleft(), self._connection
+
+    def _ready(self) -> bool:
+        """Whether a batch can be taken (the lock held)."""
+        filling = self._filling
+        return bool(self._full or (filling.messages and (filling.ready or self.stopping.is_set())))
 
     def _has_pending(self) -> bool:
         with self._arrived:
@@ -260,7 +265,7 @@ class Gateway:
             finally:
                 self._writing = None
         if time.monotonic() >= self._next_store_try:
-            if not self.spill.empty:
+            if not self._spill_empty():
                 self._drain()
             elif not self.stats.store_ok:
                 self._probe()
@@ -285,10 +290,11 @@ class Gateway:
         """Write, or spill while the store is down; wait and retry when neither works."""
         backoff = 0.5
         while True:
-            if self.spill.empty and self._write(points):
+            if self._spill_empty() and self._write(points):
                 return True
             try:
                 self.spill.put([("points", encode_points(points))])
+                self._spill_holds = True
                 return True
             except DiskQueueError as exc:
                 log.error("%s; holding %d points, unacknowledged", exc, len(points))
@@ -314,6 +320,13 @@ class Gateway:
             return self._write(points[:half]) and self._write(points[half:])
         self.stats.wrote(len(points), time.monotonic() - started)
         return True
+
+    def _spill_empty(self) -> bool:
+        """Whether nothing waits in the spill, its file asked only while something may: at
+        1 Hz loads a batch is one message, and a query for each is CPU spent on nothing."""
+        if self._spill_holds:
+            self._spill_holds = not self.spill.empty
+        return not self._spill_holds
 
     def _store_failed(self, reason: str) -> None:
         self.stats.write_failed()

@@ -1,22 +1,35 @@
 """Every use of paho-mqtt's private internals, in one place: tests/test_library_adapters.py fails
 naming the one a new paho no longer has, before a deployment finds out.
 
-Two are used: the module `paho.mqtt._packet`, whose `Properties` is swapped for LeanProperties
-when MQTT 5 sessions are decoded, and `Client._thread`, the network thread health checks watch.
+Three are used: the module `paho.mqtt._packet`, whose `Properties` is swapped for LeanProperties
+when MQTT 5 sessions are decoded, `Client._thread`, the network thread health checks watch, and
+`Client._create_socket`, wrapped by `read_ahead` so that the network loop says when it has read
+everything the broker sent.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
+from collections.abc import Callable
 from importlib.metadata import version
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt import _packet
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["PAHO", "LeanProperties", "lean_mqtt5_decoding", "network_thread", "unmet"]
+__all__ = [
+    "PAHO",
+    "LeanProperties",
+    "ReadAheadSocket",
+    "lean_mqtt5_decoding",
+    "network_thread",
+    "read_ahead",
+    "unmet",
+]
 
 PAHO = f"paho-mqtt {version('paho-mqtt')}"
 _FIELDS = {"packetType", "types", "names", "properties"}  # what a fresh Properties holds
@@ -58,6 +71,8 @@ def unmet() -> list[str]:
             f"{PAHO}: a new paho.mqtt.properties.Properties holds {sorted(fields)}, "
             f"not {sorted(_FIELDS)}"
         )
+    if not callable(getattr(mqtt.Client, "_create_socket", None)):
+        problems.append(f"{PAHO}: paho.mqtt.client.Client._create_socket is not a method")
     return problems
 
 
@@ -80,3 +95,66 @@ def network_thread(client: mqtt.Client) -> threading.Thread:
     if not isinstance(thread, threading.Thread):
         raise RuntimeError(f"{PAHO} no longer keeps its network thread in Client._thread")
     return thread
+
+
+class ReadAheadSocket:
+    """A connected socket that paho reads through. paho takes a packet in three reads or more
+    (its type, its length a byte at a time, its body) and waits in select() before each
+    packet: a flood of small messages costs four system calls a message. Here one read takes
+    all the kernel holds, `pending()` tells paho's loop that packets are buffered (as an SSL
+    socket does), and `on_idle` is called from the network loop whenever it has read
+    everything the broker has sent so far and is about to wait for more."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, inner: Any, on_idle: Callable[[], None]):
+        self.inner, self.on_idle = inner, on_idle
+        self._buffer = memoryview(b"")
+        self._closed = False  # the broker closed the connection: the next recv says so
+
+    def recv(self, size: int) -> bytes:
+        if not self._buffer and not self._fill():
+            return b""
+        taken, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(taken)
+
+    def _fill(self) -> bool:
+        """Read what the kernel holds; False at the end of the connection. Raises what the
+        socket raises, BlockingIOError (or ssl.SSLWantReadError) when there is nothing."""
+        if self._closed:
+            return False
+        data = self.inner.recv(self.CHUNK)
+        self._buffer, self._closed = memoryview(data), not data
+        return bool(data)
+
+    def pending(self) -> int:
+        """Bytes to read without waiting (paho asks before it waits in select); when there
+        are none, the broker has gone quiet: `on_idle` is called."""
+        if self._buffer or self._closed:
+            return len(self._buffer) or 1
+        try:
+            if self._fill():
+                return len(self._buffer)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            self.on_idle()
+            return 0
+        except OSError:
+            return 1  # paho's own read meets the error again and handles it
+        return 1  # closed: paho's read finds the end
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def read_ahead(client: mqtt.Client, on_idle: Callable[[], None]) -> None:
+    """Have `client` read each connection it makes through a ReadAheadSocket calling
+    `on_idle`; a paho without `Client._create_socket` (see `unmet`) is left as it is."""
+    create = getattr(client, "_create_socket", None)
+    if not callable(create):
+        return
+
+    def create_socket() -> ReadAheadSocket:
+        sock: socket.socket = create()
+        return ReadAheadSocket(sock, on_idle)
+
+    client._create_socket = create_socket  # type: ignore[method-assign]

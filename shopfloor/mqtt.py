@@ -25,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor._paho import lean_mqtt5_decoding
 from shopfloor._paho import network_thread as network_thread
+from shopfloor._paho import read_ahead as read_ahead
 from shopfloor.credentials import check_broker_password, hide
 from shopfloor.messages import MAX_PAYLOAD_BYTES
 

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.service import Gateway, GatewaySettings
+from gateway.service import IDLE_WAKE_S, Gateway, GatewaySettings
 from shopfloor.messages import (
     AssetPath,
     Event,
@@ -28,7 +28,7 @@ from shopfloor.messages import (
 from shopfloor.mqtt import Session, make_client
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreSettings, open_store
-from tests.servers import Mosquitto
+from tests.servers import InfluxDB, Mosquitto
 
 PRESS = AssetPath("polimer", "brest", "moulding", "line-1", "imm-01")
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -64,6 +64,10 @@ def start_gateway(plant: Plant, broker_url: str, store: Store, directory: Path) 
     wait_until(gateway.mqtt.is_connected, 10, "the gateway to connect")
     time.sleep(0.2)  # let the subscription settle at the broker
     return gateway
+
+
+def wait_written(gateway: Gateway, count: int, timeout_s: float) -> None:
+    wait_until(lambda: gateway.snapshot().points_written == count, timeout_s, f"{count} points")
 
 
 def powers(count: int, start: int = 0) -> list[Reading]:
@@ -211,3 +215,33 @@ def test_mqtt5_properties_arrive_as_paho_sends_them(mosquitto: Mosquitto) -> Non
     assert 3590 <= given.MessageExpiryInterval <= 3600
     none: Any = received[1].properties
     assert none.json() == {}
+
+
+def test_a_lone_message_is_written_at_once_and_a_burst_in_few_batches(
+    example_plant: Plant,
+    mosquitto: Mosquitto,
+    influxdb: InfluxDB,
+    publisher: mqtt.Client,
+    tmp_path: Path,
+) -> None:
+    """No timer holds a message back: the batch is taken as soon as the network loop has read
+    all the broker sent, and grows while the writer is busy, so a burst takes few writes."""
+    store = open_store(StoreSettings(url=influxdb.url, database=f"quiet_{uuid.uuid4().hex[:8]}"))
+    gateway = start_gateway(example_plant, mosquitto.url, store, tmp_path)
+    try:
+        for index in range(3):
+            published = time.monotonic()
+            publisher.publish(PRESS.topic(), encode_readings(powers(1, index)), qos=1)
+            wait_written(gateway, index + 1, 5)
+            assert time.monotonic() - published < IDLE_WAKE_S / 2
+        assert gateway.snapshot().write_latency_count == 3  # a write each
+        burst = 3000
+        for reading in powers(burst, start=3):
+            publisher.publish(PRESS.topic(), encode_readings([reading]), qos=1)
+        wait_written(gateway, 3 + burst, 30)
+        writes = gateway.snapshot().write_latency_count - 3
+        assert stored_powers(store) == [float(i) for i in range(3 + burst)]
+    finally:
+        gateway.stop()
+        store.close()
+    assert writes <= burst // 20, f"{burst} messages in {writes} writes"

@@ -67,9 +67,30 @@ def test_documented_example_decodes() -> None:
 
 def test_timestamps_in_other_zones_are_stored_as_utc() -> None:
     minsk = timezone(timedelta(hours=3))
-    body = {"v": 1, "readings": [{"signal": "x", "value": 1, "ts": "2026-11-02T11:00:00.25+03:00"}]}
-    [reading] = decode_readings(json.dumps(body).encode())
-    assert reading.ts == TS.astimezone(minsk) and reading.ts.tzinfo == UTC
+    stamps = ["2026-11-02T08:00:00.25Z", "2026-11-02T11:00:00.25+03:00"]
+    body = {"v": 1, "readings": [{"signal": "x", "value": 1, "ts": ts} for ts in stamps]}
+    readings = decode_readings(json.dumps(body).encode())
+    assert [r.ts for r in readings] == [TS, TS.astimezone(minsk)]
+    assert all(r.ts.utcoffset() == timedelta(0) for r in readings)
+    assert readings[1].ts.tzinfo == UTC
+
+
+def test_a_timestamp_is_refused_in_a_message_of_good_ones_by_its_index() -> None:
+    good = {"signal": "x", "value": 1, "ts": "2026-11-02T08:00:00Z"}
+    for bad, reason in (
+        (
+            1_700_000_000,
+            "readings.1.ts: Value error, a timestamp is ISO 8601 text with a zone, not a number",
+        ),
+        (
+            "9999-12-31T23:59:59-05:00",
+            "readings.1.ts: Value error, 9999-12-31T23:59:59-05:00 "
+            "is outside the date range once put in UTC",
+        ),
+    ):
+        body = {"v": 1, "readings": [good, {**good, "ts": bad}, good]}
+        with pytest.raises(MessageError, match=f"^{reason}$"):
+            decode_readings(json.dumps(body).encode())
 
 
 def payload(**reading: object) -> bytes:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from shopfloor.messages import AssetPath, Quality
 from shopfloor.store import Point, Scope, Store, StoreError, StoreSettings, open_store
+from tests.servers import InfluxDB
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 PRESS = AssetPath("acme", "brest", "moulding", "line-1", "imm-01")
@@ -140,3 +142,25 @@ def test_unreachable_influxdb_is_a_clear_store_error() -> None:
 def test_unknown_store_url_is_a_clear_store_error() -> None:
     with pytest.raises(StoreError, match="neither sqlite:PATH nor http"):
         open_store(StoreSettings(url="ftp://example"))
+
+
+def test_influxdb_restarted_between_writes_takes_the_next_write(tmp_path: Path) -> None:
+    """The kept-alive `/write` connection dies with the server: the next write opens a new one
+    rather than failing, and a server that stays down is a clear store error."""
+    server = InfluxDB(tmp_path / "influxdb")
+    server.start()
+    store = open_store(StoreSettings(url=server.url))
+    try:
+        store.write(series(PRESS, "power", [1.0]))
+        server.stop()
+        server.start()
+        store.write(series(PRESS, "power", [1.0, 2.0]))
+        got = store.history(PRESS, "power", T0, T0 + timedelta(minutes=1))
+        assert [p.value for p in got] == [1.0, 2.0]
+        server.stop()
+        with pytest.raises(StoreError, match="unreachable") as refused:
+            store.write(series(PRESS, "power", [3.0]))
+        assert not refused.value.rejected
+    finally:
+        store.close()
+        server.stop()
