@@ -12,11 +12,10 @@ relative entropy (`analytics.service.LIVE_DETECTOR`) of each process signal, and
 its process signals together (`MACHINE_DETECTOR`). The point and level-shift z-scores of all 160
 signals are timed apart: only the `shopfloor kpi anomalies` command runs them.
 
-On every core: first the kernels that hold the GIL and spread a call over the cores themselves
-(the learnt model's rows, T² of the machines in parallel), then a pool of one thread per core
-for the rest: the relative entropy of a signal per job (its kernel runs without the GIL), the
-OEE and energy of a machine (Python) in between. The same work on one core is the baseline,
-and both runs must give the same scores to the bit.
+On every core: a pool of one thread per core, each job on its thread alone, the longest first
+(a machine's learnt model, a machine's T², the relative entropy of a signal; their kernels run
+without the GIL), the OEE and energy of a machine (Python) in between. The same work on one core
+is the baseline, and both runs must give the same scores to the bit.
 """
 
 from __future__ import annotations
@@ -183,10 +182,9 @@ def entropy_of(plant: Plant, m: int, s: int) -> FloatArray:
     return relative_entropy(plant.t, plant.running[m, s], LIVE_DETECTOR)
 
 
-def t2_of_streaming(plant: Plant) -> FloatArray:
-    """Hotelling T² of the process signals of every machine without a model, machines in
-    parallel, read where they lie."""
-    return hotelling(plant.t, plant.running[STREAMING].transpose(0, 2, 1), MACHINE_DETECTOR)
+def t2_of(plant: Plant, m: int) -> FloatArray:
+    """Hotelling T² of the machine's process signals together, read where they lie."""
+    return hotelling(plant.t, plant.running[m].T, MACHINE_DETECTOR)
 
 
 def normal_of(plant: Plant, m: int) -> FloatArray:
@@ -209,26 +207,22 @@ class Job:
     work: Callable[[], FloatArray | None]
 
 
-def kernel_jobs(plant: Plant) -> list[Job]:
-    """The work whose kernels hold the GIL and spread over the cores themselves (`prange`):
-    each machine's learnt model, then T² of the others."""
-    return [
-        *(Job(PARTS["normal"], partial(normal_of, plant, m)) for m in plant.learnt),
-        Job(PARTS["t2"], partial(t2_of_streaming, plant)),
-    ]
-
-
-def pool_jobs(plant: Plant) -> list[Job]:
-    """The work for a pool of one thread per core: the relative entropy of each signal of the
-    machines without a model (its kernel runs without the GIL), with the OEE and energy of a
-    machine (Python, which holds it) after each signal, so that the pool's threads seldom
-    wait on each other for the GIL."""
+def jobs_of(plant: Plant) -> list[Job]:
+    """The work for a pool of one thread per core, the longest first so that the threads end
+    together: each learnt model, then each machine's T², then the relative entropy of each
+    signal (all three kernels run without the GIL), with the OEE and energy of a machine
+    (Python, which holds it) after each of them, so that the threads seldom wait on each
+    other for the GIL."""
     machines = range(plant.states.shape[0])
     signals = range(plant.running.shape[1])
-    entropy = [
-        Job(PARTS["entropy"], partial(entropy_of, plant, m, s))
-        for m in machines[STREAMING]
-        for s in signals
+    kernels = [
+        *(Job(PARTS["normal"], partial(normal_of, plant, m)) for m in plant.learnt),
+        *(Job(PARTS["t2"], partial(t2_of, plant, m)) for m in machines[STREAMING]),
+        *(
+            Job(PARTS["entropy"], partial(entropy_of, plant, m, s))
+            for m in machines[STREAMING]
+            for s in signals
+        ),
     ]
     python = [
         job
@@ -239,9 +233,9 @@ def pool_jobs(plant: Plant) -> list[Job]:
         )
     ]
     ordered: list[Job] = []
-    for i, job in enumerate(entropy):
+    for i, job in enumerate(kernels):
         ordered += [job, *python[i : i + 1]]
-    return ordered + python[len(entropy) :]
+    return ordered + python[len(kernels) :]
 
 
 PARTS = {
@@ -268,31 +262,20 @@ def single_threaded_kernels() -> None:
 
 
 def run(plant: Plant, cores: int) -> Run:
-    """The kernel jobs one after the other on `cores` cores, then the pool jobs on a pool of
-    `cores` threads. CPU seconds: the process's for a kernel job, which runs alone, a pool
-    thread's own for a pool job."""
+    """Every job on a pool of `cores` threads; CPU seconds, each thread's own for its jobs."""
 
-    def pooled(job: Job) -> tuple[FloatArray | None, float]:
+    def timed_job(job: Job) -> tuple[FloatArray | None, float]:
         began = time.thread_time()
         result = job.work()
         return result, time.thread_time() - began
 
-    def alone(job: Job) -> tuple[FloatArray | None, float]:
-        began = time.process_time()
-        result = job.work()
-        return result, time.process_time() - began
-
-    kernels, jobs = kernel_jobs(plant), pool_jobs(plant)
-    threads = numba.get_num_threads()
+    jobs = jobs_of(plant)
     began = time.perf_counter()
-    numba.set_num_threads(cores)
-    done = [alone(job) for job in kernels]
     with ThreadPoolExecutor(cores, initializer=single_threaded_kernels) as pool:
-        done += pool.map(pooled, jobs)
+        done = list(pool.map(timed_job, jobs))
     wall = time.perf_counter() - began
-    numba.set_num_threads(threads)
     cpu = dict.fromkeys(PARTS.values(), 0.0)
-    for job, (_, seconds) in zip(kernels + jobs, done, strict=True):
+    for job, (_, seconds) in zip(jobs, done, strict=True):
         cpu[job.part] += seconds
     return Run(wall, cpu, [result for result, _ in done])
 
