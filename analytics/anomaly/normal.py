@@ -486,7 +486,7 @@ class _Frozen:
             _recurring(
                 instant, settings.recurring_rows, settings.recurring_needed, level, recurring
             )
-            np.fmax(score, recurring / level, out=score)
+            np.fmax(score, np.divide(recurring, level, out=recurring), out=score)
         return Scored(score, instant, contributions)
 
 
