@@ -246,7 +246,7 @@ def _hotelling_series(
             count = 0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _hotelling_many(
     t: FloatArray,
     x: FloatArray,

@@ -486,7 +486,7 @@ class _Frozen:
             _recurring(
                 instant, settings.recurring_rows, settings.recurring_needed, level, recurring
             )
-            np.fmax(score, recurring / level, out=score)
+            np.fmax(score, np.divide(recurring, level, out=recurring), out=score)
         return Scored(score, instant, contributions)
 
 
@@ -529,7 +529,7 @@ _CHUNK = 4096  # rows a thread scores at a time
 _BLOCK = 256  # rows whose products it computes side by side
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _recurring(instant: FloatArray, rows: int, needed: int, level: float,
                out: FloatArray) -> None:  # fmt: skip
     """out[i] = the smaller of instant[i] and the (`needed` - 1)-th largest of the `rows` - 1
@@ -584,7 +584,7 @@ def _kth_largest(recent: FloatArray, m: int, rows: int, needed: int, rank: Float
         out[j] = out[j] if out[j] > -np.inf else np.nan
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, centre: FloatArray,
            keep: float, tolerance: FloatArray,
            per_row: FloatArray, smoothed: FloatArray, still: FloatArray,
@@ -630,7 +630,7 @@ def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, centre: Float
             smoothed[i, j] = np.nan if missing else state[j]
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _raw_rows(x: FloatArray, gain: FloatArray, offset: FloatArray, signals: tuple[int, ...],
               raw: FloatArray) -> None:  # fmt: skip
     """raw[i] = the larger of row i's T² and SPE (NaN if it has a NaN), which `_carry` needs
@@ -685,7 +685,7 @@ def _largest(total: FloatArray, j: int, still: float) -> tuple[float, int]:
     return value, part
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _score_rows(
     x: FloatArray,
     smoothed: FloatArray,
