@@ -136,22 +136,30 @@ class InfluxDB(ServerProcess):
     def __init__(self, workdir: Path, auth: tuple[str, str] | None = None):
         self.auth = auth
         self.admin_created = False
-        port, rpc_port = free_port(), free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir / "influxdb.conf"
-        config.write_text(
+        self.config = workdir / "influxdb.conf"
+        super().__init__(
+            "influxd", [require_binary("influxd"), "-config", str(self.config)], free_port(),
+            workdir,
+        )  # fmt: skip
+
+    def _write_config(self) -> None:
+        """The config, with a backup (RPC) port free now: a restart keeps the HTTP port its
+        clients know, while the RPC port it had may have been taken in the meantime."""
+        auth, workdir = bool(self.auth), self.workdir
+        self.config.write_text(
             f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
+bind-address = "127.0.0.1:{free_port()}"
 [meta]
   dir = "{workdir}/meta"
 [data]
   dir = "{workdir}/data"
   wal-dir = "{workdir}/wal"
-  query-log-enabled = {str(bool(auth)).lower()}
+  query-log-enabled = {str(auth).lower()}
 [http]
-  bind-address = "127.0.0.1:{port}"
-  auth-enabled = {str(bool(auth)).lower()}
-  log-enabled = {str(bool(auth)).lower()}
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = {str(auth).lower()}
+  log-enabled = {str(auth).lower()}
 [monitor]
   store-enabled = false
 [continuous_queries]
@@ -160,11 +168,9 @@ bind-address = "127.0.0.1:{rpc_port}"
   level = "{"info" if auth else "warn"}"
 """
         )
-        super().__init__(
-            "influxd", [require_binary("influxd"), "-config", str(config)], port, workdir
-        )
 
     def start(self, timeout: float = 30) -> None:
+        self._write_config()
         super().start(timeout)
         if self.auth and not self.admin_created:
             # The first account may be made without logging in; its password goes in the body.
