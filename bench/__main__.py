@@ -265,12 +265,19 @@ def main(argv: list[str] | None = None) -> None:
     ran = [name for name in PARTS if name not in options.skip]
     os.environ.setdefault("COLUMNS", "120")  # rich's tables, off a terminal
     tee = _Tee(sys.stdout)
+    failed = []
     with contextlib.redirect_stdout(tee):
         for name in ran:
-            PARTS[name]()
+            try:
+                PARTS[name]()
+            except Exception as exc:  # one broken part must not cost the hour of the others
+                print(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+                failed.append(name)
     if options.readme:
         write_readme(options.readme, report(tee.kept.getvalue(), ran, options.skip))
         print(f"{options.readme}: performance block regenerated from this run")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
