@@ -172,8 +172,8 @@ def print_profiles(corpus: NabCorpus, detected: dict[str, BoolArray]) -> None:
         print(f"    {profile:20s} {score:6.1f}")
 
 
-def main() -> None:
-    corpus = load_corpus(Path(sys.argv[1]) if len(sys.argv) > 1 else NAB)
+def main(nab: Path = NAB) -> None:
+    corpus = load_corpus(nab)
     parts = {
         "whole corpus": corpus,
         "held-out folders": subset(corpus, HELD_OUT),
@@ -205,4 +205,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else NAB)

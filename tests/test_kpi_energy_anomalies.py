@@ -265,9 +265,8 @@ def test_normal_until_learns_before_and_finds_the_correlation_break(
     )
     assert normal["signals"] == ["load", "power", "temperature"]
     levels = normal["levels"]
-    assert set(levels) == {"t2", "spe", "t2_smoothed", "spe_smoothed", "recurring", "still_s"}
+    assert set(levels) == {"t2", "spe", "t2_smoothed", "spe_smoothed", "still_s"}
     assert all(levels[index] > 0 for index in ("t2", "spe", "t2_smoothed", "spe_smoothed"))
-    assert levels["recurring"] > 1.0  # above the k-of-n level: single rows
     assert set(levels["still_s"]) == set(normal["signals"])
     assert data["signals"] == {}
     (event,) = data["multivariate"]

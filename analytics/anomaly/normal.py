@@ -34,14 +34,6 @@ than a single row's); it costs up to n - 1 rows of delay, seconds at the platfor
 An event closes once the evidence has stayed below the level for `merge_s`: a fault whose
 score hovers about the level is one event to act on, not dozens.
 
-Recurring outliers. A loose connector or a failing sensor sends outliers a few rows apart, never
-three in five: the k-of-n rule would wait for the chance that they bunch. A second rule counts
-them over a longer window: a row above a level of its own with `recurring_needed` - 1 more of
-the `recurring_rows` - 1 rows before it, the level fitted the same way on what the rule sees of
-the normal period. One outlier is still taken for a glitch. The level is higher than the k-of-n
-one (a row and one of the 59 before it against three of five), so that this rule sees the
-outliers that recur and leaves moderate departures to the k-of-n rule.
-
 Drift. A slow drift crosses the row-by-row levels late: they sit above the noise of a single
 row, several of the signal's spreads out. Both indices are also taken of the signals smoothed
 by an exponentially weighted moving average (a multivariate EWMA, Lowry et al. 1992) with a
@@ -123,18 +115,14 @@ class NormalSettings(BaseModel):
         default=0.1, ge=0, description="of the median change a row, below it a signal is still"
     )
     stuck_min_s: float = Field(default=60.0, ge=0, description="a still run alarms only beyond")
-    recurring_rows: int = Field(default=60, ge=2, description="window of the recurring rule")
-    recurring_needed: int = Field(default=2, ge=1, description="outliers in it that alarm")
 
     @model_validator(mode="after")
     def _k_of_n(self) -> NormalSettings:
-        for needed, rows in (("evidence_needed", "evidence_rows"),
-                             ("recurring_needed", "recurring_rows")):  # fmt: skip
-            if getattr(self, needed) > getattr(self, rows):
-                raise ValueError(
-                    f"{needed} ({getattr(self, needed)}) must be at most {rows} "
-                    f"({getattr(self, rows)})"
-                )
+        if self.evidence_needed > self.evidence_rows:
+            raise ValueError(
+                f"evidence_needed ({self.evidence_needed}) must be at most evidence_rows "
+                f"({self.evidence_rows})"
+            )
         return self
 
 
@@ -152,7 +140,6 @@ class _Stored(BaseModel):
     drift_levels: tuple[float, float] = (0.0, 0.0)
     tolerance: list[float] | None = None
     stuck_rows: list[float] | None = None
-    recurring_level: float = Field(default=0.0, ge=0)
     components: int = Field(ge=1)
     rows: int = Field(ge=1)
     period: tuple[float, float] | None
@@ -183,9 +170,7 @@ class NormalModel:
     k; 2 in a format 1 model); `levels` the levels of T² and SPE themselves (SPE's 0 when
     every direction is a component), `drift_levels` those of the smoothed rows; `tolerance`
     the change a row below which each signal counts as still, `stuck_rows` the still rows at
-    its level (both empty in a format 1 model); `recurring_level` that of the recurring rule, as
-    a ratio to the row's score (0: no such rule, a model learnt before it); `components` the
-    principal components kept;
+    its level (both empty in a format 1 model); `components` the principal components kept;
     `rows` the complete rows learnt on; `period` the first and last time of the normal period
     when the caller gave it (epoch s).
     """
@@ -202,7 +187,6 @@ class NormalModel:
     drift_levels: tuple[float, float] = (0.0, 0.0)
     tolerance: FloatArray = field(default_factory=lambda: np.empty(0))
     stuck_rows: FloatArray = field(default_factory=lambda: np.empty(0))
-    recurring_level: float = 0.0
 
     def to_json(self) -> str:
         return _Stored(
@@ -215,7 +199,6 @@ class NormalModel:
             drift_levels=self.drift_levels,
             tolerance=self.tolerance.tolist(),
             stuck_rows=self.stuck_rows.tolist(),
-            recurring_level=self.recurring_level,
             components=self.components,
             rows=self.rows,
             period=self.period,
@@ -244,7 +227,6 @@ class NormalModel:
             stored.drift_levels,
             np.array(stored.tolerance or []),
             np.array(stored.stuck_rows or []),
-            stored.recurring_level,
         )
 
 
@@ -252,9 +234,8 @@ class NormalModel:
 class Scored:
     """Rows scored against a normal model, each as a ratio to the alarm level.
 
-    `score` is the evidence, what opens events: >= 1 is above the level. It is the k-of-n
-    evidence (the k-th largest `instant` of the row's last n), or that of the recurring rule
-    where it is higher and at its level. `instant` is the row's own score, the largest of its
+    `score` is the k-of-n evidence (the k-th largest `instant` of the row's last n), what opens
+    events: >= 1 is above the level. `instant` is the row's own score, the largest of its
     indices as ratios to their levels (T² and SPE of the row and of the smoothed rows, the
     longest still run): of the still runs alone where a signal has no sample, NaN where none
     has. `contributions` (rows x signals) are each signal's share of that index, summing to 1
@@ -399,8 +380,7 @@ def learn_normal(
     roots, kept = _roots((complete - centre) / scale, settings.explained_variance)
     roots = np.concatenate((roots, roots))  # the smoothed rows are watched by the same indices
     parts = [p for p in range(len(roots)) if roots[p].any()]
-    # + 2: the still runs and the recurring rule
-    rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 2)
+    rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 1)  # + 1: the still runs
     levels = np.zeros(len(roots))
     try:
         for p in parts:
@@ -412,27 +392,10 @@ def learn_normal(
     changes = np.nan_to_num(np.nanmedian(np.abs(np.diff(values, axis=0)), axis=0))
     tolerance = settings.stuck_fraction * changes
     stuck = _stuck_rows(values, centre, tolerance, settings, rate / len(signals))
-    frozen = _Frozen.of(centre, scale, roots, settings, tolerance, stuck)
-    recurring = _recurring_level(frozen.score(values, settings, False).instant, settings, rate)
     return NormalModel(
         tuple(signals), centre, scale, roots, (levels[0], levels[1]), kept, len(complete),
-        settings, period, (levels[2], levels[3]), tolerance, stuck, recurring,
+        settings, period, (levels[2], levels[3]), tolerance, stuck,
     )  # fmt: skip
-
-
-def _recurring_level(instant: FloatArray, settings: NormalSettings, rate: float) -> float:
-    """The recurring rule's level for `rate` false alarms a second, fitted on what the rule
-    sees of the normal period's `instant` (`_recurring`); 0 (no such rule) when that is too
-    flat to fit, e.g. a period too short for a window."""
-    largest = np.empty(len(instant))
-    _recurring(instant, settings.recurring_rows, settings.recurring_needed, -np.inf, largest)
-    seconds = len(instant) * settings.sample_period_s
-    try:
-        # Apart by a short window, outliers of one fault count as several alarms: a level a
-        # little on the safe side, where apart by a long one they merge into too few peaks.
-        return fit_tail(largest, seconds, settings.evidence_rows).level(rate)
-    except ValueError:
-        return 0.0
 
 
 @dataclass(frozen=True)
@@ -448,13 +411,11 @@ class _Frozen:
     keep: float
     tolerance: FloatArray
     per_row: FloatArray
-    recurring_level: float = 0.0
 
     @classmethod
     def of(
         cls, centre: FloatArray, scale: FloatArray, root: FloatArray, settings: NormalSettings,
         tolerance: FloatArray | None = None, stuck_rows: FloatArray | None = None,
-        recurring_level: float = 0.0,
     ) -> _Frozen:  # fmt: skip
         k = len(centre)
         roots = np.zeros((4, k, k))
@@ -464,7 +425,7 @@ class _Frozen:
         unwatched = stuck_rows is None or len(stuck_rows) != k  # a format 1 model
         per_row = np.zeros(k) if stuck_rows is None or unwatched else 1.0 / stuck_rows
         tolerance = tolerance if tolerance is not None and len(tolerance) == k else np.zeros(k)
-        return cls(gain, gain @ centre, centre, keep, tolerance, per_row, recurring_level)
+        return cls(gain, gain @ centre, centre, keep, tolerance, per_row)
 
     def score(self, values: FloatArray, settings: NormalSettings, shares: bool) -> Scored:
         """`values` scored (see `_carry` and `_score_rows`), with contributions if `shares`."""
@@ -480,13 +441,6 @@ class _Frozen:
         contributions = np.empty((n, k) if shares else (0, k))
         args = (self.gain, self.offset, needed, rows, signals)
         _score_rows(values, smoothed, still, held, *args, score, instant, contributions)
-        if self.recurring_level > 0:
-            recurring = np.empty(n)
-            level = self.recurring_level
-            _recurring(
-                instant, settings.recurring_rows, settings.recurring_needed, level, recurring
-            )
-            np.fmax(score, np.divide(recurring, level, out=recurring), out=score)
         return Scored(score, instant, contributions)
 
 
@@ -498,7 +452,6 @@ def score_normal(model: NormalModel, values: FloatArray) -> Scored:
         raise ValueError(f"values must be rows x {k} signals, not {values.shape}")
     frozen = _Frozen.of(
         model.centre, model.scale, model.root, model.settings, model.tolerance, model.stuck_rows,
-        model.recurring_level,
     )  # fmt: skip
     return frozen.score(values, model.settings, True)
 
@@ -527,36 +480,6 @@ def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[Nor
 
 _CHUNK = 4096  # rows a thread scores at a time
 _BLOCK = 256  # rows whose products it computes side by side
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def _recurring(instant: FloatArray, rows: int, needed: int, level: float,
-               out: FloatArray) -> None:  # fmt: skip
-    """out[i] = the smaller of instant[i] and the (`needed` - 1)-th largest of the `rows` - 1
-    rows before it, where it is >= `level` (instant[i] and `needed` - 1 of those rows are),
-    NaN elsewhere; NaN rows are left out. The rule fires on the outliers themselves, so that
-    an event ends with the last of them. Counting first keeps it one pass over the rows: the
-    window is ranked only where the rule may fire, seldom but in a fault (a level of -inf
-    ranks every window, for the calibration)."""
-    top = np.empty(max(needed - 1, 1))
-    count = 0  # of the rows before row i in its window, those >= level
-    for i in range(len(instant)):
-        if i > rows - 1:
-            count -= instant[i - rows] >= level
-        out[i] = np.nan
-        if instant[i] >= level and count >= needed - 1:
-            top[:] = np.inf if needed == 1 else -np.inf
-            for j in range(max(0, i - rows + 1), i):
-                value = instant[j]
-                place = needed - 1
-                while place > 0 and value > top[place - 1]:
-                    place -= 1
-                if place < needed - 1:
-                    for shifted in range(needed - 2, place, -1):
-                        top[shifted] = top[shifted - 1]
-                    top[place] = value
-            out[i] = min(instant[i], top[max(needed - 2, 0)])
-        count += instant[i] >= level
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -696,13 +696,12 @@ def _normal_report(
 
 
 def _levels(model: NormalModel) -> dict[str, Any]:
-    """Every alarm level the model learnt: the indices' of the rows and of their averages, the
-    recurring rule's (a ratio to the rows' score) and each signal's longest stillness."""
+    """Every alarm level the model learnt: the indices' of the rows and of their averages, and
+    each signal's longest stillness."""
     indices = ("t2", "spe", "t2_smoothed", "spe_smoothed")
     period = model.settings.sample_period_s
     return {
         **dict(zip(indices, (*model.levels, *model.drift_levels), strict=True)),
-        "recurring": model.recurring_level,
         "still_s": {
             name: rows * period for name, rows in zip(model.signals, model.stuck_rows, strict=True)
         },

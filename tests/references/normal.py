@@ -76,20 +76,7 @@ def normal_reference(
         window = [*window[1:], -math.inf if math.isnan(index) else index]
         kth = sorted(window, reverse=True)[settings.evidence_needed - 1]
         score[i] = kth if kth > -math.inf else math.nan
-    return np.fmax(score, _recurring_reference(model, instant)), instant, shares
-
-
-def _recurring_reference(model: NormalModel, instant: FloatArray) -> FloatArray:
-    """The recurring rule row by row: a row at its level with `recurring_needed` - 1 of the
-    rows before it in the window, as the smaller of it and the last of those; NaN elsewhere."""
-    level, settings = model.recurring_level, model.settings
-    fired = np.full(len(instant), math.nan)
-    for i, value in enumerate(instant.tolist()):
-        before = instant[max(0, i - settings.recurring_rows + 1) : i]
-        at_level = sorted((v for v in before.tolist() if v >= level), reverse=True)
-        if level > 0 and value >= level and len(at_level) >= settings.recurring_needed - 1:
-            fired[i] = min([value, *at_level[: settings.recurring_needed - 1]]) / level
-    return fired
+    return score, instant, shares
 
 
 def _still_runs(values: FloatArray, tolerance: FloatArray) -> FloatArray:
@@ -169,20 +156,4 @@ def normal_numpy(
     ranked = np.concatenate((np.zeros(window - 1), np.where(np.isnan(instant), -np.inf, instant)))
     windows = sliding_window_view(ranked, window)
     kth = -np.partition(-windows, needed - 1, axis=1)[:, needed - 1]
-    score = np.where(kth > -np.inf, kth, np.nan)
-    return np.fmax(score, _recurring_numpy(model, ranked[window - 1 :])), instant, shares
-
-
-def _recurring_numpy(model: NormalModel, ranked: FloatArray) -> FloatArray:
-    """The recurring rule by a partition of every row's window of the rows before it (`ranked`:
-    the instants, NaN as -inf)."""
-    level, settings = model.recurring_level, model.settings
-    before, needed = settings.recurring_rows - 1, settings.recurring_needed
-    padded = np.concatenate((np.full(before, -np.inf), ranked))
-    if needed > 1:
-        windows = sliding_window_view(padded, before)[: len(ranked)]
-        others = -np.partition(-windows, needed - 2, axis=1)[:, needed - 2]
-    else:
-        others = np.full(len(ranked), np.inf)
-    value = np.minimum(ranked, others)
-    return np.where((level > 0) & (value >= level), value / max(level, 1e-300), np.nan)
+    return np.where(kth > -np.inf, kth, np.nan), instant, shares
