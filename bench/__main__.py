@@ -238,10 +238,10 @@ class _Tee(io.TextIOBase):
 
 def report(output: str, ran: list[str], skipped: list[str]) -> str:
     """The README's performance block: the host, the parts run and what they printed."""
-    note = f"; not run: {', '.join(skipped)}" if skipped else ""
+    command = f"python -m bench --skip {' '.join(skipped)}" if skipped else "make bench"
     return (
         f"{BEGIN}\n"
-        f"Printed by `make bench` ({', '.join(ran)}{note}), {host_line()}.\n\n"
+        f"Printed by `{command}` ({', '.join(ran)}), {host_line()}.\n\n"
         f"```text\n{output.strip()}\n```\n"
         f"{END}"
     )

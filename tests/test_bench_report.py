@@ -20,7 +20,7 @@ def test_the_block_between_the_markers_is_replaced_and_the_rest_kept(tmp_path: P
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# Title\n\n" + BEGIN) and text.endswith(END + "\n\n## After\n")
     assert "old figures" not in text and "```text\nkernel  42 %\n```" in text
-    assert "(kernels; not run: capacity), host: " in text
+    assert "Printed by `python -m bench --skip capacity` (kernels), host: " in text
 
 
 def test_a_readme_without_the_block_is_refused_by_name(tmp_path: Path) -> None:
