@@ -371,11 +371,20 @@ def go_by_url(page: Page, path: str) -> None:
 
 
 def menu_options(page: Page, label: str) -> list[str]:
-    """The options a selectbox offers, as its open menu lists them."""
-    page.locator("[data-testid='stSelectbox']").filter(
+    """The options a selectbox offers, as its open menu lists them. A page that is still
+    rendering after a change of page can swallow the click that opens the menu: it is clicked
+    again until the menu shows."""
+    selectbox = page.locator("[data-testid='stSelectbox']").filter(
         has=page.get_by_text(label, exact=True)
-    ).click()
+    )
     options = page.get_by_role("option")
+    for _ in range(3):
+        selectbox.click()
+        try:
+            expect(options.first).to_be_visible(timeout=TIMEOUT_MS // 3)
+            break
+        except AssertionError:
+            page.keyboard.press("Escape")
     expect(options.first).to_be_visible(timeout=TIMEOUT_MS)
     shown = [option.strip() for option in options.all_inner_texts()]
     page.keyboard.press("Escape")
