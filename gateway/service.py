@@ -35,7 +35,7 @@ import paho.mqtt.client as mqtt
 
 from gateway.acceptance import Acceptance, Refusal
 from gateway.stats import GatewayStats, StatsRecorder
-from shopfloor.diskqueue import DiskQueue, DiskQueueError
+from shopfloor.diskqueue import DiskQueue, DiskQueueError, Queued
 from shopfloor.messages import (
     AssetPath,
     DeadLetter,
@@ -340,12 +340,29 @@ class Gateway:
         refusal = Refusal(Problem.REJECTED_BY_STORE, excerpt(str(exc)))
         return self._letter(point.asset.topic(kind), encode_points([point]), refusal)
 
-    def _drain(self, max_batches: int = 20) -> None:
-        """Write spilled batches back, oldest first, until the store fails again."""
+    def _drain(self, max_batches: int = 2000) -> None:
+        """Write spilled batches back, oldest first, until the store fails again: several in
+        one write, up to a batch's points, since a batch of a 1 Hz load is one message and a
+        write each would drain an outage's spill slower than it filled."""
+        entries: list[Queued] = []
+        points: list[Point] = []
         for entry in self.spill.oldest(max_batches):
-            if not self._write(decode_points(entry.payload)):
-                return
-            self.spill.acknowledge([entry.id])
+            entries.append(entry)
+            points += decode_points(entry.payload)
+            if len(points) >= self.settings.batch_size:
+                if not self._write_back(entries, points):
+                    return
+                entries, points = [], []
+        if entries:
+            self._write_back(entries, points)
+
+    def _write_back(self, entries: list[Queued], points: list[Point]) -> bool:
+        """Write the points of spilled batches and forget the batches; False if the store
+        failed."""
+        if not self._write(points):
+            return False
+        self.spill.acknowledge([entry.id for entry in entries])
+        return True
 
     def _probe(self) -> None:
         """A failing store with no traffic to try it: ask it whether it is back."""
