@@ -71,7 +71,7 @@ from analytics.anomaly import (
     zscore,
 )
 from analytics.anomaly._intrinsics import _fma
-from analytics.anomaly.normal import NormalModel, _carry, _Frozen, _raw_rows
+from analytics.anomaly.normal import NormalModel, _carry, _Frozen, _raw_rows, _start_carry
 from analytics.energy import (
     DEMAND_INTERVAL_S,
     integrate_bins,
@@ -219,7 +219,9 @@ def normal_products(model: NormalModel, values: FloatArray) -> Bound:
     def carry_and_products() -> None:
         for _ in range(3):
             _raw_rows(values, frozen.gain, frozen.offset, (0,) * k, raw)
-        _carry(values, raw, needed, rows, *state, smoothed, still, held)
+        average, last, runs, above, count = _start_carry(frozen.centre, rows)
+        _carry(values, raw, needed, rows, 0, *state, average, last, runs, above, count, smoothed,
+               still, held)  # fmt: skip
 
     return Bound("its carry and products", carry_and_products, values.size)
 

@@ -168,6 +168,22 @@ def test_scoring_kernel_matches_references(k: int, needed: int, rows: int, n: in
         np.testing.assert_allclose(scored.contributions, shares, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("segment", [1, 6, 4_095])
+def test_scoring_a_segment_at_a_time_gives_the_scores_of_one_pass(
+    model: NormalModel, segment: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = plant(9_000, seed=5)
+    values[2_000:2_600, 1] += 30.0  # a correlation break across segments
+    values[4_090:4_100] = np.nan  # a stop at a boundary of 4,095-row segments
+    values[6_000:6_900, 2] = 60.0  # a stuck signal
+    whole = score_normal(model, values)
+    monkeypatch.setattr("analytics.anomaly.normal._SEGMENT", segment)
+    pieces = score_normal(model, values)
+    for name in ("score", "instant", "contributions"):
+        np.testing.assert_array_equal(getattr(pieces, name), getattr(whole, name))
+    assert np.nanmax(whole.score) > 1.0
+
+
 @pytest.mark.parametrize(("shape", "rate"), [(0.0, 1e-6), (0.3, 1e-6), (0.0, 1e-4)])
 def test_the_tail_fit_finds_the_level_of_a_known_distribution(shape: float, rate: float) -> None:
     rng = np.random.default_rng(7)

@@ -339,7 +339,9 @@ def _stuck_rows(
     for signal in range(k):
         alone = np.zeros(k)
         alone[signal] = 1.0
-        _carry(values, np.zeros(n), 1, 1, centre, 0.0, tolerance, alone, smoothed, runs, held)
+        average, last, counted, above, count = _start_carry(centre, 1)
+        _carry(values, np.zeros(n), 1, 1, 0, centre, 0.0, tolerance, alone, average, last,
+               counted, above, count, smoothed, runs, held)  # fmt: skip
         try:
             fitted = fit_tail(runs, n * settings.sample_period_s, settings.evidence_rows)
         except ValueError:  # hardly ever still: the longest run and the floor decide
@@ -428,19 +430,45 @@ class _Frozen:
         return cls(gain, gain @ centre, centre, keep, tolerance, per_row)
 
     def score(self, values: FloatArray, settings: NormalSettings, shares: bool) -> Scored:
-        """`values` scored (see `_carry` and `_score_rows`), with contributions if `shares`."""
+        """`values` scored (see `_carry` and `_score_rows`), with contributions if `shares`.
+
+        A segment of rows at a time, through scratch reused from one to the next: the
+        smoothed rows and the still runs of a month are gigabytes that a service would take
+        from the system afresh at each recomputation, and first touches of memory cost more
+        than the scoring. The carry's state goes on from segment to segment, and each segment
+        keeps the rows - 1 before it that its first scores need, so that the scores are those
+        of one pass."""
         n, k = values.shape
-        smoothed, still, held = np.empty((n, k)), np.empty(n), np.empty(n, np.int64)
-        signals = (0,) * k
-        raw = np.empty(n)
-        _raw_rows(values, self.gain, self.offset, signals, raw)
-        state = (self.centre, self.keep, self.tolerance, self.per_row)
         needed, rows = settings.evidence_needed, settings.evidence_rows
-        _carry(values, raw, needed, rows, *state, smoothed, still, held)
+        context, size = rows - 1, max(1, min(n, _SEGMENT))
+        raw = np.empty(size)
+        smoothed = np.empty((context + size, k))
+        still, held = np.empty(context + size), np.empty(context + size, np.int64)
+        carried = (
+            self.centre,
+            self.keep,
+            self.tolerance,
+            self.per_row,
+            *_start_carry(self.centre, rows),
+        )
+        signals = (0,) * k
         score, instant = np.empty(n), np.empty(n)
         contributions = np.empty((n, k) if shares else (0, k))
-        args = (self.gain, self.offset, needed, rows, signals)
-        _score_rows(values, smoothed, still, held, *args, score, instant, contributions)
+        for first in range(0, n, size):
+            end, before = min(n, first + size), min(first, context)
+            filled = before + end - first  # rows of scratch: the context, then the segment's
+            x = values[first:end]
+            _raw_rows(x, self.gain, self.offset, signals, raw[: end - first])
+            mine = (smoothed[before:filled], still[before:filled], held[before:filled])
+            _carry(x, raw[: end - first], needed, rows, first, *carried, *mine)
+            written = contributions[first - before : end] if shares else contributions
+            _score_rows(
+                values[first - before : end], smoothed[:filled], still[:filled], held[:filled],
+                self.gain, self.offset, needed, rows, signals, before,
+                score[first - before : end], instant[first - before : end], written,
+            )  # fmt: skip
+            for scratch in (smoothed, still, held):  # the next segment's context
+                scratch[: min(context, filled)] = scratch[filled - min(context, filled) : filled]
         return Scored(score, instant, contributions)
 
 
@@ -478,6 +506,7 @@ def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[Nor
     return found
 
 
+_SEGMENT = 1 << 16  # rows scored at a time, through the same scratch
 _CHUNK = 4096  # rows a thread scores at a time
 _BLOCK = 256  # rows whose products it computes side by side
 
@@ -507,28 +536,47 @@ def _kth_largest(recent: FloatArray, m: int, rows: int, needed: int, rank: Float
         out[j] = out[j] if out[j] > -np.inf else np.nan
 
 
+def _start_carry(
+    centre: FloatArray, rows: int
+) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """`_carry`'s state before the first row: the average at the centre, no value before, no
+    still run, none of the last `rows` raw scores above the level (and their count)."""
+    k = len(centre)
+    return (
+        centre.copy(),
+        np.full(k, np.nan),
+        np.zeros(k),
+        np.zeros(rows, np.int64),
+        np.zeros(1, np.int64),
+    )
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, centre: FloatArray,
-           keep: float, tolerance: FloatArray,
-           per_row: FloatArray, smoothed: FloatArray, still: FloatArray,
-           held: npt.NDArray[np.int64]) -> None:  # fmt: skip
+def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, first: int,
+           centre: FloatArray, keep: float, tolerance: FloatArray, per_row: FloatArray,
+           state: FloatArray, last: FloatArray, runs: FloatArray,
+           above: npt.NDArray[np.int64], count: npt.NDArray[np.int64], smoothed: FloatArray,
+           still: FloatArray, held: npt.NDArray[np.int64]) -> None:  # fmt: skip
     """What a row's score owes to the rows before it, one row after the other: smoothed[i] the
     average of the complete rows up to i, `keep` of it carried from row to row (from the centre
     again after a row with a NaN, NaN on it, or where `needed` of the last `rows` `raw` are
-    >= 1, the centre on it); still[i]
-    the largest still run over its level (runs times `per_row`; NaN where every signal is
-    missing or none is watched) and held[i] its signal. A row with every signal missing ends
-    every run."""
+    >= 1, the centre on it); still[i] the largest still run over its level (runs times
+    `per_row`; NaN where every signal is missing or none is watched) and held[i] its signal. A
+    row with every signal missing ends every run.
+
+    x's first row is row `first` of the series; the carry's state (`state`, `last`, `runs`,
+    and the ring `above` of the last rows' raw flags with their `count`, from `_start_carry`)
+    is updated in place, so that the series can be carried a segment at a time."""
     n, k = x.shape
     watched = False
     for j in range(k):
         watched = watched or per_row[j] > 0
-    state, last, runs = centre.copy(), np.full(k, np.nan), np.zeros(k)
-    above, count = np.zeros(rows, np.int64), 0  # of the last rows, those with raw >= 1
+    total = count[0]
     for i in range(n):
         flag = 1 if raw[i] >= 1.0 else 0
-        count += flag - above[i % rows]
-        above[i % rows] = flag
+        slot = (first + i) % rows
+        total += flag - above[slot]
+        above[slot] = flag
         missing = 0
         for j in range(k):
             missing += x[i, j] != x[i, j]
@@ -547,10 +595,11 @@ def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, centre: Float
             if ratio > best:
                 best, which = ratio, j
         still[i], held[i] = best, which
-        restart = missing > 0 or count >= needed
+        restart = missing > 0 or total >= needed
         for j in range(k):
             state[j] = centre[j] if restart else keep * state[j] + (1.0 - keep) * x[i, j]
             smoothed[i, j] = np.nan if missing else state[j]
+    count[0] = total
 
 
 @njit(cache=True, error_model="numpy", nogil=True, parallel=True)
@@ -619,6 +668,7 @@ def _score_rows(
     needed: int,
     rows: int,
     signals: tuple[int, ...],
+    skip: int,
     score: FloatArray,
     instant: FloatArray,
     shares: FloatArray,
@@ -626,13 +676,15 @@ def _score_rows(
     """instant[i] = the largest index of row i (`_largest` of T² and SPE of x and of
     `smoothed`, and `still`); score[i] the `needed`-th largest of the last `rows` instants
     (rows before the first count as 0, NaN below all); with `shares` of n rows, each signal's
-    share of that index (all of it to held[i] for a still run). Chunks of rows in parallel,
-    each scoring again the rows - 1 before it that its first scores need."""
+    share of that index (all of it to held[i] for a still run). The first `skip` rows are
+    only the context of the next (up to rows - 1 of them), scored before: nothing is written
+    for them. Chunks of rows in parallel, each scoring again the rows - 1 before it that its
+    first scores need."""
     n = x.shape[0]
     k = len(signals)
     with_shares = shares.shape[0] == n
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        first, end = chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)
+    for chunk in prange((n - skip + _CHUNK - 1) // _CHUNK):
+        first, end = skip + chunk * _CHUNK, min(n, skip + (chunk + 1) * _CHUNK)
         columns, y = np.empty((k, _BLOCK)), np.empty((4 * k, _BLOCK))
         total, rank, larger = np.empty((4, _BLOCK)), np.empty(_BLOCK), np.empty(_BLOCK)
         which = np.empty(_BLOCK, np.int64)
