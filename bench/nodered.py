@@ -10,10 +10,13 @@ topics, so a load reaches only the one it is for. CPU is the kernel's accounting
 process (utime+stime) over a load, divided by the points it stored.
 
 Each CPU figure has its floor beside it, measured in the same run: what any consumer of the
-gateway's protocol spends at least on that load, a do-nothing MQTT 5 subscriber acknowledging by
-hand on the same messages, plus one bare `/write` a message of the same points over a kept-alive
-connection (the body made beforehand, not compressed). A goal at or below the floor cannot be
-met by any Python consumer speaking MQTT 5; the verdict says so, with the floor's two parts.
+gateway's protocol that keeps its guarantees spends at least on that load, a do-nothing MQTT 5
+subscriber acknowledging by hand on the same messages, plus the validation of each message
+against the contract (`decode_readings`, in pydantic-core: Node-RED's flow validates nothing),
+plus one bare `/write` a message of the same points over a kept-alive connection (the body made
+beforehand, not compressed). A goal at or below the floor cannot be met by any Python consumer
+that speaks MQTT 5 and validates; the verdict says so, with the floor's three parts, or else the
+gateway's excess over the floor.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from bench.gateway import (
     Flood,
     GatewayProcess,
     Paced,
+    Payloads,
     _asset,
     _connect,
     _percentile,
@@ -57,7 +61,7 @@ from bench.gateway import (
     gateway_flood,
     paced_latency,
 )
-from shopfloor.messages import Reading, encode_readings
+from shopfloor.messages import Reading, decode_readings, encode_readings
 from shopfloor.store import Point
 from shopfloor.store.influx import to_line_protocol
 from tests.servers import InfluxDB, Mosquitto, ServerProcess, free_port
@@ -67,6 +71,7 @@ CACHE = Path(os.environ.get("SHOPFLOOR_BENCH_CACHE", Path.home() / ".cache/shopf
 FLOW_TENANT = "nodered"  # the topics of the flow's loads; the gateway subscribes to TENANT's
 GOAL_P99_RATIO, GOAL_CPU_RATIO = 1.0, 0.5  # of Node-RED's p99 at 1 Hz, of its CPU a point
 WRITES = 200  # bare /writes a load, for its floor
+VALIDATED = 100_000  # readings validated a load, for its floor
 
 # Contract readings to InfluxDB points: the asset from the topic, microsecond timestamps (the
 # contract's precision), the gateway's measurement, tags and fields.
@@ -260,14 +265,35 @@ def _loads(
 
 @dataclass(frozen=True)
 class Floor:
-    """The least CPU a point of one load: receiving and acknowledging it, writing it."""
+    """The least CPU a point of one load: receiving and acknowledging it, validating it against
+    the contract, writing it."""
 
     receive_us: float
+    validate_us: float
     write_us: float
 
     @property
     def total_us(self) -> float:
-        return self.receive_us + self.write_us
+        return self.receive_us + self.validate_us + self.write_us
+
+    def parts(self, baseline_us: float) -> str:
+        """Each part as a share of `baseline_us`."""
+        shares = (self.receive_us, self.validate_us, self.write_us)
+        names = ("receive+ack", "validate", "write")
+        return ", ".join(f"{n} {us / baseline_us:.2f}" for n, us in zip(names, shares, strict=True))
+
+
+def validate_cpu_us(per_message: int) -> float:
+    """This thread's CPU to validate one message of `per_message` readings against the contract
+    (`decode_readings`, in pydantic-core): the least that the gateway's guarantee of validation
+    costs a message. Node-RED's flow validates nothing."""
+    payload = Payloads(per_message, datetime.now(UTC)).payload(1)
+    decode_readings(payload)
+    runs = max(1, VALIDATED // per_message)
+    started = time.thread_time()
+    for _ in range(runs):
+        decode_readings(payload)
+    return (time.thread_time() - started) / runs * 1e6
 
 
 def write_cpu_us(server: InfluxDB, per_message: int) -> float:
@@ -304,12 +330,21 @@ def floors(broker: Mosquitto, server: InfluxDB, servers: dict[str, list[int]]) -
     consumers use, topics of a tenant neither subscribes to."""
     batched = do_nothing_flood(broker, servers, True, BATCH, BATCH_OFFERED / BATCH)
     return {
-        "paced": Floor(do_nothing_paced(broker, False).cpu_per_point_us(), write_cpu_us(server, 1)),
+        "paced": Floor(
+            do_nothing_paced(broker, False).cpu_per_point_us(),
+            validate_cpu_us(1),
+            write_cpu_us(server, 1),
+        ),
         "grouped": Floor(
             do_nothing_paced(broker, True).cpu_per_point_us(),
+            validate_cpu_us(SIGNALS) / SIGNALS,
             write_cpu_us(server, SIGNALS) / SIGNALS,
         ),
-        "batched": Floor(batched.cpu_per_message_us() / BATCH, write_cpu_us(server, BATCH) / BATCH),
+        "batched": Floor(
+            batched.cpu_per_message_us() / BATCH,
+            validate_cpu_us(BATCH) / BATCH,
+            write_cpu_us(server, BATCH) / BATCH,
+        ),
     }
 
 
@@ -353,10 +388,7 @@ def _verdict(what: str, ratio: float, floor: Floor | None, baseline_us: float) -
     if floor is None:
         return f"{what}: MISSED ({ratio:.2f} of Node-RED's)"
     share = floor.total_us / baseline_us
-    parts = (
-        f"receive+ack {floor.receive_us / baseline_us:.2f}, "
-        f"write {floor.write_us / baseline_us:.2f}"
-    )
+    parts = floor.parts(baseline_us)
     if share >= GOAL_CPU_RATIO:
         return f"{what}: MISSED: floor is {share:.2f} of Node-RED's ({parts})"
     return f"{what}: MISSED: {ratio:.2f} of Node-RED's against a floor of {share:.2f} ({parts})"
@@ -379,8 +411,9 @@ def main() -> None:
         caption=(
             f"{PACED_ASSETS * SIGNALS} signals at 1 Hz; CPU: utime+stime of each process over "
             "the load / points stored; ratio: gateway / Node-RED (lower is better); floor: a "
-            "do-nothing MQTT 5 subscriber acknowledging by hand on the same load, plus one bare "
-            "/write a message over a kept-alive connection, in the same run"
+            "do-nothing MQTT 5 subscriber acknowledging by hand on the same load, plus the "
+            "contract's validation of its messages, plus one bare /write a message over a "
+            "kept-alive connection, in the same run"
         ),
     )
     columns = ("what", "gateway", "Node-RED (baseline)", "ratio", "floor", "floor / Node-RED")

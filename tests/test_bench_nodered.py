@@ -1,0 +1,22 @@
+"""The Node-RED comparison's floor: what a consumer that keeps the gateway's guarantees spends at
+least on a point, and the verdict that names its parts."""
+
+from __future__ import annotations
+
+from bench.nodered import Floor, _verdict, validate_cpu_us
+
+
+def test_validation_costs_less_a_reading_in_larger_messages() -> None:
+    single, batched = validate_cpu_us(1), validate_cpu_us(500) / 500
+    assert 0 < batched < single
+
+
+def test_a_goal_below_the_floor_is_said_to_be_out_of_reach() -> None:
+    floor = Floor(receive_us=3.0, validate_us=1.0, write_us=2.0)
+    verdict = _verdict("CPU a point", 0.7, floor, baseline_us=10.0)
+    assert verdict == (
+        "CPU a point: MISSED: floor is 0.60 of Node-RED's "
+        "(receive+ack 0.30, validate 0.10, write 0.20)"
+    )
+    below = _verdict("CPU a point", 0.9, Floor(1.0, 1.0, 1.0), baseline_us=10.0)
+    assert below.startswith("CPU a point: MISSED: 0.90 of Node-RED's against a floor of 0.30")
