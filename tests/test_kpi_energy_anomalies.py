@@ -192,6 +192,31 @@ def test_one_signal_and_the_detector_options(tmp_path: Path) -> None:
     assert data["signals"] == {"temperature": []}
 
 
+def step_file(tmp_path: Path) -> Path:
+    """50 min of a noisy pressure that steps up by 8 of its spreads at 00:33:20."""
+    rng = random.Random(3)
+    rows = [
+        f"2026-03-02T00:{i // 60:02d}:{i % 60:02d}Z,{7 + rng.gauss(0, 0.05) + 0.4 * (i >= 2000):.4f}"
+        for i in range(3000)
+    ]
+    return csv_file(tmp_path, "time,pressure", rows)
+
+
+def test_the_views_see_a_step_as_one_event(tmp_path: Path) -> None:
+    path = step_file(tmp_path)
+    data = as_json("anomalies", str(path), "--detector", "views")
+    assert (data["detector"], data["warmup"], data["threshold_z"]) == ("views", 750, None)
+    (step,) = data["signals"]["pressure"]
+    assert (step["start"], step["peak"]) == ("2026-03-02T00:33:20Z",) * 2
+    assert step["end"] > "2026-03-02T00:35:00Z" and step["peak_score"] == 3.0
+    z = as_json("anomalies", str(path))  # the z-score flickers about its level
+    assert z["detector"] == "zscore" and len(z["signals"]["pressure"]) > 1
+    later = as_json("anomalies", str(path), "--detector", "views", "--warmup", "2500")
+    assert (later["warmup"], later["signals"]) == (2500, {"pressure": []})
+    table = shopfloor("anomalies", str(path), "--detector", "views")
+    assert "one view at its level" in table.stdout and "3 of 3 views" in table.stdout
+
+
 def test_anomalies_table(tmp_path: Path) -> None:
     result = shopfloor("anomalies", str(signals_file(tmp_path, 2)))
     assert result.returncode == 0, result.stderr
@@ -291,6 +316,7 @@ def test_normal_until_table_shows_top_contributors(tmp_path: Path) -> None:
         (["--normal-until", "2026-03-01T00:00:00Z"], "error: --normal-until: 2026-03-01T00:00:00Z is before the first row: nothing to learn from or to score\n"),
         (["--normal-until", "2026-03-02T00:00:30Z"], "error: --normal-until: the normal period has 30 rows with every signal, 100 are needed\n"),
         (["--normal-until", NORMAL_UNTIL, "--warmup", "5"], "error: --warmup: for the streaming detectors, not with --normal-until\n"),
+        (["--normal-until", NORMAL_UNTIL, "--detector", "views"], "error: --detector: for the streaming detectors, not with --normal-until\n"),
         (["--normal-until", "yesterday"], "error: --normal-until: 'yesterday' is not a time (ISO 8601 or dd.mm.yyyy hh:mm[:ss])\n"),
         (["--false-alarms-per-week", "0"], "error: --false-alarms-per-week: must be above zero\n"),
     ],

@@ -21,7 +21,7 @@ sample) votes NaN. The tests compare the kernel with a plain Python reference
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,15 @@ class ViewSettings:
                 f"shift_smooth must be in (0, 1] and shift_z > 0, not {self.shift_smooth}, "
                 f"{self.shift_z}"
             )
+
+    def with_max_gap(self, seconds: float) -> ViewSettings:
+        """The same views, each starting afresh after `seconds` without a valid sample."""
+        return replace(
+            self,
+            level=replace(self.level, max_gap=seconds),
+            change=replace(self.change, max_gap=seconds),
+            shift=replace(self.shift, max_gap=seconds),
+        )
 
     @classmethod
     def learning(cls, samples: int) -> ViewSettings:
