@@ -69,17 +69,25 @@ class SensorRoute:
         return self.mapping.sources()
 
 
+def plant_sensor_mappings(plant: Plant, max_ahead_s: float | None = None) -> list[SensorMapping]:
+    """Every sensor kit of the plant on `<mqtt_topic>/<signal>` with `{"value", "ts"}` or plain
+    payloads; timestamps accepted up to `max_ahead_s` ahead of this device's clock (default:
+    a mapping's)."""
+    ahead = {} if max_ahead_s is None else {"max_ahead_s": max_ahead_s}
+    return [
+        SensorMapping.model_validate(
+            {"topic": f"{sensor.mqtt_topic}/{signal.id}", "asset": sensor.id, "signal": signal.id}
+            | ahead
+        )
+        for _, sensor in plant.sensors()
+        for signal in sensor.signals
+    ]
+
+
 def sensor_routes(plant: Plant, mappings: list[SensorMapping] | None) -> list[SensorRoute]:
-    """A route per sensors entry; without entries, every sensor kit of the plant on
-    `<mqtt_topic>/<signal>` with `{"value", "ts"}` or plain payloads."""
+    """A route per sensors entry; without entries, the plant's own (`plant_sensor_mappings`)."""
     if mappings is None:
-        mappings = [
-            SensorMapping(
-                topic=f"{sensor.mqtt_topic}/{signal.id}", asset=sensor.id, signal=signal.id
-            )
-            for _, sensor in plant.sensors()
-            for signal in sensor.signals
-        ]
+        mappings = plant_sensor_mappings(plant)
     assets = {path.asset: (path, signals) for path, signals in plant.catalogue().items()}
     return [
         SensorRoute(mapping, assets, ZoneInfo(mapping.timezone or plant.site.timezone))

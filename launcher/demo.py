@@ -341,7 +341,7 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"broker: {broker.kind} on {broker.url}{logins}; store: {store_url}; "
                  f"logs in {directory}/")  # fmt: skip
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
-        if edge_config:
+        if edge_config and "modbus:" in edge_config.read_text():
             announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
         tenant = load_plant(session.plant).tenant.id
@@ -386,12 +386,12 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         except KeyboardInterrupt:
             announce("stopping the demo...")
         finally:
-            stopping.set()  # a seeding still waiting for data gives up, not left to the exit
+            stopping.set()  # a seeding under way begins no further SME
             _stop([*children.values(), *sandboxes.processes])
-            if seeder is not None:
-                seeder.join(SEED_JOIN_S)
     if requested is None:
-        return None
+        return None  # a seeding under way dies with the process: each SME is saved whole or not
+    if seeder is not None:  # the next session's seeding must not assess the same SMEs beside it
+        seeder.join(SEED_JOIN_S)
     announce(f"loading {requested.scenario or requested.plant}, another plant: a new session")
     return new_session(options.data_dir, requested.plant, requested.scenario)
 
@@ -409,24 +409,28 @@ def _child_env(name: str, broker: DemoBroker, tenant: str) -> dict[str, str]:
 
 def write_demo_edge_config(session: Session) -> Path | None:
     """The demo edge's config, in the session's folder: every energy meter the plant gives a
-    Modbus address is read over Modbus, stamped with the simulator's clock (which runs apart
-    from the wall clock) from the meter's clock registers, and the rest of each machine over
-    OPC UA as the plant has it. None for a plant without such meters."""
+    Modbus address is read over Modbus, stamped with the simulator's clock from the meter's
+    clock registers, and the rest of each machine over OPC UA as the plant has it; every sensor
+    kit is read on its own topics, its timestamps (the simulator's clock, which runs ahead of
+    this one above x1 and from the next shift's start at odd hours) accepted as far ahead as
+    the gateway accepts them. None for a plant with neither meters nor kits."""
+    from edge.sensors import plant_sensor_mappings
     from simulators.modbus import CLOCK_ADDRESS
 
     plant = load_plant(session.plant)
     meters = [m.id for _, m in plant.machines() if m.energy_meter and m.energy_meter.modbus]
-    if not meters:
+    kits = plant_sensor_mappings(plant, max_ahead_s=DEMO_MAX_FUTURE_S)
+    if not meters and not kits:
         return None
     clock = {"table": "input", "address": CLOCK_ADDRESS, "type": "float64"}
-    config = {
-        "version": 1,
-        "plant": str(session.plant.resolve()),
-        "modbus": [{"machine": machine, "ts": dict(clock)} for machine in meters],
-    }
+    config: dict[str, object] = {"version": 1, "plant": str(session.plant.resolve())}
+    if meters:
+        config["modbus"] = [{"machine": machine, "ts": dict(clock)} for machine in meters]
+    if kits:
+        config["sensors"] = [kit.model_dump(mode="json", exclude_defaults=True) for kit in kits]
     path = session.directory / "edge.yaml"
     path.write_text(
-        "# Written by `shopfloor demo` for this session: the energy meters over Modbus.\n"
+        "# Written by `shopfloor demo` for this session: its energy meters and sensor kits.\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
     return path

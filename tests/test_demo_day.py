@@ -30,6 +30,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
 
 from dashboard.labels import reason_text, state_text
+from launcher.session import running_demo
 from shopfloor.plant import load_plant
 from tests.conftest import ROOT
 from tests.servers import free_port, require_binary
@@ -210,6 +211,9 @@ def test_demo_story_at_an_off_shift_hour_through_a_speed_up_and_a_restart(
             walk = Walk(page)
             page.goto(url, timeout=60_000)
             press_parts = walk_the_story(walk, started)
+            with walk.step("the hall's sensor kit stored"):  # stamped by the simulator's clock
+                demo.running = running_demo(data_dir)
+                assert "env-01" in demo.machines_with_data()
             page.close()  # before the stop: a dashboard going away is not a page error
         stop_demo(demo)
         if demo.process.returncode != 0:
