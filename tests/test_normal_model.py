@@ -17,7 +17,7 @@ from analytics.anomaly import (
     normal_events,
     score_normal,
 )
-from analytics.anomaly.tail import fit_tail
+from analytics.anomaly.tail import fit_tail, shape_floor
 from tests.references.normal import normal_numpy, normal_reference
 
 SIGNALS = ("load", "power", "temperature")
@@ -195,6 +195,44 @@ def test_the_tail_fit_finds_the_level_of_a_known_distribution(shape: float, rate
         scores, truth = -np.log(uniform), -np.log(rate)
     fit = fit_tail(scores, seconds=scores.size, separation=1)
     assert fit.level(rate) == pytest.approx(truth, rel=0.15)
+
+
+@pytest.mark.parametrize(("noise", "floor"), [("gaussian", 0.0), ("student-t 10", 2 / 10 / 3)])
+def test_the_shape_floor_follows_the_heaviest_tailed_signal(noise: str, floor: float) -> None:
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((400_000, 3))
+    if noise != "gaussian":  # kurtosis 3 + 6 / (10 - 4) = 4: squares of shape 2 / 10
+        z[:, 1] = rng.standard_t(10, len(z))
+    assert shape_floor(z, needed=3) == pytest.approx(floor, abs=0.004, rel=0.1)
+
+
+def test_the_tail_fit_keeps_its_shape_at_least_the_floor() -> None:
+    scores = -np.log(np.random.default_rng(7).random(100_000))  # shape 0, scale 1
+    free = fit_tail(scores, seconds=scores.size, separation=1)
+    floored = fit_tail(scores, seconds=scores.size, separation=1, min_shape=0.15)
+    assert free.shape == pytest.approx(0.0, abs=0.02)
+    assert floored.shape == 0.15
+    assert floored.level(1e-6) > 1.5 * free.level(1e-6)
+
+
+@pytest.mark.parametrize(("heavy", "most"), [(False, 1.05), (True, 2.0)])
+def test_the_floor_raises_the_levels_of_a_heavy_tailed_period_alone(
+    monkeypatch: pytest.MonkeyPatch, heavy: bool, most: float
+) -> None:
+    """An hour at 1 Hz of 6 signals mixing 3 sources, Student-t (4 degrees of freedom) or
+    Gaussian, plus sensor noise: the fitted shapes of the heavy-tailed period are below its
+    floor, the Gaussian's about 0."""
+    rng = np.random.default_rng(5)
+    mixing = rng.standard_normal((3, 6))
+    sources = rng.standard_t(4, (3_600, 3)) if heavy else rng.standard_normal((3_600, 3))
+    values = sources @ mixing + 0.3 * rng.standard_normal((3_600, 6))
+    names = tuple("abcdef")
+    floored = learn_normal(values, names).levels
+    monkeypatch.setattr("analytics.anomaly.normal.shape_floor", lambda z, needed: 0.0)
+    ratios = np.divide(floored, learn_normal(values, names).levels)
+    assert ratios.min() >= 1.0  # a floor: never below the fit
+    assert ratios.max() <= most
+    assert ratios.max() > 1.5 or not heavy
 
 
 @pytest.mark.parametrize(("gap", "count"), [(299, 1), (300, 2)])

@@ -25,6 +25,10 @@ chi-square assumption, which underestimates the heavy tail of real process signa
 factor of several; and apart, so that the heavy tail of a slow process's T² does not raise the
 level at which a broken correlation shows in SPE, whose residual is mostly sensor noise (a
 single index of both, phi = T²/tau² + SPE/delta² as Yue and Qin 2001, would share one level).
+The tail's shape of the row-by-row indices is floored by the signals' kurtosis
+(`analytics.anomaly.tail.shape_floor`): fitted near the 95th percentile, the tail of
+heavy-tailed signals looks lighter than it is a week out. Not that of the smoothed rows: an
+average of many rows is nearer a Gaussian.
 
 Evidence. An event opens when `evidence_needed` of the last `evidence_rows` rows are above the
 level (k of n), and the level is calibrated on that same k-of-n statistic. The trade-off: an
@@ -75,7 +79,7 @@ import numpy.typing as npt
 from numba import njit, prange
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from analytics.anomaly.tail import fit_tail
+from analytics.anomaly.tail import fit_tail, shape_floor
 from analytics.anomaly.thresholds import _events
 from shopfloor.learning import LearnCause
 
@@ -314,15 +318,16 @@ def _roots(z: FloatArray, explained: float) -> tuple[FloatArray, int]:
 
 def _level(
     values: FloatArray, centre: FloatArray, scale: FloatArray, roots: FloatArray, part: int,
-    settings: NormalSettings, rate: float,
+    settings: NormalSettings, rate: float, min_shape: float,
 ) -> float:  # fmt: skip
     """The level of one index (`part` of the 4 x k x k `roots`) for `rate` false alarms a
-    second, fitted on the k-of-n evidence of the normal period's rows."""
+    second, fitted on the k-of-n evidence of the normal period's rows with a tail shape of at
+    least `min_shape`."""
     alone = np.zeros_like(roots)
     alone[part] = roots[part]
     evidence = _Frozen.of(centre, scale, alone, settings).score(values, settings, False).score
     seconds = len(values) * settings.sample_period_s
-    return fit_tail(evidence, seconds, settings.evidence_rows).level(rate)
+    return fit_tail(evidence, seconds, settings.evidence_rows, min_shape).level(rate)
 
 
 def _stuck_rows(
@@ -384,9 +389,10 @@ def learn_normal(
     parts = [p for p in range(len(roots)) if roots[p].any()]
     rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 1)  # + 1: the still runs
     levels = np.zeros(len(roots))
+    floor = shape_floor((complete - centre) / scale, settings.evidence_needed)
     try:
-        for p in parts:
-            levels[p] = _level(values, centre, scale, roots, p, settings, rate)
+        for p in parts:  # the smoothed rows' floor is 0: an average is nearer a Gaussian
+            levels[p] = _level(values, centre, scale, roots, p, settings, rate, floor * (p < 2))
     except ValueError as exc:  # the tail's: too flat to fit
         raise NormalPeriodError(str(exc), "too_flat") from None
     for p in parts:
