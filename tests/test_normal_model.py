@@ -97,6 +97,24 @@ def test_a_slow_drift_is_seen_by_the_average_before_the_rows(model: NormalModel)
     assert next(iter(found[0].contributions)) == "temperature"
 
 
+def test_the_average_is_held_through_stops(model: NormalModel) -> None:
+    """A machine stopping a row in every 20 (all signals missing) drifting as in the test
+    above: the average's indices on its running rows are those with the stops left out, as a
+    period is learnt (its running rows joined end to end)."""
+    values = plant(8_000, seed=6)
+    values[2_000:, 2] += np.arange(6_000.0) / 1_800 * 1.5
+    root = model.root.copy()
+    root[:2] = 0.0  # the average's indices alone (the rows' would restart it)
+    smoothed = replace(model, root=root, stuck_rows=np.full(len(SIGNALS), np.inf))
+    stopping = values.copy()
+    stopping[::20] = np.nan
+    running = ~np.isnan(stopping).any(axis=1)
+    held = score_normal(smoothed, stopping).instant[running]
+    joined = score_normal(smoothed, stopping[running]).instant
+    np.testing.assert_allclose(held, joined, rtol=1e-12)
+    assert 2_000 * 19 / 20 < np.argmax(held >= 1.0) < 3_000
+
+
 def test_a_format_1_model_is_read_and_scored_as_it_was_learnt(model: NormalModel) -> None:
     stored = json.loads(model.to_json())
     for name in ("drift_levels", "tolerance", "stuck_rows"):
