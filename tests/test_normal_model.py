@@ -17,7 +17,7 @@ from analytics.anomaly import (
     normal_events,
     score_normal,
 )
-from analytics.anomaly.tail import fit_tail
+from analytics.anomaly.tail import fit_tail, shape_floor
 from tests.references.normal import normal_numpy, normal_reference
 
 SIGNALS = ("load", "power", "temperature")
@@ -95,6 +95,24 @@ def test_a_slow_drift_is_seen_by_the_average_before_the_rows(model: NormalModel)
     late = normal_events(raw, score_normal(raw, values), np.arange(8_000.0))
     assert found[0].start_row - 2_000 < 0.6 * (late[0].start_row - 2_000)
     assert next(iter(found[0].contributions)) == "temperature"
+
+
+def test_the_average_is_held_through_stops(model: NormalModel) -> None:
+    """A machine stopping a row in every 20 (all signals missing) drifting as in the test
+    above: the average's indices on its running rows are those with the stops left out, as a
+    period is learnt (its running rows joined end to end)."""
+    values = plant(8_000, seed=6)
+    values[2_000:, 2] += np.arange(6_000.0) / 1_800 * 1.5
+    root = model.root.copy()
+    root[:2] = 0.0  # the average's indices alone (the rows' would restart it)
+    smoothed = replace(model, root=root, stuck_rows=np.full(len(SIGNALS), np.inf))
+    stopping = values.copy()
+    stopping[::20] = np.nan
+    running = ~np.isnan(stopping).any(axis=1)
+    held = score_normal(smoothed, stopping).instant[running]
+    joined = score_normal(smoothed, stopping[running]).instant
+    np.testing.assert_allclose(held, joined, rtol=1e-12)
+    assert 2_000 * 19 / 20 < np.argmax(held >= 1.0) < 3_000
 
 
 def test_a_format_1_model_is_read_and_scored_as_it_was_learnt(model: NormalModel) -> None:
@@ -195,6 +213,44 @@ def test_the_tail_fit_finds_the_level_of_a_known_distribution(shape: float, rate
         scores, truth = -np.log(uniform), -np.log(rate)
     fit = fit_tail(scores, seconds=scores.size, separation=1)
     assert fit.level(rate) == pytest.approx(truth, rel=0.15)
+
+
+@pytest.mark.parametrize(("noise", "floor"), [("gaussian", 0.0), ("student-t 10", 2 / 10 / 3)])
+def test_the_shape_floor_follows_the_heaviest_tailed_signal(noise: str, floor: float) -> None:
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((400_000, 3))
+    if noise != "gaussian":  # kurtosis 3 + 6 / (10 - 4) = 4: squares of shape 2 / 10
+        z[:, 1] = rng.standard_t(10, len(z))
+    assert shape_floor(z, needed=3) == pytest.approx(floor, abs=0.004, rel=0.1)
+
+
+def test_the_tail_fit_keeps_its_shape_at_least_the_floor() -> None:
+    scores = -np.log(np.random.default_rng(7).random(100_000))  # shape 0, scale 1
+    free = fit_tail(scores, seconds=scores.size, separation=1)
+    floored = fit_tail(scores, seconds=scores.size, separation=1, min_shape=0.15)
+    assert free.shape == pytest.approx(0.0, abs=0.02)
+    assert floored.shape == 0.15
+    assert floored.level(1e-6) > 1.5 * free.level(1e-6)
+
+
+@pytest.mark.parametrize(("heavy", "most"), [(False, 1.05), (True, 2.0)])
+def test_the_floor_raises_the_levels_of_a_heavy_tailed_period_alone(
+    monkeypatch: pytest.MonkeyPatch, heavy: bool, most: float
+) -> None:
+    """An hour at 1 Hz of 6 signals mixing 3 sources, Student-t (4 degrees of freedom) or
+    Gaussian, plus sensor noise: the fitted shapes of the heavy-tailed period are below its
+    floor, the Gaussian's about 0."""
+    rng = np.random.default_rng(5)
+    mixing = rng.standard_normal((3, 6))
+    sources = rng.standard_t(4, (3_600, 3)) if heavy else rng.standard_normal((3_600, 3))
+    values = sources @ mixing + 0.3 * rng.standard_normal((3_600, 6))
+    names = tuple("abcdef")
+    floored = learn_normal(values, names).levels
+    monkeypatch.setattr("analytics.anomaly.normal.shape_floor", lambda z, needed: 0.0)
+    ratios = np.divide(floored, learn_normal(values, names).levels)
+    assert ratios.min() >= 1.0  # a floor: never below the fit
+    assert ratios.max() <= most
+    assert ratios.max() > 1.5 or not heavy
 
 
 @pytest.mark.parametrize(("gap", "count"), [(299, 1), (300, 2)])

@@ -25,6 +25,10 @@ chi-square assumption, which underestimates the heavy tail of real process signa
 factor of several; and apart, so that the heavy tail of a slow process's T² does not raise the
 level at which a broken correlation shows in SPE, whose residual is mostly sensor noise (a
 single index of both, phi = T²/tau² + SPE/delta² as Yue and Qin 2001, would share one level).
+The tail's shape of the row-by-row indices is floored by the signals' kurtosis
+(`analytics.anomaly.tail.shape_floor`): fitted near the 95th percentile, the tail of
+heavy-tailed signals looks lighter than it is a week out. Not that of the smoothed rows: an
+average of many rows is nearer a Gaussian.
 
 Evidence. An event opens when `evidence_needed` of the last `evidence_rows` rows are above the
 level (k of n), and the level is calibrated on that same k-of-n statistic. The trade-off: an
@@ -43,13 +47,17 @@ period's smoothed rows. Averaging shrinks the noise independent from row to row 
 spread; the trade-off is a lag of about `smoothing_s` behind a sudden change, which the raw
 indices see at once, and no gain on a signal whose noise is itself slow (its level on the
 smoothed rows is then as high as on the raw). Splitting the false-alarm rate over four indices
-instead of two raises each level a little (the log of 2 in the tail's scale). The average
-starts again at the centre after a row with a missing signal, e.g. after each stop, and after a
-row where the row-by-row indices alone have the evidence (k of the last n rows above their
-levels): a departure those already see would otherwise linger in the average for several
-`smoothing_s` after it ends, and keep its event open that long; a single row above them, as
-often noise as the start of a fault, leaves the average alone. The
-smoothed levels are fitted without these restarts, so a little on the safe side.
+instead of two raises each level a little (the log of 2 in the tail's scale). The average is
+held through a row with a missing signal, e.g. through each stop: a period is learnt on the
+machine's running rows joined end to end, so its smoothed levels are those of an average
+carried across stops, and one started again at each stop would never build up on a machine that
+stops every minute or two (a sealer waiting for its filler: an overheating was seen there only
+by the row-by-row indices). It starts again at the centre after a row where the row-by-row
+indices alone have the evidence (k of the last n rows above their levels): a departure those
+already see would otherwise linger in the average for several `smoothing_s` after it ends, and
+keep its event open that long; a single row above them, as often noise as the start of a
+fault, leaves the average alone. The smoothed levels are fitted without these restarts, so a
+little on the safe side.
 
 Stuck signals. A sensor that freezes keeps its value within the normal range, which no index
 sees. Each signal's stillness is counted: the rows in a row over which it changed by at most
@@ -75,7 +83,7 @@ import numpy.typing as npt
 from numba import njit, prange
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from analytics.anomaly.tail import fit_tail
+from analytics.anomaly.tail import fit_tail, shape_floor
 from analytics.anomaly.thresholds import _events
 from shopfloor.learning import LearnCause
 
@@ -314,15 +322,16 @@ def _roots(z: FloatArray, explained: float) -> tuple[FloatArray, int]:
 
 def _level(
     values: FloatArray, centre: FloatArray, scale: FloatArray, roots: FloatArray, part: int,
-    settings: NormalSettings, rate: float,
+    settings: NormalSettings, rate: float, min_shape: float,
 ) -> float:  # fmt: skip
     """The level of one index (`part` of the 4 x k x k `roots`) for `rate` false alarms a
-    second, fitted on the k-of-n evidence of the normal period's rows."""
+    second, fitted on the k-of-n evidence of the normal period's rows with a tail shape of at
+    least `min_shape`."""
     alone = np.zeros_like(roots)
     alone[part] = roots[part]
     evidence = _Frozen.of(centre, scale, alone, settings).score(values, settings, False).score
     seconds = len(values) * settings.sample_period_s
-    return fit_tail(evidence, seconds, settings.evidence_rows).level(rate)
+    return fit_tail(evidence, seconds, settings.evidence_rows, min_shape).level(rate)
 
 
 def _stuck_rows(
@@ -384,9 +393,10 @@ def learn_normal(
     parts = [p for p in range(len(roots)) if roots[p].any()]
     rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 1)  # + 1: the still runs
     levels = np.zeros(len(roots))
+    floor = shape_floor((complete - centre) / scale, settings.evidence_needed)
     try:
-        for p in parts:
-            levels[p] = _level(values, centre, scale, roots, p, settings, rate)
+        for p in parts:  # the smoothed rows' floor is 0: an average is nearer a Gaussian
+            levels[p] = _level(values, centre, scale, roots, p, settings, rate, floor * (p < 2))
     except ValueError as exc:  # the tail's: too flat to fit
         raise NormalPeriodError(str(exc), "too_flat") from None
     for p in parts:
@@ -558,9 +568,9 @@ def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, first: int,
            above: npt.NDArray[np.int64], count: npt.NDArray[np.int64], smoothed: FloatArray,
            still: FloatArray, held: npt.NDArray[np.int64]) -> None:  # fmt: skip
     """What a row's score owes to the rows before it, one row after the other: smoothed[i] the
-    average of the complete rows up to i, `keep` of it carried from row to row (from the centre
-    again after a row with a NaN, NaN on it, or where `needed` of the last `rows` `raw` are
-    >= 1, the centre on it); still[i] the largest still run over its level (runs times
+    average of the complete rows up to i, `keep` of it carried from row to row (held through a
+    row with a NaN, NaN on it; from the centre again where `needed` of the last `rows` `raw`
+    are >= 1, the centre on it); still[i] the largest still run over its level (runs times
     `per_row`; NaN where every signal is missing or none is watched) and held[i] its signal. A
     row with every signal missing ends every run.
 
@@ -595,9 +605,12 @@ def _carry(x: FloatArray, raw: FloatArray, needed: int, rows: int, first: int,
             if ratio > best:
                 best, which = ratio, j
         still[i], held[i] = best, which
-        restart = missing > 0 or total >= needed
+        restart = total >= needed
         for j in range(k):
-            state[j] = centre[j] if restart else keep * state[j] + (1.0 - keep) * x[i, j]
+            if restart:
+                state[j] = centre[j]
+            elif missing == 0:  # held through a row with a missing signal
+                state[j] = keep * state[j] + (1.0 - keep) * x[i, j]
             smoothed[i, j] = np.nan if missing else state[j]
     count[0] = total
 

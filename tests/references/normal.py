@@ -59,8 +59,10 @@ def normal_reference(
             y = root @ ((row - model.centre) / model.scale)
             candidates.append((float(y @ y), y * y))
         above = [*above[1:], max(candidates[0][0], candidates[1][0]) >= 1.0]
-        restart = missing.any() or sum(above) >= settings.evidence_needed
-        state = model.centre.copy() if restart else keep * state + (1.0 - keep) * row
+        if sum(above) >= settings.evidence_needed:
+            state = model.centre.copy()
+        elif not missing.any():  # held through a row with a missing signal
+            state = keep * state + (1.0 - keep) * row
         smoothed = state + math.nan if missing.any() else state
         for root in roots[2:]:
             y = root @ ((smoothed - model.centre) / model.scale)
@@ -101,27 +103,33 @@ def _still_runs(values: FloatArray, tolerance: FloatArray) -> FloatArray:
 def _average(
     model: NormalModel, values: FloatArray, keep: float, restart: npt.NDArray[np.bool_]
 ) -> FloatArray:
-    """The average of the complete rows, from the centre after each incomplete one (NaN on
-    it) or each `restart` (the centre on it), a block of rows at a time: within a block it is a lower-triangular matrix of
-    weights times the rows, masked where a reset lies between, plus the block before's last
-    average decayed."""
+    """The average of the complete rows, held through an incomplete one (NaN on it), from the
+    centre again at each `restart` (the centre on it; on an incomplete row, from the next
+    complete one's value). Over the complete rows alone, a block at a time: within a block it
+    is a lower-triangular matrix of weights times the rows, masked where a restart lies
+    between, plus the block before's last average decayed."""
     n, k = values.shape
-    incomplete = np.asarray(np.isnan(values).any(axis=1))
-    restart = incomplete | restart
-    deviation = np.where(restart[:, None], 0.0, values - model.centre)
-    segment = np.cumsum(restart)
+    complete = np.flatnonzero(~np.isnan(values).any(axis=1))
+    restarts = np.cumsum(restart)
+    previous = np.concatenate(([0], restarts[complete[:-1]]))  # up to the complete row before
+    fresh = restarts[complete] > previous  # a restart since the complete row before
+    deviation = np.where(restart[complete, None], 0.0, values[complete] - model.centre)
+    segment = np.cumsum(fresh)
     lag = np.subtract.outer(np.arange(_BLOCK), np.arange(_BLOCK))
     weights = np.where(lag >= 0, (1.0 - keep) * keep ** np.maximum(lag, 0), 0.0)
     decay = keep ** np.arange(1, _BLOCK + 1)
-    out, carried, carried_segment = np.empty((n, k)), np.zeros(k), segment[0]
-    for first in range(0, n, _BLOCK):
-        rows = slice(first, min(first + _BLOCK, n))
+    average = np.empty((len(complete), k))
+    carried, carried_segment = np.zeros(k), segment[0] if len(complete) else 0
+    for first in range(0, len(complete), _BLOCK):
+        rows = slice(first, min(first + _BLOCK, len(complete)))
         m, ids = rows.stop - first, segment[rows]
         mask = ids[:, None] == ids[None, :]
         carry = np.where(ids[:, None] == carried_segment, decay[:m, None] * carried, 0.0)
-        out[rows] = (weights[:m, :m] * mask) @ deviation[rows] + carry
-        carried, carried_segment = out[rows.stop - 1], ids[-1]
-    return np.where(incomplete[:, None], np.nan, out + model.centre)
+        average[rows] = (weights[:m, :m] * mask) @ deviation[rows] + carry
+        carried, carried_segment = average[rows.stop - 1], ids[-1]
+    out = np.full((n, k), np.nan)
+    out[complete] = average + model.centre
+    return out
 
 
 def normal_numpy(
