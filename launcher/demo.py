@@ -286,6 +286,8 @@ class DemoOptions:
     dashboard_port: int = 8501
     broker_choice: BrokerChoice = BrokerChoice.AUTO
     announce: Callable[[str], None] = print
+    broker_port: int = BROKER_PORT  # each preferred: another is chosen, and said, if taken
+    api_port: int = API_PORT
 
 
 def run_demo(session: Session, options: DemoOptions) -> None:
@@ -305,10 +307,13 @@ def run_demo(session: Session, options: DemoOptions) -> None:
 def _run_session(session: Session, options: DemoOptions) -> Session | None:
     """Run one session; returns the session to run next (another plant's), or None to stop."""
     directory, announce = session.directory, options.announce
-    port = choose_port(BROKER_PORT, "the broker", announce)
+    port = choose_port(options.broker_port, "the broker", announce)
     broker = _broker(options.broker_choice, port, session)
     store_url = options.influx_url or session.store_url
-    api_port, api_token = choose_port(API_PORT, "the API", announce), secrets.token_urlsafe(16)
+    api_port, api_token = (
+        choose_port(options.api_port, "the API", announce),
+        secrets.token_urlsafe(16),
+    )
     hide(api_token)
     token_file = directory / "api-token"
     _write_private(token_file, api_token)

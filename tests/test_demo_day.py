@@ -35,7 +35,7 @@ from shopfloor.plant import load_plant
 from tests.conftest import ROOT
 from tests.servers import free_port, require_binary
 from tests.test_dashboard_driving import artifact, screenshot_settled
-from tests.test_demo import Demo
+from tests.test_demo import Demo, demo_ports
 from tests.test_end_to_end import plant_on_free_ports
 
 SATURDAY = 5  # datetime.weekday()
@@ -78,7 +78,7 @@ def start_faked_demo(scenario: Path, data_dir: Path, port: int, offset_s: int) -
     command, so that the demo's supervisor is the process Ctrl-C reaches first."""
     argv = [
         sys.executable, "-m", "launcher", "demo", "--scenario", str(scenario),
-        "--data-dir", str(data_dir), "--dashboard-port", str(port),
+        "--data-dir", str(data_dir), "--dashboard-port", str(port), *demo_ports(data_dir.parent),
     ]  # fmt: skip
     # Only the wall clock moves: libfaketime cannot fake Python's monotonic waits, and
     # tests/faketime/sitecustomize.py mends time.sleep with the monotonic clock left alone.

@@ -28,7 +28,7 @@ from launcher.cli.common import (
     store_settings,
 )
 from launcher.cli.users import DEFAULT_USERS_FILE, UsersFileOption
-from launcher.demo import BrokerChoice, DemoOptions, run_demo
+from launcher.demo import API_PORT, BROKER_PORT, BrokerChoice, DemoOptions, run_demo
 from launcher.session import (
     DEFAULT_DATA_DIR,
     RUNNING_FILE,
@@ -152,6 +152,13 @@ def demo(
         ),
     ] = None,
     dashboard_port: Annotated[int, typer.Option(help="Dashboard HTTP port.")] = 8501,
+    broker_port: Annotated[
+        int,
+        typer.Option(help="MQTT port of the demo's broker (another if it is taken: said then)."),
+    ] = BROKER_PORT,
+    api_port: Annotated[
+        int, typer.Option(help="The gateway's HTTP API port (another if it is taken: said then).")
+    ] = API_PORT,
     broker_server: Annotated[
         BrokerChoice,
         typer.Option(help="Broker to run: Mosquitto when installed (auto), or the embedded one."),
@@ -173,7 +180,10 @@ def demo(
         else:
             plant, scenario = _source(scenario_file, plant_file)
             session = new_session(data_dir, plant, scenario)
-        options = DemoOptions(data_dir, store_url, dashboard_port, broker_server)
+        options = DemoOptions(
+            data_dir, store_url, dashboard_port, broker_server, broker_port=broker_port,
+            api_port=api_port,
+        )  # fmt: skip
         run_demo(session, options)
     except (SessionError, RuntimeError) as exc:
         raise fail(str(exc)) from None
