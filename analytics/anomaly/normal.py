@@ -443,11 +443,11 @@ class _Frozen:
         """`values` scored (see `_carry` and `_score_rows`), with contributions if `shares`.
 
         A segment of rows at a time, through scratch reused from one to the next: the
-        smoothed rows and the still runs of a month are gigabytes that a service would take
-        from the system afresh at each recomputation, and first touches of memory cost more
-        than the scoring. The carry's state goes on from segment to segment, and each segment
-        keeps the rows - 1 before it that its first scores need, so that the scores are those
-        of one pass."""
+        smoothed rows and the still runs of a month at 1 Hz are 150 MB a machine that a
+        service would take from the system afresh at each recomputation, and first touches of
+        memory can cost more than the scoring. The carry's state goes on from segment to
+        segment, and each segment keeps the rows - 1 before it that its first scores need, so
+        that the scores are those of one pass."""
         n, k = values.shape
         needed, rows = settings.evidence_needed, settings.evidence_rows
         context, size = rows - 1, max(1, min(n, _SEGMENT))
