@@ -27,9 +27,9 @@ its bound ("MISSED: ... caps at X %, runs at Y % of it"). The bounds and the wor
   step in turn, and its work is, for 8 signals, about 96 multiply-adds a row (44 to solve and
   score it, 52 to absorb it in the mean and covariance), 12 a sample. Its bound is those 12 a
   sample at the rate a core does independent multiply-adds in vectors from its L1 cache
-  (`_multiply_adds`), a roof no kernel of that work passes; beyond it come the transposition of
-  each row into vectors (8 lanes out and 8 in), four rows to a vector where the roof fills
-  every lane, and the block's divisions.
+  (`vector_multiply_adds`), a roof no kernel of that work passes; beyond it come the
+  transposition of each row into vectors (8 lanes out and 8 in), four rows to a vector where
+  the roof fills every lane, and the block's divisions.
 - The normal model scores each row on four indices of k x k multiply-adds and the raw two again
   before its carry (384 a row of 8 signals, 48 a sample), in parallel; between the two passes
   its carry (`_carry`: the smoothed rows, the still runs, the evidence) runs one row after the
@@ -199,7 +199,7 @@ def recurrence(x: FloatArray, chains: int) -> Bound:
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _multiply_adds(count: int) -> float:
+def vector_multiply_adds(count: int) -> float:
     """About `count` multiply-adds, independent of one another, in vectors over 1,024 values
     in the L1 cache: the most of them a core does."""
     values = np.ones(1024)
@@ -213,7 +213,7 @@ def multiply_adds(per_sample: int, samples: int, threads: int) -> Bound:
     """A kernel's `per_sample` multiply-adds on `samples` at the core's vector rate, for a
     kernel bound by its arithmetic, on `threads` threads (one thread stands for them all)."""
     return Bound(
-        "its multiply-adds", lambda: _multiply_adds(per_sample * samples), samples * threads
+        "its multiply-adds", lambda: vector_multiply_adds(per_sample * samples), samples * threads
     )
 
 

@@ -55,6 +55,7 @@ from analytics.anomaly import (
 from analytics.energy import energy_by_state, peak_demand
 from analytics.oee import StateEvent, oee_timeline
 from analytics.service import LIVE_DETECTOR, MACHINE_DETECTOR
+from bench.kernels import vector_multiply_adds
 from shopfloor.states import MachineState
 
 FloatArray = npt.NDArray[np.float64]
@@ -312,17 +313,6 @@ def _chain(steps: int) -> float:
     return value
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def _vector(steps: int) -> float:
-    """`steps` passes of independent multiply-adds over 1,024 values in the L1 cache: what a
-    core's vector units can do, the most of it."""
-    values = np.ones(1024)
-    for _ in range(steps):
-        for i in range(values.size):
-            values[i] = values[i] * 0.999 + 0.001
-    return float(values[0])
-
-
 def cores_at_hand(cores: int, work: Callable[[int], float], steps: int) -> float:
     """The cores the run had for `work`: `cores` threads of it as a multiple of one thread's
     rate. On a shared machine the others' load takes the rest; where two virtual cores share
@@ -355,7 +345,7 @@ def main() -> None:
     plant = make_plant()
     one, every, same = best_runs(plant, cores)
     at_hand = cores_at_hand(cores, _chain, 100_000_000)
-    vector = cores_at_hand(cores, _vector, 200_000)
+    vector = cores_at_hand(cores, vector_multiply_adds, 200_000_000)
     z_every = timed(partial(z_scores, plant))
     numba.set_num_threads(1)
     z_one = timed(partial(z_scores, plant))
