@@ -388,12 +388,13 @@ def learn_normal(
             needed=needed,
         )
     centre, scale = _standardise(complete, signals)
-    roots, kept = _roots((complete - centre) / scale, settings.explained_variance)
+    standardised = (complete - centre) / scale
+    roots, kept = _roots(standardised, settings.explained_variance)
     roots = np.concatenate((roots, roots))  # the smoothed rows are watched by the same indices
     parts = [p for p in range(len(roots)) if roots[p].any()]
     rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 1)  # + 1: the still runs
     levels = np.zeros(len(roots))
-    floor = shape_floor((complete - centre) / scale, settings.evidence_needed)
+    floor = shape_floor(standardised, settings.evidence_needed)
     try:
         for p in parts:  # the smoothed rows' floor is 0: an average is nearer a Gaussian
             levels[p] = _level(values, centre, scale, roots, p, settings, rate, floor * (p < 2))
