@@ -310,10 +310,8 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
     port = choose_port(options.broker_port, "the broker", announce)
     broker = _broker(options.broker_choice, port, session)
     store_url = options.influx_url or session.store_url
-    api_port, api_token = (
-        choose_port(options.api_port, "the API", announce),
-        secrets.token_urlsafe(16),
-    )
+    api_port = choose_port(options.api_port, "the API", announce)
+    api_token = secrets.token_urlsafe(16)
     hide(api_token)
     token_file = directory / "api-token"
     _write_private(token_file, api_token)
@@ -326,7 +324,8 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         READINESS_DB_ENV: str(readiness_db),
     }  # fmt: skip
     newest = session.last_data_time()  # of a resumed session; None for a new one
-    edge_config = write_demo_edge_config(session)
+    plant = load_plant(session.plant)
+    edge_config = write_demo_edge_config(session, plant)
     commands = _commands(
         session, newest, broker.kind, api_port, options.dashboard_port, edge_config
     )
@@ -346,10 +345,10 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
         announce(f"broker: {broker.kind} on {broker.url}{logins}; store: {store_url}; "
                  f"logs in {directory}/")  # fmt: skip
         announce(f"API: {running.api_url}/docs  (bearer token in {token_file})")
-        if edge_config and "modbus:" in edge_config.read_text():
+        if modbus_meters(plant):
             announce(f"energy meters: read over Modbus TCP (the edge's config: {edge_config})")
         children: dict[str, subprocess.Popen[bytes]] = {}
-        tenant = load_plant(session.plant).tenant.id
+        tenant = plant.tenant.id
         stopping, analytics_due, seeder = threading.Event(), threading.Event(), None
         sandboxes = Sandboxes(
             directory, broker, _mqtt_version(broker.kind),
@@ -412,7 +411,12 @@ def _child_env(name: str, broker: DemoBroker, tenant: str) -> dict[str, str]:
     return {BROKER_URL_ENV: broker.url_for(tenant, role)} if role else {}
 
 
-def write_demo_edge_config(session: Session) -> Path | None:
+def modbus_meters(plant: Plant) -> list[str]:
+    """The machines whose energy meter the plant gives a Modbus address."""
+    return [m.id for _, m in plant.machines() if m.energy_meter and m.energy_meter.modbus]
+
+
+def write_demo_edge_config(session: Session, plant: Plant) -> Path | None:
     """The demo edge's config, in the session's folder: every energy meter the plant gives a
     Modbus address is read over Modbus, stamped with the simulator's clock from the meter's
     clock registers, and the rest of each machine over OPC UA as the plant has it; every sensor
@@ -422,8 +426,7 @@ def write_demo_edge_config(session: Session) -> Path | None:
     from edge.sensors import plant_sensor_mappings
     from simulators.modbus import CLOCK_ADDRESS
 
-    plant = load_plant(session.plant)
-    meters = [m.id for _, m in plant.machines() if m.energy_meter and m.energy_meter.modbus]
+    meters = modbus_meters(plant)
     kits = plant_sensor_mappings(plant, max_ahead_s=DEMO_MAX_FUTURE_S)
     if not meters and not kits:
         return None
