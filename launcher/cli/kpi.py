@@ -15,7 +15,7 @@ from shopfloor.config import ConfigError
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from analytics.anomaly import Event, NormalEvent, NormalModel
+    from analytics.anomaly import DetectorSettings, Event, NormalEvent, NormalModel
     from analytics.energy import Tariff
     from analytics.kpi_files import ExportFormat, Reading, Series
     from analytics.oee import OeeReport
@@ -672,7 +672,7 @@ def _signal_scores(
     t: Any,
     signals: Any,
     detector: SignalDetector,
-    settings: Any,
+    settings: DetectorSettings,
     warmup: int | None,
     threshold: float,
 ) -> tuple[Any, float, int]:
