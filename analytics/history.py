@@ -195,13 +195,18 @@ def while_running(series: Series, log_: list[StateEvent]) -> Series:
     scored across states every stop and restart would be an anomaly; a NaN sample is skipped
     and leaves the detector's statistics as they were, so running is compared with running.
     """
+    return Series(series.t, np.where(_in_state(series.t, log_, True), series.values, np.nan))
+
+
+def _in_state(t: FloatArray, log_: list[StateEvent], running: bool) -> npt.NDArray[np.bool_]:
+    """Which of the times `t` the machine was running (or, `running` False, at rest: in any
+    other state it logged); neither before its first logged state."""
     if not log_:
-        return Series(series.t, np.full_like(series.values, np.nan))
+        return np.zeros(len(t), dtype=bool)
     times = np.array([e.time for e in log_])
-    running = np.array([e.state is MachineState.RUNNING for e in log_])
-    at = np.searchsorted(times, series.t, side="right") - 1
-    keep = (at >= 0) & running[np.maximum(at, 0)]
-    return Series(series.t, np.where(keep, series.values, np.nan))
+    states = np.array([(e.state is MachineState.RUNNING) == running for e in log_])
+    at = np.searchsorted(times, t, side="right") - 1
+    return np.asarray((at >= 0) & states[np.maximum(at, 0)], dtype=bool)
 
 
 def aligned(signals: dict[str, Series], within_s: float) -> tuple[FloatArray, FloatArray]:
@@ -223,6 +228,17 @@ def running_rows(
     """The signals `aligned`, with every row taken while the machine was not running all NaN:
     a machine is compared with itself running (see `while_running`)."""
     grid, x = aligned(signals, within_s)
-    running = while_running(Series(grid, np.zeros(len(grid))), log_).values
-    x[np.isnan(running)] = np.nan
+    x[~_in_state(grid, log_, True)] = np.nan
     return grid, x
+
+
+def state_rows(
+    signals: dict[str, Series], log_: list[StateEvent], within_s: float
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """The signals `aligned`, with which rows were taken while the machine ran: a row in
+    neither state (before the first logged one) all NaN. A learnt model compares a machine
+    running with itself running and at rest with itself at rest."""
+    grid, x = aligned(signals, within_s)
+    running = _in_state(grid, log_, True)
+    x[~running & ~_in_state(grid, log_, False)] = np.nan
+    return grid, x, running

@@ -2,7 +2,8 @@
 
 The command line learns at once (`shopfloor analytics learn`); the dashboard, which has no
 Numba, asks the analytics service to (`shopfloor.learning`). Both learn here, from the machine's
-process signals while it ran, side by side as the service scores them afterwards.
+process signals side by side as the service scores them afterwards: while it ran, and while it
+stood when the period held enough of that.
 """
 
 from __future__ import annotations
@@ -11,15 +12,24 @@ import json
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 
-from analytics.anomaly.normal import NormalModel, NormalPeriodError, NormalSettings, learn_normal
-from analytics.history import Series, points_in_force, process_signals, running_rows, state_log
+from analytics.anomaly.normal import (
+    MachineNormal,
+    NormalModel,
+    NormalPeriodError,
+    NormalSettings,
+    learn_normal,
+    varying,
+)
+from analytics.history import Series, points_in_force, process_signals, state_log, state_rows
 from shopfloor.learning import LearnCause, NormalModelDoc
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine
 from shopfloor.states import STATE
 from shopfloor.store import Store
 
+FloatArray = npt.NDArray[np.float64]
 ALIGN_S = 5.0  # how old a signal's value may be to sit next to the others, as the service has it
 
 
@@ -42,7 +52,8 @@ def learn_machine(
     settings: NormalSettings | None = None,
     align_s: float = ALIGN_S,
 ) -> NormalModelDoc:
-    """The model of the machine's normal behaviour in [start, end), from its running rows."""
+    """The model of the machine's normal behaviour in [start, end): running, from its running
+    rows, and at rest, from the others, when there are enough (`_learn_at_rest`)."""
     period = f"{machine.name} from {_text(start)} to {_text(end)}"
     if end <= start:
         raise LearnError(f"{period}: the period ends before it starts", "ends_before_start")
@@ -51,32 +62,56 @@ def learn_machine(
     if not signals:
         raise LearnError(f"{period}: no process readings in the store", "no_readings")
     states = state_log({STATE: points_in_force(store, path, STATE, start, end)})
-    t, x = running_rows(signals, states, align_s)
-    running = ~np.isnan(x).all(axis=1)
+    t, x, running = state_rows(signals, states, align_s)
     if not running.any():
         raise LearnError(f"{period}: the machine was not running", "not_running")
     sampled = np.count_nonzero(np.isfinite(x[running]), axis=0) > 0
     names = [name for name, kept in zip(signals, sampled, strict=True) if kept]  # sampled running
-    rows = x[running][:, sampled]
     times = t[running]
     step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     settings = (settings or NormalSettings()).model_copy(update={"sample_period_s": step})
     try:
-        model = learn_normal(rows, names, settings, period=(times[0], times[-1]))
+        model = learn_normal(x[running][:, sampled], names, settings, period=(times[0], times[-1]))
     except NormalPeriodError as exc:
         raise LearnError(f"{period}: {exc}", exc.cause, **exc.values) from None
+    at_rest = ~running & ~np.isnan(x).all(axis=1)
+    resting = _learn_at_rest(x[at_rest][:, sampled], t[at_rest], names, settings)
     return NormalModelDoc(
         start=_utc(times[0]),
         end=_utc(times[-1]),
         rows=int(running.sum()),
         signals=names,
         model=json.loads(model.to_json()),
+        rest_rows=int(at_rest.sum()) if resting else 0,
+        rest_model=json.loads(resting.to_json()) if resting else None,
     )
 
 
-def normal_model(doc: NormalModelDoc) -> NormalModel:
-    """The model a stored document holds."""
-    return NormalModel.from_json(json.dumps(doc.model))
+def _learn_at_rest(
+    rows: FloatArray, times: FloatArray, names: list[str], settings: NormalSettings
+) -> NormalModel | None:
+    """The model of the machine at rest, on the signals read in most of its rest rows that
+    change there (a pressure that reads a steady zero at rest tells nothing); None when the
+    period held too little rest to learn it: the machine is then watched running only."""
+    kept = np.count_nonzero(np.isfinite(rows), axis=0) * 2 > len(rows)
+    if kept.any():
+        kept[kept] = varying(rows[:, kept])
+    if not kept.any():
+        return None
+    try:
+        return learn_normal(
+            rows[:, kept], [n for n, k in zip(names, kept, strict=True) if k], settings,
+            period=(times[0], times[-1]),
+        )  # fmt: skip
+    except NormalPeriodError:
+        return None
+
+
+def normal_model(doc: NormalModelDoc) -> MachineNormal:
+    """The model a stored document holds: running, and at rest when it was learnt."""
+    rest = doc.rest_model
+    resting = None if rest is None else NormalModel.from_json(json.dumps(rest))
+    return MachineNormal(NormalModel.from_json(json.dumps(doc.model)), resting)
 
 
 def _utc(seconds: float) -> datetime:

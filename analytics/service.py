@@ -37,13 +37,7 @@ from analytics.anomaly import (
     relative_entropy,
     t2_level,
 )
-from analytics.anomaly.normal import (
-    NormalEvent,
-    NormalModel,
-    Scored,
-    normal_events,
-    score_normal,
-)
+from analytics.anomaly.normal import MachineNormal, NormalEvent, Scored
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -62,6 +56,7 @@ from analytics.history import (
     process_signals,
     running_rows,
     state_log,
+    state_rows,
     while_running,
 )
 from analytics.learning import ALIGN_S, LearnError, learn_machine, normal_model
@@ -368,27 +363,27 @@ def _running_s(log_: list[StateEvent], a: float, b: float) -> float:
 
 
 def learnt_score(
-    model: NormalModel,
+    model: MachineNormal,
     signals: dict[str, Series],
     log_: list[StateEvent],
     settings: AnalyticsSettings,
 ) -> tuple[Series, Scored] | None:
-    """A machine's rows while running scored by its learnt model (the series holds the
-    evidence that opens events); None when it did not run."""
+    """A machine's rows scored by its learnt model, each in its state (the series holds the
+    evidence that opens events); None when there are none."""
     chosen = {s: signals.get(s, NO_SAMPLES) for s in model.signals}
-    t, x = running_rows(chosen, log_, settings.align_s)
+    t, x, running = state_rows(chosen, log_, settings.align_s)
     if len(t) == 0:
         return None
-    scored = score_normal(model, x)
+    scored = model.score(x, running)
     return Series(t, scored.score), scored
 
 
 def learnt_events(
-    model: NormalModel, rows: Series, scored: Scored, settings: AnalyticsSettings
+    model: MachineNormal, rows: Series, scored: Scored, settings: AnalyticsSettings
 ) -> list[Event]:
     """The learnt model's events as stored, one still reaching the newest rows open."""
     quiet_s = settings.quiet * _step(rows)
-    return [normal_event(e, rows.t[-1], quiet_s) for e in normal_events(model, scored, rows.t)]
+    return [normal_event(e, rows.t[-1], quiet_s) for e in model.events(scored, rows.t)]
 
 
 def normal_event(found: NormalEvent, last_row: float, quiet_s: float) -> Event:
@@ -505,7 +500,7 @@ class AnalyticsService:
         self.after_cycle = list(after_cycle)
         self.stopping = threading.Event()
         self._known: dict[AssetPath, _Known] = {}
-        self._models: dict[AssetPath, tuple[NormalModelDoc, NormalModel]] = {}
+        self._models: dict[AssetPath, tuple[NormalModelDoc, MachineNormal]] = {}
         self._scored_until: dict[tuple[AssetPath, str], float] = {}
         self._lookback: dict[AssetPath, timedelta] = {}
         self._cache = HistoryCache(store)
@@ -612,7 +607,7 @@ class AnalyticsService:
     def _normal_points(
         self,
         path: AssetPath,
-        model: NormalModel,
+        model: MachineNormal,
         signals: dict[str, Series],
         states: list[StateEvent],
         known: _Known,
@@ -631,7 +626,7 @@ class AnalyticsService:
         found = learnt_events(model, rows, scored, self.settings)
         return points + self._event_points(path, found, known, self.settings.quiet * _step(rows))
 
-    def _model(self, path: AssetPath, now: datetime) -> NormalModel | None:
+    def _model(self, path: AssetPath, now: datetime) -> MachineNormal | None:
         """The machine's model in force, read again only when another was stored."""
         doc = read_model(self.store, path, now)
         if doc is None:

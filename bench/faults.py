@@ -19,9 +19,10 @@ Both score the same recordings. The events are matched with the faults the scena
   and `GRACE` after its end (a breakdown may show only as the machine fails); its delay is the
   first such event's minus the fault's start. An event is known at its start, but for a silence:
   the service dates it from the last value, and knows of it once it has lasted `silent_after`
-  of the signal's typical steps. Process signals are scored while the machine runs, so a
-  fault that begins in a stop can show only once the machine runs again: the median delay is
-  given from the faults' start (the goal) and from when they can show;
+  of the signal's typical steps. The streaming detectors score process signals while the
+  machine runs, so to them a fault that begins in a stop can show only once the machine runs
+  again; a learnt model also watches the machine at rest (`MachineNormal`). The median delay is
+  given from the faults' start (the goal) and from when they can show while running;
 - an event is a true positive when it matches a fault; precision = true events / events.
 
 Faults that leave the process signals alone cannot be seen there and are reported apart: an air
@@ -47,7 +48,7 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
-from analytics.anomaly.normal import NormalModel
+from analytics.anomaly.normal import MachineNormal
 from analytics.history import Series, process_signals, while_running
 from analytics.learning import LearnError, learn_machine, normal_model
 from analytics.oee import StateEvent
@@ -94,7 +95,7 @@ GOALS = {
     "false_alarms_per_machine_day": (1.0, False),
 }
 
-Models = dict[str, NormalModel]  # by machine id
+Models = dict[str, MachineNormal]  # by machine id
 # Each numeric signal by (asset id, signal), and each machine's states.
 Recorded = tuple[dict[tuple[str, str], Series], dict[str, list[StateEvent]]]
 
@@ -199,7 +200,7 @@ def _streaming(
 
 
 def _learnt(
-    model: NormalModel, machine: Machine, signals: dict[str, Series], log_: list[StateEvent],
+    model: MachineNormal, machine: Machine, signals: dict[str, Series], log_: list[StateEvent],
     settings: AnalyticsSettings,
 ) -> Iterator[Found]:  # fmt: skip
     """The learnt model's events, as the service writes them for a machine with a model."""

@@ -272,6 +272,13 @@ def normal_period(
                 rows=number_text(model.rows, digits=0),
             )
         )
+        if model.rest_model is not None:
+            st.caption(
+                _(
+                    "And on {rows} samples taken while it stood: a fault that begins in a stop "
+                    "is seen before the machine runs again."
+                ).format(rows=number_text(model.rest_rows, digits=0))
+            )
     found = read_request(store, path, now)
     if found is not None and not found[1].learnt:
         request = found[1]

@@ -80,13 +80,17 @@ class LearnRequest(_Doc):
 class NormalModelDoc(_Doc):
     """A machine's model learnt on a normal period: the period (its first and last running
     sample), how many running rows it saw, its signals, and the model itself as the
-    analytics' JSON (`analytics.anomaly.NormalModel.to_json`)."""
+    analytics' JSON (`analytics.anomaly.NormalModel.to_json`); and, when the period held
+    enough rest to learn from, the model of the machine at rest and its rows (none in a
+    document written before machines were watched at rest)."""
 
     start: AwareDatetime
     end: AwareDatetime
     rows: int = Field(ge=1)
     signals: list[str] = Field(min_length=1)
     model: dict[str, Any]
+    rest_rows: int = Field(default=0, ge=0)
+    rest_model: dict[str, Any] | None = None
 
 
 D = TypeVar("D", bound=_Doc)

@@ -631,7 +631,7 @@ def test_staff_declare_a_period_normal_and_events_name_their_top_signals(
     drove it; "Learn again" asks the analytics service to learn the last hour."""
     learnt = NormalModelDoc(
         start=NOW - timedelta(hours=6), end=NOW - timedelta(hours=5), rows=3600,
-        signals=["spindle_load", "vibration"], model={},
+        signals=["spindle_load", "vibration"], model={}, rest_rows=1200, rest_model={},
     )  # fmt: skip
     explained = Event(
         type=EventType.ANOMALY, name="anomaly_machine", start=NOW - timedelta(minutes=30),
@@ -655,6 +655,7 @@ def test_staff_declare_a_period_normal_and_events_name_their_top_signals(
         assert shown["Vibration"] == ""  # a streaming detector's event: nothing explains it
         captions = " | ".join(c.value for c in app.caption)
         assert "Learnt from 11/16/2026 15:00:00 to 11/16/2026 16:00:00 on 3,600 samples" in captions
+        assert "And on 1,200 samples taken while it stood" in captions
         [learn] = [b for b in app.button if b.label == "Learn again"]
         learn.click().run()
         assert not app.exception, app.exception

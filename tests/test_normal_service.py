@@ -12,11 +12,14 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from analytics.learning import LearnError, learn_machine
-from analytics.service import AnalyticsService
+from analytics.anomaly import MachineNormal
+from analytics.history import Series, state_log
+from analytics.learning import LearnError, learn_machine, normal_model
+from analytics.service import AnalyticsService, AnalyticsSettings, learnt_events, learnt_score
 from launcher.cli import app
 from shopfloor.learning import (
     LearnRequest,
+    NormalModelDoc,
     read_model,
     read_request,
     request_point,
@@ -108,6 +111,7 @@ def test_a_period_is_learnt_from_the_machine_running(plant: Plant, store: Store)
     assert doc.signals == list(SIGNALS)
     assert doc.rows == 40 * 60
     assert (doc.start, doc.end) == (T0, NORMAL_UNTIL - timedelta(seconds=1))
+    assert (doc.rest_rows, doc.rest_model) == (0, None)  # it never stood: watched running only
 
 
 @pytest.mark.parametrize(
@@ -246,3 +250,62 @@ def test_an_events_contributions_are_stored_and_older_events_read_as_before(
     assert older.as_event().contributions == {}
     with pytest.raises(ValidationError, match="less than or equal to 1"):
         Event(name="anomaly_machine", start=T0, contributions={"flow": 1.5})
+
+
+CYCLE_S, RUN_S = 300, 180  # the press runs 3 min in every 5, and idles 2
+RUNAWAY_S = 47 * 60 + 30  # its heater runs away in the idle from minute 47 to 49
+
+
+def idling_press(path: AssetPath) -> list[Point]:
+    """Melt and pressure at their running levels for 3 min in every 5 and at their idle
+    levels between; from RUNAWAY_S on, the idle melt climbs 0.2 degC a second."""
+    rng = np.random.default_rng(11)
+    t = np.arange(MINUTES * 60)
+    running = t % CYCLE_S < RUN_S
+    melt = np.where(running, 230.0, 215.0) + 0.5 * rng.standard_normal(len(t))
+    melt += np.where(~running & (t >= RUNAWAY_S), 0.2 * (t - RUNAWAY_S), 0.0)
+    pressure = np.where(running, 800.0, 5.0) + 2 * rng.standard_normal(len(t))
+    points = [
+        Point(path, STATE, T0 + timedelta(seconds=start), state.value)
+        for start in range(0, MINUTES * 60, CYCLE_S)
+        for state, start in ((MachineState.RUNNING, start), (MachineState.IDLE, start + RUN_S))
+    ]
+    for signal, column in (("melt_temperature", melt), ("injection_pressure", pressure)):
+        points += [Point(path, signal, T0 + timedelta(seconds=int(i)), float(v)) for i, v in
+                   zip(t, column, strict=True)]  # fmt: skip
+    return points
+
+
+def test_a_machine_that_idles_in_its_normal_period_is_watched_at_rest_too(
+    plant: Plant, tmp_path: Path
+) -> None:
+    """A fault that begins while the machine stands is seen as it stands, from the rest rows'
+    own model, not at the next start: the running model alone sees nothing until then."""
+    path, machine = press(plant)
+    store = EmbeddedStore(tmp_path / "idling.db")
+    store.write(idling_press(path))
+    doc = learn_machine(store, path, machine, T0, NORMAL_UNTIL)
+    assert doc.signals == ["melt_temperature", "injection_pressure"]
+    assert (doc.rows, doc.rest_rows) == (8 * 180, 8 * 120)
+    model = normal_model(doc)
+    assert model.resting is not None and model.resting.signals == model.running.signals
+    older = doc.model_dump(mode="json", exclude={"rest_rows", "rest_model"})
+    assert normal_model(NormalModelDoc.model_validate(older)).resting is None  # running only
+
+    end = T0 + timedelta(minutes=MINUTES)
+    signals = {
+        s: Series.of(store.history(path, s, T0, end))
+        for s in ("melt_temperature", "injection_pressure")
+    }
+    log_ = state_log({STATE: store.history(path, STATE, T0, end)})
+    settings = AnalyticsSettings()
+
+    def events(watched: MachineNormal) -> list[Event]:
+        scored = learnt_score(watched, signals, log_, settings)
+        assert scored is not None
+        return [e for e in learnt_events(watched, *scored, settings) if e.start >= NORMAL_UNTIL]
+
+    [event] = events(model)
+    assert RUNAWAY_S < (event.start - T0).total_seconds() <= RUNAWAY_S + 60
+    assert next(iter(event.contributions)) == "melt_temperature"
+    assert events(MachineNormal(model.running)) == []  # it never ran with the runaway

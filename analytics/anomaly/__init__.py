@@ -23,6 +23,7 @@ Numba's cache notices changes to a kernel's own file only: after changing `setti
 from analytics.anomaly.entropy import RelativeEntropySettings, chi_square_cdf, relative_entropy
 from analytics.anomaly.hotelling_t2 import hotelling
 from analytics.anomaly.normal import (
+    MachineNormal,
     NormalEvent,
     NormalModel,
     NormalSettings,
@@ -41,6 +42,7 @@ from analytics.levels import t2_level
 __all__ = [
     "DetectorSettings",
     "Event",
+    "MachineNormal",
     "NormalEvent",
     "NormalModel",
     "NormalSettings",

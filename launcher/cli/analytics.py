@@ -127,8 +127,9 @@ def learn(
         raise fail(str(exc)) from None
     finally:
         store.close()
+    rest = f" and {doc.rest_rows} at rest" if doc.rest_model else ""
     typer.echo(
-        f"learnt normal of {machine.name} from {doc.rows} running rows, "
+        f"learnt normal of {machine.name} from {doc.rows} running rows{rest}, "
         f"{doc.start:%Y-%m-%d %H:%M:%S} to {doc.end:%Y-%m-%d %H:%M:%S} UTC: "
         f"{', '.join(doc.signals)}"
     )
