@@ -170,9 +170,9 @@ def _factorise_intrinsic(
     """LDL' of the shrunk covariance (see `hotelling`), from the lower triangle of the k x k
     s[cov:] (rows `_padded(k)` apart): the unit lower L below the diagonal of s[factor:] (k x k),
     1 / D into s[inverse_d:]: `_factorise`. Right-looking, so that the updates of a column do not
-    wait for one another, and unrolled with every value in a register: the chain of k divisions
-    through it bounds a block, and written as loops over `s` the compiler turns it into
-    gathers and scatters through memory, about four times slower."""
+    wait for one another; unrolled, every value in a register, as its k divisions in turn lie on
+    the chain of every block: written as loops over `s`, the compiler made them gathers and
+    scatters through memory, about four times slower."""
     signature = types.void(
         s, types.intp, types.intp, types.intp, types.float64, types.float64, signals
     )
@@ -192,13 +192,12 @@ def _factorise_intrinsic(
         for j in range(k):
             inverse = builder.fdiv(ir.Constant(ir.DoubleType(), 1.0), lower[j][j])
             builder.store(inverse, _at(builder, data, inverse_d, j))
-            scaled = [builder.fmul(lower[a][j], inverse) for a in range(j + 1, k)]
-            for a, scale in zip(range(j + 1, k), scaled, strict=True):
-                for b in range(j + 1, a + 1):
-                    product = builder.fmul(scale, lower[b][j])
+            for a in range(j + 1, k):
+                scaled = builder.fmul(lower[a][j], inverse)
+                builder.store(scaled, _at(builder, data, factor, a * k + j))
+                for b in range(j + 1, a + 1):  # lower[b][j] not yet scaled
+                    product = builder.fmul(scaled, lower[b][j])
                     lower[a][b] = builder.fsub(lower[a][b], product)
-            for a, scale in zip(range(j + 1, k), scaled, strict=True):
-                builder.store(scale, _at(builder, data, factor, a * k + j))
 
     return signature, codegen
 
