@@ -22,14 +22,15 @@ its bound ("MISSED: ... caps at X %, runs at Y % of it"). The bounds and the wor
   sample in turn (`_fma_chain`), on as many threads as they have series in flight. A z-score
   does beside it a square root, a division and two compares a sample, the square roots and
   divisions four at a time beside the chain.
-- Hotelling T² is bound by its arithmetic: its chain runs once per block of 32 rows (its LDL'
-  of 8 x 8, 8 divisions in turn, then the block's scores and weights), shorter per sample than a
-  step in turn, and its work is, for 8 signals, about 96 multiply-adds a row (44 to solve and
-  score it, 52 to absorb it in the mean and covariance), 12 a sample. Its bound is those 12 a
-  sample at the rate a core does independent multiply-adds in vectors from its L1 cache
-  (`vector_multiply_adds`), a roof no kernel of that work passes; beyond it come the
-  transposition of each row into vectors (8 lanes out and 8 in), four rows to a vector where
-  the roof fills every lane, and the block's divisions.
+- Hotelling T² takes its rows a block of 32 at a time, and the blocks one after the other:
+  a block's rows are read as deviations from the mean the block before left, transposed into
+  vectors of four rows (8 lanes out and 8 in), and go through its chain, each part waiting for
+  the one before: the LDL' of the covariance the block before left (8 x 8, 8 divisions in
+  turn), the rows' scores (44 multiply-adds a row), their weights (a division and a square
+  root a row) and their absorption in the mean and covariance (52 multiply-adds a row). Only
+  the reading of the rows overlaps the LDL'. Its bound is that loop with nothing else
+  (`t2_rows_and_chain`), on one thread for each machine in flight; beyond it come the gap and
+  NaN checks, the rows' indices and the scores written out.
 - The normal model scores each row on four indices of k x k multiply-adds and the raw two again
   before its carry (384 a row of 8 signals, 48 a sample), in parallel; between the two passes
   its carry (`_carry`: the smoothed rows, the still runs, the evidence) runs one row after the
@@ -72,7 +73,17 @@ from analytics.anomaly import (
     score_normal,
     zscore,
 )
-from analytics.anomaly._intrinsics import _fma
+from analytics.anomaly._intrinsics import (
+    _LINE,
+    _SNAPSHOT,
+    _absorb_block,
+    _factorise,
+    _fma,
+    _padded,
+    _score_block,
+    _take_four,
+)
+from analytics.anomaly.hotelling_t2 import _steady_weights
 from analytics.anomaly.normal import NormalModel, _carry, _Frozen, _raw_rows, _start_carry
 from analytics.energy import (
     DEMAND_INTERVAL_S,
@@ -102,7 +113,6 @@ FloatArray = npt.NDArray[np.float64]
 SAMPLES = 10_000_000
 SERIES = 16  # signals sharing one clock, for the kernels that run in parallel over series
 SIGNALS = 8  # per machine, for Hotelling T²; its samples are values, rows x signals
-T2_MULTIPLY_ADDS = 12  # a sample of T² of SIGNALS signals: about 96 a row
 REFERENCE_SAMPLES = 1_000_000  # for the references that iterate: 10M would take minutes
 HOTELLING_REFERENCE_SAMPLES = 200_000
 DETECTOR = DetectorSettings(max_gap=600.0)  # a gap check per sample, as in service
@@ -209,11 +219,52 @@ def vector_multiply_adds(count: int) -> float:
     return float(values[0])
 
 
-def multiply_adds(per_sample: int, samples: int, threads: int) -> Bound:
-    """A kernel's `per_sample` multiply-adds on `samples` at the core's vector rate, for a
-    kernel bound by its arithmetic, on `threads` threads (one thread stands for them all)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def t2_rows_and_chain(
+    x: FloatArray, alpha: float, clip: float, var_floor: float, signals: tuple[int, ...]
+) -> float:
+    """Hotelling T²'s own loop on x (rows x signals, each row's values together) with only what
+    it cannot do without, a block of rows at a time: the block's rows read and transposed into
+    vectors of four rows (`_take_four`) as deviations from the mean, then its chain, the LDL'
+    of the estimate, the scores, the weights and the absorption, each waiting for the one
+    before. Left out: the gap and NaN checks, the rows' indices, the scores written out."""
+    k = len(signals)
+    stride = _padded(k)
+    deviation = _LINE
+    t2 = deviation + k * _SNAPSHOT
+    gain, weight, later = t2 + _SNAPSHOT, t2 + 2 * _SNAPSHOT, t2 + 3 * _SNAPSHOT
+    reference = later + _SNAPSHOT
+    mean, centre, cov = reference + stride, reference + 2 * stride, reference + 3 * stride
+    factor = cov + k * stride
+    inverse_d = factor + k * k
+    s = np.zeros(inverse_d + k + _LINE)
+    for a in range(k):
+        s[reference + a] = x[0, a]
+        s[cov + a * stride + a] = 1.0
+    t2_rows, gain_rows = s[t2 : t2 + _SNAPSHOT], s[gain : gain + _SNAPSHOT]
+    weight_rows, later_rows = s[weight : weight + _SNAPSHOT], s[later : later + _SNAPSHOT]
+    for j in range(_SNAPSHOT):
+        later_rows[j] = (1.0 - alpha) ** (_SNAPSHOT - 1 - j)
+    for first in range(0, x.shape[0] - _SNAPSHOT + 1, _SNAPSHOT):
+        _factorise(s, cov, factor, inverse_d, 0.01, var_floor, signals)
+        for a in range(k):
+            s[centre + a] = s[reference + a] + s[mean + a]
+        for m in range(0, _SNAPSHOT, 4):
+            _take_four(s, x, first + m, m, deviation, centre, True, signals)
+        _score_block(s, deviation, factor, inverse_d, t2, signals)
+        _steady_weights(t2_rows, gain_rows, weight_rows, later_rows, alpha, clip * clip)
+        _absorb_block(s, deviation, gain, weight, (1.0 - alpha) ** _SNAPSHOT, mean, cov, signals)
+    return float(s[t2])
+
+
+def rows_and_chain(values: FloatArray, threads: int) -> Bound:
+    """T²'s rows and chain (`t2_rows_and_chain`) on `values`, on `threads` threads (one thread
+    stands for them all)."""
+    d, signals = DETECTOR, (0,) * values.shape[1]
     return Bound(
-        "its multiply-adds", lambda: vector_multiply_adds(per_sample * samples), samples * threads
+        "its rows, then their chain",
+        lambda: t2_rows_and_chain(values, d.alpha, d.clip, d.var_floor, signals),
+        values.size * threads,
     )
 
 
@@ -268,11 +319,11 @@ def anomaly_cases(n: int) -> list[Case]:
         Case(f"Hotelling T², 1 machine x {SIGNALS}", hotelling_bytes,
              lambda: hotelling(t[:rows], machine, d),
              lambda: hotelling_reference(t[:h], machine[:h], d), h * SIGNALS,
-             multiply_adds(T2_MULTIPLY_ADDS, x.size, 1)),
+             rows_and_chain(machine, 1)),
         Case(f"Hotelling T², {SERIES} machines x {SIGNALS}", hotelling_bytes,
              lambda: hotelling(t[: machines.shape[1]], machines, d),
              lambda: hotelling_reference(t[:h], machine[:h], d), h * SIGNALS,
-             multiply_adds(T2_MULTIPLY_ADDS, x.size, threads)),
+             rows_and_chain(machine, threads)),
         Case(f"normal model, 1 machine x {SIGNALS}", normal_bytes,
              lambda: score_normal(normal, machine),
              lambda: normal_numpy(normal, machine[: m // SIGNALS]), m // SIGNALS * SIGNALS,
@@ -381,7 +432,7 @@ def main() -> None:
     print(
         f"copy bandwidth: np.copyto of {SAMPLES / 1e6:.0f}M float64, bytes read + written; "
         "% bound: of its recurrence's rate (one FMA per sample in turn, on as many threads as "
-        "series in flight), or of the normal model's carry and products; "
+        "series in flight), of T²'s rows and chain, or of the normal model's carry and products; "
         f"first calls of all kernels: {sum(compiled.values()):.1f} s compiling, "
         f"{sum(loaded.values()):.2f} s from the cache"
     )

@@ -162,6 +162,46 @@ def _score_block_intrinsic(
     return signature, codegen
 
 
+@intrinsic
+def _factorise_intrinsic(
+    typingctx: object, s: Any, cov: object, factor: object, inverse_d: object, shrink: object,
+    var_floor: object, signals: Any,
+) -> tuple[object, object]:  # fmt: skip
+    """LDL' of the shrunk covariance (see `hotelling`), from the lower triangle of the k x k
+    s[cov:] (rows `_padded(k)` apart): the unit lower L below the diagonal of s[factor:] (k x k),
+    1 / D into s[inverse_d:]: `_factorise`. Right-looking, so that the updates of a column do not
+    wait for one another; unrolled, every value in a register, as its k divisions in turn lie on
+    the chain of every block: written as loops over `s`, the compiler made them gathers and
+    scatters through memory, about four times slower."""
+    signature = types.void(
+        s, types.intp, types.intp, types.intp, types.float64, types.float64, signals
+    )
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        array, cov, factor, inverse_d, shrink, var_floor, _ = args
+        data = _array_data(context, builder, signature.args[0], array)
+        k, stride = signals.count, _padded(signals.count)
+        keep = builder.fsub(ir.Constant(ir.DoubleType(), 1.0), shrink)
+        lower: list[list[Any]] = []
+        for a in range(k):
+            row = [builder.fmul(keep, builder.load(_at(builder, data, cov, a * stride + b)))
+                   for b in range(a)]  # fmt: skip
+            variance = builder.load(_at(builder, data, cov, a * stride + a))
+            floored = builder.fcmp_ordered(">", var_floor, variance)  # as max() compiles
+            lower.append([*row, builder.select(floored, var_floor, variance)])
+        for j in range(k):
+            inverse = builder.fdiv(ir.Constant(ir.DoubleType(), 1.0), lower[j][j])
+            builder.store(inverse, _at(builder, data, inverse_d, j))
+            for a in range(j + 1, k):
+                scaled = builder.fmul(lower[a][j], inverse)
+                builder.store(scaled, _at(builder, data, factor, a * k + j))
+                for b in range(j + 1, a + 1):  # lower[b][j] not yet scaled
+                    product = builder.fmul(scaled, lower[b][j])
+                    lower[a][b] = builder.fsub(lower[a][b], product)
+
+    return signature, codegen
+
+
 @njit(cache=True)
 def _padded(k: int) -> int:
     """k rounded up to whole vectors: the row length of T²'s covariance, the length of its
@@ -311,6 +351,10 @@ def _take_four_intrinsic(
 _score_block = cast(
     Callable[[FloatArray, int, int, int, int, tuple[int, ...]], None],
     _score_block_intrinsic,
+)
+_factorise = cast(
+    Callable[[FloatArray, int, int, int, float, float, tuple[int, ...]], None],
+    _factorise_intrinsic,
 )
 _absorb_block = cast(
     Callable[[FloatArray, int, int, int, float, int, int, tuple[int, ...]], None],

@@ -1,7 +1,8 @@
 """Hotelling T² of a machine's signals together against their past (`hotelling`), which sees
 signals that usually move together parting ways; the T² level as rare as a z-score is
 `analytics.levels.t2_level`. Settings and conventions: `analytics.anomaly.settings`; the
-kernels that score and absorb a block of rows, written in LLVM IR: `analytics.anomaly._intrinsics`.
+kernels that factorise the estimate and score and absorb a block of rows, written in LLVM IR:
+`analytics.anomaly._intrinsics`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from analytics.anomaly._intrinsics import (
     _LINE,
     _SNAPSHOT,
     _absorb_block,
+    _factorise,
     _padded,
     _score_block,
     _take_four,
@@ -24,37 +26,6 @@ from analytics.anomaly.settings import DetectorSettings, _equal_weight_count
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _factorise(
-    s: FloatArray,
-    cov: int,
-    factor: int,
-    inverse_d: int,
-    shrink: float,
-    var_floor: float,
-    stride: int,
-    signals: tuple[int, ...],
-) -> None:
-    """LDL' of the shrunk covariance (see `hotelling`), from the lower triangle of the k x k
-    s[cov:] (rows `stride` apart): the unit lower L into s[factor:] (k x k, below the
-    diagonal), 1 / D into s[inverse_d:]. Right-looking, so that the updates of a column do
-    not wait for one another. k is the length of `signals` (see `_score_block`)."""
-    k = len(signals)
-    for a in range(k):
-        for b in range(a):
-            s[factor + a * k + b] = (1.0 - shrink) * s[cov + a * stride + b]
-        s[factor + a * k + a] = max(s[cov + a * stride + a], var_floor)
-    for j in range(k):
-        inverse = 1.0 / s[factor + j * k + j]
-        s[inverse_d + j] = inverse
-        for a in range(j + 1, k):
-            scaled = s[factor + a * k + j] * inverse
-            for b in range(j + 1, a + 1):
-                s[factor + a * k + b] -= scaled * s[factor + b * k + j]
-        for a in range(j + 1, k):
-            s[factor + a * k + j] *= inverse
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -217,7 +188,7 @@ def _hotelling_series(
             continue
         # The snapshot: factorised before the block's rows are read, which do not depend on
         # it, so that reading them overlaps the factorisation's chain of divisions.
-        _factorise(s, cov, factor, inverse_d, shrink, var_floor, stride, signals)
+        _factorise(s, cov, factor, inverse_d, shrink, var_floor, signals)
         for a in range(k):
             s[centre + a] = s[reference + a] + s[mean + a]
         room = 1 if count < equal_until else block - (count - equal_until) % block
@@ -297,8 +268,9 @@ def hotelling(
     args = (settings.alpha, settings.warmup, settings.max_gap, settings.clip, settings.var_floor)
     x = np.asarray(x, dtype=np.float64)
     machines = x[np.newaxis] if x.ndim == 2 else x
-    # Compiled once for each number of signals (see `_factorise`) and for any strides, so
-    # that a view of signal-major data (machines, k, samples) is read where it lies.
+    # Compiled once for each number of signals (see `analytics.anomaly._intrinsics`) and for
+    # any strides, so that a view of signal-major data (machines, k, samples) is read where it
+    # lies.
     signals = (0,) * machines.shape[2]
     out = np.empty(machines.shape[:2])  # allocated by NumPy: see standard_score._zscore_run
     _hotelling_many(t, machines, *args, shrink, signals, out)
