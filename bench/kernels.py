@@ -208,17 +208,6 @@ def recurrence(x: FloatArray, chains: int) -> Bound:
     return Bound("its recurrence", lambda: _fma_chain(x, 0.99, 0.01), x.size * chains)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def vector_multiply_adds(count: int) -> float:
-    """About `count` multiply-adds, independent of one another, in vectors over 1,024 values
-    in the L1 cache: the most of them a core does."""
-    values = np.ones(1024)
-    for _ in range(max(1, count // values.size)):
-        for i in range(values.size):
-            values[i] = values[i] * 0.999 + 0.001
-    return float(values[0])
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def t2_rows_and_chain(
     x: FloatArray, alpha: float, clip: float, var_floor: float, signals: tuple[int, ...]

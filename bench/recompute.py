@@ -55,7 +55,6 @@ from analytics.anomaly import (
 from analytics.energy import energy_by_state, peak_demand
 from analytics.oee import StateEvent, oee_timeline
 from analytics.service import LIVE_DETECTOR, MACHINE_DETECTOR
-from bench.kernels import vector_multiply_adds
 from shopfloor.states import MachineState
 
 FloatArray = npt.NDArray[np.float64]
@@ -302,6 +301,18 @@ def timed(work: Callable[[], object]) -> float:
     began = time.perf_counter()
     work()
     return time.perf_counter() - began
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def vector_multiply_adds(count: int) -> float:
+    """About `count` multiply-adds, independent of one another, in vectors over 1,024 values
+    in the L1 cache, each loaded and stored back: work for the vector units (and the stores)
+    alone, to see how two threads of it share them."""
+    values = np.ones(1024)
+    for _ in range(max(1, count // values.size)):
+        for i in range(values.size):
+            values[i] = values[i] * 0.999 + 0.001
+    return float(values[0])
 
 
 @njit(cache=True, nogil=True)
