@@ -195,18 +195,23 @@ def while_running(series: Series, log_: list[StateEvent]) -> Series:
     scored across states every stop and restart would be an anomaly; a NaN sample is skipped
     and leaves the detector's statistics as they were, so running is compared with running.
     """
-    return Series(series.t, np.where(_in_state(series.t, log_, True), series.values, np.nan))
+    return Series(series.t, np.where(_running(series.t, log_), series.values, np.nan))
 
 
-def _in_state(t: FloatArray, log_: list[StateEvent], running: bool) -> npt.NDArray[np.bool_]:
-    """Which of the times `t` the machine was running (or, `running` False, at rest: in any
-    other state it logged); neither before its first logged state."""
-    if not log_:
-        return np.zeros(len(t), dtype=bool)
-    times = np.array([e.time for e in log_])
-    states = np.array([(e.state is MachineState.RUNNING) == running for e in log_])
-    at = np.searchsorted(times, t, side="right") - 1
-    return np.asarray((at >= 0) & states[np.maximum(at, 0)], dtype=bool)
+def _entry(t: FloatArray, log_: list[StateEvent]) -> npt.NDArray[np.intp]:
+    """For each of the times `t`, 1 + the index of the log's entry in force (0 before any)."""
+    return np.searchsorted(np.array([e.time for e in log_]), t, side="right")
+
+
+def _running(t: FloatArray, log_: list[StateEvent]) -> npt.NDArray[np.bool_]:
+    running = np.array([False, *(e.state is MachineState.RUNNING for e in log_)])
+    return np.asarray(running[_entry(t, log_)], dtype=bool)
+
+
+def states_at(t: FloatArray, log_: list[StateEvent]) -> npt.NDArray[np.str_]:
+    """The machine's state (its value) at each of the times `t`; "" before its first logged
+    one."""
+    return np.array(["", *(e.state.value for e in log_)])[_entry(t, log_)]
 
 
 def aligned(signals: dict[str, Series], within_s: float) -> tuple[FloatArray, FloatArray]:
@@ -228,17 +233,17 @@ def running_rows(
     """The signals `aligned`, with every row taken while the machine was not running all NaN:
     a machine is compared with itself running (see `while_running`)."""
     grid, x = aligned(signals, within_s)
-    x[~_in_state(grid, log_, True)] = np.nan
+    x[~_running(grid, log_)] = np.nan
     return grid, x
 
 
 def state_rows(
     signals: dict[str, Series], log_: list[StateEvent], within_s: float
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    """The signals `aligned`, with which rows were taken while the machine ran: a row in
-    neither state (before the first logged one) all NaN. A learnt model compares a machine
-    running with itself running and at rest with itself at rest."""
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.str_]]:
+    """The signals `aligned`, with the machine's state at each row (`states_at`; a row before
+    the first logged state all NaN). A learnt model compares a machine running with itself
+    running and at rest with itself at rest."""
     grid, x = aligned(signals, within_s)
-    running = _in_state(grid, log_, True)
-    x[~running & ~_in_state(grid, log_, False)] = np.nan
-    return grid, x, running
+    states = states_at(grid, log_)
+    x[states == ""] = np.nan
+    return grid, x, states

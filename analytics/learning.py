@@ -9,24 +9,28 @@ stood when the period held enough of that.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from analytics.anomaly.normal import (
-    MachineNormal,
+    NormalEvent,
     NormalModel,
     NormalPeriodError,
     NormalSettings,
+    Scored,
     learn_normal,
+    normal_events,
+    score_normal,
     varying,
 )
 from analytics.history import Series, points_in_force, process_signals, state_log, state_rows
 from shopfloor.learning import LearnCause, NormalModelDoc
 from shopfloor.messages import AssetPath
 from shopfloor.plant import Machine
-from shopfloor.states import STATE
+from shopfloor.states import STATE, MachineState
 from shopfloor.store import Store
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,6 +45,54 @@ class LearnError(ValueError):
         super().__init__(text)
         self.cause = cause
         self.values = values
+
+
+@dataclass(frozen=True)
+class MachineNormal:
+    """A machine's normal running and, when the normal period held enough of it, at rest.
+
+    A fault can begin while a machine stands: a heater's control runs away, a sensor's cable
+    starts to spike. The stopped machine's readings show it, on levels of their own (a
+    spindle's load near zero, a barrel's heat held below its melt), so a model of the running
+    rows cannot score them; one learnt on the period's rest rows does, and the fault need not
+    wait for the next start to be seen. Only in the states of rest the period held
+    (`rest_states`: micro-stops, a break, waiting for material): a state it never held, the
+    machine off for the night or a changeover, may look otherwise for good reasons, and is not
+    scored. Each model keeps its own false-alarm rate per row of its own state, so together
+    they keep the machine's. `resting` watches a subset of `running`'s signals (those that
+    vary at rest); its contributions are given in `running`'s columns.
+    """
+
+    running: NormalModel
+    resting: NormalModel | None = None
+    rest_states: tuple[str, ...] = ()
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return self.running.signals
+
+    def score(self, values: FloatArray, states: npt.NDArray[np.str_]) -> Scored:
+        """Each row of `values` (rows x `signals`) against the model of its state (`states`,
+        the machine's state at each row): NaN in a state neither model knows."""
+        moving = (states == MachineState.RUNNING.value)[:, None]
+        scored = score_normal(self.running, np.where(moving, values, np.nan))
+        if self.resting is None:
+            return scored
+        resting = np.isin(states, self.rest_states)[:, None]
+        columns = [self.running.signals.index(s) for s in self.resting.signals]
+        rest = score_normal(self.resting, np.where(resting, values[:, columns], np.nan))
+        unscored = np.isnan(rest.instant)[:, None]
+        contributions = np.where(moving, scored.contributions, np.where(unscored, np.nan, 0.0))
+        contributions[:, columns] = np.where(moving, contributions[:, columns], rest.contributions)
+        return Scored(
+            np.where(moving[:, 0], scored.score, rest.score),
+            np.where(moving[:, 0], scored.instant, rest.instant),
+            contributions,
+        )
+
+    def events(self, scored: Scored, t: FloatArray) -> list[NormalEvent]:
+        """`normal_events` of rows `score` scored, in either state."""
+        return normal_events(self.running, scored, t)
 
 
 def learn_machine(
@@ -62,7 +114,8 @@ def learn_machine(
     if not signals:
         raise LearnError(f"{period}: no process readings in the store", "no_readings")
     states = state_log({STATE: points_in_force(store, path, STATE, start, end)})
-    t, x, running = state_rows(signals, states, align_s)
+    t, x, at = state_rows(signals, states, align_s)
+    running = at == MachineState.RUNNING.value
     if not running.any():
         raise LearnError(f"{period}: the machine was not running", "not_running")
     sampled = np.count_nonzero(np.isfinite(x[running]), axis=0) > 0
@@ -84,6 +137,7 @@ def learn_machine(
         model=json.loads(model.to_json()),
         rest_rows=int(at_rest.sum()) if resting else 0,
         rest_model=json.loads(resting.to_json()) if resting else None,
+        rest_states=sorted(set(at[at_rest].tolist())) if resting else [],
     )
 
 
@@ -111,7 +165,8 @@ def normal_model(doc: NormalModelDoc) -> MachineNormal:
     """The model a stored document holds: running, and at rest when it was learnt."""
     rest = doc.rest_model
     resting = None if rest is None else NormalModel.from_json(json.dumps(rest))
-    return MachineNormal(NormalModel.from_json(json.dumps(doc.model)), resting)
+    running = NormalModel.from_json(json.dumps(doc.model))
+    return MachineNormal(running, resting, tuple(doc.rest_states))
 
 
 def _utc(seconds: float) -> datetime:

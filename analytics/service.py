@@ -37,7 +37,7 @@ from analytics.anomaly import (
     relative_entropy,
     t2_level,
 )
-from analytics.anomaly.normal import MachineNormal, NormalEvent, Scored
+from analytics.anomaly.normal import NormalEvent, Scored
 from analytics.energy import (
     EU_GRID_FACTOR_KG_PER_KWH,
     StateEnergy,
@@ -59,7 +59,7 @@ from analytics.history import (
     state_rows,
     while_running,
 )
-from analytics.learning import ALIGN_S, LearnError, learn_machine, normal_model
+from analytics.learning import ALIGN_S, LearnError, MachineNormal, learn_machine, normal_model
 from analytics.levels import SIGNAL_OFF, SIGNAL_ON, T2_Z
 from analytics.oee import OeeReport, ShiftOccurrence, StateEvent, oee_timeline, shift_calendar
 from analytics.oee import shift_occurrences as occurrences_of
@@ -371,10 +371,10 @@ def learnt_score(
     """A machine's rows scored by its learnt model, each in its state (the series holds the
     evidence that opens events); None when there are none."""
     chosen = {s: signals.get(s, NO_SAMPLES) for s in model.signals}
-    t, x, running = state_rows(chosen, log_, settings.align_s)
+    t, x, states = state_rows(chosen, log_, settings.align_s)
     if len(t) == 0:
         return None
-    scored = model.score(x, running)
+    scored = model.score(x, states)
     return Series(t, scored.score), scored
 
 

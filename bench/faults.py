@@ -48,9 +48,8 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
-from analytics.anomaly.normal import MachineNormal
 from analytics.history import Series, process_signals, while_running
-from analytics.learning import LearnError, learn_machine, normal_model
+from analytics.learning import LearnError, MachineNormal, learn_machine, normal_model
 from analytics.oee import StateEvent
 from analytics.service import (
     MACHINE,

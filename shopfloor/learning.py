@@ -81,8 +81,9 @@ class NormalModelDoc(_Doc):
     """A machine's model learnt on a normal period: the period (its first and last running
     sample), how many running rows it saw, its signals, and the model itself as the
     analytics' JSON (`analytics.anomaly.NormalModel.to_json`); and, when the period held
-    enough rest to learn from, the model of the machine at rest and its rows (none in a
-    document written before machines were watched at rest)."""
+    enough rest to learn from, the model of the machine at rest, its rows and the states of
+    rest they were in, the only ones it scores (none in a document written before machines
+    were watched at rest)."""
 
     start: AwareDatetime
     end: AwareDatetime
@@ -91,6 +92,7 @@ class NormalModelDoc(_Doc):
     model: dict[str, Any]
     rest_rows: int = Field(default=0, ge=0)
     rest_model: dict[str, Any] | None = None
+    rest_states: list[str] = Field(default_factory=list)
 
 
 D = TypeVar("D", bound=_Doc)

@@ -23,7 +23,6 @@ Numba's cache notices changes to a kernel's own file only: after changing `setti
 from analytics.anomaly.entropy import RelativeEntropySettings, chi_square_cdf, relative_entropy
 from analytics.anomaly.hotelling_t2 import hotelling
 from analytics.anomaly.normal import (
-    MachineNormal,
     NormalEvent,
     NormalModel,
     NormalSettings,
@@ -42,7 +41,6 @@ from analytics.levels import t2_level
 __all__ = [
     "DetectorSettings",
     "Event",
-    "MachineNormal",
     "NormalEvent",
     "NormalModel",
     "NormalSettings",

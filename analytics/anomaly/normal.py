@@ -517,50 +517,6 @@ def normal_events(model: NormalModel, scored: Scored, t: FloatArray) -> list[Nor
     return found
 
 
-@dataclass(frozen=True)
-class MachineNormal:
-    """A machine's normal running and, when the normal period held enough of it, at rest.
-
-    A fault can begin while a machine stands: a heater's control runs away, a sensor's cable
-    starts to spike. The stopped machine's readings show it, on levels of their own (a
-    spindle's load near zero, a barrel's heat held below its melt), so a model of the running
-    rows cannot score them; one learnt on the period's rest rows (every logged state but
-    running) does, and the fault need not wait for the next start to be seen. Each model
-    keeps its own false-alarm rate per row of its own state, so together they keep the
-    machine's. `resting` watches a subset of `running`'s signals (those that vary at rest);
-    its contributions are given in `running`'s columns.
-    """
-
-    running: NormalModel
-    resting: NormalModel | None = None
-
-    @property
-    def signals(self) -> tuple[str, ...]:
-        return self.running.signals
-
-    def score(self, values: FloatArray, running: npt.NDArray[np.bool_]) -> Scored:
-        """Each row of `values` (rows x `signals`) against the model of its state: `running`
-        says which rows the machine ran, the rest are scored at rest (NaN rows by neither)."""
-        moving = running[:, None]
-        scored = score_normal(self.running, np.where(moving, values, np.nan))
-        if self.resting is None:
-            return scored
-        columns = [self.running.signals.index(s) for s in self.resting.signals]
-        rest = score_normal(self.resting, np.where(moving, np.nan, values[:, columns]))
-        unscored = np.isnan(rest.instant)[:, None]
-        contributions = np.where(moving, scored.contributions, np.where(unscored, np.nan, 0.0))
-        contributions[:, columns] = np.where(moving, contributions[:, columns], rest.contributions)
-        return Scored(
-            np.where(running, scored.score, rest.score),
-            np.where(running, scored.instant, rest.instant),
-            contributions,
-        )
-
-    def events(self, scored: Scored, t: FloatArray) -> list[NormalEvent]:
-        """`normal_events` of rows `score` scored, in either state."""
-        return normal_events(self.running, scored, t)
-
-
 _SEGMENT = 1 << 16  # rows scored at a time, through the same scratch
 _CHUNK = 4096  # rows a thread scores at a time
 _BLOCK = 256  # rows whose products it computes side by side
