@@ -340,8 +340,8 @@ def test_current_clamp_gives_a_retrofit_machine_its_state_and_health_is_reported
 def test_an_agent_of_sensor_kits_runs_without_asyncio_and_says_goodbye(
     mosquitto: Mosquitto, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Without an OPC UA or Modbus source the agent's jobs run in its own thread: asyncio, 4 MB
-    of its memory, is never imported (Python logs every import the process makes)."""
+    """Without an OPC UA or Modbus source the agent's jobs run in its own thread and asyncio is
+    never imported (Python logs every import the process makes)."""
     config = retrofit_config(tmp_path, metrics_port=0)
     log = tmp_path / "edge.log"
     listener = Listener(mosquitto, "sf")
