@@ -10,7 +10,10 @@ topics) push readings onto one queue (a signal a Modbus device reads is left out
 machine's OPC UA nodes: one source per signal); the publisher drains it every batch interval
 into one `data` message per asset, which waits on disk until the broker has acknowledged it.
 Sensor readings go onto the queue straight from the MQTT network thread (a deque: appending
-is atomic), so a reading costs no wake-up of the event loop.
+is atomic), so a reading costs no wake-up of the publisher.
+The publisher and the status reports are periodic jobs: in an event loop when an OPC UA or
+Modbus source needs one, else in the calling thread, so an agent of sensor kits never imports
+asyncio (bench/edge.py measures what it would add).
 A sensor payload, OPC UA or Modbus value that is not a reading of its signal is counted and
 logged, never sent; nothing one holds can stop the agent.
 The status names each cause of a degraded agent (see `EdgeAgent.causes`).
@@ -18,12 +21,13 @@ The status names each cause of a degraded agent (see `EdgeAgent.causes`).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
 import logging
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -206,21 +210,48 @@ class EdgeAgent:
             for reading in readings:
                 self._emit(path, reading)
 
+    def serve(self) -> None:
+        """Run until interrupted (KeyboardInterrupt): in an event loop when a source needs one,
+        else the periodic jobs in this thread, without asyncio."""
+        if self._named_sources():
+            import asyncio
+
+            asyncio.run(self.run())
+            return
+        with self._running():
+            _run_periodically(self._periodic_jobs())
+
     async def run(self) -> None:
         """Run every source, the publisher and the health reports until cancelled."""
+        import asyncio
+
+        with self._running():
+            async with asyncio.TaskGroup() as group:
+                for _, source in self._named_sources():
+                    group.create_task(source.run())
+                for interval_s, job in self._periodic_jobs():
+                    group.create_task(_every(interval_s, job))
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """The broker connection, its network thread and /metrics, for as long as the agent
+        runs; a clean stop says offline."""
         metrics = self._metrics_server()
         self.mqtt.loop_start()
         self._receiver = network_thread(self.mqtt)
         try:
-            async with asyncio.TaskGroup() as group:
-                for _, source in self._named_sources():
-                    group.create_task(source.run())
-                group.create_task(self._publish_forever())
-                group.create_task(self._report_forever())
+            yield
         finally:
             self._say_goodbye()
             if metrics:
                 metrics.stop()
+
+    def _periodic_jobs(self) -> list[tuple[float, Callable[[], None]]]:
+        """What the agent does every so many seconds, whichever way it runs."""
+        return [
+            (self.config.batch_interval_s, self.publish_pending),
+            (self.config.health.status_interval_s, self._report_status),
+        ]
 
     def _metrics_server(self) -> MetricsServer | None:
         health = self.config.health
@@ -241,17 +272,11 @@ class EdgeAgent:
             info.wait_for_publish(timeout=2)
         close(self.mqtt)
 
-    async def _publish_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.batch_interval_s)
-            self.publish_pending()
-
-    async def _report_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.health.status_interval_s)
-            status = self.status(advance_rate=True)
-            if self.mqtt.is_connected():  # a stale status queued for later would mislead
-                self.mqtt.publish(self.status_topic, encode_edge(status), qos=0, retain=True)
+    def _report_status(self) -> None:
+        """Publish the status (retained), starting a new readings/s interval."""
+        status = self.status(advance_rate=True)
+        if self.mqtt.is_connected():  # a stale status queued for later would mislead
+            self.mqtt.publish(self.status_topic, encode_edge(status), qos=0, retain=True)
 
     def status(self, advance_rate: bool = False) -> EdgeStatus:
         """The agent's health figures now; `advance_rate` starts a new readings/s interval."""
@@ -333,3 +358,24 @@ class EdgeAgent:
                 self.buffer_ok = False
                 log.error("%s; %d readings lost", exc, count)
         self.forwarder.pump()
+
+
+async def _every(interval_s: float, job: Callable[[], None]) -> None:
+    """Run `job` every `interval_s` seconds after the previous run, in the event loop."""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(interval_s)
+        job()
+
+
+def _run_periodically(jobs: Sequence[tuple[float, Callable[[], None]]]) -> None:
+    """Run each job every its interval after its previous run, in this thread, as `_every`
+    does in an event loop, until one raises (KeyboardInterrupt: Ctrl-C or SIGTERM)."""
+    due = [time.monotonic() + interval_s for interval_s, _ in jobs]
+    while True:
+        index = min(range(len(jobs)), key=due.__getitem__)
+        time.sleep(max(0.0, due[index] - time.monotonic()))
+        interval_s, job = jobs[index]
+        job()
+        due[index] = time.monotonic() + interval_s

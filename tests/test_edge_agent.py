@@ -337,6 +337,42 @@ def test_current_clamp_gives_a_retrofit_machine_its_state_and_health_is_reported
         listener.close()
 
 
+def test_an_agent_of_sensor_kits_runs_without_asyncio_and_says_goodbye(
+    mosquitto: Mosquitto, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Without an OPC UA or Modbus source the agent's jobs run in its own thread and asyncio is
+    never imported (Python logs every import the process makes)."""
+    config = retrofit_config(tmp_path, metrics_port=0)
+    log = tmp_path / "edge.log"
+    listener = Listener(mosquitto, "sf")
+    state_topic = "sf/lab/_edge/pi-lathe/state"
+
+    def online() -> bool:
+        payload = listener.edge_message(state_topic)
+        return payload is not None and decode_edge_state(payload).online
+
+    try:
+        command = ["edge", "run", "--config", str(config), "--broker", mosquitto.url]
+        agent = shopfloor(*command, log=log, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        processes.append(agent)
+        wait_until(online, 20, "the birth message")
+        publish(mosquitto, "kit/lathe-02", [json.dumps({"i": 6000}).encode()])
+        wait_until(lambda: len(listener.received.since(0, "lathe-02")) >= 2, 10, "the readings")
+        agent.terminate()
+        assert agent.wait(15) == 0
+        wait_until(lambda: not online(), 5, "the goodbye")
+        lathe = listener.received.since(0, "lathe-02")
+    finally:
+        listener.close()
+    assert [(r.signal, r.value) for r in lathe] == [("current", 6.0), ("state", "running")]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in log.read_text().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "paho.mqtt.client" in imported and "asyncio" not in imported
+
+
 def test_status_of_an_agent_that_is_not_running_is_one_line() -> None:
     result = run("edge", "status", "--url", "http://127.0.0.1:9")
     assert result.returncode == 2
@@ -380,7 +416,8 @@ from edge.config import load_edge_config
 from shopfloor.diskqueue import DiskQueue
 config, plant = load_edge_config(sys.argv[1])
 agent = EdgeAgent(config, plant, DiskQueue(config.buffer.path, 2**20, 3600))
-print(len(agent.sources), len(agent.modbus), sorted({"asyncua", "pymodbus"} & set(sys.modules)))
+libraries = {"asyncio", "asyncua", "pymodbus"} & set(sys.modules)
+print(len(agent.sources), len(agent.modbus), sorted(libraries))
 """
 
 
@@ -388,8 +425,8 @@ print(len(agent.sources), len(agent.modbus), sorted({"asyncua", "pymodbus"} & se
     ("sources", "expected"),
     [
         (None, "0 0 []"),  # the retrofit kit: sensors and a current clamp
-        ({"opcua": None}, "3 0 ['asyncua']"),  # every machine of the plant with an endpoint
-        ({"opcua": [], "modbus": [{"machine": "imm-01"}]}, "0 1 ['pymodbus']"),
+        ({"opcua": None}, "3 0 ['asyncio', 'asyncua']"),  # every machine with an endpoint
+        ({"opcua": [], "modbus": [{"machine": "imm-01"}]}, "0 1 ['asyncio', 'pymodbus']"),
     ],
 )
 def test_the_agent_imports_only_the_libraries_of_its_sources(

@@ -5,7 +5,6 @@ Imports stay light here (typer and the shopfloor contract modules): every comman
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -152,10 +151,17 @@ def read_plant(plant_file: Path) -> Plant:
         raise fail(str(exc)) from None
 
 
-def run_until_interrupted(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run a service until Ctrl-C or SIGTERM (see setup_logging)."""
+def run_until_interrupted(service: Coroutine[Any, Any, None] | Callable[[], None]) -> None:
+    """Run a service, a coroutine or a blocking call, until Ctrl-C or SIGTERM (see
+    setup_logging). asyncio is imported only for a coroutine: an edge agent reading sensor kits
+    runs without it."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(coroutine)
+        if callable(service):
+            service()
+        else:
+            import asyncio
+
+            asyncio.run(service)
 
 
 def read_scenario(plant_file: Path, scenario_file: Path | None, seed: int | None) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,7 +105,7 @@ def edge_run(
         queue.close()
         raise fail(str(exc)) from None
     try:
-        run_until_interrupted(agent.run())
+        run_until_interrupted(agent.serve)
     finally:
         queue.close()
 
@@ -204,6 +203,8 @@ def edge_browse(
 ) -> None:
     """Walk a server's address space and write a starter edge config mapping its variables,
     logging in as the browse did (the password as a ${VARIABLE} reference)."""
+    import asyncio
+
     from edge.browse import Login, browse, password_variable, starter_config
     from edge.config import OpcUaSecurity
 
@@ -289,6 +290,8 @@ def edge_certificate(
     ),
 ) -> None:
     """Create this device's OPC UA certificate and key (self-signed, valid one year)."""
+    import asyncio
+
     from shopfloor.opcua_security import create_certificate
 
     cert, key = asyncio.run(create_certificate(directory, "edge", uri, server=False))
