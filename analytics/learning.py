@@ -60,7 +60,11 @@ class MachineNormal:
     machine off for the night or a changeover, may look otherwise for good reasons, and is not
     scored. Each model keeps its own false-alarm rate per row of its own state, so together
     they keep the machine's. `resting` watches a subset of `running`'s signals (those that
-    vary at rest); its contributions are given in `running`'s columns.
+    vary at rest); its contributions are given in `running`'s columns. It watches the rows and
+    their still runs, not their average (`NormalSettings.smoothed`): stops are short and far
+    between, so an average of rest rows spans a long time and follows the slow swings of the
+    process (the hall's heat, a slow cycle) beyond what a period shorter than them held; the
+    slow drifts that average is for show in the running rows.
     """
 
     running: NormalModel
@@ -154,7 +158,8 @@ def _learn_at_rest(
         return None
     try:
         return learn_normal(
-            rows[:, kept], [n for n, k in zip(names, kept, strict=True) if k], settings,
+            rows[:, kept], [n for n, k in zip(names, kept, strict=True) if k],
+            settings.model_copy(update={"smoothed": False}),
             period=(times[0], times[-1]),
         )  # fmt: skip
     except NormalPeriodError:

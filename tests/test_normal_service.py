@@ -291,6 +291,7 @@ def test_a_machine_that_idles_in_its_normal_period_is_watched_at_rest_too(
     model = normal_model(doc)
     assert model.resting is not None and model.resting.signals == model.running.signals
     assert model.rest_states == ("idle",)
+    assert model.resting.drift_levels == (0.0, 0.0)  # its rows and still runs, not their average
     older = doc.model_dump(mode="json", exclude={"rest_rows", "rest_model", "rest_states"})
     assert normal_model(NormalModelDoc.model_validate(older)).resting is None  # running only
 

@@ -119,6 +119,7 @@ class NormalSettings(BaseModel):
     min_rows: int = Field(default=100, ge=10, description="complete rows a normal period needs")
     merge_s: float = Field(default=300.0, ge=0, description="events closer than this are one")
     smoothing_s: float = Field(default=120.0, gt=0, description="time constant of the EWMA")
+    smoothed: bool = Field(default=True, description="whether the smoothed rows are watched")
     stuck_fraction: float = Field(
         default=0.1, ge=0, description="of the median change a row, below it a signal is still"
     )
@@ -390,7 +391,8 @@ def learn_normal(
     centre, scale = _standardise(complete, signals)
     standardised = (complete - centre) / scale
     roots, kept = _roots(standardised, settings.explained_variance)
-    roots = np.concatenate((roots, roots))  # the smoothed rows are watched by the same indices
+    smoothed = roots if settings.smoothed else np.zeros_like(roots)
+    roots = np.concatenate((roots, smoothed))  # the smoothed rows are watched by the same indices
     parts = [p for p in range(len(roots)) if roots[p].any()]
     rate = settings.false_alarms_per_week / WEEK_S / (len(parts) + 1)  # + 1: the still runs
     levels = np.zeros(len(roots))
