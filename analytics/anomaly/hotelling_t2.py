@@ -273,5 +273,8 @@ def hotelling(
     # lies.
     signals = (0,) * machines.shape[2]
     out = np.empty(machines.shape[:2])  # allocated by NumPy: see standard_score._zscore_run
-    _hotelling_many(t, machines, *args, shrink, signals, out)
+    if x.ndim == 2:  # one machine: on this thread, not waiting for the pool's others to join
+        _hotelling_series(t, x, *args, shrink, signals, out[0])
+    else:
+        _hotelling_many(t, machines, *args, shrink, signals, out)
     return out[0] if x.ndim == 2 else out
