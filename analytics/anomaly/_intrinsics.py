@@ -288,6 +288,25 @@ def _absorb_block_intrinsic(
     return signature, codegen
 
 
+def _transposed(builder: Any, rows: list[Any]) -> list[Any]:
+    """The columns of four vectors of four: pairs of rows interleaved, then their halves
+    exchanged: eight shuffles, where built lane by lane the compiler made about 30 shuffles,
+    blends and broadcasts."""
+
+    def shuffle(a: Any, b: Any, lanes: list[int]) -> Any:
+        return builder.shuffle_vector(a, b, ir.Constant(_LANES, lanes))
+
+    even = [shuffle(rows[r], rows[r + 1], [0, 4, 2, 6]) for r in (0, 2)]
+    odd = [shuffle(rows[r], rows[r + 1], [1, 5, 3, 7]) for r in (0, 2)]
+    low, high = [0, 1, 4, 5], [2, 3, 6, 7]
+    return [
+        shuffle(even[0], even[1], low),
+        shuffle(odd[0], odd[1], low),
+        shuffle(even[0], even[1], high),
+        shuffle(odd[0], odd[1], high),
+    ]
+
+
 @intrinsic(prefer_literal=True)
 def _take_four_intrinsic(
     typingctx: object, s: Any, x: Any, i: object, m: object, deviation: object,
@@ -319,19 +338,15 @@ def _take_four_intrinsic(
             )
 
         if rowwise:
-            lanes = []
-            whole = k - k % 4  # signals read as vectors of four, the rest one by one
-            for r in range(4):
-                vectors = [vector_at(element(r, start)) for start in range(0, whole, 4)]
-                row = [
-                    builder.extract_element(v, _lane(lane)) for v in vectors for lane in range(4)
-                ]
-                lanes.append(row + [builder.load(element(r, a)) for a in range(whole, k)])
+            whole = k - k % 4  # signals transposed four by four, the rest one by one
             columns = []
-            for a in range(k):
+            for start in range(0, whole, 4):
+                four = [vector_at(element(r, start)) for r in range(4)]
+                columns += _transposed(builder, four)
+            for a in range(whole, k):
                 column = ir.Constant(_DOUBLES, ir.Undefined)
                 for r in range(4):
-                    column = builder.insert_element(column, lanes[r][a], _lane(r))
+                    column = builder.insert_element(column, builder.load(element(r, a)), _lane(r))
                 columns.append(column)
         else:
             columns = [vector_at(element(0, a)) for a in range(k)]
