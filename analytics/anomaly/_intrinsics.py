@@ -409,3 +409,32 @@ def _divide_four_intrinsic(
 
 
 _divide_four = cast(Callable[[FloatArray, FloatArray, int], None], _divide_four_intrinsic)
+
+
+@intrinsic
+def _prefetch_for_writing_intrinsic(
+    typingctx: object, array: Any, index: object
+) -> tuple[object, object]:
+    """Ask for the cache line of array[index] to be fetched for writing, without waiting for
+    it: `_prefetch_for_writing`. A hint: an index past the end fetches nothing and is no
+    error."""
+    signature = types.void(array, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        values, index = args
+        data = _array_data(context, builder, signature.args[0], values)
+        pointer = builder.bitcast(builder.gep(data, [index]), ir.IntType(8).as_pointer())
+        word = ir.IntType(32)
+        prefetch = builder.module.globals.get("llvm.prefetch.p0") or ir.Function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [pointer.type, word, word, word]),
+            "llvm.prefetch.p0",
+        )
+        write, keep_close, data_cache = (ir.Constant(word, 1), ir.Constant(word, 3),
+                                         ir.Constant(word, 1))  # fmt: skip
+        builder.call(prefetch, [pointer, write, keep_close, data_cache])
+
+    return signature, codegen
+
+
+_prefetch_for_writing = cast(Callable[[FloatArray, int], None], _prefetch_for_writing_intrinsic)
