@@ -272,6 +272,15 @@ def normal_period(
                 rows=number_text(model.rows, digits=0),
             )
         )
+        shortest = plant.shortest_shift
+        if shortest is not None and model.end - model.start < shortest:
+            st.warning(
+                _(
+                    "Learnt on less than a shift ({length}): a swing of the process slower than "
+                    "the period (the hall's heat, a slow cycle) may go beyond what it held and "
+                    "raise alarms. If it does, learn again on a whole shift."
+                ).format(length=number_text(shortest.total_seconds() / 3600, "h", digits=1))
+            )
         if model.rest_model is not None:
             st.caption(
                 _(

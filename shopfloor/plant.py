@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -297,6 +297,14 @@ class Shift(_Part):
     end: ClockTime
     days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
 
+    @property
+    def length(self) -> timedelta:
+        """How long the shift lasts: past midnight when it ends before it starts, a whole day
+        when it ends as it starts."""
+        day = date(2000, 1, 1)
+        length = datetime.combine(day, self.end) - datetime.combine(day, self.start)
+        return length if length > timedelta(0) else length + timedelta(days=1)
+
 
 class Site(_Part):
     """Where the SME works: its local clock (shifts, and times on screens) and its money."""
@@ -330,6 +338,13 @@ class Plant(_Part):
     site: Site
     products: list[Product] = Field(min_length=1)
     shifts: list[Shift] = []
+
+    @property
+    def shortest_shift(self) -> timedelta | None:
+        """The length of the plant's shortest shift, the least a normal period should cover
+        (a swing of the process slower than the period may go beyond what it held); None
+        without shifts."""
+        return min((shift.length for shift in self.shifts), default=None)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Plant:

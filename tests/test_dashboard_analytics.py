@@ -656,6 +656,10 @@ def test_staff_declare_a_period_normal_and_events_name_their_top_signals(
         captions = " | ".join(c.value for c in app.caption)
         assert "Learnt from 11/16/2026 15:00:00 to 11/16/2026 16:00:00 on 3,600 samples" in captions
         assert "And on 1,200 samples taken while it stood" in captions
+        shorter = [
+            w.value for w in app.warning if w.value.startswith("Learnt on less than a shift")
+        ]
+        assert shorter == [shorter[0]] and "(8.0 h)" in shorter[0]  # an hour, of 8-hour shifts
         [learn] = [b for b in app.button if b.label == "Learn again"]
         learn.click().run()
         assert not app.exception, app.exception

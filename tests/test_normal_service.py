@@ -62,6 +62,7 @@ site:
                 - {id: injection_pressure, unit: bar}
                 - {id: flow, unit: l/min}
 products: [{id: cap, name: Cap}]
+shifts: [{name: day, start: "06:00", end: "14:00", days: [mon, tue, wed, thu, fri, sat, sun]}]
 """
 
 
@@ -217,6 +218,7 @@ def test_analytics_learn_writes_the_model_the_service_reads(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "learnt normal of Press 1 from 2400 running rows" in result.output
+    assert "note: learnt on less than a shift (8.0 h)" in result.output  # 40 min
     path, _ = press(plant)
     model = read_model(store, path, T0 + timedelta(minutes=MINUTES))
     assert model is not None and model.signals == list(SIGNALS)

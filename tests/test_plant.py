@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from shopfloor.config import ConfigError
 from shopfloor.messages import AssetPath
-from shopfloor.plant import MachineType, Plant, load_plant
+from shopfloor.plant import MachineType, Plant, Shift, load_plant
 from tests.conftest import EXAMPLE_PLANT
 
 
@@ -180,3 +181,19 @@ def test_several_problems_are_counted_in_the_one_line(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("type: packaging", "type: boxer"))
     with pytest.raises(ConfigError, match=r"\(and 1 more problem\)"):
         load_plant(path)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "hours"),
+    [
+        ("06:00", "14:00", 8),
+        ("22:00", "06:00", 8),
+        ("06:00", "06:00", 24),
+        ("14:30", "14:00", 23.5),
+    ],
+)
+def test_a_shift_lasts_past_midnight_when_it_ends_before_it_starts(
+    start: str, end: str, hours: float
+) -> None:
+    shift = Shift.model_validate({"name": "s", "start": start, "end": end})
+    assert shift.length == timedelta(hours=hours)
