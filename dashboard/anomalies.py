@@ -272,8 +272,8 @@ def normal_period(
                 rows=number_text(model.rows, digits=0),
             )
         )
-        shortest = plant.shortest_shift
-        if shortest is not None and model.end - model.start < shortest:
+        shortest = model.shift_not_covered(plant)
+        if shortest is not None:
             st.warning(
                 _(
                     "Learnt on less than a shift ({length}): a swing of the process slower than "

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shopfloor.messages import AssetPath
+from shopfloor.plant import Plant
 from shopfloor.store import Point, Store
 
 __all__ = [
@@ -93,6 +94,12 @@ class NormalModelDoc(_Doc):
     rest_rows: int = Field(default=0, ge=0)
     rest_model: dict[str, Any] | None = None
     rest_states: list[str] = Field(default_factory=list)
+
+    def shift_not_covered(self, plant: Plant) -> timedelta | None:
+        """The plant's shortest shift when the period is shorter than it, else None: a swing
+        of the process slower than the period may go beyond what it held and raise alarms."""
+        shortest = plant.shortest_shift
+        return shortest if shortest is not None and self.end - self.start < shortest else None
 
 
 D = TypeVar("D", bound=_Doc)

@@ -133,8 +133,8 @@ def learn(
         f"{doc.start:%Y-%m-%d %H:%M:%S} to {doc.end:%Y-%m-%d %H:%M:%S} UTC: "
         f"{', '.join(doc.signals)}"
     )
-    shortest = plant.shortest_shift
-    if shortest is not None and doc.end - doc.start < shortest:
+    shortest = doc.shift_not_covered(plant)
+    if shortest is not None:
         typer.echo(
             f"note: learnt on less than a shift ({shortest.total_seconds() / 3600:.1f} h): a swing "
             "of the process slower than the period may go beyond what it held and raise alarms; "
