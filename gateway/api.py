@@ -759,9 +759,11 @@ def create_app(
         """Acknowledge an event as an operator does on the dashboard, now (never before it
         began); one already acknowledged keeps its first acknowledgement."""
         path = index.path(asset)
+        if not EARLIEST <= event.start < LATEST:  # checked first: UTC cannot hold them all
+            raise _invalid(
+                "start", "must be between 1970-01-01 and 2262-01-01", event.start, "body"
+            )
         start = event.start.astimezone(UTC)
-        if not EARLIEST <= start < LATEST:
-            raise _invalid("start", "must be between 1970-01-01 and 2262-01-01", start, "body")
         found = _event_at(store, path, name, start)
         if found is None:
             raise HTTPException(404, f"asset {asset!r} has no event {name!r} starting at {start}")

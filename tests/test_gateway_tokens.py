@@ -370,6 +370,7 @@ def test_an_admin_acknowledges_an_event_once(
          404, "no asset 'press-9' in polimer/brest"),
         (ACK, {"start": "2026-11-02T08:00:00"}, 422, None),
         (ACK, {"start": "2300-01-01T00:00:00Z"}, 422, None),
+        (ACK, {"start": "0001-01-01T00:00:00+00:01"}, 422, None),  # before year 1 in UTC
         (ACK, {}, 422, None),
     ],
 )  # fmt: skip
