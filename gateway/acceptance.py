@@ -123,9 +123,8 @@ class Acceptance:
         path, kind, signals = route
         if kind is MessageKind.EVENT:
             return [Point.from_event(path, event) for event in decode_events(payload)]
-        readings = decode_readings(payload)
-        horizon = self._horizon()
-        for reading in readings:
+        horizon, points = self._horizon(), []
+        for reading in decode_readings(payload):
             signal = signals.get(reading.signal)
             if signal is None:
                 raise MessageError(
@@ -141,7 +140,8 @@ class Acceptance:
                     f"{self.max_future_s:g} s ahead of {self._clock_name()}",
                     Problem.FUTURE_TIMESTAMP,
                 )
-        return [Point.from_reading(path, reading) for reading in readings]
+            points.append(Point.from_reading(path, reading))
+        return points
 
     def _horizon(self) -> datetime:
         """The latest timestamp accepted now: `max_future_s` ahead of this machine's clock, or

@@ -3,7 +3,6 @@ Lean 4.0 readiness commands `assess` and `assess-history`."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +23,7 @@ from launcher.cli.common import (
     connect_store,
     fail,
     read_plant,
+    run_until_interrupted,
     setup_logging,
     store_settings,
 )
@@ -76,8 +76,7 @@ def analytics(
     hooks = [rescorer(plant, store, readiness_db)] if readiness_db else []
     service = AnalyticsService(plant, store, settings, after_cycle=hooks)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            service.run()
+        run_until_interrupted(service.run)
     finally:
         store.close()
 

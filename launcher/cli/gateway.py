@@ -27,6 +27,7 @@ from launcher.cli.common import (
     connect_store,
     fail,
     read_plant,
+    settle_heap,
     setup_logging,
     store_settings,
 )
@@ -194,6 +195,7 @@ def gateway(
             api = serve(app_, http_host, http_port)
         except OSError as exc:
             raise fail(f"cannot serve the HTTP API on {http_host}:{http_port}: {exc}") from None
+        settle_heap()
         service.start()
         api.start()
         try:

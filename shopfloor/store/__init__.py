@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, BeforeValidator, SecretStr
 
@@ -68,13 +68,13 @@ def from_ns(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
     """A reading placed in the namespace: the unit of storage.
 
     Numbers (and booleans) are stored as floats, text (such as a machine state) as text. A point
     with the same asset, signal and timestamp as a stored one replaces it, so re-delivered
-    messages never double the data.
+    messages never double the data. A named tuple, not a frozen dataclass: the gateway makes
+    one a reading, and a tuple is made in half the time.
     """
 
     asset: AssetPath
