@@ -205,3 +205,34 @@ def test_control_takes_the_running_demos_broker_and_plant(tmp_path: Path) -> Non
     )
     other = tmp_path / "other.yaml"
     assert demo_target("mqtt://h:1", other, tmp_path) == DemoTarget("mqtt://h:1", other, "")
+
+
+def test_a_service_settles_its_heap_before_it_runs() -> None:
+    """What start-up made is frozen out of the collector's walks, and the young generation is
+    collected every YOUNG_COLLECTION_EVERY allocations; a cycle made after it is still freed."""
+    script = """
+import gc, weakref
+from launcher.cli.common import OLDER_COLLECTION_EVERY, YOUNG_COLLECTION_EVERY, run_until_interrupted
+
+class Node:
+    pass
+
+def service():
+    print(gc.get_freeze_count() > 1000, gc.get_threshold())
+    print(gc.get_threshold() == (YOUNG_COLLECTION_EVERY, OLDER_COLLECTION_EVERY, OLDER_COLLECTION_EVERY))
+    cycle = Node()
+    cycle.me = cycle
+    gone = weakref.ref(cycle)
+    del cycle
+    gc.collect()
+    print(gone() is None)
+
+run_until_interrupted(service)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    frozen, tuned, freed = done.stdout.splitlines()
+    assert frozen.startswith("True (10000, 10, 10)")
+    assert tuned == "True" and freed == "True"
