@@ -207,12 +207,12 @@ def test_control_takes_the_running_demos_broker_and_plant(tmp_path: Path) -> Non
     assert demo_target("mqtt://h:1", other, tmp_path) == DemoTarget("mqtt://h:1", other, "")
 
 
-def test_a_service_settles_its_heap_before_it_runs() -> None:
+def test_a_settled_heap_is_frozen_and_collected_less_often() -> None:
     """What start-up made is frozen out of the collector's walks, and the young generation is
     collected every YOUNG_COLLECTION_EVERY allocations; a cycle made after it is still freed."""
     script = """
 import gc, weakref
-from launcher.cli.common import OLDER_COLLECTION_EVERY, YOUNG_COLLECTION_EVERY, run_until_interrupted
+from launcher.cli.common import OLDER_COLLECTION_EVERY, YOUNG_COLLECTION_EVERY, settle_heap
 
 class Node:
     pass
@@ -227,7 +227,8 @@ def service():
     gc.collect()
     print(gone() is None)
 
-run_until_interrupted(service)
+settle_heap()
+service()
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -21,9 +21,11 @@ from launcher.cli.common import (
     VerboseOption,
     app,
     connect_store,
+    exit_now,
     fail,
     read_plant,
     run_until_interrupted,
+    settle_heap,
     setup_logging,
     store_settings,
 )
@@ -75,10 +77,12 @@ def analytics(
     settings = AnalyticsSettings(window=timedelta(minutes=window), interval_s=interval)
     hooks = [rescorer(plant, store, readiness_db)] if readiness_db else []
     service = AnalyticsService(plant, store, settings, after_cycle=hooks)
+    settle_heap()
     try:
         run_until_interrupted(service.run)
     finally:
         store.close()
+    exit_now()
 
 
 @analytics_app.command("learn")

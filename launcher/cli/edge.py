@@ -14,6 +14,7 @@ from launcher.cli.common import (
     VerboseOption,
     app,
     checked,
+    exit_now,
     fail,
     read_plant,
     run_until_interrupted,
@@ -108,6 +109,7 @@ def edge_run(
         run_until_interrupted(agent.serve)
     finally:
         queue.close()
+    exit_now()
 
 
 def _edge_config(

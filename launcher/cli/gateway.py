@@ -25,6 +25,7 @@ from launcher.cli.common import (
     app,
     checked,
     connect_store,
+    exit_now,
     fail,
     read_plant,
     settle_heap,
@@ -204,6 +205,7 @@ def gateway(
         finally:
             api.stop()
             service.stop()
+    exit_now()
 
 
 @token_app.command("issue")

@@ -20,10 +20,12 @@ from launcher.cli.common import (
     VerboseOption,
     app,
     checked,
+    exit_now,
     fail,
     read_plant,
     read_scenario,
     run_until_interrupted,
+    settle_heap,
     setup_logging,
 )
 from launcher.session import DEFAULT_DATA_DIR, running_demo
@@ -108,7 +110,9 @@ def simulate(
     simulator = LiveSimulator(
         loaded, broker, bind_host, speed, security, not_before, shift_calendar
     )
+    settle_heap()
     run_until_interrupted(simulator.run())
+    exit_now()
 
 
 def _server_security(directory: Path | None, users: list[str]) -> Any:
