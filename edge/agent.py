@@ -127,7 +127,9 @@ class EdgeAgent:
             return []
         from edge.modbus_source import modbus_sources
 
-        return modbus_sources(self.config.modbus, self.plant, self._emit)
+        return modbus_sources(
+            self.config.modbus, self.plant, self._emit, self.config.startup_wait_s
+        )
 
     def _opcua_sources(self) -> list[OpcUaSource]:
         """A source per machine of the config's `opcua` (without it: every machine the plant
@@ -160,6 +162,7 @@ class EdgeAgent:
                     ),
                 ),
                 self._emit,
+                self.config.startup_wait_s,
             )
             for target in targets
         ]

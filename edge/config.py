@@ -498,6 +498,11 @@ class EdgeConfig(_Section):
     )
     opcua_host: str | None = Field(default=None, description="reach every endpoint on this host")
     batch_interval_s: PositiveFloat = 0.2
+    startup_wait_s: NonNegativeFloat = Field(
+        default=0.0,
+        description="how long an OPC UA server may take to listen once the agent starts, waited "
+        "for quietly before the first connection (a machine powered on with its edge box)",
+    )
 
 
 def _check_against_plant(config: EdgeConfig, plant: Plant) -> None:

@@ -24,6 +24,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
 from edge.config import ModbusDevice, ModbusRegister, RegisterSpec, resolve_modbus
+from edge.listening import until_listening
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.modbus import (
     Endpoint,
@@ -170,23 +171,31 @@ class ModbusLine:
             self.client.close()
 
 
-def modbus_sources(devices: Sequence[ModbusDevice], plant: Plant, emit: Emit) -> list[ModbusSource]:
+def modbus_sources(
+    devices: Sequence[ModbusDevice], plant: Plant, emit: Emit, startup_wait_s: float = 0.0
+) -> list[ModbusSource]:
     """A source per device, the devices of one endpoint sharing its line (and the longest of
-    their timeouts)."""
+    their timeouts); a TCP device waited for up to `startup_wait_s` at start-up."""
     targets = [ModbusTarget.build(device, plant) for device in devices]
     lines: dict[str, ModbusLine] = {}
     for endpoint in {str(target.endpoint) for target in targets}:
         mine = [target for target in targets if str(target.endpoint) == endpoint]
         timeout_s = max(target.device.timeout_ms for target in mine) / 1000
         lines[endpoint] = ModbusLine(mine[0].endpoint, timeout_s)
-    return [ModbusSource(target, lines[str(target.endpoint)], emit) for target in targets]
+    return [
+        ModbusSource(target, lines[str(target.endpoint)], emit, startup_wait_s)
+        for target in targets
+    ]
 
 
 class ModbusSource:
     """Polls one Modbus device and emits a reading for every value that changed."""
 
-    def __init__(self, target: ModbusTarget, line: ModbusLine, emit: Emit):
+    def __init__(
+        self, target: ModbusTarget, line: ModbusLine, emit: Emit, startup_wait_s: float = 0.0
+    ):
         self.target, self.line, self.emit = target, line, emit
+        self.startup_wait_s = startup_wait_s
         self.device = target.device
         self.reconnects = 0
         self.rejected = 0  # values that were no readings of their signal
@@ -198,6 +207,9 @@ class ModbusSource:
 
     async def run(self) -> None:
         """Keep reading until cancelled, whatever the device or the line does."""
+        endpoint = self.target.endpoint
+        if isinstance(endpoint, TcpEndpoint):
+            await until_listening(endpoint.host, endpoint.port, self.startup_wait_s)
         backoff = 1.0
         try:
             while True:

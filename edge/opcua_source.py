@@ -23,6 +23,7 @@ from asyncua import Client, Node, ua
 from asyncua.crypto import security_policies
 
 from edge.config import NodeMapping, OpcUaMode, OpcUaSecurity, OpcUaSourceConfig, SecurityPolicy
+from edge.listening import until_listening
 from shopfloor._asyncua import monitor
 from shopfloor.messages import AssetPath, Quality, Reading, excerpt
 from shopfloor.plant import DEFAULT_OPCUA_NAMESPACE, Machine, Signal
@@ -190,8 +191,8 @@ class _NodeProblems:
 class OpcUaSource:
     """Reads every mapped node of one machine and emits readings as they change."""
 
-    def __init__(self, target: OpcUaTarget, emit: Emit):
-        self.target, self.emit = target, emit
+    def __init__(self, target: OpcUaTarget, emit: Emit, startup_wait_s: float = 0.0):
+        self.target, self.emit, self.startup_wait_s = target, emit, startup_wait_s
         self.settings = target.settings
         self.reconnects = 0
         self.rejected = 0  # values that were not readings of their signal
@@ -208,6 +209,8 @@ class OpcUaSource:
 
     async def run(self) -> None:
         """Keep reading until cancelled, whatever the server or the network does."""
+        parts = urlsplit(self.url)
+        await until_listening(parts.hostname, parts.port, self.startup_wait_s)
         backoff = 1.0
         while True:
             try:

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -62,6 +61,8 @@ SEED_WAIT_S = 60.0  # for the session's first readings, which date the demo SMEs
 SEED_JOIN_S = 30.0  # for a seeding under way at the stop (one SME's fast run, about a second)
 DEMO_MAX_FUTURE_S = 365 * 86400
 BACKGROUND_NICE = 10
+# The simulator's OPC UA servers listen seconds after the edge agent starts beside it.
+EDGE_STARTUP_WAIT_S = 60
 
 
 def _port_free(port: int) -> bool:
@@ -97,20 +98,6 @@ def wait_for_port(port: int, timeout_s: float = 15) -> bool:
                 return True
         time.sleep(0.1)
     return False
-
-
-def _wait_for_machines(plant_file: Path, timeout_s: float = 20) -> None:
-    """Until every machine's OPC UA server and Modbus meter listens (or `timeout_s`: the
-    watch names a simulator that failed)."""
-    machines = [machine for _, machine in load_plant(plant_file).machines()]
-    endpoints = [m.opcua.endpoint for m in machines if m.opcua]
-    endpoints += [
-        m.energy_meter.modbus.endpoint for m in machines if m.energy_meter and m.energy_meter.modbus
-    ]
-    ports = [port for port in (urlsplit(e).port for e in endpoints) if port is not None]
-    deadline = time.monotonic() + timeout_s
-    for port in ports:
-        wait_for_port(port, max(deadline - time.monotonic(), 0.1))
 
 
 def _die_with_parent() -> None:
@@ -364,14 +351,11 @@ def _run_session(session: Session, options: DemoOptions) -> Session | None:
 
         try:
             # On two cores what the first live values wait for goes first: the machines, the
-            # gateway that stores their readings and the dashboard that shows them (the
-            # longest start of all), then the edge agent (started before the OPC UA servers
-            # listen, it would log refused connections and count reconnects on a demo that
-            # just began); the analytics (its kernels take seconds of CPU) and the readiness
-            # seeding once the first readings are stored.
-            spawn("simulate", "gateway", "dashboard")
-            _wait_for_machines(session.plant)
-            spawn("edge")
+            # gateway that stores their readings, the dashboard that shows them (the longest
+            # start of all) and the edge agent, which starts up beside them and waits quietly
+            # for the OPC UA servers (`--startup-wait`); the analytics (its kernels take
+            # seconds of CPU) and the readiness seeding once the first readings are stored.
+            spawn("simulate", "gateway", "dashboard", "edge")
             seeding = (readiness_db, session.plant, store_url, stopping, analytics_due)
             seeder = threading.Thread(target=_seed_readiness, args=seeding, daemon=True)
             seeder.start()
@@ -464,6 +448,7 @@ def _commands(
         "edge": [
             *shopfloor, "edge", "run", *common, "--buffer", str(directory / "edge-buffer.db"),
             *(["--config", str(edge_config)] if edge_config else []),
+            "--startup-wait", str(EDGE_STARTUP_WAIT_S),
         ],
         "gateway": [
             *shopfloor, "gateway", *common, "--mqtt-version", _mqtt_version(kind),

@@ -21,6 +21,7 @@ import pytest_asyncio
 from asyncua import Client, ua
 
 from edge.config import OpcUaSourceConfig, load_edge_config
+from edge.listening import until_listening
 from edge.opcua_source import OpcUaSource, OpcUaTarget
 from shopfloor.messages import AssetPath, Reading
 from shopfloor.opcua_security import create_certificate
@@ -64,12 +65,13 @@ class Collected:
 
 @contextlib.asynccontextmanager
 async def reading(
-    machine: Machine, settings: dict[str, Any]
+    machine: Machine, settings: dict[str, Any], startup_wait_s: float = 0.0
 ) -> AsyncIterator[tuple[OpcUaSource, Collected]]:
     """A source with `settings` reading `machine`'s server while the block drives and checks it."""
     collected = Collected()
     config = OpcUaSourceConfig.model_validate({"machine": machine.id, **settings})
-    source = OpcUaSource(OpcUaTarget.build(PATH, machine, config, None), collected)
+    target = OpcUaTarget.build(PATH, machine, config, None)
+    source = OpcUaSource(target, collected, startup_wait_s)
     task = asyncio.create_task(source.run())
     try:
         yield source, collected
@@ -105,6 +107,30 @@ async def test_deadband_reports_only_moves_larger_than_it(
         assert got.values("temperature") == [0.0, 20.0, 22.0, 25.0]
         assert got.values("state") == ["idle"]
         assert source.polled_nodes == (2 if settings["mode"] == "poll" else 0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("startup_wait_s", "warned"), [(30.0, False), (0.0, True)])
+async def test_a_server_that_comes_up_with_the_agent_is_waited_for_quietly(
+    machine: Machine,
+    opcua_server: ServeMachine,
+    caplog: pytest.LogCaptureFixture,
+    startup_wait_s: float,
+    warned: bool,
+) -> None:
+    """Started before its server listens (a machine powered on with its edge box), a source
+    with a start-up wait connects once the server listens, with no refusal logged or counted;
+    without one it logs the refusal and counts a reconnect, as before."""
+    settings = {"mode": "subscribe", "sampling_interval_ms": 50}
+    async with reading(machine, settings, startup_wait_s) as (source, got):
+        await asyncio.sleep(1.0)  # the source tries (or waits) before the server is up
+        await opcua_server(machine, IDLE)
+        await eventually(lambda: got.values("state") == ["idle"], 15, "the first value")
+        assert (source.reconnects > 0) is warned
+    refusals = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "retrying" in r.message
+    ]
+    assert bool(refusals) is warned
 
 
 @pytest.mark.asyncio
@@ -428,3 +454,13 @@ async def test_browse_writes_the_user_and_the_password_as_a_reference_the_agent_
     assert edge.opcua is not None
     async with reading(machine, edge.opcua[0].model_dump(exclude={"machine"})) as (_, got):
         await eventually(lambda: got.values("temperature") == [0.0], 15, "the browsed config")
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_never_comes_up_is_tried_after_the_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.listening")
+    port = free_port()
+    await until_listening("127.0.0.1", port, 0.3)
+    assert caplog.messages == [f"127.0.0.1:{port} not listening after 0.3 s; connecting anyway"]

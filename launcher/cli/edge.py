@@ -78,6 +78,14 @@ def edge_run(
             envvar="SHOPFLOOR_EDGE_METRICS_PORT", help="Port of /metrics and /status; 0 for none."
         ),
     ] = None,
+    startup_wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds an OPC UA server may take to listen once the agent starts, waited for "
+            "quietly (overrides the config's startup_wait_s).",
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Read machines (OPC UA) and sensors (MQTT), buffer on disk, forward to the broker."""
@@ -91,6 +99,7 @@ def edge_run(
         "broker": {"url": broker},
         "buffer": {"path": buffer, "max_mb": buffer_max_mb, "max_age_h": buffer_max_age_h},
         "health": {"metrics_port": metrics_port},
+        "startup_wait_s": startup_wait,
     }
     config, plant = _edge_config(config_file, plant_file, overrides)
     settings = config.buffer
