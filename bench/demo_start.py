@@ -43,6 +43,7 @@ from tests.servers import free_port, machine_on_free_ports
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "examples" / "scenarios" / "moulding.yaml"
 GOAL_START_S, GOAL_RESTART_S = 10.0, 5.0
+CORES = os.cpu_count() or 1
 TIMEOUT_S = 120.0
 LIVE_VALUE = re.compile(r"updated \d+ sec ago")  # a machine card's freshness line
 BROKER_LISTENS, STORE_VALUE, DASHBOARD_LISTENS, DASHBOARD_VALUE = (
@@ -262,6 +263,12 @@ class Figures:
     def restart_s(self) -> float:
         return self.stop_s + self.again.marks[DASHBOARD_VALUE]
 
+    @property
+    def restart_floor_s(self) -> float:
+        """What the restart would take with both cores busy from its start to the live value:
+        the work the processes do to get there, not their order, bounds it."""
+        return self.stop_s + sum(self.again.cpu.values()) / CORES
+
 
 def measure() -> Figures:
     """The baseline, a start, its stop and a restart on the same ports."""
@@ -290,6 +297,11 @@ def main() -> None:
         ("start to a live value on the dashboard", figures.start_s, GOAL_START_S),
         ("restart: Ctrl-C to a live value again", figures.restart_s, GOAL_RESTART_S),
         ("  of which Ctrl-C to every process stopped", figures.stop_s, None),
+        (
+            f"  its floor on {CORES} cores: the stop + the CPU s by the live value / {CORES}",
+            figures.restart_floor_s,
+            None,
+        ),
         ("start to the first machine value in the store", figures.first.marks[STORE_VALUE], None),
     ):
         met = "" if goal is None else ("met" if seconds < goal else "MISSED")
@@ -309,8 +321,8 @@ def main() -> None:
         )
     Console().print(hops)
     cpu = Table(
-        title="CPU seconds of each process by the live value (2 cores: the wall time's floor is "
-        "half their sum)"
+        title=f"CPU seconds of each process by the live value ({CORES} cores: the wall time's "
+        f"floor is their sum / {CORES})"
     )
     for column in ("process", "start", "restart"):
         cpu.add_column(column, justify="left" if column == "process" else "right")
