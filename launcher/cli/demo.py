@@ -21,6 +21,7 @@ from launcher.cli.common import (
     TokenOption,
     app,
     checked,
+    exit_now,
     fail,
     read_plant,
     read_scenario,
@@ -187,6 +188,7 @@ def demo(
         run_demo(session, options)
     except (SessionError, RuntimeError) as exc:
         raise fail(str(exc)) from None
+    exit_now()
 
 
 def _source(scenario_file: Path, plant_file: Path | None) -> tuple[Path, Path | None]:
