@@ -192,7 +192,7 @@ def test_a_recorded_shift_replayed_at_x60_drives_the_dashboard(
         shot = artifact("dashboard-replay.png")
         with open_page(f"http://127.0.0.1:{port}", shot) as page:
             for name in ("Injection press 1", "Trimming centre", "Packaging station"):
-                page.get_by_text(name).wait_for(timeout=30_000)
+                page.get_by_text(name).first.wait_for(timeout=30_000)  # also in the events table
             page.get_by_text("running").first.wait_for(timeout=30_000)
             assert replay.wait(60) == 0, (tmp_path / "replay.log").read_text()
             page.wait_for_timeout(3000)

@@ -236,7 +236,7 @@ def test_dashboard_shows_the_three_machines(pipeline: Pipeline, tmp_path: Path) 
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
             for name in ("Injection press 1", "Trimming centre", "Packaging station"):
-                page.get_by_text(name).wait_for(timeout=60_000)
+                page.get_by_text(name).first.wait_for(timeout=60_000)  # also in the events table
             page.get_by_text("Parts").first.wait_for(timeout=30_000)
             page.get_by_text("updated").first.wait_for(timeout=30_000)
             artifacts = ROOT / "test-artifacts"
