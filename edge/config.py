@@ -500,8 +500,9 @@ class EdgeConfig(_Section):
     batch_interval_s: PositiveFloat = 0.2
     startup_wait_s: NonNegativeFloat = Field(
         default=0.0,
-        description="how long an OPC UA server may take to listen once the agent starts, waited "
-        "for quietly before the first connection (a machine powered on with its edge box)",
+        description="how long an OPC UA server or Modbus TCP device may take to listen once the "
+        "agent starts, waited for quietly before the first connection (a machine powered on "
+        "with its edge box)",
     )
 
 

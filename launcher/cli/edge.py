@@ -82,8 +82,8 @@ def edge_run(
         float | None,
         typer.Option(
             min=0,
-            help="Seconds an OPC UA server may take to listen once the agent starts, waited for "
-            "quietly (overrides the config's startup_wait_s).",
+            help="Seconds an OPC UA server or Modbus TCP device may take to listen once the agent "
+            "starts, waited for quietly (overrides the config's startup_wait_s).",
         ),
     ] = None,
     verbose: VerboseOption = False,
